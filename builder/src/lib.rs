@@ -1,0 +1,2 @@
+//! mgw: the builder CLI's library.
+#![forbid(unsafe_code)]

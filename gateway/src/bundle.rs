@@ -1,0 +1,959 @@
+//! The bundle: the gateway's only configuration input.
+//!
+//! Two layers, as in "parse, don't validate": [`Bundle`] is the wire document the
+//! builder writes (serde, unknown fields denied, canonical JSON), and [`Config`] is
+//! what the gateway runs on, produced by [`Config::from_bundle`] after every check
+//! and after `${VAR}` templates are resolved through the [`Env`] seam. Every problem
+//! names its key path (`apis[0].operations[2].method`). This module never touches
+//! the network or the clock; it must stay cheap enough to run on every start.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http::{Method, Uri};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::env::{self, Env};
+
+/// The bundle format this gateway understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+// ---------------------------------------------------------------------------
+// Wire format
+// ---------------------------------------------------------------------------
+
+/// The bundle document as written by `mgw build`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Bundle {
+    pub schema_version: u32,
+    pub gateway: GatewayInfo,
+    #[serde(default)]
+    pub listeners: Listeners,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Upstream clusters by name; APIs and operations refer to them.
+    pub upstreams: BTreeMap<String, Upstream>,
+    pub apis: Vec<Api>,
+    #[serde(default)]
+    pub analytics: Analytics,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Listeners {
+    #[serde(default = "Listener::default_api")]
+    pub api: Listener,
+    #[serde(default = "Listener::default_admin")]
+    pub admin: Listener,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self {
+            api: Listener::default_api(),
+            admin: Listener::default_admin(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Listener {
+    /// `host:port`; may use `${VAR}` templates.
+    pub address: String,
+}
+
+impl Listener {
+    pub const DEFAULT_API: &str = "${MGW_LISTEN:-0.0.0.0:8080}";
+    pub const DEFAULT_ADMIN: &str = "${MGW_ADMIN_LISTEN:-0.0.0.0:9090}";
+
+    fn default_api() -> Self {
+        Self {
+            address: Self::DEFAULT_API.into(),
+        }
+    }
+    fn default_admin() -> Self {
+        Self {
+            address: Self::DEFAULT_ADMIN.into(),
+        }
+    }
+}
+
+/// Protection of the API listener against slow, huge or idle clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Limits {
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line plus headers) accepted, in bytes.
+    pub max_header_bytes: u64,
+    /// Most request headers accepted.
+    pub max_headers: u64,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub idle_timeout_ms: u64,
+    /// Default request body limit; an API may lower or raise it.
+    pub max_body_bytes: u64,
+    /// On SIGTERM, in-flight requests get this long to finish.
+    pub shutdown_grace_ms: u64,
+    /// HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            idle_timeout_ms: 60_000,
+            max_body_bytes: 10 * 1024 * 1024,
+            shutdown_grace_ms: 20_000,
+            h2_max_concurrent_streams: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Upstream {
+    /// One or more base URLs (`http://host:port/prefix`); may use `${VAR}` templates.
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub load_balancing: LoadBalancing,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time from sending the request until the response head arrives.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub retry: Retry,
+    #[serde(default = "default_pool_idle_timeout_ms")]
+    pub pool_idle_timeout_ms: u64,
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle_per_host: u64,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_pool_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_pool_max_idle() -> u64 {
+    512
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LoadBalancing {
+    /// Spread requests over all URLs in turn; skip a URL that refuses connections.
+    #[default]
+    RoundRobin,
+    /// Always use the first URL that accepts connections, in the listed order.
+    Failover,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Retry {
+    /// Further attempts after the first. Connect failures are always retryable.
+    pub attempts: u32,
+    /// Also retry idempotent requests without a body that failed after being sent
+    /// (connection reset, upstream closed early).
+    pub idempotent: bool,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 1,
+            idempotent: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Api {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Path prefix the API is served under (`/petstore/v1`), or `/`.
+    pub base_path: String,
+    /// Default upstream (a key of `upstreams`).
+    pub upstream: String,
+    /// Overrides `limits.maxBodyBytes` for this API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    pub operations: Vec<Operation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Operation {
+    pub id: String,
+    pub method: String,
+    /// OpenAPI path template relative to the base path (`/pets/{petId}`).
+    pub path: String,
+    /// Overrides the API's upstream for this operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Analytics {
+    #[serde(default)]
+    pub sink: SinkKind,
+    /// File path for `sink: file`; may use `${VAR}` templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Events waiting to be written; when full, new events are dropped and counted.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: u64,
+}
+
+fn default_queue_capacity() -> u64 {
+    16_384
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Self {
+            sink: SinkKind::Stdout,
+            path: None,
+            queue_capacity: default_queue_capacity(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SinkKind {
+    #[default]
+    Stdout,
+    File,
+    None,
+}
+
+impl Bundle {
+    /// Parses bundle JSON; the error names the key path of the first problem.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, BundleError> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            BundleError::Parse {
+                key: if path == "." { String::new() } else { path },
+                message: e.into_inner().to_string(),
+            }
+        })
+    }
+
+    /// The canonical bytes: keys sorted, compact, newline-terminated. The bundle
+    /// digest is the sha256 of exactly these bytes.
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        // `serde_json::Value` keeps object keys in a BTreeMap (the workspace never
+        // enables `preserve_order`), so going through it sorts every key.
+        let value = serde_json::to_value(self).expect("bundle serializes");
+        let mut out = serde_json::to_vec(&value).expect("value serializes");
+        out.push(b'\n');
+        out
+    }
+}
+
+/// `sha256:<hex>` of some bytes, the form used for bundle and OCI digests.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// One thing wrong with a bundle, at a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "`{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot read bundle `{path}`: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "bundle digest mismatch: the image records `{expected}` but the bundle file hashes to `{actual}`; the bundle was modified after the image was built, refusing to run it"
+    )]
+    DigestMismatch { expected: String, actual: String },
+    #[error("invalid bundle at `{key}`: {message}")]
+    Parse { key: String, message: String },
+    #[error("invalid bundle:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+// ---------------------------------------------------------------------------
+// Validated configuration
+// ---------------------------------------------------------------------------
+
+/// The checked, resolved configuration the gateway runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sha256:…` of the bundle bytes.
+    pub digest: String,
+    pub gateway: GatewayInfo,
+    pub api_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub limits: LimitsCfg,
+    pub upstreams: Vec<UpstreamCfg>,
+    pub apis: Vec<ApiCfg>,
+    pub routes: Vec<RouteCfg>,
+    pub analytics: AnalyticsCfg,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsCfg {
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub h2_max_concurrent_streams: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamCfg {
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub load_balancing: LoadBalancing,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry_attempts: u32,
+    pub retry_idempotent: bool,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+/// One upstream base URL, split for cheap request rewriting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `http://host:port`, no path.
+    pub origin: Uri,
+    /// Path prefix without trailing `/` (empty for none).
+    pub path_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiCfg {
+    pub name: String,
+    pub version: Option<String>,
+    pub base_path: String,
+}
+
+/// One routable operation.
+#[derive(Debug, Clone)]
+pub struct RouteCfg {
+    pub api: usize,
+    pub operation_id: String,
+    pub method: Method,
+    /// Path template relative to the API's base path.
+    pub path: String,
+    /// Full template, base path included, as the router sees it.
+    pub template: String,
+    /// Number of path segments the API's base path occupies.
+    pub base_segments: usize,
+    pub upstream: usize,
+    pub max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnalyticsCfg {
+    Stdout { queue_capacity: usize },
+    File { path: String, queue_capacity: usize },
+    Disabled,
+}
+
+/// Reads a bundle file, checks it against the digest the image recorded (when
+/// given) and validates it.
+pub fn load(
+    path: &Path,
+    expected_digest: Option<&str>,
+    env: &dyn Env,
+) -> Result<Config, BundleError> {
+    let bytes = std::fs::read(path).map_err(|source| BundleError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let actual = digest_of(&bytes);
+    if let Some(expected) = expected_digest {
+        if expected != actual {
+            return Err(BundleError::DigestMismatch {
+                expected: expected.to_owned(),
+                actual,
+            });
+        }
+    }
+    let bundle = Bundle::from_json(&bytes)?;
+    Config::from_bundle(&bundle, actual, Some(env))
+}
+
+/// Collects problems instead of stopping at the first.
+struct Checker<'a> {
+    env: Option<&'a dyn Env>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Resolves a template. Without an environment (the builder validating), it
+    /// only checks the template syntax and returns `None`.
+    fn resolve(&mut self, key: &str, template: &str) -> Option<String> {
+        match self.env {
+            Some(env) => match env::substitute(template, env) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.push(key, e.to_string());
+                    None
+                }
+            },
+            None => {
+                let always_set = BTreeMap::<String, String>::new();
+                let probe = env::substitute(template, &always_set);
+                match probe {
+                    Ok(v) => Some(v),
+                    Err(env::SubstError::Missing(_)) => None,
+                    Err(e) => {
+                        self.push(key, e.to_string());
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn millis(&mut self, key: &str, ms: u64) -> Duration {
+        if ms == 0 {
+            self.push(key, "must be greater than 0");
+        }
+        Duration::from_millis(ms)
+    }
+
+    fn socket_addr(&mut self, key: &str, template: &str) -> SocketAddr {
+        let fallback = SocketAddr::from(([0, 0, 0, 0], 0));
+        let Some(value) = self.resolve(key, template) else {
+            return fallback;
+        };
+        match value.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                self.push(
+                    key,
+                    format!("`{value}` is not a socket address (expected `host:port` such as `0.0.0.0:8080` or `[::]:8080`)"),
+                );
+                fallback
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Validates a bundle. With `env`, every `${VAR}` is resolved and must be
+    /// set or defaulted; without, templates are only checked for syntax (the
+    /// builder's view, where the deployment environment is unknown).
+    pub fn from_bundle(
+        bundle: &Bundle,
+        digest: String,
+        env: Option<&dyn Env>,
+    ) -> Result<Config, BundleError> {
+        let mut c = Checker {
+            env,
+            problems: Vec::new(),
+        };
+        if bundle.schema_version != SCHEMA_VERSION {
+            c.push(
+                "schemaVersion",
+                format!(
+                    "this gateway reads schema version {SCHEMA_VERSION}, the bundle has {}; rebuild the image with a matching `mgw`",
+                    bundle.schema_version
+                ),
+            );
+        }
+        if bundle.gateway.name.trim().is_empty() {
+            c.push("gateway.name", "must not be empty");
+        }
+        let api_addr = c.socket_addr("listeners.api.address", &bundle.listeners.api.address);
+        let admin_addr = c.socket_addr("listeners.admin.address", &bundle.listeners.admin.address);
+        if env.is_some() && api_addr == admin_addr && api_addr.port() != 0 {
+            c.push(
+                "listeners.admin.address",
+                format!("`{admin_addr}` is also the API listener; the admin port must differ"),
+            );
+        }
+
+        let l = &bundle.limits;
+        let limits = LimitsCfg {
+            header_read_timeout: c.millis("limits.headerReadTimeoutMs", l.header_read_timeout_ms),
+            max_header_bytes: bounded(
+                &mut c,
+                "limits.maxHeaderBytes",
+                l.max_header_bytes,
+                1024,
+                1 << 20,
+            ),
+            max_headers: bounded(&mut c, "limits.maxHeaders", l.max_headers, 1, 1000),
+            idle_timeout: c.millis("limits.idleTimeoutMs", l.idle_timeout_ms),
+            shutdown_grace: Duration::from_millis(l.shutdown_grace_ms),
+            h2_max_concurrent_streams: l.h2_max_concurrent_streams.max(1),
+        };
+
+        let mut upstream_index = BTreeMap::new();
+        let mut upstreams = Vec::with_capacity(bundle.upstreams.len());
+        for (name, u) in &bundle.upstreams {
+            let key = format!("upstreams.{name}");
+            upstream_index.insert(name.as_str(), upstreams.len());
+            upstreams.push(check_upstream(&mut c, &key, name, u));
+        }
+
+        let mut apis = Vec::with_capacity(bundle.apis.len());
+        let mut routes = Vec::new();
+        let mut api_names = HashSet::new();
+        let mut seen_routes: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (ai, api) in bundle.apis.iter().enumerate() {
+            let key = format!("apis[{ai}]");
+            if api.name.trim().is_empty() {
+                c.push(format!("{key}.name"), "must not be empty");
+            } else if !api_names.insert(api.name.as_str()) {
+                c.push(
+                    format!("{key}.name"),
+                    format!("API `{}` is listed twice", api.name),
+                );
+            }
+            let base_path = normalize_base_path(&mut c, &format!("{key}.basePath"), &api.base_path);
+            let base_segments = base_path.split('/').filter(|s| !s.is_empty()).count();
+            let api_upstream = match upstream_index.get(api.upstream.as_str()) {
+                Some(&i) => i,
+                None => {
+                    c.push(
+                        format!("{key}.upstream"),
+                        format!(
+                            "no upstream named `{}` (known: {})",
+                            api.upstream,
+                            known(&upstream_index)
+                        ),
+                    );
+                    0
+                }
+            };
+            let max_body = api.max_body_bytes.unwrap_or(l.max_body_bytes);
+            if api.operations.is_empty() {
+                c.push(
+                    format!("{key}.operations"),
+                    "an API needs at least one operation",
+                );
+            }
+            for (oi, op) in api.operations.iter().enumerate() {
+                let okey = format!("{key}.operations[{oi}]");
+                if op.id.is_empty() {
+                    c.push(format!("{okey}.id"), "must not be empty");
+                }
+                let method = match Method::from_bytes(op.method.to_ascii_uppercase().as_bytes()) {
+                    Ok(m) if op.method.chars().all(|ch| ch.is_ascii_alphabetic()) => m,
+                    _ => {
+                        c.push(
+                            format!("{okey}.method"),
+                            format!("`{}` is not an HTTP method", op.method),
+                        );
+                        Method::GET
+                    }
+                };
+                if !op.path.starts_with('/') {
+                    c.push(
+                        format!("{okey}.path"),
+                        format!("`{}` must start with `/`", op.path),
+                    );
+                }
+                let template = join_paths(&base_path, &op.path);
+                let upstream = match &op.upstream {
+                    None => api_upstream,
+                    Some(u) => match upstream_index.get(u.as_str()) {
+                        Some(&i) => i,
+                        None => {
+                            c.push(
+                                format!("{okey}.upstream"),
+                                format!(
+                                    "no upstream named `{u}` (known: {})",
+                                    known(&upstream_index)
+                                ),
+                            );
+                            api_upstream
+                        }
+                    },
+                };
+                let route_key = (method.as_str().to_owned(), canonical_template(&template));
+                if let Some(prev) = seen_routes.insert(route_key, okey.clone()) {
+                    c.push(
+                        okey.clone(),
+                        format!("`{method} {template}` is already served by `{prev}`"),
+                    );
+                }
+                routes.push(RouteCfg {
+                    api: ai,
+                    operation_id: op.id.clone(),
+                    method,
+                    path: op.path.clone(),
+                    template,
+                    base_segments,
+                    upstream,
+                    max_body_bytes: max_body,
+                });
+            }
+            apis.push(ApiCfg {
+                name: api.name.clone(),
+                version: api.version.clone(),
+                base_path,
+            });
+        }
+
+        let a = &bundle.analytics;
+        let queue_capacity = bounded(
+            &mut c,
+            "analytics.queueCapacity",
+            a.queue_capacity,
+            1,
+            1 << 24,
+        );
+        let analytics = match a.sink {
+            SinkKind::Stdout => AnalyticsCfg::Stdout { queue_capacity },
+            SinkKind::None => AnalyticsCfg::Disabled,
+            SinkKind::File => match &a.path {
+                None => {
+                    c.push("analytics.path", "required when `sink` is `file`");
+                    AnalyticsCfg::Disabled
+                }
+                Some(p) => {
+                    let path = c.resolve("analytics.path", p).unwrap_or_default();
+                    AnalyticsCfg::File {
+                        path,
+                        queue_capacity,
+                    }
+                }
+            },
+        };
+
+        if !c.problems.is_empty() {
+            return Err(BundleError::Invalid(c.problems));
+        }
+        Ok(Config {
+            digest,
+            gateway: bundle.gateway.clone(),
+            api_addr,
+            admin_addr,
+            limits,
+            upstreams,
+            apis,
+            routes,
+            analytics,
+        })
+    }
+}
+
+fn bounded(c: &mut Checker<'_>, key: &str, v: u64, min: u64, max: u64) -> usize {
+    if v < min || v > max {
+        c.push(key, format!("{v} is out of range ({min}..={max})"));
+    }
+    usize::try_from(v.clamp(min, max)).unwrap_or(usize::MAX)
+}
+
+fn known(index: &BTreeMap<&str, usize>) -> String {
+    if index.is_empty() {
+        return "none".into();
+    }
+    index
+        .keys()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_upstream(c: &mut Checker<'_>, key: &str, name: &str, u: &Upstream) -> UpstreamCfg {
+    if u.urls.is_empty() {
+        c.push(format!("{key}.urls"), "needs at least one URL");
+    }
+    let mut targets = Vec::with_capacity(u.urls.len());
+    for (i, t) in u.urls.iter().enumerate() {
+        let ukey = format!("{key}.urls[{i}]");
+        if let Some(url) = c.resolve(&ukey, t) {
+            match parse_target(&url) {
+                Ok(t) => targets.push(t),
+                Err(msg) => c.push(ukey, msg),
+            }
+        }
+    }
+    UpstreamCfg {
+        name: name.to_owned(),
+        targets,
+        load_balancing: u.load_balancing,
+        connect_timeout: c.millis(&format!("{key}.connectTimeoutMs"), u.connect_timeout_ms),
+        request_timeout: c.millis(&format!("{key}.requestTimeoutMs"), u.request_timeout_ms),
+        retry_attempts: u.retry.attempts.min(10),
+        retry_idempotent: u.retry.idempotent,
+        pool_idle_timeout: Duration::from_millis(u.pool_idle_timeout_ms),
+        pool_max_idle_per_host: usize::try_from(u.pool_max_idle_per_host).unwrap_or(usize::MAX),
+    }
+}
+
+/// Splits `http://host:port/prefix` into origin and path prefix.
+pub fn parse_target(url: &str) -> Result<Target, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "`{url}`: scheme `{other}` is not supported for upstreams (use `http://`)"
+            ));
+        }
+        None => return Err(format!("`{url}` needs a scheme, such as `http://{url}`")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("`{url}` has no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "`{url}`: credentials in upstream URLs are not supported"
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(format!(
+            "`{url}`: a query string in an upstream URL is not supported"
+        ));
+    }
+    let origin = Uri::builder()
+        .scheme("http")
+        .authority(authority.clone())
+        .path_and_query("/")
+        .build()
+        .map_err(|e| format!("`{url}`: {e}"))?;
+    Ok(Target {
+        origin,
+        path_prefix: uri.path().trim_end_matches('/').to_owned(),
+    })
+}
+
+fn normalize_base_path(c: &mut Checker<'_>, key: &str, base: &str) -> String {
+    if !base.starts_with('/') {
+        c.push(key, format!("`{base}` must start with `/`"));
+    }
+    if base.contains('{') || base.contains('?') || base.contains('#') {
+        c.push(
+            key,
+            format!("`{base}` must be a literal path (no parameters, query or fragment)"),
+        );
+    }
+    let trimmed = base.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// `base` + `path`, with exactly one `/` between them.
+pub fn join_paths(base: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if path.is_empty() || path == "/" {
+        return if base.is_empty() {
+            "/".into()
+        } else {
+            base.to_owned()
+        };
+    }
+    format!("{base}/{}", path.trim_start_matches('/'))
+}
+
+/// A template with parameter names erased, so `/p/{a}` and `/p/{b}` collide.
+pub fn canonical_template(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut in_param = false;
+    for ch in template.chars() {
+        match ch {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            _ if in_param => {}
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Bundle {
+        serde_json::from_value(serde_json::json!({
+            "schemaVersion": 1,
+            "gateway": {"name": "petstore", "version": "1.0.0"},
+            "upstreams": {"pets": {"urls": ["${PETS_URL:-http://127.0.0.1:3000/v1/}"]}},
+            "apis": [{
+                "name": "petstore", "basePath": "/petstore/v1/", "upstream": "pets",
+                "operations": [
+                    {"id": "listPets", "method": "get", "path": "/pets"},
+                    {"id": "getPet", "method": "GET", "path": "/pets/{petId}"}
+                ]
+            }]
+        }))
+        .unwrap()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn valid_bundle_resolves() {
+        let cfg = Config::from_bundle(&sample(), "sha256:x".into(), Some(&env(&[]))).unwrap();
+        assert_eq!(cfg.api_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(cfg.apis[0].base_path, "/petstore/v1");
+        assert_eq!(cfg.routes[1].template, "/petstore/v1/pets/{petId}");
+        assert_eq!(cfg.routes[1].base_segments, 2);
+        assert_eq!(cfg.routes[0].method, Method::GET);
+        let t = &cfg.upstreams[0].targets[0];
+        assert_eq!(t.origin, "http://127.0.0.1:3000/");
+        assert_eq!(t.path_prefix, "/v1");
+    }
+
+    #[test]
+    fn env_overrides_default() {
+        let e = env(&[
+            ("PETS_URL", "http://10.0.0.1:81"),
+            ("MGW_LISTEN", "127.0.0.1:1"),
+        ]);
+        let cfg = Config::from_bundle(&sample(), String::new(), Some(&e)).unwrap();
+        assert_eq!(cfg.upstreams[0].targets[0].origin, "http://10.0.0.1:81/");
+        assert_eq!(cfg.api_addr, "127.0.0.1:1".parse().unwrap());
+    }
+
+    #[test]
+    fn missing_variable_names_it_and_the_key() {
+        let mut b = sample();
+        b.upstreams.get_mut("pets").unwrap().urls = vec!["${PETS_UPSTREAM}".into()];
+        let err = Config::from_bundle(&b, String::new(), Some(&env(&[]))).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("upstreams.pets.urls[0]"), "{msg}");
+        assert!(msg.contains("PETS_UPSTREAM"), "{msg}");
+        // Without an environment (the builder), a template is fine.
+        Config::from_bundle(&b, String::new(), None).unwrap();
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["apis"][0]["operations"][1]["mehtod"] = "GET".into();
+        let err = Bundle::from_json(v.to_string().as_bytes()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("apis[0].operations[1]"), "{msg}");
+        assert!(msg.contains("mehtod"), "{msg}");
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let mut b = sample();
+        b.apis[0].upstream = "nope".into();
+        b.apis[0].operations[1].method = "G ET".into();
+        let dup = b.apis[0].operations[0].clone();
+        b.apis[0].operations.push(dup);
+        let msg = Config::from_bundle(&b, String::new(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`apis[0].upstream`: no upstream named `nope` (known: `pets`)"),
+            "{msg}"
+        );
+        assert!(msg.contains("apis[0].operations[1].method"), "{msg}");
+        assert!(
+            msg.contains("already served by `apis[0].operations[0]`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn canonical_json_is_sorted_and_stable() {
+        let b = sample();
+        let bytes = b.to_canonical_json();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.find("\"analytics\"").unwrap() < text.find("\"apis\"").unwrap());
+        assert_eq!(Bundle::from_json(&bytes).unwrap(), b);
+        assert_eq!(
+            bytes,
+            Bundle::from_json(&bytes).unwrap().to_canonical_json()
+        );
+    }
+
+    #[test]
+    fn digest_mismatch_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bundle.json");
+        std::fs::write(&path, sample().to_canonical_json()).unwrap();
+        let err = load(&path, Some("sha256:00"), &env(&[])).unwrap_err();
+        assert!(matches!(err, BundleError::DigestMismatch { .. }));
+        let good = digest_of(&std::fs::read(&path).unwrap());
+        load(&path, Some(&good), &env(&[])).unwrap();
+    }
+
+    #[test]
+    fn upstream_url_checks() {
+        assert!(
+            parse_target("https://x")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(parse_target("x:80").is_err());
+        assert!(
+            parse_target("http://u:p@x")
+                .unwrap_err()
+                .contains("credentials")
+        );
+        assert_eq!(parse_target("http://x:1/a/b/").unwrap().path_prefix, "/a/b");
+    }
+}
