@@ -1,8 +1,80 @@
 //! mgw-gateway: the runtime inside every mgw image.
 //!
-//! It loads one bundle at start ([`bundle`]), builds a router from it, and serves
-//! the API listener and the admin listener until SIGTERM. See `ARCHITECTURE.md`.
+//! It loads one bundle at start ([`bundle`]), builds the request pipeline from it
+//! ([`pipeline`]) and serves the API and admin listeners ([`server`]) until SIGTERM.
+//! See `ARCHITECTURE.md` for the map.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod analytics;
+pub mod body;
 pub mod bundle;
 pub mod env;
+pub mod error;
+pub mod metrics;
+pub mod pipeline;
+pub mod proxy;
+pub mod request_id;
+pub mod router;
+pub mod server;
+
+use std::path::PathBuf;
+
+/// Exit code for a bundle the gateway refuses (sysexits `EX_DATAERR`-style 64,
+/// as the SPEC fixes it).
+pub const EXIT_BAD_CONFIG: i32 = 64;
+
+/// What the binary was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub bundle: PathBuf,
+    /// `sha256:…` recorded in the image; the bundle file must hash to it.
+    pub expected_digest: Option<String>,
+}
+
+/// Why the gateway stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Bundle(_) => EXIT_BAD_CONFIG,
+            RunError::Serve(server::ServeError::Router(_)) => EXIT_BAD_CONFIG,
+            RunError::Serve(_) => 1,
+        }
+    }
+}
+
+/// Loads the bundle, binds the listeners and serves until SIGTERM or SIGINT.
+pub async fn run(opts: RunOptions) -> Result<(), RunError> {
+    let config = bundle::load(
+        &opts.bundle,
+        opts.expected_digest.as_deref(),
+        &env::ProcessEnv,
+    )?;
+    let server = server::Server::bind(config).await?;
+    server.run(shutdown_signal()).await;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+    }
+}

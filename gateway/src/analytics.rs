@@ -1,0 +1,209 @@
+//! Analytics: one JSON line per request, written off the request path.
+//!
+//! The request path only does a non-blocking `try_send` of a small event into a
+//! bounded queue; a dedicated OS thread (never a runtime worker) formats and writes
+//! the lines. When the queue is full or the sink fails, events are dropped and
+//! counted in `mgw_analytics_events_dropped_total`. This module must never block,
+//! slow down or fail a request.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderValue, Method};
+use serde::Serialize;
+
+use crate::bundle::{AnalyticsCfg, Config};
+use crate::metrics::Metrics;
+
+/// What the request path hands over: cheap to build, names resolved later.
+#[derive(Debug)]
+pub struct Event {
+    pub time: SystemTime,
+    pub request_id: HeaderValue,
+    /// Index into `Config::routes`; `None` when no operation matched.
+    pub route: Option<u32>,
+    pub method: Method,
+    pub status: u16,
+    pub total: Duration,
+    pub upstream: Option<Duration>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub client: SocketAddr,
+    pub error: Option<&'static str>,
+    /// Filled by authentication (later stages).
+    pub consumer: Option<Arc<str>>,
+}
+
+/// The line written for each event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Line<'a> {
+    timestamp: String,
+    request_id: &'a str,
+    api: Option<&'a str>,
+    api_version: Option<&'a str>,
+    operation_id: Option<&'a str>,
+    route: Option<&'a str>,
+    method: &'a str,
+    status: u16,
+    latency_ms: f64,
+    upstream_latency_ms: Option<f64>,
+    bytes_in: u64,
+    bytes_out: u64,
+    client_ip: String,
+    consumer: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+enum Msg {
+    Event(Box<Event>),
+    Stop,
+}
+
+/// The sending side, held by the pipeline.
+#[derive(Clone)]
+pub struct Analytics {
+    tx: Option<SyncSender<Msg>>,
+}
+
+/// The writer thread; stop it with [`Writer::stop`] to flush what is queued.
+pub struct Writer {
+    tx: Option<SyncSender<Msg>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Analytics {
+    /// Starts the writer thread for the configured sink.
+    pub fn start(config: Arc<Config>, metrics: Arc<Metrics>) -> io::Result<(Analytics, Writer)> {
+        let (sink, capacity): (Box<dyn Write + Send>, usize) = match &config.analytics {
+            AnalyticsCfg::Disabled => {
+                return Ok((
+                    Analytics { tx: None },
+                    Writer {
+                        tx: None,
+                        handle: None,
+                    },
+                ));
+            }
+            AnalyticsCfg::Stdout { queue_capacity } => (Box::new(io::stdout()), *queue_capacity),
+            AnalyticsCfg::File {
+                path,
+                queue_capacity,
+            } => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        io::Error::new(e.kind(), format!("analytics file `{path}`: {e}"))
+                    })?;
+                (Box::new(file), *queue_capacity)
+            }
+        };
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        let handle = std::thread::Builder::new()
+            .name("mgw-analytics".into())
+            .spawn(move || write_loop(rx, sink, &config, &metrics))?;
+        Ok((
+            Analytics {
+                tx: Some(tx.clone()),
+            },
+            Writer {
+                tx: Some(tx),
+                handle: Some(handle),
+            },
+        ))
+    }
+
+    /// A recorder that drops everything (tests, disabled sink).
+    pub fn disabled() -> Analytics {
+        Analytics { tx: None }
+    }
+
+    /// Never blocks: a full queue drops the event and counts it.
+    pub fn record(&self, event: Event, metrics: &Metrics) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(Msg::Event(Box::new(event))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                metrics.analytics_dropped.inc();
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Asks the writer to finish what is queued and waits for it.
+    pub fn stop(mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Stop);
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn write_loop(rx: Receiver<Msg>, sink: Box<dyn Write + Send>, config: &Config, metrics: &Metrics) {
+    let mut out = io::BufWriter::with_capacity(64 * 1024, sink);
+    let mut broken = false;
+    // Block for one message, drain whatever else is queued, then flush: a burst
+    // becomes one write, and a quiet sink is flushed at once.
+    while let Ok(msg) = rx.recv() {
+        let mut next = Some(msg);
+        while let Some(msg) = next.take() {
+            let Msg::Event(event) = msg else {
+                let _ = out.flush();
+                return;
+            };
+            if broken {
+                metrics.analytics_dropped.inc();
+            } else {
+                let line = to_line(&event, config);
+                if serde_json::to_writer(&mut out, &line).is_ok() && out.write_all(b"\n").is_ok() {
+                    metrics.analytics_written.inc();
+                } else {
+                    broken = true;
+                    metrics.analytics_dropped.inc();
+                    tracing::warn!("analytics sink failed; further events are dropped");
+                }
+            }
+            next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => break,
+            };
+        }
+        if !broken && out.flush().is_err() {
+            broken = true;
+            tracing::warn!("analytics sink failed; further events are dropped");
+        }
+    }
+    let _ = out.flush();
+}
+
+fn to_line<'a>(e: &'a Event, config: &'a Config) -> Line<'a> {
+    let route = e.route.and_then(|i| config.routes.get(i as usize));
+    let api = route.map(|r| &config.apis[r.api]);
+    Line {
+        timestamp: humantime::format_rfc3339_micros(e.time).to_string(),
+        request_id: e.request_id.to_str().unwrap_or_default(),
+        api: api.map(|a| a.name.as_str()),
+        api_version: api.and_then(|a| a.version.as_deref()),
+        operation_id: route.map(|r| r.operation_id.as_str()),
+        route: route.map(|r| r.template.as_str()),
+        method: e.method.as_str(),
+        status: e.status,
+        latency_ms: e.total.as_secs_f64() * 1e3,
+        upstream_latency_ms: e.upstream.map(|d| d.as_secs_f64() * 1e3),
+        bytes_in: e.bytes_in,
+        bytes_out: e.bytes_out,
+        client_ip: e.client.ip().to_string(),
+        consumer: e.consumer.as_deref(),
+        error: e.error,
+    }
+}

@@ -1,0 +1,150 @@
+//! Every way a request can fail inside the gateway, and the one place where those
+//! failures become HTTP responses.
+//!
+//! Stages return a [`GatewayError`]; only [`GatewayError::into_response`] decides
+//! status codes, headers and the `application/problem+json` body (RFC 9457). Bodies
+//! name the category of the problem and the request id, never upstream addresses,
+//! internal error chains or anything else a client should not learn.
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+
+use crate::body::ResponseBody;
+
+/// Why a request did not get an upstream response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: HeaderValue },
+    #[error("malformed request path")]
+    BadPath,
+    #[error("bad request")]
+    BadRequest(&'static str),
+    #[error("request body too large")]
+    PayloadTooLarge { limit: u64 },
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    #[error("upstream connect timed out")]
+    UpstreamConnectTimeout,
+    #[error("upstream refused the connection")]
+    UpstreamConnect,
+    #[error("upstream closed or reset the connection")]
+    UpstreamReset,
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl GatewayError {
+    /// Short stable name for metrics labels and analytics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound => "no_route",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::BadPath => "bad_path",
+            Self::BadRequest(_) => "bad_request",
+            Self::PayloadTooLarge { .. } => "body_too_large",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamConnectTimeout => "connect_timeout",
+            Self::UpstreamConnect => "connect_error",
+            Self::UpstreamReset => "upstream_reset",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadPath | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UpstreamTimeout | Self::UpstreamConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamConnect | Self::UpstreamReset => StatusCode::BAD_GATEWAY,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Is this an upstream failure (counted in `mgw_upstream_errors_total`)?
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            Self::UpstreamTimeout
+                | Self::UpstreamConnectTimeout
+                | Self::UpstreamConnect
+                | Self::UpstreamReset
+        )
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::NotFound => "no API operation matches this method and path".into(),
+            Self::MethodNotAllowed { allow } => format!(
+                "this path does not accept this method; allowed: {}",
+                allow.to_str().unwrap_or_default()
+            ),
+            Self::BadPath => {
+                "the request path has an invalid percent-escape or a dot segment".into()
+            }
+            Self::BadRequest(why) => (*why).into(),
+            Self::PayloadTooLarge { limit } => {
+                format!("the request body exceeds the limit of {limit} bytes")
+            }
+            Self::UpstreamTimeout => "the upstream service did not answer in time".into(),
+            Self::UpstreamConnectTimeout => {
+                "the upstream service could not be reached in time".into()
+            }
+            Self::UpstreamConnect => "the upstream service is unavailable".into(),
+            Self::UpstreamReset => "the upstream service closed the connection".into(),
+            Self::ShuttingDown => "the gateway is shutting down".into(),
+        }
+    }
+
+    /// The one mapping from errors to responses.
+    pub fn into_response(self, request_id: &HeaderValue) -> Response<ResponseBody> {
+        problem(
+            self.status(),
+            self.kind(),
+            &self.detail(),
+            request_id,
+            |res| match &self {
+                Self::MethodNotAllowed { allow } => {
+                    res.headers_mut().insert(ALLOW, allow.clone());
+                }
+                Self::ShuttingDown => {
+                    res.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                _ => {}
+            },
+        )
+    }
+}
+
+/// An `application/problem+json` response.
+pub fn problem(
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+    request_id: &HeaderValue,
+    extra: impl FnOnce(&mut Response<ResponseBody>),
+) -> Response<ResponseBody> {
+    let body = serde_json::json!({
+        "type": format!("https://mgw.dev/problems/{kind}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "requestId": request_id.to_str().unwrap_or_default(),
+    });
+    let mut res = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res.headers_mut()
+        .insert(crate::proxy::X_REQUEST_ID, request_id.clone());
+    extra(&mut res);
+    res
+}

@@ -1,0 +1,286 @@
+//! Prometheus metrics, served as text by the admin listener.
+//!
+//! Label sets are bounded by the bundle: every per-route and per-upstream handle is
+//! created once at start and kept next to the route, so the request path only
+//! increments atomics and never hashes labels or takes the family lock. Nothing
+//! here may carry a label value that comes from a client (paths, header values):
+//! unknown methods are folded into `OTHER`.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::Duration;
+
+use http::Method;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::bundle::Config;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    api: String,
+    operation: String,
+    method: String,
+    status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    api: String,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamErrorLabels {
+    upstream: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InfoLabels {
+    gateway: String,
+    version: String,
+    bundle_digest: String,
+    gateway_build: &'static str,
+}
+
+/// Latency buckets in seconds: 100µs to 30s.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0, 30.0,
+];
+
+/// Handles for one route, created at start.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    by_class: [Counter; 5],
+    duration: Histogram,
+}
+
+impl RouteMetrics {
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.by_class[class].inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Handles for one upstream, created at start.
+#[derive(Clone)]
+pub struct UpstreamMetrics {
+    name: String,
+    duration: Histogram,
+    errors: Family<UpstreamErrorLabels, Counter>,
+}
+
+impl UpstreamMetrics {
+    pub fn observe(&self, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Rare path: a family lookup is fine here.
+    pub fn error(&self, kind: &'static str) {
+        self.errors
+            .get_or_create(&UpstreamErrorLabels {
+                upstream: self.name.clone(),
+                kind,
+            })
+            .inc();
+    }
+}
+
+/// All gateway metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    unrouted: Family<KindLabels, Counter>,
+    pub in_flight: Gauge<i64, AtomicI64>,
+    pub analytics_dropped: Counter<u64, AtomicU64>,
+    pub analytics_written: Counter<u64, AtomicU64>,
+    connection_errors: Family<KindLabels, Counter>,
+    pub connections_open: Gauge<i64, AtomicI64>,
+    route_duration: Family<RouteLabels, Histogram>,
+    upstream_duration: Family<UpstreamLabels, Histogram>,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+impl Metrics {
+    pub fn new(config: &Config) -> Self {
+        let mut registry = Registry::with_prefix("mgw");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let unrouted = Family::<KindLabels, Counter>::default();
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        let analytics_dropped = Counter::<u64, AtomicU64>::default();
+        let analytics_written = Counter::<u64, AtomicU64>::default();
+        let connection_errors = Family::<KindLabels, Counter>::default();
+        let connections_open = Gauge::<i64, AtomicI64>::default();
+        let route_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let upstream_duration = Family::<UpstreamLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> _,
+        );
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        let info = Family::<InfoLabels, Gauge>::default();
+        info.get_or_create(&InfoLabels {
+            gateway: config.gateway.name.clone(),
+            version: config.gateway.version.clone(),
+            bundle_digest: config.digest.clone(),
+            gateway_build: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+
+        registry.register(
+            "requests",
+            "Requests answered, by API, operation, method and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "unrouted_requests",
+            "Requests that matched no operation, by reason",
+            unrouted.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to the end of the response body",
+            route_duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending a request upstream to its response head",
+            upstream_duration.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by upstream and kind",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests being processed",
+            in_flight.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Open client connections on the API listener",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connection_errors",
+            "Client connections closed by an error, by kind",
+            connection_errors.clone(),
+        );
+        registry.register(
+            "analytics_events_dropped",
+            "Analytics events dropped because the queue was full or the sink failed",
+            analytics_dropped.clone(),
+        );
+        registry.register(
+            "analytics_events_written",
+            "Analytics events written to the sink",
+            analytics_written.clone(),
+        );
+        registry.register("build_info", "The gateway and bundle being served", info);
+
+        Self {
+            registry,
+            requests,
+            unrouted,
+            in_flight,
+            analytics_dropped,
+            analytics_written,
+            connection_errors,
+            connections_open,
+            route_duration,
+            upstream_duration,
+            upstream_errors,
+        }
+    }
+
+    /// Creates the handles for one route.
+    pub fn route(&self, api: &str, operation: &str, method: &Method) -> RouteMetrics {
+        let class = |status_class| {
+            self.requests.get_or_create_owned(&RequestLabels {
+                api: api.to_owned(),
+                operation: operation.to_owned(),
+                method: method.as_str().to_owned(),
+                status_class,
+            })
+        };
+        RouteMetrics {
+            by_class: [
+                class("1xx"),
+                class("2xx"),
+                class("3xx"),
+                class("4xx"),
+                class("5xx"),
+            ],
+            duration: self.route_duration.get_or_create_owned(&RouteLabels {
+                api: api.to_owned(),
+                operation: operation.to_owned(),
+            }),
+        }
+    }
+
+    /// Creates the handles for one upstream.
+    pub fn upstream(&self, name: &str) -> UpstreamMetrics {
+        UpstreamMetrics {
+            name: name.to_owned(),
+            duration: self.upstream_duration.get_or_create_owned(&UpstreamLabels {
+                upstream: name.to_owned(),
+            }),
+            errors: self.upstream_errors.clone(),
+        }
+    }
+
+    /// Counts a request that never reached an operation.
+    pub fn unrouted(&self, kind: &'static str) {
+        self.unrouted.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub fn connection_error(&self, kind: &'static str) {
+        self.connection_errors
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Folds methods a client made up into one label value.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}

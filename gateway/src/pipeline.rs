@@ -1,0 +1,307 @@
+//! The request path, as one ordered pipeline.
+//!
+//! ```text
+//! request id → route → [authenticate → authorize → rate-limit] → body limit → proxy → record
+//! ```
+//!
+//! Each stage is a step in [`Gateway::handle`] and returns early with a
+//! [`GatewayError`]; errors become responses in exactly one place
+//! ([`GatewayError::into_response`]). Recording happens when the response body ends
+//! (or the client goes away), so latency and byte counts cover the whole exchange.
+//! The stages in brackets are added by the security and traffic-policy work; they
+//! sit after routing because they need the operation, and before the body limit
+//! and proxy so that rejected callers cost no upstream work.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{CONTENT_LENGTH, HeaderValue};
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::analytics::{Analytics, Event};
+use crate::body::{BodyState, Finish, RequestBody, ResponseBody};
+use crate::bundle::{Config, RouteCfg};
+use crate::error::GatewayError;
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::proxy::{self, Outbound, Upstream, X_REQUEST_ID};
+use crate::request_id;
+use crate::router::{Lookup, Router, RouterBuilder};
+
+/// A route with its runtime handles.
+struct Route {
+    index: u32,
+    cfg: RouteCfg,
+    metrics: RouteMetrics,
+}
+
+/// Everything the request path needs, built once from the bundle.
+pub struct Gateway {
+    pub config: Arc<Config>,
+    router: Router<Route>,
+    upstreams: Vec<Upstream>,
+    pub metrics: Arc<Metrics>,
+    analytics: Analytics,
+    draining: AtomicBool,
+}
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+}
+
+impl Gateway {
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        analytics: Analytics,
+    ) -> Result<Self, crate::router::RouteError> {
+        let mut builder = RouterBuilder::new();
+        for (i, r) in config.routes.iter().enumerate() {
+            let api = &config.apis[r.api];
+            let route = Route {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                cfg: r.clone(),
+                metrics: metrics.route(&api.name, &r.operation_id, &r.method),
+            };
+            builder.insert(r.method.clone(), &r.template, route)?;
+        }
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|u| Upstream::new(u.clone(), metrics.upstream(&u.name)))
+            .collect();
+        Ok(Self {
+            router: builder.build(),
+            upstreams,
+            config,
+            metrics,
+            analytics,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the gateway as draining: `/readyz` fails, new requests still work
+    /// until the listener closes.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Serves one request; never fails: every error becomes a response here.
+    pub async fn handle(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Response<ResponseBody> {
+        let start = Instant::now();
+        let time = SystemTime::now();
+        self.metrics.in_flight.inc();
+
+        // Stage 1: request id. First, so that every answer, errors included, carries it.
+        let request_id = request_id::take_or_generate(req.headers().get(&X_REQUEST_ID));
+
+        // Stage 2: route. Everything after needs to know the operation.
+        let route = match self.router.lookup(req.method(), req.uri().path()) {
+            Lookup::Found(m) => m.value,
+            Lookup::MethodNotAllowed { allow } => {
+                return self.reject(
+                    GatewayError::MethodNotAllowed {
+                        allow: allow.clone(),
+                    },
+                    &req,
+                    None,
+                    &request_id,
+                    conn,
+                    start,
+                    time,
+                );
+            }
+            Lookup::NotFound => {
+                return self.reject(
+                    GatewayError::NotFound,
+                    &req,
+                    None,
+                    &request_id,
+                    conn,
+                    start,
+                    time,
+                );
+            }
+            Lookup::InvalidPath => {
+                return self.reject(
+                    GatewayError::BadPath,
+                    &req,
+                    None,
+                    &request_id,
+                    conn,
+                    start,
+                    time,
+                );
+            }
+        };
+
+        // Stage 3: body limit. Before the proxy so an oversized declared body costs
+        // no upstream connection; bodies without a length are limited while streaming.
+        let limit = route.cfg.max_body_bytes;
+        if let Some(len) = declared_length(&req) {
+            if len > limit {
+                return self.reject(
+                    GatewayError::PayloadTooLarge { limit },
+                    &req,
+                    Some(route),
+                    &request_id,
+                    conn,
+                    start,
+                    time,
+                );
+            }
+        }
+
+        // Stage 4: proxy.
+        let method = req.method().clone();
+        let has_body = !hyper::body::Body::is_end_stream(req.body());
+        let (req, body_state): (Request<RequestBody>, Option<Arc<BodyState>>) = if has_body {
+            let (parts, body) = req.into_parts();
+            let (body, state) = RequestBody::streaming(body, limit);
+            (Request::from_parts(parts, body), Some(state))
+        } else {
+            (req.map(|_| RequestBody::Empty), None)
+        };
+        let upstream = &self.upstreams[route.cfg.upstream];
+        let outbound = Outbound {
+            upstream,
+            base_segments: route.cfg.base_segments,
+            client: conn.peer,
+            request_id: &request_id,
+            body: body_state.clone(),
+        };
+        let (mut response, upstream_latency, error) = match proxy::forward(outbound, req).await {
+            Ok(inbound) => {
+                let (parts, body) = inbound.response.into_parts();
+                (
+                    Response::from_parts(parts, ResponseBody::upstream(body)),
+                    Some(inbound.upstream_latency),
+                    None,
+                )
+            }
+            Err(e) => {
+                let kind = e.kind();
+                (e.into_response(&request_id), None, Some(kind))
+            }
+        };
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, request_id.clone());
+
+        // Stage 5: record, when the response body is done.
+        let status = response.status().as_u16();
+        let record = Record {
+            gateway: self.clone(),
+            route: Some(route.index),
+            route_metrics: Some(route.metrics.clone()),
+            method,
+            status,
+            request_id,
+            client: conn.peer,
+            start,
+            time,
+            upstream: upstream_latency,
+            error,
+            body: body_state,
+        };
+        response.body_mut().on_finish(Box::new(record));
+        response
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject(
+        self: &Arc<Self>,
+        error: GatewayError,
+        req: &Request<Incoming>,
+        route: Option<&Route>,
+        request_id: &HeaderValue,
+        conn: ConnInfo,
+        start: Instant,
+        time: SystemTime,
+    ) -> Response<ResponseBody> {
+        let kind = error.kind();
+        if route.is_none() {
+            self.metrics.unrouted(kind);
+        }
+        let mut response = error.into_response(request_id);
+        let record = Record {
+            gateway: self.clone(),
+            route: route.map(|r| r.index),
+            route_metrics: route.map(|r| r.metrics.clone()),
+            method: req.method().clone(),
+            status: response.status().as_u16(),
+            request_id: request_id.clone(),
+            client: conn.peer,
+            start,
+            time,
+            upstream: None,
+            error: Some(kind),
+            body: None,
+        };
+        response.body_mut().on_finish(Box::new(record));
+        response
+    }
+}
+
+fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The record stage: runs once when the response body is finished or dropped.
+struct Record {
+    gateway: Arc<Gateway>,
+    route: Option<u32>,
+    route_metrics: Option<RouteMetrics>,
+    method: http::Method,
+    status: u16,
+    request_id: HeaderValue,
+    client: SocketAddr,
+    start: Instant,
+    time: SystemTime,
+    upstream: Option<Duration>,
+    error: Option<&'static str>,
+    body: Option<Arc<BodyState>>,
+}
+
+impl Finish for Record {
+    fn finish(self: Box<Self>, bytes_out: u64) {
+        let total = self.start.elapsed();
+        let g = &self.gateway;
+        g.metrics.in_flight.dec();
+        if let Some(m) = &self.route_metrics {
+            m.observe(self.status, total);
+        }
+        g.analytics.record(
+            Event {
+                time: self.time,
+                request_id: self.request_id,
+                route: self.route,
+                method: self.method,
+                status: self.status,
+                total,
+                upstream: self.upstream,
+                bytes_in: self.body.as_ref().map_or(0, |b| b.bytes()),
+                bytes_out,
+                client: self.client,
+                error: self.error,
+                consumer: None,
+            },
+            &g.metrics,
+        );
+    }
+}

@@ -1,0 +1,390 @@
+//! The last stage: forward a routed request to its upstream and stream the answer
+//! back.
+//!
+//! One pooled keep-alive client per upstream (its own connect timeout and pool
+//! limits). This module rewrites the target (base path → upstream path prefix),
+//! strips hop-by-hop headers in both directions, sets `X-Forwarded-*`, picks
+//! upstream URLs round-robin or in failover order, retries only what is safe, and
+//! passes WebSocket (HTTP/1.1 `Upgrade`) connections through. It never buffers a
+//! body and never puts upstream addresses or error chains into a client response.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::body::{BodyState, RequestBody};
+use crate::bundle::{LoadBalancing, UpstreamCfg};
+use crate::error::GatewayError;
+use crate::metrics::UpstreamMetrics;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// An upstream cluster: its URLs, a pooled client and its metrics.
+pub struct Upstream {
+    pub cfg: UpstreamCfg,
+    client: Client<HttpConnector, RequestBody>,
+    next: AtomicUsize,
+    pub metrics: UpstreamMetrics,
+}
+
+impl Upstream {
+    pub fn new(cfg: UpstreamCfg, metrics: UpstreamMetrics) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Self {
+            cfg,
+            client,
+            next: AtomicUsize::new(0),
+            metrics,
+        }
+    }
+
+    fn first_target(&self) -> usize {
+        match self.cfg.load_balancing {
+            LoadBalancing::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed),
+            LoadBalancing::Failover => 0,
+        }
+    }
+}
+
+/// What the pipeline hands to the proxy stage.
+pub struct Outbound<'a> {
+    pub upstream: &'a Upstream,
+    /// Path segments of the API base path, removed before the upstream prefix is added.
+    pub base_segments: usize,
+    pub client: SocketAddr,
+    pub request_id: &'a HeaderValue,
+    pub body: Option<std::sync::Arc<BodyState>>,
+}
+
+/// The upstream's answer and how long its head took.
+pub struct Inbound {
+    pub response: Response<Incoming>,
+    pub upstream_latency: Duration,
+}
+
+/// Sends the request, with failover and retries, and returns the upstream response.
+pub async fn forward(
+    out: Outbound<'_>,
+    mut req: Request<RequestBody>,
+) -> Result<Inbound, GatewayError> {
+    let upstream = out.upstream;
+    let cfg = &upstream.cfg;
+    let upgrade = wants_upgrade(&req);
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    prepare_headers(
+        &mut parts.headers,
+        &parts.uri,
+        parts.version,
+        &out,
+        upgrade.clone(),
+    );
+    let path_and_query = rewrite_path(&parts.uri, out.base_segments);
+    parts.version = Version::HTTP_11;
+
+    let n = cfg.targets.len();
+    // Connect failures move on to the next URL; failover tries each URL at least once.
+    let max_attempts = (cfg.retry_attempts as usize + 1).max(match cfg.load_balancing {
+        LoadBalancing::Failover => n,
+        LoadBalancing::RoundRobin => 1,
+    });
+    let start_at = upstream.first_target();
+    let mut body = Some(body);
+    let mut last_error = GatewayError::UpstreamConnect;
+    for attempt in 0..max_attempts {
+        let target = &cfg.targets[(start_at + attempt) % n];
+        let body = match body.take() {
+            Some(b) => b,
+            None => match &out.body {
+                Some(state) if !state.started() => RequestBody::resume(state),
+                None => RequestBody::Empty,
+                Some(_) => break,
+            },
+        };
+        let mut builder = Request::builder()
+            .method(parts.method.clone())
+            .version(Version::HTTP_11)
+            .uri(target_uri(
+                &target.origin,
+                &target.path_prefix,
+                &path_and_query,
+            ));
+        if let Some(h) = builder.headers_mut() {
+            h.clone_from(&parts.headers);
+        }
+        let request = builder
+            .body(body)
+            .map_err(|_| GatewayError::BadRequest("the request target is not valid"))?;
+        let sent = Instant::now();
+        let result =
+            tokio::time::timeout(cfg.request_timeout, upstream.client.request(request)).await;
+        let elapsed = sent.elapsed();
+        let err = match result {
+            Ok(Ok(mut response)) => {
+                upstream.metrics.observe(elapsed);
+                strip_hop_by_hop(response.headers_mut(), false);
+                if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
+                    (client_upgrade, response.status())
+                {
+                    splice_upgrade(client_upgrade, &mut response);
+                    restore_upgrade_headers(response.headers_mut(), upgrade.as_ref());
+                }
+                return Ok(Inbound {
+                    response,
+                    upstream_latency: elapsed,
+                });
+            }
+            Ok(Err(e)) => classify(&e, &out),
+            Err(_) => GatewayError::UpstreamTimeout,
+        };
+        upstream.metrics.error(err.kind());
+        tracing::debug!(upstream = %cfg.name, attempt, kind = err.kind(), "upstream attempt failed");
+        let retryable = match err {
+            GatewayError::UpstreamConnect | GatewayError::UpstreamConnectTimeout => true,
+            GatewayError::UpstreamReset => {
+                cfg.retry_idempotent && out.body.is_none() && is_idempotent(&parts.method)
+            }
+            _ => false,
+        };
+        last_error = err;
+        if !retryable {
+            break;
+        }
+    }
+    Err(last_error)
+}
+
+fn classify(e: &hyper_util::client::legacy::Error, out: &Outbound<'_>) -> GatewayError {
+    if e.is_connect() {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::TimedOut {
+                    return GatewayError::UpstreamConnectTimeout;
+                }
+            }
+            source = s.source();
+        }
+        return GatewayError::UpstreamConnect;
+    }
+    if let Some(state) = &out.body {
+        if state.too_large() {
+            return GatewayError::PayloadTooLarge {
+                limit: state.limit(),
+            };
+        }
+        if state.client_error() {
+            return GatewayError::BadRequest("the request body could not be read");
+        }
+    }
+    GatewayError::UpstreamReset
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// The value of `Upgrade` when the client asks for an HTTP/1.1 protocol switch.
+fn wants_upgrade<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let upgrade = req.headers().get(header::UPGRADE)?;
+    connection_tokens(req.headers())
+        .any(|t| t.eq_ignore_ascii_case("upgrade"))
+        .then(|| upgrade.clone())
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those the
+/// `Connection` header names. `TE: trailers` is kept on requests.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let keep_te = is_request
+        && headers
+            .get(header::TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    if !keep_te {
+        headers.remove(header::TE);
+    }
+}
+
+fn restore_upgrade_headers(headers: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
+    if let Some(up) = upgrade {
+        headers.insert(header::UPGRADE, up.clone());
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn prepare_headers(
+    headers: &mut HeaderMap,
+    uri: &Uri,
+    version: Version,
+    out: &Outbound<'_>,
+    upgrade: Option<HeaderValue>,
+) {
+    // The original host, for X-Forwarded-Host: HTTP/2 carries it in `:authority`.
+    let host = headers.get(header::HOST).cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    strip_hop_by_hop(headers, true);
+    restore_upgrade_headers(headers, upgrade.as_ref());
+    // Hyper sets Host from the upstream URI.
+    headers.remove(header::HOST);
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    let client_ip = out.client.ip().to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client_ip}"),
+        _ => client_ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_REQUEST_ID, out.request_id.clone());
+    if version == Version::HTTP_2 {
+        // h2 clients may send these; they mean nothing to an HTTP/1.1 upstream.
+        headers.remove(header::TE);
+    }
+}
+
+/// The request path with the API's base path removed, and the query kept, both
+/// still percent-encoded exactly as the client sent them.
+fn rewrite_path(uri: &Uri, base_segments: usize) -> String {
+    let path = uri.path();
+    let mut rest = path;
+    for _ in 0..base_segments {
+        let trimmed = rest.strip_prefix('/').unwrap_or(rest);
+        rest = match trimmed.find('/') {
+            Some(i) => &trimmed[i..],
+            None => "",
+        };
+    }
+    match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    }
+}
+
+fn target_uri(origin: &Uri, prefix: &str, rest: &str) -> Uri {
+    let mut path = String::with_capacity(prefix.len() + rest.len() + 1);
+    path.push_str(prefix);
+    if !rest.starts_with('/') {
+        path.push('/');
+    }
+    path.push_str(rest);
+    let mut parts = origin.clone().into_parts();
+    parts.path_and_query = PathAndQuery::from_maybe_shared(path).ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| origin.clone())
+}
+
+/// Joins the client's and the upstream's upgraded connections.
+fn splice_upgrade(client: hyper::upgrade::OnUpgrade, response: &mut Response<Incoming>) {
+    let upstream = hyper::upgrade::on(response);
+    tokio::spawn(async move {
+        let (Ok(client), Ok(upstream)) = (client.await, upstream.await) else {
+            return;
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(error = %e, "upgraded connection ended");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_base_path_keeping_encoding_and_query() {
+        let uri: Uri = "/petstore/v1/pets/a%2Fb?x=1&y=%20".parse().unwrap();
+        assert_eq!(rewrite_path(&uri, 2), "/pets/a%2Fb?x=1&y=%20");
+        let root: Uri = "/petstore/v1".parse().unwrap();
+        assert_eq!(rewrite_path(&root, 2), "");
+        let origin: Uri = "http://h:1/".parse().unwrap();
+        assert_eq!(target_uri(&origin, "/v1", ""), "http://h:1/v1/");
+        assert_eq!(target_uri(&origin, "", ""), "http://h:1/");
+        assert_eq!(
+            target_uri(&origin, "/v1", "/pets?q"),
+            "http://h:1/v1/pets?q"
+        );
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, X-Secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h, true);
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert!(h.get(header::CONNECTION).is_none());
+        assert!(h.get(header::TRANSFER_ENCODING).is_none());
+        assert_eq!(h.get(header::TE).unwrap(), "trailers");
+        assert_eq!(h.get("x-kept").unwrap(), "1");
+        let mut h2 = HeaderMap::new();
+        h2.insert(header::TE, "gzip".parse().unwrap());
+        strip_hop_by_hop(&mut h2, true);
+        assert!(h2.is_empty());
+    }
+}

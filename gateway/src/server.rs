@@ -1,0 +1,227 @@
+//! Listeners and lifecycle: accept connections, configure HTTP/1.1 and h2c with
+//! the bundle's limits, and drain gracefully on shutdown.
+//!
+//! The API listener speaks HTTP/1.1 and cleartext HTTP/2 (prior knowledge),
+//! detected per connection. Slow or huge request heads are cut off by hyper's
+//! header-read timer and buffer limits, so no client can pin a connection or
+//! memory. On shutdown `/readyz` turns 503 first, then the listener closes, open
+//! connections are asked to finish (HTTP/1 closes after the current response,
+//! HTTP/2 sends GOAWAY), and whatever is still running after the grace period is
+//! dropped. The admin listener is separate so health checks never queue behind
+//! API traffic.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::admin;
+use crate::analytics::{Analytics, Writer};
+use crate::bundle::Config;
+use crate::metrics::Metrics;
+use crate::pipeline::{ConnInfo, Gateway};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on `{addr}` ({what}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot start analytics: {0}")]
+    Analytics(std::io::Error),
+    #[error("cannot build the router: {0}")]
+    Router(#[from] crate::router::RouteError),
+}
+
+/// A gateway with its listeners bound, ready to [`Server::run`].
+pub struct Server {
+    gateway: Arc<Gateway>,
+    writer: Writer,
+    api: TcpListener,
+    admin: TcpListener,
+}
+
+impl Server {
+    /// Binds both listeners and builds the pipeline. Must be called inside a
+    /// tokio runtime.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let config = Arc::new(config);
+        let api = bind(config.api_addr, "API listener").await?;
+        let admin = bind(config.admin_addr, "admin listener").await?;
+        let metrics = Arc::new(Metrics::new(&config));
+        let (analytics, writer) =
+            Analytics::start(config.clone(), metrics.clone()).map_err(ServeError::Analytics)?;
+        let gateway = Arc::new(Gateway::new(config, metrics, analytics)?);
+        Ok(Server {
+            gateway,
+            writer,
+            api,
+            admin,
+        })
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Serves until `shutdown` completes, then drains and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            gateway,
+            writer,
+            api,
+            admin,
+        } = self;
+        let limits = gateway.config.limits.clone();
+        let admin_addr = admin
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let admin_task = tokio::spawn(admin::serve(admin, gateway.clone()));
+        let builder = connection_builder(&gateway.config);
+        let graceful = GracefulShutdown::new();
+        tracing::info!(
+            api = %api.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            admin = %admin_addr,
+            bundle = %gateway.config.digest,
+            routes = gateway.config.routes.len(),
+            "gateway ready"
+        );
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = api.accept() => match accepted {
+                    Ok((stream, peer)) => serve_connection(&builder, &graceful, &gateway, stream, peer),
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                },
+            }
+        }
+
+        // Drain: fail readiness, stop accepting, let in-flight requests finish.
+        gateway.start_draining();
+        drop(api);
+        tracing::info!(
+            grace_ms = limits.shutdown_grace.as_millis() as u64,
+            "draining"
+        );
+        if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over, closing remaining connections");
+        }
+        admin_task.abort();
+        // Flush analytics off the runtime's worker threads.
+        let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, what, source })
+}
+
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let l = &config.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Starts when the connection is ready for a request (new or kept alive)
+        // and ends when the head is complete: the slow-header guard and the
+        // HTTP/1 keep-alive idle timeout in one timer.
+        .header_read_timeout(l.header_read_timeout.min(l.idle_timeout))
+        .max_buf_size(l.max_header_bytes.max(8192))
+        .max_headers(l.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(l.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}
+
+fn serve_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    gateway: &Arc<Gateway>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let conn_info = ConnInfo { peer };
+    let gw = gateway.clone();
+    let service = service_fn(move |req| {
+        let gw = gw.clone();
+        async move { Ok::<_, Infallible>(gw.handle(req, conn_info).await) }
+    });
+    let conn = builder
+        .clone()
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .into_owned();
+    let conn = graceful.watch(conn);
+    let metrics = gateway.metrics.clone();
+    metrics.connections_open.inc();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            let kind = classify_conn_error(&*e);
+            metrics.connection_error(kind);
+            tracing::debug!(%peer, kind, error = %e, "connection closed with an error");
+        }
+        metrics.connections_open.dec();
+    });
+}
+
+fn classify_conn_error(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return "header_timeout";
+            }
+            if h.is_parse_too_large() {
+                return "header_too_large";
+            }
+            if h.is_parse() {
+                return "malformed";
+            }
+            if h.is_incomplete_message() {
+                return "incomplete";
+            }
+        }
+        source = s.source();
+    }
+    "io"
+}

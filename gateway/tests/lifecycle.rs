@@ -1,0 +1,142 @@
+//! The real `mgw-gateway` binary: start-up errors and graceful shutdown.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mgw-gateway");
+
+fn write_bundle(dir: &std::path::Path, v: &serde_json::Value) -> std::path::PathBuf {
+    let p = dir.join("bundle.json");
+    std::fs::write(&p, serde_json::to_vec(v).unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn bad_bundle_exits_64_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = bundle_json(&["http://127.0.0.1:1".into()]);
+    v["apis"][0]["operations"][2]["methd"] = "GET".into();
+    let p = write_bundle(dir.path(), &v);
+    let out = Command::new(BIN).arg("--bundle").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("apis[0].operations[2]") && err.contains("methd"),
+        "{err}"
+    );
+
+    let v = bundle_json(&["${PETS_UPSTREAM}".into()]);
+    let p = write_bundle(dir.path(), &v);
+    let out = Command::new(BIN)
+        .arg("--bundle")
+        .arg(&p)
+        .env_remove("PETS_UPSTREAM")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("upstreams.pets.urls[0]") && err.contains("PETS_UPSTREAM"),
+        "{err}"
+    );
+
+    let out = Command::new(BIN)
+        .arg("--bundle")
+        .arg(dir.path().join("missing.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+
+    let p = write_bundle(dir.path(), &bundle_json(&["http://127.0.0.1:1".into()]));
+    let out = Command::new(BIN)
+        .arg("--bundle")
+        .arg(&p)
+        .args(["--bundle-digest", "sha256:0000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("modified"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_request_then_exits_0() {
+    let b = backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = bundle_json(&[format!("http://{}", b.addr)]);
+    v["upstreams"]["pets"]["requestTimeoutMs"] = 10_000.into();
+    let p = write_bundle(dir.path(), &v);
+    let mut child = Command::new(BIN)
+        .arg("--bundle")
+        .arg(&p)
+        .env("MGW_LOG_FORMAT", "text")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The listeners bind port 0: read the addresses from the ready log line.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut api = None;
+    let mut admin = None;
+    while api.is_none() || admin.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("gateway did not log its listeners");
+        if let Some(a) = field(&line, "api=") {
+            api = Some(a);
+        }
+        if let Some(a) = field(&line, "admin=") {
+            admin = Some(a);
+        }
+    }
+    let (api, admin) = (api.unwrap(), admin.unwrap());
+
+    let slow = tokio::spawn(get_owned(format!("http://{api}/pets-api/v1/slow/1500")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Draining: readiness fails while the slow request is still running.
+    let ready = get(&format!("http://{admin}/readyz")).await;
+    assert_eq!(ready.status, http::StatusCode::SERVICE_UNAVAILABLE);
+    let r = slow.await.unwrap();
+    assert_eq!(r.0, http::StatusCode::OK);
+    assert_eq!(r.1, "slow done");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+async fn get_owned(url: String) -> (http::StatusCode, String) {
+    let r = get(&url).await;
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+fn field(line: &str, key: &str) -> Option<String> {
+    let i = line.find(key)?;
+    let rest = &line[i + key.len()..];
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_owned())
+}

@@ -1,0 +1,459 @@
+//! The gateway in-process against real backends on loopback.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn routes_and_rewrites_base_path() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}/internal/", b.addr)])).await;
+    let r = get(&gw.url("/pets-api/v1/pets/42?x=1&y=a%20b")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["uri"], "/internal/pets/42?x=1&y=a%20b");
+    assert_eq!(v["method"], "GET");
+    // Percent-encoded slash stays one segment and is forwarded as sent.
+    let r = get(&gw.url("/pets-api/v1/pets/a%2Fb")).await;
+    assert_eq!(r.json()["uri"], "/internal/pets/a%2Fb");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn not_found_and_method_not_allowed_are_problem_json() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let r = get(&gw.url("/nope")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    assert_eq!(r.json()["status"], 404);
+    assert!(r.headers.contains_key("x-request-id"));
+
+    let r = send(
+        Request::delete(gw.url("/pets-api/v1/pets"))
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r.headers["allow"].to_str().unwrap();
+    assert!(
+        allow.contains("GET") && allow.contains("POST") && allow.contains("HEAD"),
+        "{allow}"
+    );
+
+    // HEAD is served by the GET route.
+    let r = send(
+        Request::head(gw.url("/pets-api/v1/pets"))
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(b.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Dot segments never reach an upstream.
+    let r = get(&gw.url("/pets-api/v1/pets/%2e%2e")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn forwarded_headers_and_request_id() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let req = Request::get(gw.url("/pets-api/v1/pets"))
+        .header("host", "api.example.com")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-request-id", "abc-123")
+        .body(full(""))
+        .unwrap();
+    let r = send(req).await;
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "api.example.com");
+    assert_eq!(h["x-request-id"], "abc-123");
+    assert_eq!(h["host"], b.addr.to_string());
+    assert_eq!(r.headers["x-request-id"], "abc-123");
+
+    let req = Request::get(gw.url("/pets-api/v1/pets"))
+        .header("x-request-id", "bad id\twith tab")
+        .body(full(""))
+        .unwrap();
+    let r = send(req).await;
+    let id = r.json()["headers"]["x-request-id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 32);
+    assert_eq!(r.headers["x-request-id"], id.as_str());
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_both_ways() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let req = Request::get(gw.url("/pets-api/v1/pets"))
+        .header("connection", "x-private, keep-alive")
+        .header("x-private", "1")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("te", "gzip")
+        .header("x-public", "1")
+        .body(full(""))
+        .unwrap();
+    let r = send(req).await;
+    let h = &r.json()["headers"];
+    for gone in ["x-private", "keep-alive", "proxy-authorization", "te"] {
+        assert!(h.get(gone).is_none(), "{gone} leaked upstream: {h}");
+    }
+    assert_eq!(h["x-public"], "1");
+
+    let r = get(&gw.url("/pets-api/v1/hop")).await;
+    assert!(r.headers.get("x-internal").is_none());
+    assert!(r.headers.get("keep-alive").is_none());
+    assert_eq!(r.headers["x-visible"], "yes");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    // The client sends one chunk at a time and reads its echo before sending the
+    // next: this only completes if neither direction is buffered whole.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| {
+            (
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(b)),
+                rx,
+            )
+        })
+    });
+    let req = Request::post(gw.url("/pets-api/v1/echo"))
+        .body(StreamBody::new(stream).boxed())
+        .unwrap();
+    let client = client();
+    tx.send(Bytes::from_static(b"chunk-1;")).await.unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    for i in 2..=5 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(frame.data_ref().is_some());
+        tx.send(Bytes::from(format!("chunk-{i};"))).await.unwrap();
+    }
+    drop(tx);
+    while body.frame().await.is_some() {}
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_download_streams() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let n = 64 * 1024 * 1024; // far above any buffer the gateway has
+    let res = client()
+        .request(
+            Request::get(gw.url(&format!("/pets-api/v1/big/{n}")))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = res.into_body();
+    let mut total = 0usize;
+    while let Some(f) = body.frame().await {
+        total += f.unwrap().data_ref().map_or(0, |d| d.len());
+    }
+    assert_eq!(total, n);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn body_limit_gives_413() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    // Declared length over the limit: refused before any upstream work.
+    let r = send(
+        Request::post(gw.url("/pets-api/v1/pets"))
+            .body(full(vec![0u8; 2 * 1024 * 1024]))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(b.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Chunked body over the limit: cut off while streaming.
+    let chunks = futures_util::stream::iter((0..40).map(|_| {
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from(vec![
+            1u8;
+            64 * 1024
+        ])))
+    }));
+    let r = send(
+        Request::post(gw.url("/pets-api/v1/pets"))
+            .body(StreamBody::new(chunks).boxed())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Under the limit passes.
+    let r = send(
+        Request::post(gw.url("/pets-api/v1/pets"))
+            .body(full(vec![0u8; 1000]))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.json()["bodyLen"], 1000);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_502_and_504() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let r = get(&gw.url("/pets-api/v1/slow/3000")).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        !body.contains("127.0.0.1"),
+        "leaks upstream address: {body}"
+    );
+
+    let r = get(&gw.url("/pets-api/v1/reset")).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{:?}", r.body);
+    gw.shutdown().await;
+
+    let dead = dead_port().await;
+    let gw = start(bundle_json(&[format!("http://{dead}")])).await;
+    let r = get(&gw.url("/pets-api/v1/pets")).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(!String::from_utf8_lossy(&r.body).contains(&dead.port().to_string()));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn failover_and_round_robin() {
+    let a = backend("a").await;
+    let c = backend("c").await;
+    let dead = dead_port().await;
+    // A refused URL is skipped; the request (with a body) still arrives once.
+    let gw = start(bundle_json(&[
+        format!("http://{dead}"),
+        format!("http://{}", a.addr),
+    ]))
+    .await;
+    for _ in 0..4 {
+        let r = send(
+            Request::post(gw.url("/pets-api/v1/pets"))
+                .body(full("hello"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["bodyLen"], 5);
+    }
+    assert_eq!(a.hits.load(std::sync::atomic::Ordering::SeqCst), 4);
+    gw.shutdown().await;
+
+    let gw = start(bundle_json(&[
+        format!("http://{}", a.addr),
+        format!("http://{}", c.addr),
+    ]))
+    .await;
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..10 {
+        let r = get(&gw.url("/pets-api/v1/pets")).await;
+        *seen
+            .entry(r.json()["backend"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen["a"], 5);
+    assert_eq!(seen["c"], 5);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_and_huge_headers_cannot_pin_connections() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    // Half a request head, then silence: the gateway closes the connection
+    // (the 10s bound only keeps a broken gateway from hanging the test).
+    let out = raw(
+        gw.api,
+        b"GET /pets-api/v1/pets HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(out.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+
+    let mut huge = b"GET /pets-api/v1/pets HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 200 * 1024));
+    huge.extend_from_slice(b"\r\n\r\n");
+    let out = raw(gw.api, &huge, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 431") || out.is_empty(), "{text}");
+    let metrics = get(&format!("http://{}/metrics", gw.admin)).await;
+    let m = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        m.contains("mgw_connection_errors_total{kind=\"header_timeout\"} 1"),
+        "{m}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let mut s = tokio::net::TcpStream::connect(gw.api).await.unwrap();
+    s.write_all(b"GET /pets-api/v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    s.write_all(b"ping-frame").await.unwrap();
+    let mut got = vec![0u8; 10];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got, b"ping-frame");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let res = client
+        .request(
+            Request::get(gw.url("/pets-api/v1/pets/7"))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let v: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(v["uri"], "/pets/7");
+    assert_eq!(v["headers"]["x-forwarded-host"], gw.api.to_string());
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_and_metrics_move() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let admin = |p: &str| format!("http://{}{p}", gw.admin);
+    assert_eq!(get(&admin("/healthz")).await.status, StatusCode::OK);
+    assert_eq!(get(&admin("/readyz")).await.status, StatusCode::OK);
+    let info = get(&admin("/info")).await.json();
+    assert_eq!(info["gateway"], "test-gw");
+    assert_eq!(info["version"], "1.2.3");
+    assert!(
+        info["bundleDigest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(info["apis"][0]["name"], "pets");
+
+    let line =
+        r#"mgw_requests_total{api="pets",operation="listPets",method="GET",status_class="2xx"}"#;
+    let count = |m: &str| -> u64 {
+        m.lines()
+            .find(|l| l.starts_with(line))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = count(&String::from_utf8_lossy(
+        &get(&admin("/metrics")).await.body,
+    ));
+    for _ in 0..3 {
+        get(&gw.url("/pets-api/v1/pets")).await;
+    }
+    get(&gw.url("/nowhere")).await;
+    let m = String::from_utf8_lossy(&get(&admin("/metrics")).await.body).into_owned();
+    assert_eq!(count(&m), before + 3, "{m}");
+    assert!(
+        m.contains(r#"mgw_unrouted_requests_total{kind="no_route"} 1"#),
+        "{m}"
+    );
+    assert!(m.contains("mgw_request_duration_seconds_bucket"), "{m}");
+    assert!(
+        m.contains("mgw_upstream_duration_seconds_count{upstream=\"pets\"} 3"),
+        "{m}"
+    );
+    assert!(m.contains("mgw_requests_in_flight 0"), "{m}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn analytics_lines_are_json_with_fields() {
+    let b = backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    bundle["analytics"] = serde_json::json!({"sink": "file", "path": path.to_str().unwrap()});
+    let gw = start(bundle).await;
+    send(
+        Request::post(gw.url("/pets-api/v1/pets"))
+            .header("x-request-id", "req-1")
+            .body(full("12345"))
+            .unwrap(),
+    )
+    .await;
+    get(&gw.url("/missing")).await;
+    gw.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let e = lines.iter().find(|e| e["requestId"] == "req-1").unwrap();
+    assert_eq!(e["api"], "pets");
+    assert_eq!(e["operationId"], "createPet");
+    assert_eq!(e["route"], "/pets-api/v1/pets");
+    assert_eq!(e["method"], "POST");
+    assert_eq!(e["status"], 200);
+    assert_eq!(e["bytesIn"], 5);
+    assert!(e["bytesOut"].as_u64().unwrap() > 0);
+    assert_eq!(e["clientIp"], "127.0.0.1");
+    assert!(e["latencyMs"].as_f64().is_some());
+    assert!(e["upstreamLatencyMs"].as_f64().is_some());
+    assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
+    let miss = lines.iter().find(|e| e["status"] == 404).unwrap();
+    assert_eq!(miss["error"], "no_route");
+    assert!(miss["api"].is_null());
+}

@@ -1,0 +1,282 @@
+//! Test support: real backends on `127.0.0.1:0`, an in-process gateway, clients.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mgw_gateway::bundle::{self, Bundle, Config};
+use mgw_gateway::server::Server;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+pub fn full(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+/// A backend that reports what it received; behaviour chosen by path:
+/// `/slow/{ms}`, `/echo` (streams the body back), `/reset` (drops the connection),
+/// `/ws` (101 then echo), `/big/{bytes}`, `/hop` (sends hop-by-hop headers),
+/// anything else: JSON with method, uri, headers and body length.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn backend(name: &'static str) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = oneshot::channel::<()>();
+    let h = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = &mut rx => return,
+                r = listener.accept() => r.unwrap(),
+            };
+            let h = h.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    handle(name, req)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    Backend {
+        addr,
+        hits,
+        _stop: tx,
+    }
+}
+
+async fn handle(
+    name: &'static str,
+    mut req: Request<Incoming>,
+) -> Result<Response<TestBody>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1000))).await;
+        return Ok(Response::new(full("slow done")));
+    }
+    if let Some(n) = path.strip_prefix("/big/") {
+        let n: usize = n.parse().unwrap();
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let frames = futures_util::stream::iter((0..n.div_ceil(chunk.len())).map(move |i| {
+            let len = chunk.len().min(n - i * chunk.len());
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(chunk.slice(..len)))
+        }));
+        return Ok(Response::new(StreamBody::new(frames).boxed()));
+    }
+    match path.as_str() {
+        "/echo" => {
+            let body = req
+                .into_body()
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+            Ok(Response::new(body.boxed()))
+        }
+        "/reset" => {
+            // Answer nothing: panic-free way to drop the connection is an error body.
+            let body = futures_util::stream::iter(vec![Err::<Frame<Bytes>, _>(Box::<
+                dyn std::error::Error + Send + Sync,
+            >::from(
+                "reset"
+            ))]);
+            let mut res = Response::new(StreamBody::new(body).boxed());
+            res.headers_mut()
+                .insert("content-length", "100".parse().unwrap());
+            Ok(res)
+        }
+        "/hop" => {
+            let mut res = Response::new(full("hop"));
+            let h = res.headers_mut();
+            h.insert("connection", "x-internal".parse().unwrap());
+            h.insert("x-internal", "secret".parse().unwrap());
+            h.insert("keep-alive", "timeout=5".parse().unwrap());
+            h.insert("x-visible", "yes".parse().unwrap());
+            Ok(res)
+        }
+        "/ws" => {
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                if let Ok(up) = on.await {
+                    let mut io = TokioIo::new(up);
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = io.read(&mut buf).await {
+                        if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            let mut res = Response::new(full(""));
+            *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            res.headers_mut()
+                .insert("upgrade", "websocket".parse().unwrap());
+            res.headers_mut()
+                .insert("connection", "upgrade".parse().unwrap());
+            Ok(res)
+        }
+        _ => {
+            let method = req.method().to_string();
+            let uri = req.uri().to_string();
+            let headers: BTreeMap<String, String> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes().len())
+                .unwrap_or(0);
+            let v = json!({"backend": name, "method": method, "uri": uri, "headers": headers, "bodyLen": body});
+            let mut res = Response::new(full(v.to_string()));
+            res.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            Ok(res)
+        }
+    }
+}
+
+/// A bundle with one API `pets` at `/pets-api/v1` on the given upstream URLs.
+pub fn bundle_json(urls: &[String]) -> Value {
+    json!({
+        "schemaVersion": 1,
+        "gateway": {"name": "test-gw", "version": "1.2.3"},
+        "listeners": {"api": {"address": "127.0.0.1:0"}, "admin": {"address": "127.0.0.1:0"}},
+        "limits": {"headerReadTimeoutMs": 500, "maxBodyBytes": 1048576, "shutdownGraceMs": 5000},
+        "upstreams": {"pets": {"urls": urls, "connectTimeoutMs": 500, "requestTimeoutMs": 1000}},
+        "apis": [{
+            "name": "pets", "version": "v1", "basePath": "/pets-api/v1", "upstream": "pets",
+            "operations": [
+                {"id": "listPets", "method": "GET", "path": "/pets"},
+                {"id": "createPet", "method": "POST", "path": "/pets"},
+                {"id": "getPet", "method": "GET", "path": "/pets/{petId}"},
+                {"id": "echo", "method": "POST", "path": "/echo"},
+                {"id": "echoPut", "method": "PUT", "path": "/echo"},
+                {"id": "slow", "method": "GET", "path": "/slow/{ms}"},
+                {"id": "big", "method": "GET", "path": "/big/{n}"},
+                {"id": "reset", "method": "GET", "path": "/reset"},
+                {"id": "hop", "method": "GET", "path": "/hop"},
+                {"id": "ws", "method": "GET", "path": "/ws"}
+            ]
+        }],
+        "analytics": {"sink": "none"}
+    })
+}
+
+pub struct Gw {
+    pub api: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gw {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.api, path)
+    }
+    /// Triggers shutdown and waits for the drain to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap();
+    }
+}
+
+pub async fn start(bundle: Value) -> Gw {
+    let b: Bundle = serde_json::from_value(bundle).unwrap();
+    let env = BTreeMap::<String, String>::new();
+    let config =
+        Config::from_bundle(&b, bundle::digest_of(&b.to_canonical_json()), Some(&env)).unwrap();
+    let server = Server::bind(config).await.unwrap();
+    let (api, admin) = (server.api_addr(), server.admin_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let done = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    Gw {
+        api,
+        admin,
+        stop: Some(tx),
+        done: Some(done),
+    }
+}
+
+pub fn client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+pub async fn send(req: Request<TestBody>) -> Reply {
+    let res = client().request(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Reply {
+    send(Request::get(url).body(full("")).unwrap()).await
+}
+
+/// Writes raw bytes and reads until EOF (bounded by `limit`).
+pub async fn raw(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Vec<u8> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, s.read_to_end(&mut out)).await;
+    out
+}
+
+/// A port nothing listens on.
+pub async fn dead_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
