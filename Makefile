@@ -1,0 +1,49 @@
+# mgw — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+MUSL_TARGET := x86_64-unknown-linux-musl
+GATEWAY_BIN := target/$(MUSL_TARGET)/release/mgw-gateway
+MGW := target/release/mgw
+CARGO ?= cargo
+
+.PHONY: all setup gateway mgw demo test test-unit lint fmt bench clean
+
+all: gateway mgw
+
+## setup: install the musl target and the tools the tests drive (idempotent)
+setup:
+	bash scripts/setup.sh
+
+## gateway: the static musl release binary that goes into images
+gateway:
+	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	@command -v musl-gcc >/dev/null || bash scripts/setup.sh
+	$(CARGO) build --release --locked --target $(MUSL_TARGET) -p mgw-gateway
+	@file $(GATEWAY_BIN) 2>/dev/null | grep -q 'statically linked\|static-pie' || ldd $(GATEWAY_BIN) 2>&1 | grep -q 'not a dynamic\|statically linked' || { echo "error: $(GATEWAY_BIN) is not static"; exit 1; }
+	@ls -l $(GATEWAY_BIN)
+
+## mgw: the builder CLI
+mgw:
+	$(CARGO) build --release --locked -p mgw-builder
+
+## demo: set up, build the example gateway image and serve a request through it
+demo: setup gateway mgw
+	bash scripts/demo.sh
+
+## test: lint and the whole test suite (unit, integration, end-to-end with real tools)
+test: setup gateway lint
+	MGW_GATEWAY_BINARY=$(CURDIR)/$(GATEWAY_BIN) $(CARGO) test --workspace --locked --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: gateway vs nginx vs direct (not a test; see BENCHMARKS.md)
+bench: setup gateway
+	bash bench/run.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf out

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing mgw needs on a fresh Debian machine with
+# rustup: the musl target, musl-tools (mimalloc compiles C), and the real tools the
+# end-to-end tests drive (runc, skopeo, umoci, dockerd, a registry, nginx, wrk).
+# Idempotent: only installs what is missing. Run as root (or with sudo).
+set -euo pipefail
+
+need_apt=()
+want() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
+want musl-gcc musl-tools
+want runc runc
+want skopeo skopeo
+want umoci umoci
+want dockerd docker.io
+want docker-registry docker-registry
+want nginx nginx-light
+want wrk wrk
+want curl curl
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "setup: installing ${need_apt[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The Debian packages start services we do not use; tests start their own.
+  for svc in docker docker-registry nginx; do
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "setup: adding the x86_64-unknown-linux-musl target" >&2
+  rustup target add x86_64-unknown-linux-musl
+fi
