@@ -134,7 +134,7 @@ impl Gateway {
                     time,
                 );
             }
-            Lookup::InvalidPath => {
+            Lookup::InvalidPath(_) => {
                 return self.reject(
                     GatewayError::BadPath,
                     &req,

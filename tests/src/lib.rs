@@ -162,7 +162,8 @@ impl Backend {
                             }
                             headers.push(h.trim().to_owned());
                         }
-                        let body = serde_json::json!({"path": path, "headers": headers}).to_string();
+                        let body =
+                            serde_json::json!({"path": path, "headers": headers}).to_string();
                         let res = format!(
                             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()
