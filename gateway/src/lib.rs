@@ -9,6 +9,7 @@ pub mod admin;
 pub mod analytics;
 pub mod body;
 pub mod bundle;
+pub mod conn;
 pub mod env;
 pub mod error;
 pub mod metrics;

@@ -24,6 +24,7 @@ use hyper::body::Incoming;
 use crate::analytics::{Analytics, Event};
 use crate::body::{BodyState, Finish, RequestBody, ResponseBody};
 use crate::bundle::{Config, RouteCfg};
+use crate::conn::{ConnInfo, InFlight};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::{self, Outbound, Upstream, X_REQUEST_ID};
@@ -45,12 +46,6 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     analytics: Analytics,
     draining: AtomicBool,
-}
-
-/// Facts about the connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
 }
 
 impl Gateway {
@@ -100,159 +95,125 @@ impl Gateway {
         req: Request<Incoming>,
         conn: ConnInfo,
     ) -> Response<ResponseBody> {
-        let start = Instant::now();
-        let time = SystemTime::now();
-        self.metrics.in_flight.inc();
-
-        // Stage 1: request id. First, so that every answer, errors included, carries it.
-        let request_id = request_id::take_or_generate(req.headers().get(&X_REQUEST_ID));
+        // Stage 1: request id, first, so that every answer, errors included, carries it.
+        let ctx = Ctx {
+            start: Instant::now(),
+            time: SystemTime::now(),
+            request_id: request_id::take_or_generate(req.headers().get(&X_REQUEST_ID)),
+            method: req.method().clone(),
+            client: conn.peer,
+            // Dropped with the record, or with this future if the client goes away first.
+            in_flight: InFlight::start(&conn, &self.metrics),
+        };
 
         // Stage 2: route. Everything after needs to know the operation.
         let route = match self.router.lookup(req.method(), req.uri().path()) {
             Lookup::Found(m) => m.value,
             Lookup::MethodNotAllowed { allow } => {
-                return self.reject(
-                    GatewayError::MethodNotAllowed {
-                        allow: allow.clone(),
-                    },
-                    &req,
-                    None,
-                    &request_id,
-                    conn,
-                    start,
-                    time,
-                );
+                let allow = allow.clone();
+                return self.reject(GatewayError::MethodNotAllowed { allow }, None, ctx);
             }
-            Lookup::NotFound => {
-                return self.reject(
-                    GatewayError::NotFound,
-                    &req,
-                    None,
-                    &request_id,
-                    conn,
-                    start,
-                    time,
-                );
-            }
-            Lookup::InvalidPath(_) => {
-                return self.reject(
-                    GatewayError::BadPath,
-                    &req,
-                    None,
-                    &request_id,
-                    conn,
-                    start,
-                    time,
-                );
-            }
+            Lookup::NotFound => return self.reject(GatewayError::NotFound, None, ctx),
+            Lookup::InvalidPath(_) => return self.reject(GatewayError::BadPath, None, ctx),
         };
 
         // Stage 3: body limit. Before the proxy so an oversized declared body costs
         // no upstream connection; bodies without a length are limited while streaming.
         let limit = route.cfg.max_body_bytes;
-        if let Some(len) = declared_length(&req) {
-            if len > limit {
-                return self.reject(
-                    GatewayError::PayloadTooLarge { limit },
-                    &req,
-                    Some(route),
-                    &request_id,
-                    conn,
-                    start,
-                    time,
-                );
-            }
+        if declared_length(&req).is_some_and(|len| len > limit) {
+            return self.reject(GatewayError::PayloadTooLarge { limit }, Some(route), ctx);
         }
 
         // Stage 4: proxy.
-        let method = req.method().clone();
-        let has_body = !hyper::body::Body::is_end_stream(req.body());
-        let (req, body_state): (Request<RequestBody>, Option<Arc<BodyState>>) = if has_body {
+        let (req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
+            (req.map(|_| RequestBody::Empty), None)
+        } else {
             let (parts, body) = req.into_parts();
             let (body, state) = RequestBody::streaming(body, limit);
             (Request::from_parts(parts, body), Some(state))
-        } else {
-            (req.map(|_| RequestBody::Empty), None)
         };
-        let upstream = &self.upstreams[route.cfg.upstream];
         let outbound = Outbound {
-            upstream,
+            upstream: &self.upstreams[route.cfg.upstream],
             base_segments: route.cfg.base_segments,
             client: conn.peer,
-            request_id: &request_id,
+            request_id: &ctx.request_id,
             body: body_state.clone(),
         };
         let (mut response, upstream_latency, error) = match proxy::forward(outbound, req).await {
             Ok(inbound) => {
                 let (parts, body) = inbound.response.into_parts();
-                (
-                    Response::from_parts(parts, ResponseBody::upstream(body)),
-                    Some(inbound.upstream_latency),
-                    None,
-                )
+                let response = Response::from_parts(parts, ResponseBody::upstream(body));
+                (response, Some(inbound.upstream_latency), None)
             }
             Err(e) => {
                 let kind = e.kind();
-                (e.into_response(&request_id), None, Some(kind))
+                (e.into_response(&ctx.request_id), None, Some(kind))
             }
         };
         response
             .headers_mut()
-            .insert(X_REQUEST_ID, request_id.clone());
+            .insert(X_REQUEST_ID, ctx.request_id.clone());
 
         // Stage 5: record, when the response body is done.
-        let status = response.status().as_u16();
-        let record = Record {
-            gateway: self.clone(),
-            route: Some(route.index),
-            route_metrics: Some(route.metrics.clone()),
-            method,
-            status,
-            request_id,
-            client: conn.peer,
-            start,
-            time,
-            upstream: upstream_latency,
+        self.record(
+            &mut response,
+            Some(route),
+            ctx,
+            upstream_latency,
             error,
-            body: body_state,
-        };
-        response.body_mut().on_finish(Box::new(record));
+            body_state,
+        );
         response
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Answers with an error before any upstream work.
     fn reject(
         self: &Arc<Self>,
         error: GatewayError,
-        req: &Request<Incoming>,
         route: Option<&Route>,
-        request_id: &HeaderValue,
-        conn: ConnInfo,
-        start: Instant,
-        time: SystemTime,
+        ctx: Ctx,
     ) -> Response<ResponseBody> {
         let kind = error.kind();
         if route.is_none() {
             self.metrics.unrouted(kind);
         }
-        let mut response = error.into_response(request_id);
+        let mut response = error.into_response(&ctx.request_id);
+        self.record(&mut response, route, ctx, None, Some(kind), None);
+        response
+    }
+
+    fn record(
+        self: &Arc<Self>,
+        response: &mut Response<ResponseBody>,
+        route: Option<&Route>,
+        ctx: Ctx,
+        upstream: Option<Duration>,
+        error: Option<&'static str>,
+        body: Option<Arc<BodyState>>,
+    ) {
         let record = Record {
             gateway: self.clone(),
             route: route.map(|r| r.index),
             route_metrics: route.map(|r| r.metrics.clone()),
-            method: req.method().clone(),
             status: response.status().as_u16(),
-            request_id: request_id.clone(),
-            client: conn.peer,
-            start,
-            time,
-            upstream: None,
-            error: Some(kind),
-            body: None,
+            ctx,
+            upstream,
+            error,
+            body,
         };
         response.body_mut().on_finish(Box::new(record));
-        response
     }
+}
+
+/// What every stage may need to know about the request being served.
+struct Ctx {
+    start: Instant,
+    time: SystemTime,
+    request_id: HeaderValue,
+    method: http::Method,
+    client: SocketAddr,
+    /// Released when the record is dropped, after `finish`.
+    in_flight: InFlight,
 }
 
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
@@ -267,12 +228,8 @@ struct Record {
     gateway: Arc<Gateway>,
     route: Option<u32>,
     route_metrics: Option<RouteMetrics>,
-    method: http::Method,
     status: u16,
-    request_id: HeaderValue,
-    client: SocketAddr,
-    start: Instant,
-    time: SystemTime,
+    ctx: Ctx,
     upstream: Option<Duration>,
     error: Option<&'static str>,
     body: Option<Arc<BodyState>>,
@@ -280,28 +237,28 @@ struct Record {
 
 impl Finish for Record {
     fn finish(self: Box<Self>, bytes_out: u64) {
-        let total = self.start.elapsed();
+        let total = self.ctx.start.elapsed();
         let g = &self.gateway;
-        g.metrics.in_flight.dec();
         if let Some(m) = &self.route_metrics {
             m.observe(self.status, total);
         }
         g.analytics.record(
             Event {
-                time: self.time,
-                request_id: self.request_id,
+                time: self.ctx.time,
+                request_id: self.ctx.request_id,
                 route: self.route,
-                method: self.method,
+                method: self.ctx.method,
                 status: self.status,
                 total,
                 upstream: self.upstream,
                 bytes_in: self.body.as_ref().map_or(0, |b| b.bytes()),
                 bytes_out,
-                client: self.client,
+                client: self.ctx.client,
                 error: self.error,
                 consumer: None,
             },
             &g.metrics,
         );
+        drop(self.ctx.in_flight);
     }
 }

@@ -19,14 +19,15 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use crate::admin;
 use crate::analytics::{Analytics, Writer};
 use crate::bundle::Config;
+use crate::conn::ConnInfo;
 use crate::metrics::Metrics;
-use crate::pipeline::{ConnInfo, Gateway};
+use crate::pipeline::Gateway;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -100,7 +101,9 @@ impl Server {
             .unwrap_or_default();
         let admin_task = tokio::spawn(admin::serve(admin, gateway.clone()));
         let builder = connection_builder(&gateway.config);
-        let graceful = GracefulShutdown::new();
+        // Every connection task holds a receiver: `send` asks them to finish, and
+        // `closed` completes when the last one is gone.
+        let (drain, _) = watch::channel(false);
         tracing::info!(
             api = %api.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             admin = %admin_addr,
@@ -114,7 +117,7 @@ impl Server {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = api.accept() => match accepted {
-                    Ok((stream, peer)) => serve_connection(&builder, &graceful, &gateway, stream, peer),
+                    Ok((stream, peer)) => serve_connection(&builder, drain.subscribe(), &gateway, stream, peer),
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -131,7 +134,8 @@ impl Server {
             grace_ms = limits.shutdown_grace.as_millis() as u64,
             "draining"
         );
-        if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        let _ = drain.send(true);
+        if tokio::time::timeout(limits.shutdown_grace, drain.closed())
             .await
             .is_err()
         {
@@ -175,32 +179,58 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 
 fn serve_connection(
     builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
+    mut drain: watch::Receiver<bool>,
     gateway: &Arc<Gateway>,
     stream: TcpStream,
     peer: SocketAddr,
 ) {
     let _ = stream.set_nodelay(true);
-    let conn_info = ConnInfo { peer };
+    let info = ConnInfo::new(peer);
+    let activity = info.activity.clone();
     let gw = gateway.clone();
     let service = service_fn(move |req| {
         let gw = gw.clone();
-        async move { Ok::<_, Infallible>(gw.handle(req, conn_info).await) }
+        let info = info.clone();
+        async move { Ok::<_, Infallible>(gw.handle(req, info).await) }
     });
     let conn = builder
         .clone()
         .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .into_owned();
-    let conn = graceful.watch(conn);
+    let idle_timeout = gateway.config.limits.idle_timeout;
     let metrics = gateway.metrics.clone();
     metrics.connections_open.inc();
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
+        tokio::pin!(conn);
+        let mut closing = false;
+        let result = loop {
+            // HTTP/1 idle connections are closed by hyper's header-read timer; this
+            // one also covers HTTP/2, where hyper has no idle timeout.
+            let deadline = activity.idle_since().map_or_else(
+                || tokio::time::Instant::now() + idle_timeout,
+                |t| t + idle_timeout,
+            );
+            tokio::select! {
+                result = conn.as_mut() => break result,
+                _ = drain.changed(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = tokio::time::sleep_until(deadline), if !closing => {
+                    if activity.idle_since().is_some_and(|t| t.elapsed() >= idle_timeout) {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
             let kind = classify_conn_error(&*e);
             metrics.connection_error(kind);
             tracing::debug!(%peer, kind, error = %e, "connection closed with an error");
         }
         metrics.connections_open.dec();
+        drop(drain);
     });
 }
 

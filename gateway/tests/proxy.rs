@@ -457,3 +457,47 @@ async fn analytics_lines_are_json_with_fields() {
     assert_eq!(miss["error"], "no_route");
     assert!(miss["api"].is_null());
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_for_h1_and_h2() {
+    let b = backend("a").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    bundle["limits"]["idleTimeoutMs"] = 300.into();
+    let gw = start(bundle).await;
+    let open = || async {
+        let m = String::from_utf8_lossy(&get(&format!("http://{}/metrics", gw.admin)).await.body)
+            .into_owned();
+        m.lines()
+            .find_map(|l| l.strip_prefix("mgw_connections_open "))
+            .and_then(|n| n.trim().parse::<i64>().ok())
+            .unwrap()
+    };
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let h1 = client();
+    for c in [&h2, &h1] {
+        let res = c
+            .request(
+                Request::get(gw.url("/pets-api/v1/pets"))
+                    .body(full(""))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.into_body().collect().await.unwrap();
+    }
+    assert_eq!(open().await, 2, "both pooled client connections are open");
+    // Bounded wait: the idle timer closes both.
+    let mut closed = false;
+    for _ in 0..100 {
+        if open().await == 0 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed, "idle connections were not closed");
+    gw.shutdown().await;
+}

@@ -1,0 +1,85 @@
+//! Per-connection bookkeeping: who is on the other end, how many requests are in
+//! flight on this connection, and since when it has been idle.
+//!
+//! The idle timer needs to know "no request in flight since T" without touching
+//! the socket; the in-flight count is kept by [`InFlight`] guards that live as
+//! long as a request (until its response body ends or is dropped, or until the
+//! request future is cancelled), so the count can never leak.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub activity: Arc<Activity>,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            activity: Arc::new(Activity::new()),
+        }
+    }
+}
+
+/// In-flight requests on one connection and when it last became idle.
+#[derive(Debug)]
+pub struct Activity {
+    base: Instant,
+    in_flight: AtomicUsize,
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(instant)` when no request is in flight: the moment the last one ended.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let ms = self.idle_since_ms.load(Ordering::Acquire);
+        Some(self.base + std::time::Duration::from_millis(ms))
+    }
+}
+
+/// Counts one request as in flight, on its connection and in the gauge, until dropped.
+pub struct InFlight {
+    activity: Arc<Activity>,
+    metrics: Arc<Metrics>,
+}
+
+impl InFlight {
+    pub fn start(conn: &ConnInfo, metrics: &Arc<Metrics>) -> Self {
+        conn.activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        metrics.in_flight.inc();
+        Self {
+            activity: conn.activity.clone(),
+            metrics: metrics.clone(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+        let a = &self.activity;
+        let ms = u64::try_from(a.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.idle_since_ms.store(ms, Ordering::Release);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
