@@ -1,8 +1,8 @@
 //! The OCI image layout directory: written atomically, read back with verification.
 //!
-//! Writing: a [`Staging`] directory is created beside the destination (same parent, so
+//! Writing: a `Staging` directory is created beside the destination (same parent, so
 //! the same filesystem) and receives `blobs/sha256/…`, `index.json` and `oci-layout`.
-//! [`Staging::commit`] renames the old layout away, renames the new one in and deletes
+//! `Staging::commit` renames the old layout away, renames the new one in and deletes
 //! the old one; on any error before that, the staging directory is removed and the
 //! old layout is untouched. It never replaces a directory that is not an image layout.
 //! Between the two renames the destination briefly does not exist (a reader sees the
