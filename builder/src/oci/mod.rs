@@ -3,7 +3,7 @@
 //! `mgw build` bakes the gateway into an image without Docker, Buildah or any daemon:
 //! this module writes the layers ([`layer`]), the config and manifest ([`image`]), the
 //! OCI image layout directory and reads it back ([`layout`]), and the one tarball that
-//! is both an OCI archive and a docker-archive ([`archive`]). The base layer comes from
+//! is both an OCI archive and a docker-archive (`archive`). The base layer comes from
 //! the repository's `base-image/`, embedded at compile time ([`base`]).
 //!
 //! Architecture invariant: same inputs give the same bytes, on any machine, at any
@@ -12,7 +12,7 @@
 //! `source_date_epoch` the caller passes. Nothing here ever leaves a half-written image
 //! where a good one was: output is staged beside its destination and renamed into place.
 
-pub mod archive;
+mod archive;
 pub mod base;
 mod digest;
 mod error;
@@ -21,7 +21,7 @@ mod json;
 pub mod layer;
 pub mod layout;
 
-pub use digest::Digest;
+pub use digest::{Digest, ParseDigestError};
 pub use error::OciError;
 pub use image::{ImageOutput, ImageSpec, LayerContent, LayerInput, OutputPaths, write_image};
 pub use layer::{Layer, LayerBuilder};
