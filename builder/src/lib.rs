@@ -1,2 +1,4 @@
 //! mgw: the builder CLI's library.
 #![forbid(unsafe_code)]
+
+pub mod project;
