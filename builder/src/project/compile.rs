@@ -1,0 +1,932 @@
+//! Compiling a loaded project into the bundle.
+//!
+//! Here the files meet: `include` is matched against each spec's operations, every
+//! API and operation gets an upstream (from `mgw.yaml`, `x-mgw-upstream` or
+//! `x-wso2-production-endpoints`), routes are checked for conflicts across APIs, and
+//! anything the spec asks for that this gateway cannot enforce yet (authentication,
+//! rate limits, CORS) is refused with its location. The result is run through
+//! `mgw_gateway::bundle::Config::from_bundle`, the gateway's own check, so an image
+//! the builder makes is one the gateway accepts; its problems are mapped back to the
+//! project file and key that caused them.
+//!
+//! Never: emit anything that depends on the machine, the clock or the environment
+//! (no timestamps, no absolute paths, `${VAR}` templates left unresolved), iterate
+//! a hash map into the output, or let a policy the gateway cannot enforce slip
+//! through as an open route.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mgw_gateway::bundle::{
+    self, Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation,
+    Retry, SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
+};
+use mgw_gateway::env;
+use serde::Serialize;
+
+use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
+use super::extensions::{Endpoints, Located, Policies};
+use super::openapi::{ApiSpec, SpecFormat, SpecOperation};
+use super::{MANIFEST_FILE, Project};
+
+/// A compiled project.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub bundle: Bundle,
+    /// `bundle.to_canonical_json()`: the exact bytes to bake into the image.
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+    pub summary: Summary,
+    /// Environment variables the bundle's templates use, sorted by name.
+    pub env: Vec<EnvVar>,
+    /// Problems that do not stop the build (an unused upstream, an overridden
+    /// spec endpoint).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// What the image serves, for `mgw inspect`, labels and build output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub name: String,
+    pub version: String,
+    pub repository: String,
+    pub labels: BTreeMap<String, String>,
+    pub apis: Vec<ApiSummary>,
+    /// Total number of routes over all APIs.
+    pub routes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSummary {
+    pub name: String,
+    /// `info.title` of the spec.
+    pub title: Option<String>,
+    /// `info.version` of the spec.
+    pub version: Option<String>,
+    /// Project-relative spec path.
+    pub spec: String,
+    pub format: SpecFormat,
+    pub base_path: String,
+    pub upstream: String,
+    pub routes: Vec<RouteSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSummary {
+    pub method: String,
+    /// Full path template, base path included.
+    pub path: String,
+    pub operation_id: String,
+    pub upstream: String,
+}
+
+/// One environment variable the deployment may set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    pub name: String,
+    /// `None` when some use has no default: the variable must then be set.
+    pub default: Option<String>,
+    /// Bundle keys whose templates use it.
+    pub used_by: Vec<String>,
+}
+
+impl EnvVar {
+    pub fn required(&self) -> bool {
+        self.default.is_none()
+    }
+}
+
+/// Compiles a loaded project into a validated bundle.
+pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
+    let mut c = Compiler {
+        project,
+        diags: Vec::new(),
+        warnings: Vec::new(),
+        origins: BTreeMap::new(),
+        upstreams: BTreeMap::new(),
+        routes: BTreeMap::new(),
+    };
+    let bundle = c.bundle();
+    if !c.diags.is_empty() {
+        return Err(ProjectError::invalid(c.diags));
+    }
+    let bytes = bundle.to_canonical_json();
+    let digest = digest_of(&bytes);
+    if let Err(e) = Config::from_bundle(&bundle, digest.clone(), None) {
+        let diags = match e {
+            bundle::BundleError::Invalid(problems) => problems
+                .into_iter()
+                .map(|p| Diagnostic::new(&c.origin_of(&p.key), p.message))
+                .collect(),
+            other => vec![Diagnostic::new(
+                &Origin::file(MANIFEST_FILE),
+                other.to_string(),
+            )],
+        };
+        return Err(ProjectError::invalid(diags));
+    }
+    let summary = summarize(project, &bundle);
+    let (env, env_warnings) = env_vars(&bundle);
+    c.warnings.extend(env_warnings);
+    super::error::sort(&mut c.warnings);
+    Ok(Compiled {
+        bundle,
+        bytes,
+        digest,
+        summary,
+        env,
+        warnings: c.warnings,
+    })
+}
+
+struct Compiler<'p> {
+    project: &'p Project,
+    diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    /// Bundle key → where its value came from, to locate the gateway's problems.
+    origins: BTreeMap<String, Origin>,
+    upstreams: BTreeMap<String, Upstream>,
+    /// (method, canonical template) → (API, operationId, origin), for conflicts.
+    routes: BTreeMap<(String, String), (String, String, Origin)>,
+}
+
+fn mpath() -> KeyPath {
+    KeyPath::root()
+}
+
+/// The gateway's upstream defaults, read from its own wire type.
+fn upstream_defaults() -> Upstream {
+    serde_json::from_value(serde_json::json!({ "urls": [] }))
+        .expect("the gateway's upstream defaults deserialize")
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Compiler<'_> {
+    fn manifest_origin(&self, path: &KeyPath) -> Origin {
+        self.project.manifest.origin(path)
+    }
+
+    fn map(&mut self, bundle_key: impl Into<String>, origin: Origin) {
+        self.origins.insert(bundle_key.into(), origin);
+    }
+
+    /// The origin recorded for a bundle key, or its closest recorded parent.
+    fn origin_of(&self, key: &str) -> Origin {
+        let mut k = key;
+        loop {
+            if let Some(o) = self.origins.get(k) {
+                return o.clone();
+            }
+            match k.rfind(['.', '[']) {
+                Some(i) => k = &k[..i],
+                None => return Origin::file(MANIFEST_FILE),
+            }
+        }
+    }
+
+    fn bundle(&mut self) -> Bundle {
+        let m = &self.project.manifest;
+        self.map("gateway.name", self.manifest_origin(&mpath().key("name")));
+        self.map(
+            "gateway.version",
+            self.manifest_origin(&mpath().key("version")),
+        );
+        let listeners = self.listeners();
+        let limits = self.limits();
+        let mut apis = Vec::with_capacity(m.apis.len());
+        for i in 0..m.apis.len() {
+            if let Some(api) = self.api(i) {
+                apis.push(api);
+            }
+        }
+        self.declared_upstreams_unused();
+        let analytics = self.analytics();
+        Bundle {
+            schema_version: SCHEMA_VERSION,
+            gateway: GatewayInfo {
+                name: m.name.clone(),
+                version: m.version.clone(),
+            },
+            listeners,
+            limits,
+            upstreams: std::mem::take(&mut self.upstreams),
+            apis,
+            analytics,
+        }
+    }
+
+    fn listeners(&mut self) -> Listeners {
+        let l = &self.project.manifest.listeners;
+        let api = l
+            .api
+            .clone()
+            .unwrap_or_else(|| Listener::DEFAULT_API.into());
+        let admin = l
+            .admin
+            .clone()
+            .unwrap_or_else(|| Listener::DEFAULT_ADMIN.into());
+        self.map(
+            "listeners.api.address",
+            self.manifest_origin(&mpath().key("listeners").key("api")),
+        );
+        self.map(
+            "listeners.admin.address",
+            self.manifest_origin(&mpath().key("listeners").key("admin")),
+        );
+        Listeners {
+            api: Listener { address: api },
+            admin: Listener { address: admin },
+        }
+    }
+
+    fn limits(&mut self) -> Limits {
+        let s = &self.project.manifest.limits;
+        let d = Limits::default();
+        for (bundle_key, key) in [
+            ("headerReadTimeoutMs", "headerReadTimeout"),
+            ("maxHeaderBytes", "maxHeaderSize"),
+            ("maxHeaders", "maxHeaders"),
+            ("idleTimeoutMs", "idleTimeout"),
+            ("maxBodyBytes", "maxBodySize"),
+            ("shutdownGraceMs", "shutdownGrace"),
+            ("h2MaxConcurrentStreams", "h2MaxConcurrentStreams"),
+        ] {
+            self.map(
+                format!("limits.{bundle_key}"),
+                self.manifest_origin(&mpath().key("limits").key(key)),
+            );
+        }
+        Limits {
+            header_read_timeout_ms: s.header_read_timeout.map_or(d.header_read_timeout_ms, ms),
+            max_header_bytes: s.max_header_bytes.unwrap_or(d.max_header_bytes),
+            max_headers: s.max_headers.unwrap_or(d.max_headers),
+            idle_timeout_ms: s.idle_timeout.map_or(d.idle_timeout_ms, ms),
+            max_body_bytes: s.max_body_bytes.unwrap_or(d.max_body_bytes),
+            shutdown_grace_ms: s.shutdown_grace.map_or(d.shutdown_grace_ms, ms),
+            h2_max_concurrent_streams: s
+                .h2_max_concurrent_streams
+                .unwrap_or(d.h2_max_concurrent_streams),
+        }
+    }
+
+    fn analytics(&mut self) -> Analytics {
+        let a = &self.project.manifest.analytics;
+        for key in ["sink", "path", "queueCapacity"] {
+            self.map(
+                format!("analytics.{key}"),
+                self.manifest_origin(&mpath().key("analytics").key(key)),
+            );
+        }
+        Analytics {
+            sink: a.sink,
+            path: a.path.clone(),
+            queue_capacity: a
+                .queue_capacity
+                .unwrap_or(Analytics::default().queue_capacity),
+        }
+    }
+
+    /// Adds a declared upstream to the bundle (once) and returns its name.
+    fn use_declared(&mut self, name: &str) -> String {
+        if self.upstreams.contains_key(name) {
+            return name.to_owned();
+        }
+        let Some(u) = self.project.manifest.upstreams.get(name) else {
+            return name.to_owned();
+        };
+        let d = upstream_defaults();
+        let p = mpath().key("upstreams").key(name);
+        let key = format!("upstreams.{name}");
+        self.map(key.clone(), self.manifest_origin(&p));
+        for (i, _) in u.urls.iter().enumerate() {
+            self.map(
+                format!("{key}.urls[{i}]"),
+                self.manifest_origin(&p.key("urls").index(i)),
+            );
+        }
+        for (bundle_key, k) in [
+            ("connectTimeoutMs", "connectTimeout"),
+            ("requestTimeoutMs", "timeout"),
+            ("poolIdleTimeoutMs", "poolIdleTimeout"),
+            ("poolMaxIdlePerHost", "poolMaxIdlePerHost"),
+            ("retry", "retry"),
+            ("loadBalancing", "loadBalancing"),
+        ] {
+            self.map(
+                format!("{key}.{bundle_key}"),
+                self.manifest_origin(&p.key(k)),
+            );
+        }
+        let upstream = Upstream {
+            urls: u.urls.clone(),
+            load_balancing: u.load_balancing.unwrap_or(d.load_balancing),
+            connect_timeout_ms: u.connect_timeout.map_or(d.connect_timeout_ms, ms),
+            request_timeout_ms: u.timeout.map_or(d.request_timeout_ms, ms),
+            retry: Retry {
+                attempts: u.retry_attempts.unwrap_or(d.retry.attempts),
+                idempotent: u.retry_idempotent.unwrap_or(d.retry.idempotent),
+            },
+            pool_idle_timeout_ms: u.pool_idle_timeout.map_or(d.pool_idle_timeout_ms, ms),
+            pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(d.pool_max_idle_per_host),
+        };
+        self.upstreams.insert(name.to_owned(), upstream);
+        name.to_owned()
+    }
+
+    /// Adds an upstream made from spec endpoints under a generated name.
+    fn use_endpoints(&mut self, name: String, ep: &Endpoints) -> String {
+        let key = format!("upstreams.{name}");
+        self.map(key.clone(), ep.origin.clone());
+        for (i, u) in ep.urls.iter().enumerate() {
+            self.map(format!("{key}.urls[{i}]"), u.origin.clone());
+        }
+        let upstream = Upstream {
+            urls: ep.urls.iter().map(|u| u.value.clone()).collect(),
+            load_balancing: ep.load_balancing,
+            ..upstream_defaults()
+        };
+        self.upstreams.insert(name.clone(), upstream);
+        name
+    }
+
+    /// Checks an `x-mgw-upstream` name against the declared upstreams.
+    fn named_upstream(&mut self, l: &Located<String>) -> Option<String> {
+        let declared = &self.project.manifest.upstreams;
+        if declared.contains_key(&l.value) {
+            return Some(self.use_declared(&l.value));
+        }
+        self.diags.push(Diagnostic::new(
+            &l.origin,
+            format!(
+                "no upstream named `{}` in `mgw.yaml`{}; declared upstreams: {}",
+                l.value,
+                suggestion(&l.value, declared.keys().map(String::as_str)),
+                list(declared.keys(), 20)
+            ),
+        ));
+        None
+    }
+
+    fn api(&mut self, i: usize) -> Option<Api> {
+        let project = self.project;
+        let settings = &project.manifest.apis[i];
+        let spec = &project.specs[i];
+        let ap = mpath().key("apis").index(i);
+        let bkey = format!("apis[{i}]");
+        self.map(bkey.clone(), self.manifest_origin(&ap));
+        self.map(
+            format!("{bkey}.name"),
+            self.manifest_origin(&ap.key("name")),
+        );
+        self.map(
+            format!("{bkey}.maxBodyBytes"),
+            self.manifest_origin(&ap.key("maxBodySize")),
+        );
+
+        let selected = self.select(i, spec);
+
+        let base_path = match (&settings.base_path, &spec.base_path) {
+            (Some(b), _) => {
+                self.map(
+                    format!("{bkey}.basePath"),
+                    self.manifest_origin(&ap.key("basePath")),
+                );
+                b.clone()
+            }
+            (None, Some(b)) => {
+                self.map(format!("{bkey}.basePath"), b.origin.clone());
+                b.value.clone()
+            }
+            (None, None) => "/".to_owned(),
+        };
+
+        let api_upstream = self.api_upstream(i, spec);
+
+        self.refuse_unsupported(&settings.name, spec, &selected);
+
+        let mut operations = Vec::with_capacity(selected.len());
+        for op in &selected {
+            let template = join_paths(&base_path, &op.path);
+            let route = (op.method.clone(), canonical_template(&template));
+            if let Some((other_api, other_id, other_origin)) = self.routes.get(&route) {
+                self.diags.push(Diagnostic::new(
+                    &op.origin,
+                    format!(
+                        "`{} {template}` (operation `{}` of API `{}`) conflicts with operation `{other_id}` of API `{other_api}` at `{}`: one method and path (parameter names aside) can be served only once; change a `basePath` or leave one out with `include`",
+                        op.method,
+                        op.id,
+                        settings.name,
+                        other_origin.position()
+                    ),
+                ));
+                continue;
+            }
+            self.routes.insert(
+                route,
+                (settings.name.clone(), op.id.clone(), op.origin.clone()),
+            );
+            let upstream = if let Some(u) = &op.policies.upstream {
+                self.named_upstream(u)
+            } else {
+                op.policies
+                    .endpoints
+                    .as_ref()
+                    .map(|ep| self.use_endpoints(format!("x-wso2:{}:{}", settings.name, op.id), ep))
+            };
+            operations.push(Operation {
+                id: op.id.clone(),
+                method: op.method.clone(),
+                path: op.path.clone(),
+                upstream,
+            });
+        }
+        // A stable order that does not depend on how the spec is laid out.
+        let order = |o: &Operation| (o.path.clone(), o.method.clone());
+        operations.sort_by_key(order);
+        for (j, o) in operations.iter().enumerate() {
+            if let Some(op) = selected.iter().find(|s| s.id == o.id) {
+                self.map(format!("{bkey}.operations[{j}]"), op.origin.clone());
+            }
+        }
+        if operations.is_empty() && self.diags.is_empty() {
+            self.diags.push(Diagnostic::new(
+                &Origin::file(spec.file.clone()),
+                format!(
+                    "API `{}` has no operation to serve; add paths to `{}`",
+                    settings.name, spec.file
+                ),
+            ));
+        }
+        Some(Api {
+            name: settings.name.clone(),
+            version: spec.version.clone(),
+            base_path,
+            upstream: api_upstream?,
+            max_body_bytes: settings.max_body_bytes,
+            operations,
+        })
+    }
+
+    /// The operations `include` selects, in spec order.
+    fn select<'s>(&mut self, i: usize, spec: &'s ApiSpec) -> Vec<&'s SpecOperation> {
+        let settings = &self.project.manifest.apis[i];
+        let Some(inc) = &settings.include else {
+            return spec.operations.iter().collect();
+        };
+        let ap = mpath().key("apis").index(i).key("include");
+        let ids: BTreeSet<&str> = spec.operations.iter().map(|o| o.id.as_str()).collect();
+        for (k, id) in inc.operations.iter().enumerate() {
+            if !ids.contains(id.as_str()) {
+                self.diags.push(Diagnostic::new(
+                    &self.manifest_origin(&ap.key("operations").index(k)),
+                    format!(
+                        "no operation `{id}` in `{}`{}; its operationIds are {}",
+                        spec.file,
+                        suggestion(id, ids.iter().copied()),
+                        list(&ids, 40)
+                    ),
+                ));
+            }
+        }
+        let tags = spec.all_tags();
+        for (k, tag) in inc.tags.iter().enumerate() {
+            if !tags.contains(tag) {
+                self.diags.push(Diagnostic::new(
+                    &self.manifest_origin(&ap.key("tags").index(k)),
+                    format!(
+                        "no operation in `{}` has tag `{tag}`{}; its tags are {}",
+                        spec.file,
+                        suggestion(tag, tags.iter().map(String::as_str)),
+                        list(&tags, 40)
+                    ),
+                ));
+            }
+        }
+        spec.operations
+            .iter()
+            .filter(|o| {
+                inc.operations.contains(&o.id) || o.tags.iter().any(|t| inc.tags.contains(t))
+            })
+            .collect()
+    }
+
+    /// `apis[i].upstream`, else `x-mgw-upstream`, else `x-wso2-production-endpoints`.
+    fn api_upstream(&mut self, i: usize, spec: &ApiSpec) -> Option<String> {
+        let settings = &self.project.manifest.apis[i];
+        let ap = mpath().key("apis").index(i);
+        let key = format!("apis[{i}].upstream");
+        let origin = match (
+            &settings.upstream,
+            &spec.policies.upstream,
+            &spec.policies.endpoints,
+        ) {
+            (Some(_), ..) | (None, None, None) => self.manifest_origin(&ap.key("upstream")),
+            (None, Some(u), _) => u.origin.clone(),
+            (None, None, Some(ep)) => ep.origin.clone(),
+        };
+        self.map(key, origin);
+        if let Some(name) = &settings.upstream {
+            for (what, origin) in [
+                (
+                    "x-wso2-production-endpoints",
+                    spec.policies.endpoints.as_ref().map(|e| &e.origin),
+                ),
+                (
+                    "x-mgw-upstream",
+                    spec.policies.upstream.as_ref().map(|u| &u.origin),
+                ),
+            ] {
+                if let Some(o) = origin {
+                    self.warnings.push(Diagnostic::new(
+                        o,
+                        format!(
+                            "`{what}` is overridden by `apis[{i}].upstream: {name}` in `mgw.yaml`"
+                        ),
+                    ));
+                }
+            }
+            if !self.project.manifest.upstreams.contains_key(name) {
+                return None; // reported by the manifest check
+            }
+            return Some(self.use_declared(name));
+        }
+        if let Some(u) = &spec.policies.upstream {
+            return self.named_upstream(u);
+        }
+        if let Some(ep) = &spec.policies.endpoints {
+            return Some(self.use_endpoints(format!("x-wso2:{}", settings.name), ep));
+        }
+        let declared = &self.project.manifest.upstreams;
+        self.diags.push(Diagnostic::new(
+            &self.manifest_origin(&ap),
+            format!(
+                "API `{}` has no upstream: set `upstream` to one of the upstreams declared in `mgw.yaml` ({}), or add `x-wso2-production-endpoints` to `{}`",
+                settings.name,
+                list(declared.keys(), 20),
+                spec.file
+            ),
+        ));
+        None
+    }
+
+    /// Refuses what the spec asks of the gateway that this version cannot enforce,
+    /// once per place it is written.
+    fn refuse_unsupported(&mut self, api: &str, spec: &ApiSpec, ops: &[&SpecOperation]) {
+        let mut security: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
+        let mut rate: BTreeMap<Origin, (String, Vec<String>)> = BTreeMap::new();
+        let mut cors: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
+        let mut header: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
+        let mut open_by_default: Vec<String> = Vec::new();
+        let api_p = &spec.policies;
+        for op in ops {
+            let p = &op.policies;
+            let pick = |f: fn(&Policies) -> bool| if f(p) { p } else { api_p };
+            let disabled = pick(|p| p.disable_security.is_some())
+                .disable_security
+                .as_ref()
+                .is_some_and(|d| d.value);
+            let sec = pick(|p| p.security.is_some()).security.as_ref();
+            if let Some(sec) = sec {
+                let needs_auth = !sec.value.is_empty() && sec.value.iter().all(|r| !r.is_empty());
+                if needs_auth && !disabled {
+                    security
+                        .entry(sec.origin.clone())
+                        .or_default()
+                        .push(op.id.clone());
+                }
+            } else if spec.wso2 && !disabled {
+                open_by_default.push(op.id.clone());
+            }
+            if let Some(r) = pick(|p| p.rate_limit.is_some()).rate_limit.as_ref() {
+                if !r.value.eq_ignore_ascii_case("unlimited") {
+                    rate.entry(r.origin.clone())
+                        .or_insert_with(|| (r.value.clone(), Vec::new()))
+                        .1
+                        .push(op.id.clone());
+                }
+            }
+            if let Some(c) = pick(|p| p.cors.is_some()).cors.as_ref() {
+                cors.entry(c.origin.clone())
+                    .or_default()
+                    .push(op.id.clone());
+            }
+            if let Some(h) = pick(|p| p.auth_header.is_some()).auth_header.as_ref() {
+                header
+                    .entry(h.origin.clone())
+                    .or_default()
+                    .push(op.id.clone());
+            }
+        }
+        let ops_of = |ids: &[String]| {
+            let noun = if ids.len() == 1 {
+                "operation"
+            } else {
+                "operations"
+            };
+            format!("{noun} {} of API `{api}`", list(ids, 8))
+        };
+        if !open_by_default.is_empty() {
+            self.warnings.push(Diagnostic::new(
+                &Origin::file(spec.file.clone()),
+                format!(
+                    "{} (no security requirement): WSO2 Microgateway would have secured them by default, mgw serves them without authentication; add `x-wso2-disable-security: true` to say this is intended",
+                    ops_of(&open_by_default)
+                ),
+            ));
+        }
+        for (origin, ids) in security {
+            self.diags.push(Diagnostic::new(
+                &origin,
+                format!(
+                    "security requirements are not supported yet by this mgw version ({} would need authentication); to serve them without authentication write `security: []` or `x-mgw-disable-security: true`, or leave them out with `include`",
+                    ops_of(&ids)
+                ),
+            ));
+        }
+        for (origin, (tier, ids)) in rate {
+            self.diags.push(Diagnostic::new(
+                &origin,
+                format!(
+                    "rate limiting (`{tier}`, used by {}) is not supported yet by this mgw version; remove it or use `Unlimited`",
+                    ops_of(&ids)
+                ),
+            ));
+        }
+        for (origin, ids) in cors {
+            self.diags.push(Diagnostic::new(
+                &origin,
+                format!(
+                    "CORS (used by {}) is not supported yet by this mgw version; remove it",
+                    ops_of(&ids)
+                ),
+            ));
+        }
+        for (origin, ids) in header {
+            self.diags.push(Diagnostic::new(
+                &origin,
+                format!(
+                    "a custom auth header (used by {}) is not supported yet by this mgw version; remove it",
+                    ops_of(&ids)
+                ),
+            ));
+        }
+    }
+
+    fn declared_upstreams_unused(&mut self) {
+        let unused: Vec<String> = self
+            .project
+            .manifest
+            .upstreams
+            .keys()
+            .filter(|n| !self.upstreams.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in unused {
+            self.warnings.push(Diagnostic::new(
+                &self
+                    .project
+                    .manifest
+                    .key_origin(&mpath().key("upstreams").key(name.clone())),
+                format!("upstream `{name}` is not used by any API; it is left out of the bundle"),
+            ));
+        }
+    }
+}
+
+fn summarize(project: &Project, bundle: &Bundle) -> Summary {
+    let m = &project.manifest;
+    let mut total = 0;
+    let apis = bundle
+        .apis
+        .iter()
+        .zip(&project.specs)
+        .map(|(api, spec)| {
+            let routes: Vec<RouteSummary> = api
+                .operations
+                .iter()
+                .map(|o| RouteSummary {
+                    method: o.method.clone(),
+                    path: join_paths(&api.base_path, &o.path),
+                    operation_id: o.id.clone(),
+                    upstream: o.upstream.clone().unwrap_or_else(|| api.upstream.clone()),
+                })
+                .collect();
+            total += routes.len();
+            ApiSummary {
+                name: api.name.clone(),
+                title: spec.title.clone(),
+                version: spec.version.clone(),
+                spec: spec.file.clone(),
+                format: spec.format,
+                base_path: api.base_path.clone(),
+                upstream: api.upstream.clone(),
+                routes,
+            }
+        })
+        .collect();
+    Summary {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        repository: m.image.repository.clone(),
+        labels: m.image.labels.clone(),
+        apis,
+        routes: total,
+    }
+}
+
+/// Every `${VAR}` the bundle uses, with its default.
+fn env_vars(bundle: &Bundle) -> (Vec<EnvVar>, Vec<Diagnostic>) {
+    let mut templates: Vec<(String, &str)> = vec![
+        (
+            "listeners.api.address".into(),
+            bundle.listeners.api.address.as_str(),
+        ),
+        (
+            "listeners.admin.address".into(),
+            bundle.listeners.admin.address.as_str(),
+        ),
+    ];
+    for (name, u) in &bundle.upstreams {
+        for (i, url) in u.urls.iter().enumerate() {
+            templates.push((format!("upstreams.{name}.urls[{i}]"), url));
+        }
+    }
+    if let Some(p) = &bundle.analytics.path {
+        templates.push(("analytics.path".into(), p));
+    }
+    let mut vars: BTreeMap<String, (Vec<Option<String>>, Vec<String>)> = BTreeMap::new();
+    for (key, t) in templates {
+        for (name, default) in env::variables(t) {
+            let v = vars.entry(name).or_default();
+            v.0.push(default);
+            v.1.push(key.clone());
+        }
+    }
+    let mut warnings = Vec::new();
+    let out = vars
+        .into_iter()
+        .map(|(name, (defaults, used_by))| {
+            let distinct: BTreeSet<&Option<String>> = defaults.iter().collect();
+            if distinct.len() > 1 {
+                warnings.push(Diagnostic::new(
+                    &Origin::file(MANIFEST_FILE),
+                    format!(
+                        "`${{{name}}}` has different defaults in {}; the gateway uses each one where it is written",
+                        list(&used_by, 10)
+                    ),
+                ));
+            }
+            let default = if defaults.iter().any(Option::is_none) {
+                None
+            } else {
+                defaults.into_iter().flatten().next()
+            };
+            EnvVar {
+                name,
+                default,
+                used_by,
+            }
+        })
+        .collect();
+    (out, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::project::{Source, load_from};
+
+    fn project(files: &[(&str, &str)]) -> Result<Project, ProjectError> {
+        load_from(Source::Memory(
+            files
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        ))
+    }
+
+    fn build(files: &[(&str, &str)]) -> Result<Compiled, ProjectError> {
+        compile(&project(files)?)
+    }
+
+    const MANIFEST: &str = "name: pets\nversion: 1.0.0\nupstreams:\n  pets: {urls: ['${PETS_URL:-http://127.0.0.1:8081}']}\n  spare: {urls: ['http://127.0.0.1:9']}\napis:\n  - name: pets\n    spec: api.yaml\n    upstream: pets\n";
+    const SPEC: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: 2.0.0}\nservers: [{url: /v1}]\npaths:\n  /pets/{id}:\n    get: {operationId: getPet}\n    delete: {operationId: deletePet}\n  /pets:\n    get: {operationId: listPets, tags: [read]}\n";
+
+    #[test]
+    fn compiles_sorted_operations_env_and_summary() {
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();
+        let ops: Vec<_> = c.bundle.apis[0]
+            .operations
+            .iter()
+            .map(|o| format!("{} {}", o.method, o.path))
+            .collect();
+        assert_eq!(ops, ["GET /pets", "DELETE /pets/{id}", "GET /pets/{id}"]);
+        assert_eq!(c.bundle.apis[0].base_path, "/v1");
+        assert_eq!(c.bundle.apis[0].version.as_deref(), Some("2.0.0"));
+        assert_eq!(c.bundle.upstreams.keys().collect::<Vec<_>>(), ["pets"]);
+        assert_eq!(c.digest, digest_of(&c.bytes));
+        assert_eq!(c.summary.routes, 3);
+        assert_eq!(c.summary.apis[0].routes[0].path, "/v1/pets");
+        let names: Vec<_> = c.env.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["MGW_ADMIN_LISTEN", "MGW_LISTEN", "PETS_URL"]);
+        assert_eq!(c.env[2].default.as_deref(), Some("http://127.0.0.1:8081"));
+        assert!(
+            c.warnings[0]
+                .to_string()
+                .contains("upstream `spare` is not used"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn gateway_problems_point_back_at_the_source() {
+        let m = MANIFEST
+            .replace("http://127.0.0.1:9", "https://x")
+            .replace("upstream: pets\n", "upstream: spare\n");
+        let e = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mgw.yaml:5:18: `upstreams.spare.urls[0]`: `https://x`: scheme `https` is not supported"), "{e}");
+    }
+
+    #[test]
+    fn include_by_id_and_tag_with_unknowns_listed() {
+        let m = format!("{MANIFEST}    include: {{operations: [getPet], tags: [read]}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        assert_eq!(c.summary.routes, 2);
+        let m = format!("{MANIFEST}    include: {{operations: [getpet], tags: [write]}}\n");
+        let e = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mgw.yaml:10:28: `apis[0].include.operations[0]`: no operation `getpet` in `api.yaml` (did you mean `getPet`?); its operationIds are `deletePet`, `getPet` and `listPets`"), "{e}");
+        assert!(
+            e.contains("no operation in `api.yaml` has tag `write`; its tags are `read`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn security_is_refused_unless_disabled_or_empty() {
+        let spec = format!(
+            "{SPEC}    post: {{operationId: addPet, security: []}}\n  /admin:\n    get: {{operationId: admin, x-wso2-disable-security: true}}\nsecurity: [{{key: []}}]\ncomponents:\n  securitySchemes:\n    key: {{type: apiKey, in: header, name: X-Key}}\n"
+        );
+        let e = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap_err();
+        let d = e.diagnostics();
+        assert_eq!(d.len(), 1, "{e}");
+        assert_eq!(d[0].key_path, "#/security");
+        assert!(
+            d[0].message
+                .contains("not supported yet by this mgw version"),
+            "{e}"
+        );
+        assert!(
+            d[0].message
+                .contains("`getPet`, `deletePet` and `listPets`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wso2_endpoints_become_upstreams() {
+        let m = "name: pets\nversion: 1.0.0\napis:\n  - name: pets\n    spec: api.yaml\n";
+        let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\nx-wso2-basePath: /pets\nx-wso2-production-endpoints: {urls: ['http://a:1']}\nx-wso2-throttling-tier: Unlimited\npaths:\n  /a:\n    get:\n      x-wso2-production-endpoints: {urls: ['http://b:2', 'http://c:3'], type: failover}\n  /b: {get: {}}\n";
+        let c = build(&[("mgw.yaml", m), ("api.yaml", spec)]).unwrap();
+        let names: Vec<_> = c.bundle.upstreams.keys().cloned().collect();
+        assert_eq!(names, ["x-wso2:pets", "x-wso2:pets:get_a"]);
+        assert_eq!(
+            c.bundle.apis[0].operations[0].upstream.as_deref(),
+            Some("x-wso2:pets:get_a")
+        );
+        assert_eq!(c.bundle.apis[0].base_path, "/pets");
+        let spec = spec.replace("http://b:2", "ftp://b:2");
+        let e = build(&[("mgw.yaml", m), ("api.yaml", &spec)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api.yaml:9:44: `#/paths/~1a/get/x-wso2-production-endpoints/urls/0`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn no_upstream_is_explained() {
+        let m = "name: pets\nversion: 1.0.0\napis:\n  - name: pets\n    spec: api.yaml\n";
+        let e = build(&[("mgw.yaml", m), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mgw.yaml:4:5: `apis[0]`: API `pets` has no upstream"),
+            "{e}"
+        );
+    }
+}

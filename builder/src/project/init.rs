@@ -1,0 +1,417 @@
+//! `mgw init`: scaffold a project from an existing OpenAPI file.
+//!
+//! Copies the spec (and every file it `$ref`s, keeping their relative layout) into
+//! `apis/`, and writes a commented `mgw.yaml` whose values come from the spec
+//! (name, version, base path) and from the gateway's own defaults, with the upstream
+//! URL as a `${VAR:-default}` template so the project builds at once and each
+//! environment can point it elsewhere. It then validates the new project and
+//! reports what would still stop a build.
+//!
+//! Never overwrite: an existing `mgw.yaml` (or a different file where a spec copy
+//! would go) is an error, and files are written through a temporary file and a
+//! no-clobber rename, so a concurrent writer cannot be overwritten either.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mgw_gateway::bundle::{Limits, Listener};
+
+use super::error::{Diagnostic, ProjectError};
+use super::openapi::{self, ApiSpec};
+use super::refs::{Source, Store};
+use super::{MANIFEST_FILE, yaml};
+
+/// Choices `mgw init` leaves to the user.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Gateway and API name; default: from the spec's title, else its file name.
+    pub name: Option<String>,
+    /// Default upstream URL; default `http://127.0.0.1:8000`.
+    pub upstream_url: Option<String>,
+}
+
+/// What `init` wrote.
+#[derive(Debug, Clone)]
+pub struct InitOutcome {
+    /// The new `mgw.yaml`.
+    pub manifest: PathBuf,
+    /// Files written, relative to the project directory, sorted (`mgw.yaml` last).
+    pub files: Vec<String>,
+    pub name: String,
+    pub version: String,
+    pub base_path: String,
+    /// The variable that sets the upstream URL.
+    pub upstream_variable: String,
+    /// What still stops `mgw build` (for instance security requirements this
+    /// version cannot enforce); empty when the project builds.
+    pub problems: Vec<Diagnostic>,
+    /// Warnings of the new project's build (for instance spec endpoints that the
+    /// scaffolded upstream overrides).
+    pub warnings: Vec<Diagnostic>,
+}
+
+const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:8000";
+
+/// Creates a project in `out_dir` from the spec at `spec_path`.
+pub fn init(
+    spec_path: &Path,
+    out_dir: &Path,
+    options: &InitOptions,
+) -> Result<InitOutcome, ProjectError> {
+    let spec_dir = match spec_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(spec_name) = spec_path.file_name().and_then(|n| n.to_str()) else {
+        return Err(ProjectError::invalid(vec![Diagnostic::new(
+            &super::Origin::file(spec_path.display().to_string()),
+            "expected the path of an OpenAPI file",
+        )]));
+    };
+    let mut store = Store::new(Source::Dir(spec_dir.clone()));
+    let spec = openapi::load_spec(&mut store, spec_name, None).map_err(ProjectError::invalid)?;
+
+    let manifest_path = out_dir.join(MANIFEST_FILE);
+    if manifest_path.exists() {
+        return Err(ProjectError::AlreadyExists {
+            path: manifest_path.display().to_string(),
+        });
+    }
+    // Check every destination before writing anything.
+    let mut copies = Vec::new();
+    for rel in &spec.files {
+        let from = spec_dir.join(rel);
+        let to_rel = format!("apis/{rel}");
+        let to = out_dir.join(&to_rel);
+        let content = std::fs::read(&from).map_err(|source| ProjectError::Write {
+            path: from.display().to_string(),
+            source,
+        })?;
+        if to.exists() {
+            if std::fs::read(&to).ok().as_deref() == Some(content.as_slice()) {
+                continue;
+            }
+            return Err(ProjectError::AlreadyExists {
+                path: to.display().to_string(),
+            });
+        }
+        copies.push((to_rel, to, content));
+    }
+
+    let name = match &options.name {
+        Some(n) => n.clone(),
+        None => derive_name(&spec, spec_name),
+    };
+    let version = derive_version(spec.version.as_deref());
+    let base_path = spec
+        .base_path
+        .as_ref()
+        .map_or_else(|| "/".to_owned(), |b| b.value.clone());
+    let upstream_variable = format!(
+        "{}_UPSTREAM_URL",
+        name.to_ascii_uppercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    );
+    let upstream_default = options.upstream_url.as_deref().unwrap_or(DEFAULT_UPSTREAM);
+    let text = render(&Template {
+        name: &name,
+        version: &version,
+        spec_file: &format!("apis/{spec_name}"),
+        base_path: &base_path,
+        base_path_note: match spec.base_path.as_ref().map(|b| b.source) {
+            Some(openapi::BasePathSource::Wso2Extension) => "from the spec's `x-wso2-basePath`",
+            Some(openapi::BasePathSource::Server) => "from the spec's `servers[0].url`",
+            Some(openapi::BasePathSource::SwaggerBasePath) => "from the spec's `basePath`",
+            None => "the spec names none",
+        },
+        upstream: &format!("${{{upstream_variable}:-{upstream_default}}}"),
+        spec: &spec,
+    });
+
+    let mut files = Vec::new();
+    for (rel, to, content) in copies {
+        write_new(&to, &content)?;
+        files.push(rel);
+    }
+    files.sort();
+    write_new(&manifest_path, text.as_bytes())?;
+    files.push(MANIFEST_FILE.to_owned());
+
+    let (problems, warnings) = match super::build(out_dir) {
+        Ok(c) => (Vec::new(), c.warnings),
+        Err(ProjectError::Invalid(d)) => (d, Vec::new()),
+        Err(e) => (
+            vec![Diagnostic::new(
+                &super::Origin::file(MANIFEST_FILE),
+                e.to_string(),
+            )],
+            Vec::new(),
+        ),
+    };
+    Ok(InitOutcome {
+        manifest: manifest_path,
+        files,
+        name,
+        version,
+        base_path,
+        upstream_variable,
+        problems,
+        warnings,
+    })
+}
+
+/// Writes a new file atomically; fails if it exists.
+fn write_new(path: &Path, content: &[u8]) -> Result<(), ProjectError> {
+    let fail = |source| ProjectError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(content).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            ProjectError::AlreadyExists {
+                path: path.display().to_string(),
+            }
+        } else {
+            fail(e.error)
+        }
+    })?;
+    Ok(())
+}
+
+/// A lowercase slug of the title, else of the file name.
+fn derive_name(spec: &ApiSpec, file_name: &str) -> String {
+    let stem = file_name.split('.').next().unwrap_or(file_name);
+    for candidate in [spec.title.as_deref().unwrap_or(""), stem, "gateway"] {
+        let slug = slug(candidate);
+        if !slug.is_empty() {
+            return slug;
+        }
+    }
+    "gateway".into()
+}
+
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').chars().take(63).collect()
+}
+
+/// The spec's version made usable in an image tag, else `0.1.0`.
+fn derive_version(v: Option<&str>) -> String {
+    let cleaned: String = v
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches(['.', '-']);
+    if cleaned.is_empty() {
+        "0.1.0".into()
+    } else {
+        cleaned.chars().take(100).collect()
+    }
+}
+
+/// A YAML scalar: plain when it reads back as the same string, else quoted.
+fn scalar(s: &str) -> String {
+    let probe = yaml::parse(&format!("v: {s}\n"), false);
+    match probe {
+        Ok(n) if n.get("v").and_then(yaml::Node::as_str) == Some(s) && !s.contains('#') => {
+            s.to_owned()
+        }
+        _ => serde_json::Value::String(s.to_owned()).to_string(),
+    }
+}
+
+fn duration(ms: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+}
+
+fn size(bytes: u64) -> String {
+    for (unit, n) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= n && bytes % n == 0 {
+            return format!("{}{unit}", bytes / n);
+        }
+    }
+    bytes.to_string()
+}
+
+struct Template<'a> {
+    name: &'a str,
+    version: &'a str,
+    spec_file: &'a str,
+    base_path: &'a str,
+    base_path_note: &'a str,
+    upstream: &'a str,
+    spec: &'a ApiSpec,
+}
+
+fn render(t: &Template<'_>) -> String {
+    let l = Limits::default();
+    let ids: Vec<&str> = t.spec.operations.iter().map(|o| o.id.as_str()).collect();
+    let tags = t.spec.all_tags();
+    let mut ops_note = format!(
+        "    # operationIds: {}",
+        ids.iter().take(12).copied().collect::<Vec<_>>().join(", ")
+    );
+    if ids.len() > 12 {
+        ops_note.push_str(&format!(", … ({} in all)", ids.len()));
+    }
+    let example_id = ids.first().copied().unwrap_or("listPets");
+    let tags_line = if tags.is_empty() {
+        String::new()
+    } else {
+        format!("\n    # tags: {}", tags.join(", "))
+    };
+    format!(
+        r#"# mgw project: one immutable gateway image that serves the APIs listed below.
+#   mgw validate   checks this project
+#   mgw build      compiles it into a bundle and bakes the OCI image
+# Values written as ${{VAR}} or ${{VAR:-default}} are resolved by the gateway when it
+# starts, so the same image runs unchanged in dev, staging and prod.
+
+# The gateway's name and version. The image tag is `<version>-<12 hex of the
+# bundle digest>`, so the version must be valid in a tag (letters, digits, `.`, `_`, `-`).
+name: {name}
+version: {version}
+
+image:
+  # Repository the image is pushed to, without tag (mgw chooses the tag).
+  repository: {name}
+  # Extra OCI labels for the image.
+  labels: {{}}
+
+# Where the gateway listens: API traffic, and the admin port
+# (/healthz, /readyz, /metrics, /info). `host:port`.
+listeners:
+  api: {api}
+  admin: {admin}
+
+# Protection against slow, huge or idle clients. Durations: `500ms`, `10s`, `1m`;
+# sizes: `64KiB`, `10MiB`, `1GB`. These are the gateway's defaults.
+limits:
+  headerReadTimeout: {hrt}
+  maxHeaderSize: {mhs}
+  maxHeaders: {mh}
+  idleTimeout: {it}
+  maxBodySize: {mbs}
+  shutdownGrace: {sg}
+
+# Backends by name; each API (or operation, with `x-mgw-upstream`) uses one.
+upstreams:
+  {name}:
+    # One or more base URLs. Set `{var}` per environment.
+    urls:
+      - {upstream}
+    # `roundRobin` spreads requests over the URLs; `failover` sticks to the first
+    # one that accepts connections.
+    loadBalancing: roundRobin
+    connectTimeout: 2s
+    # Time until the upstream's response head arrives.
+    timeout: 30s
+    retry:
+      # Further attempts after the first (connect failures are always retryable).
+      attempts: 1
+      # Also retry idempotent requests without a body that failed after being sent.
+      idempotent: false
+
+# The APIs this gateway serves.
+apis:
+  - name: {name}
+    # OpenAPI 3.0/3.1 or Swagger 2.0, YAML or JSON, relative to this file.
+    spec: {spec_file}
+    # Path prefix the API is served under ({note}).
+    basePath: {base_path}
+    upstream: {name}
+    # Serve only some operations, by operationId and/or tag; leave out to serve all.
+{ops_note}{tags_line}
+    # include:
+    #   operations: [{example_id}]
+    #   tags: []
+    # Request body limit for this API (default: `limits.maxBodySize`).
+    # maxBodySize: 1MiB
+
+# One JSON event per request, written off the request path:
+# `stdout`, `file` (with `path: /var/log/mgw/analytics.jsonl`) or `none`.
+analytics:
+  sink: stdout
+"#,
+        name = scalar(t.name),
+        version = scalar(t.version),
+        api = scalar(Listener::DEFAULT_API),
+        admin = scalar(Listener::DEFAULT_ADMIN),
+        hrt = duration(l.header_read_timeout_ms),
+        mhs = size(l.max_header_bytes),
+        mh = l.max_headers,
+        it = duration(l.idle_timeout_ms),
+        mbs = size(l.max_body_bytes),
+        sg = duration(l.shutdown_grace_ms),
+        var = t
+            .upstream
+            .split(":-")
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("${"),
+        upstream = scalar(t.upstream),
+        spec_file = scalar(t.spec_file),
+        note = t.base_path_note,
+        base_path = scalar(t.base_path),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_versions() {
+        assert_eq!(
+            slug("Swagger Petstore - OpenAPI 3.0"),
+            "swagger-petstore-openapi-3-0"
+        );
+        assert_eq!(slug("  "), "");
+        assert_eq!(derive_version(Some("1.0.0+build 5")), "1.0.0-build-5");
+        assert_eq!(derive_version(None), "0.1.0");
+        assert_eq!(derive_version(Some("-")), "0.1.0");
+    }
+
+    #[test]
+    fn scalars_are_quoted_only_when_needed() {
+        assert_eq!(scalar("petstore"), "petstore");
+        assert_eq!(scalar("1.0"), "\"1.0\"");
+        assert_eq!(scalar("true"), "\"true\"");
+        assert_eq!(scalar("/v1"), "/v1");
+        assert_eq!(scalar("a: b"), "\"a: b\"");
+        assert_eq!(
+            scalar("${X:-http://127.0.0.1:8000}"),
+            "${X:-http://127.0.0.1:8000}"
+        );
+    }
+
+    #[test]
+    fn units_render_like_people_write_them() {
+        assert_eq!(duration(10_000), "10s");
+        assert_eq!(duration(60_000), "1m");
+        assert_eq!(size(64 * 1024), "64KiB");
+        assert_eq!(size(10 * 1024 * 1024), "10MiB");
+        assert_eq!(size(1000), "1000");
+    }
+}

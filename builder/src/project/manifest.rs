@@ -1,0 +1,977 @@
+//! `mgw.yaml`: the project file, parsed into wire structs and validated into
+//! domain types.
+//!
+//! Two layers, as everywhere in mgw: the `*Wire` structs mirror the file exactly
+//! (`deny_unknown_fields`, camelCase), and [`Manifest`] holds checked, typed values
+//! (durations as [`Duration`], sizes in bytes, paths normalized and kept inside the
+//! project). Settings left out stay `None` so that the gateway's own defaults (from
+//! `mgw_gateway::bundle`) apply; this module never invents a default the gateway
+//! does not have. It does not read the specs or the filesystem: it only checks what
+//! `mgw.yaml` alone can tell, and every problem names its key path and position.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mgw_gateway::bundle::{LoadBalancing, SinkKind};
+use mgw_gateway::env;
+use serde::Deserialize;
+
+use super::MANIFEST_FILE;
+use super::de::{DeError, from_node};
+use super::error::{Diagnostic, KeyPath, Origin, list, suggestion};
+use super::refs::normalize_relative;
+use super::units::{duration_ms, parse_size};
+use super::yaml::{self, Node};
+
+// ---------------------------------------------------------------------------
+// Wire format
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ManifestWire {
+    name: String,
+    version: String,
+    #[serde(default)]
+    image: Option<ImageWire>,
+    #[serde(default)]
+    listeners: Option<ListenersWire>,
+    #[serde(default)]
+    limits: Option<LimitsWire>,
+    #[serde(default)]
+    upstreams: Option<BTreeMap<String, UpstreamWire>>,
+    apis: Vec<ApiWire>,
+    #[serde(default)]
+    analytics: Option<AnalyticsWire>,
+    // Sections a later mgw version reads. Recognised here so that using one is a
+    // clear "not supported yet" rather than an "unknown key".
+    #[serde(default)]
+    auth: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    rate_limits: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    cors: Option<serde::de::IgnoredAny>,
+}
+
+/// Keys of `mgw.yaml` reserved for later versions, with what they will configure.
+const RESERVED: &[(&str, &str)] = &[
+    ("auth", "auth providers"),
+    ("rateLimits", "rate-limit policies"),
+    ("cors", "CORS"),
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ImageWire {
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListenersWire {
+    #[serde(default)]
+    api: Option<ListenerWire>,
+    #[serde(default)]
+    admin: Option<ListenerWire>,
+}
+
+/// `api: 0.0.0.0:8080` or `api: {address: 0.0.0.0:8080}` (room for TLS settings).
+#[derive(Debug)]
+struct ListenerWire {
+    address: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListenerObject {
+    address: String,
+}
+
+impl<'de> Deserialize<'de> for ListenerWire {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ListenerWire;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an address such as `0.0.0.0:8080`, or a mapping with `address`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ListenerWire, E> {
+                Ok(ListenerWire { address: v.into() })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ListenerWire, A::Error> {
+                let o =
+                    ListenerObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ListenerWire { address: o.address })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LimitsWire {
+    #[serde(default)]
+    header_read_timeout: Option<String>,
+    #[serde(default)]
+    max_header_size: Option<String>,
+    #[serde(default)]
+    max_headers: Option<u64>,
+    #[serde(default)]
+    idle_timeout: Option<String>,
+    #[serde(default)]
+    max_body_size: Option<String>,
+    #[serde(default)]
+    shutdown_grace: Option<String>,
+    #[serde(default)]
+    h2_max_concurrent_streams: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UpstreamWire {
+    urls: Vec<String>,
+    #[serde(default)]
+    load_balancing: Option<LoadBalancing>,
+    #[serde(default)]
+    connect_timeout: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    retry: Option<RetryWire>,
+    #[serde(default)]
+    pool_idle_timeout: Option<String>,
+    #[serde(default)]
+    pool_max_idle_per_host: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RetryWire {
+    #[serde(default)]
+    attempts: Option<u32>,
+    #[serde(default)]
+    idempotent: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ApiWire {
+    name: String,
+    spec: String,
+    #[serde(default)]
+    base_path: Option<String>,
+    #[serde(default)]
+    upstream: Option<String>,
+    #[serde(default)]
+    include: Option<IncludeWire>,
+    #[serde(default)]
+    max_body_size: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct IncludeWire {
+    #[serde(default)]
+    operations: Option<Vec<String>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AnalyticsWire {
+    #[serde(default)]
+    sink: Option<SinkKind>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    queue_capacity: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------
+// Domain types
+// ---------------------------------------------------------------------------
+
+/// A checked `mgw.yaml`. `None` settings take the gateway's defaults.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub image: ImageSettings,
+    pub listeners: ListenerSettings,
+    pub limits: LimitSettings,
+    /// Declared upstreams by name.
+    pub upstreams: BTreeMap<String, UpstreamSettings>,
+    /// In the order written; `apis[i]` in key paths.
+    pub apis: Vec<ApiSettings>,
+    pub analytics: AnalyticsSettings,
+    tree: Node,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// Repository without tag (`localhost:5000/petstore-gw`); defaults to the name.
+    pub repository: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Listener addresses; `${VAR}` templates are resolved by the gateway at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSettings {
+    pub api: Option<String>,
+    pub admin: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitSettings {
+    pub header_read_timeout: Option<Duration>,
+    pub max_header_bytes: Option<u64>,
+    pub max_headers: Option<u64>,
+    pub idle_timeout: Option<Duration>,
+    pub max_body_bytes: Option<u64>,
+    pub shutdown_grace: Option<Duration>,
+    pub h2_max_concurrent_streams: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSettings {
+    pub urls: Vec<String>,
+    pub load_balancing: Option<LoadBalancing>,
+    pub connect_timeout: Option<Duration>,
+    /// Time from sending the request until the response head arrives.
+    pub timeout: Option<Duration>,
+    pub retry_attempts: Option<u32>,
+    pub retry_idempotent: Option<bool>,
+    pub pool_idle_timeout: Option<Duration>,
+    pub pool_max_idle_per_host: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub name: String,
+    /// Project-relative, normalized, `/`-separated.
+    pub spec: String,
+    /// Normalized (`/petstore/v1`, or `/`); `None` to take it from the spec.
+    pub base_path: Option<String>,
+    /// A key of [`Manifest::upstreams`]; `None` to take it from the spec.
+    pub upstream: Option<String>,
+    /// `None` serves every operation.
+    pub include: Option<Include>,
+    pub max_body_bytes: Option<u64>,
+}
+
+/// Which operations to serve: those with a listed operationId or any listed tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Include {
+    pub operations: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsSettings {
+    pub sink: SinkKind,
+    pub path: Option<String>,
+    pub queue_capacity: Option<u64>,
+}
+
+/// At most this many retries per request; the gateway caps silently, we refuse.
+const MAX_RETRY_ATTEMPTS: u32 = 10;
+
+impl Manifest {
+    /// The origin of a key path's value (or of its deepest existing parent).
+    pub fn origin(&self, path: &KeyPath) -> Origin {
+        let mut node = &self.tree;
+        for seg in path.segments() {
+            match node.child(&seg) {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        Origin::new(MANIFEST_FILE, path.to_string(), node.mark)
+    }
+
+    /// The origin of a key itself (for "this key is not allowed" problems).
+    pub fn key_origin(&self, path: &KeyPath) -> Origin {
+        let segs = path.segments();
+        let Some((last, parents)) = segs.split_last() else {
+            return self.origin(path);
+        };
+        let mut node = &self.tree;
+        for seg in parents {
+            match node.child(seg) {
+                Some(n) => node = n,
+                None => return self.origin(path),
+            }
+        }
+        match node.child_key_mark(last) {
+            Some(mark) => Origin::new(MANIFEST_FILE, path.to_string(), mark),
+            None => self.origin(path),
+        }
+    }
+
+    /// The parsed document, for callers that need positions of other keys.
+    pub fn tree(&self) -> &Node {
+        &self.tree
+    }
+}
+
+/// Parses and validates `mgw.yaml` text.
+pub fn parse_manifest(text: &str) -> Result<Manifest, Vec<Diagnostic>> {
+    let tree = yaml::parse(text, false).map_err(|e| {
+        vec![Diagnostic::new(
+            &Origin::new(MANIFEST_FILE, "", e.mark),
+            e.message,
+        )]
+    })?;
+    if tree.as_map().is_none() {
+        let found = tree.describe();
+        return Err(vec![Diagnostic::new(
+            &Origin::new(MANIFEST_FILE, "", tree.mark),
+            format!("expected a mapping with `name`, `version` and `apis`, found {found}"),
+        )]);
+    }
+    let wire: ManifestWire = from_node(&tree).map_err(|e| {
+        let DeError { message, mark, .. } = e.error;
+        vec![Diagnostic::new(
+            &Origin::new(MANIFEST_FILE, e.path.to_string(), mark),
+            message,
+        )]
+    })?;
+    let mut v = Validator {
+        tree: &tree,
+        diags: Vec::new(),
+    };
+    let m = v.manifest(wire);
+    if v.diags.is_empty() {
+        Ok(Manifest { tree, ..m })
+    } else {
+        Err(v.diags)
+    }
+}
+
+struct Validator<'a> {
+    tree: &'a Node,
+    diags: Vec<Diagnostic>,
+}
+
+fn root() -> KeyPath {
+    KeyPath::root()
+}
+
+impl Validator<'_> {
+    fn err(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let mut node = self.tree;
+        for seg in path.segments() {
+            match node.child(&seg) {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        self.diags.push(Diagnostic::new(
+            &Origin::new(MANIFEST_FILE, path.to_string(), node.mark),
+            message,
+        ));
+    }
+
+    fn key_err(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let segs = path.segments();
+        let mut node = self.tree;
+        let mut mark = node.mark;
+        for (i, seg) in segs.iter().enumerate() {
+            if i + 1 == segs.len() {
+                if let Some(m) = node.child_key_mark(seg) {
+                    mark = m;
+                }
+                break;
+            }
+            match node.child(seg) {
+                Some(n) => {
+                    node = n;
+                    mark = n.mark;
+                }
+                None => break,
+            }
+        }
+        self.diags.push(Diagnostic::new(
+            &Origin::new(MANIFEST_FILE, path.to_string(), mark),
+            message,
+        ));
+    }
+
+    fn duration(&mut self, path: KeyPath, v: Option<String>) -> Option<Duration> {
+        let text = v?;
+        match duration_ms(&text) {
+            Ok(ms) => Some(Duration::from_millis(ms)),
+            Err(e) => {
+                self.err(&path, e);
+                None
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, path: KeyPath, v: Option<String>) -> Option<Duration> {
+        let d = self.duration(path.clone(), v)?;
+        if d.is_zero() {
+            self.err(&path, "must be greater than `0s`");
+        }
+        Some(d)
+    }
+
+    fn size(&mut self, path: KeyPath, v: Option<String>) -> Option<u64> {
+        let text = v?;
+        match parse_size(&text) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.err(&path, e);
+                None
+            }
+        }
+    }
+
+    fn manifest(&mut self, w: ManifestWire) -> Manifest {
+        for (key, what) in RESERVED {
+            if self.tree.get(key).is_some() {
+                self.key_err(
+                    &root().key(*key),
+                    format!(
+                        "`{key}` ({what}) is not supported yet by this mgw version; remove the section"
+                    ),
+                );
+            }
+        }
+        let _ = (&w.auth, &w.rate_limits, &w.cors);
+
+        check_name(self, &root().key("name"), &w.name, "the gateway name");
+        self.version(&w.version);
+        let image = self.image(w.image, &w.name);
+        let listeners = self.listeners(w.listeners);
+        let limits = self.limits(w.limits);
+        let upstreams = self.upstreams(w.upstreams.unwrap_or_default());
+        let apis = self.apis(w.apis, &upstreams);
+        let analytics = self.analytics(w.analytics);
+        Manifest {
+            name: w.name,
+            version: w.version,
+            image,
+            listeners,
+            limits,
+            upstreams,
+            apis,
+            analytics,
+            tree: Node::scalar("", true, yaml::Mark::UNKNOWN),
+        }
+    }
+
+    fn version(&mut self, version: &str) {
+        // The default image tag is `<version>-<12 hex>`, and a tag is at most 128
+        // characters of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+        let ok = !version.is_empty()
+            && version.len() <= 115
+            && !version.starts_with(['.', '-'])
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !ok {
+            self.err(
+                &root().key("version"),
+                format!(
+                    "`{version}` cannot be used in an image tag; use letters, digits, `.`, `_` and `-` (at most 115, not starting with `.` or `-`), such as `1.0.0`"
+                ),
+            );
+        }
+    }
+
+    fn image(&mut self, w: Option<ImageWire>, name: &str) -> ImageSettings {
+        let w = w.unwrap_or(ImageWire {
+            repository: None,
+            labels: None,
+        });
+        let repository = match w.repository {
+            Some(r) => {
+                if let Err(e) = check_repository(&r) {
+                    self.err(&root().key("image").key("repository"), e);
+                }
+                r
+            }
+            None => name.to_ascii_lowercase(),
+        };
+        let labels = w.labels.unwrap_or_default();
+        for key in labels.keys() {
+            let path = root().key("image").key("labels").key(key.clone());
+            if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.key_err(
+                    &path,
+                    format!("`{key}` is not a valid label key (no spaces)"),
+                );
+            } else if key.starts_with("io.mgw.") {
+                self.key_err(
+                    &path,
+                    format!("`{key}`: label keys starting with `io.mgw.` are reserved for mgw"),
+                );
+            }
+        }
+        ImageSettings { repository, labels }
+    }
+
+    fn listeners(&mut self, w: Option<ListenersWire>) -> ListenerSettings {
+        let Some(w) = w else {
+            return ListenerSettings {
+                api: None,
+                admin: None,
+            };
+        };
+        let api = w.api.map(|l| l.address);
+        let admin = w.admin.map(|l| l.address);
+        for (key, value) in [("api", &api), ("admin", &admin)] {
+            if let Some(v) = value {
+                if v.trim().is_empty() {
+                    self.err(
+                        &root().key("listeners").key(key),
+                        "expected an address such as `0.0.0.0:8080`",
+                    );
+                }
+            }
+        }
+        // With every variable at its default, the two listeners must differ.
+        let probe = |t: &Option<String>, default: &str| {
+            let t = t.as_deref().unwrap_or(default);
+            env::substitute(t, &BTreeMap::<String, String>::new()).ok()
+        };
+        let a = probe(&api, mgw_gateway::bundle::Listener::DEFAULT_API);
+        let b = probe(&admin, mgw_gateway::bundle::Listener::DEFAULT_ADMIN);
+        if let (Some(a), Some(b)) = (a, b) {
+            if a == b && !a.ends_with(":0") {
+                self.err(
+                    &root().key("listeners").key("admin"),
+                    format!(
+                        "the admin listener must differ from the API listener (both are `{a}`)"
+                    ),
+                );
+            }
+        }
+        ListenerSettings { api, admin }
+    }
+
+    fn limits(&mut self, w: Option<LimitsWire>) -> LimitSettings {
+        let Some(w) = w else {
+            return LimitSettings::default();
+        };
+        let p = || root().key("limits");
+        let l = LimitSettings {
+            header_read_timeout: self
+                .positive_duration(p().key("headerReadTimeout"), w.header_read_timeout),
+            max_header_bytes: self.size(p().key("maxHeaderSize"), w.max_header_size),
+            max_headers: w.max_headers,
+            idle_timeout: self.positive_duration(p().key("idleTimeout"), w.idle_timeout),
+            max_body_bytes: self.size(p().key("maxBodySize"), w.max_body_size),
+            shutdown_grace: self.duration(p().key("shutdownGrace"), w.shutdown_grace),
+            h2_max_concurrent_streams: w.h2_max_concurrent_streams,
+        };
+        if l.h2_max_concurrent_streams == Some(0) {
+            self.err(&p().key("h2MaxConcurrentStreams"), "must be at least 1");
+        }
+        l
+    }
+
+    fn upstreams(
+        &mut self,
+        w: BTreeMap<String, UpstreamWire>,
+    ) -> BTreeMap<String, UpstreamSettings> {
+        let mut out = BTreeMap::new();
+        for (name, u) in w {
+            let p = root().key("upstreams").key(name.clone());
+            check_name(self, &p, &name, "an upstream name");
+            if u.urls.is_empty() {
+                self.err(
+                    &p.key("urls"),
+                    "needs at least one URL, such as `http://127.0.0.1:8000`",
+                );
+            }
+            for (i, url) in u.urls.iter().enumerate() {
+                if url.trim().is_empty() {
+                    self.err(&p.key("urls").index(i), "must not be empty");
+                }
+            }
+            let retry = u.retry.unwrap_or(RetryWire {
+                attempts: None,
+                idempotent: None,
+            });
+            if let Some(a) = retry.attempts {
+                if a > MAX_RETRY_ATTEMPTS {
+                    self.err(
+                        &p.key("retry").key("attempts"),
+                        format!(
+                            "{a} is too many; at most {MAX_RETRY_ATTEMPTS} retries are allowed"
+                        ),
+                    );
+                }
+            }
+            let settings = UpstreamSettings {
+                load_balancing: u.load_balancing,
+                connect_timeout: self.positive_duration(p.key("connectTimeout"), u.connect_timeout),
+                timeout: self.positive_duration(p.key("timeout"), u.timeout),
+                retry_attempts: retry.attempts,
+                retry_idempotent: retry.idempotent,
+                pool_idle_timeout: self.duration(p.key("poolIdleTimeout"), u.pool_idle_timeout),
+                pool_max_idle_per_host: u.pool_max_idle_per_host,
+                urls: u.urls,
+            };
+            out.insert(name, settings);
+        }
+        out
+    }
+
+    fn apis(
+        &mut self,
+        w: Vec<ApiWire>,
+        upstreams: &BTreeMap<String, UpstreamSettings>,
+    ) -> Vec<ApiSettings> {
+        if w.is_empty() {
+            self.err(
+                &root().key("apis"),
+                "a project needs at least one API (`- name: …` with `spec: apis/….yaml`)",
+            );
+        }
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut out = Vec::with_capacity(w.len());
+        for (i, a) in w.into_iter().enumerate() {
+            let p = root().key("apis").index(i);
+            check_name(self, &p.key("name"), &a.name, "an API name");
+            if let Some(first) = names.insert(a.name.clone(), i) {
+                self.err(
+                    &p.key("name"),
+                    format!("API `{}` is already defined at `apis[{first}]`", a.name),
+                );
+            }
+            let spec = match normalize_relative("", &a.spec) {
+                Ok(s) if !s.is_empty() => s,
+                Ok(_) => {
+                    self.err(
+                        &p.key("spec"),
+                        "expected the path of an OpenAPI file, such as `apis/petstore.yaml`",
+                    );
+                    String::new()
+                }
+                Err(e) => {
+                    self.err(&p.key("spec"), e);
+                    String::new()
+                }
+            };
+            let base_path = a.base_path.map(|b| match normalize_base_path(&b) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.err(&p.key("basePath"), e);
+                    b
+                }
+            });
+            if let Some(u) = &a.upstream {
+                if !upstreams.contains_key(u) {
+                    self.err(
+                        &p.key("upstream"),
+                        format!(
+                            "no upstream named `{u}`{}; declared upstreams: {}",
+                            suggestion(u, upstreams.keys().map(String::as_str)),
+                            list(upstreams.keys(), 20)
+                        ),
+                    );
+                }
+            }
+            let include = a.include.map(|inc| {
+                let inc = Include {
+                    operations: inc.operations.unwrap_or_default(),
+                    tags: inc.tags.unwrap_or_default(),
+                };
+                if inc.operations.is_empty() && inc.tags.is_empty() {
+                    self.err(
+                        &p.key("include"),
+                        "selects no operation; list `operations` (operationIds) and/or `tags`, or remove `include` to serve every operation",
+                    );
+                }
+                inc
+            });
+            let max_body_bytes = self.size(p.key("maxBodySize"), a.max_body_size);
+            out.push(ApiSettings {
+                name: a.name,
+                spec,
+                base_path,
+                upstream: a.upstream,
+                include,
+                max_body_bytes,
+            });
+        }
+        out
+    }
+
+    fn analytics(&mut self, w: Option<AnalyticsWire>) -> AnalyticsSettings {
+        let Some(w) = w else {
+            return AnalyticsSettings {
+                sink: SinkKind::Stdout,
+                path: None,
+                queue_capacity: None,
+            };
+        };
+        let sink = w.sink.unwrap_or_default();
+        let p = root().key("analytics");
+        match (sink, &w.path) {
+            (SinkKind::File, None) => {
+                self.err(
+                    &p.key("sink"),
+                    "`sink: file` needs `path`, such as `/var/log/mgw/analytics.jsonl`",
+                );
+            }
+            (SinkKind::Stdout | SinkKind::None, Some(_)) => {
+                self.err(&p.key("path"), "is only used with `sink: file`");
+            }
+            _ => {}
+        }
+        if w.queue_capacity == Some(0) {
+            self.err(&p.key("queueCapacity"), "must be at least 1");
+        }
+        AnalyticsSettings {
+            sink,
+            path: w.path,
+            queue_capacity: w.queue_capacity,
+        }
+    }
+}
+
+/// Names of the gateway, upstreams and APIs: they appear in metrics, analytics
+/// events and image labels.
+fn check_name(v: &mut Validator<'_>, path: &KeyPath, name: &str, what: &str) {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        v.err(
+            path,
+            format!(
+                "`{name}` is not valid as {what}; use letters, digits, `.`, `_` and `-`, starting with a letter or digit"
+            ),
+        );
+    }
+}
+
+/// `/petstore/v1/` → `/petstore/v1`; `` and `/` → `/`.
+pub fn normalize_base_path(base: &str) -> Result<String, String> {
+    let b = base.trim();
+    if b.is_empty() {
+        return Ok("/".into());
+    }
+    if !b.starts_with('/') {
+        return Err(format!("`{b}` must start with `/`, such as `/{b}`"));
+    }
+    if b.contains(['{', '}', '?', '#']) || b.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "`{b}` must be a literal path (no parameters, spaces, query or fragment)"
+        ));
+    }
+    if b.contains("//") {
+        return Err(format!("`{b}` has an empty segment (`//`)"));
+    }
+    let t = b.trim_end_matches('/');
+    Ok(if t.is_empty() { "/".into() } else { t.into() })
+}
+
+/// An image repository without tag or digest: `[host[:port]/]path`, lowercase.
+pub fn check_repository(r: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "`{r}` is not an image repository ({why}); write for example `registry.example.com/team/petstore-gw` or `localhost:5000/petstore-gw`"
+        ))
+    };
+    if r.is_empty() || r.len() > 255 {
+        return bad("empty or longer than 255 characters");
+    }
+    if r.contains('@') {
+        return bad("a digest belongs to the image, not the repository");
+    }
+    let mut parts: Vec<&str> = r.split('/').collect();
+    let first = parts[0];
+    let has_host =
+        parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_host {
+        let (host, port) = match first.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (first, None),
+        };
+        if host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        {
+            return bad("invalid registry host");
+        }
+        if let Some(p) = port {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return bad("invalid registry port");
+            }
+        }
+        parts.remove(0);
+    }
+    for part in parts {
+        if part.contains(':') {
+            return bad("the tag is chosen by `mgw build`; leave it out");
+        }
+        let ok = !part.is_empty()
+            && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && part.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            });
+        if !ok {
+            return bad("path components are lowercase letters, digits, `.`, `_` and `-`");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+name: petstore
+version: 1.0.0
+image:
+  repository: localhost:5000/petstore-gw
+  labels:
+    org.example.team: pets
+listeners:
+  api: ${MGW_LISTEN:-0.0.0.0:8080}
+  admin: {address: "0.0.0.0:9091"}
+limits:
+  headerReadTimeout: 5s
+  maxHeaderSize: 32KiB
+  maxHeaders: 50
+  idleTimeout: 1m
+  maxBodySize: 1MiB
+  shutdownGrace: 10s
+  h2MaxConcurrentStreams: 100
+upstreams:
+  pets:
+    urls: ["${PETS:-http://127.0.0.1:8081}"]
+    loadBalancing: failover
+    connectTimeout: 500ms
+    timeout: 10s
+    retry: {attempts: 2, idempotent: true}
+apis:
+  - name: petstore
+    spec: ./apis/petstore.yaml
+    basePath: /petstore/v1/
+    upstream: pets
+    include: {operations: [listPets], tags: [pets]}
+    maxBodySize: 64KiB
+analytics:
+  sink: file
+  path: /var/log/mgw/events.jsonl
+  queueCapacity: 1024
+"#;
+
+    #[test]
+    fn full_manifest_validates() {
+        let m = parse_manifest(FULL).unwrap();
+        assert_eq!(m.image.repository, "localhost:5000/petstore-gw");
+        assert_eq!(m.listeners.admin.as_deref(), Some("0.0.0.0:9091"));
+        assert_eq!(m.limits.max_header_bytes, Some(32 * 1024));
+        assert_eq!(m.limits.idle_timeout, Some(Duration::from_secs(60)));
+        let u = &m.upstreams["pets"];
+        assert_eq!(u.load_balancing, Some(LoadBalancing::Failover));
+        assert_eq!(u.connect_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(u.retry_attempts, Some(2));
+        let a = &m.apis[0];
+        assert_eq!(a.spec, "apis/petstore.yaml");
+        assert_eq!(a.base_path.as_deref(), Some("/petstore/v1"));
+        assert_eq!(a.include.as_ref().unwrap().tags, vec!["pets".to_string()]);
+        assert_eq!(a.max_body_bytes, Some(65_536));
+        assert_eq!(m.analytics.sink, SinkKind::File);
+        let o = m.origin(&KeyPath::root().key("apis").index(0).key("upstream"));
+        assert_eq!((o.line, o.column), (Some(30), Some(15)));
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_manifest(text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn unknown_key_is_located_with_a_suggestion() {
+        let e = errors("name: a\nversion: 1.0.0\napis: []\nupstream: {}\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with(
+                "mgw.yaml:4:1: `upstream`: unknown key `upstream` (did you mean `upstreams`?)"
+            ),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn semantic_problems_are_collected() {
+        let e = errors(
+            "name: a\nversion: 1.0.0+x\nupstreams:\n  u: {urls: [], timeout: 10}\napis:\n  - name: x\n    spec: ../x.yaml\n    upstream: uu\n    basePath: v1\n",
+        );
+        let all = e.join("\n");
+        assert!(all.contains("mgw.yaml:2:10: `version`"), "{all}");
+        assert!(
+            all.contains("`upstreams.u.urls`: needs at least one URL"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`upstreams.u.timeout`: `10` needs a unit"),
+            "{all}"
+        );
+        assert!(all.contains("`apis[0].spec`"), "{all}");
+        assert!(all.contains("escapes the project directory"), "{all}");
+        assert!(
+            all.contains("no upstream named `uu` (did you mean `u`?)"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`apis[0].basePath`: `v1` must start with `/`"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn reserved_sections_are_not_supported_yet() {
+        let e = errors("name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nauth: {}\n");
+        assert!(e[0].contains("mgw.yaml:4:1: `auth`: `auth` (auth providers) is not supported yet by this mgw version"), "{}", e[0]);
+    }
+
+    #[test]
+    fn repositories() {
+        assert!(check_repository("localhost:5000/petstore-gw").is_ok());
+        assert!(check_repository("ghcr.io/acme/gw").is_ok());
+        assert!(check_repository("petstore").is_ok());
+        assert!(check_repository("Petstore").is_err());
+        assert!(
+            check_repository("petstore:1.0")
+                .unwrap_err()
+                .contains("tag")
+        );
+        assert!(check_repository("a//b").is_err());
+    }
+
+    #[test]
+    fn base_paths() {
+        assert_eq!(normalize_base_path("/a/b/").unwrap(), "/a/b");
+        assert_eq!(normalize_base_path("/").unwrap(), "/");
+        assert_eq!(normalize_base_path("").unwrap(), "/");
+        assert!(normalize_base_path("/a/{v}").is_err());
+        assert!(normalize_base_path("a").is_err());
+    }
+}

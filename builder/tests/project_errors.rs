@@ -1,0 +1,454 @@
+//! Black-box tests of project loading and compilation: the example projects build
+//! reproducibly, and every kind of broken project fails with a message naming the
+//! file, the position and the key path.
+
+use std::path::{Path, PathBuf};
+
+use mgw_builder::project::{self, InitOptions, ProjectError, openapi};
+use mgw_gateway::bundle::{Bundle, Config, digest_of};
+use proptest::prelude::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn example(name: &str) -> PathBuf {
+    root().join("..").join("examples").join(name)
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests").join("fixtures").join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The rendered error of a project that must fail.
+fn failure(dir: &Path) -> String {
+    match project::build(dir) {
+        Ok(c) => panic!(
+            "{} built (digest {}), expected an error",
+            dir.display(),
+            c.digest
+        ),
+        Err(e) => {
+            assert_eq!(e.exit_code(), 64, "{e}");
+            e.to_string()
+        }
+    }
+}
+
+fn assert_contains(haystack: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(haystack.contains(n), "expected `{n}` in:\n{haystack}");
+    }
+}
+
+#[test]
+fn petstore_example_compiles_into_a_bundle_the_gateway_accepts() {
+    let c = project::build(&example("petstore")).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.bundle.gateway.name, "petstore");
+    let api = &c.bundle.apis[0];
+    assert_eq!(api.base_path, "/petstore/v1");
+    let routes: Vec<String> = api
+        .operations
+        .iter()
+        .map(|o| format!("{} {} {}", o.method, o.path, o.id))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "GET /pets listPets",
+            "POST /pets createPet",
+            "DELETE /pets/{petId} deletePet",
+            "GET /pets/{petId} getPet",
+        ]
+    );
+    assert_eq!(c.bundle.limits.max_body_bytes, 1024 * 1024);
+    assert_eq!(c.bundle.upstreams["petstore"].request_timeout_ms, 15_000);
+    assert_eq!(c.summary.repository, "localhost:5000/petstore-gw");
+    assert_eq!(c.summary.routes, 4);
+    let vars: Vec<_> = c
+        .env
+        .iter()
+        .map(|v| (v.name.as_str(), v.default.as_deref()))
+        .collect();
+    assert_eq!(
+        vars,
+        [
+            ("MGW_ADMIN_LISTEN", Some("0.0.0.0:9090")),
+            ("MGW_LISTEN", Some("0.0.0.0:8080")),
+            ("PETSTORE_UPSTREAM", Some("http://127.0.0.1:8081")),
+        ]
+    );
+    // The bytes are the canonical form of the bundle, and the gateway loads them.
+    let parsed = Bundle::from_json(&c.bytes).unwrap();
+    assert_eq!(parsed, c.bundle);
+    assert_eq!(c.digest, digest_of(&c.bytes));
+    let env = std::collections::BTreeMap::<String, String>::new();
+    Config::from_bundle(&parsed, c.digest.clone(), Some(&env)).unwrap();
+    // No absolute path of this machine leaks into the bundle.
+    let text = String::from_utf8(c.bytes.clone()).unwrap();
+    assert!(!text.contains(env!("CARGO_MANIFEST_DIR")), "{text}");
+}
+
+#[test]
+fn wso2_example_takes_base_path_and_upstreams_from_extensions() {
+    let c = project::build(&example("wso2-petstore")).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let api = &c.bundle.apis[0];
+    assert_eq!(api.base_path, "/petstore/1.0.5");
+    assert_eq!(api.upstream, "x-wso2:petstore");
+    assert_eq!(c.bundle.upstreams["x-wso2:petstore"].urls.len(), 2);
+    let inventory = api
+        .operations
+        .iter()
+        .find(|o| o.id == "getInventory")
+        .unwrap();
+    assert_eq!(
+        inventory.upstream.as_deref(),
+        Some("x-wso2:petstore:getInventory")
+    );
+    assert_eq!(
+        c.bundle.upstreams["x-wso2:petstore:getInventory"].load_balancing,
+        mgw_gateway::bundle::LoadBalancing::Failover
+    );
+}
+
+#[test]
+fn same_project_gives_same_bytes_anywhere() {
+    let a = project::build(&example("petstore")).unwrap();
+    let b = project::build(&example("petstore")).unwrap();
+    assert_eq!(a.bytes, b.bytes);
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("somewhere").join("else");
+    copy_dir(&example("petstore"), &copy);
+    let c = project::build(&copy).unwrap();
+    assert_eq!(a.bytes, c.bytes);
+    assert_eq!(a.digest, c.digest);
+}
+
+#[test]
+fn changing_one_line_of_the_spec_changes_the_digest() {
+    let before = project::build(&example("petstore")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&example("petstore"), tmp.path());
+    let spec = tmp.path().join("apis/petstore.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("operationId: deletePet", "operationId: removePet"),
+    )
+    .unwrap();
+    let after = project::build(tmp.path()).unwrap();
+    assert_ne!(before.digest, after.digest);
+    // Documentation-only changes do not change what the gateway does, and do not
+    // change the bundle either.
+    std::fs::write(
+        &spec,
+        text.replace("summary: Delete a pet", "summary: Remove a pet"),
+    )
+    .unwrap();
+    assert_eq!(project::build(tmp.path()).unwrap().digest, before.digest);
+}
+
+#[test]
+fn bad_yaml_names_file_and_position() {
+    let e = failure(&fixture("bad-yaml"));
+    assert_contains(&e, &["apis/api.yaml:8:3: invalid YAML"]);
+}
+
+#[test]
+fn bad_yaml_in_mgw_yaml() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("mgw.yaml"), "name: x\nversion: [1\n").unwrap();
+    let e = failure(tmp.path());
+    assert_contains(&e, &["mgw.yaml:3:1: invalid YAML"]);
+}
+
+#[test]
+fn dangling_ref_names_the_ref_and_what_exists() {
+    let e = failure(&fixture("dangling-ref"));
+    assert_contains(
+        &e,
+        &[
+            "apis/api.yaml:8:17: `#/paths/~1items~1{id}/get/parameters/0/$ref`",
+            "`#/components/parameters/ItemID` points to nothing",
+            "did you mean `ItemId`?",
+        ],
+    );
+}
+
+#[test]
+fn ref_cycle_across_files_is_reported_not_followed() {
+    let e = failure(&fixture("ref-cycle"));
+    assert_contains(
+        &e,
+        &[
+            "apis/api.yaml:5:11: `#/paths/~1items/$ref`",
+            "`$ref` cycle: `apis/api.yaml#/paths/~1items` → `apis/paths.yaml#/items` → `apis/api.yaml#/paths/~1items`",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_route_across_apis_names_both_operations_and_files() {
+    let e = failure(&fixture("duplicate-route"));
+    assert_contains(
+        &e,
+        &[
+            "apis/items.yaml:5:5: `#/paths/~1{itemId}/get`",
+            "`GET /shop/items/{itemId}` (operation `getItem` of API `items`)",
+            "conflicts with operation `getCatalogItem` of API `catalog` at `apis/catalog.yaml:5:5`",
+        ],
+    );
+}
+
+#[test]
+fn unknown_key_in_mgw_yaml_suggests_the_right_one() {
+    let e = failure(&fixture("unknown-key"));
+    assert_contains(
+        &e,
+        &["mgw.yaml:8:5: `apis[0].upsteam`: unknown key `upsteam` (did you mean `upstream`?)"],
+    );
+}
+
+#[test]
+fn missing_spec_points_at_mgw_yaml() {
+    let e = failure(&fixture("missing-spec"));
+    assert_contains(
+        &e,
+        &["mgw.yaml:8:11: `apis[0].spec`: file `apis/nope.yaml` does not exist"],
+    );
+}
+
+#[test]
+fn missing_mgw_yaml_suggests_init() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = failure(tmp.path());
+    assert_contains(
+        &e,
+        &["mgw.yaml: file `mgw.yaml` does not exist", "mgw init"],
+    );
+}
+
+#[test]
+fn security_requirement_is_not_silently_ignored() {
+    let e = failure(&fixture("security"));
+    assert_contains(
+        &e,
+        &[
+            "apis/api.yaml:8:9: `#/paths/~1items/get/security`",
+            "not supported yet by this mgw version",
+            "operation `listItems`",
+        ],
+    );
+    assert!(!e.contains("health"), "`security: []` is open: {e}");
+}
+
+#[test]
+fn unknown_operation_in_include_lists_the_valid_ones() {
+    let e = failure(&fixture("unknown-operation"));
+    assert_contains(
+        &e,
+        &[
+            "mgw.yaml:11:31: `apis[0].include.operations[1]`: no operation `getItems` in `apis/api.yaml` (did you mean `getItem`?); its operationIds are `getItem` and `listItems`",
+        ],
+    );
+}
+
+#[test]
+fn remote_and_escaping_refs_are_refused() {
+    let e = failure(&fixture("remote-ref"));
+    assert_contains(&e, &["apis/api.yaml:12:30:", "is a remote reference"]);
+    let e = failure(&fixture("escaping-ref"));
+    assert_contains(
+        &e,
+        &[
+            "apis/api.yaml:5:11: `#/paths/~1a/$ref`",
+            "escapes the project directory",
+        ],
+    );
+}
+
+#[test]
+fn unknown_mgw_extension_lists_the_known_ones() {
+    let e = failure(&fixture("unknown-extension"));
+    assert_contains(
+        &e,
+        &[
+            "apis/api.yaml:7:7: `#/paths/~1a/get/x-wso2-throttle-tier`",
+            "did you mean `x-wso2-throttling-tier`?",
+            "`x-mgw-upstream`",
+        ],
+    );
+}
+
+#[test]
+fn swagger2_openapi31_and_json_specs_load() {
+    let c = project::build(&fixture("swagger2")).unwrap();
+    assert_eq!(c.bundle.apis[0].base_path, "/legacy/v2");
+    let ids: Vec<_> = c.bundle.apis[0]
+        .operations
+        .iter()
+        .map(|o| o.id.as_str())
+        .collect();
+    assert_eq!(ids, ["listUsers", "get_users_id"]);
+    assert_eq!(c.summary.apis[0].format, openapi::SpecFormat::Swagger2);
+
+    let c = project::build(&fixture("openapi31")).unwrap();
+    assert_eq!(c.bundle.apis[0].base_path, "/modern");
+    assert_eq!(c.summary.apis[0].format, openapi::SpecFormat::OpenApi31);
+
+    let c = project::build(&fixture("json-spec")).unwrap();
+    let ops: Vec<_> = c.bundle.apis[0]
+        .operations
+        .iter()
+        .map(|o| format!("{} {}", o.method, o.id))
+        .collect();
+    assert_eq!(ops, ["DELETE delete_orders_orderId", "GET getOrder"]);
+}
+
+#[test]
+fn init_scaffolds_a_project_that_builds_and_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gw");
+    let spec = example("petstore").join("apis/petstore.yaml");
+    let outcome = project::init(&spec, &out, &InitOptions::default()).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert_eq!(outcome.name, "petstore");
+    assert_eq!(outcome.version, "1.0.0");
+    assert_eq!(outcome.base_path, "/v1");
+    assert_eq!(outcome.upstream_variable, "PETSTORE_UPSTREAM_URL");
+    assert_eq!(
+        outcome.files,
+        ["apis/petstore.yaml", "apis/schemas/pet.yaml", "mgw.yaml"]
+    );
+    let text = std::fs::read_to_string(out.join("mgw.yaml")).unwrap();
+    assert!(
+        text.contains("- ${PETSTORE_UPSTREAM_URL:-http://127.0.0.1:8000}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# operationIds: listPets, createPet, getPet, deletePet"),
+        "{text}"
+    );
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    let c = project::build(&out).unwrap();
+    assert_eq!(c.summary.routes, 4);
+
+    match project::init(&spec, &out, &InitOptions::default()) {
+        Err(ProjectError::AlreadyExists { path }) => assert!(path.ends_with("mgw.yaml"), "{path}"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+}
+
+#[test]
+fn init_reports_what_still_stops_a_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = fixture("security").join("apis/api.yaml");
+    let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
+    assert_eq!(outcome.name, "fixture");
+    assert_eq!(outcome.problems.len(), 1, "{:?}", outcome.problems);
+    assert!(outcome.problems[0].message.contains("not supported yet"));
+}
+
+#[test]
+fn init_from_a_wso2_definition_warns_that_its_endpoints_are_overridden() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = example("wso2-petstore").join("api_definitions/petstore.yaml");
+    let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert_eq!(outcome.base_path, "/petstore/1.0.5");
+    assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
+    assert!(
+        outcome.warnings[0]
+            .message
+            .contains("`x-wso2-production-endpoints` is overridden")
+    );
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "[a-z/{}$#~0-9._-]{0,12}".prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("#/components/schemas/A"),
+            Just("#/paths/~1a"),
+            Just("other.yaml#/x"),
+            Just("#/"),
+            Just("#"),
+            Just("http://x/y"),
+            Just("../x.yaml"),
+        ]
+        .prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 6, |inner| {
+        let keys = prop_oneof![
+            Just("$ref".to_string()),
+            Just("paths".to_string()),
+            Just("get".to_string()),
+            Just("parameters".to_string()),
+            Just("security".to_string()),
+            Just("servers".to_string()),
+            Just("operationId".to_string()),
+            Just("x-wso2-production-endpoints".to_string()),
+            Just("x-mgw-upstream".to_string()),
+            Just("/a/{b}".to_string()),
+            Just("components".to_string()),
+            "[a-z{}/$-]{0,6}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(keys, inner, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_text_as_a_spec_never_panics(text in "\\PC{0,400}") {
+        let _ = openapi::parse_spec_text("api.yaml", &text);
+        let _ = openapi::parse_spec_text("api.json", &text);
+    }
+
+    #[test]
+    fn yaml_like_text_as_a_spec_or_manifest_never_panics(text in "([-:{}\\[\\],&*!|>'\"#%@ \n\ta-z0-9$/~.]){0,300}") {
+        let _ = openapi::parse_spec_text("api.yaml", &text);
+        let _ = project::manifest::parse_manifest(&text);
+    }
+
+    #[test]
+    fn arbitrary_documents_as_a_spec_never_panic(
+        paths in json_value(),
+        rest in json_value(),
+        version in prop_oneof![Just("3.0.3"), Just("3.1.0"), Just("2.0")],
+    ) {
+        let key = if version == "2.0" { "swagger" } else { "openapi" };
+        let doc = serde_json::json!({
+            key: version,
+            "info": {"title": "t", "version": "1"},
+            "paths": paths,
+            "components": rest.clone(),
+            "x-wso2-production-endpoints": rest,
+        });
+        let json = doc.to_string();
+        let _ = openapi::parse_spec_text("api.json", &json);
+    }
+}
