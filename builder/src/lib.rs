@@ -1,5 +1,23 @@
-//! mgw: the builder CLI's library.
+//! mgw: the builder CLI's library. `main.rs` only parses arguments and maps errors
+//! to exit codes; everything else is here so tests can run it in-process.
 #![forbid(unsafe_code)]
 
+pub mod bake;
+pub mod cli;
+pub mod commands;
+pub mod gateway_binary;
 pub mod oci;
 pub mod project;
+
+/// Exit code for a project mgw refuses (SPEC: 64).
+pub const EXIT_BAD_PROJECT: u8 = 64;
+
+/// The exit code for an error from a command: 64 for a bad project, else 1.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(p) = cause.downcast_ref::<project::ProjectError>() {
+            return p.exit_code();
+        }
+    }
+    1
+}

@@ -198,12 +198,17 @@ fn to_line<'a>(e: &'a Event, config: &'a Config) -> Line<'a> {
         route: route.map(|r| r.template.as_str()),
         method: e.method.as_str(),
         status: e.status,
-        latency_ms: e.total.as_secs_f64() * 1e3,
-        upstream_latency_ms: e.upstream.map(|d| d.as_secs_f64() * 1e3),
+        latency_ms: millis(e.total),
+        upstream_latency_ms: e.upstream.map(millis),
         bytes_in: e.bytes_in,
         bytes_out: e.bytes_out,
         client_ip: e.client.ip().to_string(),
         consumer: e.consumer.as_deref(),
         error: e.error,
     }
+}
+
+/// Milliseconds with microsecond precision.
+fn millis(d: Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
 }

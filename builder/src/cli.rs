@@ -1,0 +1,153 @@
+//! The command line: clap definitions only; each subcommand lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  mgw init openapi.yaml --dir petstore-gw   scaffold a project from an OpenAPI file
+  mgw validate petstore-gw                  check the project, print what it serves
+  mgw build petstore-gw                     bake the image into ./out/<name>/
+  mgw inspect out/petstore                  show digest, layers, labels, routes
+  mgw run out/petstore --env PETSTORE_UPSTREAM=http://127.0.0.1:8081
+
+Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project.";
+
+/// Build immutable, per-API gateway images from OpenAPI definitions — no daemon.
+#[derive(Debug, Parser)]
+#[command(name = "mgw", version, about, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// Output format: human-readable text, or one JSON document for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// Log level for diagnostics on stderr (`error`, `warn`, `info`, `debug`).
+    #[arg(long, global = true, env = "MGW_LOG", default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold a project (a commented mgw.yaml) from an OpenAPI file.
+    #[command(after_help = "\
+Examples:
+  mgw init petstore.yaml                        writes ./mgw.yaml and ./apis/petstore.yaml
+  mgw init api.json --dir gw --name orders      into ./gw, named `orders`
+  mgw init api.yaml --upstream-url http://orders.svc:8080")]
+    Init(InitArgs),
+    /// Check a project and print the APIs and routes it would serve.
+    #[command(after_help = "\
+Examples:
+  mgw validate                  the project in the current directory
+  mgw validate examples/petstore
+  mgw validate gw --output json")]
+    Validate(ProjectArg),
+    /// Compile the bundle and bake a reproducible OCI image (layout + tarball).
+    #[command(after_help = "\
+Examples:
+  mgw build examples/petstore
+  mgw build gw --out dist --tag 1.4.0
+  mgw build gw --gateway-binary ./mgw-gateway
+  mgw build gw --base out/released-gw/oci       reuse a pinned image's gateway layers
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) mgw build gw
+
+Writes <out>/<name>/oci (OCI image layout), <out>/<name>/image.tar (OCI archive and
+docker-archive in one), bundle.json and build.json. The last line printed is
+<repository>@sha256:<manifest digest>.")]
+    Build(BuildArgs),
+    /// Show a built image: digest, tags, layers, labels, APIs and routes.
+    #[command(after_help = "\
+Examples:
+  mgw inspect out/petstore
+  mgw inspect out/petstore/oci --output json")]
+    Inspect(ImageArg),
+    /// Run a built image's gateway locally, straight from the OCI layout (no daemon).
+    #[command(after_help = "\
+Examples:
+  mgw run out/petstore
+  mgw run out/petstore --env PETSTORE_UPSTREAM=http://127.0.0.1:8081 --env MGW_LISTEN=127.0.0.1:8080
+
+The gateway reads ${VAR}s from the environment: --env adds to the current one.")]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectArg {
+    /// The project directory (holding mgw.yaml).
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The OpenAPI (3.0, 3.1) or Swagger 2.0 file, YAML or JSON.
+    pub spec: PathBuf,
+    /// Where to write the project.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Gateway and API name (default: from the spec's title).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Default upstream URL written into mgw.yaml.
+    #[arg(long)]
+    pub upstream_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The project directory (holding mgw.yaml).
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// Output directory; the image goes to <out>/<name>/.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Image tag (default: <version>-<first 12 hex of the bundle digest>).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Image repository (default: `image.repository` from mgw.yaml).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// The static gateway binary to bake in (default: the workspace's musl build,
+    /// or `mgw-gateway` next to the `mgw` executable).
+    #[arg(long, env = "MGW_GATEWAY_BINARY", conflicts_with = "base")]
+    pub gateway_binary: Option<PathBuf>,
+    /// An OCI image layout (`DIR` or `DIR:TAG`) that already holds the gateway;
+    /// its layers are reused and only the bundle layer is added.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Seconds since the epoch for every timestamp in the image (reproducible builds).
+    #[arg(long, env = "SOURCE_DATE_EPOCH")]
+    pub source_date_epoch: Option<String>,
+    /// `org.opencontainers.image.source` label (e.g. the repository URL).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision` label (e.g. the commit being built).
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Write only the OCI layout, no tarball.
+    #[arg(long)]
+    pub no_tarball: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArg {
+    /// A build output directory (<out>/<name>) or an OCI layout, optionally `:TAG`.
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A build output directory (<out>/<name>) or an OCI layout, optionally `:TAG`.
+    pub image: String,
+    /// Extra environment for the gateway (`NAME=value`, repeatable).
+    #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+}

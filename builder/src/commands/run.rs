@@ -1,0 +1,89 @@
+//! `mgw run`: run a built image's gateway on this machine, straight from the OCI
+//! layout, without a container runtime.
+//!
+//! The gateway binary and bundle are extracted once into a cache directory keyed
+//! by the manifest digest, then the image's entrypoint is executed in place of
+//! this process, so signals and the exit code are the gateway's own.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::bake::BUNDLE_PATH;
+use crate::cli::RunArgs;
+use crate::commands::{image_location, write_atomic};
+use crate::gateway_binary::IMAGE_PATH;
+use crate::oci;
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let (layout, tag) = image_location(&args.image);
+    let info = oci::read_image(&layout, tag.as_deref())?;
+    let cfg = info.config.config().clone().unwrap_or_default();
+    let entrypoint = cfg.entrypoint().clone().unwrap_or_default();
+    if entrypoint.first().map(String::as_str) != Some(IMAGE_PATH) {
+        bail!(
+            "`{}` is not an mgw gateway image (its entrypoint is not `{IMAGE_PATH}`)",
+            layout.display()
+        );
+    }
+    let dir = cache_dir().join(info.manifest_digest.hex());
+    let binary = dir.join("mgw-gateway");
+    let bundle = dir.join("bundle.json");
+    if !binary.is_file() || !bundle.is_file() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        extract(&info, BUNDLE_PATH, &bundle, 0o444)?;
+        extract(&info, IMAGE_PATH, &binary, 0o755)?;
+    }
+    let mut env = Vec::new();
+    for kv in &args.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("`--env {kv}` must be `NAME=value`");
+        };
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let local = |a: &String| match a.as_str() {
+        IMAGE_PATH => binary.display().to_string(),
+        BUNDLE_PATH => bundle.display().to_string(),
+        _ => a.clone(),
+    };
+    let mut cmd = Command::new(&binary);
+    cmd.args(entrypoint.iter().skip(1).map(local))
+        .args(cfg.cmd().clone().unwrap_or_default().iter().map(local))
+        .envs(
+            cfg.env()
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|kv| kv.split_once('=')),
+        )
+        .envs(env);
+    eprintln!(
+        "running {} ({})",
+        info.ref_name.as_deref().unwrap_or("image"),
+        info.manifest_digest
+    );
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("cannot execute `{}`", binary.display()))
+}
+
+fn extract(info: &oci::ImageInfo, path: &str, to: &Path, mode: u32) -> Result<()> {
+    let bytes = info
+        .read_file(path)?
+        .with_context(|| format!("the image has no `{path}`"))?;
+    write_atomic(to, &bytes)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set permissions on `{}`", to.display()))?;
+    Ok(())
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("mgw/run")
+}

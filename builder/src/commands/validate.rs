@@ -1,0 +1,46 @@
+//! `mgw validate`: load and compile a project, report what it would serve.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::{Output, ProjectArg};
+use crate::commands::{human, print_json, warn_all};
+use crate::project;
+
+pub fn run(args: &ProjectArg, output: Output) -> Result<()> {
+    let compiled = project::build(&args.project)?;
+    warn_all(&compiled.warnings);
+    let s = &compiled.summary;
+    if human(output) {
+        println!("project `{}` {} is valid", s.name, s.version);
+        for api in &s.apis {
+            println!(
+                "  api `{}` at `{}` → upstream `{}` ({} routes, {})",
+                api.name,
+                api.base_path,
+                api.upstream,
+                api.routes.len(),
+                api.spec
+            );
+            for r in &api.routes {
+                println!("    {:<7} {}  ({})", r.method, r.path, r.operation_id);
+            }
+        }
+        for v in &compiled.env {
+            match &v.default {
+                Some(d) => println!("  env {} (default `{d}`)", v.name),
+                None => println!("  env {} (required)", v.name),
+            }
+        }
+        println!("bundle digest {}", compiled.digest);
+    } else {
+        print_json(&json!({
+            "valid": true,
+            "bundleDigest": compiled.digest,
+            "summary": s,
+            "env": compiled.env,
+            "warnings": compiled.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(())
+}
