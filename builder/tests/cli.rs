@@ -1,0 +1,217 @@
+//! The real `mgw` binary: exit codes, messages, help texts, reproducibility and
+//! output that is never left half-written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MGW: &str = env!("CARGO_BIN_EXE_mgw");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// The musl gateway binary; the tests that bake images need it.
+fn gateway() -> PathBuf {
+    let p = std::env::var_os("MGW_GATEWAY_BINARY").map_or_else(
+        || root().join("../target/x86_64-unknown-linux-musl/release/mgw-gateway"),
+        PathBuf::from,
+    );
+    assert!(p.exists(), "`{}` is missing: run `make gateway` first", p.display());
+    p
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn mgw(args: &[&str], cwd: &Path) -> Output {
+    Command::new(MGW)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("MGW_GATEWAY_BINARY", gateway())
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_texts_show_examples() {
+    let top = Command::new(MGW).arg("--help").output().unwrap();
+    assert!(top.status.success());
+    assert!(String::from_utf8_lossy(&top.stdout).contains("Examples:"));
+    for sub in ["init", "validate", "build", "inspect", "run"] {
+        let o = Command::new(MGW).args([sub, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && text.contains("Examples:"), "`mgw {sub} --help`:\n{text}");
+    }
+    let usage = Command::new(MGW).arg("--no-such-flag").output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn same_project_from_two_directories_gives_the_same_image() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &a.path().join("p"));
+    copy_dir(&root().join("../examples/petstore"), &b.path().join("nested/project"));
+    let o1 = mgw(&["build", "p", "--output", "json"], a.path());
+    assert!(o1.status.success(), "{}", stderr(&o1));
+    // A different wall-clock time too.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let o2 = mgw(&["build", "nested/project", "--out", "elsewhere", "--output", "json"], b.path());
+    assert!(o2.status.success(), "{}", stderr(&o2));
+    let j1: serde_json::Value = serde_json::from_slice(&o1.stdout).unwrap();
+    let j2: serde_json::Value = serde_json::from_slice(&o2.stdout).unwrap();
+    assert_eq!(j1["digest"], j2["digest"]);
+    assert_eq!(j1["bundleDigest"], j2["bundleDigest"]);
+    assert_eq!(j1["tag"], j2["tag"]);
+    let t1 = std::fs::read(a.path().join("out/petstore/image.tar")).unwrap();
+    let t2 = std::fs::read(b.path().join("elsewhere/petstore/image.tar")).unwrap();
+    assert!(t1 == t2, "tarballs differ");
+
+    // One changed line in the API changes bundle digest, tag and image digest.
+    let spec = b.path().join("nested/project/apis/petstore.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let changed = text.replacen("operationId: listPets", "operationId: listAllPets", 1);
+    assert_ne!(text, changed);
+    std::fs::write(&spec, changed).unwrap();
+    let o3 = mgw(&["build", "nested/project", "--output", "json"], b.path());
+    assert!(o3.status.success(), "{}", stderr(&o3));
+    let j3: serde_json::Value = serde_json::from_slice(&o3.stdout).unwrap();
+    assert_ne!(j3["bundleDigest"], j1["bundleDigest"]);
+    assert_ne!(j3["tag"], j1["tag"]);
+    assert_ne!(j3["digest"], j1["digest"]);
+
+    // SOURCE_DATE_EPOCH is an input: it changes the image, not the bundle.
+    let o4 = Command::new(MGW)
+        .args(["build", "p", "--output", "json", "--out", "e"])
+        .current_dir(a.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("MGW_GATEWAY_BINARY", gateway())
+        .output()
+        .unwrap();
+    let j4: serde_json::Value = serde_json::from_slice(&o4.stdout).unwrap();
+    assert_eq!(j4["bundleDigest"], j1["bundleDigest"]);
+    assert_ne!(j4["digest"], j1["digest"]);
+}
+
+#[test]
+fn build_prints_the_digest_reference_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = mgw(&["build", root().join("../examples/petstore").to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let last = out.lines().last().unwrap();
+    assert!(last.starts_with("localhost:5000/petstore-gw@sha256:"), "{out}");
+    assert_eq!(last.len(), "localhost:5000/petstore-gw@sha256:".len() + 64);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/petstore/build.json")).unwrap()).unwrap();
+    assert_eq!(meta["image"], last);
+    assert_eq!(meta["env"][0]["name"], "MGW_ADMIN_LISTEN");
+    // No absolute paths in the metadata.
+    assert!(!String::from_utf8_lossy(&std::fs::read(dir.path().join("out/petstore/build.json")).unwrap()).contains(dir.path().to_str().unwrap()));
+}
+
+#[test]
+fn invalid_projects_exit_64_with_a_location_and_leave_no_output() {
+    let cases = [
+        ("bad-yaml", ".yaml:"),
+        ("dangling-ref", "$ref"),
+        ("ref-cycle", "cycle"),
+        ("duplicate-route", "apis/"),
+        ("unknown-key", "mgw.yaml:"),
+        ("missing-spec", "mgw.yaml:"),
+        ("security", "not supported yet"),
+        ("unknown-operation", "mgw.yaml:"),
+    ];
+    for (fixture, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let project = root().join("tests/fixtures").join(fixture);
+        for cmd in ["validate", "build"] {
+            let o = mgw(&[cmd, project.to_str().unwrap()], dir.path());
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(64), "{fixture} {cmd}: {err}");
+            assert!(err.contains(needle), "{fixture} {cmd}: {err}");
+            assert!(!err.contains("panicked"), "{fixture}: {err}");
+            // A location: file:line:column.
+            let located = err.lines().any(|l| {
+                let mut parts = l.split(':');
+                parts.any(|p| p.trim().chars().all(|c| c.is_ascii_digit()) && !p.trim().is_empty())
+            });
+            assert!(located, "{fixture}: no line/column in {err}");
+        }
+        assert!(!dir.path().join("out").exists(), "{fixture}: output left behind");
+    }
+}
+
+#[test]
+fn a_failed_build_keeps_the_previous_image() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &dir.path().join("p"));
+    let ok = mgw(&["build", "p"], dir.path());
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let before = std::fs::read(dir.path().join("out/petstore/oci/index.json")).unwrap();
+    // A gateway binary that is not static: the build fails before writing.
+    let o = Command::new(MGW)
+        .args(["build", "p", "--gateway-binary", "/bin/ls"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("dynamically linked"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.path().join("out/petstore/oci/index.json")).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out/petstore"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn init_then_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = root().join("../examples/petstore/apis/petstore.yaml");
+    // The example spec refers to a second file; init copies what it needs.
+    let o = mgw(&["init", spec.to_str().unwrap(), "--dir", "gw", "--name", "pets"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let yaml = std::fs::read_to_string(dir.path().join("gw/mgw.yaml")).unwrap();
+    assert!(yaml.contains("# "), "mgw.yaml is commented");
+    let o = mgw(&["validate", "gw"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = mgw(&["init", spec.to_str().unwrap(), "--dir", "gw"], dir.path());
+    assert_eq!(again.status.code(), Some(64));
+    assert!(stderr(&again).contains("already exists"));
+}
+
+#[test]
+fn the_gateway_refuses_a_modified_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = mgw(&["build", root().join("../examples/petstore").to_str().unwrap(), "--output", "json"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let digest = meta["bundleDigest"].as_str().unwrap();
+    let bundle = dir.path().join("out/petstore/bundle.json");
+    let tampered = dir.path().join("tampered.json");
+    let text = std::fs::read_to_string(&bundle).unwrap().replace("/petstore/v1", "/petstore/v2");
+    std::fs::write(&tampered, text).unwrap();
+    let run = Command::new(gateway())
+        .args(["--bundle", tampered.to_str().unwrap(), "--bundle-digest", digest])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(64));
+    assert!(stderr(&run).contains("modified"), "{}", stderr(&run));
+}
