@@ -16,7 +16,11 @@ fn gateway() -> PathBuf {
         || root().join("../target/x86_64-unknown-linux-musl/release/mgw-gateway"),
         PathBuf::from,
     );
-    assert!(p.exists(), "`{}` is missing: run `make gateway` first", p.display());
+    assert!(
+        p.exists(),
+        "`{}` is missing: run `make gateway` first",
+        p.display()
+    );
     p
 }
 
@@ -55,7 +59,10 @@ fn help_texts_show_examples() {
     for sub in ["init", "validate", "build", "inspect", "run"] {
         let o = Command::new(MGW).args([sub, "--help"]).output().unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success() && text.contains("Examples:"), "`mgw {sub} --help`:\n{text}");
+        assert!(
+            o.status.success() && text.contains("Examples:"),
+            "`mgw {sub} --help`:\n{text}"
+        );
     }
     let usage = Command::new(MGW).arg("--no-such-flag").output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
@@ -66,12 +73,25 @@ fn same_project_from_two_directories_gives_the_same_image() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     copy_dir(&root().join("../examples/petstore"), &a.path().join("p"));
-    copy_dir(&root().join("../examples/petstore"), &b.path().join("nested/project"));
+    copy_dir(
+        &root().join("../examples/petstore"),
+        &b.path().join("nested/project"),
+    );
     let o1 = mgw(&["build", "p", "--output", "json"], a.path());
     assert!(o1.status.success(), "{}", stderr(&o1));
     // A different wall-clock time too.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let o2 = mgw(&["build", "nested/project", "--out", "elsewhere", "--output", "json"], b.path());
+    let o2 = mgw(
+        &[
+            "build",
+            "nested/project",
+            "--out",
+            "elsewhere",
+            "--output",
+            "json",
+        ],
+        b.path(),
+    );
     assert!(o2.status.success(), "{}", stderr(&o2));
     let j1: serde_json::Value = serde_json::from_slice(&o1.stdout).unwrap();
     let j2: serde_json::Value = serde_json::from_slice(&o2.stdout).unwrap();
@@ -111,18 +131,33 @@ fn same_project_from_two_directories_gives_the_same_image() {
 #[test]
 fn build_prints_the_digest_reference_last() {
     let dir = tempfile::tempdir().unwrap();
-    let o = mgw(&["build", root().join("../examples/petstore").to_str().unwrap()], dir.path());
+    let o = mgw(
+        &[
+            "build",
+            root().join("../examples/petstore").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let last = out.lines().last().unwrap();
-    assert!(last.starts_with("localhost:5000/petstore-gw@sha256:"), "{out}");
+    assert!(
+        last.starts_with("localhost:5000/petstore-gw@sha256:"),
+        "{out}"
+    );
     assert_eq!(last.len(), "localhost:5000/petstore-gw@sha256:".len() + 64);
     let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out/petstore/build.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/petstore/build.json")).unwrap())
+            .unwrap();
     assert_eq!(meta["image"], last);
     assert_eq!(meta["env"][0]["name"], "MGW_ADMIN_LISTEN");
     // No absolute paths in the metadata.
-    assert!(!String::from_utf8_lossy(&std::fs::read(dir.path().join("out/petstore/build.json")).unwrap()).contains(dir.path().to_str().unwrap()));
+    assert!(
+        !String::from_utf8_lossy(
+            &std::fs::read(dir.path().join("out/petstore/build.json")).unwrap()
+        )
+        .contains(dir.path().to_str().unwrap())
+    );
 }
 
 #[test]
@@ -153,7 +188,10 @@ fn invalid_projects_exit_64_with_a_location_and_leave_no_output() {
             });
             assert!(located, "{fixture}: no line/column in {err}");
         }
-        assert!(!dir.path().join("out").exists(), "{fixture}: output left behind");
+        assert!(
+            !dir.path().join("out").exists(),
+            "{fixture}: output left behind"
+        );
     }
 }
 
@@ -172,7 +210,10 @@ fn a_failed_build_keeps_the_previous_image() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("dynamically linked"), "{}", stderr(&o));
-    assert_eq!(std::fs::read(dir.path().join("out/petstore/oci/index.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(dir.path().join("out/petstore/oci/index.json")).unwrap(),
+        before
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out/petstore"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -186,7 +227,17 @@ fn init_then_build() {
     let dir = tempfile::tempdir().unwrap();
     let spec = root().join("../examples/petstore/apis/petstore.yaml");
     // The example spec refers to a second file; init copies what it needs.
-    let o = mgw(&["init", spec.to_str().unwrap(), "--dir", "gw", "--name", "pets"], dir.path());
+    let o = mgw(
+        &[
+            "init",
+            spec.to_str().unwrap(),
+            "--dir",
+            "gw",
+            "--name",
+            "pets",
+        ],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let yaml = std::fs::read_to_string(dir.path().join("gw/mgw.yaml")).unwrap();
     assert!(yaml.contains("# "), "mgw.yaml is commented");
@@ -200,16 +251,31 @@ fn init_then_build() {
 #[test]
 fn the_gateway_refuses_a_modified_bundle() {
     let dir = tempfile::tempdir().unwrap();
-    let o = mgw(&["build", root().join("../examples/petstore").to_str().unwrap(), "--output", "json"], dir.path());
+    let o = mgw(
+        &[
+            "build",
+            root().join("../examples/petstore").to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let meta: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let digest = meta["bundleDigest"].as_str().unwrap();
     let bundle = dir.path().join("out/petstore/bundle.json");
     let tampered = dir.path().join("tampered.json");
-    let text = std::fs::read_to_string(&bundle).unwrap().replace("/petstore/v1", "/petstore/v2");
+    let text = std::fs::read_to_string(&bundle)
+        .unwrap()
+        .replace("/petstore/v1", "/petstore/v2");
     std::fs::write(&tampered, text).unwrap();
     let run = Command::new(gateway())
-        .args(["--bundle", tampered.to_str().unwrap(), "--bundle-digest", digest])
+        .args([
+            "--bundle",
+            tampered.to_str().unwrap(),
+            "--bundle-digest",
+            digest,
+        ])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(64));
