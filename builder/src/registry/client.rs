@@ -184,7 +184,7 @@ impl Client {
         let plain_ok = opts.insecure || is_loopback(api_host);
         let schemes: &[&str] = if plain_ok { &["https", "http"] } else { &["https"] };
         let mut last_err = None;
-        for scheme in schemes {
+        for (i, scheme) in schemes.iter().enumerate() {
             let base = Url::parse(&format!("{scheme}://{api_host}/")).map_err(|e| {
                 RegistryError::Protocol {
                     registry: registry.to_owned(),
@@ -201,7 +201,10 @@ impl Client {
                 opts: opts.clone(),
                 stats: Arc::new(Stats::default()),
             };
-            match client.ping() {
+            // With `http` to fall back to, a failing `https` is most likely a plain
+            // HTTP registry: do not wait through retries to find out.
+            let last = i + 1 == schemes.len();
+            match client.ping(last) {
                 Ok(()) => return Ok(client),
                 Err(e @ RegistryError::Network { .. }) => {
                     tracing::debug!(registry, scheme, error = %e, "ping failed");
@@ -219,10 +222,10 @@ impl Client {
     }
 
     /// `GET /v2/`: 200 means anonymous access, 401 carries the challenge.
-    fn ping(&self) -> Result<(), RegistryError> {
+    fn ping(&self, retry: bool) -> Result<(), RegistryError> {
         let url = self.url("/v2/");
         let what = "`GET /v2/`";
-        let resp = self.retrying(what, true, || self.http.get(url.clone()), false)?;
+        let resp = self.retrying(what, retry, || self.http.get(url.clone()), false)?;
         match resp.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => self.learn_challenge(&resp, what),

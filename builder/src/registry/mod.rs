@@ -71,7 +71,7 @@ pub enum RegistryError {
     Credentials(#[from] auth::CredentialError),
     /// The tag exists and names another image: tags are immutable.
     #[error(
-        "tag `{reference}` already names {existing} in the registry, not this image ({ours}): mgw never re-points a tag, so that everything deployed by tag keeps running exactly what was tested; bump `version` in `mgw.yaml` (the default tag is `<version>-<first 12 hex of the bundle digest>`, so any API change already gets a new tag) or pass a new `--tag`"
+        "tag `{reference}` already names {existing} in the registry, not this image ({ours}); tags are immutable: mgw never re-points one, so that everything deployed by tag keeps running exactly what was tested; bump `version` in `mgw.yaml` (the default tag is `<version>-<first 12 hex of the bundle digest>`, so any API change already gets a new tag) or pass a new `--tag`"
     )]
     TagConflict {
         reference: String,
