@@ -434,7 +434,14 @@ fn interrupted_push_completes_on_the_next_run_with_the_same_digest() {
 
     // 2. The connection is cut in the middle of a chunk: the same run resumes.
     let proxy2 = FaultProxy::start(reg.addr).unwrap();
-    proxy2.set_rule(|h, n| if h.method == "PATCH" && n == 1 { Action::Cut(200_000) } else { Action::Forward });
+    let once = std::sync::atomic::AtomicBool::new(false);
+    proxy2.set_rule(move |h, n| {
+        if h.method == "PATCH" && n == 1 && !once.swap(true, Ordering::Relaxed) {
+            Action::Cut(200_000)
+        } else {
+            Action::Forward
+        }
+    });
     let resumed = session.mgw_json(&["push", &dir, "--repository", &format!("{}/team/cut", proxy2.host())]);
     assert_eq!(resumed["digest"], digest.as_str());
     assert!(proxy2.stats.cut.load(Ordering::Relaxed) == 1);

@@ -154,11 +154,17 @@ fn transient_status(s: StatusCode) -> bool {
     matches!(s.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
-/// `Range: 0-1234` → 1235 (the bytes the registry holds).
+/// `Range: 0-1234` → 1235 (the bytes the registry holds). Distribution answers
+/// `0-0` for an empty upload as well as for one byte; mgw reads it as empty (the
+/// worst case is one byte sent again, which the registry refuses and mgw then
+/// starts over).
 fn range_end(headers: &HeaderMap) -> Option<u64> {
     let v = headers.get("range")?.to_str().ok()?;
     let (_, end) = v.trim().trim_start_matches("bytes=").split_once('-')?;
-    end.trim().parse::<u64>().ok().map(|e| e + 1)
+    match end.trim().parse::<u64>().ok()? {
+        0 => Some(0),
+        e => Some(e + 1),
+    }
 }
 
 impl Client {
@@ -727,6 +733,42 @@ impl Client {
             progress(size);
             return Ok(BlobAction::Skipped);
         }
+        match self.upload(repo, digest, size, path, mount_from, progress) {
+            // Resumed data the registry does not agree with: once more from scratch.
+            Err(Resumed(true, RegistryError::Refused { status, .. })) if status.starts_with("400") => {
+                tracing::info!(registry = %self.registry, %digest, "resumed upload did not verify; uploading again");
+                self.upload(repo, digest, size, path, None, progress).map_err(|Resumed(_, e)| e)
+            }
+            other => other.map_err(|Resumed(_, e)| e),
+        }
+    }
+
+    /// One upload attempt; the error says whether the upload was resumed.
+    fn upload(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+        mount_from: Option<&str>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<BlobAction, Resumed> {
+        let mut resumed = false;
+        let r = self.upload_inner(repo, digest, size, path, mount_from, progress, &mut resumed);
+        r.map_err(|e| Resumed(resumed, e))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn upload_inner(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+        mount_from: Option<&str>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+        resumed: &mut bool,
+    ) -> Result<BlobAction, RegistryError> {
         let mut location = match self.start_upload(repo, digest, mount_from)? {
             Started::Mounted => {
                 progress(size);
@@ -776,6 +818,7 @@ impl Client {
                 Some(held) if held <= size => {
                     tracing::info!(registry = %self.registry, %digest, held, "resuming upload");
                     offset = held;
+                    *resumed = true;
                 }
                 _ => {
                     tracing::info!(registry = %self.registry, %digest, "upload lost; starting it over");
@@ -867,6 +910,8 @@ impl Client {
         })
     }
 }
+
+struct Resumed(bool, RegistryError);
 
 enum Started {
     Mounted,
@@ -964,6 +1009,6 @@ mod tests {
         h.insert("range", "0-1023".parse().unwrap());
         assert_eq!(range_end(&h), Some(1024));
         h.insert("range", "bytes=0-0".parse().unwrap());
-        assert_eq!(range_end(&h), Some(1));
+        assert_eq!(range_end(&h), Some(0), "distribution's answer for an empty upload");
     }
 }
