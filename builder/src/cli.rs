@@ -138,8 +138,9 @@ pub struct BuildArgs {
     #[arg(long)]
     pub repository: Option<String>,
     /// The static gateway binary to bake in (default: the workspace's musl build,
-    /// or `mgw-gateway` next to the `mgw` executable).
-    #[arg(long, env = "MGW_GATEWAY_BINARY", conflicts_with = "base")]
+    /// or `mgw-gateway` next to the `mgw` executable). Not used with `--base`,
+    /// whose image brings the gateway.
+    #[arg(long, env = "MGW_GATEWAY_BINARY")]
     pub gateway_binary: Option<PathBuf>,
     /// An image that already holds the gateway: an OCI layout (`DIR` or `DIR:TAG`)
     /// or a registry reference (`registry/repo:tag`, `…@sha256:…`), pulled into the
@@ -195,7 +196,7 @@ pub struct PushArgs {
     #[arg(long)]
     pub tag: Option<String>,
     /// When building: the gateway binary (see `mgw build`).
-    #[arg(long, env = "MGW_GATEWAY_BINARY", conflicts_with = "base")]
+    #[arg(long, env = "MGW_GATEWAY_BINARY")]
     pub gateway_binary: Option<PathBuf>,
     /// When building: the base image (see `mgw build`).
     #[arg(long)]

@@ -553,7 +553,8 @@ fn base_from_a_registry_is_pulled_verified_cached_and_mounted() {
     let blobs = derived["blobs"].as_array().unwrap();
     let mounted = blobs.iter().filter(|b| b["action"] == "mounted").count();
     assert_eq!(mounted, 3, "the three layers come from `team/released`: {derived}");
-    assert!(derived["uploadedBytes"].as_u64().unwrap() < 10_000, "{derived}");
+    // Only the config and the SBOM travel; the 1.9 MB gateway layer does not.
+    assert!(derived["uploadedBytes"].as_u64().unwrap() < 200_000, "{derived}");
 
     // Pinned by digest and cached: no registry needed any more.
     let cache = session.cache().join("mgw/images");
