@@ -17,7 +17,6 @@ Examples:
 Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project,
 65 the tag already names a different image in the registry (tags are immutable).";
 
-
 /// Build immutable, per-API gateway images from OpenAPI definitions — no daemon.
 #[derive(Debug, Parser)]
 #[command(name = "mgw", version, about, after_help = EXAMPLES, propagate_version = true)]

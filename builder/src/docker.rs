@@ -27,7 +27,9 @@ pub struct Loaded {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("cannot reach the Docker engine at `{engine}`: {message}; is dockerd running, and does `DOCKER_HOST` point at it?")]
+    #[error(
+        "cannot reach the Docker engine at `{engine}`: {message}; is dockerd running, and does `DOCKER_HOST` point at it?"
+    )]
     Connect { engine: String, message: String },
     #[error("cannot read `{path}`: {source}")]
     Read {
@@ -36,7 +38,9 @@ pub enum DockerError {
     },
     #[error("the Docker engine at `{engine}` refused to load the image: {message}")]
     Load { engine: String, message: String },
-    #[error("the Docker engine at `{engine}` loaded the tarball but has no `{reference}`: {message}")]
+    #[error(
+        "the Docker engine at `{engine}` loaded the tarball but has no `{reference}`: {message}"
+    )]
     Missing {
         engine: String,
         reference: String,
@@ -46,7 +50,8 @@ pub enum DockerError {
 
 /// Loads `tarball` (a docker-archive) and returns the image `reference` names.
 pub fn load(tarball: &Path, reference: &str) -> Result<Loaded, DockerError> {
-    let engine = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+    let engine =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,12 +66,21 @@ pub fn load(tarball: &Path, reference: &str) -> Result<Loaded, DockerError> {
         };
         let docker = Docker::connect_with_defaults().map_err(connect)?;
         let docker = docker.negotiate_version().await.map_err(connect)?;
-        let file = tokio::fs::File::open(tarball).await.map_err(|source| DockerError::Read {
-            path: tarball.to_owned(),
-            source,
-        })?;
+        let file = tokio::fs::File::open(tarball)
+            .await
+            .map_err(|source| DockerError::Read {
+                path: tarball.to_owned(),
+                source,
+            })?;
         let body = tokio_util::io::ReaderStream::new(file);
-        let mut stream = docker.import_image_stream(ImportImageOptions { quiet: true, ..Default::default() }, body, None);
+        let mut stream = docker.import_image_stream(
+            ImportImageOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            body,
+            None,
+        );
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| DockerError::Load {
                 engine: engine.clone(),
@@ -78,15 +92,23 @@ pub fn load(tarball: &Path, reference: &str) -> Result<Loaded, DockerError> {
                     message: detail.message.unwrap_or_default(),
                 });
             }
-            if let Some(s) = info.stream.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            if let Some(s) = info
+                .stream
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 tracing::info!(engine = %engine, message = s, "docker load");
             }
         }
-        let inspect = docker.inspect_image(reference).await.map_err(|e| DockerError::Missing {
-            engine: engine.clone(),
-            reference: reference.to_owned(),
-            message: e.to_string(),
-        })?;
+        let inspect = docker
+            .inspect_image(reference)
+            .await
+            .map_err(|e| DockerError::Missing {
+                engine: engine.clone(),
+                reference: reference.to_owned(),
+                message: e.to_string(),
+            })?;
         Ok(Loaded {
             id: inspect.id.unwrap_or_default(),
             tags: inspect.repo_tags.unwrap_or_default(),

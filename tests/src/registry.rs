@@ -22,9 +22,16 @@ use crate::{Guard, free_port, require, wait_for};
 pub enum Auth {
     None,
     /// htpasswd (bcrypt) with one user.
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// `auth.token` with a token server run by the test; the server accepts one user.
-    Token { user: String, password: String, expires_in: u64 },
+    Token {
+        user: String,
+        password: String,
+        expires_in: u64,
+    },
 }
 
 /// A running registry.
@@ -57,7 +64,11 @@ impl Registry {
                     path.display()
                 ));
             }
-            Auth::Token { user, password, expires_in } => {
+            Auth::Token {
+                user,
+                password,
+                expires_in,
+            } => {
                 let ts = TokenServer::start(user, password, *expires_in, dir.path())?;
                 config.push_str(&format!(
                     "auth:\n  token:\n    realm: http://{}/token\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
@@ -150,7 +161,12 @@ impl TokenServer {
         let stop = Arc::new(AtomicBool::new(false));
         let expected = format!("Basic {}", BASE64.encode(format!("{user}:{password}")));
         let tokens = Arc::new(Mutex::new(Vec::new()));
-        let (i2, r2, s2, t2) = (issued.clone(), refused.clone(), stop.clone(), tokens.clone());
+        let (i2, r2, s2, t2) = (
+            issued.clone(),
+            refused.clone(),
+            stop.clone(),
+            tokens.clone(),
+        );
         std::thread::spawn(move || {
             while !s2.load(Ordering::Relaxed) {
                 let Ok((stream, _)) = listener.accept() else {
@@ -165,7 +181,11 @@ impl TokenServer {
                 let authorized = head.header("authorization") == Some(expected.as_str());
                 let (status, body) = if !authorized {
                     r2.fetch_add(1, Ordering::Relaxed);
-                    ("401 Unauthorized", r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#.to_owned())
+                    (
+                        "401 Unauthorized",
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#
+                            .to_owned(),
+                    )
                 } else {
                     let query = head.target.split_once('?').map(|(_, q)| q).unwrap_or("");
                     let mut access = Vec::new();
@@ -175,7 +195,9 @@ impl TokenServer {
                         }
                         let v = percent_decode(v);
                         let mut parts = v.splitn(3, ':');
-                        if let (Some(kind), Some(name), Some(actions)) = (parts.next(), parts.next(), parts.next()) {
+                        if let (Some(kind), Some(name), Some(actions)) =
+                            (parts.next(), parts.next(), parts.next())
+                        {
                             access.push(serde_json::json!({
                                 "type": kind, "name": name,
                                 "actions": actions.split(',').collect::<Vec<_>>(),

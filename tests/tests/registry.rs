@@ -33,9 +33,18 @@ impl Session {
         std::fs::create_dir_all(home.path().join("docker")).unwrap();
         let env = vec![
             ("HOME".to_owned(), home.path().display().to_string()),
-            ("DOCKER_CONFIG".to_owned(), home.path().join("docker").display().to_string()),
-            ("XDG_CACHE_HOME".to_owned(), home.path().join("cache").display().to_string()),
-            ("MGW_GATEWAY_BINARY".to_owned(), gateway_bin().display().to_string()),
+            (
+                "DOCKER_CONFIG".to_owned(),
+                home.path().join("docker").display().to_string(),
+            ),
+            (
+                "XDG_CACHE_HOME".to_owned(),
+                home.path().join("cache").display().to_string(),
+            ),
+            (
+                "MGW_GATEWAY_BINARY".to_owned(),
+                gateway_bin().display().to_string(),
+            ),
             // The most verbose logs: a credential must not show up even there.
             ("MGW_LOG".to_owned(), "debug".to_owned()),
         ];
@@ -99,7 +108,8 @@ impl Session {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     fn cache(&self) -> PathBuf {
@@ -148,7 +158,9 @@ fn assert_no_secret(secrets: &[String], transcript: &[u8], dirs: &[&Path]) {
     };
     check("mgw's output", transcript);
     fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let ft = e.file_type().unwrap();
             if ft.is_dir() {
@@ -166,7 +178,10 @@ fn assert_no_secret(secrets: &[String], transcript: &[u8], dirs: &[&Path]) {
             check(&format!("`{}`", path.display()), &bytes);
             if bytes.starts_with(&[0x1f, 0x8b]) {
                 let mut plain = Vec::new();
-                if flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut plain).is_ok() {
+                if flate2::read::GzDecoder::new(&bytes[..])
+                    .read_to_end(&mut plain)
+                    .is_ok()
+                {
                     check(&format!("`{}` (decompressed)", path.display()), &plain);
                 }
             }
@@ -177,7 +192,11 @@ fn assert_no_secret(secrets: &[String], transcript: &[u8], dirs: &[&Path]) {
 
 fn secrets() -> Vec<String> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    vec![PASSWORD.to_owned(), b64.encode(format!("{USER}:{PASSWORD}")), b64.encode(PASSWORD)]
+    vec![
+        PASSWORD.to_owned(),
+        b64.encode(format!("{USER}:{PASSWORD}")),
+        b64.encode(PASSWORD),
+    ]
 }
 
 /// Push, re-push, inspect by tag and digest, copy back, and a refused re-tag:
@@ -190,18 +209,33 @@ fn push_scenario(reg_host: &str, session: &Session, creds: Option<&str>, out: &P
     let blobs = first["blobs"].as_array().unwrap();
     assert_eq!(blobs.len(), 4, "config and three layers: {first}");
     assert!(blobs.iter().all(|b| b["action"] == "uploaded"), "{first}");
-    assert!(first["uploadedBytes"].as_u64().unwrap() > 1_000_000, "{first}");
+    assert!(
+        first["uploadedBytes"].as_u64().unwrap() > 1_000_000,
+        "{first}"
+    );
     let digest = first["digest"].as_str().unwrap().to_owned();
     let reference = first["reference"].as_str().unwrap().to_owned();
     let tag = reference.rsplit_once(':').unwrap().1.to_owned();
     let built = out.join("petstore");
-    let build_meta: Value = serde_json::from_slice(&std::fs::read(built.join("build.json")).unwrap()).unwrap();
-    assert_eq!(build_meta["digest"], digest.as_str(), "the pushed digest is the built one");
+    let build_meta: Value =
+        serde_json::from_slice(&std::fs::read(built.join("build.json")).unwrap()).unwrap();
     assert_eq!(
-        std::fs::read_to_string(built.join("image.ref")).unwrap().trim(),
+        build_meta["digest"],
+        digest.as_str(),
+        "the pushed digest is the built one"
+    );
+    assert_eq!(
+        std::fs::read_to_string(built.join("image.ref"))
+            .unwrap()
+            .trim(),
         format!("{repo}@{digest}")
     );
-    assert_eq!(std::fs::read_to_string(built.join("image.digest")).unwrap().trim(), digest);
+    assert_eq!(
+        std::fs::read_to_string(built.join("image.digest"))
+            .unwrap()
+            .trim(),
+        digest
+    );
 
     // Re-push: a no-op that uploads nothing, by our counters and the registry's.
     let again = session.mgw_json(&["push", &built.display().to_string()]);
@@ -212,14 +246,21 @@ fn push_scenario(reg_host: &str, session: &Session, creds: Option<&str>, out: &P
     let human = session.mgw(&["push", &built.display().to_string()]);
     assert!(human.status.success());
     let stdout = String::from_utf8_lossy(&human.stdout);
-    assert_eq!(stdout.lines().last().unwrap(), format!("{repo}@{digest}"), "{stdout}");
+    assert_eq!(
+        stdout.lines().last().unwrap(),
+        format!("{repo}@{digest}"),
+        "{stdout}"
+    );
 
     // skopeo sees it by tag and by digest, and copies it back bit for bit.
     let by_tag = skopeo_inspect(&format!("{repo}:{tag}"), creds).unwrap();
     assert_eq!(by_tag["Digest"], digest.as_str());
     let by_digest = skopeo_inspect(&format!("{repo}@{digest}"), creds).unwrap();
     assert_eq!(by_digest["Digest"], digest.as_str());
-    assert_eq!(by_digest["Labels"]["org.opencontainers.image.title"], "petstore");
+    assert_eq!(
+        by_digest["Labels"]["org.opencontainers.image.title"],
+        "petstore"
+    );
     let copy = tempfile::tempdir().unwrap();
     let dest = format!("oci:{}:back", copy.path().join("l").display());
     let mut args = vec!["copy", "--src-tls-verify=false"];
@@ -230,7 +271,11 @@ fn push_scenario(reg_host: &str, session: &Session, creds: Option<&str>, out: &P
     args.extend([src.as_str(), dest.as_str()]);
     skopeo(&args).unwrap();
     let back: Value = serde_json::from_str(&skopeo(&["inspect", &dest]).unwrap()).unwrap();
-    assert_eq!(back["Digest"], digest.as_str(), "copied back with an identical digest");
+    assert_eq!(
+        back["Digest"],
+        digest.as_str(),
+        "copied back with an identical digest"
+    );
 
     // A different image under the same tag: refused, exit 65, tag unchanged.
     let out2 = tempfile::tempdir().unwrap();
@@ -249,10 +294,20 @@ fn push_scenario(reg_host: &str, session: &Session, creds: Option<&str>, out: &P
     ]);
     let stderr = String::from_utf8_lossy(&conflict.stderr);
     assert_eq!(conflict.status.code(), Some(65), "{stderr}");
-    assert!(stderr.contains("immutable") && stderr.contains(&digest), "{stderr}");
-    assert!(stderr.contains("version"), "says how to bump the version: {stderr}");
+    assert!(
+        stderr.contains("immutable") && stderr.contains(&digest),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("version"),
+        "says how to bump the version: {stderr}"
+    );
     let still = skopeo_inspect(&format!("{repo}:{tag}"), creds).unwrap();
-    assert_eq!(still["Digest"], digest.as_str(), "the tag was not re-pointed");
+    assert_eq!(
+        still["Digest"],
+        digest.as_str(),
+        "the tag was not re-pointed"
+    );
     first
 }
 
@@ -271,11 +326,22 @@ fn push_without_auth_repush_inspect_copy_conflict_and_sbom_referrer() {
     // API, so through the `sha256-<hex>` tag schema), and valid SPDX 2.3.
     let sbom = &first["sbom"];
     assert_eq!(sbom["via"], "tag-schema", "{first}");
-    let (status, _) = http_get(reg.addr, &format!("/v2/team/petstore/referrers/{digest}"), &[]).unwrap();
+    let (status, _) = http_get(
+        reg.addr,
+        &format!("/v2/team/petstore/referrers/{digest}"),
+        &[],
+    )
+    .unwrap();
     assert_eq!(status, 404, "distribution 2.8 has no referrers API");
     let repo = format!("{}/team/petstore", reg.host());
     let index: Value = serde_json::from_str(
-        &skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{repo}:sha256-{hex}")]).unwrap(),
+        &skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{repo}:sha256-{hex}"),
+        ])
+        .unwrap(),
     )
     .unwrap();
     let entry = index["manifests"]
@@ -298,15 +364,27 @@ fn push_without_auth_repush_inspect_copy_conflict_and_sbom_referrer() {
     assert_eq!(artifact["subject"]["digest"], digest);
     assert_eq!(artifact["artifactType"], "application/spdx+json");
     let layer = artifact["layers"][0]["digest"].as_str().unwrap();
-    let (status, body) = http_get(reg.addr, &format!("/v2/team/petstore/blobs/{layer}"), &[]).unwrap();
+    let (status, body) =
+        http_get(reg.addr, &format!("/v2/team/petstore/blobs/{layer}"), &[]).unwrap();
     assert_eq!(status, 200);
     let local = std::fs::read_to_string(out.path().join("petstore/sbom.spdx.json")).unwrap();
-    assert_eq!(body, local, "the registry holds the SBOM written beside the image");
+    assert_eq!(
+        body, local,
+        "the registry holds the SBOM written beside the image"
+    );
     let doc: Value = serde_json::from_str(&local).unwrap();
     assert_eq!(doc["spdxVersion"], "SPDX-2.3");
     let packages = doc["packages"].as_array().unwrap();
-    for name in ["mgw-gateway", "tokio", "hyper", "/etc/ssl/certs/ca-certificates.crt"] {
-        assert!(packages.iter().any(|p| p["name"] == name), "{name} missing from the SBOM");
+    for name in [
+        "mgw-gateway",
+        "tokio",
+        "hyper",
+        "/etc/ssl/certs/ca-certificates.crt",
+    ] {
+        assert!(
+            packages.iter().any(|p| p["name"] == name),
+            "{name} missing from the SBOM"
+        );
     }
     let tokio = packages.iter().find(|p| p["name"] == "tokio").unwrap();
     assert_eq!(tokio["licenseDeclared"], "MIT");
@@ -348,18 +426,35 @@ fn push_with_htpasswd_basic_auth_from_the_docker_config() {
     ]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("needs a login") && stderr.contains("docker login"), "{stderr}");
+    assert!(
+        stderr.contains("needs a login") && stderr.contains("docker login"),
+        "{stderr}"
+    );
     // Wrong password.
-    let wrong = Session::new().with("MGW_REGISTRY_USERNAME", USER).with("MGW_REGISTRY_PASSWORD", "nope-wrong");
+    let wrong = Session::new()
+        .with("MGW_REGISTRY_USERNAME", USER)
+        .with("MGW_REGISTRY_PASSWORD", "nope-wrong");
     let bad = wrong.mgw(&["push", &out.path().join("petstore").display().to_string()]);
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("refused the credentials") && !stderr.contains("nope-wrong"), "{stderr}");
+    assert!(
+        stderr.contains("refused the credentials") && !stderr.contains("nope-wrong"),
+        "{stderr}"
+    );
 
     let session = Session::new().docker_login(&reg.host());
     let out = tempfile::tempdir().unwrap();
-    push_scenario(&reg.host(), &session, Some(&format!("{USER}:{PASSWORD}")), out.path());
-    assert_no_secret(&secrets(), &session.transcript.borrow(), &[out.path(), &session.cache()]);
+    push_scenario(
+        &reg.host(),
+        &session,
+        Some(&format!("{USER}:{PASSWORD}")),
+        out.path(),
+    );
+    assert_no_secret(
+        &secrets(),
+        &session.transcript.borrow(),
+        &[out.path(), &session.cache()],
+    );
 }
 
 #[test]
@@ -375,16 +470,23 @@ fn push_with_token_auth_from_the_environment_and_refreshes_tokens() {
         .with("MGW_REGISTRY_USERNAME", USER)
         .with("MGW_REGISTRY_PASSWORD", PASSWORD);
     let out = tempfile::tempdir().unwrap();
-    push_scenario(&reg.host(), &session, Some(&format!("{USER}:{PASSWORD}")), out.path());
-    assert!(ts.issued.load(Ordering::Relaxed) >= 4, "one token per mgw run at least");
+    push_scenario(
+        &reg.host(),
+        &session,
+        Some(&format!("{USER}:{PASSWORD}")),
+        out.path(),
+    );
+    assert!(
+        ts.issued.load(Ordering::Relaxed) >= 4,
+        "one token per mgw run at least"
+    );
 
     // A slow push (every request delayed) outlives its 2 s token: mgw fetches new
     // ones as they expire, within one run.
     let proxy = FaultProxy::start(reg.addr).unwrap();
     proxy.set_rule(|_, _| Action::Delay(150));
     let before = ts.issued.load(Ordering::Relaxed);
-    let slow = session
-        .with("MGW_PUSH_CHUNK_SIZE", "262144");
+    let slow = session.with("MGW_PUSH_CHUNK_SIZE", "262144");
     let pushed = slow.mgw_json(&[
         "push",
         &out.path().join("petstore").display().to_string(),
@@ -393,11 +495,18 @@ fn push_with_token_auth_from_the_environment_and_refreshes_tokens() {
     ]);
     assert_eq!(pushed["alreadyPushed"], false);
     let during = ts.issued.load(Ordering::Relaxed) - before;
-    assert!(during >= 2, "expected token refreshes during a slow push, got {during} tokens");
+    assert!(
+        during >= 2,
+        "expected token refreshes during a slow push, got {during} tokens"
+    );
 
     let mut all = secrets();
     all.extend(ts.tokens.lock().unwrap().iter().cloned());
-    assert_no_secret(&all, &slow.transcript.borrow(), &[out.path(), &slow.cache()]);
+    assert_no_secret(
+        &all,
+        &slow.transcript.borrow(),
+        &[out.path(), &slow.cache()],
+    );
 }
 
 #[test]
@@ -418,8 +527,19 @@ fn interrupted_push_completes_on_the_next_run_with_the_same_digest() {
     let dir = out.path().join("petstore").display().to_string();
 
     // 1. Kill mgw while it is in the middle of an upload.
-    proxy.set_rule(|h, n| if h.method == "PATCH" && n >= 1 { Action::Stall(100_000) } else { Action::Forward });
-    let mut child = session.command(&["push", &dir]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    proxy.set_rule(|h, n| {
+        if h.method == "PATCH" && n >= 1 {
+            Action::Stall(100_000)
+        } else {
+            Action::Forward
+        }
+    });
+    let mut child = session
+        .command(&["push", &dir])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let stalled = wait_for(Duration::from_secs(60), || {
         (proxy.stats.stalled.load(Ordering::Relaxed) > 0).then_some(())
     });
@@ -442,7 +562,12 @@ fn interrupted_push_completes_on_the_next_run_with_the_same_digest() {
             Action::Forward
         }
     });
-    let resumed = session.mgw_json(&["push", &dir, "--repository", &format!("{}/team/cut", proxy2.host())]);
+    let resumed = session.mgw_json(&[
+        "push",
+        &dir,
+        "--repository",
+        &format!("{}/team/cut", proxy2.host()),
+    ]);
     assert_eq!(resumed["digest"], digest.as_str());
     assert!(proxy2.stats.cut.load(Ordering::Relaxed) == 1);
     assert!(resumed["retries"].as_u64().unwrap() >= 1, "{resumed}");
@@ -479,7 +604,13 @@ fn transient_failures_are_retried_and_persistent_ones_fail_without_tagging() {
     let dir = out.path().join("petstore").display().to_string();
 
     // Every request fails once … twice with a 500, then goes through.
-    proxy.set_rule(|_, n| if n < 2 { Action::Fail(500) } else { Action::Forward });
+    proxy.set_rule(|_, n| {
+        if n < 2 {
+            Action::Fail(500)
+        } else {
+            Action::Forward
+        }
+    });
     let ok = session.mgw_json(&["push", &dir]);
     assert_eq!(ok["digest"], digest.as_str());
     assert!(ok["retries"].as_u64().unwrap() >= 2, "{ok}");
@@ -497,14 +628,26 @@ fn transient_failures_are_retried_and_persistent_ones_fail_without_tagging() {
             Action::Forward
         }
     });
-    let failing = session.mgw(&["push", &dir, "--repository", &format!("{}/team/broken", proxy.host()), "--retries", "2"]);
+    let failing = session.mgw(&[
+        "push",
+        &dir,
+        "--repository",
+        &format!("{}/team/broken", proxy.host()),
+        "--retries",
+        "2",
+    ]);
     let stderr = String::from_utf8_lossy(&failing.stderr);
     assert_eq!(failing.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("500") && stderr.contains("/manifests/") && stderr.contains("injected failure"),
+        stderr.contains("500")
+            && stderr.contains("/manifests/")
+            && stderr.contains("injected failure"),
         "the error names the registry's answer: {stderr}"
     );
-    assert!(skopeo_inspect(&format!("{}/team/broken:{tag}", reg.host()), None).is_err(), "nothing tagged");
+    assert!(
+        skopeo_inspect(&format!("{}/team/broken:{tag}", reg.host()), None).is_err(),
+        "nothing tagged"
+    );
 }
 
 #[test]
@@ -538,11 +681,18 @@ fn base_from_a_registry_is_pulled_verified_cached_and_mounted() {
     ]);
     let stderr = String::from_utf8_lossy(&tagged.stderr);
     assert!(tagged.status.success(), "{stderr}");
-    assert!(stderr.contains("resolved to") && stderr.contains(first["digest"].as_str().unwrap()), "{stderr}");
+    assert!(
+        stderr.contains("resolved to") && stderr.contains(first["digest"].as_str().unwrap()),
+        "{stderr}"
+    );
     let meta: Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("b/petstore/build.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.path().join("b/petstore/build.json")).unwrap())
+            .unwrap();
     assert_eq!(meta["base"]["image"], base.as_str());
-    assert_eq!(meta["digest"], first["digest"], "same layers and bundle: the same image");
+    assert_eq!(
+        meta["digest"], first["digest"],
+        "same layers and bundle: the same image"
+    );
 
     let derived = session.mgw_json(&[
         "push",
@@ -552,9 +702,15 @@ fn base_from_a_registry_is_pulled_verified_cached_and_mounted() {
     ]);
     let blobs = derived["blobs"].as_array().unwrap();
     let mounted = blobs.iter().filter(|b| b["action"] == "mounted").count();
-    assert_eq!(mounted, 3, "the three layers come from `team/released`: {derived}");
+    assert_eq!(
+        mounted, 3,
+        "the three layers come from `team/released`: {derived}"
+    );
     // Only the config and the SBOM travel; the 1.9 MB gateway layer does not.
-    assert!(derived["uploadedBytes"].as_u64().unwrap() < 200_000, "{derived}");
+    assert!(
+        derived["uploadedBytes"].as_u64().unwrap() < 200_000,
+        "{derived}"
+    );
 
     // Pinned by digest and cached: no registry needed any more.
     let cache = session.cache().join("mgw/images");
@@ -579,7 +735,14 @@ fn base_from_a_registry_is_pulled_verified_cached_and_mounted() {
         .unwrap()
         .path();
     std::fs::write(&biggest, b"tampered").unwrap();
-    let tampered = session.mgw(&["build", &project(), "--out", &out.path().join("d").display().to_string(), "--base", &base]);
+    let tampered = session.mgw(&[
+        "build",
+        &project(),
+        "--out",
+        &out.path().join("d").display().to_string(),
+        "--base",
+        &base,
+    ]);
     assert!(!tampered.status.success());
 }
 
@@ -622,15 +785,27 @@ fn docker_pulls_and_runs_the_pushed_image_and_build_load_loads_it() {
         ])
         .unwrap();
     let ready = wait_for(Duration::from_secs(30), || {
-        http_get(format!("127.0.0.1:{admin}").parse().unwrap(), "/readyz", &[])
-            .ok()
-            .filter(|(s, _)| *s == 200)
+        http_get(
+            format!("127.0.0.1:{admin}").parse().unwrap(),
+            "/readyz",
+            &[],
+        )
+        .ok()
+        .filter(|(s, _)| *s == 200)
     });
     if ready.is_none() {
         let logs = docker.docker_cmd().args(["logs", &name]).output().unwrap();
-        panic!("gateway never became ready: {}", String::from_utf8_lossy(&logs.stderr));
+        panic!(
+            "gateway never became ready: {}",
+            String::from_utf8_lossy(&logs.stderr)
+        );
     }
-    let (status, body) = http_get(format!("127.0.0.1:{api}").parse().unwrap(), "/petstore/v1/pets", &[]).unwrap();
+    let (status, body) = http_get(
+        format!("127.0.0.1:{api}").parse().unwrap(),
+        "/petstore/v1/pets",
+        &[],
+    )
+    .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("/v1/pets"), "{body}");
     let _ = docker.docker(&["rm", "-f", &name]);
@@ -649,12 +824,28 @@ fn docker_pulls_and_runs_the_pushed_image_and_build_load_loads_it() {
         "json",
     ]);
     let result = cmd.env("DOCKER_HOST", &docker.host).output().unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let meta: Value = serde_json::from_slice(&result.stdout).unwrap();
     let reference = meta["reference"].as_str().unwrap();
-    assert!(meta["load"]["tags"].as_array().unwrap().iter().any(|t| t == reference), "{meta}");
-    let id = docker.docker(&["image", "inspect", "-f", "{{.Id}}", reference]).unwrap();
-    assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), meta["load"]["id"].as_str().unwrap());
+    assert!(
+        meta["load"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == reference),
+        "{meta}"
+    );
+    let id = docker
+        .docker(&["image", "inspect", "-f", "{{.Id}}", reference])
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&id.stdout).trim(),
+        meta["load"]["id"].as_str().unwrap()
+    );
 
     // mgw load of an existing build, human output.
     let loaded = session
@@ -663,6 +854,13 @@ fn docker_pulls_and_runs_the_pushed_image_and_build_load_loads_it() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&loaded.stdout);
-    assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
-    assert!(text.contains("image id sha256:") && text.contains(reference), "{text}");
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(
+        text.contains("image id sha256:") && text.contains(reference),
+        "{text}"
+    );
 }

@@ -30,7 +30,13 @@ pub fn run(args: &BuildArgs, output: Output) -> Result<()> {
     let built = build(args, output)?;
     let image_ref = built.meta["image"].as_str().unwrap_or_default().to_owned();
     let pushed = if args.push {
-        Some(super::push::push_built(&built.dir, &built.meta, None, &args.registry, output)?)
+        Some(super::push::push_built(
+            &built.dir,
+            &built.meta,
+            None,
+            &args.registry,
+            output,
+        )?)
     } else {
         None
     };
@@ -85,7 +91,11 @@ fn parse_base(base: &str) -> Result<BaseArg> {
         return Ok(BaseArg::Layout(layout, tag));
     }
     match Reference::parse(base) {
-        Ok(r) if r.registry != crate::registry::reference::DOCKER_HUB || base.contains('@') || base.starts_with("docker.io/") => {
+        Ok(r)
+            if r.registry != crate::registry::reference::DOCKER_HUB
+                || base.contains('@')
+                || base.starts_with("docker.io/") =>
+        {
             Ok(BaseArg::Registry(r))
         }
         _ => anyhow::bail!(
@@ -118,8 +128,9 @@ pub fn build(args: &BuildArgs, output: Output) -> Result<Built> {
                     env: env.clone(),
                     ..ClientOptions::default()
                 };
-                let pulled = oci::pull::pull(&reference, "amd64", &oci::pull::cache_dir(&env), opts)
-                    .with_context(|| format!("cannot pull base image `{reference}`"))?;
+                let pulled =
+                    oci::pull::pull(&reference, "amd64", &oci::pull::cache_dir(&env), opts)
+                        .with_context(|| format!("cannot pull base image `{reference}`"))?;
                 if pulled.resolved_tag && human(output) {
                     eprintln!(
                         "base `{reference}` resolved to `{}`; pin it with `--base {}`",
@@ -225,7 +236,10 @@ pub fn build(args: &BuildArgs, output: Output) -> Result<Built> {
     if let Some(t) = &paths.tarball {
         lines.push(format!("  tarball {}", t.display()));
     }
-    lines.push(format!("  sbom    {}", dir.join("sbom.spdx.json").display()));
+    lines.push(format!(
+        "  sbom    {}",
+        dir.join("sbom.spdx.json").display()
+    ));
     lines.push(format!("  size    {} bytes compressed", image.total_size));
     let _ = image_ref;
     Ok(Built {
@@ -239,8 +253,12 @@ pub fn build(args: &BuildArgs, output: Output) -> Result<Built> {
 fn sbom_parts(gateway: &GatewaySource, base_meta: &Value) -> Result<(Digest, sbom::BaseContents)> {
     match gateway {
         GatewaySource::Binary(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-            Ok((Digest::of(&bytes), sbom::BaseContents::Embedded(sbom::embedded_base_files())))
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            Ok((
+                Digest::of(&bytes),
+                sbom::BaseContents::Embedded(sbom::embedded_base_files()),
+            ))
         }
         GatewaySource::Base { layout, tag } => {
             let base = oci::read_image(layout, tag.as_deref())?;
@@ -264,11 +282,16 @@ fn sbom_parts(gateway: &GatewaySource, base_meta: &Value) -> Result<(Digest, sbo
 }
 
 /// A build output directory (`build.json`) or a project to build into `out`.
-pub fn built_or_build(path: &Path, make_args: impl FnOnce() -> BuildArgs, output: Output) -> Result<Built> {
+pub fn built_or_build(
+    path: &Path,
+    make_args: impl FnOnce() -> BuildArgs,
+    output: Output,
+) -> Result<Built> {
     let meta_path = path.join("build.json");
     if meta_path.is_file() {
         let meta: Value = serde_json::from_slice(
-            &std::fs::read(&meta_path).with_context(|| format!("cannot read `{}`", meta_path.display()))?,
+            &std::fs::read(&meta_path)
+                .with_context(|| format!("cannot read `{}`", meta_path.display()))?,
         )
         .with_context(|| format!("`{}` is not JSON", meta_path.display()))?;
         return Ok(Built {

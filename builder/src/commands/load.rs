@@ -52,7 +52,9 @@ pub fn load_built(dir: &Path, meta: &Value) -> Result<Loaded> {
         "`{}` is missing; build without `--no-tarball` to load the image",
         tarball.display()
     );
-    let reference = meta["reference"].as_str().context("`build.json` names no reference")?;
+    let reference = meta["reference"]
+        .as_str()
+        .context("`build.json` names no reference")?;
     Ok(docker::load(&tarball, reference)?)
 }
 
@@ -61,6 +63,10 @@ pub fn describe(l: &Loaded) -> String {
         "loaded into Docker (`{}`): image id {}, tags {}",
         l.engine,
         l.id,
-        l.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+        l.tags
+            .iter()
+            .map(|t| format!("`{t}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }

@@ -60,8 +60,10 @@ impl Progress for Reporter {
             Reporter::Bars { multi, bars } => {
                 let bar = multi.add(ProgressBar::new(size));
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix:.bold} {bar:30} {bytes:>10}/{total_bytes:<10} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    ProgressStyle::with_template(
+                        "{prefix:.bold} {bar:30} {bytes:>10}/{total_bytes:<10} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
                 bar.set_prefix(short(digest));
                 let what: String = what.chars().take(48).collect();
@@ -70,7 +72,10 @@ impl Progress for Reporter {
                 bars.lock().expect("lock").insert(*digest, bar);
             }
             Reporter::Lines { names } => {
-                names.lock().expect("lock").insert(*digest, (what.to_owned(), size));
+                names
+                    .lock()
+                    .expect("lock")
+                    .insert(*digest, (what.to_owned(), size));
             }
             Reporter::Silent => {}
         }
@@ -97,8 +102,16 @@ impl Progress for Reporter {
                 }
             }
             Reporter::Lines { names } => {
-                let (what, size) = names.lock().expect("lock").remove(digest).unwrap_or_default();
-                eprintln!("  {} {verb:<8} {:>10}  {what}", short(digest), human_bytes(size));
+                let (what, size) = names
+                    .lock()
+                    .expect("lock")
+                    .remove(digest)
+                    .unwrap_or_default();
+                eprintln!(
+                    "  {} {verb:<8} {:>10}  {what}",
+                    short(digest),
+                    human_bytes(size)
+                );
             }
             Reporter::Silent => {}
         }

@@ -34,7 +34,13 @@ pub fn run(args: &PushArgs, output: Output) -> Result<()> {
         },
         output,
     )?;
-    let outcome = push_built(&built.dir, &built.meta, args.repository.as_deref(), &args.registry, output)?;
+    let outcome = push_built(
+        &built.dir,
+        &built.meta,
+        args.repository.as_deref(),
+        &args.registry,
+        output,
+    )?;
     if human(output) {
         for line in &built.summary {
             println!("{line}");
@@ -100,10 +106,7 @@ pub fn push_built(
     reporter.note(&format!("pushing `{target}`"));
     let client = Client::connect(&target.registry, target.api_host(), scopes, opts)?;
     let sbom = dir.join("sbom.spdx.json");
-    let created = image
-        .config
-        .created()
-        .clone();
+    let created = image.config.created().clone();
     let req = PushRequest {
         image: &image,
         target: target.clone(),
@@ -113,7 +116,10 @@ pub fn push_built(
     };
     let outcome = oci::push::push(&client, &req, &reporter)?;
     drop(reporter);
-    write_atomic(&dir.join("image.ref"), format!("{}\n", outcome.image).as_bytes())?;
+    write_atomic(
+        &dir.join("image.ref"),
+        format!("{}\n", outcome.image).as_bytes(),
+    )?;
     Ok(outcome)
 }
 
@@ -121,7 +127,10 @@ pub fn push_built(
 pub fn describe(o: &PushOutcome) -> Vec<String> {
     let mut lines = Vec::new();
     if o.already_pushed {
-        lines.push(format!("`{}` already names this image; nothing to upload", o.reference));
+        lines.push(format!(
+            "`{}` already names this image; nothing to upload",
+            o.reference
+        ));
     } else {
         let count = |a: BlobAction| o.blobs.iter().filter(|b| b.action == a).count();
         lines.push(format!(
@@ -142,7 +151,10 @@ pub fn describe(o: &PushOutcome) -> Vec<String> {
         lines.push(format!("  sbom    {} ({how})", s.digest));
     }
     if o.retries > 0 {
-        lines.push(format!("  retried {} times after transient failures", o.retries));
+        lines.push(format!(
+            "  retried {} times after transient failures",
+            o.retries
+        ));
     }
     lines
 }

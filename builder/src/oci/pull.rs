@@ -40,11 +40,16 @@ pub fn cache_dir(env: &Env) -> PathBuf {
     if let Some(d) = env.var("XDG_CACHE_HOME") {
         return PathBuf::from(d).join("mgw");
     }
-    env.var("HOME")
-        .map_or_else(|| std::env::temp_dir().join("mgw-cache"), |h| PathBuf::from(h).join(".cache").join("mgw"))
+    env.var("HOME").map_or_else(
+        || std::env::temp_dir().join("mgw-cache"),
+        |h| PathBuf::from(h).join(".cache").join("mgw"),
+    )
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RegistryError + 'a {
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> RegistryError + 'a {
     move |source| RegistryError::Io {
         action,
         path: path.to_owned(),
@@ -53,7 +58,12 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Erro
 }
 
 /// Pulls `reference` for `architecture` (`amd64`) into the cache at `cache`.
-pub fn pull(reference: &Reference, architecture: &str, cache: &Path, opts: ClientOptions) -> Result<Pulled, RegistryError> {
+pub fn pull(
+    reference: &Reference,
+    architecture: &str,
+    cache: &Path,
+    opts: ClientOptions,
+) -> Result<Pulled, RegistryError> {
     let blobs = cache.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
     if let Some(d) = reference.digest {
@@ -81,7 +91,8 @@ pub fn pull(reference: &Reference, architecture: &str, cache: &Path, opts: Clien
         registry: reference.registry.clone(),
         message: format!("`{reference}` not found"),
     };
-    let (mut bytes, mut media_type, mut digest) = client.get_manifest(repo, &wanted)?.ok_or_else(not_found)?;
+    let (mut bytes, mut media_type, mut digest) =
+        client.get_manifest(repo, &wanted)?.ok_or_else(not_found)?;
     if let Some(pinned) = reference.digest {
         if pinned != digest {
             return Err(RegistryError::DigestMismatch {
@@ -93,22 +104,27 @@ pub fn pull(reference: &Reference, architecture: &str, cache: &Path, opts: Clien
         }
     }
     if media_type == MEDIA_TYPE_INDEX || media_type == DOCKER_LIST {
-        let index: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
-            registry: reference.registry.clone(),
-            message: format!("the index of `{reference}` is not JSON: {e}"),
-        })?;
+        let index: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                registry: reference.registry.clone(),
+                message: format!("the index of `{reference}` is not JSON: {e}"),
+            })?;
         let chosen = index["manifests"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == architecture)
+            .find(|m| {
+                m["platform"]["os"] == "linux" && m["platform"]["architecture"] == architecture
+            })
             .and_then(|m| m["digest"].as_str())
             .and_then(|d| d.parse::<Digest>().ok())
             .ok_or_else(|| RegistryError::Protocol {
                 registry: reference.registry.clone(),
                 message: format!("`{reference}` has no `linux/{architecture}` image"),
             })?;
-        let (b, m, d) = client.get_manifest(repo, &chosen.to_string())?.ok_or_else(not_found)?;
+        let (b, m, d) = client
+            .get_manifest(repo, &chosen.to_string())?
+            .ok_or_else(not_found)?;
         if d != chosen {
             return Err(RegistryError::DigestMismatch {
                 registry: reference.registry.clone(),
@@ -120,10 +136,11 @@ pub fn pull(reference: &Reference, architecture: &str, cache: &Path, opts: Clien
         (bytes, media_type, digest) = (b, m, d);
     }
 
-    let manifest: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
-        registry: reference.registry.clone(),
-        message: format!("the manifest of `{reference}` is not JSON: {e}"),
-    })?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+            registry: reference.registry.clone(),
+            message: format!("the manifest of `{reference}` is not JSON: {e}"),
+        })?;
     let mut wanted_blobs = vec![&manifest["config"]];
     wanted_blobs.extend(manifest["layers"].as_array().into_iter().flatten());
     for descriptor in wanted_blobs {
@@ -132,16 +149,20 @@ pub fn pull(reference: &Reference, architecture: &str, cache: &Path, opts: Clien
             .and_then(|d| d.parse().ok())
             .ok_or_else(|| RegistryError::Protocol {
                 registry: reference.registry.clone(),
-                message: format!("the manifest of `{reference}` has a descriptor without a sha256 digest"),
+                message: format!(
+                    "the manifest of `{reference}` has a descriptor without a sha256 digest"
+                ),
             })?;
         let size = descriptor["size"].as_u64().unwrap_or(0);
         let dest = blobs.join(d.hex());
         if dest.is_file() {
             continue;
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(&blobs).map_err(io_err("write in", &blobs))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&blobs).map_err(io_err("write in", &blobs))?;
         client.get_blob(repo, &d, size, tmp.as_file_mut())?;
-        tmp.persist(&dest).map_err(|e| io_err("write", &dest)(e.error))?;
+        tmp.persist(&dest)
+            .map_err(|e| io_err("write", &dest)(e.error))?;
     }
     let manifest_blob = blobs.join(digest.hex());
     if !manifest_blob.is_file() {
@@ -152,7 +173,9 @@ pub fn pull(reference: &Reference, architecture: &str, cache: &Path, opts: Clien
         })?;
     }
 
-    let layout = cache.join("images").join(format!("sha256-{}", digest.hex()));
+    let layout = cache
+        .join("images")
+        .join(format!("sha256-{}", digest.hex()));
     if !layout.join("index.json").is_file() {
         let parent = cache.join("images");
         std::fs::create_dir_all(&parent).map_err(io_err("create", &parent))?;
@@ -161,7 +184,8 @@ pub fn pull(reference: &Reference, architecture: &str, cache: &Path, opts: Clien
             .tempdir_in(&parent)
             .map_err(io_err("write in", &parent))?;
         let s = staging.path();
-        std::fs::write(s.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_err("write", s))?;
+        std::fs::write(s.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+            .map_err(io_err("write", s))?;
         std::os::unix::fs::symlink("../../blobs", s.join("blobs")).map_err(io_err("link", s))?;
         let index = json!({
             "schemaVersion": 2,
@@ -173,7 +197,11 @@ pub fn pull(reference: &Reference, architecture: &str, cache: &Path, opts: Clien
                 "annotations": {"org.opencontainers.image.ref.name": reference.to_string()},
             }],
         });
-        std::fs::write(s.join("index.json"), serde_json::to_vec(&index).unwrap_or_default()).map_err(io_err("write", s))?;
+        std::fs::write(
+            s.join("index.json"),
+            serde_json::to_vec(&index).unwrap_or_default(),
+        )
+        .map_err(io_err("write", s))?;
         let staged = staging.keep();
         if std::fs::rename(&staged, &layout).is_err() {
             // Another mgw put the same image there first: same content, keep theirs.

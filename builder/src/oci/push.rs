@@ -112,10 +112,18 @@ pub struct PushOutcome {
 
 /// Pushes `req.image` to `req.target` through `client` (connected with push scope
 /// for the target repository, and pull scope for `mount_from`).
-pub fn push(client: &Client, req: &PushRequest<'_>, progress: &dyn Progress) -> Result<PushOutcome, RegistryError> {
+pub fn push(
+    client: &Client,
+    req: &PushRequest<'_>,
+    progress: &dyn Progress,
+) -> Result<PushOutcome, RegistryError> {
     let image = req.image;
     let repo = req.target.repository.as_str();
-    let tag = req.target.tag.clone().unwrap_or_else(|| "latest".to_owned());
+    let tag = req
+        .target
+        .tag
+        .clone()
+        .unwrap_or_else(|| "latest".to_owned());
     let ours = image.manifest_digest;
     let reference = format!("{}:{tag}", req.target.name());
     let manifest_path = blob_path(&image.layout, &ours);
@@ -157,7 +165,13 @@ pub fn push(client: &Client, req: &PushRequest<'_>, progress: &dyn Progress) -> 
                 .created_by
                 .clone()
                 .unwrap_or_else(|| format!("layer {}", i + 1));
-            work.push((layer.digest, layer.size, layer.blob_path.clone(), what, true));
+            work.push((
+                layer.digest,
+                layer.size,
+                layer.blob_path.clone(),
+                what,
+                true,
+            ));
         }
         blobs = push_blobs(client, repo, work, req.mount_from.as_deref(), progress)?;
 
@@ -221,7 +235,9 @@ fn push_blobs(
                     if failed.lock().expect("lock").is_some() {
                         return;
                     }
-                    let Some((index, (digest, size, path, what, mountable))) = queue.lock().expect("lock").pop() else {
+                    let Some((index, (digest, size, path, what, mountable))) =
+                        queue.lock().expect("lock").pop()
+                    else {
                         return;
                     };
                     progress.start(&digest, size, &what);
@@ -320,7 +336,14 @@ fn push_sbom(
     };
     let bytes = std::fs::read(path).map_err(|e| io("read", e))?;
     let sbom_digest = Digest::of(&bytes);
-    let manifest = sbom_manifest(&sbom_digest, bytes.len() as u64, subject, subject_type, subject_size, created);
+    let manifest = sbom_manifest(
+        &sbom_digest,
+        bytes.len() as u64,
+        subject,
+        subject_type,
+        subject_size,
+        created,
+    );
     let manifest_digest = Digest::of(&manifest);
     let fallback_tag = referrers_tag(subject);
     let descriptor = json!({
@@ -330,7 +353,9 @@ fn push_sbom(
         "artifactType": MEDIA_TYPE_SPDX,
     });
 
-    let existed = client.manifest_digest(repo, &manifest_digest.to_string())?.is_some();
+    let existed = client
+        .manifest_digest(repo, &manifest_digest.to_string())?
+        .is_some();
     let mut via_api = false;
     if !existed {
         progress.note("attaching the SBOM");
@@ -338,19 +363,34 @@ fn push_sbom(
         let empty = dir.path().join("empty");
         std::fs::write(&empty, EMPTY_JSON).map_err(|e| io("write a temporary copy of", e))?;
         let none = |_: u64| {};
-        client.push_blob(repo, &Digest::of(EMPTY_JSON), EMPTY_JSON.len() as u64, &empty, None, &none)?;
+        client.push_blob(
+            repo,
+            &Digest::of(EMPTY_JSON),
+            EMPTY_JSON.len() as u64,
+            &empty,
+            None,
+            &none,
+        )?;
         progress.start(&sbom_digest, bytes.len() as u64, "SBOM (SPDX 2.3)");
         let update = |held: u64| progress.update(&sbom_digest, held);
-        let action = client.push_blob(repo, &sbom_digest, bytes.len() as u64, path, None, &update)?;
+        let action =
+            client.push_blob(repo, &sbom_digest, bytes.len() as u64, path, None, &update)?;
         progress.finish(&sbom_digest, action);
-        via_api = client.put_manifest(repo, &manifest_digest.to_string(), MEDIA_TYPE_MANIFEST, &manifest)?;
+        via_api = client.put_manifest(
+            repo,
+            &manifest_digest.to_string(),
+            MEDIA_TYPE_MANIFEST,
+            &manifest,
+        )?;
     } else if client.referrers(repo, subject)?.is_some() {
         via_api = true;
     }
     if !via_api {
         // Referrers tag schema: an index under `sha256-<hex>` listing the referrers.
         let mut index = match client.get_manifest(repo, &fallback_tag)? {
-            Some((bytes, _, _)) => serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_else(|_| json!({})),
+            Some((bytes, _, _)) => {
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_else(|_| json!({}))
+            }
             None => json!({}),
         };
         let listed = index["manifests"]
@@ -360,14 +400,23 @@ fn push_sbom(
             if !index["manifests"].is_array() {
                 index = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": []});
             }
-            index["manifests"].as_array_mut().expect("array").push(descriptor);
-            let bytes = super::json::to_canonical_json(&index, "the referrers index").unwrap_or_default();
+            index["manifests"]
+                .as_array_mut()
+                .expect("array")
+                .push(descriptor);
+            let bytes =
+                super::json::to_canonical_json(&index, "the referrers index").unwrap_or_default();
             client.put_manifest(repo, &fallback_tag, MEDIA_TYPE_INDEX, &bytes)?;
         }
     }
     Ok(SbomReport {
         digest: manifest_digest.to_string(),
-        via: if via_api { "referrers-api" } else { "tag-schema" }.to_owned(),
+        via: if via_api {
+            "referrers-api"
+        } else {
+            "tag-schema"
+        }
+        .to_owned(),
         tag: (!via_api).then_some(fallback_tag),
         existed,
     })

@@ -80,7 +80,9 @@ pub enum CredentialError {
         host: String,
         message: String,
     },
-    #[error("`MGW_REGISTRY_USERNAME` is set but `MGW_REGISTRY_PASSWORD` is not (or the other way round); set both")]
+    #[error(
+        "`MGW_REGISTRY_USERNAME` is set but `MGW_REGISTRY_PASSWORD` is not (or the other way round); set both"
+    )]
     HalfEnv,
 }
 
@@ -133,7 +135,10 @@ fn host_matches(key: &str, host: &str) -> bool {
 /// Finds the credential for registry `host` (as written in references, e.g.
 /// `ghcr.io`, `127.0.0.1:5000`, `docker.io`). `Ok(None)` means anonymous.
 pub fn lookup(host: &str, env: &Env) -> Result<Option<Found>, CredentialError> {
-    match (env.var("MGW_REGISTRY_USERNAME"), env.var("MGW_REGISTRY_PASSWORD")) {
+    match (
+        env.var("MGW_REGISTRY_USERNAME"),
+        env.var("MGW_REGISTRY_PASSWORD"),
+    ) {
         (Some(username), Some(password)) => {
             let scoped = env.var("MGW_REGISTRY");
             if scoped.as_deref().is_none_or(|h| host_matches(h, host)) {
@@ -171,7 +176,11 @@ pub fn lookup(host: &str, env: &Env) -> Result<Option<Found>, CredentialError> {
         })?;
     let shown = path.display().to_string();
 
-    if let Some((_, helper)) = config.cred_helpers.iter().find(|(k, _)| host_matches(k, host)) {
+    if let Some((_, helper)) = config
+        .cred_helpers
+        .iter()
+        .find(|(k, _)| host_matches(k, host))
+    {
         return run_helper(helper, host, env).map(|c| {
             c.map(|credential| Found {
                 credential,
@@ -250,11 +259,10 @@ fn run_helper(helper: &str, host: &str, env: &Env) -> Result<Option<Credential>,
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(server.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| fail(e.to_string()))?;
+    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
-        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
         if text.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }
@@ -268,8 +276,9 @@ fn run_helper(helper: &str, host: &str, env: &Env) -> Result<Option<Credential>,
         #[serde(rename = "Secret", default)]
         secret: String,
     }
-    let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
-        .map_err(|_| fail("its answer is not the JSON `{\"Username\":…,\"Secret\":…}`".to_owned()))?;
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout).map_err(|_| {
+        fail("its answer is not the JSON `{\"Username\":…,\"Secret\":…}`".to_owned())
+    })?;
     if answer.secret.is_empty() {
         return Ok(None);
     }
@@ -357,14 +366,19 @@ mod tests {
     #[test]
     fn parses_bearer_and_basic_challenges() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#),
+            parse_challenge(
+                r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://auth.example/token".into(),
                 service: Some("registry.example".into()),
                 scope: Some("repository:a/b:pull,push".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             parse_challenge(r#"bearer realm=http://127.0.0.1:1/t, service = "a \"b\"""#),
             Some(Challenge::Bearer {
@@ -390,18 +404,29 @@ mod tests {
         let auth = BASE64.encode("ci:s3cret-pass");
         let env = config_env(
             dir.path(),
-            &format!(r#"{{"auths":{{"https://127.0.0.1:5000/v1/":{{"auth":"{auth}"}},"ghcr.io":{{"username":"u","password":"p"}},"https://index.docker.io/v1/":{{"identitytoken":"rt"}}}}}}"#),
+            &format!(
+                r#"{{"auths":{{"https://127.0.0.1:5000/v1/":{{"auth":"{auth}"}},"ghcr.io":{{"username":"u","password":"p"}},"https://index.docker.io/v1/":{{"identitytoken":"rt"}}}}}}"#
+            ),
             &[],
         );
         let found = lookup("127.0.0.1:5000", &env).unwrap().unwrap();
         assert_eq!(
             found.credential,
-            Credential::Basic { username: "ci".into(), password: Secret::new("s3cret-pass") }
+            Credential::Basic {
+                username: "ci".into(),
+                password: Secret::new("s3cret-pass")
+            }
         );
         assert!(found.source.contains("auths"), "{}", found.source);
         assert!(!format!("{found:?}").contains("s3cret"));
-        assert!(matches!(lookup("ghcr.io", &env).unwrap().unwrap().credential, Credential::Basic { .. }));
-        assert!(matches!(lookup("docker.io", &env).unwrap().unwrap().credential, Credential::IdentityToken(_)));
+        assert!(matches!(
+            lookup("ghcr.io", &env).unwrap().unwrap().credential,
+            Credential::Basic { .. }
+        ));
+        assert!(matches!(
+            lookup("docker.io", &env).unwrap().unwrap().credential,
+            Credential::IdentityToken(_)
+        ));
         assert!(lookup("quay.io", &env).unwrap().is_none());
     }
 
@@ -411,23 +436,37 @@ mod tests {
         let env = config_env(
             dir.path(),
             r#"{"auths":{"a.example":{"username":"file","password":"p"}}}"#,
-            &[("MGW_REGISTRY_USERNAME", "env"), ("MGW_REGISTRY_PASSWORD", "pw")],
+            &[
+                ("MGW_REGISTRY_USERNAME", "env"),
+                ("MGW_REGISTRY_PASSWORD", "pw"),
+            ],
         );
-        let Credential::Basic { username, .. } = lookup("a.example", &env).unwrap().unwrap().credential else {
+        let Credential::Basic { username, .. } =
+            lookup("a.example", &env).unwrap().unwrap().credential
+        else {
             panic!()
         };
         assert_eq!(username, "env");
         let scoped = config_env(
             dir.path(),
             r#"{"auths":{"a.example":{"username":"file","password":"p"}}}"#,
-            &[("MGW_REGISTRY_USERNAME", "env"), ("MGW_REGISTRY_PASSWORD", "pw"), ("MGW_REGISTRY", "b.example")],
+            &[
+                ("MGW_REGISTRY_USERNAME", "env"),
+                ("MGW_REGISTRY_PASSWORD", "pw"),
+                ("MGW_REGISTRY", "b.example"),
+            ],
         );
-        let Credential::Basic { username, .. } = lookup("a.example", &scoped).unwrap().unwrap().credential else {
+        let Credential::Basic { username, .. } =
+            lookup("a.example", &scoped).unwrap().unwrap().credential
+        else {
             panic!()
         };
         assert_eq!(username, "file");
         let half = Env::from_map([("MGW_REGISTRY_USERNAME", "x")]);
-        assert!(matches!(lookup("a.example", &half), Err(CredentialError::HalfEnv)));
+        assert!(matches!(
+            lookup("a.example", &half),
+            Err(CredentialError::HalfEnv)
+        ));
     }
 
     #[test]
@@ -452,7 +491,10 @@ mod tests {
         let found = lookup("reg.example", &env).unwrap().unwrap();
         assert_eq!(
             found.credential,
-            Credential::Basic { username: "h".into(), password: Secret::new("from-helper") }
+            Credential::Basic {
+                username: "h".into(),
+                password: Secret::new("from-helper")
+            }
         );
         // The store has nothing for this host: fall back to `auths`.
         let found = lookup("other.example", &env).unwrap().unwrap();

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Body, RequestBuilder, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, StatusCode, Url};
 use sha2::Digest as _;
 
@@ -188,7 +190,11 @@ impl Client {
             .map_err(|e| network(registry, "setting up the HTTP client", &e))?;
         let credential = auth::lookup(registry, &opts.env)?;
         let plain_ok = opts.insecure || is_loopback(api_host);
-        let schemes: &[&str] = if plain_ok { &["https", "http"] } else { &["https"] };
+        let schemes: &[&str] = if plain_ok {
+            &["https", "http"]
+        } else {
+            &["https"]
+        };
         let mut last_err = None;
         for (i, scheme) in schemes.iter().enumerate() {
             let base = Url::parse(&format!("{scheme}://{api_host}/")).map_err(|e| {
@@ -282,10 +288,16 @@ impl Client {
             .find_map(auth::parse_challenge)
             .ok_or_else(|| RegistryError::Protocol {
                 registry: self.registry.clone(),
-                message: format!("{what} answered 401 without a `WWW-Authenticate` challenge mgw understands"),
+                message: format!(
+                    "{what} answered 401 without a `WWW-Authenticate` challenge mgw understands"
+                ),
             })?;
         let state = match challenge {
-            Challenge::Basic => match self.credential.as_ref().and_then(|f| f.credential.basic_header()) {
+            Challenge::Basic => match self
+                .credential
+                .as_ref()
+                .and_then(|f| f.credential.basic_header())
+            {
                 Some(h) => AuthState::Basic(Secret::new(h)),
                 None => {
                     return Err(RegistryError::NeedsLogin {
@@ -341,7 +353,11 @@ impl Client {
         }
     }
 
-    fn fetch_token(&self, realm: &str, service: Option<&str>) -> Result<(Secret, Duration), RegistryError> {
+    fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+    ) -> Result<(Secret, Duration), RegistryError> {
         let what = "a bearer token";
         let mut url = Url::parse(realm).map_err(|e| RegistryError::Protocol {
             registry: self.registry.clone(),
@@ -357,10 +373,13 @@ impl Client {
                 q.append_pair("scope", scope);
             }
             if credential.is_some() {
-                q.append_pair("account", match credential {
-                    Some(Credential::Basic { username, .. }) => username,
-                    _ => "",
-                });
+                q.append_pair(
+                    "account",
+                    match credential {
+                        Some(Credential::Basic { username, .. }) => username,
+                        _ => "",
+                    },
+                );
             }
         }
         let build = || -> RequestBuilder {
@@ -424,10 +443,11 @@ impl Client {
                 registry: self.registry.clone(),
                 message: format!("cannot read the token answer: {e}"),
             })?;
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| RegistryError::Protocol {
-            registry: self.registry.clone(),
-            message: "the token service's answer is not JSON with a `token`".to_owned(),
-        })?;
+        let answer: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|_| RegistryError::Protocol {
+                registry: self.registry.clone(),
+                message: "the token service's answer is not JSON with a `token`".to_owned(),
+            })?;
         let token = answer
             .token
             .or(answer.access_token)
@@ -475,8 +495,10 @@ impl Client {
                 Ok(resp) => {
                     let status = resp.status();
                     if status == StatusCode::UNAUTHORIZED && !bare {
-                        let had_auth = !matches!(*self.auth.lock().expect("auth lock"), AuthState::Anonymous);
-                        let is_basic = matches!(*self.auth.lock().expect("auth lock"), AuthState::Basic(_));
+                        let had_auth =
+                            !matches!(*self.auth.lock().expect("auth lock"), AuthState::Anonymous);
+                        let is_basic =
+                            matches!(*self.auth.lock().expect("auth lock"), AuthState::Basic(_));
                         if reauthenticated || is_basic {
                             return Err(match &self.credential {
                                 Some(found) if had_auth => RegistryError::BadCredentials {
@@ -532,10 +554,22 @@ impl Client {
 
     /// `HEAD` a manifest: its digest, or `None` when the registry has no such tag
     /// or digest.
-    pub fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<Digest>, RegistryError> {
+    pub fn manifest_digest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, RegistryError> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let what = format!("`HEAD /v2/{repo}/manifests/{reference}`");
-        let resp = self.retrying(&what, true, || self.request(Method::HEAD, &url).header(ACCEPT, MANIFEST_ACCEPT), false)?;
+        let resp = self.retrying(
+            &what,
+            true,
+            || {
+                self.request(Method::HEAD, &url)
+                    .header(ACCEPT, MANIFEST_ACCEPT)
+            },
+            false,
+        )?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
@@ -547,7 +581,9 @@ impl Client {
                 match header {
                     Some(d) => Ok(Some(d)),
                     // Not every registry sends the header on HEAD: hash the body.
-                    None => self.get_manifest(repo, reference).map(|m| m.map(|(_, _, d)| d)),
+                    None => self
+                        .get_manifest(repo, reference)
+                        .map(|m| m.map(|(_, _, d)| d)),
                 }
             }
             _ => Err(self.refused(&what, resp)),
@@ -556,10 +592,22 @@ impl Client {
 
     /// `GET` a manifest: its bytes, media type and digest (computed from the bytes),
     /// or `None` when absent.
-    pub fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<(Vec<u8>, String, Digest)>, RegistryError> {
+    pub fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<(Vec<u8>, String, Digest)>, RegistryError> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let what = format!("`GET /v2/{repo}/manifests/{reference}`");
-        let resp = self.retrying(&what, true, || self.request(Method::GET, &url).header(ACCEPT, MANIFEST_ACCEPT), false)?;
+        let resp = self.retrying(
+            &what,
+            true,
+            || {
+                self.request(Method::GET, &url)
+                    .header(ACCEPT, MANIFEST_ACCEPT)
+            },
+            false,
+        )?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
@@ -604,7 +652,13 @@ impl Client {
     /// `PUT` a manifest under `reference` (a tag or its digest) with its exact
     /// media type. Returns whether the registry answered `OCI-Subject` (it
     /// processed the manifest's `subject`: the referrers API is there).
-    pub fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Result<bool, RegistryError> {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<bool, RegistryError> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let what = format!("`PUT /v2/{repo}/manifests/{reference}`");
         let body = bytes.to_vec();
@@ -641,10 +695,22 @@ impl Client {
 
     /// The referrers of `digest` from the referrers API, or `None` when the
     /// registry does not implement it.
-    pub fn referrers(&self, repo: &str, digest: &Digest) -> Result<Option<serde_json::Value>, RegistryError> {
+    pub fn referrers(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<serde_json::Value>, RegistryError> {
         let url = self.url(&format!("/v2/{repo}/referrers/{digest}"));
         let what = format!("`GET /v2/{repo}/referrers/{digest}`");
-        let resp = self.retrying(&what, true, || self.request(Method::GET, &url).header(ACCEPT, crate::oci::MEDIA_TYPE_INDEX), false)?;
+        let resp = self.retrying(
+            &what,
+            true,
+            || {
+                self.request(Method::GET, &url)
+                    .header(ACCEPT, crate::oci::MEDIA_TYPE_INDEX)
+            },
+            false,
+        )?;
         let is_index = resp
             .headers()
             .get(CONTENT_TYPE)
@@ -656,7 +722,10 @@ impl Client {
                 let _ = resp.take(4 * 1024 * 1024).read_to_end(&mut bytes);
                 Ok(serde_json::from_slice(&bytes).ok())
             }
-            StatusCode::OK | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::BAD_REQUEST => Ok(None),
+            StatusCode::OK
+            | StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::BAD_REQUEST => Ok(None),
             _ => Err(self.refused(&what, resp)),
         }
     }
@@ -678,10 +747,24 @@ impl Client {
     }
 
     /// Downloads a blob into `writer`, verifying its digest and size.
-    pub fn get_blob(&self, repo: &str, digest: &Digest, size: u64, writer: &mut dyn io::Write) -> Result<(), RegistryError> {
+    pub fn get_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        writer: &mut dyn io::Write,
+    ) -> Result<(), RegistryError> {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
         let what = format!("`GET /v2/{repo}/blobs/{digest}`");
-        let resp = self.retrying(&what, true, || self.request(Method::GET, &url).timeout(Duration::from_secs(3600)), false)?;
+        let resp = self.retrying(
+            &what,
+            true,
+            || {
+                self.request(Method::GET, &url)
+                    .timeout(Duration::from_secs(3600))
+            },
+            false,
+        )?;
         if !resp.status().is_success() {
             return Err(self.refused(&what, resp));
         }
@@ -700,10 +783,12 @@ impl Client {
             }
             hasher.update(&buf[..n]);
             count += n as u64;
-            writer.write_all(&buf[..n]).map_err(|e| RegistryError::Protocol {
-                registry: self.registry.clone(),
-                message: format!("cannot store {digest}: {e}"),
-            })?;
+            writer
+                .write_all(&buf[..n])
+                .map_err(|e| RegistryError::Protocol {
+                    registry: self.registry.clone(),
+                    message: format!("cannot store {digest}: {e}"),
+                })?;
         }
         let actual = hex::encode(hasher.finalize());
         if actual != digest.hex() || count != size {
@@ -735,9 +820,12 @@ impl Client {
         }
         match self.upload(repo, digest, size, path, mount_from, progress) {
             // Resumed data the registry does not agree with: once more from scratch.
-            Err(Resumed(true, RegistryError::Refused { status, .. })) if status.starts_with("400") => {
+            Err(Resumed(true, RegistryError::Refused { status, .. }))
+                if status.starts_with("400") =>
+            {
                 tracing::info!(registry = %self.registry, %digest, "resumed upload did not verify; uploading again");
-                self.upload(repo, digest, size, path, None, progress).map_err(|Resumed(_, e)| e)
+                self.upload(repo, digest, size, path, None, progress)
+                    .map_err(|Resumed(_, e)| e)
             }
             other => other.map_err(|Resumed(_, e)| e),
         }
@@ -790,11 +878,17 @@ impl Client {
                     progress(offset);
                     continue;
                 }
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && failures < self.opts.retries => {
+                Ok(resp)
+                    if resp.status() == StatusCode::UNAUTHORIZED
+                        && failures < self.opts.retries =>
+                {
                     // The token ran out mid-upload: fetch a new one, then resume.
                     self.learn_challenge(&resp, &what)?;
                 }
-                Ok(resp) if !(transient_status(resp.status()) || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE) => {
+                Ok(resp)
+                    if !(transient_status(resp.status())
+                        || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE) =>
+                {
                     return Err(self.refused(&what, resp));
                 }
                 Ok(resp) => {
@@ -832,16 +926,27 @@ impl Client {
             progress(offset);
         }
         let mut url = location;
-        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
         let what = format!("`PUT` completing the upload of {digest} to `{repo}`");
-        let resp = self.retrying(&what, true, || self.request(Method::PUT, &url).header(CONTENT_LENGTH, "0"), false)?;
+        let resp = self.retrying(
+            &what,
+            true,
+            || self.request(Method::PUT, &url).header(CONTENT_LENGTH, "0"),
+            false,
+        )?;
         if !resp.status().is_success() {
             return Err(self.refused(&what, resp));
         }
         Ok(BlobAction::Uploaded)
     }
 
-    fn start_upload(&self, repo: &str, digest: &Digest, mount_from: Option<&str>) -> Result<Started, RegistryError> {
+    fn start_upload(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        mount_from: Option<&str>,
+    ) -> Result<Started, RegistryError> {
         let mut url = self.url(&format!("/v2/{repo}/blobs/uploads/"));
         if let Some(from) = mount_from {
             url.query_pairs_mut()
@@ -849,7 +954,12 @@ impl Client {
                 .append_pair("from", from);
         }
         let what = format!("`POST /v2/{repo}/blobs/uploads/`");
-        let resp = self.retrying(&what, true, || self.request(Method::POST, &url).header(CONTENT_LENGTH, "0"), false)?;
+        let resp = self.retrying(
+            &what,
+            true,
+            || self.request(Method::POST, &url).header(CONTENT_LENGTH, "0"),
+            false,
+        )?;
         match resp.status() {
             StatusCode::CREATED if mount_from.is_some() => Ok(Started::Mounted),
             StatusCode::ACCEPTED => Ok(Started::Upload(self.location(&resp, &what)?)),
@@ -944,7 +1054,9 @@ impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
-        self.total.uploaded_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.total
+            .uploaded_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -996,7 +1108,9 @@ mod tests {
     #[test]
     fn error_bodies_become_short_messages() {
         assert_eq!(
-            describe_error_body(r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":{"a":1}}]}"#),
+            describe_error_body(
+                r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":{"a":1}}]}"#
+            ),
             r#": MANIFEST_INVALID manifest invalid ({"a":1})"#
         );
         assert_eq!(describe_error_body(""), "");
@@ -1009,6 +1123,10 @@ mod tests {
         h.insert("range", "0-1023".parse().unwrap());
         assert_eq!(range_end(&h), Some(1024));
         h.insert("range", "bytes=0-0".parse().unwrap());
-        assert_eq!(range_end(&h), Some(0), "distribution's answer for an empty upload");
+        assert_eq!(
+            range_end(&h),
+            Some(0),
+            "distribution's answer for an empty upload"
+        );
     }
 }

@@ -79,7 +79,9 @@ pub enum RegistryError {
         ours: String,
     },
     /// Content did not match its digest.
-    #[error("registry `{registry}` sent {what} that does not match its digest: expected {expected}, got {actual}")]
+    #[error(
+        "registry `{registry}` sent {what} that does not match its digest: expected {expected}, got {actual}"
+    )]
     DigestMismatch {
         registry: String,
         what: String,

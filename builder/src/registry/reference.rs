@@ -45,7 +45,10 @@ impl Reference {
             reason: reason.to_owned(),
         };
         let (rest, digest) = match input.split_once('@') {
-            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| err(&e.to_string()))?)),
+            Some((r, d)) => (
+                r,
+                Some(d.parse::<Digest>().map_err(|e| err(&e.to_string()))?),
+            ),
             None => (input, None),
         };
         // A tag follows the last `:` that comes after the last `/`.
@@ -84,7 +87,9 @@ impl Reference {
             || repository.split('/').any(|c| {
                 c.is_empty()
                     || !c.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+                        b.is_ascii_lowercase()
+                            || b.is_ascii_digit()
+                            || matches!(b, b'.' | b'_' | b'-')
                     })
             })
         {
@@ -175,10 +180,16 @@ mod tests {
     #[test]
     fn docker_rules_for_the_registry_host() {
         let r = Reference::parse("alpine").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("docker.io", "library/alpine"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("docker.io", "library/alpine")
+        );
         assert_eq!(r.api_host(), "registry-1.docker.io");
         let r = Reference::parse("team/gw:1.0").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("docker.io", "team/gw"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("docker.io", "team/gw")
+        );
         assert_eq!(r.tag.as_deref(), Some("1.0"));
         let r = Reference::parse("127.0.0.1:5000/team/gw:1.0-abc").unwrap();
         assert_eq!(r.registry, "127.0.0.1:5000");
@@ -204,10 +215,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "::1"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "::1",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["ghcr.io", "10.0.0.1:5000", "example.com:443", "[2001:db8::1]:5000"] {
+        for h in [
+            "ghcr.io",
+            "10.0.0.1:5000",
+            "example.com:443",
+            "[2001:db8::1]:5000",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }

@@ -78,11 +78,7 @@ pub struct SbomInput {
 fn spdx_license(license: Option<&str>) -> String {
     match license.map(str::trim).filter(|l| !l.is_empty()) {
         None => "NOASSERTION".to_owned(),
-        Some(l) if l.contains('/') => l
-            .split('/')
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(" OR "),
+        Some(l) if l.contains('/') => l.split('/').map(str::trim).collect::<Vec<_>>().join(" OR "),
         Some(l) => l.to_owned(),
     }
 }
@@ -92,7 +88,13 @@ fn spdx_id(parts: &[&str]) -> String {
     let raw = parts.join("-");
     let cleaned: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("SPDXRef-{cleaned}")
 }
@@ -101,7 +103,10 @@ fn purl_oci(repository: &str, digest: &Digest) -> String {
     let (url, name) = repository.rsplit_once('/').unwrap_or(("", repository));
     let mut p = format!("pkg:oci/{name}@sha256%3A{}", digest.hex());
     if !url.is_empty() {
-        p.push_str(&format!("?repository_url={}", percent_encoding::utf8_percent_encode(repository, percent_encoding::NON_ALPHANUMERIC)));
+        p.push_str(&format!(
+            "?repository_url={}",
+            percent_encoding::utf8_percent_encode(repository, percent_encoding::NON_ALPHANUMERIC)
+        ));
     }
     p
 }
@@ -278,7 +283,10 @@ pub fn embedded_base_files() -> Vec<BaseFile> {
 
 /// Reads the workspace's crate graph for the gateway with `cargo tree` and
 /// `Cargo.lock` (for [`GATEWAY_CRATES_JSON`] and its freshness test).
-pub fn crates_from_workspace(workspace: &std::path::Path, cargo: &str) -> Result<Vec<CrateEntry>, String> {
+pub fn crates_from_workspace(
+    workspace: &std::path::Path,
+    cargo: &str,
+) -> Result<Vec<CrateEntry>, String> {
     let out = std::process::Command::new(cargo)
         .current_dir(workspace)
         .args([
@@ -297,9 +305,13 @@ pub fn crates_from_workspace(workspace: &std::path::Path, cargo: &str) -> Result
         .output()
         .map_err(|e| format!("cannot run `{cargo} tree`: {e}"))?;
     if !out.status.success() {
-        return Err(format!("`cargo tree` failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "`cargo tree` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
-    let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).map_err(|e| format!("cannot read `Cargo.lock`: {e}"))?;
+    let lock = std::fs::read_to_string(workspace.join("Cargo.lock"))
+        .map_err(|e| format!("cannot read `Cargo.lock`: {e}"))?;
     let checksums = lock_checksums(&lock);
     let mut crates: Vec<CrateEntry> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -351,12 +363,15 @@ mod tests {
 
     #[test]
     fn embedded_crate_list_matches_the_workspace() {
-        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let fresh = crates_from_workspace(workspace, &cargo).unwrap();
         assert!(fresh.len() > 20, "{fresh:?}");
         if std::env::var_os("MGW_BLESS").is_some() {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sbom/gateway-crates.json");
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/sbom/gateway-crates.json");
             std::fs::write(path, serde_json::to_string_pretty(&fresh).unwrap() + "\n").unwrap();
             return;
         }
@@ -398,10 +413,17 @@ mod tests {
             for key in ["SPDXID", "name", "downloadLocation"] {
                 assert!(p[key].is_string(), "{key} missing in {p}");
             }
-            assert!(ids.insert(p["SPDXID"].as_str().unwrap().to_owned()), "duplicate id {p}");
+            assert!(
+                ids.insert(p["SPDXID"].as_str().unwrap().to_owned()),
+                "duplicate id {p}"
+            );
         }
         assert!(packages.iter().any(|p| p["name"] == "tokio"));
-        assert!(packages.iter().any(|p| p["name"] == "/etc/ssl/certs/ca-certificates.crt"));
+        assert!(
+            packages
+                .iter()
+                .any(|p| p["name"] == "/etc/ssl/certs/ca-certificates.crt")
+        );
         for r in doc["relationships"].as_array().unwrap() {
             let a = r["spdxElementId"].as_str().unwrap();
             let b = r["relatedSpdxElement"].as_str().unwrap();
