@@ -391,6 +391,13 @@ mod tests {
         assert_eq!(parse_challenge("Bearer service=x"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_challenge_header_parses_or_is_refused_without_panicking(s in "\\PC{0,120}") {
+            let _ = parse_challenge(&s);
+        }
+    }
+
     fn config_env(dir: &std::path::Path, json: &str, extra: &[(&str, &str)]) -> Env {
         std::fs::write(dir.join("config.json"), json).unwrap();
         let mut vars = vec![("DOCKER_CONFIG".to_owned(), dir.display().to_string())];

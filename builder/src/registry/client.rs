@@ -152,6 +152,16 @@ impl WithoutUrl for reqwest::Error {
     }
 }
 
+/// The schemes to try, in order: `https`, then `http` only for a loopback
+/// registry or with `--insecure`.
+fn schemes(api_host: &str, insecure: bool) -> &'static [&'static str] {
+    if insecure || is_loopback(api_host) {
+        &["https", "http"]
+    } else {
+        &["https"]
+    }
+}
+
 fn transient_status(s: StatusCode) -> bool {
     matches!(s.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
@@ -1115,6 +1125,25 @@ mod tests {
         );
         assert_eq!(describe_error_body(""), "");
         assert_eq!(describe_error_body("oops"), ": oops");
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_or_insecure() {
+        assert_eq!(schemes("ghcr.io", false), ["https"]);
+        assert_eq!(schemes("10.1.2.3:5000", false), ["https"]);
+        assert_eq!(schemes("10.1.2.3:5000", true), ["https", "http"]);
+        assert_eq!(schemes("127.0.0.1:5000", false), ["https", "http"]);
+        assert_eq!(schemes("localhost:5000", false), ["https", "http"]);
+    }
+
+    #[test]
+    fn only_transient_statuses_are_retried() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(transient_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400, 401, 403, 404, 405, 409, 416, 501] {
+            assert!(!transient_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
     }
 
     #[test]

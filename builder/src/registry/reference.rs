@@ -213,6 +213,17 @@ mod tests {
         assert!(Reference::parse("ghcr.io/a/b:-x").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(s in "\\PC{0,80}") {
+            if let Ok(r) = Reference::parse(&s) {
+                // What parses round-trips.
+                let again = Reference::parse(&r.to_string()).unwrap();
+                proptest::prop_assert_eq!(again, r);
+            }
+        }
+    }
+
     #[test]
     fn loopback_hosts() {
         for h in [
