@@ -199,12 +199,7 @@ impl Client {
             .build()
             .map_err(|e| network(registry, "setting up the HTTP client", &e))?;
         let credential = auth::lookup(registry, &opts.env)?;
-        let plain_ok = opts.insecure || is_loopback(api_host);
-        let schemes: &[&str] = if plain_ok {
-            &["https", "http"]
-        } else {
-            &["https"]
-        };
+        let schemes = schemes(api_host, opts.insecure);
         let mut last_err = None;
         for (i, scheme) in schemes.iter().enumerate() {
             let base = Url::parse(&format!("{scheme}://{api_host}/")).map_err(|e| {
