@@ -57,6 +57,20 @@ fn io_err<'a>(
     }
 }
 
+/// Whether every blob of the cached image still hashes to its name (a cache is
+/// on disk, and disks and people change files).
+fn cached_image_verifies(layout: &Path, blobs: &Path) -> bool {
+    let Ok(image) = super::read_image(layout, None) else {
+        return false;
+    };
+    let config = blobs.join(image.config_digest.hex());
+    super::verify_blob(&config, image.config_digest).is_ok()
+        && image
+            .layers
+            .iter()
+            .all(|l| super::verify_blob(&l.blob_path, l.digest).is_ok())
+}
+
 /// Pulls `reference` for `architecture` (`amd64`) into the cache at `cache`.
 pub fn pull(
     reference: &Reference,
@@ -68,7 +82,7 @@ pub fn pull(
     std::fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
     if let Some(d) = reference.digest {
         let layout = cache.join("images").join(format!("sha256-{}", d.hex()));
-        if layout.join("index.json").is_file() {
+        if layout.join("index.json").is_file() && cached_image_verifies(&layout, &blobs) {
             tracing::info!(%reference, "base image found in the cache");
             return Ok(Pulled {
                 layout,
@@ -156,7 +170,10 @@ pub fn pull(
         let size = descriptor["size"].as_u64().unwrap_or(0);
         let dest = blobs.join(d.hex());
         if dest.is_file() {
-            continue;
+            if super::verify_blob(&dest, d).is_ok() {
+                continue;
+            }
+            tracing::warn!(blob = %d, "cached blob does not match its digest; downloading it again");
         }
         let mut tmp =
             tempfile::NamedTempFile::new_in(&blobs).map_err(io_err("write in", &blobs))?;
