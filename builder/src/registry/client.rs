@@ -1013,14 +1013,15 @@ impl Client {
         // Progress while the body streams, from another thread's view of `sent`.
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
-            s.spawn(|| {
+            let ticker = s.spawn(|| {
                 while !done.load(Ordering::Relaxed) {
                     progress(offset + sent.load(Ordering::Relaxed));
-                    std::thread::sleep(Duration::from_millis(100));
+                    std::thread::park_timeout(Duration::from_millis(100));
                 }
             });
             let r = req.send();
             done.store(true, Ordering::Relaxed);
+            ticker.thread().unpark();
             r
         })
     }
