@@ -182,7 +182,7 @@ pub struct RegistryArgs {
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// A project directory (built first into --out) or a build output directory
-    /// (<out>/<name>, holding build.json).
+    /// (`<out>/<name>`, holding `build.json`).
     #[arg(default_value = ".")]
     pub image: PathBuf,
     /// Repository to push to (default: the build's, i.e. `image.repository` from mgw.yaml).
@@ -191,7 +191,7 @@ pub struct PushArgs {
     /// Output directory when building a project.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-    /// Image tag when building a project (default: <version>-<bundle digest>).
+    /// Image tag when building a project (default: `<version>-<bundle digest>`).
     #[arg(long)]
     pub tag: Option<String>,
     /// When building: the gateway binary (see `mgw build`).
@@ -209,7 +209,7 @@ pub struct PushArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// A build output directory (<out>/<name>, holding image.tar) or a project
+    /// A build output directory (`<out>/<name>`, holding `image.tar`) or a project
     /// directory (built first into --out).
     #[arg(default_value = ".")]
     pub image: PathBuf,

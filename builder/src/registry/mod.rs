@@ -9,7 +9,7 @@
 //! blobs per image, so the protocol layer here is small: [`client`] on `reqwest`
 //! (rustls, no OpenSSL) with streamed chunked uploads, resume, retries with backoff,
 //! `HEAD`-before-upload, cross-repository mounts and the referrers API;
-//! [`auth`] for credentials and challenges; [`reference`] for image names.
+//! [`auth`] for credentials and challenges; [`mod@reference`] for image names.
 //!
 //! Architecture invariant: no credential or token is ever printed, logged or
 //! written; errors name the registry, the request and the registry's own answer,
