@@ -5,6 +5,7 @@
 pub mod bake;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod docker;
 pub mod env;
 pub mod gateway_binary;

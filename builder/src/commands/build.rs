@@ -223,6 +223,11 @@ pub fn build(args: &BuildArgs, output: Output) -> Result<Built> {
         &dir.join("build.json"),
         format!("{}\n", serde_json::to_string_pretty(&meta)?).as_bytes(),
     )?;
+    let pinned = crate::commands::deploy::pinned(&dir, None)?;
+    write_atomic(
+        &dir.join("values.yaml"),
+        crate::deploy::helm_values(&pinned).as_bytes(),
+    )?;
 
     let mut lines = vec![format!(
         "built `{}` ({} APIs, {} routes) in {:.2}s",
@@ -236,6 +241,7 @@ pub fn build(args: &BuildArgs, output: Output) -> Result<Built> {
     if let Some(t) = &paths.tarball {
         lines.push(format!("  tarball {}", t.display()));
     }
+    lines.push(format!("  values  {}", dir.join("values.yaml").display()));
     lines.push(format!(
         "  sbom    {}",
         dir.join("sbom.spdx.json").display()

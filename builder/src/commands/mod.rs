@@ -3,6 +3,7 @@
 //! code; none of them calls `std::process::exit`.
 
 pub mod build;
+pub mod deploy;
 pub mod init;
 pub mod inspect;
 pub mod load;
@@ -28,6 +29,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(a) => run::run(&a),
         Command::Push(a) => push::run(&a, cli.output),
         Command::Load(a) => load::run(&a, cli.output),
+        Command::DeployValues(a) => deploy::values(&a),
+        Command::Resolve(a) => deploy::resolve(&a),
     }
 }
 
