@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 // musl's allocator serializes threads on one lock; mimalloc keeps throughput
-// (see BENCHMARKS.md for the measurement).
-#[cfg(target_env = "musl")]
+// (see BENCHMARKS.md for the measurement). The `system-alloc` feature keeps
+// musl's malloc, only so that `make bench` can measure the difference.
+#[cfg(all(target_env = "musl", not(feature = "system-alloc")))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
