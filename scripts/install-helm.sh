@@ -43,4 +43,6 @@ for tool in helm kubectl; do
 done
 
 "$BIN/helm" version --short >&2
-"$BIN/kubectl" version --client 2>/dev/null | head -1 >&2
+# No `| head`: under pipefail, kubectl dying of SIGPIPE would fail the install.
+kubectl_version=$("$BIN/kubectl" version --client 2>/dev/null || true)
+echo "${kubectl_version%%$'\n'*}" >&2
