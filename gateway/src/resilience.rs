@@ -196,10 +196,10 @@ pub struct TargetHealth {
 }
 
 impl TargetHealth {
-    fn available(&self, now_ms: u64) -> bool {
+    fn available(&self, clock: Clock) -> bool {
         let until = self.ejected_until_ms.load(Ordering::Relaxed);
         if until != 0 {
-            if until > now_ms {
+            if until > clock.ms() {
                 return false;
             }
             // The ejection is over: back in rotation.
@@ -418,8 +418,8 @@ impl Resilience {
             }
             return;
         };
-        let now = self.clock.ms();
         if admission.probe {
+            let now = self.clock.ms();
             let mut h = b.lock.lock().unwrap_or_else(|e| e.into_inner());
             h.probes_in_flight = h.probes_in_flight.saturating_sub(1);
             if b.state.load(Ordering::Acquire) != CircuitState::HalfOpen as u8 {
@@ -447,10 +447,11 @@ impl Resilience {
                 b.consecutive.store(0, Ordering::Relaxed);
             }
             if b.cfg.failure_rate_percent > 0 {
-                b.window.add(now, 1, 0);
+                b.window.add(self.clock.ms(), 1, 0);
             }
             return;
         }
+        let now = self.clock.ms();
         let consecutive = b.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         b.window.add(now, 0, 1);
         let (oks, fails) = b.window.sums(now);
@@ -472,11 +473,10 @@ impl Resilience {
     /// are ejected or failing health checks; when all are, `*pos` itself.
     pub fn pick(&self, pos: &mut usize) -> usize {
         let n = self.targets.len();
-        let now = self.clock.ms();
         let start = *pos;
         let chosen = (0..n)
             .map(|i| (start + i) % n)
-            .find(|&i| self.targets[i].available(now))
+            .find(|&i| self.targets[i].available(self.clock))
             .unwrap_or(start % n);
         *pos = chosen + 1;
         chosen
@@ -527,7 +527,7 @@ impl Resilience {
 
     /// Is this URL in rotation now?
     pub fn target_available(&self, target: usize) -> bool {
-        self.targets[target].available(self.clock.ms())
+        self.targets[target].available(self.clock)
     }
 
     /// The active health check loop for this upstream, if it has one; run it on

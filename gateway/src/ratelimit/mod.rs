@@ -80,6 +80,8 @@ struct Policy {
     requests: u64,
     period_secs: u64,
     key: RateLimitKeyCfg,
+    /// `X-RateLimit-Limit`, made once.
+    limit_header: HeaderValue,
 }
 
 /// One attachment of a policy: its own budgets and counters.
@@ -183,6 +185,7 @@ impl RateLimiter {
                     requests: p.requests,
                     period_secs: p.period.as_secs().max(1),
                     key: p.key.clone(),
+                    limit_header: HeaderValue::from(p.requests),
                 }
             })
             .collect();
@@ -379,8 +382,8 @@ impl RateLimiter {
             }
         }
         if self.x_headers {
-            headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(p.requests));
-            headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(0u64));
+            headers.insert(X_RATELIMIT_LIMIT, p.limit_header.clone());
+            headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from_static("0"));
             headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
         }
         Limited {
@@ -421,14 +424,15 @@ impl RateLimiter {
                     debt.div_ceil(NANOS)
                 );
             }
-            if let Ok(v) = HeaderValue::from_str(&value) {
+            // Takes the string's buffer: no second copy.
+            if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
                 headers.insert(RATELIMIT, v);
             }
         }
         if self.x_headers {
             if let Some((id, remaining, reset)) = self.tightest(allowed) {
                 let p = &self.policies[self.scopes[id as usize].policy];
-                headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(p.requests));
+                headers.insert(X_RATELIMIT_LIMIT, p.limit_header.clone());
                 headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(remaining));
                 headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
             }
