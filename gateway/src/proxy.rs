@@ -136,12 +136,6 @@ pub async fn forward(
     let mut body = Some(body);
     let mut last_error = GatewayError::UpstreamConnect;
     for attempt in 0..max_attempts {
-        // Retries come out of the upstream's budget, so they cannot amplify an outage.
-        if attempt > 0 && !res.try_retry() {
-            break;
-        }
-        let index = res.pick(&mut pos);
-        let target = &cfg.targets[index];
         let body = match body.take() {
             Some(b) => b,
             None => match &out.body {
@@ -150,6 +144,12 @@ pub async fn forward(
                 Some(_) => break,
             },
         };
+        // Retries come out of the upstream's budget, so they cannot amplify an outage.
+        if attempt > 0 && !res.try_retry() {
+            break;
+        }
+        let index = res.pick(&mut pos);
+        let target = &cfg.targets[index];
         let mut builder = Request::builder()
             .method(parts.method.clone())
             .version(Version::HTTP_11)
