@@ -296,6 +296,69 @@ fn unknown_mgw_extension_lists_the_known_ones() {
 }
 
 #[test]
+fn unknown_rate_limit_policies_are_build_errors_with_positions() {
+    let e = failure(&fixture("unknown-rate-limit"));
+    assert_contains(
+        &e,
+        &[
+            "apis/api.yaml:4:19: `#/x-mgw-rate-limit`: no rate-limit policy named `Gld` (did you mean `Gold`?); declare it in `mgw.yaml` under `rateLimits.policies` (declared: `Gold` and `Silver`), or use `Unlimited`",
+            "apis/api.yaml:9:31: `#/paths/~1items/get/x-wso2-throttling-tier`: no rate-limit policy named `Platinum`",
+        ],
+    );
+    // `Unlimited` is WSO2's built-in "no limit".
+    assert!(!e.contains("addItem"), "{e}");
+}
+
+#[test]
+fn ratelimit_example_attaches_policies_at_both_levels() {
+    let c = project::build(&example("petstore-ratelimit")).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let api = &c.bundle.apis[0];
+    assert_eq!(api.rate_limit.as_deref(), Some("per-client"));
+    let limits: Vec<String> = api
+        .operations
+        .iter()
+        .map(|o| format!("{} {:?}", o.id, o.rate_limit))
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            "listPets None",
+            "createPet Some(\"writes\")",
+            "deletePet None",
+            "getPet Some(\"lookups\")",
+        ]
+    );
+    let r = c.bundle.rate_limits.as_ref().unwrap();
+    assert_eq!(r.unauthenticated.as_deref(), Some("anonymous"));
+    assert_eq!(r.policies["lookups"].requests, 3);
+    assert_eq!(r.policies["lookups"].period_seconds, 60);
+    assert_eq!(c.bundle.trusted_proxies, ["${MGW_TRUSTED_PROXIES:-}"]);
+    let u = &c.bundle.upstreams["petstore"];
+    assert_eq!(u.max_concurrent_requests, 256);
+    assert_eq!(u.circuit_breaker.open_ms, 5_000);
+    // The gateway accepts it, with the trusted ranges empty or set.
+    let parsed = Bundle::from_json(&c.bytes).unwrap();
+    let mut env = std::collections::BTreeMap::<String, String>::new();
+    let cfg = Config::from_bundle(&parsed, c.digest.clone(), Some(&env)).unwrap();
+    assert!(cfg.trusted_proxies.is_empty());
+    env.insert(
+        "MGW_TRUSTED_PROXIES".into(),
+        "10.0.0.0/8, 192.168.0.0/16".into(),
+    );
+    let cfg = Config::from_bundle(&parsed, c.digest.clone(), Some(&env)).unwrap();
+    assert_eq!(cfg.trusted_proxies.nets().len(), 2);
+    env.insert("MGW_TRUSTED_PROXIES".into(), "10.0.0.1/8".into());
+    let e = Config::from_bundle(&parsed, c.digest.clone(), Some(&env))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`trustedProxies[0]`: `10.0.0.1/8` has host bits set"),
+        "{e}"
+    );
+}
+
+#[test]
 fn swagger2_openapi31_and_json_specs_load() {
     let c = project::build(&fixture("swagger2")).unwrap();
     assert_eq!(c.bundle.apis[0].base_path, "/legacy/v2");

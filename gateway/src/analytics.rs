@@ -7,7 +7,7 @@
 //! slow down or fail a request.
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::bundle::{AnalyticsCfg, Config};
 use crate::metrics::Metrics;
+use crate::ratelimit::Outcome;
 
 /// What the request path hands over: cheap to build, names resolved later.
 #[derive(Debug)]
@@ -32,7 +33,10 @@ pub struct Event {
     pub upstream: Option<Duration>,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub client: SocketAddr,
+    /// The client: the peer, or what trusted proxies forwarded.
+    pub client: IpAddr,
+    /// The rate-limit decision; `None` when no policy applied.
+    pub rate_limit: Option<Outcome>,
     pub error: Option<&'static str>,
     /// Filled by authentication (later stages).
     pub consumer: Option<Arc<str>>,
@@ -54,9 +58,20 @@ struct Line<'a> {
     upstream_latency_ms: Option<f64>,
     bytes_in: u64,
     bytes_out: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<RateLimitLine<'a>>,
     client_ip: String,
     consumer: Option<&'a str>,
     error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RateLimitLine<'a> {
+    /// `allowed` or `limited`.
+    outcome: &'static str,
+    /// The refusing policy, or the one with the fewest requests left.
+    policy: &'a str,
+    remaining: u64,
 }
 
 enum Msg {
@@ -224,7 +239,12 @@ fn to_line<'a>(e: &'a Event, config: &'a Config) -> Line<'a> {
         upstream_latency_ms: e.upstream.map(millis),
         bytes_in: e.bytes_in,
         bytes_out: e.bytes_out,
-        client_ip: e.client.ip().to_string(),
+        rate_limit: e.rate_limit.as_ref().map(|r| RateLimitLine {
+            outcome: if r.limited { "limited" } else { "allowed" },
+            policy: &r.policy,
+            remaining: r.remaining,
+        }),
+        client_ip: e.client.to_string(),
         consumer: e.consumer.as_deref(),
         error: e.error,
     }

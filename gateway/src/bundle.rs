@@ -17,6 +17,7 @@ use http::{Method, Uri};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::client_ip::{IpNet, TrustedProxies};
 use crate::env::{self, Env};
 
 /// Most further attempts an upstream may be configured with.
@@ -39,6 +40,13 @@ pub struct Bundle {
     pub listeners: Listeners,
     #[serde(default)]
     pub limits: Limits,
+    /// Rate-limit policies (traffic policies, see below).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+    /// Address ranges whose `X-Forwarded-For` is believed; entries may use `${VAR}`
+    /// templates, and one entry may hold several comma-separated ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
     /// Upstream clusters by name; APIs and operations refer to them.
     pub upstreams: BTreeMap<String, Upstream>,
     pub apis: Vec<Api>,
@@ -146,6 +154,15 @@ pub struct Upstream {
     pub pool_idle_timeout_ms: u64,
     #[serde(default = "default_pool_max_idle")]
     pub pool_max_idle_per_host: u64,
+    /// Requests in flight to this upstream at once; more are answered `503` at once.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: u64,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
+    #[serde(default)]
+    pub passive_health: PassiveHealth,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -179,6 +196,11 @@ pub struct Retry {
     /// Also retry idempotent requests without a body that failed after being sent
     /// (connection reset, upstream closed early).
     pub idempotent: bool,
+    /// Retry budget: retries may add at most this percentage to the requests of
+    /// the last 10 seconds ...
+    pub budget_percent: u32,
+    /// ... but this many retries per second are always allowed.
+    pub min_retries_per_second: u32,
 }
 
 impl Default for Retry {
@@ -186,6 +208,8 @@ impl Default for Retry {
         Self {
             attempts: 1,
             idempotent: false,
+            budget_percent: 20,
+            min_retries_per_second: 10,
         }
     }
 }
@@ -200,6 +224,9 @@ pub struct Api {
     pub base_path: String,
     /// Default upstream (a key of `upstreams`).
     pub upstream: String,
+    /// Rate-limit policy for the whole API (a key of `rateLimits.policies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
     /// Overrides `limits.maxBodyBytes` for this API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
@@ -213,6 +240,9 @@ pub struct Operation {
     pub method: String,
     /// OpenAPI path template relative to the base path (`/pets/{petId}`).
     pub path: String,
+    /// Rate-limit policy for this operation, on top of the API's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
     /// Overrides the API's upstream for this operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
@@ -252,6 +282,243 @@ pub enum SinkKind {
     Stdout,
     File,
     None,
+}
+
+// ---------------------------------------------------------------------------
+// Wire format: traffic policies (rate limits, upstream resilience)
+// ---------------------------------------------------------------------------
+
+/// Rate-limit policies and how they are applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimits {
+    /// Policies by name; `apis[].rateLimit` and `operations[].rateLimit` name them.
+    pub policies: BTreeMap<String, RateLimitPolicy>,
+    /// Policy applied to every request without an authenticated consumer, keyed
+    /// by client IP, on top of the API's and operation's policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauthenticated: Option<String>,
+    #[serde(default)]
+    pub headers: RateLimitHeaders,
+    /// Most keys tracked over all policies; at the cap, the state closest to full
+    /// credit is dropped. 16 bytes a key.
+    #[serde(default = "default_rate_limit_max_keys")]
+    pub max_keys: u64,
+}
+
+fn default_rate_limit_max_keys() -> u64 {
+    1 << 20
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimitPolicy {
+    /// Requests allowed per period, sustained.
+    pub requests: u64,
+    pub period_seconds: u64,
+    /// Requests allowed at once after a quiet period; defaults to `requests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+    #[serde(default)]
+    pub key: RateLimitKey,
+}
+
+/// What one budget is kept for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RateLimitKey {
+    /// The authenticated consumer; the client IP for unauthenticated callers.
+    #[default]
+    Consumer,
+    /// The client IP (see `trustedProxies`).
+    ClientIp,
+    /// One budget for everyone.
+    Api,
+    /// The value of a request header; the client IP when it is missing.
+    Header(String),
+    /// A claim of the caller's token; else the consumer, else the client IP.
+    Claim(String),
+}
+
+impl RateLimitKey {
+    const EXPECTED: &str = "`consumer`, `clientIp`, `api`, `{header: NAME}` or `{claim: NAME}`";
+}
+
+impl Serialize for RateLimitKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (k, v) = match self {
+            Self::Consumer => return s.serialize_str("consumer"),
+            Self::ClientIp => return s.serialize_str("clientIp"),
+            Self::Api => return s.serialize_str("api"),
+            Self::Header(h) => ("header", h),
+            Self::Claim(c) => ("claim", c),
+        };
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(k, v)?;
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimitKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RateLimitKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(RateLimitKey::EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RateLimitKey, E> {
+                match v {
+                    "consumer" => Ok(RateLimitKey::Consumer),
+                    "clientIp" => Ok(RateLimitKey::ClientIp),
+                    "api" => Ok(RateLimitKey::Api),
+                    other => Err(E::custom(format_args!(
+                        "`{other}` is not a rate-limit key; expected {}",
+                        RateLimitKey::EXPECTED
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RateLimitKey, A::Error> {
+                use serde::de::Error;
+                let Some(k) = map.next_key::<String>()? else {
+                    return Err(A::Error::custom(format_args!(
+                        "an empty mapping is not a rate-limit key; expected {}",
+                        RateLimitKey::EXPECTED
+                    )));
+                };
+                let v: String = map.next_value()?;
+                let key = match k.as_str() {
+                    "header" => RateLimitKey::Header(v),
+                    "claim" => RateLimitKey::Claim(v),
+                    other => {
+                        return Err(A::Error::custom(format_args!(
+                            "`{other}` is not a rate-limit key; expected {}",
+                            RateLimitKey::EXPECTED
+                        )));
+                    }
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(A::Error::custom(
+                        "a rate-limit key mapping has exactly one entry, `header` or `claim`",
+                    ));
+                }
+                Ok(key)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Which rate-limit response headers are sent (on every response the limits
+/// applied to, and on `429`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RateLimitHeaders {
+    /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+    pub ietf: bool,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`.
+    pub x_rate_limit: bool,
+}
+
+impl Default for RateLimitHeaders {
+    fn default() -> Self {
+        Self {
+            ietf: true,
+            x_rate_limit: true,
+        }
+    }
+}
+
+fn default_max_concurrent_requests() -> u64 {
+    1024
+}
+
+/// Stop sending to an upstream that keeps failing, and probe it before trusting
+/// it again. Failures: connect errors, timeouts, resets, and `502`/`503`/`504`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CircuitBreaker {
+    pub enabled: bool,
+    /// Opens after this many failures in a row (0: never for this reason).
+    pub consecutive_failures: u32,
+    /// Opens when at least this share of the requests in `windowMs` failed
+    /// (0: never for this reason) ...
+    pub failure_rate_percent: u32,
+    /// ... once the window holds at least this many requests.
+    pub min_requests: u32,
+    pub window_ms: u64,
+    /// How long it stays open (answering `503` at once) before probing.
+    pub open_ms: u64,
+    /// Probe requests let through when half-open; that many successes close it.
+    pub half_open_requests: u32,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            consecutive_failures: 10,
+            failure_rate_percent: 50,
+            min_requests: 20,
+            window_ms: 10_000,
+            open_ms: 5_000,
+            half_open_requests: 1,
+        }
+    }
+}
+
+/// Take an upstream URL out of rotation after failures (needs two URLs or more to
+/// matter: when every URL is ejected, all are used again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct PassiveHealth {
+    pub enabled: bool,
+    pub consecutive_failures: u32,
+    pub ejection_ms: u64,
+}
+
+impl Default for PassiveHealth {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            consecutive_failures: 5,
+            ejection_ms: 10_000,
+        }
+    }
+}
+
+/// Active health checks: `GET path` on every upstream URL's origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// Absolute path on the upstream's origin (`/healthz`).
+    pub path: String,
+    #[serde(default = "default_health_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default = "default_health_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Successes in a row that bring an unhealthy URL back.
+    #[serde(default = "default_healthy_threshold")]
+    pub healthy_threshold: u32,
+    /// Failures in a row that take a URL out.
+    #[serde(default = "default_unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+}
+
+fn default_health_interval_ms() -> u64 {
+    5_000
+}
+fn default_health_timeout_ms() -> u64 {
+    1_000
+}
+fn default_healthy_threshold() -> u32 {
+    2
+}
+fn default_unhealthy_threshold() -> u32 {
+    3
 }
 
 impl Bundle {
@@ -335,6 +602,9 @@ pub struct Config {
     pub api_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub limits: LimitsCfg,
+    /// `None` when the bundle declares no rate-limit policy.
+    pub rate_limits: Option<RateLimitsCfg>,
+    pub trusted_proxies: TrustedProxies,
     pub upstreams: Vec<UpstreamCfg>,
     pub apis: Vec<ApiCfg>,
     pub routes: Vec<RouteCfg>,
@@ -362,6 +632,74 @@ pub struct UpstreamCfg {
     pub retry_idempotent: bool,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_host: usize,
+    pub max_concurrent_requests: usize,
+    pub retry_budget: RetryBudgetCfg,
+    pub circuit_breaker: Option<CircuitBreakerCfg>,
+    pub passive_health: Option<PassiveHealthCfg>,
+    pub health_check: Option<HealthCheckCfg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBudgetCfg {
+    pub percent: u32,
+    pub min_per_second: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitBreakerCfg {
+    /// 0: consecutive failures never open it.
+    pub consecutive_failures: u32,
+    /// 0: the failure rate never opens it.
+    pub failure_rate_percent: u32,
+    pub min_requests: u32,
+    pub window: Duration,
+    pub open: Duration,
+    pub half_open_requests: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassiveHealthCfg {
+    pub consecutive_failures: u32,
+    pub ejection: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckCfg {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// Validated rate-limit policies.
+#[derive(Debug, Clone)]
+pub struct RateLimitsCfg {
+    /// Sorted by name; routes refer to them by index.
+    pub policies: Vec<RateLimitPolicyCfg>,
+    /// Index of the policy for callers without a consumer.
+    pub unauthenticated: Option<usize>,
+    pub ietf_headers: bool,
+    pub x_headers: bool,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitPolicyCfg {
+    pub name: String,
+    pub requests: u64,
+    pub period: Duration,
+    pub burst: u64,
+    pub key: RateLimitKeyCfg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitKeyCfg {
+    Consumer,
+    ClientIp,
+    Api,
+    Header(http::HeaderName),
+    Claim(String),
 }
 
 /// One upstream base URL, split for cheap request rewriting.
@@ -393,6 +731,9 @@ pub struct RouteCfg {
     /// Number of path segments the API's base path occupies.
     pub base_segments: usize,
     pub upstream: usize,
+    /// Indexes into `Config::rate_limits` policies: the API's and the operation's.
+    pub api_rate_limit: Option<usize>,
+    pub operation_rate_limit: Option<usize>,
     pub max_body_bytes: u64,
 }
 
@@ -545,6 +886,12 @@ impl Config {
             c.push("limits.h2MaxConcurrentStreams", "must be greater than 0");
         }
 
+        let rate_limits = bundle
+            .rate_limits
+            .as_ref()
+            .map(|r| check_rate_limits(&mut c, r));
+        let trusted_proxies = check_trusted_proxies(&mut c, &bundle.trusted_proxies);
+
         let mut upstream_index = BTreeMap::new();
         let mut upstreams = Vec::with_capacity(bundle.upstreams.len());
         for (name, u) in &bundle.upstreams {
@@ -584,6 +931,12 @@ impl Config {
                 }
             };
             let max_body = api.max_body_bytes.unwrap_or(l.max_body_bytes);
+            let api_rate_limit = rate_limit_ref(
+                &mut c,
+                &format!("{key}.rateLimit"),
+                &api.rate_limit,
+                &rate_limits,
+            );
             if api.operations.is_empty() {
                 c.push(
                     format!("{key}.operations"),
@@ -635,6 +988,12 @@ impl Config {
                         format!("`{method} {template}` is already served by `{prev}`"),
                     );
                 }
+                let operation_rate_limit = rate_limit_ref(
+                    &mut c,
+                    &format!("{okey}.rateLimit"),
+                    &op.rate_limit,
+                    &rate_limits,
+                );
                 routes.push(RouteCfg {
                     api: ai,
                     operation_id: op.id.clone(),
@@ -643,6 +1002,8 @@ impl Config {
                     template,
                     base_segments,
                     upstream,
+                    api_rate_limit,
+                    operation_rate_limit,
                     max_body_bytes: max_body,
                 });
             }
@@ -688,6 +1049,8 @@ impl Config {
             api_addr,
             admin_addr,
             limits,
+            rate_limits,
+            trusted_proxies,
             upstreams,
             apis,
             routes,
@@ -747,6 +1110,251 @@ fn check_upstream(c: &mut Checker<'_>, key: &str, name: &str, u: &Upstream) -> U
         retry_idempotent: u.retry.idempotent,
         pool_idle_timeout: Duration::from_millis(u.pool_idle_timeout_ms),
         pool_max_idle_per_host: usize::try_from(u.pool_max_idle_per_host).unwrap_or(usize::MAX),
+        max_concurrent_requests: bounded(
+            c,
+            &format!("{key}.maxConcurrentRequests"),
+            u.max_concurrent_requests,
+            1,
+            1_000_000,
+        ),
+        retry_budget: RetryBudgetCfg {
+            percent: u32::try_from(bounded(
+                c,
+                &format!("{key}.retry.budgetPercent"),
+                u64::from(u.retry.budget_percent),
+                0,
+                1000,
+            ))
+            .unwrap_or(0),
+            min_per_second: u.retry.min_retries_per_second,
+        },
+        circuit_breaker: check_circuit_breaker(
+            c,
+            &format!("{key}.circuitBreaker"),
+            &u.circuit_breaker,
+        ),
+        passive_health: check_passive_health(c, &format!("{key}.passiveHealth"), &u.passive_health),
+        health_check: u
+            .health_check
+            .as_ref()
+            .map(|h| check_health_check(c, &format!("{key}.healthCheck"), h)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validation: traffic policies
+// ---------------------------------------------------------------------------
+
+/// Policy names appear in response headers (structured-field strings) and metric
+/// labels, so they are kept to a safe alphabet.
+fn check_policy_name(c: &mut Checker<'_>, key: &str, name: &str) {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'));
+    if !ok {
+        c.push(
+            key,
+            format!(
+                "`{name}` is not a valid policy name; use 1 to 64 letters, digits, `.`, `_` and `-`"
+            ),
+        );
+    }
+}
+
+fn check_rate_limits(c: &mut Checker<'_>, r: &RateLimits) -> RateLimitsCfg {
+    let mut policies = Vec::with_capacity(r.policies.len());
+    for (name, p) in &r.policies {
+        let key = format!("rateLimits.policies.{name}");
+        check_policy_name(c, &key, name);
+        let requests = bounded(c, &format!("{key}.requests"), p.requests, 1, 1_000_000_000) as u64;
+        let period_seconds = bounded(
+            c,
+            &format!("{key}.periodSeconds"),
+            p.period_seconds,
+            1,
+            366 * 86_400,
+        ) as u64;
+        let burst = match p.burst {
+            Some(b) => bounded(c, &format!("{key}.burst"), b, 1, 1_000_000_000) as u64,
+            None => requests,
+        };
+        let key_cfg = match &p.key {
+            RateLimitKey::Consumer => RateLimitKeyCfg::Consumer,
+            RateLimitKey::ClientIp => RateLimitKeyCfg::ClientIp,
+            RateLimitKey::Api => RateLimitKeyCfg::Api,
+            RateLimitKey::Header(h) => match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(n) => RateLimitKeyCfg::Header(n),
+                Err(_) => {
+                    c.push(
+                        format!("{key}.key.header"),
+                        format!("`{h}` is not a header name"),
+                    );
+                    RateLimitKeyCfg::ClientIp
+                }
+            },
+            RateLimitKey::Claim(cl) => {
+                if cl.trim().is_empty() {
+                    c.push(
+                        format!("{key}.key.claim"),
+                        "must name a claim, such as `sub`",
+                    );
+                }
+                RateLimitKeyCfg::Claim(cl.clone())
+            }
+        };
+        policies.push(RateLimitPolicyCfg {
+            name: name.clone(),
+            requests,
+            period: Duration::from_secs(period_seconds),
+            burst,
+            key: key_cfg,
+        });
+    }
+    let cfg = RateLimitsCfg {
+        unauthenticated: None,
+        ietf_headers: r.headers.ietf,
+        x_headers: r.headers.x_rate_limit,
+        max_keys: bounded(c, "rateLimits.maxKeys", r.max_keys, 1024, 1 << 26),
+        policies,
+    };
+    let unauthenticated = rate_limit_ref(
+        c,
+        "rateLimits.unauthenticated",
+        &r.unauthenticated,
+        &Some(cfg.clone()),
+    );
+    RateLimitsCfg {
+        unauthenticated,
+        ..cfg
+    }
+}
+
+/// Resolves a policy name to its index, or reports it.
+fn rate_limit_ref(
+    c: &mut Checker<'_>,
+    key: &str,
+    name: &Option<String>,
+    rate_limits: &Option<RateLimitsCfg>,
+) -> Option<usize> {
+    let name = name.as_ref()?;
+    let policies = rate_limits
+        .as_ref()
+        .map(|r| r.policies.as_slice())
+        .unwrap_or_default();
+    match policies.iter().position(|p| p.name == *name) {
+        Some(i) => Some(i),
+        None => {
+            let known: Vec<String> = policies.iter().map(|p| format!("`{}`", p.name)).collect();
+            c.push(
+                key,
+                format!(
+                    "no rate-limit policy named `{name}` (known: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn check_trusted_proxies(c: &mut Checker<'_>, entries: &[String]) -> TrustedProxies {
+    let mut nets = Vec::new();
+    for (i, t) in entries.iter().enumerate() {
+        let key = format!("trustedProxies[{i}]");
+        let Some(value) = c.resolve(&key, t) else {
+            continue;
+        };
+        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match IpNet::parse(part) {
+                Ok(n) => nets.push(n),
+                Err(e) => c.push(key.clone(), e),
+            }
+        }
+    }
+    TrustedProxies::new(nets)
+}
+
+fn check_circuit_breaker(
+    c: &mut Checker<'_>,
+    key: &str,
+    b: &CircuitBreaker,
+) -> Option<CircuitBreakerCfg> {
+    if !b.enabled {
+        return None;
+    }
+    if b.consecutive_failures == 0 && b.failure_rate_percent == 0 {
+        c.push(
+            key,
+            "can never open: set `consecutiveFailures` or `failureRatePercent`, or `enabled: false`",
+        );
+    }
+    if b.failure_rate_percent > 100 {
+        c.push(
+            format!("{key}.failureRatePercent"),
+            format!("{} is out of range (0..=100)", b.failure_rate_percent),
+        );
+    }
+    Some(CircuitBreakerCfg {
+        consecutive_failures: b.consecutive_failures,
+        failure_rate_percent: b.failure_rate_percent.min(100),
+        min_requests: b.min_requests.max(1),
+        window: c.millis(&format!("{key}.windowMs"), b.window_ms),
+        open: c.millis(&format!("{key}.openMs"), b.open_ms),
+        half_open_requests: u32::try_from(bounded(
+            c,
+            &format!("{key}.halfOpenRequests"),
+            u64::from(b.half_open_requests),
+            1,
+            1000,
+        ))
+        .unwrap_or(1),
+    })
+}
+
+fn check_passive_health(
+    c: &mut Checker<'_>,
+    key: &str,
+    p: &PassiveHealth,
+) -> Option<PassiveHealthCfg> {
+    if !p.enabled {
+        return None;
+    }
+    if p.consecutive_failures == 0 {
+        c.push(format!("{key}.consecutiveFailures"), "must be at least 1");
+    }
+    Some(PassiveHealthCfg {
+        consecutive_failures: p.consecutive_failures.max(1),
+        ejection: c.millis(&format!("{key}.ejectionMs"), p.ejection_ms),
+    })
+}
+
+fn check_health_check(c: &mut Checker<'_>, key: &str, h: &HealthCheck) -> HealthCheckCfg {
+    if !h.path.starts_with('/') || h.path.parse::<http::uri::PathAndQuery>().is_err() {
+        c.push(
+            format!("{key}.path"),
+            format!("`{}` must be an absolute path such as `/healthz`", h.path),
+        );
+    }
+    for (k, v) in [
+        ("healthyThreshold", h.healthy_threshold),
+        ("unhealthyThreshold", h.unhealthy_threshold),
+    ] {
+        if v == 0 {
+            c.push(format!("{key}.{k}"), "must be at least 1");
+        }
+    }
+    HealthCheckCfg {
+        path: h.path.clone(),
+        interval: c.millis(&format!("{key}.intervalMs"), h.interval_ms),
+        timeout: c.millis(&format!("{key}.timeoutMs"), h.timeout_ms),
+        healthy_threshold: h.healthy_threshold.max(1),
+        unhealthy_threshold: h.unhealthy_threshold.max(1),
     }
 }
 

@@ -25,6 +25,16 @@ pub enum GatewayError {
     BadRequest(&'static str),
     #[error("request body too large")]
     PayloadTooLarge { limit: u64 },
+    // Traffic policies (rate limits, upstream resilience).
+    /// A rate-limit policy refused the request.
+    #[error("rate limited")]
+    RateLimited(Box<crate::ratelimit::Limited>),
+    /// The upstream's circuit breaker is open.
+    #[error("upstream circuit open")]
+    CircuitOpen { retry_after_secs: u64 },
+    /// The upstream already has `maxConcurrentRequests` requests in flight.
+    #[error("upstream overloaded")]
+    UpstreamOverloaded,
     #[error("upstream timed out")]
     UpstreamTimeout,
     #[error("upstream connect timed out")]
@@ -46,6 +56,9 @@ impl GatewayError {
             Self::BadPath => "bad_path",
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge { .. } => "body_too_large",
+            Self::RateLimited(_) => "rate_limited",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::UpstreamOverloaded => "upstream_overloaded",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamConnectTimeout => "connect_timeout",
             Self::UpstreamConnect => "connect_error",
@@ -60,6 +73,8 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadPath | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::CircuitOpen { .. } | Self::UpstreamOverloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout | Self::UpstreamConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamConnect | Self::UpstreamReset => StatusCode::BAD_GATEWAY,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +106,13 @@ impl GatewayError {
             Self::PayloadTooLarge { limit } => {
                 format!("the request body exceeds the limit of {limit} bytes")
             }
+            Self::RateLimited(l) => {
+                format!("too many requests; retry in {} seconds", l.retry_after_secs)
+            }
+            Self::CircuitOpen { .. } => {
+                "the upstream service is failing; requests are paused briefly".into()
+            }
+            Self::UpstreamOverloaded => "the upstream service is at capacity".into(),
             Self::UpstreamTimeout => "the upstream service did not answer in time".into(),
             Self::UpstreamConnectTimeout => {
                 "the upstream service could not be reached in time".into()
@@ -103,12 +125,23 @@ impl GatewayError {
 
     /// The one mapping from errors to responses.
     pub fn into_response(self, request_id: &HeaderValue) -> Response<ResponseBody> {
+        if let Self::RateLimited(limited) = &self {
+            return quota_exceeded(limited, &self.detail(), request_id);
+        }
         problem(
             self.status(),
             self.kind(),
             &self.detail(),
             request_id,
             |res| match &self {
+                Self::CircuitOpen { retry_after_secs } => {
+                    res.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs.max(&1)));
+                }
+                Self::UpstreamOverloaded => {
+                    res.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                }
                 Self::MethodNotAllowed { allow } => {
                     res.headers_mut().insert(ALLOW, allow.clone());
                 }
@@ -146,5 +179,37 @@ pub fn problem(
     res.headers_mut()
         .insert(crate::proxy::X_REQUEST_ID, request_id.clone());
     extra(&mut res);
+    res
+}
+
+/// The `429` answer: the draft's `quota-exceeded` problem type (with the names of
+/// the refusing policies in `violated-policies`), `Retry-After`, and the
+/// rate-limit headers the limiter prepared.
+fn quota_exceeded(
+    limited: &crate::ratelimit::Limited,
+    detail: &str,
+    request_id: &HeaderValue,
+) -> Response<ResponseBody> {
+    let status = StatusCode::TOO_MANY_REQUESTS;
+    let body = serde_json::json!({
+        "type": "https://iana.org/assignments/http-problem-types#quota-exceeded",
+        "title": "Request cannot be satisfied as assigned quota has been exceeded",
+        "status": status.as_u16(),
+        "detail": detail,
+        "violated-policies": limited.violated.iter().map(|p| &**p).collect::<Vec<&str>>(),
+        "requestId": request_id.to_str().unwrap_or_default(),
+    });
+    let mut res = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    h.insert(crate::proxy::X_REQUEST_ID, request_id.clone());
+    h.insert(RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
+    for (name, value) in &limited.headers {
+        h.insert(name.clone(), value.clone());
+    }
     res
 }

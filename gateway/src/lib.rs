@@ -9,13 +9,16 @@ pub mod admin;
 pub mod analytics;
 pub mod body;
 pub mod bundle;
+pub mod client_ip;
 pub mod conn;
 pub mod env;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
+pub mod ratelimit;
 pub mod request_id;
+pub mod resilience;
 pub mod router;
 pub mod server;
 

@@ -84,6 +84,7 @@ pub struct UpstreamMetrics {
     name: String,
     duration: Histogram,
     errors: Family<UpstreamErrorLabels, Counter>,
+    pub resilience: ResilienceMetrics,
 }
 
 impl UpstreamMetrics {
@@ -115,6 +116,7 @@ pub struct Metrics {
     route_duration: Family<RouteLabels, Histogram>,
     upstream_duration: Family<UpstreamLabels, Histogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    pub traffic: TrafficMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -197,6 +199,7 @@ impl Metrics {
             analytics_written.clone(),
         );
         registry.register("build_info", "The gateway and bundle being served", info);
+        let traffic = TrafficMetrics::register(&mut registry);
 
         Self {
             registry,
@@ -210,6 +213,7 @@ impl Metrics {
             route_duration,
             upstream_duration,
             upstream_errors,
+            traffic,
         }
     }
 
@@ -246,6 +250,7 @@ impl Metrics {
                 upstream: name.to_owned(),
             }),
             errors: self.upstream_errors.clone(),
+            resilience: self.traffic.upstream(name),
         }
     }
 
@@ -282,5 +287,249 @@ pub fn method_label(method: &Method) -> &'static str {
         Method::TRACE => "TRACE",
         Method::CONNECT => "CONNECT",
         _ => "OTHER",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Traffic policies: rate limits and upstream resilience
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RateLimitLabels {
+    policy: String,
+    /// `unauthenticated`, `api:<api>` or `operation:<api>.<operationId>`.
+    scope: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamReasonLabels {
+    upstream: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamStateLabels {
+    upstream: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    upstream: String,
+    /// `host:port` of the upstream URL, as resolved at start.
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetResultLabels {
+    upstream: String,
+    target: String,
+    result: &'static str,
+}
+
+/// Families for rate limiting and upstream resilience; handles are made at start.
+pub struct TrafficMetrics {
+    ratelimit_requests: Family<RateLimitLabels, Counter>,
+    /// The rate-limit key store's own counters.
+    pub ratelimit_store: crate::ratelimit::StoreCounters,
+    pub ratelimit_capacity: Gauge<i64, AtomicI64>,
+    rejected: Family<UpstreamReasonLabels, Counter>,
+    circuit_state: Family<UpstreamLabels, Gauge>,
+    circuit_transitions: Family<UpstreamStateLabels, Counter>,
+    in_flight: Family<UpstreamLabels, Gauge>,
+    retries: Family<UpstreamReasonLabels, Counter>,
+    target_healthy: Family<TargetLabels, Gauge>,
+    ejections: Family<TargetLabels, Counter>,
+    health_checks: Family<TargetResultLabels, Counter>,
+}
+
+impl TrafficMetrics {
+    fn register(registry: &mut Registry) -> TrafficMetrics {
+        let m = TrafficMetrics {
+            ratelimit_requests: Family::default(),
+            ratelimit_store: crate::ratelimit::StoreCounters::default(),
+            ratelimit_capacity: Gauge::default(),
+            rejected: Family::default(),
+            circuit_state: Family::default(),
+            circuit_transitions: Family::default(),
+            in_flight: Family::default(),
+            retries: Family::default(),
+            target_healthy: Family::default(),
+            ejections: Family::default(),
+            health_checks: Family::default(),
+        };
+        registry.register(
+            "ratelimit_requests",
+            "Rate-limit decisions by policy, scope and outcome (allowed, limited)",
+            m.ratelimit_requests.clone(),
+        );
+        registry.register(
+            "ratelimit_keys",
+            "Keys held by the rate limiter (live, or idle until reused or swept)",
+            m.ratelimit_store.keys.clone(),
+        );
+        registry.register(
+            "ratelimit_key_capacity",
+            "Most keys the rate limiter holds",
+            m.ratelimit_capacity.clone(),
+        );
+        registry.register(
+            "ratelimit_memory_bytes",
+            "Bytes of rate-limit state allocated",
+            m.ratelimit_store.bytes.clone(),
+        );
+        registry.register(
+            "ratelimit_evictions",
+            "Live rate-limit keys dropped because the limiter was at capacity",
+            m.ratelimit_store.evictions.clone(),
+        );
+        registry.register(
+            "upstream_rejected_requests",
+            "Requests answered 503 without being sent upstream, by reason (circuit_open, overloaded)",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "upstream_circuit_state",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open",
+            m.circuit_state.clone(),
+        );
+        registry.register(
+            "upstream_circuit_transitions",
+            "Circuit breaker state changes, by the state entered",
+            m.circuit_transitions.clone(),
+        );
+        registry.register(
+            "upstream_requests_in_flight",
+            "Requests in flight to each upstream (bounded by maxConcurrentRequests)",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "upstream_retries",
+            "Upstream retries, by outcome (sent, budget_exhausted)",
+            m.retries.clone(),
+        );
+        registry.register(
+            "upstream_target_healthy",
+            "Whether an upstream URL receives traffic (1) or is ejected or failing health checks (0)",
+            m.target_healthy.clone(),
+        );
+        registry.register(
+            "upstream_target_ejections",
+            "Times an upstream URL was ejected after consecutive failures",
+            m.ejections.clone(),
+        );
+        registry.register(
+            "upstream_health_checks",
+            "Active health checks by upstream URL and result (ok, failed)",
+            m.health_checks.clone(),
+        );
+        m
+    }
+
+    /// The allowed and limited counters of one rate-limit scope.
+    pub fn ratelimit_scope(&self, policy: &str, scope: &str) -> (Counter, Counter) {
+        let c = |outcome| {
+            self.ratelimit_requests
+                .get_or_create_owned(&RateLimitLabels {
+                    policy: policy.to_owned(),
+                    scope: scope.to_owned(),
+                    outcome,
+                })
+        };
+        (c("allowed"), c("limited"))
+    }
+
+    fn upstream(&self, name: &str) -> ResilienceMetrics {
+        let up = || UpstreamLabels {
+            upstream: name.to_owned(),
+        };
+        let reason = |reason| {
+            self.rejected.get_or_create_owned(&UpstreamReasonLabels {
+                upstream: name.to_owned(),
+                reason,
+            })
+        };
+        let retries = |reason| {
+            self.retries.get_or_create_owned(&UpstreamReasonLabels {
+                upstream: name.to_owned(),
+                reason,
+            })
+        };
+        let transition = |state| {
+            self.circuit_transitions
+                .get_or_create_owned(&UpstreamStateLabels {
+                    upstream: name.to_owned(),
+                    state,
+                })
+        };
+        ResilienceMetrics {
+            upstream: name.to_owned(),
+            rejected_circuit_open: reason("circuit_open"),
+            rejected_overloaded: reason("overloaded"),
+            circuit_state: self.circuit_state.get_or_create_owned(&up()),
+            to_closed: transition("closed"),
+            to_open: transition("open"),
+            to_half_open: transition("half_open"),
+            in_flight: self.in_flight.get_or_create_owned(&up()),
+            retries_sent: retries("sent"),
+            retries_denied: retries("budget_exhausted"),
+            target_healthy: self.target_healthy.clone(),
+            ejections: self.ejections.clone(),
+            health_checks: self.health_checks.clone(),
+        }
+    }
+}
+
+/// Handles for one upstream's resilience state.
+#[derive(Clone)]
+pub struct ResilienceMetrics {
+    upstream: String,
+    pub rejected_circuit_open: Counter,
+    pub rejected_overloaded: Counter,
+    pub circuit_state: Gauge,
+    pub to_closed: Counter,
+    pub to_open: Counter,
+    pub to_half_open: Counter,
+    pub in_flight: Gauge,
+    pub retries_sent: Counter,
+    pub retries_denied: Counter,
+    target_healthy: Family<TargetLabels, Gauge>,
+    ejections: Family<TargetLabels, Counter>,
+    health_checks: Family<TargetResultLabels, Counter>,
+}
+
+/// Handles for one upstream URL.
+#[derive(Clone)]
+pub struct TargetMetrics {
+    pub healthy: Gauge,
+    pub ejections: Counter,
+    pub checks_ok: Counter,
+    pub checks_failed: Counter,
+}
+
+impl ResilienceMetrics {
+    pub fn upstream(&self) -> &str {
+        &self.upstream
+    }
+
+    pub fn target(&self, target: &str) -> TargetMetrics {
+        let labels = TargetLabels {
+            upstream: self.upstream.clone(),
+            target: target.to_owned(),
+        };
+        let check = |result| {
+            self.health_checks.get_or_create_owned(&TargetResultLabels {
+                upstream: self.upstream.clone(),
+                target: target.to_owned(),
+                result,
+            })
+        };
+        TargetMetrics {
+            healthy: self.target_healthy.get_or_create_owned(&labels),
+            ejections: self.ejections.get_or_create_owned(&labels),
+            checks_ok: check("ok"),
+            checks_failed: check("failed"),
+        }
     }
 }

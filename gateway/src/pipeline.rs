@@ -12,7 +12,7 @@
 //! sit after routing because they need the operation, and before the body limit
 //! and proxy so that rejected callers cost no upstream work.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -28,7 +28,9 @@ use crate::conn::{ConnInfo, InFlight};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::{self, Outbound, Upstream, X_REQUEST_ID};
+use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
 use crate::request_id;
+use crate::resilience::ConcurrencyPermit;
 use crate::router::{Lookup, Router, RouterBuilder};
 
 /// A route with its runtime handles.
@@ -36,6 +38,8 @@ struct Route {
     index: u32,
     cfg: RouteCfg,
     metrics: RouteMetrics,
+    /// The rate-limit scopes that apply to this route.
+    limits: RouteLimits,
 }
 
 /// Everything the request path needs, built once from the bundle.
@@ -46,6 +50,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     analytics: Analytics,
     draining: AtomicBool,
+    /// `None` when the bundle has no rate-limit policy.
+    rate_limiter: Option<RateLimiter>,
 }
 
 impl Gateway {
@@ -55,12 +61,17 @@ impl Gateway {
         analytics: Analytics,
     ) -> Result<Self, crate::router::RouteError> {
         let mut builder = RouterBuilder::new();
+        let mut rate_limiter = RateLimiter::new(&config, &metrics);
         for (i, r) in config.routes.iter().enumerate() {
             let api = &config.apis[r.api];
             let route = Route {
                 index: u32::try_from(i).unwrap_or(u32::MAX),
                 cfg: r.clone(),
                 metrics: metrics.route(&api.name, &r.operation_id, &r.method),
+                limits: rate_limiter
+                    .as_mut()
+                    .map(|rl| rl.route(&config, r))
+                    .unwrap_or_default(),
             };
             builder.insert(r.method.clone(), &r.template, route)?;
         }
@@ -76,7 +87,37 @@ impl Gateway {
             metrics,
             analytics,
             draining: AtomicBool::new(false),
+            rate_limiter,
         })
+    }
+
+    /// Starts the traffic-policy background tasks: sweeping idle rate-limit keys
+    /// and active upstream health checks. Abort them at shutdown.
+    pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if self.rate_limiter.is_some() {
+            let gw = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    if let Some(rl) = &gw.rate_limiter {
+                        rl.sweep();
+                    }
+                }
+            }));
+        }
+        for u in &self.upstreams {
+            if let Some(checker) = u.health_checker() {
+                tasks.push(tokio::spawn(checker));
+            }
+        }
+        tasks
+    }
+
+    /// The rate limiter's own counters (keys, capacity, bytes, evictions).
+    pub fn rate_limit_stats(&self) -> Option<ratelimit::StoreStats> {
+        self.rate_limiter.as_ref().map(RateLimiter::stats)
     }
 
     /// Marks the gateway as draining: `/readyz` fails, new requests still work
@@ -96,12 +137,17 @@ impl Gateway {
         conn: ConnInfo,
     ) -> Response<ResponseBody> {
         // Stage 1: request id, first, so that every answer, errors included, carries it.
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             start: Instant::now(),
             time: SystemTime::now(),
             request_id: request_id::take_or_generate(req.headers().get(&X_REQUEST_ID)),
             method: req.method().clone(),
-            client: conn.peer,
+            client_ip: self
+                .config
+                .trusted_proxies
+                .client_ip(conn.peer.ip(), req.headers()),
+            rate_limit: None,
+            upstream_permit: None,
             // Dropped with the record, or with this future if the client goes away first.
             in_flight: InFlight::start(&conn, &self.metrics),
         };
@@ -115,6 +161,33 @@ impl Gateway {
             }
             Lookup::NotFound => return self.reject(GatewayError::NotFound, None, ctx),
             Lookup::InvalidPath(_) => return self.reject(GatewayError::BadPath, None, ctx),
+        };
+
+        // Stage: rate limit. After authentication (a quota is kept per consumer, and
+        // requests refused by auth never count against one), before the body limit
+        // and the proxy so a refused request costs no upstream work.
+        let consumer: Option<&str> = None; // the authenticated consumer, from the auth stage
+        let allowed = match &self.rate_limiter {
+            None => None,
+            Some(rl) => {
+                let caller = Caller {
+                    consumer,
+                    client_ip: ctx.client_ip,
+                    headers: req.headers(),
+                    claims: None,
+                };
+                match rl.check(&route.limits, &caller, ctx.start) {
+                    Verdict::Unlimited => None,
+                    Verdict::Allowed(a) => {
+                        ctx.rate_limit = rl.outcome(&a);
+                        Some(a)
+                    }
+                    Verdict::Limited(l) => {
+                        ctx.rate_limit = Some(l.outcome.clone());
+                        return self.reject(GatewayError::RateLimited(l), Some(route), ctx);
+                    }
+                }
+            }
         };
 
         // Stage 3: body limit. Before the proxy so an oversized declared body costs
@@ -141,6 +214,8 @@ impl Gateway {
         };
         let (mut response, upstream_latency, error) = match proxy::forward(outbound, req).await {
             Ok(inbound) => {
+                // Counted against the upstream's concurrency cap until the body ends.
+                ctx.upstream_permit = Some(inbound.permit);
                 let (parts, body) = inbound.response.into_parts();
                 let response = Response::from_parts(parts, ResponseBody::upstream(body));
                 (response, Some(inbound.upstream_latency), None)
@@ -153,6 +228,9 @@ impl Gateway {
         response
             .headers_mut()
             .insert(X_REQUEST_ID, ctx.request_id.clone());
+        if let (Some(rl), Some(a)) = (&self.rate_limiter, &allowed) {
+            rl.write_headers(&route.limits, a, response.headers_mut());
+        }
 
         // Stage 5: record, when the response body is done.
         self.record(
@@ -211,7 +289,11 @@ struct Ctx {
     time: SystemTime,
     request_id: HeaderValue,
     method: http::Method,
-    client: SocketAddr,
+    /// The client's address after trusted proxies (see `client_ip`).
+    client_ip: IpAddr,
+    rate_limit: Option<ratelimit::Outcome>,
+    /// The upstream concurrency slot, released with the record.
+    upstream_permit: Option<ConcurrencyPermit>,
     /// Released when the record is dropped, after `finish`.
     in_flight: InFlight,
 }
@@ -253,7 +335,8 @@ impl Finish for Record {
                 upstream: self.upstream,
                 bytes_in: self.body.as_ref().map_or(0, |b| b.bytes()),
                 bytes_out,
-                client: self.ctx.client,
+                client: self.ctx.client_ip,
+                rate_limit: self.ctx.rate_limit,
                 error: self.error,
                 consumer: None,
             },

@@ -24,6 +24,7 @@ use crate::body::{BodyState, RequestBody};
 use crate::bundle::{LoadBalancing, UpstreamCfg};
 use crate::error::GatewayError;
 use crate::metrics::UpstreamMetrics;
+use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -38,6 +39,8 @@ pub struct Upstream {
     client: Client<HttpConnector, RequestBody>,
     next: AtomicUsize,
     pub metrics: UpstreamMetrics,
+    /// Circuit breaker, URL health, retry budget, concurrency cap.
+    pub resilience: Resilience,
 }
 
 impl Upstream {
@@ -52,12 +55,20 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
+        let resilience = Resilience::new(&cfg, metrics.resilience.clone());
         Self {
             cfg,
             client,
             next: AtomicUsize::new(0),
             metrics,
+            resilience,
         }
+    }
+
+    /// The active health check loop, when the upstream has `healthCheck`.
+    pub fn health_checker(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        self.resilience
+            .health_checker(&self.cfg, self.client.clone())
     }
 
     fn first_target(&self) -> usize {
@@ -82,6 +93,9 @@ pub struct Outbound<'a> {
 pub struct Inbound {
     pub response: Response<Incoming>,
     pub upstream_latency: Duration,
+    /// The request's place under the upstream's concurrency cap: keep it until
+    /// the response body ends.
+    pub permit: ConcurrencyPermit,
 }
 
 /// Sends the request, with failover and retries, and returns the upstream response.
@@ -91,6 +105,14 @@ pub async fn forward(
 ) -> Result<Inbound, GatewayError> {
     let upstream = out.upstream;
     let cfg = &upstream.cfg;
+    let res = &upstream.resilience;
+    // Fail fast, before any work: an open circuit or a full upstream.
+    let (admission, permit) = res.admit().map_err(|r| match r {
+        Rejection::CircuitOpen(retry) => GatewayError::CircuitOpen {
+            retry_after_secs: retry.as_secs() + u64::from(retry.subsec_nanos() > 0),
+        },
+        Rejection::Overloaded => GatewayError::UpstreamOverloaded,
+    })?;
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -110,11 +132,10 @@ pub async fn forward(
         LoadBalancing::Failover => n,
         LoadBalancing::RoundRobin => 1,
     });
-    let start_at = upstream.first_target();
+    let mut pos = upstream.first_target() % n;
     let mut body = Some(body);
     let mut last_error = GatewayError::UpstreamConnect;
     for attempt in 0..max_attempts {
-        let target = &cfg.targets[(start_at + attempt) % n];
         let body = match body.take() {
             Some(b) => b,
             None => match &out.body {
@@ -123,6 +144,12 @@ pub async fn forward(
                 Some(_) => break,
             },
         };
+        // Retries come out of the upstream's budget, so they cannot amplify an outage.
+        if attempt > 0 && !res.try_retry() {
+            break;
+        }
+        let index = res.pick(&mut pos);
+        let target = &cfg.targets[index];
         let mut builder = Request::builder()
             .method(parts.method.clone())
             .version(Version::HTTP_11)
@@ -144,6 +171,9 @@ pub async fn forward(
         let err = match result {
             Ok(Ok(mut response)) => {
                 upstream.metrics.observe(elapsed);
+                let ok = !is_failure_status(response.status());
+                res.target_result(index, ok);
+                res.finish(admission, Some(ok));
                 strip_hop_by_hop(response.headers_mut(), false);
                 if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
                     (client_upgrade, response.status())
@@ -154,11 +184,15 @@ pub async fn forward(
                 return Ok(Inbound {
                     response,
                     upstream_latency: elapsed,
+                    permit,
                 });
             }
             Ok(Err(e)) => classify(&e, &out),
             Err(_) => GatewayError::UpstreamTimeout,
         };
+        if err.is_upstream() {
+            res.target_result(index, false);
+        }
         upstream.metrics.error(err.kind());
         tracing::debug!(upstream = %cfg.name, attempt, kind = err.kind(), "upstream attempt failed");
         let retryable = match err {
@@ -173,6 +207,8 @@ pub async fn forward(
             break;
         }
     }
+    let verdict = last_error.is_upstream().then_some(false);
+    res.finish(admission, verdict);
     Err(last_error)
 }
 

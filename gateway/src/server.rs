@@ -100,6 +100,7 @@ impl Server {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let admin_task = tokio::spawn(admin::serve(admin, gateway.clone()));
+        let background = gateway.spawn_background();
         let builder = connection_builder(&gateway.config);
         // Every connection task holds a receiver: `send` asks them to finish, and
         // `closed` completes when the last one is gone.
@@ -142,6 +143,9 @@ impl Server {
             tracing::warn!("grace period over, closing remaining connections");
         }
         admin_task.abort();
+        for task in background {
+            task.abort();
+        }
         // Flush analytics off the runtime's worker threads.
         let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
         tracing::info!("stopped");

@@ -23,7 +23,15 @@ pub fn run(args: &ProjectArg, output: Output) -> Result<()> {
                 api.spec
             );
             for r in &api.routes {
-                println!("    {:<7} {}  ({})", r.method, r.path, r.operation_id);
+                let limits = if r.rate_limits.is_empty() {
+                    String::new()
+                } else {
+                    format!("  rate limits: {}", r.rate_limits.join(", "))
+                };
+                println!(
+                    "    {:<7} {}  ({}){limits}",
+                    r.method, r.path, r.operation_id
+                );
             }
         }
         for v in &compiled.env {

@@ -2,9 +2,11 @@
 //!
 //! Here the files meet: `include` is matched against each spec's operations, every
 //! API and operation gets an upstream (from `mgw.yaml`, `x-mgw-upstream` or
-//! `x-wso2-production-endpoints`), routes are checked for conflicts across APIs, and
-//! anything the spec asks for that this gateway cannot enforce yet (authentication,
-//! rate limits, CORS) is refused with its location. The result is run through
+//! `x-wso2-production-endpoints`), rate-limit policies named by `mgw.yaml` or the
+//! spec (`x-mgw-rate-limit`, `x-wso2-throttling-tier`) are resolved against the
+//! declared ones, routes are checked for conflicts across APIs, and anything the
+//! spec asks for that this gateway cannot enforce yet (authentication, CORS) is
+//! refused with its location. The result is run through
 //! `mgw_gateway::bundle::Config::from_bundle`, the gateway's own check, so an image
 //! the builder makes is one the gateway accepts; its problems are mapped back to the
 //! project file and key that caused them.
@@ -19,6 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use mgw_gateway::bundle::{
     self, Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation,
     Retry, SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
+};
+use mgw_gateway::bundle::{
+    CircuitBreaker, HealthCheck, PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits,
 };
 use mgw_gateway::env;
 use serde::Serialize;
@@ -81,6 +86,9 @@ pub struct RouteSummary {
     pub path: String,
     pub operation_id: String,
     pub upstream: String,
+    /// Rate-limit policies that apply (API level, then operation level).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<String>,
 }
 
 /// One environment variable the deployment may set.
@@ -109,6 +117,7 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         origins: BTreeMap::new(),
         upstreams: BTreeMap::new(),
         routes: BTreeMap::new(),
+        used_policies: BTreeSet::new(),
     };
     let bundle = c.bundle();
     if !c.diags.is_empty() {
@@ -152,6 +161,8 @@ struct Compiler<'p> {
     upstreams: BTreeMap<String, Upstream>,
     /// (method, canonical template) → (API, operationId, origin), for conflicts.
     routes: BTreeMap<(String, String), (String, String, Origin)>,
+    /// Rate-limit policies something refers to.
+    used_policies: BTreeSet<String>,
 }
 
 fn mpath() -> KeyPath {
@@ -208,7 +219,11 @@ impl Compiler<'_> {
         }
         self.declared_upstreams_unused();
         let analytics = self.analytics();
+        let rate_limits = self.rate_limits();
+        let trusted_proxies = self.trusted_proxies();
         Bundle {
+            rate_limits,
+            trusted_proxies,
             schema_version: SCHEMA_VERSION,
             gateway: GatewayInfo {
                 name: m.name.clone(),
@@ -318,11 +333,20 @@ impl Compiler<'_> {
             ("poolMaxIdlePerHost", "poolMaxIdlePerHost"),
             ("retry", "retry"),
             ("loadBalancing", "loadBalancing"),
+            ("maxConcurrentRequests", "maxConcurrentRequests"),
+            ("retry.budgetPercent", "retry.budget.percent"),
+            ("retry.minRetriesPerSecond", "retry.budget.minPerSecond"),
+            ("circuitBreaker", "circuitBreaker"),
+            ("circuitBreaker.windowMs", "circuitBreaker.window"),
+            ("circuitBreaker.openMs", "circuitBreaker.openDuration"),
+            ("passiveHealth", "passiveHealth"),
+            ("passiveHealth.ejectionMs", "passiveHealth.ejectionDuration"),
+            ("healthCheck", "healthCheck"),
+            ("healthCheck.intervalMs", "healthCheck.interval"),
+            ("healthCheck.timeoutMs", "healthCheck.timeout"),
         ] {
-            self.map(
-                format!("{key}.{bundle_key}"),
-                self.manifest_origin(&p.key(k)),
-            );
+            let path = k.split('.').fold(p.clone(), |path, seg| path.key(seg));
+            self.map(format!("{key}.{bundle_key}"), self.manifest_origin(&path));
         }
         let upstream = Upstream {
             urls: u.urls.clone(),
@@ -332,9 +356,19 @@ impl Compiler<'_> {
             retry: Retry {
                 attempts: u.retry_attempts.unwrap_or(d.retry.attempts),
                 idempotent: u.retry_idempotent.unwrap_or(d.retry.idempotent),
+                budget_percent: u.retry_budget_percent.unwrap_or(d.retry.budget_percent),
+                min_retries_per_second: u
+                    .retry_min_per_second
+                    .unwrap_or(d.retry.min_retries_per_second),
             },
             pool_idle_timeout_ms: u.pool_idle_timeout.map_or(d.pool_idle_timeout_ms, ms),
             pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(d.pool_max_idle_per_host),
+            max_concurrent_requests: u
+                .max_concurrent_requests
+                .unwrap_or(d.max_concurrent_requests),
+            circuit_breaker: circuit_breaker(u.circuit_breaker.as_ref(), d.circuit_breaker),
+            passive_health: passive_health(u.passive_health.as_ref(), d.passive_health),
+            health_check: u.health_check.as_ref().map(health_check),
         };
         self.upstreams.insert(name.to_owned(), upstream);
         name.to_owned()
@@ -408,6 +442,7 @@ impl Compiler<'_> {
         };
 
         let api_upstream = self.api_upstream(i, spec);
+        let api_rate_limit = self.api_rate_limit(i, spec);
 
         self.refuse_unsupported(&settings.name, spec, &selected);
 
@@ -440,10 +475,16 @@ impl Compiler<'_> {
                     .as_ref()
                     .map(|ep| self.use_endpoints(format!("x-wso2:{}:{}", settings.name, op.id), ep))
             };
+            let rate_limit = op
+                .policies
+                .rate_limit
+                .as_ref()
+                .and_then(|r| self.policy_ref(r));
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
                 path: op.path.clone(),
+                rate_limit,
                 upstream,
             });
         }
@@ -469,6 +510,7 @@ impl Compiler<'_> {
             version: spec.version.clone(),
             base_path,
             upstream: api_upstream?,
+            rate_limit: api_rate_limit,
             max_body_bytes: settings.max_body_bytes,
             operations,
         })
@@ -580,7 +622,6 @@ impl Compiler<'_> {
     /// once per place it is written.
     fn refuse_unsupported(&mut self, api: &str, spec: &ApiSpec, ops: &[&SpecOperation]) {
         let mut security: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
-        let mut rate: BTreeMap<Origin, (String, Vec<String>)> = BTreeMap::new();
         let mut cors: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
         let mut header: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
         let mut open_by_default: Vec<String> = Vec::new();
@@ -603,14 +644,6 @@ impl Compiler<'_> {
                 }
             } else if spec.wso2 && !disabled {
                 open_by_default.push(op.id.clone());
-            }
-            if let Some(r) = pick(|p| p.rate_limit.is_some()).rate_limit.as_ref() {
-                if !r.value.eq_ignore_ascii_case("unlimited") {
-                    rate.entry(r.origin.clone())
-                        .or_insert_with(|| (r.value.clone(), Vec::new()))
-                        .1
-                        .push(op.id.clone());
-                }
             }
             if let Some(c) = pick(|p| p.cors.is_some()).cors.as_ref() {
                 cors.entry(c.origin.clone())
@@ -650,15 +683,6 @@ impl Compiler<'_> {
                 ),
             ));
         }
-        for (origin, (tier, ids)) in rate {
-            self.diags.push(Diagnostic::new(
-                &origin,
-                format!(
-                    "rate limiting (`{tier}`, used by {}) is not supported yet by this mgw version; remove it or use `Unlimited`",
-                    ops_of(&ids)
-                ),
-            ));
-        }
         for (origin, ids) in cors {
             self.diags.push(Diagnostic::new(
                 &origin,
@@ -677,6 +701,130 @@ impl Compiler<'_> {
                 ),
             ));
         }
+    }
+
+    /// `apis[i].rateLimit` in `mgw.yaml`, else the spec root's `x-mgw-rate-limit`
+    /// or `x-wso2-throttling-tier`.
+    fn api_rate_limit(&mut self, i: usize, spec: &ApiSpec) -> Option<String> {
+        let settings = &self.project.manifest.apis[i];
+        let key = format!("apis[{i}].rateLimit");
+        if let Some(name) = &settings.rate_limit {
+            let ap = mpath().key("apis").index(i).key("rateLimit");
+            self.map(key, self.manifest_origin(&ap));
+            if let Some(ext) = &spec.policies.rate_limit {
+                self.warnings.push(Diagnostic::new(
+                    &ext.origin,
+                    format!(
+                        "rate limit `{}` of the spec is overridden by `apis[{i}].rateLimit: {name}` in `mgw.yaml`",
+                        ext.value
+                    ),
+                ));
+            }
+            // An unknown name was reported by the manifest check.
+            if self.project.manifest.policy_exists(name) != Some(true) {
+                return None;
+            }
+            self.used_policies.insert(name.clone());
+            return Some(name.clone());
+        }
+        let ext = spec.policies.rate_limit.as_ref()?;
+        self.map(key, ext.origin.clone());
+        self.policy_ref(ext)
+    }
+
+    /// A policy a spec names: declared (its name), `Unlimited` (no limit), or an
+    /// error at the extension.
+    fn policy_ref(&mut self, l: &Located<String>) -> Option<String> {
+        match self.project.manifest.policy_exists(&l.value) {
+            Some(true) => {
+                self.used_policies.insert(l.value.clone());
+                Some(l.value.clone())
+            }
+            Some(false) => None,
+            None => {
+                let declared = self.project.manifest.policy_names();
+                self.diags.push(Diagnostic::new(
+                    &l.origin,
+                    format!(
+                        "no rate-limit policy named `{}`{}; declare it in `mgw.yaml` under `rateLimits.policies` (declared: {}), or use `Unlimited`",
+                        l.value,
+                        suggestion(&l.value, declared.iter().copied()),
+                        list(&declared, 20)
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    fn rate_limits(&mut self) -> Option<RateLimits> {
+        let r = self.project.manifest.rate_limits.as_ref()?;
+        let p = mpath().key("rateLimits");
+        for (bundle_key, key) in [
+            ("rateLimits", None),
+            ("rateLimits.unauthenticated", Some("unauthenticated")),
+            ("rateLimits.maxKeys", Some("maxKeys")),
+            ("rateLimits.headers", Some("headers")),
+        ] {
+            let path = key.map_or(p.clone(), |k| p.key(k));
+            self.map(bundle_key, self.manifest_origin(&path));
+        }
+        let mut policies = BTreeMap::new();
+        for (name, policy) in &r.policies {
+            let pp = p.key("policies").key(name.clone());
+            let key = format!("rateLimits.policies.{name}");
+            self.map(key.clone(), self.project.manifest.key_origin(&pp));
+            for (bundle_key, k) in [
+                ("requests", "requests"),
+                ("periodSeconds", "period"),
+                ("burst", "burst"),
+                ("key", "key"),
+            ] {
+                self.map(
+                    format!("{key}.{bundle_key}"),
+                    self.manifest_origin(&pp.key(k)),
+                );
+            }
+            if !self.used_policies.contains(name) && r.unauthenticated.as_ref() != Some(name) {
+                self.warnings.push(Diagnostic::new(
+                    &self.project.manifest.key_origin(&pp),
+                    format!(
+                        "rate-limit policy `{name}` is not used by any API or operation; it is left in the bundle unused"
+                    ),
+                ));
+            }
+            policies.insert(
+                name.clone(),
+                RateLimitPolicy {
+                    requests: policy.requests,
+                    period_seconds: policy.period_seconds,
+                    burst: policy.burst,
+                    key: policy.key.clone(),
+                },
+            );
+        }
+        let d: RateLimits = serde_json::from_value(serde_json::json!({ "policies": {} }))
+            .expect("the gateway's rate-limit defaults deserialize");
+        Some(RateLimits {
+            policies,
+            unauthenticated: r.unauthenticated.clone(),
+            headers: RateLimitHeaders {
+                ietf: r.ietf_headers.unwrap_or(d.headers.ietf),
+                x_rate_limit: r.x_rate_limit_headers.unwrap_or(d.headers.x_rate_limit),
+            },
+            max_keys: r.max_keys.unwrap_or(d.max_keys),
+        })
+    }
+
+    fn trusted_proxies(&mut self) -> Vec<String> {
+        let list = self.project.manifest.trusted_proxies.clone();
+        for i in 0..list.len() {
+            self.map(
+                format!("trustedProxies[{i}]"),
+                self.manifest_origin(&mpath().key("trustedProxies").index(i)),
+            );
+        }
+        list
     }
 
     fn declared_upstreams_unused(&mut self) {
@@ -700,6 +848,46 @@ impl Compiler<'_> {
     }
 }
 
+fn circuit_breaker(
+    s: Option<&super::manifest::CircuitBreakerSettings>,
+    d: CircuitBreaker,
+) -> CircuitBreaker {
+    let Some(s) = s else { return d };
+    CircuitBreaker {
+        enabled: s.enabled.unwrap_or(d.enabled),
+        consecutive_failures: s.consecutive_failures.unwrap_or(d.consecutive_failures),
+        failure_rate_percent: s.failure_rate_percent.unwrap_or(d.failure_rate_percent),
+        min_requests: s.min_requests.unwrap_or(d.min_requests),
+        window_ms: s.window.map_or(d.window_ms, ms),
+        open_ms: s.open_duration.map_or(d.open_ms, ms),
+        half_open_requests: s.half_open_requests.unwrap_or(d.half_open_requests),
+    }
+}
+
+fn passive_health(
+    s: Option<&super::manifest::PassiveHealthSettings>,
+    d: PassiveHealth,
+) -> PassiveHealth {
+    let Some(s) = s else { return d };
+    PassiveHealth {
+        enabled: s.enabled.unwrap_or(d.enabled),
+        consecutive_failures: s.consecutive_failures.unwrap_or(d.consecutive_failures),
+        ejection_ms: s.ejection_duration.map_or(d.ejection_ms, ms),
+    }
+}
+
+fn health_check(s: &super::manifest::HealthCheckSettings) -> HealthCheck {
+    let d: HealthCheck = serde_json::from_value(serde_json::json!({ "path": s.path }))
+        .expect("the gateway's health check defaults deserialize");
+    HealthCheck {
+        path: s.path.clone(),
+        interval_ms: s.interval.map_or(d.interval_ms, ms),
+        timeout_ms: s.timeout.map_or(d.timeout_ms, ms),
+        healthy_threshold: s.healthy_threshold.unwrap_or(d.healthy_threshold),
+        unhealthy_threshold: s.unhealthy_threshold.unwrap_or(d.unhealthy_threshold),
+    }
+}
+
 fn summarize(project: &Project, bundle: &Bundle) -> Summary {
     let m = &project.manifest;
     let mut total = 0;
@@ -716,6 +904,12 @@ fn summarize(project: &Project, bundle: &Bundle) -> Summary {
                     path: join_paths(&api.base_path, &o.path),
                     operation_id: o.id.clone(),
                     upstream: o.upstream.clone().unwrap_or_else(|| api.upstream.clone()),
+                    rate_limits: api
+                        .rate_limit
+                        .iter()
+                        .chain(&o.rate_limit)
+                        .cloned()
+                        .collect(),
                 })
                 .collect();
             total += routes.len();
@@ -760,6 +954,9 @@ fn env_vars(bundle: &Bundle) -> (Vec<EnvVar>, Vec<Diagnostic>) {
     }
     if let Some(p) = &bundle.analytics.path {
         templates.push(("analytics.path".into(), p));
+    }
+    for (i, t) in bundle.trusted_proxies.iter().enumerate() {
+        templates.push((format!("trustedProxies[{i}]"), t));
     }
     let mut vars: BTreeMap<String, (Vec<Option<String>>, Vec<String>)> = BTreeMap::new();
     for (key, t) in templates {
@@ -914,6 +1111,102 @@ mod tests {
             .to_string();
         assert!(
             e.contains("api.yaml:9:44: `#/paths/~1a/get/x-wso2-production-endpoints/urls/0`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rate_limits_attach_at_api_and_operation_level() {
+        let m = format!(
+            "{MANIFEST}    rateLimit: api100\nrateLimits:\n  unauthenticated: anon\n  policies:\n    api100: {{requests: 100, period: 1s, burst: 10}}\n    Gold: {{requests: 5, period: 1m, key: {{header: X-Tenant}}}}\n    anon: {{requests: 10, period: 1m}}\n    spare: {{requests: 1, period: 1s}}\n"
+        );
+        let spec = SPEC
+            .replace(
+                "get: {operationId: getPet}",
+                "get: {operationId: getPet, x-wso2-throttling-tier: Gold}",
+            )
+            .replace(
+                "delete: {operationId: deletePet}",
+                "delete: {operationId: deletePet, x-mgw-rate-limit: Unlimited}",
+            );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
+        let api = &c.bundle.apis[0];
+        assert_eq!(api.rate_limit.as_deref(), Some("api100"));
+        let by_id = |id: &str| api.operations.iter().find(|o| o.id == id).unwrap();
+        assert_eq!(by_id("getPet").rate_limit.as_deref(), Some("Gold"));
+        assert_eq!(by_id("deletePet").rate_limit, None);
+        assert_eq!(by_id("listPets").rate_limit, None);
+        let r = c.bundle.rate_limits.as_ref().unwrap();
+        assert_eq!(r.unauthenticated.as_deref(), Some("anon"));
+        assert_eq!(r.policies["api100"].period_seconds, 1);
+        assert_eq!(r.policies["api100"].burst, Some(10));
+        assert_eq!(
+            r.policies["Gold"].key,
+            mgw_gateway::bundle::RateLimitKey::Header("X-Tenant".into())
+        );
+        let warnings: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("rate-limit policy `spare` is not used")),
+            "{warnings:?}"
+        );
+        // The bundle is one the gateway accepts.
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(text.contains(r#""rateLimit":"Gold""#), "{text}");
+    }
+
+    #[test]
+    fn unknown_rate_limit_names_are_build_errors_at_their_position() {
+        let spec = format!(
+            "{}x-mgw-rate-limit: Platinum\n",
+            SPEC.replace(
+                "get: {operationId: getPet}",
+                "get: {operationId: getPet, x-wso2-throttling-tier: Gold}"
+            )
+        );
+        let e = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api.yaml:6:56: `#/paths/~1pets~1{id}/get/x-wso2-throttling-tier`: no rate-limit policy named `Gold`; declare it in `mgw.yaml` under `rateLimits.policies` (declared: none), or use `Unlimited`"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "api.yaml:10:19: `#/x-mgw-rate-limit`: no rate-limit policy named `Platinum`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn upstream_resilience_settings_reach_the_bundle() {
+        let m = MANIFEST.replace(
+            "pets: {urls: ['${PETS_URL:-http://127.0.0.1:8081}']}",
+            "pets:\n    urls: ['${PETS_URL:-http://127.0.0.1:8081}']\n    maxConcurrentRequests: 8\n    circuitBreaker: {openDuration: 2s, failureRatePercent: 0}\n    passiveHealth: {ejectionDuration: 1m}\n    healthCheck: {path: /ready}\n    retry: {budget: {percent: 5}}",
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        let u = &c.bundle.upstreams["pets"];
+        assert_eq!(u.max_concurrent_requests, 8);
+        assert_eq!(u.circuit_breaker.open_ms, 2_000);
+        assert_eq!(u.circuit_breaker.failure_rate_percent, 0);
+        assert_eq!(u.circuit_breaker.consecutive_failures, 10);
+        assert_eq!(u.passive_health.ejection_ms, 60_000);
+        assert_eq!(u.health_check.as_ref().unwrap().path, "/ready");
+        assert_eq!(u.health_check.as_ref().unwrap().interval_ms, 5_000);
+        assert_eq!(u.retry.budget_percent, 5);
+        assert_eq!(u.retry.min_retries_per_second, 10);
+        // A value only the gateway can judge is mapped back to `mgw.yaml`.
+        let m = m.replace(
+            "failureRatePercent: 0",
+            "failureRatePercent: 0, consecutiveFailures: 0",
+        );
+        let e = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mgw.yaml:7:21: `upstreams.pets.circuitBreaker`: can never open"),
             "{e}"
         );
     }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mgw_gateway::bundle::{LoadBalancing, SinkKind};
+use mgw_gateway::bundle::{LoadBalancing, RateLimitKey, SinkKind};
 use mgw_gateway::env;
 use serde::Deserialize;
 
@@ -39,6 +39,10 @@ struct ManifestWire {
     #[serde(default)]
     limits: Option<LimitsWire>,
     #[serde(default)]
+    rate_limits: Option<RateLimitsWire>,
+    #[serde(default)]
+    trusted_proxies: Option<Vec<String>>,
+    #[serde(default)]
     upstreams: Option<BTreeMap<String, UpstreamWire>>,
     apis: Vec<ApiWire>,
     #[serde(default)]
@@ -48,17 +52,11 @@ struct ManifestWire {
     #[serde(default)]
     auth: Option<serde::de::IgnoredAny>,
     #[serde(default)]
-    rate_limits: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
     cors: Option<serde::de::IgnoredAny>,
 }
 
 /// Keys of `mgw.yaml` reserved for later versions, with what they will configure.
-const RESERVED: &[(&str, &str)] = &[
-    ("auth", "auth providers"),
-    ("rateLimits", "rate-limit policies"),
-    ("cors", "CORS"),
-];
+const RESERVED: &[(&str, &str)] = &[("auth", "auth providers"), ("cors", "CORS")];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -149,6 +147,14 @@ struct UpstreamWire {
     pool_idle_timeout: Option<String>,
     #[serde(default)]
     pool_max_idle_per_host: Option<u64>,
+    #[serde(default)]
+    max_concurrent_requests: Option<u64>,
+    #[serde(default)]
+    circuit_breaker: Option<CircuitBreakerWire>,
+    #[serde(default)]
+    passive_health: Option<PassiveHealthWire>,
+    #[serde(default)]
+    health_check: Option<HealthCheckWire>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +164,8 @@ struct RetryWire {
     attempts: Option<u32>,
     #[serde(default)]
     idempotent: Option<bool>,
+    #[serde(default)]
+    budget: Option<RetryBudgetWire>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +177,8 @@ struct ApiWire {
     base_path: Option<String>,
     #[serde(default)]
     upstream: Option<String>,
+    #[serde(default)]
+    rate_limit: Option<String>,
     #[serde(default)]
     include: Option<IncludeWire>,
     #[serde(default)]
@@ -195,6 +205,94 @@ struct AnalyticsWire {
     queue_capacity: Option<u64>,
 }
 
+// Traffic policies: rate limits and upstream resilience.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RateLimitsWire {
+    #[serde(default)]
+    policies: Option<BTreeMap<String, PolicyWire>>,
+    #[serde(default)]
+    unauthenticated: Option<String>,
+    #[serde(default)]
+    headers: Option<RateLimitHeadersWire>,
+    #[serde(default)]
+    max_keys: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PolicyWire {
+    requests: u64,
+    period: String,
+    #[serde(default)]
+    burst: Option<u64>,
+    #[serde(default)]
+    key: Option<RateLimitKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RateLimitHeadersWire {
+    #[serde(default)]
+    ietf: Option<bool>,
+    #[serde(default)]
+    x_rate_limit: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RetryBudgetWire {
+    #[serde(default)]
+    percent: Option<u32>,
+    #[serde(default)]
+    min_per_second: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CircuitBreakerWire {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    consecutive_failures: Option<u32>,
+    #[serde(default)]
+    failure_rate_percent: Option<u32>,
+    #[serde(default)]
+    min_requests: Option<u32>,
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default)]
+    open_duration: Option<String>,
+    #[serde(default)]
+    half_open_requests: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PassiveHealthWire {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    consecutive_failures: Option<u32>,
+    #[serde(default)]
+    ejection_duration: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct HealthCheckWire {
+    path: String,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    healthy_threshold: Option<u32>,
+    #[serde(default)]
+    unhealthy_threshold: Option<u32>,
+}
+
 // ---------------------------------------------------------------------------
 // Domain types
 // ---------------------------------------------------------------------------
@@ -207,6 +305,10 @@ pub struct Manifest {
     pub image: ImageSettings,
     pub listeners: ListenerSettings,
     pub limits: LimitSettings,
+    /// `None` when `mgw.yaml` has no `rateLimits`.
+    pub rate_limits: Option<RateLimitSettings>,
+    /// CIDR ranges (or `${VAR}` templates of comma-separated ranges).
+    pub trusted_proxies: Vec<String>,
     /// Declared upstreams by name.
     pub upstreams: BTreeMap<String, UpstreamSettings>,
     /// In the order written; `apis[i]` in key paths.
@@ -251,6 +353,88 @@ pub struct UpstreamSettings {
     pub retry_idempotent: Option<bool>,
     pub pool_idle_timeout: Option<Duration>,
     pub pool_max_idle_per_host: Option<u64>,
+    pub retry_budget_percent: Option<u32>,
+    pub retry_min_per_second: Option<u32>,
+    pub max_concurrent_requests: Option<u64>,
+    pub circuit_breaker: Option<CircuitBreakerSettings>,
+    pub passive_health: Option<PassiveHealthSettings>,
+    pub health_check: Option<HealthCheckSettings>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CircuitBreakerSettings {
+    pub enabled: Option<bool>,
+    pub consecutive_failures: Option<u32>,
+    pub failure_rate_percent: Option<u32>,
+    pub min_requests: Option<u32>,
+    pub window: Option<Duration>,
+    pub open_duration: Option<Duration>,
+    pub half_open_requests: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassiveHealthSettings {
+    pub enabled: Option<bool>,
+    pub consecutive_failures: Option<u32>,
+    pub ejection_duration: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSettings {
+    pub path: String,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub healthy_threshold: Option<u32>,
+    pub unhealthy_threshold: Option<u32>,
+}
+
+/// `rateLimits` in `mgw.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    pub policies: BTreeMap<String, PolicySettings>,
+    /// A key of `policies`.
+    pub unauthenticated: Option<String>,
+    pub ietf_headers: Option<bool>,
+    pub x_rate_limit_headers: Option<bool>,
+    pub max_keys: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySettings {
+    pub requests: u64,
+    pub period_seconds: u64,
+    pub burst: Option<u64>,
+    pub key: RateLimitKey,
+}
+
+/// The name that means "no rate limit" (WSO2's built-in tier), unless a policy
+/// is declared with that name.
+pub const UNLIMITED: &str = "Unlimited";
+
+impl Manifest {
+    /// Is `name` a declared policy, or `Unlimited`? `Some(true)` for a policy,
+    /// `Some(false)` for no limit, `None` when unknown.
+    pub fn policy_exists(&self, name: &str) -> Option<bool> {
+        let declared = self
+            .rate_limits
+            .as_ref()
+            .is_some_and(|r| r.policies.contains_key(name));
+        if declared {
+            Some(true)
+        } else if name.eq_ignore_ascii_case(UNLIMITED) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Declared policy names, sorted.
+    pub fn policy_names(&self) -> Vec<&str> {
+        self.rate_limits
+            .as_ref()
+            .map(|r| r.policies.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +446,9 @@ pub struct ApiSettings {
     pub base_path: Option<String>,
     /// A key of [`Manifest::upstreams`]; `None` to take it from the spec.
     pub upstream: Option<String>,
+    /// A rate-limit policy for the whole API (or `Unlimited`); `None` to take it
+    /// from the spec.
+    pub rate_limit: Option<String>,
     /// `None` serves every operation.
     pub include: Option<Include>,
     pub max_body_bytes: Option<u64>,
@@ -446,15 +633,18 @@ impl Validator<'_> {
                 );
             }
         }
-        let _ = (&w.auth, &w.rate_limits, &w.cors);
+        let _ = (&w.auth, &w.cors);
 
         check_name(self, &root().key("name"), &w.name, "the gateway name");
         self.version(&w.version);
         let image = self.image(w.image, &w.name);
         let listeners = self.listeners(w.listeners);
         let limits = self.limits(w.limits);
+        let rate_limits = w.rate_limits.map(|r| self.rate_limits(r));
+        let trusted_proxies = self.trusted_proxies(w.trusted_proxies.unwrap_or_default());
         let upstreams = self.upstreams(w.upstreams.unwrap_or_default());
         let apis = self.apis(w.apis, &upstreams);
+        self.api_rate_limits(&apis, rate_limits.as_ref());
         let analytics = self.analytics(w.analytics);
         Manifest {
             name: w.name,
@@ -462,6 +652,8 @@ impl Validator<'_> {
             image,
             listeners,
             limits,
+            rate_limits,
+            trusted_proxies,
             upstreams,
             apis,
             analytics,
@@ -602,6 +794,7 @@ impl Validator<'_> {
             let retry = u.retry.unwrap_or(RetryWire {
                 attempts: None,
                 idempotent: None,
+                budget: None,
             });
             if let Some(a) = retry.attempts {
                 if a > MAX_RETRY_ATTEMPTS {
@@ -613,7 +806,35 @@ impl Validator<'_> {
                     );
                 }
             }
+            let budget = retry.budget.unwrap_or(RetryBudgetWire {
+                percent: None,
+                min_per_second: None,
+            });
+            if budget.percent.is_some_and(|pct| pct > 1000) {
+                self.err(
+                    &p.key("retry").key("budget").key("percent"),
+                    "retries may add at most 1000 percent",
+                );
+            }
+            if u.max_concurrent_requests == Some(0) {
+                self.err(&p.key("maxConcurrentRequests"), "must be at least 1");
+            }
+            let circuit_breaker = u
+                .circuit_breaker
+                .map(|b| self.circuit_breaker(p.key("circuitBreaker"), b));
+            let passive_health = u
+                .passive_health
+                .map(|h| self.passive_health(p.key("passiveHealth"), h));
+            let health_check = u
+                .health_check
+                .map(|h| self.health_check(p.key("healthCheck"), h));
             let settings = UpstreamSettings {
+                retry_budget_percent: budget.percent,
+                retry_min_per_second: budget.min_per_second,
+                max_concurrent_requests: u.max_concurrent_requests,
+                circuit_breaker,
+                passive_health,
+                health_check,
                 load_balancing: u.load_balancing,
                 connect_timeout: self.positive_duration(p.key("connectTimeout"), u.connect_timeout),
                 timeout: self.positive_duration(p.key("timeout"), u.timeout),
@@ -702,11 +923,209 @@ impl Validator<'_> {
                 spec,
                 base_path,
                 upstream: a.upstream,
+                rate_limit: a.rate_limit,
                 include,
                 max_body_bytes,
             });
         }
         out
+    }
+
+    fn rate_limits(&mut self, w: RateLimitsWire) -> RateLimitSettings {
+        let p = || root().key("rateLimits");
+        let mut policies = BTreeMap::new();
+        for (name, pw) in w.policies.unwrap_or_default() {
+            let pp = p().key("policies").key(name.clone());
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !ok {
+                self.key_err(
+                    &pp,
+                    format!(
+                        "`{name}` is not valid as a policy name; use 1 to 64 letters, digits, `.`, `_` and `-` (it appears in response headers)"
+                    ),
+                );
+            }
+            if name.eq_ignore_ascii_case(UNLIMITED) {
+                self.key_err(
+                    &pp,
+                    format!("`{name}` means no rate limit; give the policy another name"),
+                );
+            }
+            if pw.requests == 0 {
+                self.err(&pp.key("requests"), "must be at least 1");
+            }
+            if pw.burst == Some(0) {
+                self.err(&pp.key("burst"), "must be at least 1");
+            }
+            let period_seconds = match duration_ms(&pw.period) {
+                Ok(ms) if ms >= 1000 && ms % 1000 == 0 => ms / 1000,
+                Ok(_) => {
+                    self.err(
+                        &pp.key("period"),
+                        format!(
+                            "`{}` must be a whole number of seconds, at least `1s` (such as `1s`, `1m` or `1h`)",
+                            pw.period.trim()
+                        ),
+                    );
+                    1
+                }
+                Err(e) => {
+                    self.err(&pp.key("period"), e);
+                    1
+                }
+            };
+            let key = pw.key.unwrap_or_default();
+            if let RateLimitKey::Header(h) = &key {
+                let token = !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token {
+                    self.err(
+                        &pp.key("key").key("header"),
+                        format!("`{h}` is not a header name"),
+                    );
+                }
+            }
+            if let RateLimitKey::Claim(c) = &key {
+                if c.trim().is_empty() {
+                    self.err(
+                        &pp.key("key").key("claim"),
+                        "must name a claim, such as `sub`",
+                    );
+                }
+            }
+            policies.insert(
+                name,
+                PolicySettings {
+                    requests: pw.requests,
+                    period_seconds,
+                    burst: pw.burst,
+                    key,
+                },
+            );
+        }
+        if let Some(u) = &w.unauthenticated {
+            if !policies.contains_key(u) {
+                self.err(
+                    &p().key("unauthenticated"),
+                    format!(
+                        "no policy named `{u}`{}; declared policies: {}",
+                        suggestion(u, policies.keys().map(String::as_str)),
+                        list(policies.keys(), 20)
+                    ),
+                );
+            }
+        }
+        if w.max_keys.is_some_and(|k| !(1024..=1 << 26).contains(&k)) {
+            self.err(
+                &p().key("maxKeys"),
+                format!("must be between 1024 and {} (16 bytes a key)", 1u64 << 26),
+            );
+        }
+        let headers = w.headers.unwrap_or(RateLimitHeadersWire {
+            ietf: None,
+            x_rate_limit: None,
+        });
+        RateLimitSettings {
+            policies,
+            unauthenticated: w.unauthenticated,
+            ietf_headers: headers.ietf,
+            x_rate_limit_headers: headers.x_rate_limit,
+            max_keys: w.max_keys,
+        }
+    }
+
+    /// `apis[].rateLimit` must name a declared policy (or `Unlimited`).
+    fn api_rate_limits(&mut self, apis: &[ApiSettings], rate_limits: Option<&RateLimitSettings>) {
+        let declared: Vec<&str> = rate_limits
+            .map(|r| r.policies.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        for (i, a) in apis.iter().enumerate() {
+            let Some(name) = &a.rate_limit else { continue };
+            if declared.contains(&name.as_str()) || name.eq_ignore_ascii_case(UNLIMITED) {
+                continue;
+            }
+            self.err(
+                &root().key("apis").index(i).key("rateLimit"),
+                format!(
+                    "no rate-limit policy named `{name}`{}; declare it under `rateLimits.policies` (declared: {}), or write `{UNLIMITED}`",
+                    suggestion(name, declared.iter().copied()),
+                    list(&declared, 20)
+                ),
+            );
+        }
+    }
+
+    fn trusted_proxies(&mut self, w: Vec<String>) -> Vec<String> {
+        for (i, entry) in w.iter().enumerate() {
+            if entry.contains("${") {
+                continue; // resolved and checked by the gateway at start
+            }
+            for part in entry.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                if let Err(e) = mgw_gateway::client_ip::IpNet::parse(part) {
+                    self.err(&root().key("trustedProxies").index(i), e);
+                }
+            }
+        }
+        w
+    }
+
+    fn circuit_breaker(&mut self, p: KeyPath, w: CircuitBreakerWire) -> CircuitBreakerSettings {
+        if w.failure_rate_percent.is_some_and(|r| r > 100) {
+            self.err(&p.key("failureRatePercent"), "is a percentage (0 to 100)");
+        }
+        if w.half_open_requests == Some(0) {
+            self.err(&p.key("halfOpenRequests"), "must be at least 1");
+        }
+        CircuitBreakerSettings {
+            enabled: w.enabled,
+            consecutive_failures: w.consecutive_failures,
+            failure_rate_percent: w.failure_rate_percent,
+            min_requests: w.min_requests,
+            window: self.positive_duration(p.key("window"), w.window),
+            open_duration: self.positive_duration(p.key("openDuration"), w.open_duration),
+            half_open_requests: w.half_open_requests,
+        }
+    }
+
+    fn passive_health(&mut self, p: KeyPath, w: PassiveHealthWire) -> PassiveHealthSettings {
+        if w.consecutive_failures == Some(0) {
+            self.err(&p.key("consecutiveFailures"), "must be at least 1");
+        }
+        PassiveHealthSettings {
+            enabled: w.enabled,
+            consecutive_failures: w.consecutive_failures,
+            ejection_duration: self
+                .positive_duration(p.key("ejectionDuration"), w.ejection_duration),
+        }
+    }
+
+    fn health_check(&mut self, p: KeyPath, w: HealthCheckWire) -> HealthCheckSettings {
+        if !w.path.starts_with('/') {
+            self.err(
+                &p.key("path"),
+                format!("`{}` must be an absolute path such as `/healthz`", w.path),
+            );
+        }
+        for (k, v) in [
+            ("healthyThreshold", w.healthy_threshold),
+            ("unhealthyThreshold", w.unhealthy_threshold),
+        ] {
+            if v == Some(0) {
+                self.err(&p.key(k), "must be at least 1");
+            }
+        }
+        HealthCheckSettings {
+            interval: self.positive_duration(p.key("interval"), w.interval),
+            timeout: self.positive_duration(p.key("timeout"), w.timeout),
+            healthy_threshold: w.healthy_threshold,
+            unhealthy_threshold: w.unhealthy_threshold,
+            path: w.path,
+        }
     }
 
     fn analytics(&mut self, w: Option<AnalyticsWire>) -> AnalyticsSettings {
@@ -950,6 +1369,105 @@ analytics:
     fn reserved_sections_are_not_supported_yet() {
         let e = errors("name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nauth: {}\n");
         assert!(e[0].contains("mgw.yaml:4:1: `auth`: `auth` (auth providers) is not supported yet by this mgw version"), "{}", e[0]);
+    }
+
+    const TRAFFIC: &str = r#"
+name: petstore
+version: 1.0.0
+trustedProxies: [10.0.0.0/8, "${LB_RANGES:-}"]
+rateLimits:
+  unauthenticated: anonymous
+  headers: {xRateLimit: false}
+  maxKeys: 100000
+  policies:
+    anonymous: {requests: 10, period: 1m}
+    gold: {requests: 100, period: 1s, burst: 20, key: consumer}
+    tenant: {requests: 5, period: 1h, key: {header: X-Tenant}}
+    subject: {requests: 5, period: 1d, key: {claim: sub}}
+upstreams:
+  pets:
+    urls: [http://127.0.0.1:8081]
+    maxConcurrentRequests: 64
+    retry: {attempts: 2, budget: {percent: 10, minPerSecond: 1}}
+    circuitBreaker: {consecutiveFailures: 3, window: 30s, openDuration: 2s}
+    passiveHealth: {enabled: false}
+    healthCheck: {path: /healthz, interval: 2s}
+apis:
+  - name: petstore
+    spec: apis/petstore.yaml
+    upstream: pets
+    rateLimit: gold
+"#;
+
+    #[test]
+    fn traffic_policies_validate() {
+        let m = parse_manifest(TRAFFIC).unwrap();
+        let r = m.rate_limits.as_ref().unwrap();
+        assert_eq!(r.unauthenticated.as_deref(), Some("anonymous"));
+        assert_eq!(r.x_rate_limit_headers, Some(false));
+        assert_eq!(r.policies["anonymous"].period_seconds, 60);
+        assert_eq!(r.policies["anonymous"].key, RateLimitKey::Consumer);
+        assert_eq!(r.policies["gold"].burst, Some(20));
+        assert_eq!(
+            r.policies["tenant"].key,
+            RateLimitKey::Header("X-Tenant".into())
+        );
+        assert_eq!(r.policies["subject"].key, RateLimitKey::Claim("sub".into()));
+        assert_eq!(r.policies["subject"].period_seconds, 86_400);
+        assert_eq!(m.trusted_proxies.len(), 2);
+        assert_eq!(m.apis[0].rate_limit.as_deref(), Some("gold"));
+        assert_eq!(m.policy_exists("gold"), Some(true));
+        assert_eq!(m.policy_exists("unlimited"), Some(false));
+        assert_eq!(m.policy_exists("Gold"), None);
+        let u = &m.upstreams["pets"];
+        assert_eq!(u.max_concurrent_requests, Some(64));
+        assert_eq!(u.retry_budget_percent, Some(10));
+        let b = u.circuit_breaker.as_ref().unwrap();
+        assert_eq!(b.open_duration, Some(Duration::from_secs(2)));
+        assert_eq!(u.passive_health.as_ref().unwrap().enabled, Some(false));
+        assert_eq!(u.health_check.as_ref().unwrap().path, "/healthz");
+    }
+
+    #[test]
+    fn traffic_policy_problems_are_located() {
+        let text = TRAFFIC
+            .replace("unauthenticated: anonymous", "unauthenticated: anonymos")
+            .replace("period: 1m}", "period: 1500ms}")
+            .replace("rateLimit: gold", "rateLimit: gld")
+            .replace("10.0.0.0/8", "10.0.0.1/8")
+            .replace("{header: X-Tenant}", "{heder: X-Tenant}");
+        let all = errors(&text).join("\n");
+        assert!(
+            all.contains("mgw.yaml:12:44: `rateLimits.policies.tenant.key`: `heder` is not a rate-limit key; expected `consumer`, `clientIp`, `api`, `{header: NAME}` or `{claim: NAME}`"),
+            "{all}"
+        );
+        // Type errors stop at the first; fix it and see the others.
+        let text = text.replace("{heder: X-Tenant}", "{header: X-Tenant}");
+        let all = errors(&text).join("\n");
+        assert!(
+            all.contains("mgw.yaml:6:20: `rateLimits.unauthenticated`: no policy named `anonymos` (did you mean `anonymous`?)"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "`rateLimits.policies.anonymous.period`: `1500ms` must be a whole number of seconds"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "`apis[0].rateLimit`: no rate-limit policy named `gld` (did you mean `gold`?)"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("mgw.yaml:4:18: `trustedProxies[0]`: `10.0.0.1/8` has host bits set"),
+            "{all}"
+        );
+        let e = errors(
+            "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nrateLimits: {policies: {Unlimited: {requests: 1, period: 1s}}}\n",
+        );
+        assert!(e[0].contains("`Unlimited` means no rate limit"), "{e:?}");
     }
 
     #[test]

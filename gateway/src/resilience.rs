@@ -1,0 +1,639 @@
+//! Upstream resilience: how the gateway behaves when an upstream misbehaves.
+//!
+//! Per upstream (an operation gets its own by naming another upstream):
+//!
+//! - **Concurrency cap** (`maxConcurrentRequests`): requests in flight, from
+//!   sending until the response body ends; one more is answered `503` at once, so
+//!   a slow upstream cannot pile up unbounded work in the gateway.
+//! - **Circuit breaker**: after `consecutiveFailures` in a row, or a failure rate
+//!   over a sliding window, it *opens*: requests are answered `503` at once,
+//!   without touching the upstream, for `openMs`. Then it is *half-open*: up to
+//!   `halfOpenRequests` probes go through; that many successes close it, one
+//!   failure opens it again.
+//! - **Passive health**: a URL that fails `consecutiveFailures` times in a row is
+//!   ejected for `ejectionMs` and gets no traffic until then. If every URL is
+//!   ejected, all are used again (a "panic" that keeps a flapping upstream
+//!   reachable and leaves fast failing to the circuit breaker).
+//! - **Active health checks** (optional): `GET path` on each URL's origin every
+//!   `intervalMs`; `unhealthyThreshold` failures in a row take the URL out,
+//!   `healthyThreshold` successes bring it back (and end any ejection).
+//! - **Retry budget**: retries may add at most `budgetPercent` to the requests
+//!   of the last 10 seconds (but `minRetriesPerSecond` are always allowed), so
+//!   retries cannot multiply the load on an upstream that is already failing.
+//!
+//! A failure is a connect error, a timeout, a reset, or a `502`/`503`/`504` from
+//! the upstream; other statuses are the API's answers, not failures.
+//!
+//! The closed-circuit fast path is a few relaxed atomics; locks are taken only on
+//! failures and state changes. Never: block the request path on a health check,
+//! keep a request waiting for a permit (the answer is an immediate `503`), or
+//! count a client's own error (a body too large) against an upstream.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::body::RequestBody;
+use crate::bundle::{
+    CircuitBreakerCfg, HealthCheckCfg, PassiveHealthCfg, RetryBudgetCfg, Target, UpstreamCfg,
+};
+use crate::metrics::{ResilienceMetrics, TargetMetrics};
+
+/// Is this upstream status a failure of the upstream (not an answer of the API)?
+pub fn is_failure_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 502..=504)
+}
+
+/// Milliseconds on a monotonic clock shared by one upstream's state.
+#[derive(Debug, Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn ms(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sliding window counters
+// ---------------------------------------------------------------------------
+
+const WINDOW_SLOTS: u64 = 10;
+
+struct WindowSlot {
+    /// Which tick (now / slot length) this slot currently counts.
+    tick: AtomicU64,
+    a: AtomicU32,
+    b: AtomicU32,
+}
+
+/// Two counts over the last `window`, in ten slots (approximate at the edges,
+/// which is all a breaker or a budget needs).
+struct Window {
+    slot_ms: u64,
+    slots: [WindowSlot; WINDOW_SLOTS as usize],
+}
+
+impl Window {
+    fn new(window: Duration) -> Window {
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        Window {
+            slot_ms: (ms / WINDOW_SLOTS).max(1),
+            slots: std::array::from_fn(|_| WindowSlot {
+                tick: AtomicU64::new(0),
+                a: AtomicU32::new(0),
+                b: AtomicU32::new(0),
+            }),
+        }
+    }
+
+    fn slot(&self, now_ms: u64) -> &WindowSlot {
+        let tick = now_ms / self.slot_ms + 1;
+        let slot = &self.slots[(tick % WINDOW_SLOTS) as usize];
+        let seen = slot.tick.load(Ordering::Relaxed);
+        if seen != tick
+            && slot
+                .tick
+                .compare_exchange(seen, tick, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            slot.a.store(0, Ordering::Relaxed);
+            slot.b.store(0, Ordering::Relaxed);
+        }
+        slot
+    }
+
+    fn add(&self, now_ms: u64, a: u32, b: u32) {
+        let slot = self.slot(now_ms);
+        if a > 0 {
+            slot.a.fetch_add(a, Ordering::Relaxed);
+        }
+        if b > 0 {
+            slot.b.fetch_add(b, Ordering::Relaxed);
+        }
+    }
+
+    /// Sums over the window ending now.
+    fn sums(&self, now_ms: u64) -> (u64, u64) {
+        let tick = now_ms / self.slot_ms + 1;
+        let oldest = tick.saturating_sub(WINDOW_SLOTS - 1);
+        self.slots
+            .iter()
+            .filter(|s| (oldest..=tick).contains(&s.tick.load(Ordering::Relaxed)))
+            .fold((0, 0), |(a, b), s| {
+                (
+                    a + u64::from(s.a.load(Ordering::Relaxed)),
+                    b + u64::from(s.b.load(Ordering::Relaxed)),
+                )
+            })
+    }
+
+    fn reset(&self) {
+        for s in &self.slots {
+            s.tick.store(0, Ordering::Relaxed);
+            s.a.store(0, Ordering::Relaxed);
+            s.b.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Circuit breaker
+// ---------------------------------------------------------------------------
+
+/// Breaker states, as the `mgw_upstream_circuit_state` gauge shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CircuitState {
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
+}
+
+impl CircuitState {
+    fn from_u8(v: u8) -> CircuitState {
+        match v {
+            1 => CircuitState::Open,
+            2 => CircuitState::HalfOpen,
+            _ => CircuitState::Closed,
+        }
+    }
+}
+
+struct Breaker {
+    cfg: CircuitBreakerCfg,
+    state: AtomicU8,
+    consecutive: AtomicU32,
+    /// a: successes, b: failures.
+    window: Window,
+    /// Serializes state changes and the half-open bookkeeping below.
+    lock: Mutex<HalfOpen>,
+}
+
+#[derive(Default)]
+struct HalfOpen {
+    opened_at_ms: u64,
+    probes_in_flight: u32,
+    probe_successes: u32,
+}
+
+// ---------------------------------------------------------------------------
+// Per-URL health
+// ---------------------------------------------------------------------------
+
+/// Health of one upstream URL, shared with its active health checker.
+pub struct TargetHealth {
+    consecutive_failures: AtomicU32,
+    /// Clock ms until which the URL is ejected; 0 when it is not.
+    ejected_until_ms: AtomicU64,
+    /// Cleared by active health checks (always set when there are none).
+    active_healthy: AtomicBool,
+    metrics: TargetMetrics,
+}
+
+impl TargetHealth {
+    fn available(&self, clock: Clock) -> bool {
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        if until != 0 {
+            if until > clock.ms() {
+                return false;
+            }
+            // The ejection is over: back in rotation.
+            if self
+                .ejected_until_ms
+                .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.update_gauge();
+            }
+        }
+        self.active_healthy.load(Ordering::Relaxed)
+    }
+
+    fn update_gauge(&self) {
+        let up = self.ejected_until_ms.load(Ordering::Relaxed) == 0
+            && self.active_healthy.load(Ordering::Relaxed);
+        self.metrics.healthy.set(i64::from(up));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The per-upstream state
+// ---------------------------------------------------------------------------
+
+/// Why a request was answered without being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The breaker is open (or its probes are taken); retry after this long.
+    CircuitOpen(Duration),
+    /// `maxConcurrentRequests` requests are already in flight.
+    Overloaded,
+}
+
+/// The resilience state of one upstream.
+pub struct Resilience {
+    clock: Clock,
+    breaker: Option<Breaker>,
+    passive: Option<PassiveHealthCfg>,
+    targets: std::sync::Arc<[TargetHealth]>,
+    max_concurrent: usize,
+    in_flight: std::sync::Arc<AtomicUsize>,
+    budget: RetryBudgetCfg,
+    /// a: requests, b: retries.
+    budget_window: Window,
+    metrics: ResilienceMetrics,
+}
+
+/// Holds one request's place under the concurrency cap until dropped (the
+/// pipeline keeps it until the response body ends).
+pub struct ConcurrencyPermit {
+    in_flight: std::sync::Arc<AtomicUsize>,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Drop for ConcurrencyPermit {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.gauge.dec();
+    }
+}
+
+/// A request's admission by the breaker; report its result with
+/// [`Resilience::finish`]. Dropped unreported (client gone), it frees its probe
+/// slot without a verdict.
+pub struct Admission<'a> {
+    res: &'a Resilience,
+    probe: bool,
+    done: bool,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if !self.done && self.probe {
+            if let Some(b) = &self.res.breaker {
+                let mut h = b.lock.lock().unwrap_or_else(|e| e.into_inner());
+                h.probes_in_flight = h.probes_in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl Resilience {
+    pub fn new(cfg: &UpstreamCfg, metrics: ResilienceMetrics) -> Resilience {
+        let targets: std::sync::Arc<[TargetHealth]> = cfg
+            .targets
+            .iter()
+            .map(|t| {
+                let m = metrics.target(&target_label(t));
+                m.healthy.set(1);
+                TargetHealth {
+                    consecutive_failures: AtomicU32::new(0),
+                    ejected_until_ms: AtomicU64::new(0),
+                    active_healthy: AtomicBool::new(true),
+                    metrics: m,
+                }
+            })
+            .collect();
+        let breaker = cfg.circuit_breaker.clone().map(|b| Breaker {
+            window: Window::new(b.window),
+            cfg: b,
+            state: AtomicU8::new(CircuitState::Closed as u8),
+            consecutive: AtomicU32::new(0),
+            lock: Mutex::new(HalfOpen::default()),
+        });
+        metrics.circuit_state.set(0);
+        Resilience {
+            clock: Clock(Instant::now()),
+            breaker,
+            passive: cfg.passive_health.clone(),
+            targets,
+            max_concurrent: cfg.max_concurrent_requests,
+            in_flight: std::sync::Arc::new(AtomicUsize::new(0)),
+            budget: cfg.retry_budget,
+            budget_window: Window::new(Duration::from_secs(10)),
+            metrics,
+        }
+    }
+
+    pub fn circuit_state(&self) -> CircuitState {
+        self.breaker.as_ref().map_or(CircuitState::Closed, |b| {
+            CircuitState::from_u8(b.state.load(Ordering::Acquire))
+        })
+    }
+
+    /// Admits a request, or says why not. Counts it for the retry budget.
+    pub fn admit(&self) -> Result<(Admission<'_>, ConcurrencyPermit), Rejection> {
+        let admission = self.admit_breaker().inspect_err(|_| {
+            self.metrics.rejected_circuit_open.inc();
+        })?;
+        let n = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if n >= self.max_concurrent {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.rejected_overloaded.inc();
+            // `admission` drops here: a probe slot is freed without a verdict.
+            return Err(Rejection::Overloaded);
+        }
+        self.metrics.in_flight.inc();
+        self.budget_window.add(self.clock.ms(), 1, 0);
+        Ok((
+            admission,
+            ConcurrencyPermit {
+                in_flight: self.in_flight.clone(),
+                gauge: self.metrics.in_flight.clone(),
+            },
+        ))
+    }
+
+    fn admit_breaker(&self) -> Result<Admission<'_>, Rejection> {
+        let normal = Admission {
+            res: self,
+            probe: false,
+            done: false,
+        };
+        let Some(b) = &self.breaker else {
+            return Ok(normal);
+        };
+        if b.state.load(Ordering::Acquire) == CircuitState::Closed as u8 {
+            return Ok(normal);
+        }
+        let now = self.clock.ms();
+        let mut h = b.lock.lock().unwrap_or_else(|e| e.into_inner());
+        match CircuitState::from_u8(b.state.load(Ordering::Acquire)) {
+            CircuitState::Closed => return Ok(normal),
+            CircuitState::Open => {
+                let open_ms = u64::try_from(b.cfg.open.as_millis()).unwrap_or(u64::MAX);
+                let elapsed = now.saturating_sub(h.opened_at_ms);
+                if elapsed < open_ms {
+                    return Err(Rejection::CircuitOpen(Duration::from_millis(
+                        open_ms - elapsed,
+                    )));
+                }
+                self.set_state(b, CircuitState::HalfOpen);
+                h.probes_in_flight = 0;
+                h.probe_successes = 0;
+            }
+            CircuitState::HalfOpen => {}
+        }
+        if h.probes_in_flight < b.cfg.half_open_requests {
+            h.probes_in_flight += 1;
+            Ok(Admission {
+                res: self,
+                probe: true,
+                done: false,
+            })
+        } else {
+            // Probes are out; their results decide. Ask again shortly.
+            Err(Rejection::CircuitOpen(Duration::from_secs(1)))
+        }
+    }
+
+    fn set_state(&self, b: &Breaker, to: CircuitState) {
+        b.state.store(to as u8, Ordering::Release);
+        self.metrics.circuit_state.set(to as i64);
+        match to {
+            CircuitState::Closed => self.metrics.to_closed.inc(),
+            CircuitState::Open => self.metrics.to_open.inc(),
+            CircuitState::HalfOpen => self.metrics.to_half_open.inc(),
+        };
+        tracing::info!(upstream = %self.metrics_name(), state = ?to, "circuit breaker state changed");
+    }
+
+    fn metrics_name(&self) -> &str {
+        self.metrics.upstream()
+    }
+
+    /// Reports a request's result to the breaker: `Some(true)` success,
+    /// `Some(false)` an upstream failure, `None` neither (the client's fault).
+    pub fn finish(&self, mut admission: Admission<'_>, ok: Option<bool>) {
+        admission.done = true;
+        let Some(b) = &self.breaker else { return };
+        let Some(ok) = ok else {
+            if admission.probe {
+                let mut h = b.lock.lock().unwrap_or_else(|e| e.into_inner());
+                h.probes_in_flight = h.probes_in_flight.saturating_sub(1);
+            }
+            return;
+        };
+        if admission.probe {
+            let now = self.clock.ms();
+            let mut h = b.lock.lock().unwrap_or_else(|e| e.into_inner());
+            h.probes_in_flight = h.probes_in_flight.saturating_sub(1);
+            if b.state.load(Ordering::Acquire) != CircuitState::HalfOpen as u8 {
+                return;
+            }
+            if ok {
+                h.probe_successes += 1;
+                if h.probe_successes >= b.cfg.half_open_requests {
+                    b.consecutive.store(0, Ordering::Relaxed);
+                    b.window.reset();
+                    self.set_state(b, CircuitState::Closed);
+                }
+            } else {
+                h.opened_at_ms = now;
+                self.set_state(b, CircuitState::Open);
+            }
+            return;
+        }
+        if b.state.load(Ordering::Acquire) != CircuitState::Closed as u8 {
+            // Sent before the circuit opened; the probes decide now.
+            return;
+        }
+        if ok {
+            if b.consecutive.load(Ordering::Relaxed) != 0 {
+                b.consecutive.store(0, Ordering::Relaxed);
+            }
+            if b.cfg.failure_rate_percent > 0 {
+                b.window.add(self.clock.ms(), 1, 0);
+            }
+            return;
+        }
+        let now = self.clock.ms();
+        let consecutive = b.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        b.window.add(now, 0, 1);
+        let (oks, fails) = b.window.sums(now);
+        let total = oks + fails;
+        let by_count = b.cfg.consecutive_failures > 0 && consecutive >= b.cfg.consecutive_failures;
+        let by_rate = b.cfg.failure_rate_percent > 0
+            && total >= u64::from(b.cfg.min_requests)
+            && fails * 100 >= u64::from(b.cfg.failure_rate_percent) * total;
+        if by_count || by_rate {
+            let mut h = b.lock.lock().unwrap_or_else(|e| e.into_inner());
+            if b.state.load(Ordering::Acquire) == CircuitState::Closed as u8 {
+                h.opened_at_ms = now;
+                self.set_state(b, CircuitState::Open);
+            }
+        }
+    }
+
+    /// The URL for the next attempt, starting at `*pos` and skipping URLs that
+    /// are ejected or failing health checks; when all are, `*pos` itself.
+    pub fn pick(&self, pos: &mut usize) -> usize {
+        let n = self.targets.len();
+        let start = *pos;
+        let chosen = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.targets[i].available(self.clock))
+            .unwrap_or(start % n);
+        *pos = chosen + 1;
+        chosen
+    }
+
+    /// Records one attempt's result against its URL (passive health).
+    pub fn target_result(&self, target: usize, ok: bool) {
+        let Some(p) = &self.passive else { return };
+        let t = &self.targets[target];
+        if ok {
+            if t.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                t.consecutive_failures.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let n = t.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= p.consecutive_failures {
+            let now = self.clock.ms();
+            let until = now + u64::try_from(p.ejection.as_millis()).unwrap_or(u64::MAX / 2);
+            let current = t.ejected_until_ms.load(Ordering::Relaxed);
+            if current <= now
+                && t.ejected_until_ms
+                    .compare_exchange(current, until, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                t.consecutive_failures.store(0, Ordering::Relaxed);
+                t.metrics.ejections.inc();
+                t.update_gauge();
+                tracing::warn!(upstream = %self.metrics_name(), target, "upstream URL ejected after consecutive failures");
+            }
+        }
+    }
+
+    /// May this request retry once more? Takes from the budget when it may.
+    pub fn try_retry(&self) -> bool {
+        let now = self.clock.ms();
+        let (requests, retries) = self.budget_window.sums(now);
+        let floor = u64::from(self.budget.min_per_second) * 10;
+        let share = requests * u64::from(self.budget.percent) / 100;
+        if retries >= floor.max(share) {
+            self.metrics.retries_denied.inc();
+            return false;
+        }
+        self.budget_window.add(now, 0, 1);
+        self.metrics.retries_sent.inc();
+        true
+    }
+
+    /// Is this URL in rotation now?
+    pub fn target_available(&self, target: usize) -> bool {
+        self.targets[target].available(self.clock)
+    }
+
+    /// The active health check loop for this upstream, if it has one; run it on
+    /// its own task for as long as the gateway runs.
+    pub fn health_checker(
+        &self,
+        cfg: &UpstreamCfg,
+        client: Client<HttpConnector, RequestBody>,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let hc = cfg.health_check.clone()?;
+        let targets = self.targets.clone();
+        let urls: Vec<Uri> = cfg
+            .targets
+            .iter()
+            .filter_map(|t| health_uri(t, &hc))
+            .collect();
+        let name = cfg.name.clone();
+        Some(health_loop(name, client, urls, hc, targets))
+    }
+}
+
+fn target_label(t: &Target) -> String {
+    t.origin
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+fn health_uri(t: &Target, hc: &HealthCheckCfg) -> Option<Uri> {
+    let mut parts = t.origin.clone().into_parts();
+    parts.path_and_query = hc.path.parse().ok();
+    Uri::from_parts(parts).ok()
+}
+
+async fn health_loop(
+    upstream: String,
+    client: Client<HttpConnector, RequestBody>,
+    urls: Vec<Uri>,
+    hc: HealthCheckCfg,
+    targets: std::sync::Arc<[TargetHealth]>,
+) {
+    let mut ok_streak = vec![0u32; urls.len()];
+    let mut fail_streak = vec![0u32; urls.len()];
+    let mut tick = tokio::time::interval(hc.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let checks = urls.iter().map(|uri| {
+            let req = Request::get(uri.clone())
+                .header(http::header::USER_AGENT, "mgw-health-check")
+                .body(RequestBody::Empty);
+            let client = client.clone();
+            async move {
+                let Ok(req) = req else { return false };
+                match tokio::time::timeout(hc.timeout, client.request(req)).await {
+                    Ok(Ok(res)) => res.status().is_success() || res.status().is_redirection(),
+                    _ => false,
+                }
+            }
+        });
+        let results = futures_util::future::join_all(checks).await;
+        for (i, ok) in results.into_iter().enumerate() {
+            let t = &targets[i];
+            if ok {
+                t.metrics.checks_ok.inc();
+                fail_streak[i] = 0;
+                ok_streak[i] = ok_streak[i].saturating_add(1);
+                if !t.active_healthy.load(Ordering::Relaxed) && ok_streak[i] >= hc.healthy_threshold
+                {
+                    t.active_healthy.store(true, Ordering::Relaxed);
+                    // Healthy again ends a passive ejection too.
+                    t.ejected_until_ms.store(0, Ordering::Relaxed);
+                    t.consecutive_failures.store(0, Ordering::Relaxed);
+                    t.update_gauge();
+                    tracing::info!(%upstream, target = i, "upstream URL passed its health checks");
+                }
+            } else {
+                t.metrics.checks_failed.inc();
+                ok_streak[i] = 0;
+                fail_streak[i] = fail_streak[i].saturating_add(1);
+                if t.active_healthy.load(Ordering::Relaxed)
+                    && fail_streak[i] >= hc.unhealthy_threshold
+                {
+                    t.active_healthy.store(false, Ordering::Relaxed);
+                    t.update_gauge();
+                    tracing::warn!(%upstream, target = i, "upstream URL failed its health checks");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_counts_recent_events_only() {
+        let w = Window::new(Duration::from_millis(1000));
+        w.add(0, 1, 0);
+        w.add(50, 0, 2);
+        w.add(950, 1, 0);
+        assert_eq!(w.sums(950), (2, 2));
+        // 1.1 s later the first slots have left the window.
+        assert_eq!(w.sums(1_150), (1, 0));
+        w.add(5_000, 3, 0);
+        assert_eq!(w.sums(5_000), (3, 0));
+    }
+}
