@@ -146,10 +146,10 @@ pub struct BuildArgs {
     /// The project directory (holding mgw.yaml).
     #[arg(default_value = ".")]
     pub project: PathBuf,
-    /// Output directory; the image goes to <out>/<name>/.
+    /// Output directory; the image goes to `<out>/<name>/`.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-    /// Image tag (default: <version>-<first 12 hex of the bundle digest>).
+    /// Image tag (default: `<version>-<first 12 hex of the bundle digest>`).
     #[arg(long)]
     pub tag: Option<String>,
     /// Image repository (default: `image.repository` from mgw.yaml).
@@ -263,13 +263,13 @@ bump `version` in mgw.yaml (or pass a new --tag) instead of overwriting it.";
 
 #[derive(Debug, Args)]
 pub struct ImageArg {
-    /// A build output directory (<out>/<name>) or an OCI layout, optionally `:TAG`.
+    /// A build output directory (`<out>/<name>`) or an OCI layout, optionally `:TAG`.
     pub image: String,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A build output directory (<out>/<name>) or an OCI layout, optionally `:TAG`.
+    /// A build output directory (`<out>/<name>`) or an OCI layout, optionally `:TAG`.
     pub image: String,
     /// Extra environment for the gateway (`NAME=value`, repeatable).
     #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
