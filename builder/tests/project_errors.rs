@@ -244,14 +244,14 @@ fn missing_mgw_yaml_suggests_init() {
 }
 
 #[test]
-fn security_requirement_is_not_silently_ignored() {
+fn security_requirement_without_a_provider_is_not_silently_ignored() {
     let e = failure(&fixture("security"));
     assert_contains(
         &e,
         &[
             "apis/api.yaml:8:9: `#/paths/~1items/get/security`",
-            "not supported yet by this mgw version",
-            "operation `listItems`",
+            "security scheme `oauth` (type `oauth2`) has no provider",
+            "auth.schemes: {oauth: <provider>}",
         ],
     );
     assert!(!e.contains("health"), "`security: []` is open: {e}");
@@ -361,7 +361,7 @@ fn init_reports_what_still_stops_a_build() {
     let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
     assert_eq!(outcome.name, "fixture");
     assert_eq!(outcome.problems.len(), 1, "{:?}", outcome.problems);
-    assert!(outcome.problems[0].message.contains("not supported yet"));
+    assert!(outcome.problems[0].message.contains("has no provider"));
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub struct Event {
     pub error: Option<&'static str>,
     /// Filled by authentication (later stages).
     pub consumer: Option<Arc<str>>,
+    /// Authentication outcome (`success`, `anonymous`, `missing`, `invalid`,
+    /// `forbidden`, `unavailable`); `None` when no operation matched.
+    pub auth: Option<&'static str>,
 }
 
 /// The line written for each event.
@@ -57,6 +60,8 @@ struct Line<'a> {
     client_ip: String,
     consumer: Option<&'a str>,
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<&'a str>,
 }
 
 enum Msg {
@@ -205,6 +210,7 @@ fn to_line<'a>(e: &'a Event, config: &'a Config) -> Line<'a> {
         client_ip: e.client.ip().to_string(),
         consumer: e.consumer.as_deref(),
         error: e.error,
+        auth: e.auth,
     }
 }
 

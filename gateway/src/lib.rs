@@ -7,9 +7,11 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod auth;
 pub mod body;
 pub mod bundle;
 pub mod conn;
+pub mod cors;
 pub mod env;
 pub mod error;
 pub mod metrics;
@@ -18,6 +20,7 @@ pub mod proxy;
 pub mod request_id;
 pub mod router;
 pub mod server;
+pub mod tls;
 
 use std::path::PathBuf;
 
@@ -47,6 +50,7 @@ impl RunError {
         match self {
             RunError::Bundle(_) => EXIT_BAD_CONFIG,
             RunError::Serve(server::ServeError::Router(_)) => EXIT_BAD_CONFIG,
+            RunError::Serve(server::ServeError::Security(_)) => EXIT_BAD_CONFIG,
             RunError::Serve(_) => 1,
         }
     }
