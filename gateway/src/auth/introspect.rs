@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http_body_util::Full;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 use super::cache::TokenCache;
@@ -27,6 +27,13 @@ use super::{Failure, Identity, credential_hash};
 use crate::bundle::IntrospectionCfg;
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// `application/x-www-form-urlencoded` (WHATWG): all but `*-._` and alphanumerics.
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
 
 pub struct Introspector {
     pub name: Arc<str>,
@@ -52,7 +59,7 @@ impl Introspector {
     pub fn new(name: Arc<str>, cfg: IntrospectionCfg, client: HttpClient) -> Result<Self, String> {
         let id = read_secret(&cfg.client_id_file, "client id")?;
         let secret = read_secret(&cfg.client_secret_file, "client secret")?;
-        let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+        let enc = |s: &str| utf8_percent_encode(s, FORM).to_string();
         let basic = STANDARD.encode(format!("{}:{}", enc(&id), enc(&secret)));
         let mut authorization = http::HeaderValue::from_str(&format!("Basic {basic}"))
             .map_err(|_| "the client credentials are not valid header text".to_owned())?;
@@ -76,7 +83,7 @@ impl Introspector {
         }
         let body = format!(
             "token={}&token_type_hint=access_token",
-            utf8_percent_encode(token, NON_ALPHANUMERIC)
+            utf8_percent_encode(token, FORM)
         );
         let req = http::Request::post(self.cfg.endpoint.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
