@@ -413,19 +413,17 @@ mod tests {
             "eyJhbGciOiJub25lIn0.e30.",
             "eyJhbGciOiJSUzI1NiIsImNyaXQiOlsiYiJdfQ.e30.x",
         ] {
-            assert!(split(t).is_err() || t.ends_with('.'), "{t}");
+            // Includes `alg: none` (not an algorithm) and a `crit` header.
+            assert!(split(t).is_err(), "{t}");
         }
-        // `alg: none` is not an algorithm.
-        assert!(split("eyJhbGciOiJub25lIn0.e30.").is_err());
-        // `crit` is refused.
-        assert!(split("eyJhbGciOiJSUzI1NiIsImNyaXQiOlsiYiJdfQ.e30.x").is_err());
     }
 
     #[test]
     fn scopes_and_consumer() {
         let claims: Map<String, Value> =
             serde_json::from_str(r#"{"scope":"a b","scp":["c"],"client_id":"app"}"#).unwrap();
-        let s: Vec<&str> = scopes_of(&claims).iter().map(|s| &**s).collect();
+        let scopes = scopes_of(&claims);
+        let s: Vec<&str> = scopes.iter().map(|s| &**s).collect();
         assert_eq!(s, ["a", "b", "c"]);
         assert_eq!(consumer_of(&claims, None).as_deref(), Some("app"));
     }
