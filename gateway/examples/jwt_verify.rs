@@ -14,7 +14,10 @@ use mgw_gateway::auth::jwt::JwtVerifier;
 use mgw_gateway::bundle::{JwtCfg, JwtKey};
 
 fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl").args(args).output().expect("openssl");
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
     assert!(out.status.success());
     out.stdout
 }
@@ -24,7 +27,15 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("k.pem");
     let k = key.to_str().unwrap();
-    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", k]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        k,
+    ]);
     let public = String::from_utf8(openssl(&["pkey", "-in", k, "-pubout"])).unwrap();
     let private = std::fs::read(&key).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -55,7 +66,10 @@ fn main() {
     let cold = Arc::new(JwtVerifier::new("bench".into(), cfg(0), client.clone()).unwrap());
     let warm = Arc::new(JwtVerifier::new("bench".into(), cfg(1000), client).unwrap());
 
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let n = 2000;
     let tokens: Vec<String> = (0..n)
         .map(|i| {
@@ -86,8 +100,13 @@ fn main() {
         for t in &tokens {
             let (input, sig) = t.rsplit_once('.').unwrap();
             assert!(
-                jsonwebtoken::crypto::verify(sig, input.as_bytes(), &dk, jsonwebtoken::Algorithm::RS256)
-                    .unwrap()
+                jsonwebtoken::crypto::verify(
+                    sig,
+                    input.as_bytes(),
+                    &dk,
+                    jsonwebtoken::Algorithm::RS256
+                )
+                .unwrap()
             );
         }
         println!(

@@ -662,7 +662,8 @@ impl Config {
                         format!("`{method} {template}` is already served by `{prev}`"),
                     );
                 }
-                let security = check_requirements(&mut c, &okey, &op.security, &api.security_schemes);
+                let security =
+                    check_requirements(&mut c, &okey, &op.security, &api.security_schemes);
                 routes.push(RouteCfg {
                     api: ai,
                     operation_id: op.id.clone(),
@@ -1127,7 +1128,8 @@ impl ApiKeyProvider {
 }
 
 impl BasicProvider {
-    pub const DEFAULT_FILE: &str = "${MGW_BASIC_AUTH_USERS_FILE:-/etc/mgw/secrets/basic-auth/users}";
+    pub const DEFAULT_FILE: &str =
+        "${MGW_BASIC_AUTH_USERS_FILE:-/etc/mgw/secrets/basic-auth/users}";
 }
 
 /// `MGW_JWT_HMAC_<NAME>_FILE` and friends: the provider name upper-cased, `-` → `_`.
@@ -1377,7 +1379,12 @@ pub fn parse_jwk(
             let alg = match s("crv") {
                 Some("P-256") => jsonwebtoken::Algorithm::ES256,
                 Some("P-384") => jsonwebtoken::Algorithm::ES384,
-                other => return Err(format!("EC curve `{}` is not supported", other.unwrap_or(""))),
+                other => {
+                    return Err(format!(
+                        "EC curve `{}` is not supported",
+                        other.unwrap_or("")
+                    ));
+                }
             };
             let (Some(x), Some(y)) = (s("x"), s("y")) else {
                 return Err("an EC JWK needs `x` and `y`".into());
@@ -1459,13 +1466,17 @@ fn check_auth(c: &mut Checker<'_>, auth: &Auth) -> AuthCfg {
         let kind = match p {
             Provider::Jwt(j) => ProviderKind::Jwt(check_jwt(c, &key, j)),
             Provider::ApiKey(a) => ProviderKind::ApiKey(SecretFileCfg {
-                file: c.resolve(&format!("{key}.file"), &a.file).unwrap_or_default(),
+                file: c
+                    .resolve(&format!("{key}.file"), &a.file)
+                    .unwrap_or_default(),
                 reload_interval: c.millis(&format!("{key}.reloadIntervalMs"), a.reload_interval_ms),
                 realm: None,
                 forward_credentials: a.forward_credentials,
             }),
             Provider::Basic(b) => ProviderKind::Basic(SecretFileCfg {
-                file: c.resolve(&format!("{key}.file"), &b.file).unwrap_or_default(),
+                file: c
+                    .resolve(&format!("{key}.file"), &b.file)
+                    .unwrap_or_default(),
                 reload_interval: c.millis(&format!("{key}.reloadIntervalMs"), b.reload_interval_ms),
                 realm: b.realm.clone(),
                 forward_credentials: b.forward_credentials,
@@ -1544,11 +1555,23 @@ fn check_jwt(c: &mut Checker<'_>, key: &str, j: &JwtProvider) -> JwtCfg {
         jwks_timeout: c.millis(&format!("{key}.jwksTimeoutMs"), j.jwks_timeout_ms),
         hmac_secret_file,
         leeway: Duration::from_millis(j.leeway_ms.min(600_000)),
-        max_token_bytes: bounded(c, &format!("{key}.maxTokenBytes"), j.max_token_bytes, 64, 1 << 20),
+        max_token_bytes: bounded(
+            c,
+            &format!("{key}.maxTokenBytes"),
+            j.max_token_bytes,
+            64,
+            1 << 20,
+        ),
         claim_headers: check_claim_headers(c, &format!("{key}.claimHeaders"), &j.claim_headers),
         forward_credentials: j.forward_credentials,
         consumer_claim: j.consumer_claim.clone(),
-        cache_capacity: bounded(c, &format!("{key}.cacheCapacity"), j.cache_capacity, 0, 1 << 22),
+        cache_capacity: bounded(
+            c,
+            &format!("{key}.cacheCapacity"),
+            j.cache_capacity,
+            0,
+            1 << 22,
+        ),
     }
 }
 
@@ -1556,13 +1579,20 @@ fn check_http_url(c: &mut Checker<'_>, key: &str, url: &str) -> Option<Uri> {
     match url.parse::<Uri>() {
         Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => Some(u),
         _ => {
-            c.push(key, format!("`{url}` is not an `https://` or `http://` URL"));
+            c.push(
+                key,
+                format!("`{url}` is not an `https://` or `http://` URL"),
+            );
             None
         }
     }
 }
 
-fn check_introspection(c: &mut Checker<'_>, key: &str, i: &IntrospectionProvider) -> IntrospectionCfg {
+fn check_introspection(
+    c: &mut Checker<'_>,
+    key: &str,
+    i: &IntrospectionProvider,
+) -> IntrospectionCfg {
     let ekey = format!("{key}.endpoint");
     let endpoint = c
         .resolve(&ekey, &i.endpoint)
@@ -1579,8 +1609,20 @@ fn check_introspection(c: &mut Checker<'_>, key: &str, i: &IntrospectionProvider
         timeout: c.millis(&format!("{key}.timeoutMs"), i.timeout_ms),
         cache_ttl: Duration::from_millis(i.cache_ttl_ms),
         negative_cache_ttl: Duration::from_millis(i.negative_cache_ttl_ms),
-        cache_capacity: bounded(c, &format!("{key}.cacheCapacity"), i.cache_capacity, 0, 1 << 22),
-        max_token_bytes: bounded(c, &format!("{key}.maxTokenBytes"), i.max_token_bytes, 64, 1 << 20),
+        cache_capacity: bounded(
+            c,
+            &format!("{key}.cacheCapacity"),
+            i.cache_capacity,
+            0,
+            1 << 22,
+        ),
+        max_token_bytes: bounded(
+            c,
+            &format!("{key}.maxTokenBytes"),
+            i.max_token_bytes,
+            64,
+            1 << 20,
+        ),
         claim_headers: check_claim_headers(c, &format!("{key}.claimHeaders"), &i.claim_headers),
         forward_credentials: i.forward_credentials,
     }
@@ -1735,7 +1777,9 @@ fn check_cors(c: &mut Checker<'_>, key: &str, cors: &Cors) -> CorsCfg {
         );
     }
     for (i, o) in cors.allow_origins.iter().enumerate() {
-        if o != "*" && (!(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/')) {
+        if o != "*"
+            && (!(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+        {
             c.push(
                 format!("{key}.allowOrigins[{i}]"),
                 format!("`{o}` is not an origin such as `https://app.example.com` (scheme and host, no path)"),

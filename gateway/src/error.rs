@@ -165,9 +165,7 @@ impl GatewayError {
                         res.headers_mut().append(WWW_AUTHENTICATE, c.clone());
                     }
                 }
-                Self::Forbidden {
-                    challenge: Some(c),
-                } => {
+                Self::Forbidden { challenge: Some(c) } => {
                     res.headers_mut().insert(WWW_AUTHENTICATE, c.clone());
                 }
                 _ => {}

@@ -85,7 +85,10 @@ fn exchange(raw: Vec<u8>) -> String {
 
 /// Header bytes: anything but CR, LF and NUL (which end or break the head).
 fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(any::<u8>().prop_filter("no CR/LF/NUL", |b| !matches!(b, b'\r' | b'\n' | 0)), 0..300)
+    proptest::collection::vec(
+        any::<u8>().prop_filter("no CR/LF/NUL", |b| !matches!(b, b'\r' | b'\n' | 0)),
+        0..300,
+    )
 }
 
 /// Strings shaped like JWTs: base64url segments, some with real-looking headers.
@@ -118,10 +121,7 @@ fn assert_refused(res: &str) {
     // Well-formed, and never a pass.
     assert!(res.starts_with("HTTP/1.1 "), "not an HTTP answer: {res:?}");
     let status: u16 = res[9..12].parse().unwrap();
-    assert!(
-        matches!(status, 400 | 401 | 431),
-        "status {status}: {res}"
-    );
+    assert!(matches!(status, 400 | 401 | 431), "status {status}: {res}");
 }
 
 proptest! {

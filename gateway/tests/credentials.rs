@@ -35,7 +35,10 @@ async fn call(gw: &Gw, path: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 fn key_line(consumer: &str, key: &str) -> String {
-    format!("{consumer}:sha256:{}\n", hex::encode(Sha256::digest(key.as_bytes())))
+    format!(
+        "{consumer}:sha256:{}\n",
+        hex::encode(Sha256::digest(key.as_bytes()))
+    )
 }
 
 #[tokio::test]
@@ -43,7 +46,11 @@ async fn api_keys_from_a_file_that_changes_while_running() {
     let b = backend("pets").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("api-keys");
-    std::fs::write(&file, format!("# consumers\n{}", key_line("team-a", "key-a"))).unwrap();
+    std::fs::write(
+        &file,
+        format!("# consumers\n{}", key_line("team-a", "key-a")),
+    )
+    .unwrap();
     let gw = start(bundle_with(
         &b,
         json!({"keys": {"type": "apiKey", "file": file.to_str().unwrap(), "reloadIntervalMs": 50}}),
@@ -57,10 +64,17 @@ async fn api_keys_from_a_file_that_changes_while_running() {
 
     let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-a")]).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.json()["headers"].get("x-api-key").is_none(), "key stripped");
+    assert!(
+        r.json()["headers"].get("x-api-key").is_none(),
+        "key stripped"
+    );
     let r = call(&gw, "/pets-api/v1/pets?limit=2&api_key=key-a&x=y", &[]).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["uri"], "/pets?limit=2&x=y", "key stripped from the query");
+    assert_eq!(
+        r.json()["uri"],
+        "/pets?limit=2&x=y",
+        "key stripped from the query"
+    );
     let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-b")]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(
@@ -108,15 +122,18 @@ async fn a_broken_secret_file_at_start_is_a_configuration_error() {
     b["auth"] = json!({"providers": {"users": {"type": "basic", "file": file.to_str().unwrap()}}});
     let bundle: mgw_gateway::bundle::Bundle = serde_json::from_value(b).unwrap();
     let env = std::collections::BTreeMap::<String, String>::new();
-    let config = mgw_gateway::bundle::Config::from_bundle(&bundle, String::new(), Some(&env))
-        .unwrap();
+    let config =
+        mgw_gateway::bundle::Config::from_bundle(&bundle, String::new(), Some(&env)).unwrap();
     let err = match mgw_gateway::server::Server::bind(config).await {
         Ok(_) => panic!("a broken users file must stop the start"),
         Err(e) => e,
     };
     let msg = err.to_string();
     assert!(msg.contains("line 1") && msg.contains("bcrypt"), "{msg}");
-    assert!(!msg.contains("plaintext"), "secrets never in messages: {msg}");
+    assert!(
+        !msg.contains("plaintext"),
+        "secrets never in messages: {msg}"
+    );
     let run = mgw_gateway::RunError::Serve(err);
     assert_eq!(run.exit_code(), mgw_gateway::EXIT_BAD_CONFIG);
 }
@@ -137,10 +154,20 @@ async fn basic_auth_users_valid_wrong_missing_and_reloaded() {
     .await;
     let basic = |u: &str, p: &str| format!("Basic {}", STANDARD.encode(format!("{u}:{p}")));
 
-    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &basic("alice", "wonderland"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &basic("alice", "wonderland"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.json()["headers"].get("authorization").is_none());
-    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &basic("alice", "nope"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &basic("alice", "nope"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.headers["www-authenticate"],
@@ -152,22 +179,40 @@ async fn basic_auth_users_valid_wrong_missing_and_reloaded() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Alice's password changes while running; the cached success is dropped too.
-    std::fs::write(&file, format!("alice:{}\nbob:{}\n", hash("new"), hash("builder"))).unwrap();
+    std::fs::write(
+        &file,
+        format!("alice:{}\nbob:{}\n", hash("new"), hash("builder")),
+    )
+    .unwrap();
     let switched = eventually(Duration::from_secs(5), || async {
-        call(&gw, "/pets-api/v1/pets", &[("authorization", &basic("bob", "builder"))])
-            .await
-            .status
+        call(
+            &gw,
+            "/pets-api/v1/pets",
+            &[("authorization", &basic("bob", "builder"))],
+        )
+        .await
+        .status
             == StatusCode::OK
     })
     .await;
     assert!(switched);
-    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &basic("alice", "wonderland"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &basic("alice", "wonderland"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Broken update: bob still gets in.
     std::fs::write(&file, "garbage without colon\n").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &basic("bob", "builder"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &basic("bob", "builder"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     gw.shutdown().await;
 }
@@ -178,15 +223,15 @@ async fn introspection_active_inactive_timeout_and_cache() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("client-id"), "gw-client\n").unwrap();
     std::fs::write(dir.path().join("client-secret"), "s3cret:/+\n").unwrap();
-    let expected_auth = format!(
-        "Basic {}",
-        STANDARD.encode("gw-client:s3cret%3A%2F%2B")
-    );
+    let expected_auth = format!("Basic {}", STANDARD.encode("gw-client:s3cret%3A%2F%2B"));
     let idp = serve(
         move |parts, form| {
             let expected_auth = expected_auth.clone();
             async move {
-                if parts.headers.get("authorization").map(|v| v.to_str().unwrap_or(""))
+                if parts
+                    .headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap_or(""))
                     != Some(expected_auth.as_str())
                 {
                     return (StatusCode::UNAUTHORIZED, json!({"error": "invalid_client"}));
@@ -208,7 +253,10 @@ async fn introspection_active_inactive_timeout_and_cache() {
                     ),
                     "slow" => {
                         tokio::time::sleep(Duration::from_secs(2)).await;
-                        (StatusCode::OK, json!({"active": true, "scope": "pets:read"}))
+                        (
+                            StatusCode::OK,
+                            json!({"active": true, "scope": "pets:read"}),
+                        )
                     }
                     "broken" => (StatusCode::INTERNAL_SERVER_ERROR, json!({})),
                     _ => (StatusCode::OK, json!({"active": false})),
@@ -233,29 +281,61 @@ async fn introspection_active_inactive_timeout_and_cache() {
     .await;
     let bearer = |t: &str| format!("Bearer {t}");
 
-    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &bearer("good"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &bearer("good"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["headers"]["x-client-id"], "app-1");
     assert_eq!(idp.hits.load(Ordering::SeqCst), 1);
     // Cache hit: the endpoint is not asked again.
-    let r = call(&gw, "/pets-api/v1/pets/1", &[("authorization", &bearer("good"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets/1",
+        &[("authorization", &bearer("good"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(idp.hits.load(Ordering::SeqCst), 1);
 
-    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &bearer("revoked"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &bearer("revoked"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &bearer("revoked"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &bearer("revoked"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(idp.hits.load(Ordering::SeqCst), 2, "inactive answers are cached too");
+    assert_eq!(
+        idp.hits.load(Ordering::SeqCst),
+        2,
+        "inactive answers are cached too"
+    );
 
-    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &bearer("noscope"))]).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &bearer("noscope"))],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // Timeouts and errors: 503, never a pass, and never cached.
     for t in ["slow", "broken", "slow"] {
         let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &bearer(t))]).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{t}");
-        assert_eq!(r.json()["type"], "https://mgw.dev/problems/auth_unavailable");
+        assert_eq!(
+            r.json()["type"],
+            "https://mgw.dev/problems/auth_unavailable"
+        );
     }
     assert_eq!(idp.hits.load(Ordering::SeqCst), 6);
     assert_eq!(b.hits.load(Ordering::SeqCst), 2);

@@ -20,8 +20,7 @@ fn secured(backend: &Backend, providers: Value) -> Value {
         "bearer": {"provider": "idp", "in": "header", "name": "Authorization", "prefix": "Bearer"},
     });
     if providers.get("other").is_some() {
-        b["apis"][0]["securitySchemes"]["other"] =
-            json!({"provider": "other", "in": "header", "name": "Authorization", "prefix": "Bearer"});
+        b["apis"][0]["securitySchemes"]["other"] = json!({"provider": "other", "in": "header", "name": "Authorization", "prefix": "Bearer"});
     }
     b["auth"] = json!({ "providers": providers });
     for op in b["apis"][0]["operations"].as_array_mut().unwrap() {
@@ -104,7 +103,10 @@ async fn valid_rsa_ec_and_ed25519_tokens_pass_with_the_right_scopes() {
     // `scp` as an array works too.
     let mut c = claims("bob", "");
     c["scp"] = json!(["pets:read"]);
-    assert_eq!(with_token(&gw, &token(&ec_k, &c)).await.status, StatusCode::OK);
+    assert_eq!(
+        with_token(&gw, &token(&ec_k, &c)).await.status,
+        StatusCode::OK
+    );
 
     // Authenticated without the scope: 403 with `insufficient_scope`.
     let t = token(&rsa_k, &claims("alice", "pets:read"));
@@ -179,31 +181,53 @@ async fn hostile_and_broken_tokens_are_rejected() {
         ),
         (
             "expired",
-            sign_raw(&header("RS256"), &with("exp", (now() - 60).into()), &rsa_key, Algorithm::RS256),
+            sign_raw(
+                &header("RS256"),
+                &with("exp", (now() - 60).into()),
+                &rsa_key,
+                Algorithm::RS256,
+            ),
         ),
-        (
-            "no exp",
-            {
-                let mut c = good.clone();
-                c.as_object_mut().unwrap().remove("exp");
-                sign_raw(&header("RS256"), &c, &rsa_key, Algorithm::RS256)
-            },
-        ),
+        ("no exp", {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove("exp");
+            sign_raw(&header("RS256"), &c, &rsa_key, Algorithm::RS256)
+        }),
         (
             "not yet valid",
-            sign_raw(&header("RS256"), &with("nbf", (now() + 600).into()), &rsa_key, Algorithm::RS256),
+            sign_raw(
+                &header("RS256"),
+                &with("nbf", (now() + 600).into()),
+                &rsa_key,
+                Algorithm::RS256,
+            ),
         ),
         (
             "wrong issuer",
-            sign_raw(&header("RS256"), &with("iss", "https://idp.test/".into()), &rsa_key, Algorithm::RS256),
+            sign_raw(
+                &header("RS256"),
+                &with("iss", "https://idp.test/".into()),
+                &rsa_key,
+                Algorithm::RS256,
+            ),
         ),
         (
             "wrong audience",
-            sign_raw(&header("RS256"), &with("aud", json!(["billing"])), &rsa_key, Algorithm::RS256),
+            sign_raw(
+                &header("RS256"),
+                &with("aud", json!(["billing"])),
+                &rsa_key,
+                Algorithm::RS256,
+            ),
         ),
         (
             "bad signature (another key, same kid)",
-            sign_raw(&header("RS256"), &good, &attacker.encoding(), Algorithm::RS256),
+            sign_raw(
+                &header("RS256"),
+                &good,
+                &attacker.encoding(),
+                Algorithm::RS256,
+            ),
         ),
         (
             "unknown kid",
@@ -263,7 +287,10 @@ async fn hostile_and_broken_tokens_are_rejected() {
     ];
     // The `other` provider itself accepts its own token on a route that asks
     // for it, so the rejection above is about the issuer/provider, not the key.
-    cases.push(("our issuer signed by the other provider's key", token(&other, &good)));
+    cases.push((
+        "our issuer signed by the other provider's key",
+        token(&other, &good),
+    ));
     for (what, t) in &cases {
         let r = with_token(&gw, t).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {:?}", r.body);
@@ -271,10 +298,20 @@ async fn hostile_and_broken_tokens_are_rejected() {
         assert!(www.contains("error=\"invalid_token\""), "{what}: {www}");
         let body = r.json();
         // The body names the category only.
-        assert_eq!(body["type"], "https://mgw.dev/problems/invalid_credentials", "{what}");
-        assert_eq!(body["detail"], "the credentials are invalid or expired", "{what}");
+        assert_eq!(
+            body["type"], "https://mgw.dev/problems/invalid_credentials",
+            "{what}"
+        );
+        assert_eq!(
+            body["detail"], "the credentials are invalid or expired",
+            "{what}"
+        );
     }
-    assert_eq!(b.hits.load(Ordering::SeqCst), 0, "nothing reached the upstream");
+    assert_eq!(
+        b.hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the upstream"
+    );
 
     // Counted in metrics.
     let m = get(&format!("http://{}/metrics", gw.admin)).await;

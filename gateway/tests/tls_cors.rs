@@ -62,7 +62,12 @@ async fn tls_get(
     Ok(text)
 }
 
-fn tls_bundle(backend: &Backend, dir: &std::path::Path, client_auth: &str, mtls: Option<&str>) -> Value {
+fn tls_bundle(
+    backend: &Backend,
+    dir: &std::path::Path,
+    client_auth: &str,
+    mtls: Option<&str>,
+) -> Value {
     let mut b = bundle_json(&[format!("http://{}", backend.addr)]);
     let p = |f: &str| dir.join(f).to_str().unwrap().to_owned();
     b["listeners"]["api"]["tls"] = json!({
@@ -248,7 +253,11 @@ async fn cors_preflight_and_actual_requests() {
     .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.headers.get("access-control-allow-origin").is_none());
-    assert_eq!(b.hits.load(Ordering::SeqCst), 0, "preflights never go upstream");
+    assert_eq!(
+        b.hits.load(Ordering::SeqCst),
+        0,
+        "preflights never go upstream"
+    );
 
     // Actual requests: allowed origin gets the headers, others none.
     let r = request(

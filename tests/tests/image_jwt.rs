@@ -31,7 +31,10 @@ fn idp() -> Idp {
 
 impl Idp {
     fn token(&self, scope: &str) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some("test-1".into());
         let claims = serde_json::json!({
@@ -95,7 +98,10 @@ fn check_requests(api: u16, idp: &Idp) {
     let (status, body) = http_get(
         addr,
         "/petstore/v1/pets",
-        &[("Authorization", &format!("Bearer {}", idp.token("pets:read")))],
+        &[(
+            "Authorization",
+            &format!("Bearer {}", idp.token("pets:read")),
+        )],
     )
     .unwrap();
     assert_eq!(status, 200, "with a valid token: {body}");
@@ -254,10 +260,7 @@ fn dockerd_runs_a_jwt_image_that_refuses_requests_without_a_token() {
     });
     if ready.is_none() {
         let logs = docker.docker_cmd().args(["logs", &name]).output().unwrap();
-        panic!(
-            "never ready: {}",
-            String::from_utf8_lossy(&logs.stderr)
-        );
+        panic!("never ready: {}", String::from_utf8_lossy(&logs.stderr));
     }
     check_requests(api, &idp);
 }

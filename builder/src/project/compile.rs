@@ -664,10 +664,7 @@ impl Compiler<'_> {
 
     /// Reports a problem once per (place, subject).
     fn once(&mut self, origin: &Origin, subject: &str, message: String) {
-        if self
-            .reported
-            .insert((origin.clone(), subject.to_owned()))
-        {
+        if self.reported.insert((origin.clone(), subject.to_owned())) {
             self.diags.push(Diagnostic::new(origin, message));
         }
     }
@@ -755,7 +752,9 @@ impl Compiler<'_> {
                         self.once(
                             &def.origin,
                             name,
-                            format!("API keys `in: {other}` are not supported; use `header` or `query`"),
+                            format!(
+                                "API keys `in: {other}` are not supported; use `header` or `query`"
+                            ),
                         );
                         return None;
                     }
@@ -779,12 +778,18 @@ impl Compiler<'_> {
                 "authorization".to_owned(),
                 Some("Basic".to_owned()),
             ),
-            "http" if field("scheme").eq_ignore_ascii_case("bearer") => {
-                (bearer_like, CredentialIn::Header, String::new(), Some("Bearer".to_owned()))
-            }
-            "oauth2" | "openIdConnect" => {
-                (bearer_like, CredentialIn::Header, String::new(), Some("Bearer".to_owned()))
-            }
+            "http" if field("scheme").eq_ignore_ascii_case("bearer") => (
+                bearer_like,
+                CredentialIn::Header,
+                String::new(),
+                Some("Bearer".to_owned()),
+            ),
+            "oauth2" | "openIdConnect" => (
+                bearer_like,
+                CredentialIn::Header,
+                String::new(),
+                Some("Bearer".to_owned()),
+            ),
             "mutualTLS" => {
                 self.once(
                     &def.origin,
@@ -826,7 +831,10 @@ impl Compiler<'_> {
         }
         // Bearer tokens come in `Authorization`, or in the custom auth header.
         let param = if param.is_empty() {
-            auth_header.map_or_else(|| "authorization".to_owned(), |h| h.value.to_ascii_lowercase())
+            auth_header.map_or_else(
+                || "authorization".to_owned(),
+                |h| h.value.to_ascii_lowercase(),
+            )
         } else {
             param
         };
@@ -890,7 +898,8 @@ impl Compiler<'_> {
                 })
                 .unwrap_or_default()
         };
-        let enabled = get("corsConfigurationEnabled", "enabled").and_then(serde_json::Value::as_bool);
+        let enabled =
+            get("corsConfigurationEnabled", "enabled").and_then(serde_json::Value::as_bool);
         if enabled == Some(false) {
             return None;
         }
@@ -910,7 +919,11 @@ impl Compiler<'_> {
             "allowCredentials",
             "maxAge",
         ];
-        for k in v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        for k in v
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             if !known.contains(&k.as_str()) {
                 self.once(
                     &c.origin,
@@ -1277,11 +1290,18 @@ mod tests {
             "{MANIFEST}auth:\n  providers:\n    jwt: {{type: jwt, issuer: https://idp, keys: [keys/idp.jwks.json]}}\n    keys: {{type: apiKey}}\n  schemes: {{idp: jwt, key: keys}}\n"
         );
         let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-        let c = build(&[("mgw.yaml", &m), ("api.yaml", SECURED), ("keys/idp.jwks.json", jwks)])
-            .unwrap();
+        let c = build(&[
+            ("mgw.yaml", &m),
+            ("api.yaml", SECURED),
+            ("keys/idp.jwks.json", jwks),
+        ])
+        .unwrap();
         let api = &c.bundle.apis[0];
         let scheme = &api.security_schemes["idp"];
-        assert_eq!((scheme.provider.as_str(), scheme.name.as_str()), ("jwt", "x-token"));
+        assert_eq!(
+            (scheme.provider.as_str(), scheme.name.as_str()),
+            ("jwt", "x-token")
+        );
         assert_eq!(api.security_schemes["key"].location, CredentialIn::Query);
         let op = |id: &str| api.operations.iter().find(|o| o.id == id).unwrap();
         assert_eq!(op("listPets").security.len(), 2);
@@ -1298,15 +1318,26 @@ mod tests {
 
         // A scheme mapped to a provider of the wrong type.
         let wrong = m.replace("{idp: jwt, key: keys}", "{idp: keys, key: keys}");
-        let e = build(&[("mgw.yaml", &wrong), ("api.yaml", SECURED), ("keys/idp.jwks.json", jwks)])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("a `apiKey` provider; it needs a `jwt` or `introspection` provider"), "{e}");
+        let e = build(&[
+            ("mgw.yaml", &wrong),
+            ("api.yaml", SECURED),
+            ("keys/idp.jwks.json", jwks),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("a `apiKey` provider; it needs a `jwt` or `introspection` provider"),
+            "{e}"
+        );
         // Private key material never goes into a bundle.
         let private = jwks.replace("\"kid\"", "\"d\":\"x\",\"kid\"");
-        let e = build(&[("mgw.yaml", &m), ("api.yaml", SECURED), ("keys/idp.jwks.json", &private)])
-            .unwrap_err()
-            .to_string();
+        let e = build(&[
+            ("mgw.yaml", &m),
+            ("api.yaml", SECURED),
+            ("keys/idp.jwks.json", &private),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("private or symmetric key material"), "{e}");
     }
 

@@ -312,7 +312,9 @@ impl<'de> Deserialize<'de> for KeyRefWire {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = KeyRefWire;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key file such as `keys/idp.jwks.json`, or a mapping with `file` and `kid`")
+                f.write_str(
+                    "a key file such as `keys/idp.jwks.json`, or a mapping with `file` and `kid`",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyRefWire, E> {
                 Ok(KeyRefWire {
@@ -324,7 +326,8 @@ impl<'de> Deserialize<'de> for KeyRefWire {
                 self,
                 map: A,
             ) -> Result<KeyRefWire, A::Error> {
-                let o = KeyRefObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                let o =
+                    KeyRefObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(KeyRefWire {
                     file: o.file,
                     kid: o.kid,
@@ -711,23 +714,26 @@ impl Validator<'_> {
                 api_tls: None,
             };
         };
-        let api_tls = w.api.as_ref().and_then(|l| l.tls.as_ref()).map(|t| {
-            mgw_gateway::bundle::ListenerTls {
-                cert_file: t
-                    .cert
-                    .clone()
-                    .unwrap_or_else(|| mgw_gateway::bundle::ListenerTls::DEFAULT_CERT_FILE.into()),
-                key_file: t
-                    .key
-                    .clone()
-                    .unwrap_or_else(|| mgw_gateway::bundle::ListenerTls::DEFAULT_KEY_FILE.into()),
-                client_ca_file: t.client_ca.clone().or_else(|| {
-                    matches!(t.client_auth, Some(ClientAuth::Optional | ClientAuth::Required))
+        let api_tls =
+            w.api
+                .as_ref()
+                .and_then(|l| l.tls.as_ref())
+                .map(|t| mgw_gateway::bundle::ListenerTls {
+                    cert_file: t.cert.clone().unwrap_or_else(|| {
+                        mgw_gateway::bundle::ListenerTls::DEFAULT_CERT_FILE.into()
+                    }),
+                    key_file: t.key.clone().unwrap_or_else(|| {
+                        mgw_gateway::bundle::ListenerTls::DEFAULT_KEY_FILE.into()
+                    }),
+                    client_ca_file: t.client_ca.clone().or_else(|| {
+                        matches!(
+                            t.client_auth,
+                            Some(ClientAuth::Optional | ClientAuth::Required)
+                        )
                         .then(|| mgw_gateway::bundle::ListenerTls::DEFAULT_CLIENT_CA_FILE.into())
-                }),
-                client_auth: t.client_auth,
-            }
-        });
+                    }),
+                    client_auth: t.client_auth,
+                });
         if let Some(ListenerWire { tls: Some(_), .. }) = &w.admin {
             self.err(
                 &root().key("listeners").key("admin").key("tls"),
@@ -980,7 +986,10 @@ impl Validator<'_> {
                 ("keys", pw.keys.is_some()),
                 ("jwksUrl", pw.jwks_url.is_some()),
                 ("jwksRefresh", pw.jwks_refresh.is_some()),
-                ("jwksMinRefreshInterval", pw.jwks_min_refresh_interval.is_some()),
+                (
+                    "jwksMinRefreshInterval",
+                    pw.jwks_min_refresh_interval.is_some(),
+                ),
                 ("hmacSecretFile", pw.hmac_secret_file.is_some()),
                 ("leeway", pw.leeway.is_some()),
                 ("consumerClaim", pw.consumer_claim.is_some()),
@@ -1041,13 +1050,18 @@ impl Validator<'_> {
                 if *set && !allowed.contains(key) {
                     self.key_err(
                         &p.key(*key),
-                        format!("`{key}` does not apply to `{}` providers; they take {}", pw.kind, list(allowed.iter(), 20)),
+                        format!(
+                            "`{key}` does not apply to `{}` providers; they take {}",
+                            pw.kind,
+                            list(allowed.iter(), 20)
+                        ),
                     );
                 }
             }
             let ms = |v: &mut Self, key: &str, text: Option<String>, default: u64| {
-                v.positive_duration(p.key(key), text)
-                    .map_or(default, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                v.positive_duration(p.key(key), text).map_or(default, |d| {
+                    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+                })
             };
             let defaults_jwt: b::JwtProvider = serde_json::from_value(serde_json::json!({
                 "issuer": "", "algorithms": []
@@ -1061,9 +1075,15 @@ impl Validator<'_> {
             let provider = match pw.kind.as_str() {
                 "jwt" => {
                     if pw.issuer.as_deref().is_none_or(str::is_empty) {
-                        self.err(&p, "a `jwt` provider needs `issuer` (the exact `iss` of its tokens)");
+                        self.err(
+                            &p,
+                            "a `jwt` provider needs `issuer` (the exact `iss` of its tokens)",
+                        );
                     }
-                    let algorithms = pw.algorithms.clone().unwrap_or_else(|| vec!["RS256".into()]);
+                    let algorithms = pw
+                        .algorithms
+                        .clone()
+                        .unwrap_or_else(|| vec!["RS256".into()]);
                     let hmac = algorithms.iter().any(|a| a.starts_with("HS"));
                     let mut files = Vec::new();
                     for (i, k) in pw.keys.iter().flatten().enumerate() {
@@ -1079,7 +1099,12 @@ impl Validator<'_> {
                         algorithms,
                         keys: Vec::new(),
                         jwks_url: pw.jwks_url.clone(),
-                        jwks_refresh_ms: ms(self, "jwksRefresh", pw.jwks_refresh.clone(), defaults_jwt.jwks_refresh_ms),
+                        jwks_refresh_ms: ms(
+                            self,
+                            "jwksRefresh",
+                            pw.jwks_refresh.clone(),
+                            defaults_jwt.jwks_refresh_ms,
+                        ),
                         jwks_min_refresh_interval_ms: ms(
                             self,
                             "jwksMinRefreshInterval",
@@ -1104,19 +1129,38 @@ impl Validator<'_> {
                     })
                 }
                 "apiKey" => b::Provider::ApiKey(b::ApiKeyProvider {
-                    file: pw.file.clone().unwrap_or_else(|| b::ApiKeyProvider::DEFAULT_FILE.into()),
-                    reload_interval_ms: ms(self, "reloadInterval", pw.reload_interval.clone(), 5_000),
+                    file: pw
+                        .file
+                        .clone()
+                        .unwrap_or_else(|| b::ApiKeyProvider::DEFAULT_FILE.into()),
+                    reload_interval_ms: ms(
+                        self,
+                        "reloadInterval",
+                        pw.reload_interval.clone(),
+                        5_000,
+                    ),
                     forward_credentials: forward,
                 }),
                 "basic" => b::Provider::Basic(b::BasicProvider {
-                    file: pw.file.clone().unwrap_or_else(|| b::BasicProvider::DEFAULT_FILE.into()),
-                    reload_interval_ms: ms(self, "reloadInterval", pw.reload_interval.clone(), 5_000),
+                    file: pw
+                        .file
+                        .clone()
+                        .unwrap_or_else(|| b::BasicProvider::DEFAULT_FILE.into()),
+                    reload_interval_ms: ms(
+                        self,
+                        "reloadInterval",
+                        pw.reload_interval.clone(),
+                        5_000,
+                    ),
                     realm: pw.realm.clone(),
                     forward_credentials: forward,
                 }),
                 _ => {
                     let Some(endpoint) = pw.endpoint.clone() else {
-                        self.err(&p, "an `introspection` provider needs `endpoint` (the RFC 7662 URL)");
+                        self.err(
+                            &p,
+                            "an `introspection` provider needs `endpoint` (the RFC 7662 URL)",
+                        );
                         continue;
                     };
                     let (id, secret) = b::default_introspection_files(&name);
@@ -1405,14 +1449,24 @@ analytics:
             all.contains("unknown provider type `apikey` (did you mean `apiKey`?)"),
             "{all}"
         );
-        assert!(all.contains("`auth.schemes.s`: no provider named `nope`"), "{all}");
+        assert!(
+            all.contains("`auth.schemes.s`: no provider named `nope`"),
+            "{all}"
+        );
         let m = parse_manifest(
             "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml, mtls: required}]\nlisteners:\n  api: {address: '0.0.0.0:8443', tls: {clientAuth: optional}}\nauth:\n  providers:\n    internal: {type: jwt, issuer: me, algorithms: [HS256]}\ncors: {allowOrigins: ['https://a.example'], maxAge: 10m}\n",
         )
         .unwrap();
         let tls = m.listeners.api_tls.unwrap();
-        assert_eq!(tls.cert_file, "${MGW_TLS_CERT_FILE:-/etc/mgw/secrets/tls/tls.crt}");
-        assert!(tls.client_ca_file.unwrap().contains("MGW_TLS_CLIENT_CA_FILE"));
+        assert_eq!(
+            tls.cert_file,
+            "${MGW_TLS_CERT_FILE:-/etc/mgw/secrets/tls/tls.crt}"
+        );
+        assert!(
+            tls.client_ca_file
+                .unwrap()
+                .contains("MGW_TLS_CLIENT_CA_FILE")
+        );
         assert_eq!(m.cors.unwrap().max_age_s, Some(600));
         let mgw_gateway::bundle::Provider::Jwt(j) = &m.auth.providers["internal"] else {
             panic!()

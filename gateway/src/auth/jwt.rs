@@ -128,9 +128,7 @@ impl JwtVerifier {
         let _one = self.fetching.lock().await;
         {
             let mut last = self.last_fetch.lock().unwrap_or_else(|e| e.into_inner());
-            if !force
-                && last.is_some_and(|t| t.elapsed() < self.cfg.jwks_min_refresh_interval)
-            {
+            if !force && last.is_some_and(|t| t.elapsed() < self.cfg.jwks_min_refresh_interval) {
                 return false;
             }
             *last = Some(Instant::now());
@@ -145,8 +143,7 @@ impl JwtVerifier {
                 return false;
             }
         };
-        let outcome = match fetch(&self.client, req, self.cfg.jwks_timeout, MAX_JWKS_BYTES).await
-        {
+        let outcome = match fetch(&self.client, req, self.cfg.jwks_timeout, MAX_JWKS_BYTES).await {
             Ok((status, body)) if status.is_success() => parse_jwks(&body),
             Ok((status, _)) => Err(format!("status {status}")),
             Err(e) => Err(e.to_string()),
@@ -201,7 +198,11 @@ impl JwtVerifier {
     /// Keys that may verify this header: right family for `alg`; the exact `kid`
     /// when the token names one we know, else our keys without a `kid`.
     fn candidates(&self, header: &Header) -> Vec<Key> {
-        let fetched = self.fetched.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let fetched = self
+            .fetched
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let usable = || {
             self.fixed
                 .iter()
@@ -334,7 +335,9 @@ pub fn claim_headers(
                     .join(" "),
                 _ => return None,
             };
-            HeaderValue::from_str(&text).ok().map(|v| (header.clone(), v))
+            HeaderValue::from_str(&text)
+                .ok()
+                .map(|v| (header.clone(), v))
         })
         .collect()
 }
@@ -342,7 +345,8 @@ pub fn claim_headers(
 /// Splits `header.payload.signature`, decoding and checking the header.
 fn split(token: &str) -> Result<(Header, &str, &str, &str), Failure> {
     let mut parts = token.splitn(4, '.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Failure::Invalid);
     };
@@ -366,7 +370,9 @@ fn split(token: &str) -> Result<(Header, &str, &str, &str), Failure> {
 }
 
 fn decode_claims(payload: &str) -> Result<Map<String, Value>, Failure> {
-    let raw = URL_SAFE_NO_PAD.decode(payload).map_err(|_| Failure::Invalid)?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| Failure::Invalid)?;
     serde_json::from_slice(&raw).map_err(|_| Failure::Invalid)
 }
 

@@ -109,7 +109,9 @@ impl Checker {
 
     /// The challenge for `WWW-Authenticate`.
     fn challenge(&self, scheme: &SchemeCfg, realm: &str, error: Option<&str>) -> String {
-        let err = error.map(|e| format!(", error=\"{e}\"")).unwrap_or_default();
+        let err = error
+            .map(|e| format!(", error=\"{e}\""))
+            .unwrap_or_default();
         match self {
             Checker::Basic(b) => format!(
                 "Basic realm=\"{}\", charset=\"UTF-8\"",
@@ -574,10 +576,7 @@ mod tests {
         assert_eq!(credential(&custom, &h, &uri).as_deref(), Some("raw"));
         let q = scheme(CredentialIn::Query, "api_key", None);
         assert_eq!(credential(&q, &h, &uri).as_deref(), Some("k+y"));
-        assert_eq!(
-            without_query_param(&uri, "api_key").unwrap(),
-            "/p?a=1&b=2"
-        );
+        assert_eq!(without_query_param(&uri, "api_key").unwrap(), "/p?a=1&b=2");
         let only: Uri = "/p?api_key=x".parse().unwrap();
         assert_eq!(without_query_param(&only, "api_key").unwrap(), "/p");
     }

@@ -140,14 +140,14 @@ pub fn parse_users(bytes: &[u8]) -> Result<HashMap<String, String>, String> {
 fn watch<S: Send + Sync + 'static, T: Send + Sync + 'static>(
     owner: &Arc<S>,
     name: Arc<str>,
-    path: String,
-    every: Duration,
+    cfg: &SecretFileCfg,
     set: fn(&S) -> &Watched<T>,
     parse: fn(&[u8]) -> Result<T, String>,
     on_change: fn(&S),
     metrics: Arc<Metrics>,
 ) -> tokio::task::JoinHandle<()> {
     let owner = Arc::downgrade(owner);
+    let (path, every) = (cfg.file.clone(), cfg.reload_interval);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
@@ -200,8 +200,7 @@ impl ApiKeys {
         watch(
             &self,
             self.name.clone(),
-            self.cfg.file.clone(),
-            self.cfg.reload_interval,
+            &self.cfg,
             |me| &me.set,
             parse_api_keys,
             |_| {},
@@ -241,8 +240,7 @@ impl BasicUsers {
         watch(
             &self,
             self.name.clone(),
-            self.cfg.file.clone(),
-            self.cfg.reload_interval,
+            &self.cfg,
             |me| &me.set,
             parse_users,
             |me| me.verified.clear(),
@@ -304,10 +302,6 @@ mod tests {
         let hash = bcrypt::hash("pw", 4).unwrap();
         let set = parse_users(format!("bob:{hash}\n").as_bytes()).unwrap();
         assert!(bcrypt::verify("pw", &set["bob"]).unwrap());
-        assert!(
-            parse_users(b"bob:{SHA}abc")
-                .unwrap_err()
-                .contains("bcrypt")
-        );
+        assert!(parse_users(b"bob:{SHA}abc").unwrap_err().contains("bcrypt"));
     }
 }

@@ -67,9 +67,14 @@ impl SigningKey {
 }
 
 fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl").args(args).output().unwrap_or_else(|e| {
-        panic!("`openssl` is needed to generate RSA test keys ({e}); run `apt-get install openssl`")
-    });
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "`openssl` is needed to generate RSA test keys ({e}); run `apt-get install openssl`"
+            )
+        });
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",
@@ -206,10 +211,13 @@ impl JsonServer {
 pub async fn json_server(body: Value) -> JsonServer {
     let body = Arc::new(Mutex::new(body));
     let b = body.clone();
-    serve(move |_req, _form| {
-        let v = b.lock().unwrap().clone();
-        async move { (StatusCode::OK, v) }
-    }, body)
+    serve(
+        move |_req, _form| {
+            let v = b.lock().unwrap().clone();
+            async move { (StatusCode::OK, v) }
+        },
+        body,
+    )
     .await
 }
 
@@ -237,7 +245,11 @@ where
                     let handler = handler.clone();
                     async move {
                         let (parts, body) = req.into_parts();
-                        let form = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let form = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         let (status, v) =
                             handler(parts, String::from_utf8_lossy(&form).into_owned()).await;
                         let mut res: Response<TestBody> = Response::new(full(v.to_string()));
@@ -295,7 +307,9 @@ impl Pki {
     pub fn client(&self, cn: &str) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
