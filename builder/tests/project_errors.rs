@@ -104,6 +104,32 @@ fn petstore_example_compiles_into_a_bundle_the_gateway_accepts() {
 }
 
 #[test]
+fn petstore_jwt_example_compiles_security_into_the_bundle() {
+    let c = project::build(&example("petstore-jwt")).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let api = &c.bundle.apis[0];
+    let scheme = &api.security_schemes["petstore_auth"];
+    assert_eq!(scheme.provider, "idp");
+    assert_eq!(scheme.prefix.as_deref(), Some("Bearer"));
+    let security = |id: &str| {
+        api.operations
+            .iter()
+            .find(|o| o.id == id)
+            .unwrap()
+            .security
+            .clone()
+    };
+    assert_eq!(security("listPets")[0]["petstore_auth"], ["pets:read"]);
+    assert_eq!(security("createPet")[0]["petstore_auth"], ["pets:write"]);
+    assert!(security("health").is_empty());
+    assert!(api.cors.is_some());
+    let text = String::from_utf8(c.bytes.clone()).unwrap();
+    assert!(text.contains("\"kty\":\"EC\""), "the public key is inlined");
+    let env = std::collections::BTreeMap::<String, String>::new();
+    Config::from_bundle(&c.bundle, c.digest.clone(), Some(&env)).unwrap();
+}
+
+#[test]
 fn wso2_example_takes_base_path_and_upstreams_from_extensions() {
     let c = project::build(&example("wso2-petstore")).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);

@@ -426,3 +426,40 @@ async fn custom_auth_header_and_forwarded_credentials() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn hs256_with_a_mounted_secret() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "0123456789abcdef0123456789abcdef-shared";
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let provider = json!({
+        "type": "jwt", "issuer": ISSUER, "algorithms": ["HS256"],
+        "hmacSecretFile": file.to_str().unwrap()
+    });
+    let gw = start(secured(&b, json!({ "idp": provider }))).await;
+    let good = claims("svc", "pets:read");
+    let h = json!({"alg": "HS256", "typ": "JWT"});
+    let t = sign_raw(
+        &h,
+        &good,
+        &EncodingKey::from_secret(secret.as_bytes()),
+        Algorithm::HS256,
+    );
+    assert_eq!(with_token(&gw, &t).await.status, StatusCode::OK);
+    let t = sign_raw(
+        &h,
+        &good,
+        &EncodingKey::from_secret(b"another secret of 32+ bytes......"),
+        Algorithm::HS256,
+    );
+    assert_eq!(with_token(&gw, &t).await.status, StatusCode::UNAUTHORIZED);
+    // An RSA-signed token cannot use the HMAC provider either.
+    let rsa_t = token(&shared_rsa(), &good);
+    assert_eq!(
+        with_token(&gw, &rsa_t).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    gw.shutdown().await;
+}

@@ -106,7 +106,10 @@ impl JwtVerifier {
 
     /// Fetches the JWKS once and starts the refresh timer (when a URL is set).
     pub async fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
-        self.cfg.jwks_url.as_ref()?;
+        let url = self.cfg.jwks_url.as_ref()?;
+        if url.starts_with("http://") {
+            tracing::warn!(provider = %self.name, url = %url, "the JWKS URL is not https: keys can be forged on the way");
+        }
         self.refresh(true).await;
         let me = Arc::downgrade(self);
         let every = self.cfg.jwks_refresh;
