@@ -5,7 +5,7 @@ GATEWAY_BIN := target/$(MUSL_TARGET)/release/mgw-gateway
 MGW := target/release/mgw
 CARGO ?= cargo
 
-.PHONY: all setup gateway mgw demo test test-unit lint fmt bench clean
+.PHONY: all setup gateway mgw demo test test-unit lint fmt bench fuzz clean
 
 all: gateway mgw
 
@@ -43,6 +43,18 @@ fmt:
 ## bench: gateway vs nginx vs direct (not a test; see BENCHMARKS.md)
 bench: setup gateway
 	bash bench/run.sh
+
+## fuzz: run every fuzz target for FUZZ_SECONDS each, with coverage feedback (stable Rust)
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing
+fuzz:
+	@# An explicit --target keeps RUSTFLAGS off build scripts and proc macros.
+	RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --locked -p mgw-fuzz --target-dir target/fuzz --target x86_64-unknown-linux-gnu
+	@for t in router_path bundle_json openapi_spec env_template; do \
+	  mkdir -p target/fuzz/corpus/$$t; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; \
+	  target/fuzz/x86_64-unknown-linux-gnu/release/$$t -max_total_time=$(FUZZ_SECONDS) target/fuzz/corpus/$$t || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -11,6 +11,7 @@ Examples:
   mgw build petstore-gw                     bake the image into ./out/<name>/
   mgw inspect out/petstore                  show digest, layers, labels, routes
   mgw run out/petstore --env PETSTORE_UPSTREAM=http://127.0.0.1:8081
+  mgw deploy-values out/petstore > values.yaml   Helm values pinning the digest
 
 Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project.";
 
@@ -77,6 +78,24 @@ Examples:
 
 The gateway reads ${VAR}s from the environment: --env adds to the current one.")]
     Run(RunArgs),
+    /// Print Helm values that pin a built image by digest for the `helm/` chart.
+    #[command(after_help = "\
+Examples:
+  mgw deploy-values out/petstore > values.yaml
+  mgw deploy-values out/petstore --repository registry.example.com/gw/petstore --out values.yaml
+  helm install petstore ./helm -f values.yaml -f values-prod.yaml
+
+`mgw build` also writes <out>/<name>/values.yaml.")]
+    DeployValues(DeployValuesArgs),
+    /// Pin the gateway image by digest in Kubernetes manifests (like `ko resolve`).
+    #[command(after_help = "\
+Examples:
+  kubectl kustomize k8s/ | mgw resolve --image out/petstore -f - > petstore.yaml
+  mgw resolve --image out/petstore -f deploy/ | kubectl apply -f -
+
+Every container `image:` that is `mgw-gateway` (the placeholder in k8s/) or the
+image's repository (any tag) becomes <repository>@sha256:<digest>.")]
+    Resolve(ResolveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,4 +169,29 @@ pub struct RunArgs {
     /// Extra environment for the gateway (`NAME=value`, repeatable).
     #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployValuesArgs {
+    /// The build output directory (`<out>/<name>`, holding build.json).
+    pub image: String,
+    /// The repository the image was (or will be) pushed to, if not mgw.yaml's.
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The build output directory (`<out>/<name>`, holding build.json).
+    #[arg(long)]
+    pub image: String,
+    /// Manifest files or directories (`-` for standard input); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub filename: Vec<PathBuf>,
+    /// The repository the image was (or will be) pushed to, if not mgw.yaml's.
+    #[arg(long)]
+    pub repository: Option<String>,
 }

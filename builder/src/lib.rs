@@ -5,6 +5,7 @@
 pub mod bake;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod gateway_binary;
 pub mod oci;
 pub mod project;

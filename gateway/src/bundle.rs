@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 
 use crate::env::{self, Env};
 
+/// Most further attempts an upstream may be configured with.
+pub const MAX_RETRY_ATTEMPTS: u32 = 10;
+
 /// The bundle format this gateway understands.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -567,8 +570,11 @@ impl Config {
             max_headers: bounded(&mut c, "limits.maxHeaders", l.max_headers, 1, 1000),
             idle_timeout: c.millis("limits.idleTimeoutMs", l.idle_timeout_ms),
             shutdown_grace: Duration::from_millis(l.shutdown_grace_ms),
-            h2_max_concurrent_streams: l.h2_max_concurrent_streams.max(1),
+            h2_max_concurrent_streams: l.h2_max_concurrent_streams,
         };
+        if limits.h2_max_concurrent_streams == 0 {
+            c.push("limits.h2MaxConcurrentStreams", "must be greater than 0");
+        }
 
         let mut upstream_index = BTreeMap::new();
         let mut upstreams = Vec::with_capacity(bundle.upstreams.len());
@@ -754,6 +760,15 @@ fn check_upstream(c: &mut Checker<'_>, key: &str, name: &str, u: &Upstream) -> U
     if u.urls.is_empty() {
         c.push(format!("{key}.urls"), "needs at least one URL");
     }
+    if u.retry.attempts > MAX_RETRY_ATTEMPTS {
+        c.push(
+            format!("{key}.retry.attempts"),
+            format!(
+                "{} is out of range (0..={MAX_RETRY_ATTEMPTS})",
+                u.retry.attempts
+            ),
+        );
+    }
     let mut targets = Vec::with_capacity(u.urls.len());
     for (i, t) in u.urls.iter().enumerate() {
         let ukey = format!("{key}.urls[{i}]");
@@ -770,7 +785,7 @@ fn check_upstream(c: &mut Checker<'_>, key: &str, name: &str, u: &Upstream) -> U
         load_balancing: u.load_balancing,
         connect_timeout: c.millis(&format!("{key}.connectTimeoutMs"), u.connect_timeout_ms),
         request_timeout: c.millis(&format!("{key}.requestTimeoutMs"), u.request_timeout_ms),
-        retry_attempts: u.retry.attempts.min(10),
+        retry_attempts: u.retry.attempts,
         retry_idempotent: u.retry.idempotent,
         pool_idle_timeout: Duration::from_millis(u.pool_idle_timeout_ms),
         pool_max_idle_per_host: usize::try_from(u.pool_max_idle_per_host).unwrap_or(usize::MAX),

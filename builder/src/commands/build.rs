@@ -75,6 +75,11 @@ pub fn run(args: &BuildArgs, output: Output) -> Result<()> {
         &dir.join("build.json"),
         format!("{}\n", serde_json::to_string_pretty(&meta)?).as_bytes(),
     )?;
+    let pinned = crate::commands::deploy::pinned(&dir, None)?;
+    write_atomic(
+        &dir.join("values.yaml"),
+        crate::deploy::helm_values(&pinned).as_bytes(),
+    )?;
 
     if human(output) {
         println!(
@@ -89,6 +94,7 @@ pub fn run(args: &BuildArgs, output: Output) -> Result<()> {
         if let Some(t) = &paths.tarball {
             println!("  tarball {}", t.display());
         }
+        println!("  values  {}", dir.join("values.yaml").display());
         println!("  size    {} bytes compressed", image.total_size);
         println!("{image_ref}");
     } else {

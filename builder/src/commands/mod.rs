@@ -3,6 +3,7 @@
 //! code; none of them calls `std::process::exit`.
 
 pub mod build;
+pub mod deploy;
 pub mod init;
 pub mod inspect;
 pub mod run;
@@ -23,6 +24,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Build(a) => build::run(&a, cli.output),
         Command::Inspect(a) => inspect::run(&a, cli.output),
         Command::Run(a) => run::run(&a),
+        Command::DeployValues(a) => deploy::values(&a),
+        Command::Resolve(a) => deploy::resolve(&a),
     }
 }
 
