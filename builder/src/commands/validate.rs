@@ -23,7 +23,17 @@ pub fn run(args: &ProjectArg, output: Output) -> Result<()> {
                 api.spec
             );
             for r in &api.routes {
-                println!("    {:<7} {}  ({})", r.method, r.path, r.operation_id);
+                if r.security.is_empty() {
+                    println!("    {:<7} {}  ({})", r.method, r.path, r.operation_id);
+                } else {
+                    println!(
+                        "    {:<7} {}  ({})  auth: {}",
+                        r.method,
+                        r.path,
+                        r.operation_id,
+                        r.security.join(" | ")
+                    );
+                }
             }
         }
         for v in &compiled.env {

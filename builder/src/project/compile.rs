@@ -84,6 +84,10 @@ pub struct RouteSummary {
     pub path: String,
     pub operation_id: String,
     pub upstream: String,
+    /// Who may call: one entry per alternative requirement, `scheme(scope …)`
+    /// joined by ` + `; empty for an open operation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security: Vec<String>,
 }
 
 /// One environment variable the deployment may set.
@@ -1080,6 +1084,22 @@ fn summarize(project: &Project, bundle: &Bundle) -> Summary {
                     path: join_paths(&api.base_path, &o.path),
                     operation_id: o.id.clone(),
                     upstream: o.upstream.clone().unwrap_or_else(|| api.upstream.clone()),
+                    security: o
+                        .security
+                        .iter()
+                        .map(|req| {
+                            req.iter()
+                                .map(|(scheme, scopes)| {
+                                    if scopes.is_empty() {
+                                        scheme.clone()
+                                    } else {
+                                        format!("{scheme}({})", scopes.join(" "))
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                                .join(" + ")
+                        })
+                        .collect(),
                 })
                 .collect();
             total += routes.len();
