@@ -1957,6 +1957,46 @@ mod tests {
     }
 
     #[test]
+    fn security_problems_name_their_keys() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["auth"] = serde_json::json!({"providers": {
+            "idp": {"type": "jwt", "issuer": "x", "algorithms": ["HS256", "none"],
+                    "keys": [{"pem": "-----BEGIN PRIVATE KEY-----"}]},
+            "keys": {"type": "apiKey"}
+        }});
+        v["apis"][0]["securitySchemes"] = serde_json::json!({
+            "s": {"provider": "nobody", "in": "header", "name": "bad header"}
+        });
+        v["apis"][0]["operations"][0]["security"] = serde_json::json!([{"s": []}, {"t": []}, {}]);
+        v["apis"][0]["cors"] = serde_json::json!({"allowOrigins": ["*"], "allowCredentials": true});
+        v["apis"][0]["mtls"] = "required".into();
+        let b = Bundle::from_json(v.to_string().as_bytes()).unwrap();
+        let msg = Config::from_bundle(&b, String::new(), None)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "`auth.providers.idp.algorithms[0]`: `HS256` needs `hmacSecretFile`",
+            "`auth.providers.idp.algorithms[1]`: `none` is not supported",
+            "`auth.providers.idp.keys[0]`: holds a private key",
+            "`apis[0].securitySchemes.s.provider`: no provider named `nobody`",
+            "`apis[0].securitySchemes.s.name`: `bad header` is not a valid header name",
+            "`apis[0].operations[0].security[1].t`: no security scheme named `t`",
+            "`apis[0].operations[0].security[2]`: an empty requirement would let anyone in",
+            "`apis[0].cors.allowOrigins`: `*` cannot be combined with `allowCredentials`",
+            "`listeners.api.tls`: an API asks for client certificates",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+        }
+        // A bundle without security serializes exactly as before (same digest).
+        let plain = sample().to_canonical_json();
+        let text = String::from_utf8(plain).unwrap();
+        assert!(
+            !text.contains("security") && !text.contains("\"auth\""),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn upstream_url_checks() {
         assert!(
             parse_target("https://x")
