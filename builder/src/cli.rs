@@ -11,9 +11,12 @@ Examples:
   mgw build petstore-gw                     bake the image into ./out/<name>/
   mgw inspect out/petstore                  show digest, layers, labels, routes
   mgw run out/petstore --env PETSTORE_UPSTREAM=http://127.0.0.1:8081
+  mgw push petstore-gw                      build, then push to image.repository from mgw.yaml
+  mgw load out/petstore                     load the built image into Docker
   mgw deploy-values out/petstore > values.yaml   Helm values pinning the digest
 
-Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project.";
+Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project,
+65 the tag already names a different image in the registry (tags are immutable).";
 
 /// Build immutable, per-API gateway images from OpenAPI definitions — no daemon.
 #[derive(Debug, Parser)]
@@ -58,11 +61,17 @@ Examples:
   mgw build gw --out dist --tag 1.4.0
   mgw build gw --gateway-binary ./mgw-gateway
   mgw build gw --base out/released-gw/oci       reuse a pinned image's gateway layers
+  mgw build gw --base ghcr.io/team/gw@sha256:…  the same, pulled from a registry
+  mgw build gw --push                           build, then push (see `mgw push --help`)
+  mgw build gw --load                           build, then load into Docker
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) mgw build gw
 
 Writes <out>/<name>/oci (OCI image layout), <out>/<name>/image.tar (OCI archive and
-docker-archive in one), bundle.json and build.json. The last line printed is
-<repository>@sha256:<manifest digest>.")]
+docker-archive in one), bundle.json, build.json, image.digest and sbom.spdx.json
+(SPDX 2.3). The last line printed is <repository>@sha256:<manifest digest>.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project,
+65 (with --push) the tag already names a different image in the registry.")]
     Build(BuildArgs),
     /// Show a built image: digest, tags, layers, labels, APIs and routes.
     #[command(after_help = "\
@@ -70,6 +79,18 @@ Examples:
   mgw inspect out/petstore
   mgw inspect out/petstore/oci --output json")]
     Inspect(ImageArg),
+    /// Push an image to its registry (building the project first when given one).
+    #[command(after_help = PUSH_HELP)]
+    Push(PushArgs),
+    /// Load a built image into a Docker engine (`DOCKER_HOST` or the local socket).
+    #[command(after_help = "\
+Examples:
+  mgw load out/petstore                 the image built into out/petstore
+  mgw load examples/petstore            build the project first, then load it
+  DOCKER_HOST=unix:///run/user/1000/docker.sock mgw load out/petstore
+
+Prints the loaded image id and its tags.")]
+    Load(LoadArgs),
     /// Run a built image's gateway locally, straight from the OCI layout (no daemon).
     #[command(after_help = "\
 Examples:
@@ -135,11 +156,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub repository: Option<String>,
     /// The static gateway binary to bake in (default: the workspace's musl build,
-    /// or `mgw-gateway` next to the `mgw` executable).
-    #[arg(long, env = "MGW_GATEWAY_BINARY", conflicts_with = "base")]
+    /// or `mgw-gateway` next to the `mgw` executable). Not used with `--base`,
+    /// whose image brings the gateway.
+    #[arg(long, env = "MGW_GATEWAY_BINARY")]
     pub gateway_binary: Option<PathBuf>,
-    /// An OCI image layout (`DIR` or `DIR:TAG`) that already holds the gateway;
-    /// its layers are reused and only the bundle layer is added.
+    /// An image that already holds the gateway: an OCI layout (`DIR` or `DIR:TAG`)
+    /// or a registry reference (`registry/repo:tag`, `…@sha256:…`), pulled into the
+    /// cache and verified by digest. Its layers are reused; only the bundle is added.
     #[arg(long)]
     pub base: Option<String>,
     /// Seconds since the epoch for every timestamp in the image (reproducible builds).
@@ -152,9 +175,91 @@ pub struct BuildArgs {
     #[arg(long)]
     pub revision: Option<String>,
     /// Write only the OCI layout, no tarball.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "load")]
     pub no_tarball: bool,
+    /// Push the image after building it (see `mgw push`).
+    #[arg(long)]
+    pub push: bool,
+    /// Load the image into Docker after building it (see `mgw load`).
+    #[arg(long)]
+    pub load: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
+
+/// How to reach registries.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Allow plain `http://` and unverified TLS for a registry that is not on loopback.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Retries per request (and per blob upload) for transient failures.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub retries: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// A project directory (built first into --out) or a build output directory
+    /// (`<out>/<name>`, holding `build.json`).
+    #[arg(default_value = ".")]
+    pub image: PathBuf,
+    /// Repository to push to (default: the build's, i.e. `image.repository` from mgw.yaml).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Output directory when building a project.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Image tag when building a project (default: `<version>-<bundle digest>`).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// When building: the gateway binary (see `mgw build`).
+    #[arg(long, env = "MGW_GATEWAY_BINARY")]
+    pub gateway_binary: Option<PathBuf>,
+    /// When building: the base image (see `mgw build`).
+    #[arg(long)]
+    pub base: Option<String>,
+    /// When building: seconds since the epoch for every timestamp.
+    #[arg(long, env = "SOURCE_DATE_EPOCH")]
+    pub source_date_epoch: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// A build output directory (`<out>/<name>`, holding `image.tar`) or a project
+    /// directory (built first into --out).
+    #[arg(default_value = ".")]
+    pub image: PathBuf,
+    /// Output directory when building a project.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+const PUSH_HELP: &str = "\
+Examples:
+  mgw push examples/petstore                    build, then push to image.repository
+  mgw push out/petstore                         push what `mgw build` wrote
+  mgw push gw --repository 127.0.0.1:5000/team/gw
+  MGW_REGISTRY_USERNAME=ci MGW_REGISTRY_PASSWORD=… mgw push gw --output json
+
+Before tagging, the tag is looked up: if it names another image the push stops
+(exit 65) and nothing is tagged; if it names this image there is nothing to do.
+Blobs the registry has are skipped, base layers are mounted from the base's
+repository when the registry holds them, the rest is uploaded from disk in
+chunks that resume after a failure. The SBOM (sbom.spdx.json) is attached as an
+OCI referrer. Writes <out>/<name>/image.ref; the last line printed is
+<repository>@sha256:<digest>.
+
+Credentials: MGW_REGISTRY_USERNAME and MGW_REGISTRY_PASSWORD (for CI; only for the
+host in MGW_REGISTRY when that is set), else the Docker config ($DOCKER_CONFIG/config.json
+or ~/.docker/config.json): credHelpers, credsStore, auths. They are never printed,
+logged or written. Plain http:// is used only for loopback registries or --insecure.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project,
+65 the tag already names a different image in the registry: tags are immutable, so
+bump `version` in mgw.yaml (or pass a new --tag) instead of overwriting it.";
 
 #[derive(Debug, Args)]
 pub struct ImageArg {

@@ -6,18 +6,29 @@ pub mod bake;
 pub mod cli;
 pub mod commands;
 pub mod deploy;
+pub mod docker;
+pub mod env;
 pub mod gateway_binary;
 pub mod oci;
 pub mod project;
+pub mod registry;
+pub mod sbom;
 
 /// Exit code for a project mgw refuses (SPEC: 64).
 pub const EXIT_BAD_PROJECT: u8 = 64;
 
-/// The exit code for an error from a command: 64 for a bad project, else 1.
+/// Exit code when a push finds its tag naming a different image (immutability).
+pub const EXIT_TAG_CONFLICT: u8 = registry::EXIT_TAG_CONFLICT;
+
+/// The exit code for an error from a command: 64 for a bad project, 65 for a tag
+/// that already names another image, else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(p) = cause.downcast_ref::<project::ProjectError>() {
             return p.exit_code();
+        }
+        if let Some(r) = cause.downcast_ref::<registry::RegistryError>() {
+            return r.exit_code();
         }
     }
     1

@@ -56,7 +56,9 @@ fn help_texts_show_examples() {
     let top = Command::new(MGW).arg("--help").output().unwrap();
     assert!(top.status.success());
     assert!(String::from_utf8_lossy(&top.stdout).contains("Examples:"));
-    for sub in ["init", "validate", "build", "inspect", "run"] {
+    for sub in [
+        "init", "validate", "build", "inspect", "run", "push", "load",
+    ] {
         let o = Command::new(MGW).args([sub, "--help"]).output().unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(
@@ -66,6 +68,15 @@ fn help_texts_show_examples() {
     }
     let usage = Command::new(MGW).arg("--no-such-flag").output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
+    // The immutability exit code is documented where users look.
+    for args in [&["--help"][..], &["push", "--help"], &["build", "--help"]] {
+        let o = Command::new(MGW).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("65 "),
+            "`mgw {args:?}` documents exit code 65:\n{text}"
+        );
+    }
 }
 
 #[test]

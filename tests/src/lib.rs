@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod registry;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -206,6 +208,12 @@ static DOCKERD_ONCE: Once = Once::new();
 
 impl Dockerd {
     pub fn start() -> Result<Dockerd> {
+        Self::start_with(&[])
+    }
+
+    /// A dockerd with extra flags (e.g. `--insecure-registry HOST:PORT`; loopback
+    /// registries are insecure-allowed by default).
+    pub fn start_with(extra: &[&str]) -> Result<Dockerd> {
         require("dockerd", "apt-get install docker.io");
         require("docker", "apt-get install docker.io");
         DOCKERD_ONCE.call_once(|| {});
@@ -223,6 +231,7 @@ impl Dockerd {
             .arg("-H")
             .arg(format!("unix://{}", sock.display()))
             .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .args(extra)
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()

@@ -6,6 +6,9 @@ pub mod build;
 pub mod deploy;
 pub mod init;
 pub mod inspect;
+pub mod load;
+pub mod progress;
+pub mod push;
 pub mod run;
 pub mod validate;
 
@@ -24,6 +27,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Build(a) => build::run(&a, cli.output),
         Command::Inspect(a) => inspect::run(&a, cli.output),
         Command::Run(a) => run::run(&a),
+        Command::Push(a) => push::run(&a, cli.output),
+        Command::Load(a) => load::run(&a, cli.output),
         Command::DeployValues(a) => deploy::values(&a),
         Command::Resolve(a) => deploy::resolve(&a),
     }

@@ -111,6 +111,23 @@ pub fn base_layer_entries() -> Result<LayerBuilder, OciError> {
     Ok(layer)
 }
 
+/// The regular files of the base layer: their path in the image (without the
+/// leading `/`) and their bytes, in declaration order (for the SBOM).
+pub fn embedded_files() -> Vec<(String, &'static [u8])> {
+    let Ok(declaration) = serde_yaml::from_str::<Declaration>(DECLARATION) else {
+        return Vec::new();
+    };
+    declaration
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let source = e.source.as_deref()?;
+            let bytes = SOURCES.iter().find(|(n, _)| *n == source)?.1;
+            Some((e.path.trim_start_matches('/').to_owned(), bytes))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;

@@ -20,6 +20,8 @@ pub mod image;
 mod json;
 pub mod layer;
 pub mod layout;
+pub mod pull;
+pub mod push;
 
 pub use digest::{Digest, ParseDigestError};
 pub use error::OciError;
