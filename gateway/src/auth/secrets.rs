@@ -5,7 +5,8 @@
 //! itself); basic-auth file: htpasswd lines `user:<bcrypt hash>` (`htpasswd -B`).
 //! Blank lines and `#` comments are ignored. The file is read at start (a broken
 //! file is a startup error) and polled afterwards: a changed, valid file replaces
-//! the set at once; a changed, broken one is logged and the last good set stays.
+//! the set once two polls in a row read the same bytes; a changed, broken one is
+//! logged and the last good set stays.
 //!
 //! bcrypt is slow on purpose, so a comparison runs on the blocking pool and a
 //! success is remembered (by hash of the credential, until the file changes).
@@ -149,6 +150,10 @@ fn watch<S: Send + Sync + 'static, T: Send + Sync + 'static>(
     let owner = Arc::downgrade(owner);
     let (path, every) = (cfg.file.clone(), cfg.reload_interval);
     tokio::spawn(async move {
+        // A changed file is applied once two polls read the same bytes, so a
+        // writer that truncates and then writes (not the atomic swap Kubernetes
+        // does) is never caught half-way, as an empty or partial set.
+        let mut pending: Option<Vec<u8>> = None;
         loop {
             tokio::time::sleep(every).await;
             let Some(owner) = owner.upgrade() else { return };
@@ -162,8 +167,14 @@ fn watch<S: Send + Sync + 'static, T: Send + Sync + 'static>(
                 }
             };
             if *w.last_bytes.lock().unwrap_or_else(|e| e.into_inner()) == bytes {
+                pending = None;
                 continue;
             }
+            if pending.as_ref() != Some(&bytes) {
+                pending = Some(bytes);
+                continue;
+            }
+            pending = None;
             match parse(&bytes) {
                 Ok(parsed) => {
                     *w.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(parsed);
