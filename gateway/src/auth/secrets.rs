@@ -29,6 +29,9 @@ use crate::metrics::Metrics;
 
 /// How long a verified basic-auth credential is remembered.
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(300);
+/// bcrypt comparisons running at once; more wait, so a flood of wrong passwords
+/// cannot take every blocking thread.
+const BCRYPT_CONCURRENCY: usize = 4;
 
 /// A parsed, swappable set, reloaded from its file.
 struct Watched<T> {
@@ -59,6 +62,7 @@ pub struct BasicUsers {
     pub cfg: SecretFileCfg,
     set: Watched<HashMap<String, String>>,
     verified: TokenCache<Arc<Identity>>,
+    bcrypt_slots: tokio::sync::Semaphore,
     metrics: Arc<Metrics>,
 }
 
@@ -243,6 +247,7 @@ impl BasicUsers {
                 last_bytes: std::sync::Mutex::new(bytes),
             },
             verified: TokenCache::new(10_000),
+            bcrypt_slots: tokio::sync::Semaphore::new(BCRYPT_CONCURRENCY),
             metrics,
         })
     }
@@ -275,6 +280,11 @@ impl BasicUsers {
             return Err(Failure::Invalid);
         };
         let password = password.to_owned();
+        let _slot = self
+            .bcrypt_slots
+            .acquire()
+            .await
+            .map_err(|_| Failure::Unavailable)?;
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
             .await
             .map_err(|_| Failure::Unavailable)?
