@@ -50,7 +50,7 @@ FUZZ_FLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cl
 fuzz:
 	@# An explicit --target keeps RUSTFLAGS off build scripts and proc macros.
 	RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --locked -p mgw-fuzz --target-dir target/fuzz --target x86_64-unknown-linux-gnu
-	@for t in router_path bundle_json openapi_spec env_template image_reference registry_answers forwarded_for; do \
+	@for t in router_path bundle_json openapi_spec env_template image_reference registry_answers forwarded_for auth_credentials; do \
 	  mkdir -p target/fuzz/corpus/$$t; \
 	  echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; \
 	  target/fuzz/x86_64-unknown-linux-gnu/release/$$t -max_total_time=$(FUZZ_SECONDS) target/fuzz/corpus/$$t || exit 1; \

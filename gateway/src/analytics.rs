@@ -40,6 +40,9 @@ pub struct Event {
     pub error: Option<&'static str>,
     /// Filled by authentication (later stages).
     pub consumer: Option<Arc<str>>,
+    /// Authentication outcome (`success`, `anonymous`, `missing`, `invalid`,
+    /// `forbidden`, `unavailable`); `None` when no operation matched.
+    pub auth: Option<&'static str>,
 }
 
 /// The line written for each event.
@@ -63,6 +66,8 @@ struct Line<'a> {
     client_ip: String,
     consumer: Option<&'a str>,
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -247,6 +252,7 @@ fn to_line<'a>(e: &'a Event, config: &'a Config) -> Line<'a> {
         client_ip: e.client.to_string(),
         consumer: e.consumer.as_deref(),
         error: e.error,
+        auth: e.auth,
     }
 }
 

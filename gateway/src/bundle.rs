@@ -52,6 +52,9 @@ pub struct Bundle {
     pub apis: Vec<Api>,
     #[serde(default)]
     pub analytics: Analytics,
+    /// Authentication providers (see the security section below).
+    #[serde(default, skip_serializing_if = "Auth::is_empty")]
+    pub auth: Auth,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +87,9 @@ impl Default for Listeners {
 pub struct Listener {
     /// `host:port`; may use `${VAR}` templates.
     pub address: String,
+    /// TLS on this listener (API listener only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
 }
 
 impl Listener {
@@ -93,11 +99,13 @@ impl Listener {
     fn default_api() -> Self {
         Self {
             address: Self::DEFAULT_API.into(),
+            tls: None,
         }
     }
     fn default_admin() -> Self {
         Self {
             address: Self::DEFAULT_ADMIN.into(),
+            tls: None,
         }
     }
 }
@@ -231,6 +239,15 @@ pub struct Api {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
     pub operations: Vec<Operation>,
+    /// Security schemes the operations' requirements name, by scheme name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub security_schemes: BTreeMap<String, SecurityScheme>,
+    /// CORS for every operation of this API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    /// Client certificates (mutual TLS) for this API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<ClientCertMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +263,10 @@ pub struct Operation {
     /// Overrides the API's upstream for this operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    /// Effective security requirements: any one may pass, every scheme inside one
+    /// must pass (scheme name → required scopes). Empty: open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security: Vec<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -609,6 +630,10 @@ pub struct Config {
     pub apis: Vec<ApiCfg>,
     pub routes: Vec<RouteCfg>,
     pub analytics: AnalyticsCfg,
+    /// TLS on the API listener.
+    pub tls: Option<TlsCfg>,
+    /// Authentication providers; schemes refer to them by index.
+    pub auth: AuthCfg,
 }
 
 #[derive(Debug, Clone)]
@@ -716,6 +741,10 @@ pub struct ApiCfg {
     pub name: String,
     pub version: Option<String>,
     pub base_path: String,
+    /// Security schemes of this API, sorted by name; routes refer to them by index.
+    pub schemes: Vec<SchemeCfg>,
+    pub cors: Option<CorsCfg>,
+    pub mtls: Option<ClientCertMode>,
 }
 
 /// One routable operation.
@@ -735,6 +764,8 @@ pub struct RouteCfg {
     pub api_rate_limit: Option<usize>,
     pub operation_rate_limit: Option<usize>,
     pub max_body_bytes: u64,
+    /// Any requirement may pass; inside one, every (scheme, scopes) must. Empty: open.
+    pub security: Vec<Vec<SchemeReq>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -900,6 +931,8 @@ impl Config {
             upstreams.push(check_upstream(&mut c, &key, name, u));
         }
 
+        let auth = check_auth(&mut c, &bundle.auth);
+        let tls = check_tls(&mut c, &bundle.listeners.api, &bundle.apis);
         let mut apis = Vec::with_capacity(bundle.apis.len());
         let mut routes = Vec::new();
         let mut api_names = HashSet::new();
@@ -994,6 +1027,8 @@ impl Config {
                     &op.rate_limit,
                     &rate_limits,
                 );
+                let security =
+                    check_requirements(&mut c, &okey, &op.security, &api.security_schemes);
                 routes.push(RouteCfg {
                     api: ai,
                     operation_id: op.id.clone(),
@@ -1005,12 +1040,17 @@ impl Config {
                     api_rate_limit,
                     operation_rate_limit,
                     max_body_bytes: max_body,
+                    security,
                 });
             }
+            let (schemes, cors) = check_api_security(&mut c, &key, api, &auth);
             apis.push(ApiCfg {
                 name: api.name.clone(),
                 version: api.version.clone(),
                 base_path,
+                schemes,
+                cors,
+                mtls: api.mtls,
             });
         }
 
@@ -1055,6 +1095,8 @@ impl Config {
             apis,
             routes,
             analytics,
+            tls,
+            auth,
         })
     }
 }
@@ -1446,6 +1488,964 @@ pub fn canonical_template(template: &str) -> String {
     out
 }
 
+// ---------------------------------------------------------------------------
+// Security: authentication providers, security schemes, TLS, CORS (issue 4)
+// ---------------------------------------------------------------------------
+//
+// The wire side: `auth.providers` (top level), `apis[].securitySchemes`,
+// `apis[].cors`, `apis[].mtls`, `apis[].operations[].security` and
+// `listeners.api.tls`. Verification keys are inlined (public keys only); every
+// secret is a file path, usually a `${VAR:-/etc/mgw/secrets/...}` template,
+// read by the gateway at start.
+
+/// `auth`: the authentication providers security schemes refer to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Auth {
+    #[serde(default)]
+    pub providers: BTreeMap<String, Provider>,
+}
+
+impl Auth {
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+}
+
+/// One way of checking a credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Provider {
+    /// Signed JWTs checked with keys from the bundle (or a JWKS URL).
+    Jwt(JwtProvider),
+    /// API keys from a mounted file of sha256 hashes.
+    ApiKey(ApiKeyProvider),
+    /// Basic-auth users from a mounted file of bcrypt hashes.
+    Basic(BasicProvider),
+    /// Opaque OAuth2 tokens checked by RFC 7662 introspection.
+    Introspection(IntrospectionProvider),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtProvider {
+    /// Exact `iss` every token must carry.
+    pub issuer: String,
+    /// When not empty, `aud` must name one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    /// Allowed `alg` values (`RS256`, `PS256`, `ES256`, `EdDSA`, `HS256`, ...).
+    pub algorithms: Vec<String>,
+    /// Public verification keys, inlined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<JwtKey>,
+    /// A JWKS fetched at start and refreshed; may use `${VAR}` templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    #[serde(default = "default_jwks_refresh_ms")]
+    pub jwks_refresh_ms: u64,
+    /// An unknown `kid` triggers a refresh at most this often.
+    #[serde(default = "default_jwks_min_refresh_ms")]
+    pub jwks_min_refresh_interval_ms: u64,
+    #[serde(default = "default_auth_timeout_ms")]
+    pub jwks_timeout_ms: u64,
+    /// File holding the HMAC secret (HS256/384/512), mounted at runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret_file: Option<String>,
+    #[serde(default = "default_leeway_ms")]
+    pub leeway_ms: u64,
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: u64,
+    /// Claim name → request header set from it for the upstream.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claim_headers: BTreeMap<String, String>,
+    /// Keep the credential header (or query parameter) for the upstream.
+    #[serde(default)]
+    pub forward_credentials: bool,
+    /// Claim naming the consumer; default `sub`, then `client_id`, then `azp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_claim: Option<String>,
+    /// Verified tokens remembered (by hash) until they expire.
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: u64,
+}
+
+/// A verification key: a JWK (`kty` RSA, EC or OKP) or a PEM public key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtKey {
+    /// For PEM keys; a JWK carries its own `kid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKeyProvider {
+    /// Lines of `consumer:sha256:<hex>`; may use `${VAR}` templates.
+    #[serde(default = "default_api_keys_file")]
+    pub file: String,
+    #[serde(default = "default_reload_ms")]
+    pub reload_interval_ms: u64,
+    #[serde(default)]
+    pub forward_credentials: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BasicProvider {
+    /// htpasswd lines `user:$2y$...` (bcrypt); may use `${VAR}` templates.
+    #[serde(default = "default_basic_users_file")]
+    pub file: String,
+    #[serde(default = "default_reload_ms")]
+    pub reload_interval_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    #[serde(default)]
+    pub forward_credentials: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IntrospectionProvider {
+    /// The RFC 7662 endpoint (`https://…` or `http://…`); may use templates.
+    pub endpoint: String,
+    /// Files with the client id and secret (HTTP Basic to the endpoint).
+    pub client_id_file: String,
+    pub client_secret_file: String,
+    #[serde(default = "default_auth_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Active tokens are cached until `exp`, at most this long.
+    #[serde(default = "default_positive_ttl_ms")]
+    pub cache_ttl_ms: u64,
+    /// Inactive tokens are cached this long.
+    #[serde(default = "default_negative_ttl_ms")]
+    pub negative_cache_ttl_ms: u64,
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: u64,
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claim_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub forward_credentials: bool,
+}
+
+/// How a request presents the credential of one scheme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityScheme {
+    /// A key of `auth.providers`.
+    pub provider: String,
+    #[serde(rename = "in")]
+    pub location: CredentialIn,
+    /// Header or query parameter name.
+    pub name: String,
+    /// Authorization scheme in the header value (`Bearer`, `Basic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CredentialIn {
+    Header,
+    Query,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClientCertMode {
+    /// Requests without a verified client certificate are refused.
+    Required,
+    /// A verified client certificate names the consumer when nothing else does.
+    Optional,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerTls {
+    pub cert_file: String,
+    pub key_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<String>,
+    /// Default: `optional` with a client CA, `none` without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
+}
+
+impl ListenerTls {
+    pub const DEFAULT_CERT_FILE: &str = "${MGW_TLS_CERT_FILE:-/etc/mgw/secrets/tls/tls.crt}";
+    pub const DEFAULT_KEY_FILE: &str = "${MGW_TLS_KEY_FILE:-/etc/mgw/secrets/tls/tls.key}";
+    pub const DEFAULT_CLIENT_CA_FILE: &str =
+        "${MGW_TLS_CLIENT_CA_FILE:-/etc/mgw/secrets/client-ca/ca.crt}";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClientAuth {
+    None,
+    Optional,
+    Required,
+}
+
+/// CORS for one API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cors {
+    /// Exact origins (`https://app.example.com`) or `*`.
+    pub allow_origins: Vec<String>,
+    /// Empty: the methods the path serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_s: Option<u64>,
+}
+
+fn default_jwks_refresh_ms() -> u64 {
+    300_000
+}
+fn default_jwks_min_refresh_ms() -> u64 {
+    10_000
+}
+fn default_auth_timeout_ms() -> u64 {
+    2_000
+}
+fn default_leeway_ms() -> u64 {
+    30_000
+}
+fn default_max_token_bytes() -> u64 {
+    8 * 1024
+}
+fn default_cache_capacity() -> u64 {
+    10_000
+}
+fn default_reload_ms() -> u64 {
+    5_000
+}
+fn default_positive_ttl_ms() -> u64 {
+    300_000
+}
+fn default_negative_ttl_ms() -> u64 {
+    10_000
+}
+fn default_api_keys_file() -> String {
+    ApiKeyProvider::DEFAULT_FILE.into()
+}
+fn default_basic_users_file() -> String {
+    BasicProvider::DEFAULT_FILE.into()
+}
+
+impl ApiKeyProvider {
+    pub const DEFAULT_FILE: &str = "${MGW_API_KEYS_FILE:-/etc/mgw/secrets/api-keys/api-keys}";
+}
+
+impl BasicProvider {
+    pub const DEFAULT_FILE: &str =
+        "${MGW_BASIC_AUTH_USERS_FILE:-/etc/mgw/secrets/basic-auth/users}";
+}
+
+/// `MGW_JWT_HMAC_<NAME>_FILE` and friends: the provider name upper-cased, `-` → `_`.
+pub fn secret_env_name(provider: &str) -> String {
+    provider
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The default HMAC secret path of a JWT provider, as the Helm chart mounts it.
+pub fn default_hmac_secret_file(provider: &str) -> String {
+    format!(
+        "${{MGW_JWT_HMAC_{}_FILE:-/etc/mgw/secrets/jwt-hmac/{provider}/secret}}",
+        secret_env_name(provider)
+    )
+}
+
+/// The default client id and secret paths of an introspection provider.
+pub fn default_introspection_files(provider: &str) -> (String, String) {
+    let env = secret_env_name(provider);
+    (
+        format!(
+            "${{MGW_INTROSPECTION_{env}_CLIENT_ID_FILE:-/etc/mgw/secrets/introspection/{provider}/client-id}}"
+        ),
+        format!(
+            "${{MGW_INTROSPECTION_{env}_CLIENT_SECRET_FILE:-/etc/mgw/secrets/introspection/{provider}/client-secret}}"
+        ),
+    )
+}
+
+// Validated security configuration ------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct TlsCfg {
+    pub cert_file: String,
+    pub key_file: String,
+    pub client_ca_file: Option<String>,
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthCfg {
+    /// Sorted by name.
+    pub providers: Vec<ProviderCfg>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderCfg {
+    pub name: String,
+    pub kind: ProviderKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderKind {
+    Jwt(JwtCfg),
+    ApiKey(SecretFileCfg),
+    Basic(SecretFileCfg),
+    Introspection(IntrospectionCfg),
+}
+
+impl ProviderKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Jwt(_) => "jwt",
+            Self::ApiKey(_) => "apiKey",
+            Self::Basic(_) => "basic",
+            Self::Introspection(_) => "introspection",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtCfg {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub keys: Vec<JwtKey>,
+    pub jwks_url: Option<String>,
+    pub jwks_refresh: Duration,
+    pub jwks_min_refresh_interval: Duration,
+    pub jwks_timeout: Duration,
+    pub hmac_secret_file: Option<String>,
+    pub leeway: Duration,
+    pub max_token_bytes: usize,
+    pub claim_headers: Vec<(String, http::HeaderName)>,
+    pub forward_credentials: bool,
+    pub consumer_claim: Option<String>,
+    pub cache_capacity: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretFileCfg {
+    pub file: String,
+    pub reload_interval: Duration,
+    pub realm: Option<String>,
+    pub forward_credentials: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct IntrospectionCfg {
+    pub endpoint: Uri,
+    pub client_id_file: String,
+    pub client_secret_file: String,
+    pub timeout: Duration,
+    pub cache_ttl: Duration,
+    pub negative_cache_ttl: Duration,
+    pub cache_capacity: usize,
+    pub max_token_bytes: usize,
+    pub claim_headers: Vec<(String, http::HeaderName)>,
+    pub forward_credentials: bool,
+}
+
+/// A scheme of one API, resolved.
+#[derive(Debug, Clone)]
+pub struct SchemeCfg {
+    pub name: String,
+    /// Index into `AuthCfg::providers`.
+    pub provider: usize,
+    pub location: CredentialIn,
+    /// Header names lowercased; query names as written.
+    pub param: String,
+    pub prefix: Option<String>,
+}
+
+/// One scheme of a requirement: index into `ApiCfg::schemes`, and its scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemeReq {
+    pub scheme: usize,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsCfg {
+    /// `None`: any origin (`*`).
+    pub allow_origins: Option<Vec<String>>,
+    pub allow_methods: Vec<Method>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age_s: Option<u64>,
+}
+
+/// Headers a claim or a client may never set through the gateway.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+fn check_claim_headers(
+    c: &mut Checker<'_>,
+    key: &str,
+    map: &BTreeMap<String, String>,
+) -> Vec<(String, http::HeaderName)> {
+    let mut out = Vec::with_capacity(map.len());
+    for (claim, header) in map {
+        match http::HeaderName::from_bytes(header.as_bytes()) {
+            Ok(h) if !RESERVED_HEADERS.contains(&h.as_str()) => out.push((claim.clone(), h)),
+            Ok(h) => c.push(
+                format!("{key}.{claim}"),
+                format!("`{h}` is managed by the gateway and cannot carry a claim"),
+            ),
+            Err(_) => c.push(
+                format!("{key}.{claim}"),
+                format!("`{header}` is not a valid header name"),
+            ),
+        }
+    }
+    out
+}
+
+/// Parses one inlined key into its verification key and algorithm family.
+pub fn parse_jwt_key(
+    key: &JwtKey,
+) -> Result<(Option<String>, KeyFamily, jsonwebtoken::DecodingKey), String> {
+    use jsonwebtoken::DecodingKey;
+    match (&key.pem, &key.jwk) {
+        (Some(pem), None) => {
+            if pem.contains("PRIVATE KEY") {
+                return Err("holds a private key; inline only public keys".into());
+            }
+            let bytes = pem.as_bytes();
+            if let Ok(k) = DecodingKey::from_rsa_pem(bytes) {
+                return Ok((key.kid.clone(), KeyFamily::Rsa, k));
+            }
+            if let Ok(k) = DecodingKey::from_ec_pem(bytes) {
+                return Ok((key.kid.clone(), KeyFamily::Ec(None), k));
+            }
+            if let Ok(k) = DecodingKey::from_ed_pem(bytes) {
+                return Ok((key.kid.clone(), KeyFamily::Ed, k));
+            }
+            Err("is not a PEM RSA, EC or Ed25519 public key".into())
+        }
+        (None, Some(jwk)) => {
+            if key.kid.is_some() {
+                return Err("`kid` belongs inside the JWK".into());
+            }
+            parse_jwk(jwk)
+        }
+        _ => Err("needs exactly one of `pem` and `jwk`".into()),
+    }
+}
+
+/// A JWK (public, `kty` RSA, EC or OKP) into its key and family.
+pub fn parse_jwk(
+    jwk: &serde_json::Value,
+) -> Result<(Option<String>, KeyFamily, jsonwebtoken::DecodingKey), String> {
+    use jsonwebtoken::DecodingKey;
+    let obj = jwk.as_object().ok_or("a JWK must be an object")?;
+    let s = |k: &str| obj.get(k).and_then(serde_json::Value::as_str);
+    if ["d", "p", "q", "dp", "dq", "qi", "k"]
+        .iter()
+        .any(|k| obj.contains_key(*k))
+    {
+        return Err("holds private or symmetric key material; inline only public keys".into());
+    }
+    if s("use").is_some_and(|u| u != "sig") {
+        return Err("is not a signing key (`use` is not `sig`)".into());
+    }
+    let kid = s("kid").map(str::to_owned);
+    let (family, key) = match s("kty") {
+        Some("RSA") => {
+            let (Some(n), Some(e)) = (s("n"), s("e")) else {
+                return Err("an RSA JWK needs `n` and `e`".into());
+            };
+            let k = DecodingKey::from_rsa_components(n, e).map_err(|e| e.to_string())?;
+            (KeyFamily::Rsa, k)
+        }
+        Some("EC") => {
+            let alg = match s("crv") {
+                Some("P-256") => jsonwebtoken::Algorithm::ES256,
+                Some("P-384") => jsonwebtoken::Algorithm::ES384,
+                other => {
+                    return Err(format!(
+                        "EC curve `{}` is not supported",
+                        other.unwrap_or("")
+                    ));
+                }
+            };
+            let (Some(x), Some(y)) = (s("x"), s("y")) else {
+                return Err("an EC JWK needs `x` and `y`".into());
+            };
+            let k = DecodingKey::from_ec_components(x, y).map_err(|e| e.to_string())?;
+            (KeyFamily::Ec(Some(alg)), k)
+        }
+        Some("OKP") => {
+            if s("crv") != Some("Ed25519") {
+                return Err("only the OKP curve `Ed25519` is supported".into());
+            }
+            let x = s("x").ok_or("an OKP JWK needs `x`")?;
+            let k = DecodingKey::from_ed_components(x).map_err(|e| e.to_string())?;
+            (KeyFamily::Ed, k)
+        }
+        other => {
+            return Err(format!(
+                "key type `{}` is not supported (RSA, EC or OKP)",
+                other.unwrap_or("")
+            ));
+        }
+    };
+    // A JWK that names its algorithm is used for exactly that algorithm.
+    if let Some(alg) = s("alg") {
+        let alg: jsonwebtoken::Algorithm = alg
+            .parse()
+            .map_err(|_| format!("`alg` `{alg}` is not a JWS signature algorithm"))?;
+        if !family.allows(alg) {
+            return Err(format!("`alg` `{alg:?}` does not fit the key type"));
+        }
+        return Ok((kid, KeyFamily::Exact(alg), key));
+    }
+    Ok((kid, family, key))
+}
+
+/// Which algorithms a key may verify: chosen by the key, never by the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    Rsa,
+    /// The curve's algorithm when known.
+    Ec(Option<jsonwebtoken::Algorithm>),
+    Ed,
+    Hmac,
+    /// The key's JWK named one algorithm.
+    Exact(jsonwebtoken::Algorithm),
+}
+
+impl KeyFamily {
+    pub fn allows(self, alg: jsonwebtoken::Algorithm) -> bool {
+        use jsonwebtoken::Algorithm as A;
+        match self {
+            Self::Rsa => matches!(
+                alg,
+                A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512
+            ),
+            Self::Ec(Some(a)) => a == alg,
+            Self::Ec(None) => matches!(alg, A::ES256 | A::ES384),
+            Self::Ed => alg == A::EdDSA,
+            Self::Hmac => matches!(alg, A::HS256 | A::HS384 | A::HS512),
+            Self::Exact(a) => a == alg,
+        }
+    }
+}
+
+fn check_auth(c: &mut Checker<'_>, auth: &Auth) -> AuthCfg {
+    let mut providers = Vec::with_capacity(auth.providers.len());
+    for (name, p) in &auth.providers {
+        let key = format!("auth.providers.{name}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        {
+            c.push(
+                key.clone(),
+                "provider names are letters, digits, `-`, `_` and `.`",
+            );
+        }
+        let kind = match p {
+            Provider::Jwt(j) => ProviderKind::Jwt(check_jwt(c, &key, j)),
+            Provider::ApiKey(a) => ProviderKind::ApiKey(SecretFileCfg {
+                file: c
+                    .resolve(&format!("{key}.file"), &a.file)
+                    .unwrap_or_default(),
+                reload_interval: c.millis(&format!("{key}.reloadIntervalMs"), a.reload_interval_ms),
+                realm: None,
+                forward_credentials: a.forward_credentials,
+            }),
+            Provider::Basic(b) => ProviderKind::Basic(SecretFileCfg {
+                file: c
+                    .resolve(&format!("{key}.file"), &b.file)
+                    .unwrap_or_default(),
+                reload_interval: c.millis(&format!("{key}.reloadIntervalMs"), b.reload_interval_ms),
+                realm: b.realm.clone(),
+                forward_credentials: b.forward_credentials,
+            }),
+            Provider::Introspection(i) => {
+                ProviderKind::Introspection(check_introspection(c, &key, i))
+            }
+        };
+        providers.push(ProviderCfg {
+            name: name.clone(),
+            kind,
+        });
+    }
+    AuthCfg { providers }
+}
+
+fn check_jwt(c: &mut Checker<'_>, key: &str, j: &JwtProvider) -> JwtCfg {
+    use jsonwebtoken::Algorithm as A;
+    if j.issuer.is_empty() {
+        c.push(format!("{key}.issuer"), "must not be empty");
+    }
+    let mut algorithms = Vec::new();
+    if j.algorithms.is_empty() {
+        c.push(
+            format!("{key}.algorithms"),
+            "list the accepted algorithms, such as `[RS256]`",
+        );
+    }
+    for (i, a) in j.algorithms.iter().enumerate() {
+        match a.parse::<A>() {
+            Ok(alg) => {
+                if KeyFamily::Hmac.allows(alg) && j.hmac_secret_file.is_none() {
+                    c.push(
+                        format!("{key}.algorithms[{i}]"),
+                        format!("`{a}` needs `hmacSecretFile` (a secret mounted at runtime, never baked)"),
+                    );
+                }
+                algorithms.push(alg);
+            }
+            Err(_) => c.push(
+                format!("{key}.algorithms[{i}]"),
+                format!("`{a}` is not supported; use RS256/384/512, PS256/384/512, ES256/384, EdDSA or HS256/384/512"),
+            ),
+        }
+    }
+    for (i, k) in j.keys.iter().enumerate() {
+        if let Err(msg) = parse_jwt_key(k) {
+            c.push(format!("{key}.keys[{i}]"), msg);
+        }
+    }
+    let jwks_url = j.jwks_url.as_ref().and_then(|u| {
+        let ukey = format!("{key}.jwksUrl");
+        let url = c.resolve(&ukey, u)?;
+        check_http_url(c, &ukey, &url);
+        Some(url)
+    });
+    let hmac_secret_file = j
+        .hmac_secret_file
+        .as_ref()
+        .and_then(|f| c.resolve(&format!("{key}.hmacSecretFile"), f));
+    let has_asymmetric = algorithms.iter().any(|a| !KeyFamily::Hmac.allows(*a));
+    if has_asymmetric && j.keys.is_empty() && j.jwks_url.is_none() {
+        c.push(
+            format!("{key}.keys"),
+            "needs verification keys (`keys`) or a `jwksUrl`",
+        );
+    }
+    JwtCfg {
+        issuer: j.issuer.clone(),
+        audiences: j.audiences.clone(),
+        algorithms,
+        keys: j.keys.clone(),
+        jwks_url,
+        jwks_refresh: c.millis(&format!("{key}.jwksRefreshMs"), j.jwks_refresh_ms),
+        jwks_min_refresh_interval: Duration::from_millis(j.jwks_min_refresh_interval_ms),
+        jwks_timeout: c.millis(&format!("{key}.jwksTimeoutMs"), j.jwks_timeout_ms),
+        hmac_secret_file,
+        leeway: Duration::from_millis(j.leeway_ms.min(600_000)),
+        max_token_bytes: bounded(
+            c,
+            &format!("{key}.maxTokenBytes"),
+            j.max_token_bytes,
+            64,
+            1 << 20,
+        ),
+        claim_headers: check_claim_headers(c, &format!("{key}.claimHeaders"), &j.claim_headers),
+        forward_credentials: j.forward_credentials,
+        consumer_claim: j.consumer_claim.clone(),
+        cache_capacity: bounded(
+            c,
+            &format!("{key}.cacheCapacity"),
+            j.cache_capacity,
+            0,
+            1 << 22,
+        ),
+    }
+}
+
+fn check_http_url(c: &mut Checker<'_>, key: &str, url: &str) -> Option<Uri> {
+    match url.parse::<Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => Some(u),
+        _ => {
+            c.push(
+                key,
+                format!("`{url}` is not an `https://` or `http://` URL"),
+            );
+            None
+        }
+    }
+}
+
+fn check_introspection(
+    c: &mut Checker<'_>,
+    key: &str,
+    i: &IntrospectionProvider,
+) -> IntrospectionCfg {
+    let ekey = format!("{key}.endpoint");
+    let endpoint = c
+        .resolve(&ekey, &i.endpoint)
+        .and_then(|u| check_http_url(c, &ekey, &u))
+        .unwrap_or_else(|| Uri::from_static("http://invalid/"));
+    IntrospectionCfg {
+        endpoint,
+        client_id_file: c
+            .resolve(&format!("{key}.clientIdFile"), &i.client_id_file)
+            .unwrap_or_default(),
+        client_secret_file: c
+            .resolve(&format!("{key}.clientSecretFile"), &i.client_secret_file)
+            .unwrap_or_default(),
+        timeout: c.millis(&format!("{key}.timeoutMs"), i.timeout_ms),
+        cache_ttl: Duration::from_millis(i.cache_ttl_ms),
+        negative_cache_ttl: Duration::from_millis(i.negative_cache_ttl_ms),
+        cache_capacity: bounded(
+            c,
+            &format!("{key}.cacheCapacity"),
+            i.cache_capacity,
+            0,
+            1 << 22,
+        ),
+        max_token_bytes: bounded(
+            c,
+            &format!("{key}.maxTokenBytes"),
+            i.max_token_bytes,
+            64,
+            1 << 20,
+        ),
+        claim_headers: check_claim_headers(c, &format!("{key}.claimHeaders"), &i.claim_headers),
+        forward_credentials: i.forward_credentials,
+    }
+}
+
+fn check_tls(c: &mut Checker<'_>, api: &Listener, apis: &[Api]) -> Option<TlsCfg> {
+    let needs_certs = apis.iter().any(|a| a.mtls.is_some());
+    let Some(t) = &api.tls else {
+        if needs_certs {
+            c.push(
+                "listeners.api.tls",
+                "an API asks for client certificates (`mtls`), so the API listener needs TLS with `clientCaFile`",
+            );
+        }
+        return None;
+    };
+    let client_ca_file = t
+        .client_ca_file
+        .as_ref()
+        .and_then(|f| c.resolve("listeners.api.tls.clientCaFile", f));
+    let client_auth = t.client_auth.unwrap_or(if t.client_ca_file.is_some() {
+        ClientAuth::Optional
+    } else {
+        ClientAuth::None
+    });
+    if client_auth != ClientAuth::None && t.client_ca_file.is_none() {
+        c.push(
+            "listeners.api.tls.clientAuth",
+            "client certificates need `clientCaFile` to verify them",
+        );
+    }
+    if needs_certs && client_auth == ClientAuth::None {
+        c.push(
+            "listeners.api.tls.clientAuth",
+            "an API asks for client certificates (`mtls`), so `clientAuth` cannot be `none`",
+        );
+    }
+    Some(TlsCfg {
+        cert_file: c
+            .resolve("listeners.api.tls.certFile", &t.cert_file)
+            .unwrap_or_default(),
+        key_file: c
+            .resolve("listeners.api.tls.keyFile", &t.key_file)
+            .unwrap_or_default(),
+        client_ca_file,
+        client_auth,
+    })
+}
+
+fn check_api_security(
+    c: &mut Checker<'_>,
+    key: &str,
+    api: &Api,
+    auth: &AuthCfg,
+) -> (Vec<SchemeCfg>, Option<CorsCfg>) {
+    let mut schemes = Vec::with_capacity(api.security_schemes.len());
+    for (name, s) in &api.security_schemes {
+        let skey = format!("{key}.securitySchemes.{name}");
+        let provider = match auth.providers.iter().position(|p| p.name == s.provider) {
+            Some(i) => i,
+            None => {
+                c.push(
+                    format!("{skey}.provider"),
+                    format!("no provider named `{}` under `auth.providers`", s.provider),
+                );
+                0
+            }
+        };
+        let param = match s.location {
+            CredentialIn::Header => match http::HeaderName::from_bytes(s.name.as_bytes()) {
+                Ok(h) => h.as_str().to_owned(),
+                Err(_) => {
+                    c.push(
+                        format!("{skey}.name"),
+                        format!("`{}` is not a valid header name", s.name),
+                    );
+                    String::new()
+                }
+            },
+            CredentialIn::Query => {
+                if s.name.is_empty() {
+                    c.push(format!("{skey}.name"), "must not be empty");
+                }
+                s.name.clone()
+            }
+        };
+        if let (Some(p), CredentialIn::Query) = (&s.prefix, s.location) {
+            c.push(
+                format!("{skey}.prefix"),
+                format!("`{p}`: a prefix only applies to headers"),
+            );
+        }
+        schemes.push(SchemeCfg {
+            name: name.clone(),
+            provider,
+            location: s.location,
+            param,
+            prefix: s.prefix.clone(),
+        });
+    }
+    let cors = api
+        .cors
+        .as_ref()
+        .map(|cors| check_cors(c, &format!("{key}.cors"), cors));
+    (schemes, cors)
+}
+
+fn check_requirements(
+    c: &mut Checker<'_>,
+    okey: &str,
+    reqs: &[BTreeMap<String, Vec<String>>],
+    schemes: &BTreeMap<String, SecurityScheme>,
+) -> Vec<Vec<SchemeReq>> {
+    let mut out = Vec::with_capacity(reqs.len());
+    for (i, req) in reqs.iter().enumerate() {
+        if req.is_empty() {
+            c.push(
+                format!("{okey}.security[{i}]"),
+                "an empty requirement would let anyone in; leave `security` out for an open operation",
+            );
+        }
+        let mut all = Vec::with_capacity(req.len());
+        for (name, scopes) in req {
+            match schemes.keys().position(|k| k == name) {
+                Some(scheme) => all.push(SchemeReq {
+                    scheme,
+                    scopes: scopes.clone(),
+                }),
+                None => c.push(
+                    format!("{okey}.security[{i}].{name}"),
+                    format!("no security scheme named `{name}` in the API's `securitySchemes`"),
+                ),
+            }
+        }
+        out.push(all);
+    }
+    out
+}
+
+fn check_cors(c: &mut Checker<'_>, key: &str, cors: &Cors) -> CorsCfg {
+    let any = cors.allow_origins.iter().any(|o| o == "*");
+    if cors.allow_origins.is_empty() {
+        c.push(
+            format!("{key}.allowOrigins"),
+            "list the allowed origins, such as `[https://app.example.com]`",
+        );
+    }
+    if any && cors.allow_credentials {
+        c.push(
+            format!("{key}.allowOrigins"),
+            "`*` cannot be combined with `allowCredentials`; list the origins",
+        );
+    }
+    for (i, o) in cors.allow_origins.iter().enumerate() {
+        if o != "*"
+            && (!(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+        {
+            c.push(
+                format!("{key}.allowOrigins[{i}]"),
+                format!("`{o}` is not an origin such as `https://app.example.com` (scheme and host, no path)"),
+            );
+        }
+    }
+    let mut allow_methods = Vec::new();
+    for (i, m) in cors.allow_methods.iter().enumerate() {
+        match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+            Ok(m) => allow_methods.push(m),
+            Err(_) => c.push(
+                format!("{key}.allowMethods[{i}]"),
+                format!("`{m}` is not an HTTP method"),
+            ),
+        }
+    }
+    let headers = |c: &mut Checker<'_>, what: &str, list: &[String]| -> Vec<String> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, h)| match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(h) => Some(h.as_str().to_owned()),
+                Err(_) => {
+                    c.push(
+                        format!("{key}.{what}[{i}]"),
+                        format!("`{h}` is not a valid header name"),
+                    );
+                    None
+                }
+            })
+            .collect()
+    };
+    let allow_headers = headers(c, "allowHeaders", &cors.allow_headers);
+    let expose_headers = headers(c, "exposeHeaders", &cors.expose_headers);
+    CorsCfg {
+        allow_origins: (!any).then(|| cors.allow_origins.clone()),
+        allow_methods,
+        allow_headers,
+        expose_headers,
+        allow_credentials: cors.allow_credentials,
+        max_age_s: cors.max_age_s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1562,6 +2562,46 @@ mod tests {
         assert!(matches!(err, BundleError::DigestMismatch { .. }));
         let good = digest_of(&std::fs::read(&path).unwrap());
         load(&path, Some(&good), &env(&[])).unwrap();
+    }
+
+    #[test]
+    fn security_problems_name_their_keys() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["auth"] = serde_json::json!({"providers": {
+            "idp": {"type": "jwt", "issuer": "x", "algorithms": ["HS256", "none"],
+                    "keys": [{"pem": "-----BEGIN PRIVATE KEY-----"}]},
+            "keys": {"type": "apiKey"}
+        }});
+        v["apis"][0]["securitySchemes"] = serde_json::json!({
+            "s": {"provider": "nobody", "in": "header", "name": "bad header"}
+        });
+        v["apis"][0]["operations"][0]["security"] = serde_json::json!([{"s": []}, {"t": []}, {}]);
+        v["apis"][0]["cors"] = serde_json::json!({"allowOrigins": ["*"], "allowCredentials": true});
+        v["apis"][0]["mtls"] = "required".into();
+        let b = Bundle::from_json(v.to_string().as_bytes()).unwrap();
+        let msg = Config::from_bundle(&b, String::new(), None)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "`auth.providers.idp.algorithms[0]`: `HS256` needs `hmacSecretFile`",
+            "`auth.providers.idp.algorithms[1]`: `none` is not supported",
+            "`auth.providers.idp.keys[0]`: holds a private key",
+            "`apis[0].securitySchemes.s.provider`: no provider named `nobody`",
+            "`apis[0].securitySchemes.s.name`: `bad header` is not a valid header name",
+            "`apis[0].operations[0].security[1].t`: no security scheme named `t`",
+            "`apis[0].operations[0].security[2]`: an empty requirement would let anyone in",
+            "`apis[0].cors.allowOrigins`: `*` cannot be combined with `allowCredentials`",
+            "`listeners.api.tls`: an API asks for client certificates",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+        }
+        // A bundle without security serializes exactly as before (same digest).
+        let plain = sample().to_canonical_json();
+        let text = String::from_utf8(plain).unwrap();
+        assert!(
+            !text.contains("security") && !text.contains("\"auth\""),
+            "{text}"
+        );
     }
 
     #[test]

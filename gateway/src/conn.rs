@@ -19,6 +19,10 @@ use crate::metrics::Metrics;
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub activity: Arc<Activity>,
+    /// The connection is TLS.
+    pub tls: bool,
+    /// Subject of the verified client certificate (mutual TLS), `CN=…,O=…`.
+    pub client_cert: Option<Arc<str>>,
 }
 
 impl ConnInfo {
@@ -26,7 +30,16 @@ impl ConnInfo {
         Self {
             peer,
             activity: Arc::new(Activity::new()),
+            tls: false,
+            client_cert: None,
         }
+    }
+
+    /// A TLS connection, with the client certificate's subject if one was verified.
+    pub fn with_tls(mut self, client_cert: Option<Arc<str>>) -> Self {
+        self.tls = true;
+        self.client_cert = client_cert;
+        self
     }
 }
 

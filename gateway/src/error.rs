@@ -7,7 +7,7 @@
 //! internal error chains or anything else a client should not learn.
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
 use crate::body::ResponseBody;
@@ -45,6 +45,26 @@ pub enum GatewayError {
     UpstreamReset,
     #[error("shutting down")]
     ShuttingDown,
+    // Security (authentication, authorization, CORS).
+    /// No acceptable credential: missing (`invalid: false`) or failing its check.
+    #[error("unauthorized")]
+    Unauthorized {
+        invalid: bool,
+        /// One `WWW-Authenticate` challenge per scheme the operation accepts.
+        challenges: std::sync::Arc<[HeaderValue]>,
+    },
+    /// Authenticated, but without the scopes the operation requires.
+    #[error("insufficient scope")]
+    Forbidden { challenge: Option<HeaderValue> },
+    /// The API requires a client certificate and the connection has none.
+    #[error("client certificate required")]
+    ClientCertRequired,
+    /// A credential could not be checked (introspection endpoint down or slow).
+    #[error("authentication unavailable")]
+    AuthUnavailable,
+    /// A CORS preflight from an origin the API does not allow.
+    #[error("origin not allowed")]
+    CorsRejected,
 }
 
 impl GatewayError {
@@ -64,6 +84,12 @@ impl GatewayError {
             Self::UpstreamConnect => "connect_error",
             Self::UpstreamReset => "upstream_reset",
             Self::ShuttingDown => "shutting_down",
+            Self::Unauthorized { invalid: false, .. } => "unauthenticated",
+            Self::Unauthorized { invalid: true, .. } => "invalid_credentials",
+            Self::Forbidden { .. } => "insufficient_scope",
+            Self::ClientCertRequired => "client_certificate_required",
+            Self::AuthUnavailable => "auth_unavailable",
+            Self::CorsRejected => "cors_rejected",
         }
     }
 
@@ -78,6 +104,11 @@ impl GatewayError {
             Self::UpstreamTimeout | Self::UpstreamConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamConnect | Self::UpstreamReset => StatusCode::BAD_GATEWAY,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } | Self::ClientCertRequired | Self::CorsRejected => {
+                StatusCode::FORBIDDEN
+            }
+            Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -120,6 +151,19 @@ impl GatewayError {
             Self::UpstreamConnect => "the upstream service is unavailable".into(),
             Self::UpstreamReset => "the upstream service closed the connection".into(),
             Self::ShuttingDown => "the gateway is shutting down".into(),
+            // The category only: never which check failed or why.
+            Self::Unauthorized { invalid: false, .. } => {
+                "this operation requires credentials".into()
+            }
+            Self::Unauthorized { invalid: true, .. } => {
+                "the credentials are invalid or expired".into()
+            }
+            Self::Forbidden { .. } => "the credentials do not grant the required scope".into(),
+            Self::ClientCertRequired => {
+                "this API requires a client certificate (mutual TLS)".into()
+            }
+            Self::AuthUnavailable => "the credentials cannot be checked right now".into(),
+            Self::CorsRejected => "this origin may not call this API".into(),
         }
     }
 
@@ -145,9 +189,17 @@ impl GatewayError {
                 Self::MethodNotAllowed { allow } => {
                     res.headers_mut().insert(ALLOW, allow.clone());
                 }
-                Self::ShuttingDown => {
+                Self::ShuttingDown | Self::AuthUnavailable => {
                     res.headers_mut()
                         .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                Self::Unauthorized { challenges, .. } => {
+                    for c in challenges.iter() {
+                        res.headers_mut().append(WWW_AUTHENTICATE, c.clone());
+                    }
+                }
+                Self::Forbidden { challenge: Some(c) } => {
+                    res.headers_mut().insert(WWW_AUTHENTICATE, c.clone());
                 }
                 _ => {}
             },

@@ -7,10 +7,12 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod auth;
 pub mod body;
 pub mod bundle;
 pub mod client_ip;
 pub mod conn;
+pub mod cors;
 pub mod env;
 pub mod error;
 pub mod metrics;
@@ -21,6 +23,7 @@ pub mod request_id;
 pub mod resilience;
 pub mod router;
 pub mod server;
+pub mod tls;
 
 use std::path::PathBuf;
 
@@ -50,6 +53,7 @@ impl RunError {
         match self {
             RunError::Bundle(_) => EXIT_BAD_CONFIG,
             RunError::Serve(server::ServeError::Router(_)) => EXIT_BAD_CONFIG,
+            RunError::Serve(server::ServeError::Security(_)) => EXIT_BAD_CONFIG,
             RunError::Serve(_) => 1,
         }
     }

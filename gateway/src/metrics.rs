@@ -103,6 +103,33 @@ impl UpstreamMetrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    api: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    provider: String,
+    result: &'static str,
+}
+
+/// Authentication outcome counters for one API, created at start, indexed like
+/// `auth::outcome::ALL`.
+#[derive(Clone)]
+pub struct AuthMetrics {
+    by_outcome: [Counter; 6],
+}
+
+impl AuthMetrics {
+    pub fn observe(&self, outcome: &'static str) {
+        if let Some(i) = crate::auth::outcome::ALL.iter().position(|o| *o == outcome) {
+            self.by_outcome[i].inc();
+        }
+    }
+}
+
 /// All gateway metrics.
 pub struct Metrics {
     registry: Registry,
@@ -117,6 +144,8 @@ pub struct Metrics {
     upstream_duration: Family<UpstreamLabels, Histogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     pub traffic: TrafficMetrics,
+    auth_outcomes: Family<AuthLabels, Counter>,
+    auth_reloads: Family<ReloadLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -200,6 +229,18 @@ impl Metrics {
         );
         registry.register("build_info", "The gateway and bundle being served", info);
         let traffic = TrafficMetrics::register(&mut registry);
+        let auth_outcomes = Family::<AuthLabels, Counter>::default();
+        let auth_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "auth_outcomes",
+            "Authentication and authorization outcomes of routed requests, by API",
+            auth_outcomes.clone(),
+        );
+        registry.register(
+            "auth_secret_reloads",
+            "Reloads of mounted secret files (API keys, users), by provider and result",
+            auth_reloads.clone(),
+        );
 
         Self {
             registry,
@@ -214,7 +255,31 @@ impl Metrics {
             upstream_duration,
             upstream_errors,
             traffic,
+            auth_outcomes,
+            auth_reloads,
         }
+    }
+
+    /// Creates the authentication outcome handles for one API.
+    pub fn auth(&self, api: &str) -> AuthMetrics {
+        AuthMetrics {
+            by_outcome: crate::auth::outcome::ALL.map(|outcome| {
+                self.auth_outcomes.get_or_create_owned(&AuthLabels {
+                    api: api.to_owned(),
+                    outcome,
+                })
+            }),
+        }
+    }
+
+    /// Rare path: a secret file was reloaded (or failed to).
+    pub fn auth_reload(&self, provider: &str, result: &'static str) {
+        self.auth_reloads
+            .get_or_create(&ReloadLabels {
+                provider: provider.to_owned(),
+                result,
+            })
+            .inc();
     }
 
     /// Creates the handles for one route.

@@ -1,30 +1,36 @@
 //! The request path, as one ordered pipeline.
 //!
 //! ```text
-//! request id → route → [authenticate → authorize → rate-limit] → body limit → proxy → record
+//! request id → [CORS preflight] → route → authenticate → authorize → rate-limit
+//!   → body limit → proxy → record
 //! ```
 //!
 //! Each stage is a step in [`Gateway::handle`] and returns early with a
 //! [`GatewayError`]; errors become responses in exactly one place
 //! ([`GatewayError::into_response`]). Recording happens when the response body ends
 //! (or the client goes away), so latency and byte counts cover the whole exchange.
-//! The stages in brackets are added by the security and traffic-policy work; they
-//! sit after routing because they need the operation, and before the body limit
-//! and proxy so that rejected callers cost no upstream work.
+//! Authentication and authorization ([`crate::auth`]) sit after routing because
+//! they need the operation, and before the body limit and proxy so that rejected
+//! callers cost no upstream work; rate limiting comes after them so it can key on
+//! the consumer and so that requests refused by auth count against no quota. CORS
+//! preflights are answered before authentication: browsers send them without
+//! credentials.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::header::{CONTENT_LENGTH, HeaderValue};
+use http::header::{CONTENT_LENGTH, HeaderValue, ORIGIN};
 use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::analytics::{Analytics, Event};
+use crate::auth::{Identity, Security};
 use crate::body::{BodyState, Finish, RequestBody, ResponseBody};
 use crate::bundle::{Config, RouteCfg};
 use crate::conn::{ConnInfo, InFlight};
+use crate::cors;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::{self, Outbound, Upstream, X_REQUEST_ID};
@@ -52,6 +58,8 @@ pub struct Gateway {
     draining: AtomicBool,
     /// `None` when the bundle has no rate-limit policy.
     rate_limiter: Option<RateLimiter>,
+    /// Authentication, authorization and CORS per API.
+    security: Security,
 }
 
 impl Gateway {
@@ -80,7 +88,9 @@ impl Gateway {
             .iter()
             .map(|u| Upstream::new(u.clone(), metrics.upstream(&u.name)))
             .collect();
+        let security = Security::open(&config, &metrics);
         Ok(Self {
+            security,
             router: builder.build(),
             upstreams,
             config,
@@ -120,6 +130,12 @@ impl Gateway {
         self.rate_limiter.as_ref().map(RateLimiter::stats)
     }
 
+    /// Replaces the open default with the providers loaded by [`Security::load`].
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
     /// Marks the gateway as draining: `/readyz` fails, new requests still work
     /// until the listener closes.
     pub fn start_draining(&self) {
@@ -133,7 +149,7 @@ impl Gateway {
     /// Serves one request; never fails: every error becomes a response here.
     pub async fn handle(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         conn: ConnInfo,
     ) -> Response<ResponseBody> {
         // Stage 1: request id, first, so that every answer, errors included, carries it.
@@ -150,7 +166,30 @@ impl Gateway {
             upstream_permit: None,
             // Dropped with the record, or with this future if the client goes away first.
             in_flight: InFlight::start(&conn, &self.metrics),
+            origin: None,
+            identity: None,
+            auth: None,
         };
+
+        // CORS preflight, for an API that configures CORS: answered here, before
+        // authentication (browsers send preflights without credentials), for the
+        // route of the method the browser asks about.
+        if let Some((origin, method)) = cors::preflight(&req) {
+            if let Lookup::Found(m) = self.router.lookup(&method, req.uri().path()) {
+                let route = m.value;
+                if let Some(policy) = self.security.cors(route.cfg.api) {
+                    if !policy.allows(&origin) {
+                        return self.reject(GatewayError::CorsRejected, Some(route), ctx);
+                    }
+                    let mut response = policy.preflight_response(&req, &origin, &method);
+                    response
+                        .headers_mut()
+                        .insert(X_REQUEST_ID, ctx.request_id.clone());
+                    self.record(&mut response, Some(route), ctx, None, None, None);
+                    return response;
+                }
+            }
+        }
 
         // Stage 2: route. Everything after needs to know the operation.
         let route = match self.router.lookup(req.method(), req.uri().path()) {
@@ -162,11 +201,23 @@ impl Gateway {
             Lookup::NotFound => return self.reject(GatewayError::NotFound, None, ctx),
             Lookup::InvalidPath(_) => return self.reject(GatewayError::BadPath, None, ctx),
         };
+        if self.security.cors(route.cfg.api).is_some() {
+            ctx.origin = req.headers().get(ORIGIN).cloned();
+        }
 
-        // Stage: rate limit. After authentication (a quota is kept per consumer, and
+        // Stage 3: authenticate and authorize. The operation names its security
+        // requirements; the identity feeds analytics and rate-limit keys.
+        let (checked, outcome) = self.security.check(&route.cfg, &mut req, &conn).await;
+        ctx.auth = Some(outcome);
+        match checked {
+            Ok(identity) => ctx.identity = identity,
+            Err(e) => return self.reject(e, Some(route), ctx),
+        }
+
+        // Stage 4: rate limit. After authentication (a quota is kept per consumer, and
         // requests refused by auth never count against one), before the body limit
         // and the proxy so a refused request costs no upstream work.
-        let consumer: Option<&str> = None; // the authenticated consumer, from the auth stage
+        let consumer: Option<&str> = ctx.identity.as_ref().map(|i| &*i.consumer);
         let allowed = match &self.rate_limiter {
             None => None,
             Some(rl) => {
@@ -174,7 +225,7 @@ impl Gateway {
                     consumer,
                     client_ip: ctx.client_ip,
                     headers: req.headers(),
-                    claims: None,
+                    claims: ctx.identity.as_deref().map(|i| i as &dyn ratelimit::Claims),
                 };
                 match rl.check(&route.limits, &caller, ctx.start) {
                     Verdict::Unlimited => None,
@@ -190,14 +241,14 @@ impl Gateway {
             }
         };
 
-        // Stage 3: body limit. Before the proxy so an oversized declared body costs
+        // Stage 5: body limit. Before the proxy so an oversized declared body costs
         // no upstream connection; bodies without a length are limited while streaming.
         let limit = route.cfg.max_body_bytes;
         if declared_length(&req).is_some_and(|len| len > limit) {
             return self.reject(GatewayError::PayloadTooLarge { limit }, Some(route), ctx);
         }
 
-        // Stage 4: proxy.
+        // Stage 6: proxy.
         let (req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
             (req.map(|_| RequestBody::Empty), None)
         } else {
@@ -211,6 +262,7 @@ impl Gateway {
             client: conn.peer,
             request_id: &ctx.request_id,
             body: body_state.clone(),
+            proto: if conn.tls { "https" } else { "http" },
         };
         let (mut response, upstream_latency, error) = match proxy::forward(outbound, req).await {
             Ok(inbound) => {
@@ -231,8 +283,9 @@ impl Gateway {
         if let (Some(rl), Some(a)) = (&self.rate_limiter, &allowed) {
             rl.write_headers(&route.limits, a, response.headers_mut());
         }
+        self.apply_cors(route, ctx.origin.as_ref(), &mut response);
 
-        // Stage 5: record, when the response body is done.
+        // Stage 7: record, when the response body is done.
         self.record(
             &mut response,
             Some(route),
@@ -256,8 +309,23 @@ impl Gateway {
             self.metrics.unrouted(kind);
         }
         let mut response = error.into_response(&ctx.request_id);
+        if let Some(route) = route {
+            self.apply_cors(route, ctx.origin.as_ref(), &mut response);
+        }
         self.record(&mut response, route, ctx, None, Some(kind), None);
         response
+    }
+
+    /// CORS headers on an actual response, for an API that configures CORS.
+    fn apply_cors(
+        &self,
+        route: &Route,
+        origin: Option<&HeaderValue>,
+        response: &mut Response<ResponseBody>,
+    ) {
+        if let Some(policy) = self.security.cors(route.cfg.api) {
+            policy.apply(origin, response.headers_mut());
+        }
     }
 
     fn record(
@@ -296,6 +364,12 @@ struct Ctx {
     upstream_permit: Option<ConcurrencyPermit>,
     /// Released when the record is dropped, after `finish`.
     in_flight: InFlight,
+    /// `Origin`, kept only for APIs with CORS.
+    origin: Option<HeaderValue>,
+    /// Who is calling, once authenticated (issue 5 keys rate limits on it).
+    identity: Option<Arc<Identity>>,
+    /// Authentication outcome, for analytics.
+    auth: Option<&'static str>,
 }
 
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
@@ -338,7 +412,8 @@ impl Finish for Record {
                 client: self.ctx.client_ip,
                 rate_limit: self.ctx.rate_limit,
                 error: self.error,
-                consumer: None,
+                consumer: self.ctx.identity.as_ref().map(|i| i.consumer.clone()),
+                auth: self.ctx.auth,
             },
             &g.metrics,
         );

@@ -87,6 +87,8 @@ pub struct Outbound<'a> {
     pub client: SocketAddr,
     pub request_id: &'a HeaderValue,
     pub body: Option<std::sync::Arc<BodyState>>,
+    /// `http` or `https`, for `X-Forwarded-Proto`.
+    pub proto: &'static str,
 }
 
 /// The upstream's answer and how long its head took.
@@ -330,7 +332,7 @@ fn prepare_headers(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(out.proto));
     headers.insert(X_REQUEST_ID, out.request_id.clone());
     if version == Version::HTTP_2 {
         // h2 clients may send these; they mean nothing to an HTTP/1.1 upstream.

@@ -21,9 +21,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::analytics::{Analytics, Writer};
+use crate::auth::{Security, SetupError};
 use crate::bundle::Config;
 use crate::conn::ConnInfo;
 use crate::metrics::Metrics;
@@ -41,6 +43,8 @@ pub enum ServeError {
     Analytics(std::io::Error),
     #[error("cannot build the router: {0}")]
     Router(#[from] crate::router::RouteError),
+    #[error(transparent)]
+    Security(#[from] SetupError),
 }
 
 /// A gateway with its listeners bound, ready to [`Server::run`].
@@ -49,6 +53,8 @@ pub struct Server {
     writer: Writer,
     api: TcpListener,
     admin: TcpListener,
+    /// TLS on the API listener.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -59,14 +65,24 @@ impl Server {
         let api = bind(config.api_addr, "API listener").await?;
         let admin = bind(config.admin_addr, "admin listener").await?;
         let metrics = Arc::new(Metrics::new(&config));
+        // Certificates and secrets are read now: a missing or broken one is a
+        // configuration error, reported before the gateway says it is ready.
+        let tls = match &config.tls {
+            Some(t) => Some(TlsAcceptor::from(
+                crate::tls::server_config(t).map_err(SetupError::from)?,
+            )),
+            None => None,
+        };
+        let security = Security::load(&config, &metrics).await?;
         let (analytics, writer) =
             Analytics::start(config.clone(), metrics.clone()).map_err(ServeError::Analytics)?;
-        let gateway = Arc::new(Gateway::new(config, metrics, analytics)?);
+        let gateway = Arc::new(Gateway::new(config, metrics, analytics)?.with_security(security));
         Ok(Server {
             gateway,
             writer,
             api,
             admin,
+            tls,
         })
     }
 
@@ -93,6 +109,7 @@ impl Server {
             writer,
             api,
             admin,
+            tls,
         } = self;
         let limits = gateway.config.limits.clone();
         let admin_addr = admin
@@ -118,7 +135,7 @@ impl Server {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = api.accept() => match accepted {
-                    Ok((stream, peer)) => serve_connection(&builder, drain.subscribe(), &gateway, stream, peer),
+                    Ok((stream, peer)) => accept_connection(&builder, drain.subscribe(), &gateway, tls.as_ref(), stream, peer),
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -181,15 +198,54 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-fn serve_connection(
+/// Plain connections are served at once; TLS ones after their handshake, which
+/// runs in the connection's task and is bounded by the header-read timeout.
+fn accept_connection(
     builder: &auto::Builder<TokioExecutor>,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
     gateway: &Arc<Gateway>,
+    tls: Option<&TlsAcceptor>,
     stream: TcpStream,
     peer: SocketAddr,
 ) {
     let _ = stream.set_nodelay(true);
-    let info = ConnInfo::new(peer);
+    let Some(tls) = tls else {
+        return serve_connection(builder, drain, gateway, stream, ConnInfo::new(peer));
+    };
+    let (tls, builder, gateway) = (tls.clone(), builder.clone(), gateway.clone());
+    let limit = gateway.config.limits.header_read_timeout;
+    tokio::spawn(async move {
+        match tokio::time::timeout(limit, tls.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                // Only a chain the client CA verified gets here with certificates.
+                let subject = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .map(|c| crate::tls::subject(c).unwrap_or_else(|| "verified-client".into()));
+                let info = ConnInfo::new(peer).with_tls(subject.map(Into::into));
+                serve_connection(&builder, drain, &gateway, stream, info);
+            }
+            Ok(Err(e)) => {
+                gateway.metrics.connection_error("tls_handshake");
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => gateway.metrics.connection_error("tls_handshake_timeout"),
+        }
+    });
+}
+
+fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    mut drain: watch::Receiver<bool>,
+    gateway: &Arc<Gateway>,
+    stream: I,
+    info: ConnInfo,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = info.peer;
     let activity = info.activity.clone();
     let gw = gateway.clone();
     let service = service_fn(move |req| {

@@ -23,13 +23,15 @@ pub fn run(args: &ProjectArg, output: Output) -> Result<()> {
                 api.spec
             );
             for r in &api.routes {
-                let limits = if r.rate_limits.is_empty() {
-                    String::new()
-                } else {
-                    format!("  rate limits: {}", r.rate_limits.join(", "))
-                };
+                let mut extra = String::new();
+                if !r.security.is_empty() {
+                    extra.push_str(&format!("  auth: {}", r.security.join(" | ")));
+                }
+                if !r.rate_limits.is_empty() {
+                    extra.push_str(&format!("  rate limits: {}", r.rate_limits.join(", ")));
+                }
                 println!(
-                    "    {:<7} {}  ({}){limits}",
+                    "    {:<7} {}  ({}){extra}",
                     r.method, r.path, r.operation_id
                 );
             }

@@ -4,9 +4,10 @@
 //! API and operation gets an upstream (from `mgw.yaml`, `x-mgw-upstream` or
 //! `x-wso2-production-endpoints`), rate-limit policies named by `mgw.yaml` or the
 //! spec (`x-mgw-rate-limit`, `x-wso2-throttling-tier`) are resolved against the
-//! declared ones, routes are checked for conflicts across APIs, and anything the
-//! spec asks for that this gateway cannot enforce yet (authentication, CORS) is
-//! refused with its location. The result is run through
+//! declared ones, routes are checked for conflicts across APIs, security
+//! requirements are resolved per operation against the providers of `mgw.yaml` (a
+//! scheme no provider serves is an error, never an open door), and CORS and
+//! verification keys are inlined. The result is run through
 //! `mgw_gateway::bundle::Config::from_bundle`, the gateway's own check, so an image
 //! the builder makes is one the gateway accepts; its problems are mapped back to the
 //! project file and key that caused them.
@@ -22,6 +23,7 @@ use mgw_gateway::bundle::{
     self, Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation,
     Retry, SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
 };
+use mgw_gateway::bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, SecurityScheme};
 use mgw_gateway::bundle::{
     CircuitBreaker, HealthCheck, PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits,
 };
@@ -89,6 +91,10 @@ pub struct RouteSummary {
     /// Rate-limit policies that apply (API level, then operation level).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<String>,
+    /// Who may call: one entry per alternative requirement, `scheme(scope …)`
+    /// joined by ` + `; empty for an open operation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security: Vec<String>,
 }
 
 /// One environment variable the deployment may set.
@@ -118,6 +124,8 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         upstreams: BTreeMap::new(),
         routes: BTreeMap::new(),
         used_policies: BTreeSet::new(),
+        reported: BTreeSet::new(),
+        used_providers: BTreeSet::new(),
     };
     let bundle = c.bundle();
     if !c.diags.is_empty() {
@@ -163,6 +171,10 @@ struct Compiler<'p> {
     routes: BTreeMap<(String, String), (String, String, Origin)>,
     /// Rate-limit policies something refers to.
     used_policies: BTreeSet<String>,
+    /// Security problems already reported at an origin (once per place).
+    reported: BTreeSet<(Origin, String)>,
+    /// Providers some operation uses.
+    used_providers: BTreeSet<String>,
 }
 
 fn mpath() -> KeyPath {
@@ -221,6 +233,7 @@ impl Compiler<'_> {
         let analytics = self.analytics();
         let rate_limits = self.rate_limits();
         let trusted_proxies = self.trusted_proxies();
+        let auth = self.auth();
         Bundle {
             rate_limits,
             trusted_proxies,
@@ -234,6 +247,7 @@ impl Compiler<'_> {
             upstreams: std::mem::take(&mut self.upstreams),
             apis,
             analytics,
+            auth,
         }
     }
 
@@ -255,9 +269,19 @@ impl Compiler<'_> {
             "listeners.admin.address",
             self.manifest_origin(&mpath().key("listeners").key("admin")),
         );
+        self.map(
+            "listeners.api.tls",
+            self.manifest_origin(&mpath().key("listeners").key("api").key("tls")),
+        );
         Listeners {
-            api: Listener { address: api },
-            admin: Listener { address: admin },
+            api: Listener {
+                address: api,
+                tls: l.api_tls.clone(),
+            },
+            admin: Listener {
+                address: admin,
+                tls: None,
+            },
         }
     }
 
@@ -444,8 +468,9 @@ impl Compiler<'_> {
         let api_upstream = self.api_upstream(i, spec);
         let api_rate_limit = self.api_rate_limit(i, spec);
 
-        self.refuse_unsupported(&settings.name, spec, &selected);
+        self.warn_open_by_default(&settings.name, spec, &selected);
 
+        let mut schemes: BTreeMap<String, SecurityScheme> = BTreeMap::new();
         let mut operations = Vec::with_capacity(selected.len());
         for op in &selected {
             let template = join_paths(&base_path, &op.path);
@@ -480,12 +505,14 @@ impl Compiler<'_> {
                 .rate_limit
                 .as_ref()
                 .and_then(|r| self.policy_ref(r));
+            let security = self.op_security(spec, op, &mut schemes);
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
                 path: op.path.clone(),
                 rate_limit,
                 upstream,
+                security,
             });
         }
         // A stable order that does not depend on how the spec is laid out.
@@ -505,6 +532,11 @@ impl Compiler<'_> {
                 ),
             ));
         }
+        let cors = self.api_cors(i, spec);
+        self.map(
+            format!("{bkey}.mtls"),
+            self.manifest_origin(&ap.key("mtls")),
+        );
         Some(Api {
             name: settings.name.clone(),
             version: spec.version.clone(),
@@ -513,6 +545,9 @@ impl Compiler<'_> {
             rate_limit: api_rate_limit,
             max_body_bytes: settings.max_body_bytes,
             operations,
+            security_schemes: schemes,
+            cors,
+            mtls: settings.mtls,
         })
     }
 
@@ -618,12 +653,9 @@ impl Compiler<'_> {
         None
     }
 
-    /// Refuses what the spec asks of the gateway that this version cannot enforce,
-    /// once per place it is written.
-    fn refuse_unsupported(&mut self, api: &str, spec: &ApiSpec, ops: &[&SpecOperation]) {
-        let mut security: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
-        let mut cors: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
-        let mut header: BTreeMap<Origin, Vec<String>> = BTreeMap::new();
+    /// Warns where a WSO2 project relied on WSO2 Microgateway securing every
+    /// operation by default: mgw serves an operation without requirements openly.
+    fn warn_open_by_default(&mut self, api: &str, spec: &ApiSpec, ops: &[&SpecOperation]) {
         let mut open_by_default: Vec<String> = Vec::new();
         let api_p = &spec.policies;
         for op in ops {
@@ -634,73 +666,365 @@ impl Compiler<'_> {
                 .as_ref()
                 .is_some_and(|d| d.value);
             let sec = pick(|p| p.security.is_some()).security.as_ref();
-            if let Some(sec) = sec {
-                let needs_auth = !sec.value.is_empty() && sec.value.iter().all(|r| !r.is_empty());
-                if needs_auth && !disabled {
-                    security
-                        .entry(sec.origin.clone())
-                        .or_default()
-                        .push(op.id.clone());
-                }
-            } else if spec.wso2 && !disabled {
+            if sec.is_none() && spec.wso2 && !disabled {
                 open_by_default.push(op.id.clone());
             }
-            if let Some(c) = pick(|p| p.cors.is_some()).cors.as_ref() {
-                cors.entry(c.origin.clone())
-                    .or_default()
-                    .push(op.id.clone());
-            }
-            if let Some(h) = pick(|p| p.auth_header.is_some()).auth_header.as_ref() {
-                header
-                    .entry(h.origin.clone())
-                    .or_default()
-                    .push(op.id.clone());
-            }
         }
-        let ops_of = |ids: &[String]| {
-            let noun = if ids.len() == 1 {
+        if !open_by_default.is_empty() {
+            let noun = if open_by_default.len() == 1 {
                 "operation"
             } else {
                 "operations"
             };
-            format!("{noun} {} of API `{api}`", list(ids, 8))
-        };
-        if !open_by_default.is_empty() {
             self.warnings.push(Diagnostic::new(
                 &Origin::file(spec.file.clone()),
                 format!(
-                    "{} (no security requirement): WSO2 Microgateway would have secured them by default, mgw serves them without authentication; add `x-wso2-disable-security: true` to say this is intended",
-                    ops_of(&open_by_default)
+                    "{noun} {} of API `{api}` (no security requirement): WSO2 Microgateway would have secured them by default, mgw serves them without authentication; add `x-wso2-disable-security: true` to say this is intended",
+                    list(&open_by_default, 8)
                 ),
             ));
         }
-        for (origin, ids) in security {
-            self.diags.push(Diagnostic::new(
-                &origin,
+    }
+
+    /// Reports a problem once per (place, subject).
+    fn once(&mut self, origin: &Origin, subject: &str, message: String) {
+        if self.reported.insert((origin.clone(), subject.to_owned())) {
+            self.diags.push(Diagnostic::new(origin, message));
+        }
+    }
+
+    /// The effective security requirements of one operation, in bundle form:
+    /// operation-level `security` and disable flags override the API's. Empty:
+    /// open. Every scheme named must map to a provider of a fitting type.
+    fn op_security(
+        &mut self,
+        spec: &ApiSpec,
+        op: &SpecOperation,
+        schemes: &mut BTreeMap<String, SecurityScheme>,
+    ) -> Vec<BTreeMap<String, Vec<String>>> {
+        let api_p = &spec.policies;
+        let p = &op.policies;
+        let disabled = p
+            .disable_security
+            .as_ref()
+            .or(api_p.disable_security.as_ref())
+            .is_some_and(|d| d.value);
+        let Some(sec) = p.security.as_ref().or(api_p.security.as_ref()) else {
+            return Vec::new();
+        };
+        // `security: []`, or an empty requirement `{}` among the alternatives,
+        // means anyone may call.
+        if disabled || sec.value.is_empty() || sec.value.iter().any(BTreeMap::is_empty) {
+            return Vec::new();
+        }
+        let header = p.auth_header.as_ref().or(api_p.auth_header.as_ref());
+        let mut out = Vec::with_capacity(sec.value.len());
+        for req in &sec.value {
+            let mut compiled = BTreeMap::new();
+            for (name, scopes) in req {
+                if let Some(bundle_name) = self.scheme(spec, name, header, &sec.origin, schemes) {
+                    compiled.insert(bundle_name, scopes.clone());
+                }
+            }
+            out.push(compiled);
+        }
+        out
+    }
+
+    /// Resolves one OpenAPI scheme to a bundle scheme (added to `schemes`).
+    fn scheme(
+        &mut self,
+        spec: &ApiSpec,
+        name: &str,
+        auth_header: Option<&Located<String>>,
+        used_at: &Origin,
+        schemes: &mut BTreeMap<String, SecurityScheme>,
+    ) -> Option<String> {
+        let auth = &self.project.manifest.auth;
+        let def = spec.security_schemes.get(name)?; // unknown names: reported by the spec reader
+        let provider_name = auth
+            .schemes
+            .get(name)
+            .cloned()
+            .or_else(|| auth.providers.contains_key(name).then(|| name.to_owned()));
+        let Some(provider_name) = provider_name else {
+            self.once(
+                used_at,
+                name,
                 format!(
-                    "security requirements are not supported yet by this mgw version ({} would need authentication); to serve them without authentication write `security: []` or `x-mgw-disable-security: true`, or leave them out with `include`",
-                    ops_of(&ids)
+                    "security scheme `{name}` (type `{}`) has no provider, so its operations cannot be secured; declare one under `auth.providers` in `mgw.yaml` and map it with `auth.schemes: {{{name}: <provider>}}`{}",
+                    def.kind,
+                    if auth.providers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (declared providers: {})", list(auth.providers.keys(), 20))
+                    }
                 ),
-            ));
-        }
-        for (origin, ids) in cors {
-            self.diags.push(Diagnostic::new(
-                &origin,
+            );
+            return None;
+        };
+        let provider = auth.providers.get(&provider_name)?; // unknown: reported by the manifest
+        let d = &def.definition;
+        let field = |k: &str| d.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+        let bearer_like = matches!(provider, Provider::Jwt(_) | Provider::Introspection(_));
+        let (fits, location, param, prefix) = match def.kind.as_str() {
+            "apiKey" => {
+                let location = match field("in") {
+                    "header" => CredentialIn::Header,
+                    "query" => CredentialIn::Query,
+                    other => {
+                        self.once(
+                            &def.origin,
+                            name,
+                            format!(
+                                "API keys `in: {other}` are not supported; use `header` or `query`"
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                (
+                    matches!(provider, Provider::ApiKey(_)),
+                    location,
+                    field("name").to_owned(),
+                    None,
+                )
+            }
+            "http" if field("scheme").eq_ignore_ascii_case("basic") => (
+                matches!(provider, Provider::Basic(_)),
+                CredentialIn::Header,
+                "authorization".to_owned(),
+                Some("Basic".to_owned()),
+            ),
+            "basic" => (
+                matches!(provider, Provider::Basic(_)),
+                CredentialIn::Header,
+                "authorization".to_owned(),
+                Some("Basic".to_owned()),
+            ),
+            "http" if field("scheme").eq_ignore_ascii_case("bearer") => (
+                bearer_like,
+                CredentialIn::Header,
+                String::new(),
+                Some("Bearer".to_owned()),
+            ),
+            "oauth2" | "openIdConnect" => (
+                bearer_like,
+                CredentialIn::Header,
+                String::new(),
+                Some("Bearer".to_owned()),
+            ),
+            "mutualTLS" => {
+                self.once(
+                    &def.origin,
+                    name,
+                    "`mutualTLS` schemes are not supported; require client certificates per API with `apis[].mtls: required` in `mgw.yaml`".into(),
+                );
+                return None;
+            }
+            other => {
+                self.once(
+                    &def.origin,
+                    name,
+                    format!("security scheme type `{other}` is not supported (use `apiKey`, `http` basic or bearer, `oauth2` or `openIdConnect`)"),
+                );
+                return None;
+            }
+        };
+        if !fits {
+            let ty = match provider {
+                Provider::Jwt(_) => "jwt",
+                Provider::ApiKey(_) => "apiKey",
+                Provider::Basic(_) => "basic",
+                Provider::Introspection(_) => "introspection",
+            };
+            let want = match def.kind.as_str() {
+                "apiKey" => "an `apiKey`",
+                "basic" | "http" if prefix.as_deref() == Some("Basic") => "a `basic`",
+                _ => "a `jwt` or `introspection`",
+            };
+            self.once(
+                &def.origin,
+                name,
                 format!(
-                    "CORS (used by {}) is not supported yet by this mgw version; remove it",
-                    ops_of(&ids)
+                    "security scheme `{name}` (type `{}`) is mapped to provider `{provider_name}`, a `{ty}` provider; it needs {want} provider",
+                    def.kind
                 ),
-            ));
+            );
+            return None;
         }
-        for (origin, ids) in header {
-            self.diags.push(Diagnostic::new(
-                &origin,
-                format!(
-                    "a custom auth header (used by {}) is not supported yet by this mgw version; remove it",
-                    ops_of(&ids)
-                ),
-            ));
+        // Bearer tokens come in `Authorization`, or in the custom auth header.
+        let param = if param.is_empty() {
+            auth_header.map_or_else(
+                || "authorization".to_owned(),
+                |h| h.value.to_ascii_lowercase(),
+            )
+        } else {
+            param
+        };
+        let scheme = SecurityScheme {
+            provider: provider_name.clone(),
+            location,
+            name: param.clone(),
+            prefix,
+        };
+        self.used_providers.insert(provider_name);
+        // The same scheme read from another header (an operation's own auth
+        // header) gets its own bundle name.
+        let mut bundle_name = name.to_owned();
+        if schemes.get(name).is_some_and(|s| *s != scheme) {
+            bundle_name = format!("{name}@{param}");
         }
+        schemes.insert(bundle_name.clone(), scheme);
+        Some(bundle_name)
+    }
+
+    /// CORS of an API: `apis[].cors` in `mgw.yaml`, else the spec's
+    /// `x-mgw-cors`/`x-wso2-cors`, else the top-level `cors`.
+    fn api_cors(&mut self, i: usize, spec: &ApiSpec) -> Option<Cors> {
+        let settings = &self.project.manifest.apis[i];
+        let key = format!("apis[{i}].cors");
+        if let Some(c) = &settings.cors {
+            self.map(
+                key,
+                self.manifest_origin(&mpath().key("apis").index(i).key("cors")),
+            );
+            return c.clone();
+        }
+        for op in &spec.operations {
+            if let Some(c) = &op.policies.cors {
+                self.once(
+                    &c.origin,
+                    "cors",
+                    "CORS is set per API: move this to the top of the spec or to `apis[].cors` in `mgw.yaml`".into(),
+                );
+            }
+        }
+        if let Some(c) = &spec.policies.cors {
+            self.map(key, c.origin.clone());
+            return self.cors_from_spec(c);
+        }
+        self.map(key, self.manifest_origin(&mpath().key("cors")));
+        self.project.manifest.cors.clone()
+    }
+
+    /// `x-wso2-cors` (`accessControlAllow…`) or `x-mgw-cors` (`allow…`) values.
+    fn cors_from_spec(&mut self, c: &Located<serde_json::Value>) -> Option<Cors> {
+        let v = &c.value;
+        let get = |a: &str, b: &str| v.get(a).or_else(|| v.get(b));
+        let strings = |x: Option<&serde_json::Value>| -> Vec<String> {
+            x.and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let enabled =
+            get("corsConfigurationEnabled", "enabled").and_then(serde_json::Value::as_bool);
+        if enabled == Some(false) {
+            return None;
+        }
+        let known = [
+            "corsConfigurationEnabled",
+            "accessControlAllowOrigins",
+            "accessControlAllowMethods",
+            "accessControlAllowHeaders",
+            "accessControlExposeHeaders",
+            "accessControlAllowCredentials",
+            "accessControlMaxAge",
+            "enabled",
+            "allowOrigins",
+            "allowMethods",
+            "allowHeaders",
+            "exposeHeaders",
+            "allowCredentials",
+            "maxAge",
+        ];
+        for k in v
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            if !known.contains(&k.as_str()) {
+                self.once(
+                    &c.origin,
+                    &k,
+                    format!(
+                        "unknown CORS key `{k}`{}; valid: {}",
+                        suggestion(&k, known.iter().copied()),
+                        list(known.iter(), 20)
+                    ),
+                );
+            }
+        }
+        let origins = strings(get("accessControlAllowOrigins", "allowOrigins"));
+        if origins.is_empty() {
+            self.once(
+                &c.origin,
+                "cors",
+                "CORS needs allowed origins (`allowOrigins` or `accessControlAllowOrigins`)".into(),
+            );
+            return None;
+        }
+        Some(Cors {
+            allow_origins: origins,
+            allow_methods: strings(get("accessControlAllowMethods", "allowMethods")),
+            allow_headers: strings(get("accessControlAllowHeaders", "allowHeaders")),
+            expose_headers: strings(get("accessControlExposeHeaders", "exposeHeaders")),
+            allow_credentials: get("accessControlAllowCredentials", "allowCredentials")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            max_age_s: get("accessControlMaxAge", "maxAge").and_then(serde_json::Value::as_u64),
+        })
+    }
+
+    /// `auth.providers` with JWT keys read from their files and inlined.
+    fn auth(&mut self) -> Auth {
+        let auth = &self.project.manifest.auth;
+        let mut providers = BTreeMap::new();
+        for (name, provider) in &auth.providers {
+            let p = mpath().key("auth").key("providers").key(name.clone());
+            let bkey = format!("auth.providers.{name}");
+            self.map(bkey.clone(), self.manifest_origin(&p));
+            let mut provider = provider.clone();
+            if let Provider::Jwt(j) = &mut provider {
+                for (field, k) in [
+                    ("issuer", "issuer"),
+                    ("algorithms", "algorithms"),
+                    ("jwksUrl", "jwksUrl"),
+                    ("claimHeaders", "claimHeaders"),
+                    ("hmacSecretFile", "hmacSecretFile"),
+                ] {
+                    self.map(format!("{bkey}.{field}"), self.manifest_origin(&p.key(k)));
+                }
+                let files = auth.key_files.get(name).cloned().unwrap_or_default();
+                for (fi, (file, kid)) in files.iter().enumerate() {
+                    let origin = self.manifest_origin(&p.key("keys").index(fi));
+                    let Some(text) = self.project.key_files.get(file) else {
+                        continue;
+                    };
+                    for key in keys_of(text, kid.as_deref()).unwrap_or_else(|e| {
+                        self.diags
+                            .push(Diagnostic::new(&origin, format!("`{file}`: {e}")));
+                        Vec::new()
+                    }) {
+                        self.map(format!("{bkey}.keys[{}]", j.keys.len()), origin.clone());
+                        j.keys.push(key);
+                    }
+                }
+            }
+            if !self.used_providers.contains(name) {
+                self.warnings.push(Diagnostic::new(
+                    &self.project.manifest.key_origin(&p),
+                    format!("auth provider `{name}` is not used by any operation"),
+                ));
+            }
+            providers.insert(name.clone(), provider);
+        }
+        Auth { providers }
     }
 
     /// `apis[i].rateLimit` in `mgw.yaml`, else the spec root's `x-mgw-rate-limit`
@@ -888,6 +1212,46 @@ fn health_check(s: &super::manifest::HealthCheckSettings) -> HealthCheck {
     }
 }
 
+/// The public keys in a key file: a JWKS (`{"keys": [...]}`), one JWK, or a PEM
+/// public key (with the `kid` given in `mgw.yaml`).
+fn keys_of(text: &str, kid: Option<&str>) -> Result<Vec<JwtKey>, String> {
+    let t = text.trim_start();
+    if t.starts_with('{') {
+        if kid.is_some() {
+            return Err("`kid` is only for PEM files; a JWK carries its own".into());
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(t).map_err(|e| format!("not valid JSON: {e}"))?;
+        let keys = match v.get("keys") {
+            Some(serde_json::Value::Array(keys)) => keys.clone(),
+            Some(_) => return Err("`keys` must be a list of JWKs".into()),
+            None => vec![v],
+        };
+        if keys.is_empty() {
+            return Err("the JWKS has no keys".into());
+        }
+        return Ok(keys
+            .into_iter()
+            .map(|jwk| JwtKey {
+                kid: None,
+                pem: None,
+                jwk: Some(jwk),
+            })
+            .collect());
+    }
+    if t.contains("PRIVATE KEY") {
+        return Err("holds a private key; put only public keys into a project".into());
+    }
+    if !t.starts_with("-----BEGIN ") {
+        return Err("expected a JWKS (JSON) or a PEM public key".into());
+    }
+    Ok(vec![JwtKey {
+        kid: kid.map(str::to_owned),
+        pem: Some(text.to_owned()),
+        jwk: None,
+    }])
+}
+
 fn summarize(project: &Project, bundle: &Bundle) -> Summary {
     let m = &project.manifest;
     let mut total = 0;
@@ -909,6 +1273,22 @@ fn summarize(project: &Project, bundle: &Bundle) -> Summary {
                         .iter()
                         .chain(&o.rate_limit)
                         .cloned()
+                        .collect(),
+                    security: o
+                        .security
+                        .iter()
+                        .map(|req| {
+                            req.iter()
+                                .map(|(scheme, scopes)| {
+                                    if scopes.is_empty() {
+                                        scheme.clone()
+                                    } else {
+                                        format!("{scheme}({})", scopes.join(" "))
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                                .join(" + ")
+                        })
                         .collect(),
                 })
                 .collect();
@@ -957,6 +1337,33 @@ fn env_vars(bundle: &Bundle) -> (Vec<EnvVar>, Vec<Diagnostic>) {
     }
     for (i, t) in bundle.trusted_proxies.iter().enumerate() {
         templates.push((format!("trustedProxies[{i}]"), t));
+    }
+    if let Some(t) = &bundle.listeners.api.tls {
+        templates.push(("listeners.api.tls.certFile".into(), &t.cert_file));
+        templates.push(("listeners.api.tls.keyFile".into(), &t.key_file));
+        if let Some(ca) = &t.client_ca_file {
+            templates.push(("listeners.api.tls.clientCaFile".into(), ca));
+        }
+    }
+    for (name, p) in &bundle.auth.providers {
+        let key = |f: &str| format!("auth.providers.{name}.{f}");
+        match p {
+            Provider::Jwt(j) => {
+                if let Some(u) = &j.jwks_url {
+                    templates.push((key("jwksUrl"), u));
+                }
+                if let Some(f) = &j.hmac_secret_file {
+                    templates.push((key("hmacSecretFile"), f));
+                }
+            }
+            Provider::ApiKey(a) => templates.push((key("file"), &a.file)),
+            Provider::Basic(b) => templates.push((key("file"), &b.file)),
+            Provider::Introspection(i) => {
+                templates.push((key("endpoint"), &i.endpoint));
+                templates.push((key("clientIdFile"), &i.client_id_file));
+                templates.push((key("clientSecretFile"), &i.client_secret_file));
+            }
+        }
     }
     let mut vars: BTreeMap<String, (Vec<Option<String>>, Vec<String>)> = BTreeMap::new();
     for (key, t) in templates {
@@ -1073,7 +1480,7 @@ mod tests {
     }
 
     #[test]
-    fn security_is_refused_unless_disabled_or_empty() {
+    fn a_scheme_without_a_provider_is_a_build_error() {
         let spec = format!(
             "{SPEC}    post: {{operationId: addPet, security: []}}\n  /admin:\n    get: {{operationId: admin, x-wso2-disable-security: true}}\nsecurity: [{{key: []}}]\ncomponents:\n  securitySchemes:\n    key: {{type: apiKey, in: header, name: X-Key}}\n"
         );
@@ -1083,14 +1490,68 @@ mod tests {
         assert_eq!(d[0].key_path, "#/security");
         assert!(
             d[0].message
-                .contains("not supported yet by this mgw version"),
+                .contains("security scheme `key` (type `apiKey`) has no provider"),
             "{e}"
         );
+    }
+
+    const SECURED: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: 2.0.0}\nservers: [{url: /v1}]\nx-mgw-auth-header: X-Token\nx-mgw-cors: {allowOrigins: ['https://app.example'], allowCredentials: true}\nsecurity: [{idp: [read]}, {key: []}]\npaths:\n  /pets:\n    get: {operationId: listPets}\n    post: {operationId: addPet, security: [{idp: [write], key: []}]}\n  /health:\n    get: {operationId: health, security: []}\n  /open:\n    get: {operationId: open, x-mgw-disable-security: true}\ncomponents:\n  securitySchemes:\n    idp: {type: oauth2, flows: {}}\n    key: {type: apiKey, in: query, name: api_key}\n";
+
+    #[test]
+    fn security_compiles_into_schemes_and_requirements() {
+        let m = format!(
+            "{MANIFEST}auth:\n  providers:\n    jwt: {{type: jwt, issuer: https://idp, keys: [keys/idp.jwks.json]}}\n    keys: {{type: apiKey}}\n  schemes: {{idp: jwt, key: keys}}\n"
+        );
+        let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        let c = build(&[
+            ("mgw.yaml", &m),
+            ("api.yaml", SECURED),
+            ("keys/idp.jwks.json", jwks),
+        ])
+        .unwrap();
+        let api = &c.bundle.apis[0];
+        let scheme = &api.security_schemes["idp"];
+        assert_eq!(
+            (scheme.provider.as_str(), scheme.name.as_str()),
+            ("jwt", "x-token")
+        );
+        assert_eq!(api.security_schemes["key"].location, CredentialIn::Query);
+        let op = |id: &str| api.operations.iter().find(|o| o.id == id).unwrap();
+        assert_eq!(op("listPets").security.len(), 2);
+        assert_eq!(op("addPet").security[0]["idp"], vec!["write".to_string()]);
+        assert!(op("health").security.is_empty());
+        assert!(op("open").security.is_empty());
+        assert!(api.cors.as_ref().unwrap().allow_credentials);
+        let Provider::Jwt(j) = &c.bundle.auth.providers["jwt"] else {
+            panic!()
+        };
+        assert_eq!(j.keys.len(), 1);
+        let vars: Vec<_> = c.env.iter().map(|v| v.name.as_str()).collect();
+        assert!(vars.contains(&"MGW_API_KEYS_FILE"), "{vars:?}");
+
+        // A scheme mapped to a provider of the wrong type.
+        let wrong = m.replace("{idp: jwt, key: keys}", "{idp: keys, key: keys}");
+        let e = build(&[
+            ("mgw.yaml", &wrong),
+            ("api.yaml", SECURED),
+            ("keys/idp.jwks.json", jwks),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(
-            d[0].message
-                .contains("`getPet`, `deletePet` and `listPets`"),
+            e.contains("a `apiKey` provider; it needs a `jwt` or `introspection` provider"),
             "{e}"
         );
+        // Private key material never goes into a bundle.
+        let private = jwks.replace("\"kid\"", "\"d\":\"x\",\"kid\"");
+        let e = build(&[
+            ("mgw.yaml", &m),
+            ("api.yaml", SECURED),
+            ("keys/idp.jwks.json", &private),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("private or symmetric key material"), "{e}");
     }
 
     #[test]

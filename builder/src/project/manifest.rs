@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mgw_gateway::bundle::{LoadBalancing, RateLimitKey, SinkKind};
+use mgw_gateway::bundle::{ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, SinkKind};
 use mgw_gateway::env;
 use serde::Deserialize;
 
@@ -47,16 +47,13 @@ struct ManifestWire {
     apis: Vec<ApiWire>,
     #[serde(default)]
     analytics: Option<AnalyticsWire>,
-    // Sections a later mgw version reads. Recognised here so that using one is a
-    // clear "not supported yet" rather than an "unknown key".
+    /// Authentication providers and the OpenAPI schemes they serve.
     #[serde(default)]
-    auth: Option<serde::de::IgnoredAny>,
+    auth: Option<AuthWire>,
+    /// CORS for every API (an API may override it).
     #[serde(default)]
-    cors: Option<serde::de::IgnoredAny>,
+    cors: Option<CorsWire>,
 }
-
-/// Keys of `mgw.yaml` reserved for later versions, with what they will configure.
-const RESERVED: &[(&str, &str)] = &[("auth", "auth providers"), ("cors", "CORS")];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -76,16 +73,19 @@ struct ListenersWire {
     admin: Option<ListenerWire>,
 }
 
-/// `api: 0.0.0.0:8080` or `api: {address: 0.0.0.0:8080}` (room for TLS settings).
+/// `api: 0.0.0.0:8080` or `api: {address: 0.0.0.0:8080, tls: {...}}`.
 #[derive(Debug)]
 struct ListenerWire {
     address: String,
+    tls: Option<TlsWire>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ListenerObject {
     address: String,
+    #[serde(default)]
+    tls: Option<TlsWire>,
 }
 
 impl<'de> Deserialize<'de> for ListenerWire {
@@ -97,7 +97,10 @@ impl<'de> Deserialize<'de> for ListenerWire {
                 f.write_str("an address such as `0.0.0.0:8080`, or a mapping with `address`")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ListenerWire, E> {
-                Ok(ListenerWire { address: v.into() })
+                Ok(ListenerWire {
+                    address: v.into(),
+                    tls: None,
+                })
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
@@ -105,7 +108,10 @@ impl<'de> Deserialize<'de> for ListenerWire {
             ) -> Result<ListenerWire, A::Error> {
                 let o =
                     ListenerObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(ListenerWire { address: o.address })
+                Ok(ListenerWire {
+                    address: o.address,
+                    tls: o.tls,
+                })
             }
         }
         d.deserialize_any(V)
@@ -183,6 +189,12 @@ struct ApiWire {
     include: Option<IncludeWire>,
     #[serde(default)]
     max_body_size: Option<String>,
+    /// CORS for this API; overrides the top-level `cors`.
+    #[serde(default)]
+    cors: Option<CorsWire>,
+    /// Client certificates: `required` or `optional`.
+    #[serde(default)]
+    mtls: Option<ClientCertMode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,6 +305,155 @@ struct HealthCheckWire {
     unhealthy_threshold: Option<u32>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TlsWire {
+    #[serde(default)]
+    cert: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    client_ca: Option<String>,
+    #[serde(default)]
+    client_auth: Option<ClientAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AuthWire {
+    #[serde(default)]
+    providers: BTreeMap<String, ProviderWire>,
+    /// OpenAPI security scheme name → provider name.
+    #[serde(default)]
+    schemes: BTreeMap<String, String>,
+}
+
+/// One provider; which keys apply depends on `type` (checked after parsing, so
+/// every misplaced key is reported with its position).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProviderWire {
+    #[serde(rename = "type")]
+    kind: String,
+    // jwt
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    audiences: Option<Vec<String>>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    keys: Option<Vec<KeyRefWire>>,
+    #[serde(default)]
+    jwks_url: Option<String>,
+    #[serde(default)]
+    jwks_refresh: Option<String>,
+    #[serde(default)]
+    jwks_min_refresh_interval: Option<String>,
+    #[serde(default)]
+    hmac_secret_file: Option<String>,
+    #[serde(default)]
+    leeway: Option<String>,
+    #[serde(default)]
+    consumer_claim: Option<String>,
+    // jwt and introspection
+    #[serde(default)]
+    max_token_size: Option<String>,
+    #[serde(default)]
+    claim_headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    cache_size: Option<u64>,
+    // every type
+    #[serde(default)]
+    forward_credentials: Option<bool>,
+    // apiKey and basic
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    reload_interval: Option<String>,
+    #[serde(default)]
+    realm: Option<String>,
+    // introspection
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    client_id_file: Option<String>,
+    #[serde(default)]
+    client_secret_file: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    cache_ttl: Option<String>,
+    #[serde(default)]
+    negative_cache_ttl: Option<String>,
+}
+
+/// `keys/idp.jwks.json` or `{file: keys/idp.pem, kid: idp-2024}`.
+#[derive(Debug)]
+struct KeyRefWire {
+    file: String,
+    kid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct KeyRefObject {
+    file: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for KeyRefWire {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeyRefWire;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a key file such as `keys/idp.jwks.json`, or a mapping with `file` and `kid`",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyRefWire, E> {
+                Ok(KeyRefWire {
+                    file: v.into(),
+                    kid: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<KeyRefWire, A::Error> {
+                let o =
+                    KeyRefObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(KeyRefWire {
+                    file: o.file,
+                    kid: o.kid,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CorsWire {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    allow_origins: Option<Vec<String>>,
+    #[serde(default)]
+    allow_methods: Option<Vec<String>>,
+    #[serde(default)]
+    allow_headers: Option<Vec<String>>,
+    #[serde(default)]
+    expose_headers: Option<Vec<String>>,
+    #[serde(default)]
+    allow_credentials: Option<bool>,
+    #[serde(default)]
+    max_age: Option<String>,
+}
+
 // ---------------------------------------------------------------------------
 // Domain types
 // ---------------------------------------------------------------------------
@@ -314,7 +475,20 @@ pub struct Manifest {
     /// In the order written; `apis[i]` in key paths.
     pub apis: Vec<ApiSettings>,
     pub analytics: AnalyticsSettings,
+    pub auth: AuthSettings,
+    /// Top-level CORS, for APIs that set none of their own.
+    pub cors: Option<mgw_gateway::bundle::Cors>,
     tree: Node,
+}
+
+/// `auth`: providers (already in bundle form, templates unresolved) and the
+/// scheme → provider map.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub providers: BTreeMap<String, mgw_gateway::bundle::Provider>,
+    /// Key files each JWT provider names (project-relative), with their `kid`.
+    pub key_files: BTreeMap<String, Vec<(String, Option<String>)>>,
+    pub schemes: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +503,7 @@ pub struct ImageSettings {
 pub struct ListenerSettings {
     pub api: Option<String>,
     pub admin: Option<String>,
+    pub api_tls: Option<mgw_gateway::bundle::ListenerTls>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -452,6 +627,9 @@ pub struct ApiSettings {
     /// `None` serves every operation.
     pub include: Option<Include>,
     pub max_body_bytes: Option<u64>,
+    /// `Some(None)`: CORS switched off for this API (`cors: {enabled: false}`).
+    pub cors: Option<Option<mgw_gateway::bundle::Cors>>,
+    pub mtls: Option<ClientCertMode>,
 }
 
 /// Which operations to serve: those with a listed operationId or any listed tag.
@@ -623,18 +801,6 @@ impl Validator<'_> {
     }
 
     fn manifest(&mut self, w: ManifestWire) -> Manifest {
-        for (key, what) in RESERVED {
-            if self.tree.get(key).is_some() {
-                self.key_err(
-                    &root().key(*key),
-                    format!(
-                        "`{key}` ({what}) is not supported yet by this mgw version; remove the section"
-                    ),
-                );
-            }
-        }
-        let _ = (&w.auth, &w.cors);
-
         check_name(self, &root().key("name"), &w.name, "the gateway name");
         self.version(&w.version);
         let image = self.image(w.image, &w.name);
@@ -646,6 +812,11 @@ impl Validator<'_> {
         let apis = self.apis(w.apis, &upstreams);
         self.api_rate_limits(&apis, rate_limits.as_ref());
         let analytics = self.analytics(w.analytics);
+        let auth = self.auth(w.auth);
+        let cors = w
+            .cors
+            .and_then(|c| self.cors(&root().key("cors"), c))
+            .flatten();
         Manifest {
             name: w.name,
             version: w.version,
@@ -657,6 +828,8 @@ impl Validator<'_> {
             upstreams,
             apis,
             analytics,
+            auth,
+            cors,
             tree: Node::scalar("", true, yaml::Mark::UNKNOWN),
         }
     }
@@ -717,8 +890,35 @@ impl Validator<'_> {
             return ListenerSettings {
                 api: None,
                 admin: None,
+                api_tls: None,
             };
         };
+        let api_tls =
+            w.api
+                .as_ref()
+                .and_then(|l| l.tls.as_ref())
+                .map(|t| mgw_gateway::bundle::ListenerTls {
+                    cert_file: t.cert.clone().unwrap_or_else(|| {
+                        mgw_gateway::bundle::ListenerTls::DEFAULT_CERT_FILE.into()
+                    }),
+                    key_file: t.key.clone().unwrap_or_else(|| {
+                        mgw_gateway::bundle::ListenerTls::DEFAULT_KEY_FILE.into()
+                    }),
+                    client_ca_file: t.client_ca.clone().or_else(|| {
+                        matches!(
+                            t.client_auth,
+                            Some(ClientAuth::Optional | ClientAuth::Required)
+                        )
+                        .then(|| mgw_gateway::bundle::ListenerTls::DEFAULT_CLIENT_CA_FILE.into())
+                    }),
+                    client_auth: t.client_auth,
+                });
+        if let Some(ListenerWire { tls: Some(_), .. }) = &w.admin {
+            self.err(
+                &root().key("listeners").key("admin").key("tls"),
+                "TLS is for the API listener; the admin listener stays inside the cluster",
+            );
+        }
         let api = w.api.map(|l| l.address);
         let admin = w.admin.map(|l| l.address);
         for (key, value) in [("api", &api), ("admin", &admin)] {
@@ -748,7 +948,11 @@ impl Validator<'_> {
                 );
             }
         }
-        ListenerSettings { api, admin }
+        ListenerSettings {
+            api,
+            admin,
+            api_tls,
+        }
     }
 
     fn limits(&mut self, w: Option<LimitsWire>) -> LimitSettings {
@@ -918,6 +1122,7 @@ impl Validator<'_> {
                 inc
             });
             let max_body_bytes = self.size(p.key("maxBodySize"), a.max_body_size);
+            let cors = a.cors.and_then(|c| self.cors(&p.key("cors"), c));
             out.push(ApiSettings {
                 name: a.name,
                 spec,
@@ -926,6 +1131,8 @@ impl Validator<'_> {
                 rate_limit: a.rate_limit,
                 include,
                 max_body_bytes,
+                cors,
+                mtls: a.mtls,
             });
         }
         out
@@ -1126,6 +1333,269 @@ impl Validator<'_> {
             unhealthy_threshold: w.unhealthy_threshold,
             path: w.path,
         }
+    }
+
+    /// `Some(None)` for `enabled: false`; `None` when invalid.
+    fn cors(&mut self, p: &KeyPath, w: CorsWire) -> Option<Option<mgw_gateway::bundle::Cors>> {
+        if w.enabled == Some(false) {
+            return Some(None);
+        }
+        let Some(origins) = w.allow_origins else {
+            self.err(
+                p,
+                "CORS needs `allowOrigins`, such as `[https://app.example.com]` (or `enabled: false`)",
+            );
+            return None;
+        };
+        let max_age_s = self
+            .duration(p.key("maxAge"), w.max_age)
+            .map(|d| d.as_secs());
+        Some(Some(mgw_gateway::bundle::Cors {
+            allow_origins: origins,
+            allow_methods: w.allow_methods.unwrap_or_default(),
+            allow_headers: w.allow_headers.unwrap_or_default(),
+            expose_headers: w.expose_headers.unwrap_or_default(),
+            allow_credentials: w.allow_credentials.unwrap_or(false),
+            max_age_s,
+        }))
+    }
+
+    fn auth(&mut self, w: Option<AuthWire>) -> AuthSettings {
+        use mgw_gateway::bundle as b;
+        let Some(w) = w else {
+            return AuthSettings::default();
+        };
+        let mut out = AuthSettings {
+            schemes: w.schemes.clone(),
+            ..AuthSettings::default()
+        };
+        for (name, provider) in &w.schemes {
+            if !w.providers.contains_key(provider) {
+                self.err(
+                    &root().key("auth").key("schemes").key(name.clone()),
+                    format!(
+                        "no provider named `{provider}`{}; declared providers: {}",
+                        suggestion(provider, w.providers.keys().map(String::as_str)),
+                        list(w.providers.keys(), 20)
+                    ),
+                );
+            }
+        }
+        for (name, pw) in w.providers {
+            let p = root().key("auth").key("providers").key(name.clone());
+            check_name(self, &p, &name, "a provider name");
+            // Keys that belong to other provider types.
+            let used: &[(&str, bool)] = &[
+                ("issuer", pw.issuer.is_some()),
+                ("audiences", pw.audiences.is_some()),
+                ("algorithms", pw.algorithms.is_some()),
+                ("keys", pw.keys.is_some()),
+                ("jwksUrl", pw.jwks_url.is_some()),
+                ("jwksRefresh", pw.jwks_refresh.is_some()),
+                (
+                    "jwksMinRefreshInterval",
+                    pw.jwks_min_refresh_interval.is_some(),
+                ),
+                ("hmacSecretFile", pw.hmac_secret_file.is_some()),
+                ("leeway", pw.leeway.is_some()),
+                ("consumerClaim", pw.consumer_claim.is_some()),
+                ("maxTokenSize", pw.max_token_size.is_some()),
+                ("claimHeaders", pw.claim_headers.is_some()),
+                ("cacheSize", pw.cache_size.is_some()),
+                ("file", pw.file.is_some()),
+                ("reloadInterval", pw.reload_interval.is_some()),
+                ("realm", pw.realm.is_some()),
+                ("endpoint", pw.endpoint.is_some()),
+                ("clientIdFile", pw.client_id_file.is_some()),
+                ("clientSecretFile", pw.client_secret_file.is_some()),
+                ("timeout", pw.timeout.is_some()),
+                ("cacheTtl", pw.cache_ttl.is_some()),
+                ("negativeCacheTtl", pw.negative_cache_ttl.is_some()),
+            ];
+            let allowed: &[&str] = match pw.kind.as_str() {
+                "jwt" => &[
+                    "issuer",
+                    "audiences",
+                    "algorithms",
+                    "keys",
+                    "jwksUrl",
+                    "jwksRefresh",
+                    "jwksMinRefreshInterval",
+                    "hmacSecretFile",
+                    "leeway",
+                    "consumerClaim",
+                    "maxTokenSize",
+                    "claimHeaders",
+                    "cacheSize",
+                ],
+                "apiKey" => &["file", "reloadInterval"],
+                "basic" => &["file", "reloadInterval", "realm"],
+                "introspection" => &[
+                    "endpoint",
+                    "clientIdFile",
+                    "clientSecretFile",
+                    "timeout",
+                    "cacheTtl",
+                    "negativeCacheTtl",
+                    "maxTokenSize",
+                    "claimHeaders",
+                    "cacheSize",
+                ],
+                other => {
+                    self.err(
+                        &p.key("type"),
+                        format!(
+                            "unknown provider type `{other}`{}; valid: `jwt`, `apiKey`, `basic`, `introspection`",
+                            suggestion(other, ["jwt", "apiKey", "basic", "introspection"])
+                        ),
+                    );
+                    continue;
+                }
+            };
+            for (key, set) in used {
+                if *set && !allowed.contains(key) {
+                    self.key_err(
+                        &p.key(*key),
+                        format!(
+                            "`{key}` does not apply to `{}` providers; they take {}",
+                            pw.kind,
+                            list(allowed.iter(), 20)
+                        ),
+                    );
+                }
+            }
+            let ms = |v: &mut Self, key: &str, text: Option<String>, default: u64| {
+                v.positive_duration(p.key(key), text).map_or(default, |d| {
+                    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+                })
+            };
+            let defaults_jwt: b::JwtProvider = serde_json::from_value(serde_json::json!({
+                "issuer": "", "algorithms": []
+            }))
+            .expect("the gateway's JWT defaults deserialize");
+            let max_token = self
+                .size(p.key("maxTokenSize"), pw.max_token_size.clone())
+                .unwrap_or(defaults_jwt.max_token_bytes);
+            let cache = pw.cache_size.unwrap_or(defaults_jwt.cache_capacity);
+            let forward = pw.forward_credentials.unwrap_or(false);
+            let provider = match pw.kind.as_str() {
+                "jwt" => {
+                    if pw.issuer.as_deref().is_none_or(str::is_empty) {
+                        self.err(
+                            &p,
+                            "a `jwt` provider needs `issuer` (the exact `iss` of its tokens)",
+                        );
+                    }
+                    let algorithms = pw
+                        .algorithms
+                        .clone()
+                        .unwrap_or_else(|| vec!["RS256".into()]);
+                    let hmac = algorithms.iter().any(|a| a.starts_with("HS"));
+                    let mut files = Vec::new();
+                    for (i, k) in pw.keys.iter().flatten().enumerate() {
+                        match normalize_relative("", &k.file) {
+                            Ok(f) => files.push((f, k.kid.clone())),
+                            Err(e) => self.err(&p.key("keys").index(i), e),
+                        }
+                    }
+                    out.key_files.insert(name.clone(), files);
+                    b::Provider::Jwt(b::JwtProvider {
+                        issuer: pw.issuer.clone().unwrap_or_default(),
+                        audiences: pw.audiences.clone().unwrap_or_default(),
+                        algorithms,
+                        keys: Vec::new(),
+                        jwks_url: pw.jwks_url.clone(),
+                        jwks_refresh_ms: ms(
+                            self,
+                            "jwksRefresh",
+                            pw.jwks_refresh.clone(),
+                            defaults_jwt.jwks_refresh_ms,
+                        ),
+                        jwks_min_refresh_interval_ms: ms(
+                            self,
+                            "jwksMinRefreshInterval",
+                            pw.jwks_min_refresh_interval.clone(),
+                            defaults_jwt.jwks_min_refresh_interval_ms,
+                        ),
+                        jwks_timeout_ms: defaults_jwt.jwks_timeout_ms,
+                        hmac_secret_file: pw
+                            .hmac_secret_file
+                            .clone()
+                            .or_else(|| hmac.then(|| b::default_hmac_secret_file(&name))),
+                        leeway_ms: self
+                            .duration(p.key("leeway"), pw.leeway.clone())
+                            .map_or(defaults_jwt.leeway_ms, |d| {
+                                u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+                            }),
+                        max_token_bytes: max_token,
+                        claim_headers: pw.claim_headers.clone().unwrap_or_default(),
+                        forward_credentials: forward,
+                        consumer_claim: pw.consumer_claim.clone(),
+                        cache_capacity: cache,
+                    })
+                }
+                "apiKey" => b::Provider::ApiKey(b::ApiKeyProvider {
+                    file: pw
+                        .file
+                        .clone()
+                        .unwrap_or_else(|| b::ApiKeyProvider::DEFAULT_FILE.into()),
+                    reload_interval_ms: ms(
+                        self,
+                        "reloadInterval",
+                        pw.reload_interval.clone(),
+                        5_000,
+                    ),
+                    forward_credentials: forward,
+                }),
+                "basic" => b::Provider::Basic(b::BasicProvider {
+                    file: pw
+                        .file
+                        .clone()
+                        .unwrap_or_else(|| b::BasicProvider::DEFAULT_FILE.into()),
+                    reload_interval_ms: ms(
+                        self,
+                        "reloadInterval",
+                        pw.reload_interval.clone(),
+                        5_000,
+                    ),
+                    realm: pw.realm.clone(),
+                    forward_credentials: forward,
+                }),
+                _ => {
+                    let Some(endpoint) = pw.endpoint.clone() else {
+                        self.err(
+                            &p,
+                            "an `introspection` provider needs `endpoint` (the RFC 7662 URL)",
+                        );
+                        continue;
+                    };
+                    let (id, secret) = b::default_introspection_files(&name);
+                    let d: b::IntrospectionProvider = serde_json::from_value(serde_json::json!({
+                        "endpoint": "", "clientIdFile": "", "clientSecretFile": ""
+                    }))
+                    .expect("the gateway's introspection defaults deserialize");
+                    b::Provider::Introspection(b::IntrospectionProvider {
+                        endpoint,
+                        client_id_file: pw.client_id_file.clone().unwrap_or(id),
+                        client_secret_file: pw.client_secret_file.clone().unwrap_or(secret),
+                        timeout_ms: ms(self, "timeout", pw.timeout.clone(), d.timeout_ms),
+                        cache_ttl_ms: ms(self, "cacheTtl", pw.cache_ttl.clone(), d.cache_ttl_ms),
+                        negative_cache_ttl_ms: ms(
+                            self,
+                            "negativeCacheTtl",
+                            pw.negative_cache_ttl.clone(),
+                            d.negative_cache_ttl_ms,
+                        ),
+                        cache_capacity: cache,
+                        max_token_bytes: max_token,
+                        claim_headers: pw.claim_headers.clone().unwrap_or_default(),
+                        forward_credentials: forward,
+                    })
+                }
+            };
+            out.providers.insert(name, provider);
+        }
+        out
     }
 
     fn analytics(&mut self, w: Option<AnalyticsWire>) -> AnalyticsSettings {
@@ -1366,9 +1836,45 @@ analytics:
     }
 
     #[test]
-    fn reserved_sections_are_not_supported_yet() {
-        let e = errors("name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nauth: {}\n");
-        assert!(e[0].contains("mgw.yaml:4:1: `auth`: `auth` (auth providers) is not supported yet by this mgw version"), "{}", e[0]);
+    fn auth_providers_are_checked_by_type() {
+        let e = errors(
+            "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nauth:\n  providers:\n    idp: {type: jwt, issuer: x, file: k}\n    k: {type: apikey}\n  schemes: {s: nope}\n",
+        );
+        let all = e.join("\n");
+        assert!(
+            all.contains("`auth.providers.idp.file`: `file` does not apply to `jwt` providers"),
+            "{all}"
+        );
+        assert!(
+            all.contains("unknown provider type `apikey` (did you mean `apiKey`?)"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`auth.schemes.s`: no provider named `nope`"),
+            "{all}"
+        );
+        let m = parse_manifest(
+            "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml, mtls: required}]\nlisteners:\n  api: {address: '0.0.0.0:8443', tls: {clientAuth: optional}}\nauth:\n  providers:\n    internal: {type: jwt, issuer: me, algorithms: [HS256]}\ncors: {allowOrigins: ['https://a.example'], maxAge: 10m}\n",
+        )
+        .unwrap();
+        let tls = m.listeners.api_tls.unwrap();
+        assert_eq!(
+            tls.cert_file,
+            "${MGW_TLS_CERT_FILE:-/etc/mgw/secrets/tls/tls.crt}"
+        );
+        assert!(
+            tls.client_ca_file
+                .unwrap()
+                .contains("MGW_TLS_CLIENT_CA_FILE")
+        );
+        assert_eq!(m.cors.unwrap().max_age_s, Some(600));
+        let mgw_gateway::bundle::Provider::Jwt(j) = &m.auth.providers["internal"] else {
+            panic!()
+        };
+        assert_eq!(
+            j.hmac_secret_file.as_deref(),
+            Some("${MGW_JWT_HMAC_INTERNAL_FILE:-/etc/mgw/secrets/jwt-hmac/internal/secret}")
+        );
     }
 
     const TRAFFIC: &str = r#"

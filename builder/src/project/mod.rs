@@ -46,6 +46,8 @@ pub struct Project {
     pub manifest: Manifest,
     /// `specs[i]` is the spec of `manifest.apis[i]`.
     pub specs: Vec<ApiSpec>,
+    /// Verification key files named by JWT providers: project path → text.
+    pub key_files: std::collections::BTreeMap<String, String>,
 }
 
 /// Loads the project in `dir` (which holds `mgw.yaml`).
@@ -78,10 +80,38 @@ pub fn load_from(source: Source) -> Result<Project, ProjectError> {
             Err(d) => diags.extend(d),
         }
     }
+    let mut key_files = std::collections::BTreeMap::new();
+    for (provider, files) in &manifest.auth.key_files {
+        for (i, (file, _)) in files.iter().enumerate() {
+            if key_files.contains_key(file) {
+                continue;
+            }
+            match source.read_text(file, None) {
+                Ok(text) => {
+                    key_files.insert(file.clone(), text);
+                }
+                Err(msg) => diags.push(Diagnostic::new(
+                    &manifest.origin(
+                        &KeyPath::root()
+                            .key("auth")
+                            .key("providers")
+                            .key(provider.clone())
+                            .key("keys")
+                            .index(i),
+                    ),
+                    msg,
+                )),
+            }
+        }
+    }
     if !diags.is_empty() {
         return Err(ProjectError::invalid(diags));
     }
-    Ok(Project { manifest, specs })
+    Ok(Project {
+        manifest,
+        specs,
+        key_files,
+    })
 }
 
 /// Loads and compiles the project in `dir`: what `mgw validate` and `mgw build` run.

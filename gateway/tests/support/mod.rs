@@ -1,6 +1,8 @@
 //! Test support: real backends on `127.0.0.1:0`, an in-process gateway, clients.
 #![allow(dead_code)]
 
+pub mod auth;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,0 +1,89 @@
+//! The gateway's own HTTP client, for JWKS documents and token introspection.
+//!
+//! HTTPS through rustls with the `ring` provider, trusting the CA bundle of the
+//! image (`/etc/ssl/certs/ca-certificates.crt`, from the base layer); plain
+//! `http://` works too (a sidecar, or tests on loopback). Every call has a timeout
+//! and a cap on the response size. It never follows redirects and never sends
+//! anything but what the caller built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// Where the base image puts the CA bundle.
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A pooled HTTP/1.1 client for `https://` and `http://` URLs.
+pub fn client() -> HttpClient {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Ok(iter) = CertificateDer::pem_file_iter(CA_BUNDLE) {
+        for cert in iter.flatten() {
+            let _ = roots.add(cert);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("response body over {0} bytes or broken")]
+    Body(usize),
+}
+
+/// Sends a request and reads the whole (bounded) response within `timeout`.
+pub async fn fetch(
+    client: &HttpClient,
+    req: Request<Full<Bytes>>,
+    timeout: Duration,
+    limit: usize,
+) -> Result<(StatusCode, Bytes), FetchError> {
+    let work = async {
+        let res = client
+            .request(req)
+            .await
+            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let status = res.status();
+        let body = Limited::new(res.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|_| FetchError::Body(limit))?
+            .to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| FetchError::Timeout(timeout))?
+}

@@ -1,0 +1,439 @@
+//! Signed JWTs (RFC 7519 / 7515, compact form) checked against keys the bundle
+//! names.
+//!
+//! The verification key is chosen by our configuration and the token's `kid`,
+//! never by the token's `alg` alone: `alg` must be on the provider's allow-list
+//! *and* fit the chosen key's type, so an RSA public key can never be used as an
+//! HMAC secret, and `none` is not an algorithm at all. Keys embedded in the token
+//! (`jwk`, `jku`, `x5u`, `x5c`) are ignored; a `crit` header is refused because we
+//! implement no extension. `exp` is required, `nbf` honoured, `iss` compared
+//! exactly, `aud` checked when configured, with a small leeway. Oversized tokens
+//! are refused before any decoding. Verified tokens are cached by hash until they
+//! expire.
+//!
+//! Keys come from the bundle (baked at build time), a runtime-mounted HMAC secret,
+//! and optionally a JWKS URL fetched at start, refreshed on a timer and when an
+//! unknown `kid` arrives (at most every `jwksMinRefreshIntervalMs`). A failed fetch
+//! keeps the keys we had; with no key, every token fails (closed).
+//!
+//! Never: trust anything in the header beyond `alg`, `kid` and `crit`; accept a
+//! token whose signature was not checked; tell the client which check failed.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::Full;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::{Map, Value};
+
+use super::cache::TokenCache;
+use super::http::{HttpClient, fetch};
+use super::{Failure, Identity, credential_hash};
+use crate::bundle::{JwtCfg, KeyFamily, parse_jwk, parse_jwt_key};
+
+/// Longest a verified token stays cached, whatever its `exp`.
+const MAX_CACHE_TTL: Duration = Duration::from_secs(600);
+/// Largest JWKS document accepted.
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
+/// One verification key with the algorithms it may verify.
+#[derive(Clone)]
+pub struct Key {
+    pub kid: Option<String>,
+    pub family: KeyFamily,
+    pub key: DecodingKey,
+}
+
+pub struct JwtVerifier {
+    pub name: Arc<str>,
+    pub cfg: JwtCfg,
+    /// Keys from the bundle and the HMAC secret: never change.
+    fixed: Vec<Key>,
+    /// Keys from `jwksUrl`, replaced as a whole on each successful fetch.
+    fetched: RwLock<Arc<Vec<Key>>>,
+    cache: TokenCache<Arc<Identity>>,
+    client: HttpClient,
+    /// When the JWKS URL was last asked (success or not), for rate limiting.
+    last_fetch: Mutex<Option<Instant>>,
+    /// One fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// The parts of a JOSE header we read; everything else is ignored.
+struct Header {
+    alg: Algorithm,
+    kid: Option<String>,
+}
+
+impl JwtVerifier {
+    pub fn new(name: Arc<str>, cfg: JwtCfg, client: HttpClient) -> Result<Self, String> {
+        let mut fixed = Vec::new();
+        for (i, k) in cfg.keys.iter().enumerate() {
+            let (kid, family, key) = parse_jwt_key(k).map_err(|e| format!("key {i}: {e}"))?;
+            fixed.push(Key { kid, family, key });
+        }
+        if let Some(path) = &cfg.hmac_secret_file {
+            let secret = std::fs::read(path)
+                .map_err(|e| format!("cannot read the HMAC secret file `{path}`: {e}"))?;
+            let secret = trim_newline(&secret);
+            if secret.len() < 32 {
+                return Err(format!(
+                    "the HMAC secret in `{path}` is {} bytes; use at least 32",
+                    secret.len()
+                ));
+            }
+            fixed.push(Key {
+                kid: None,
+                family: KeyFamily::Hmac,
+                key: DecodingKey::from_secret(secret),
+            });
+        }
+        Ok(Self {
+            cache: TokenCache::new(cfg.cache_capacity),
+            name,
+            cfg,
+            fixed,
+            fetched: RwLock::new(Arc::new(Vec::new())),
+            client,
+            last_fetch: Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Fetches the JWKS once and starts the refresh timer (when a URL is set).
+    pub async fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let url = self.cfg.jwks_url.as_ref()?;
+        if url.starts_with("http://") {
+            tracing::warn!(provider = %self.name, url = %url, "the JWKS URL is not https: keys can be forged on the way");
+        }
+        self.refresh(true).await;
+        let me = Arc::downgrade(self);
+        let every = self.cfg.jwks_refresh;
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(me) = me.upgrade() else { return };
+                me.refresh(true).await;
+            }
+        }))
+    }
+
+    /// Fetches the JWKS, unless one was fetched within the minimum interval (and
+    /// `force` is not set). Returns whether new keys were installed.
+    pub async fn refresh(&self, force: bool) -> bool {
+        let Some(url) = &self.cfg.jwks_url else {
+            return false;
+        };
+        let _one = self.fetching.lock().await;
+        {
+            let mut last = self.last_fetch.lock().unwrap_or_else(|e| e.into_inner());
+            if !force && last.is_some_and(|t| t.elapsed() < self.cfg.jwks_min_refresh_interval) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let req = match http::Request::get(url.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(provider = %self.name, error = %e, "bad JWKS URL");
+                return false;
+            }
+        };
+        let outcome = match fetch(&self.client, req, self.cfg.jwks_timeout, MAX_JWKS_BYTES).await {
+            Ok((status, body)) if status.is_success() => parse_jwks(&body),
+            Ok((status, _)) => Err(format!("status {status}")),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(keys) => {
+                tracing::info!(provider = %self.name, keys = keys.len(), "JWKS fetched");
+                *self.fetched.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+                true
+            }
+            Err(why) => {
+                // Keep what we had: an IdP outage must not log everybody out.
+                tracing::warn!(provider = %self.name, error = %why, "JWKS fetch failed; keeping the previous keys");
+                false
+            }
+        }
+    }
+
+    /// Verifies a compact JWT and returns who it names.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, Failure> {
+        if token.is_empty() || token.len() > self.cfg.max_token_bytes {
+            return Err(Failure::Invalid);
+        }
+        let hash = credential_hash(&self.name, token.as_bytes());
+        if let Some(hit) = self.cache.get(&hash) {
+            return Ok(hit);
+        }
+        let (header, signing_input, signature, payload) = split(token)?;
+        if !self.cfg.algorithms.contains(&header.alg) {
+            return Err(Failure::Invalid);
+        }
+        let mut verified = self.verify_signature(&header, signing_input, signature);
+        if verified.is_none() && header.kid.is_some() && self.cfg.jwks_url.is_some() {
+            // An unknown `kid` may be a rotated key: look again, at most so often.
+            let known = self.candidates(&header).iter().any(|k| k.kid.is_some());
+            if !known && self.refresh(false).await {
+                verified = self.verify_signature(&header, signing_input, signature);
+            }
+        }
+        if verified.is_none() {
+            return Err(Failure::Invalid);
+        }
+        let claims = decode_claims(payload)?;
+        let expires = self.check_claims(&claims)?;
+        let identity = Arc::new(self.identity(claims));
+        let ttl = expires.min(MAX_CACHE_TTL);
+        self.cache
+            .insert(hash, identity.clone(), Instant::now() + ttl);
+        Ok(identity)
+    }
+
+    /// Keys that may verify this header: right family for `alg`; the exact `kid`
+    /// when the token names one we know, else our keys without a `kid`.
+    fn candidates(&self, header: &Header) -> Vec<Key> {
+        let fetched = self
+            .fetched
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let usable = || {
+            self.fixed
+                .iter()
+                .chain(fetched.iter())
+                .filter(|k| k.family.allows(header.alg))
+        };
+        if let Some(kid) = &header.kid {
+            let exact: Vec<Key> = usable()
+                .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
+                .cloned()
+                .collect();
+            if !exact.is_empty() {
+                return exact;
+            }
+        }
+        usable().filter(|k| k.kid.is_none()).cloned().collect()
+    }
+
+    fn verify_signature(&self, header: &Header, input: &str, signature: &str) -> Option<()> {
+        if signature.is_empty() {
+            return None;
+        }
+        self.candidates(header).iter().take(8).find_map(|k| {
+            // `family.allows` was checked: the key type fits the algorithm, which
+            // `crypto::verify` relies on.
+            jsonwebtoken::crypto::verify(signature, input.as_bytes(), &k.key, header.alg)
+                .ok()
+                .filter(|ok| *ok)
+                .map(|_| ())
+        })
+    }
+
+    /// `exp`, `nbf`, `iss`, `aud`; returns how long the token stays valid.
+    fn check_claims(&self, claims: &Map<String, Value>) -> Result<Duration, Failure> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let leeway = self.cfg.leeway.as_secs_f64();
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .ok_or(Failure::Invalid)?;
+        if exp + leeway <= now {
+            return Err(Failure::Invalid);
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            let nbf = nbf.as_f64().ok_or(Failure::Invalid)?;
+            if nbf - leeway > now {
+                return Err(Failure::Invalid);
+            }
+        }
+        if claims.get("iss").and_then(Value::as_str) != Some(self.cfg.issuer.as_str()) {
+            return Err(Failure::Invalid);
+        }
+        if !self.cfg.audiences.is_empty() {
+            let ok = match claims.get("aud") {
+                Some(Value::String(a)) => self.cfg.audiences.contains(a),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|a| self.cfg.audiences.iter().any(|x| x == a)),
+                _ => false,
+            };
+            if !ok {
+                return Err(Failure::Invalid);
+            }
+        }
+        Ok(Duration::from_secs_f64((exp - now).max(0.0)))
+    }
+
+    fn identity(&self, claims: Map<String, Value>) -> Identity {
+        let consumer = consumer_of(&claims, self.cfg.consumer_claim.as_deref())
+            .unwrap_or_else(|| self.name.to_string());
+        Identity {
+            provider: self.name.clone(),
+            consumer: consumer.into(),
+            scopes: scopes_of(&claims),
+            headers: claim_headers(&claims, &self.cfg.claim_headers),
+            claims: Some(claims),
+        }
+    }
+}
+
+/// The consumer name: the configured claim, else `sub`, `client_id`, `azp`.
+pub fn consumer_of(claims: &Map<String, Value>, preferred: Option<&str>) -> Option<String> {
+    preferred
+        .into_iter()
+        .chain(["sub", "client_id", "azp", "username"])
+        .find_map(|c| match claims.get(c) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
+/// Scopes from `scope` (space-separated) or `scp` (array or string).
+pub fn scopes_of(claims: &Map<String, Value>) -> Box<[Box<str>]> {
+    let mut out: Vec<Box<str>> = Vec::new();
+    for key in ["scope", "scp"] {
+        match claims.get(key) {
+            Some(Value::String(s)) => out.extend(s.split_whitespace().map(Box::from)),
+            Some(Value::Array(a)) => out.extend(a.iter().filter_map(Value::as_str).map(Box::from)),
+            _ => {}
+        }
+    }
+    out.into_boxed_slice()
+}
+
+/// Header values from claims; a claim that cannot be a header value is skipped.
+pub fn claim_headers(
+    claims: &Map<String, Value>,
+    mapping: &[(String, http::HeaderName)],
+) -> Vec<(http::HeaderName, HeaderValue)> {
+    mapping
+        .iter()
+        .filter_map(|(claim, header)| {
+            let text = match claims.get(claim)? {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => return None,
+            };
+            HeaderValue::from_str(&text)
+                .ok()
+                .map(|v| (header.clone(), v))
+        })
+        .collect()
+}
+
+/// Splits `header.payload.signature`, decoding and checking the header.
+fn split(token: &str) -> Result<(Header, &str, &str, &str), Failure> {
+    let mut parts = token.splitn(4, '.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Failure::Invalid);
+    };
+    let signing_input = &token[..h.len() + 1 + p.len()];
+    let raw = URL_SAFE_NO_PAD.decode(h).map_err(|_| Failure::Invalid)?;
+    let v: Map<String, Value> = serde_json::from_slice(&raw).map_err(|_| Failure::Invalid)?;
+    // We implement no JWS extension, so a token that needs one is refused.
+    if v.contains_key("crit") {
+        return Err(Failure::Invalid);
+    }
+    let alg = match v.get("alg") {
+        Some(Value::String(a)) => a.parse::<Algorithm>().map_err(|_| Failure::Invalid)?,
+        _ => return Err(Failure::Invalid),
+    };
+    let kid = match v.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err(Failure::Invalid),
+    };
+    Ok((Header { alg, kid }, signing_input, s, p))
+}
+
+fn decode_claims(payload: &str) -> Result<Map<String, Value>, Failure> {
+    let raw = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| Failure::Invalid)?;
+    serde_json::from_slice(&raw).map_err(|_| Failure::Invalid)
+}
+
+/// The usable signing keys of a JWKS document; keys we cannot use are skipped.
+pub fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("no `keys` array")?;
+    let mut out = Vec::new();
+    for k in keys {
+        match parse_jwk(k) {
+            Ok((kid, family, key)) => out.push(Key { kid, family, key }),
+            Err(why) => tracing::debug!(error = %why, "JWKS key skipped"),
+        }
+    }
+    if out.is_empty() {
+        return Err("no usable signing key".into());
+    }
+    Ok(out)
+}
+
+fn trim_newline(b: &[u8]) -> &[u8] {
+    let mut end = b.len();
+    while end > 0 && matches!(b[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &b[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_tokens_are_invalid() {
+        for t in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c.d",
+            "e30.e30.",
+            "eyJhbGciOiJub25lIn0.e30.",
+            "eyJhbGciOiJSUzI1NiIsImNyaXQiOlsiYiJdfQ.e30.x",
+        ] {
+            // Includes `alg: none` (not an algorithm) and a `crit` header.
+            assert!(split(t).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn scopes_and_consumer() {
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"scope":"a b","scp":["c"],"client_id":"app"}"#).unwrap();
+        let scopes = scopes_of(&claims);
+        let s: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+        assert_eq!(s, ["a", "b", "c"]);
+        assert_eq!(consumer_of(&claims, None).as_deref(), Some("app"));
+    }
+}

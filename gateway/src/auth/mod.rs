@@ -1,0 +1,595 @@
+//! Authentication and authorization: the stage of the pipeline that decides who
+//! is calling and whether they may call this operation.
+//!
+//! The bundle gives every operation its effective security requirements (any one
+//! may pass; inside one, every scheme must pass, with its scopes) and every API its
+//! schemes (where the credential is, which provider checks it). Providers are
+//! signed JWTs ([`jwt`]), API keys and basic-auth users from mounted files
+//! ([`secrets`]) and RFC 7662 introspection ([`introspect`]). A success yields an
+//! [`Identity`] (consumer name, scopes, claims) that analytics and rate limiting
+//! read; a failure becomes a [`GatewayError`] that says only the category.
+//!
+//! Never: let a request through when a requirement could not be checked (an
+//! unreachable introspection endpoint is a 503, not a pass); tell the client why a
+//! signature failed; log a credential; forward the credential upstream unless the
+//! provider says so; let a client set a header that a claim sets.
+
+pub mod cache;
+pub mod http;
+pub mod introspect;
+pub mod jwt;
+pub mod secrets;
+
+use std::sync::Arc;
+
+use ::http::header::{HeaderName, HeaderValue};
+use ::http::{HeaderMap, Request, Uri};
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{
+    ClientCertMode, Config, CredentialIn, ProviderCfg, ProviderKind, RouteCfg, SchemeCfg,
+};
+use crate::conn::ConnInfo;
+use crate::cors::CorsPolicy;
+use crate::error::GatewayError;
+use crate::metrics::{AuthMetrics, Metrics};
+
+/// Who is calling, as established by a provider. Shared (`Arc`) because verified
+/// credentials are cached.
+#[derive(Debug)]
+pub struct Identity {
+    /// The provider that vouched for this identity.
+    pub provider: Arc<str>,
+    /// Consumer name: `sub` (or client id) of a token, the consumer of an API key,
+    /// the basic-auth user, or the client certificate's subject.
+    pub consumer: Arc<str>,
+    pub scopes: Box<[Box<str>]>,
+    /// Token claims (JWT payload or introspection response), for rate-limit keys.
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Request headers set from claims for the upstream.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Identity {
+    pub fn has_scopes(&self, required: &[String]) -> bool {
+        required
+            .iter()
+            .all(|r| self.scopes.iter().any(|s| **s == **r))
+    }
+
+    /// An identity with no scopes and no claims.
+    pub fn named(provider: &Arc<str>, consumer: impl Into<Arc<str>>) -> Self {
+        Identity {
+            provider: provider.clone(),
+            consumer: consumer.into(),
+            scopes: Box::default(),
+            claims: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Why one scheme did not accept the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Failure {
+    /// No credential for this scheme.
+    Missing,
+    /// A credential that does not verify (bad signature, expired, unknown key...).
+    Invalid,
+    /// The credential could not be checked (introspection endpoint down).
+    Unavailable,
+}
+
+/// Why a provider could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("auth provider `{provider}`: {message}")]
+    Provider { provider: String, message: String },
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// A provider, running.
+pub enum Checker {
+    Jwt(Arc<jwt::JwtVerifier>),
+    ApiKey(Arc<secrets::ApiKeys>),
+    Basic(Arc<secrets::BasicUsers>),
+    Introspection(Arc<introspect::Introspector>),
+}
+
+impl Checker {
+    fn forwards_credentials(&self) -> bool {
+        match self {
+            Checker::Jwt(j) => j.cfg.forward_credentials,
+            Checker::ApiKey(a) => a.cfg.forward_credentials,
+            Checker::Basic(b) => b.cfg.forward_credentials,
+            Checker::Introspection(i) => i.cfg.forward_credentials,
+        }
+    }
+
+    /// The challenge for `WWW-Authenticate`.
+    fn challenge(&self, scheme: &SchemeCfg, realm: &str, error: Option<&str>) -> String {
+        let err = error
+            .map(|e| format!(", error=\"{e}\""))
+            .unwrap_or_default();
+        match self {
+            Checker::Basic(b) => format!(
+                "Basic realm=\"{}\", charset=\"UTF-8\"",
+                b.cfg.realm.as_deref().unwrap_or(realm)
+            ),
+            Checker::ApiKey(_) => format!(
+                "ApiKey realm=\"{realm}\", {}=\"{}\"",
+                match scheme.location {
+                    CredentialIn::Header => "header",
+                    CredentialIn::Query => "query",
+                },
+                scheme.param
+            ),
+            Checker::Jwt(_) | Checker::Introspection(_) => format!("Bearer realm=\"{realm}\"{err}"),
+        }
+    }
+}
+
+/// Security of one API, ready for the request path.
+struct ApiSecurity {
+    realm: String,
+    schemes: Vec<SchemeCfg>,
+    cors: Option<CorsPolicy>,
+    mtls: Option<ClientCertMode>,
+    /// Headers that claims set for this API's upstream: removed from every
+    /// incoming request so a client can never forge them.
+    claim_headers: Vec<HeaderName>,
+    metrics: AuthMetrics,
+}
+
+/// Background tasks (JWKS refresh, secret file reloads) end with the gateway.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Authentication, authorization and CORS for every API of the bundle.
+pub struct Security {
+    providers: Vec<Checker>,
+    apis: Vec<ApiSecurity>,
+    _tasks: Vec<AbortOnDrop>,
+}
+
+/// Outcome labels for metrics and analytics.
+pub mod outcome {
+    pub const SUCCESS: &str = "success";
+    pub const ANONYMOUS: &str = "anonymous";
+    pub const MISSING: &str = "missing";
+    pub const INVALID: &str = "invalid";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const UNAVAILABLE: &str = "unavailable";
+    pub const ALL: [&str; 6] = [SUCCESS, ANONYMOUS, MISSING, INVALID, FORBIDDEN, UNAVAILABLE];
+}
+
+impl Security {
+    /// Nothing to check: every route is open (tests, bundles without security).
+    pub fn open(config: &Config, metrics: &Metrics) -> Security {
+        Security {
+            providers: Vec::new(),
+            apis: config
+                .apis
+                .iter()
+                .map(|a| ApiSecurity {
+                    realm: a.name.clone(),
+                    schemes: Vec::new(),
+                    cors: a.cors.clone().map(CorsPolicy::new),
+                    mtls: None,
+                    claim_headers: Vec::new(),
+                    metrics: metrics.auth(&a.name),
+                })
+                .collect(),
+            _tasks: Vec::new(),
+        }
+    }
+
+    /// Reads the secret files, fetches JWKS URLs once and starts the reload
+    /// tasks. A provider that cannot start is a configuration error (exit 64).
+    /// Must run inside a tokio runtime.
+    pub async fn load(config: &Config, metrics: &Arc<Metrics>) -> Result<Security, SetupError> {
+        let client = http::client();
+        let mut tasks = Vec::new();
+        let mut providers = Vec::with_capacity(config.auth.providers.len());
+        for p in &config.auth.providers {
+            let err = |message: String| SetupError::Provider {
+                provider: p.name.clone(),
+                message,
+            };
+            let name: Arc<str> = p.name.as_str().into();
+            let checker = match &p.kind {
+                ProviderKind::Jwt(cfg) => {
+                    let v = Arc::new(
+                        jwt::JwtVerifier::new(name, cfg.clone(), client.clone()).map_err(err)?,
+                    );
+                    if let Some(task) = v.start().await {
+                        tasks.push(AbortOnDrop(task));
+                    }
+                    Checker::Jwt(v)
+                }
+                ProviderKind::ApiKey(cfg) => {
+                    let a = Arc::new(
+                        secrets::ApiKeys::load(name, cfg.clone(), metrics.clone()).map_err(err)?,
+                    );
+                    tasks.push(AbortOnDrop(a.clone().watch()));
+                    Checker::ApiKey(a)
+                }
+                ProviderKind::Basic(cfg) => {
+                    let b = Arc::new(
+                        secrets::BasicUsers::load(name, cfg.clone(), metrics.clone())
+                            .map_err(err)?,
+                    );
+                    tasks.push(AbortOnDrop(b.clone().watch()));
+                    Checker::Basic(b)
+                }
+                ProviderKind::Introspection(cfg) => Checker::Introspection(Arc::new(
+                    introspect::Introspector::new(name, cfg.clone(), client.clone())
+                        .map_err(err)?,
+                )),
+            };
+            providers.push(checker);
+        }
+        let apis = config
+            .apis
+            .iter()
+            .map(|a| {
+                let mut claim_headers: Vec<HeaderName> = Vec::new();
+                for s in &a.schemes {
+                    for (_, h) in claim_headers_of(&config.auth.providers[s.provider]) {
+                        if !claim_headers.contains(h) {
+                            claim_headers.push(h.clone());
+                        }
+                    }
+                }
+                ApiSecurity {
+                    realm: a.name.clone(),
+                    schemes: a.schemes.clone(),
+                    cors: a.cors.clone().map(CorsPolicy::new),
+                    mtls: a.mtls,
+                    claim_headers,
+                    metrics: metrics.auth(&a.name),
+                }
+            })
+            .collect();
+        Ok(Security {
+            providers,
+            apis,
+            _tasks: tasks,
+        })
+    }
+
+    /// The CORS policy of an API, if it has one.
+    pub fn cors(&self, api: usize) -> Option<&CorsPolicy> {
+        self.apis.get(api).and_then(|a| a.cors.as_ref())
+    }
+
+    /// The authenticate and authorize stages for one routed request. On success
+    /// the request is ready for the upstream: credentials removed (unless a
+    /// provider forwards them), claim headers set.
+    pub async fn check<B>(
+        &self,
+        route: &RouteCfg,
+        req: &mut Request<B>,
+        conn: &ConnInfo,
+    ) -> (Result<Option<Arc<Identity>>, GatewayError>, &'static str) {
+        let Some(api) = self.apis.get(route.api) else {
+            return (Ok(None), outcome::ANONYMOUS);
+        };
+        for h in &api.claim_headers {
+            req.headers_mut().remove(h);
+        }
+        let result = self.decide(api, route, req, conn).await;
+        let label = match &result {
+            Ok(Some(_)) => outcome::SUCCESS,
+            Ok(None) => outcome::ANONYMOUS,
+            Err(e) => match e {
+                GatewayError::Unauthorized { invalid: false, .. } => outcome::MISSING,
+                GatewayError::Unauthorized { invalid: true, .. } => outcome::INVALID,
+                GatewayError::AuthUnavailable => outcome::UNAVAILABLE,
+                _ => outcome::FORBIDDEN,
+            },
+        };
+        api.metrics.observe(label);
+        (result, label)
+    }
+
+    async fn decide<B>(
+        &self,
+        api: &ApiSecurity,
+        route: &RouteCfg,
+        req: &mut Request<B>,
+        conn: &ConnInfo,
+    ) -> Result<Option<Arc<Identity>>, GatewayError> {
+        // Mutual TLS first: it is a property of the connection, not of a header.
+        let cert = conn.client_cert.as_ref();
+        if api.mtls == Some(ClientCertMode::Required) && cert.is_none() {
+            return Err(GatewayError::ClientCertRequired);
+        }
+        let cert_identity = || {
+            cert.map(|subject| {
+                Arc::new(Identity::named(
+                    &Arc::from("mtls"),
+                    Arc::<str>::from(subject.as_ref()),
+                ))
+            })
+        };
+        if route.security.is_empty() {
+            return Ok(cert_identity());
+        }
+
+        // Each scheme is checked at most once per request, whatever the
+        // requirements that name it.
+        let mut results: Vec<Option<Result<Arc<Identity>, Failure>>> =
+            vec![None; api.schemes.len()];
+        let mut worst: Option<Failure> = None;
+        let mut missing_scopes: Option<&[String]> = None;
+        'requirements: for requirement in &route.security {
+            let mut first: Option<Arc<Identity>> = None;
+            for r in requirement {
+                let result = match &results[r.scheme] {
+                    Some(done) => done.clone(),
+                    None => {
+                        let scheme = &api.schemes[r.scheme];
+                        let done = self.check_scheme(scheme, req.headers(), req.uri()).await;
+                        results[r.scheme] = Some(done.clone());
+                        done
+                    }
+                };
+                match result {
+                    Ok(identity) if identity.has_scopes(&r.scopes) => {
+                        first.get_or_insert(identity);
+                    }
+                    Ok(_) => {
+                        missing_scopes.get_or_insert(&r.scopes);
+                        continue 'requirements;
+                    }
+                    Err(f) => {
+                        worst = Some(worst.map_or(f, |w| w.max(f)));
+                        continue 'requirements;
+                    }
+                }
+            }
+            // Every scheme of this requirement passed.
+            let Some(identity) = first else { continue };
+            self.prepare_upstream(api, requirement, req, &identity);
+            return Ok(Some(identity));
+        }
+
+        // Nothing passed: the most telling reason wins (forbidden > unavailable >
+        // invalid > missing), and the client learns only that category.
+        if let Some(scopes) = missing_scopes {
+            let challenge = format!(
+                "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
+                quote_safe(&api.realm),
+                quote_safe(&scopes.join(" "))
+            );
+            return Err(GatewayError::Forbidden {
+                challenge: HeaderValue::from_str(&challenge).ok(),
+            });
+        }
+        match worst {
+            Some(Failure::Unavailable) => Err(GatewayError::AuthUnavailable),
+            other => {
+                let invalid = other == Some(Failure::Invalid);
+                let mut challenges = Vec::new();
+                for requirement in &route.security {
+                    for r in requirement {
+                        let scheme = &api.schemes[r.scheme];
+                        let checker = &self.providers[scheme.provider];
+                        let failed = matches!(results[r.scheme], Some(Err(Failure::Invalid)));
+                        let c = checker.challenge(
+                            scheme,
+                            &quote_safe(&api.realm),
+                            failed.then_some("invalid_token"),
+                        );
+                        if let Ok(v) = HeaderValue::from_str(&c) {
+                            if !challenges.contains(&v) {
+                                challenges.push(v);
+                            }
+                        }
+                    }
+                }
+                Err(GatewayError::Unauthorized {
+                    invalid,
+                    challenges: challenges.into(),
+                })
+            }
+        }
+    }
+
+    async fn check_scheme(
+        &self,
+        scheme: &SchemeCfg,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Arc<Identity>, Failure> {
+        let checker = &self.providers[scheme.provider];
+        let credential = credential(scheme, headers, uri).ok_or(Failure::Missing)?;
+        match checker {
+            Checker::Jwt(j) => j.verify(&credential).await,
+            Checker::Introspection(i) => i.check(&credential).await,
+            Checker::ApiKey(a) => a.check(&credential),
+            Checker::Basic(b) => b.check(&credential).await,
+        }
+    }
+
+    /// Removes the credentials the passing requirement used (unless forwarded)
+    /// and sets the identity's claim headers.
+    fn prepare_upstream<B>(
+        &self,
+        api: &ApiSecurity,
+        requirement: &[crate::bundle::SchemeReq],
+        req: &mut Request<B>,
+        identity: &Identity,
+    ) {
+        for r in requirement {
+            let scheme = &api.schemes[r.scheme];
+            if self.providers[scheme.provider].forwards_credentials() {
+                continue;
+            }
+            match scheme.location {
+                CredentialIn::Header => {
+                    if let Ok(h) = HeaderName::from_bytes(scheme.param.as_bytes()) {
+                        req.headers_mut().remove(h);
+                    }
+                }
+                CredentialIn::Query => {
+                    if let Some(uri) = without_query_param(req.uri(), &scheme.param) {
+                        *req.uri_mut() = uri;
+                    }
+                }
+            }
+        }
+        for (name, value) in &identity.headers {
+            req.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+}
+
+fn claim_headers_of(p: &ProviderCfg) -> &[(String, HeaderName)] {
+    match &p.kind {
+        ProviderKind::Jwt(j) => &j.claim_headers,
+        ProviderKind::Introspection(i) => &i.claim_headers,
+        _ => &[],
+    }
+}
+
+/// Keeps a value safe inside a quoted-string of a challenge.
+fn quote_safe(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+/// The credential of one scheme, if the request carries one.
+fn credential(scheme: &SchemeCfg, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    match scheme.location {
+        CredentialIn::Header => {
+            let mut values = headers.get_all(scheme.param.as_str()).iter();
+            let value = values.next()?;
+            if values.next().is_some() {
+                // Two credentials: refuse to guess which one counts.
+                return Some(String::new());
+            }
+            let value = value.to_str().ok()?.trim();
+            let Some(prefix) = &scheme.prefix else {
+                return Some(value.to_owned());
+            };
+            match value.split_once(' ') {
+                Some((p, rest)) if p.eq_ignore_ascii_case(prefix) => {
+                    Some(rest.trim_start().to_owned())
+                }
+                // `Authorization: Basic …` is not a bearer token; a custom header
+                // may carry the bare token.
+                _ if scheme.param == "authorization" => None,
+                _ => Some(value.to_owned()),
+            }
+        }
+        CredentialIn::Query => {
+            let query = uri.query()?;
+            let mut found = None;
+            for pair in query.split('&') {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                if decode_form(k).as_deref() == Some(scheme.param.as_str()) {
+                    if found.is_some() {
+                        return Some(String::new());
+                    }
+                    found = decode_form(v);
+                }
+            }
+            found
+        }
+    }
+}
+
+fn decode_form(s: &str) -> Option<String> {
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+/// The URI without one query parameter (everything else byte for byte).
+fn without_query_param(uri: &Uri, name: &str) -> Option<Uri> {
+    let query = uri.query()?;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let k = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            decode_form(k).as_deref() != Some(name)
+        })
+        .collect();
+    let pq = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(pq.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+/// sha256 of a credential with a domain label: cache keys never hold a secret.
+pub fn credential_hash(domain: &str, credential: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(domain.as_bytes());
+    h.update([0]);
+    h.update(credential);
+    h.finalize().into()
+}
+
+/// Claims as rate-limit keys (`key: {claim: NAME}`): strings as they are, other
+/// JSON values in their JSON form.
+impl crate::ratelimit::Claims for Identity {
+    fn claim(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match self.claims.as_ref()?.get(name)? {
+            serde_json::Value::String(s) => Some(std::borrow::Cow::Borrowed(s.as_str())),
+            serde_json::Value::Null => None,
+            other => Some(std::borrow::Cow::Owned(other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scheme(location: CredentialIn, param: &str, prefix: Option<&str>) -> SchemeCfg {
+        SchemeCfg {
+            name: "s".into(),
+            provider: 0,
+            location,
+            param: param.into(),
+            prefix: prefix.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn credentials_from_headers_and_query() {
+        let bearer = scheme(CredentialIn::Header, "authorization", Some("Bearer"));
+        let mut h = HeaderMap::new();
+        let uri: Uri = "/p?a=1&api_key=k%2By&b=2".parse().unwrap();
+        assert_eq!(credential(&bearer, &h, &uri), None);
+        h.insert("authorization", "bearer abc".parse().unwrap());
+        assert_eq!(credential(&bearer, &h, &uri).as_deref(), Some("abc"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(credential(&bearer, &h, &uri), None);
+        h.append("authorization", "Bearer x".parse().unwrap());
+        assert_eq!(credential(&bearer, &h, &uri).as_deref(), Some(""));
+        let custom = scheme(CredentialIn::Header, "x-token", Some("Bearer"));
+        h.insert("x-token", "raw".parse().unwrap());
+        assert_eq!(credential(&custom, &h, &uri).as_deref(), Some("raw"));
+        let q = scheme(CredentialIn::Query, "api_key", None);
+        assert_eq!(credential(&q, &h, &uri).as_deref(), Some("k+y"));
+        assert_eq!(without_query_param(&uri, "api_key").unwrap(), "/p?a=1&b=2");
+        let only: Uri = "/p?api_key=x".parse().unwrap();
+        assert_eq!(without_query_param(&only, "api_key").unwrap(), "/p");
+    }
+}

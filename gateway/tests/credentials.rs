@@ -1,0 +1,343 @@
+//! API keys and basic-auth users from mounted files (reloaded while running), and
+//! opaque tokens checked by RFC 7662 introspection against a loopback server.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{Request, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use support::auth::*;
+use support::*;
+
+fn bundle_with(backend: &Backend, providers: Value, schemes: Value, security: Value) -> Value {
+    let mut b = bundle_json(&[format!("http://{}", backend.addr)]);
+    b["auth"] = json!({ "providers": providers });
+    b["apis"][0]["securitySchemes"] = schemes;
+    for op in b["apis"][0]["operations"].as_array_mut().unwrap() {
+        if matches!(op["id"].as_str(), Some("listPets" | "getPet")) {
+            op["security"] = security.clone();
+        }
+    }
+    b
+}
+
+async fn call(gw: &Gw, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::get(gw.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(req.body(full("")).unwrap()).await
+}
+
+fn key_line(consumer: &str, key: &str) -> String {
+    format!(
+        "{consumer}:sha256:{}\n",
+        hex::encode(Sha256::digest(key.as_bytes()))
+    )
+}
+
+#[tokio::test]
+async fn api_keys_from_a_file_that_changes_while_running() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-keys");
+    std::fs::write(
+        &file,
+        format!("# consumers\n{}", key_line("team-a", "key-a")),
+    )
+    .unwrap();
+    let gw = start(bundle_with(
+        &b,
+        json!({"keys": {"type": "apiKey", "file": file.to_str().unwrap(), "reloadIntervalMs": 50}}),
+        json!({
+            "header": {"provider": "keys", "in": "header", "name": "X-API-Key"},
+            "query": {"provider": "keys", "in": "query", "name": "api_key"}
+        }),
+        json!([{"header": []}, {"query": []}]),
+    ))
+    .await;
+
+    let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-a")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.json()["headers"].get("x-api-key").is_none(),
+        "key stripped"
+    );
+    let r = call(&gw, "/pets-api/v1/pets?limit=2&api_key=key-a&x=y", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json()["uri"],
+        "/pets?limit=2&x=y",
+        "key stripped from the query"
+    );
+    let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-b")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("ApiKey")
+    );
+    let r = call(&gw, "/pets-api/v1/pets", &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // A new file: key-b in, key-a out, without a restart.
+    std::fs::write(&file, key_line("team-b", "key-b")).unwrap();
+    let switched = eventually(Duration::from_secs(5), || async {
+        call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-b")])
+            .await
+            .status
+            == StatusCode::OK
+    })
+    .await;
+    assert!(switched, "the updated file was not picked up");
+    let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-a")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // A broken update keeps the last good set.
+    std::fs::write(&file, "team-c:md5:1234\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-b")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let m = get(&format!("http://{}/metrics", gw.admin)).await;
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(
+        text.contains("mgw_auth_secret_reloads_total{provider=\"keys\",result=\"error\"} 1"),
+        "{text}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_broken_secret_file_at_start_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users");
+    std::fs::write(&file, "alice:plaintext\n").unwrap();
+    let mut b = bundle_json(&["http://127.0.0.1:9".to_string()]);
+    b["auth"] = json!({"providers": {"users": {"type": "basic", "file": file.to_str().unwrap()}}});
+    let bundle: mgw_gateway::bundle::Bundle = serde_json::from_value(b).unwrap();
+    let env = std::collections::BTreeMap::<String, String>::new();
+    let config =
+        mgw_gateway::bundle::Config::from_bundle(&bundle, String::new(), Some(&env)).unwrap();
+    let err = match mgw_gateway::server::Server::bind(config).await {
+        Ok(_) => panic!("a broken users file must stop the start"),
+        Err(e) => e,
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("line 1") && msg.contains("bcrypt"), "{msg}");
+    assert!(
+        !msg.contains("plaintext"),
+        "secrets never in messages: {msg}"
+    );
+    let run = mgw_gateway::RunError::Serve(err);
+    assert_eq!(run.exit_code(), mgw_gateway::EXIT_BAD_CONFIG);
+}
+
+#[tokio::test]
+async fn basic_auth_users_valid_wrong_missing_and_reloaded() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users");
+    let hash = |pw: &str| bcrypt::hash(pw, 4).unwrap();
+    std::fs::write(&file, format!("alice:{}\n", hash("wonderland"))).unwrap();
+    let gw = start(bundle_with(
+        &b,
+        json!({"users": {"type": "basic", "file": file.to_str().unwrap(), "realm": "pets", "reloadIntervalMs": 50}}),
+        json!({"basic": {"provider": "users", "in": "header", "name": "Authorization", "prefix": "Basic"}}),
+        json!([{"basic": []}]),
+    ))
+    .await;
+    let basic = |u: &str, p: &str| format!("Basic {}", STANDARD.encode(format!("{u}:{p}")));
+
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &basic("alice", "wonderland"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["headers"].get("authorization").is_none());
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &basic("alice", "nope"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers["www-authenticate"],
+        "Basic realm=\"pets\", charset=\"UTF-8\""
+    );
+    let r = call(&gw, "/pets-api/v1/pets", &[("authorization", "Basic !!!")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(&gw, "/pets-api/v1/pets", &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Alice's password changes while running; the cached success is dropped too.
+    std::fs::write(
+        &file,
+        format!("alice:{}\nbob:{}\n", hash("new"), hash("builder")),
+    )
+    .unwrap();
+    let switched = eventually(Duration::from_secs(5), || async {
+        call(
+            &gw,
+            "/pets-api/v1/pets",
+            &[("authorization", &basic("bob", "builder"))],
+        )
+        .await
+        .status
+            == StatusCode::OK
+    })
+    .await;
+    assert!(switched);
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &basic("alice", "wonderland"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Broken update: bob still gets in.
+    std::fs::write(&file, "garbage without colon\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &basic("bob", "builder"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn introspection_active_inactive_timeout_and_cache() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("client-id"), "gw-client\n").unwrap();
+    std::fs::write(dir.path().join("client-secret"), "s3cret:/+\n").unwrap();
+    let expected_auth = format!("Basic {}", STANDARD.encode("gw-client:s3cret%3A%2F%2B"));
+    let idp = serve(
+        move |parts, form| {
+            let expected_auth = expected_auth.clone();
+            async move {
+                if parts
+                    .headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap_or(""))
+                    != Some(expected_auth.as_str())
+                {
+                    return (StatusCode::UNAUTHORIZED, json!({"error": "invalid_client"}));
+                }
+                let token = form
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("token="))
+                    .unwrap_or("")
+                    .to_owned();
+                match token.as_str() {
+                    "good" => (
+                        StatusCode::OK,
+                        json!({"active": true, "scope": "pets:read", "client_id": "app-1",
+                               "sub": "alice", "exp": now() + 300}),
+                    ),
+                    "noscope" => (
+                        StatusCode::OK,
+                        json!({"active": true, "scope": "other", "sub": "bob", "exp": now() + 300}),
+                    ),
+                    "slow" => {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        (
+                            StatusCode::OK,
+                            json!({"active": true, "scope": "pets:read"}),
+                        )
+                    }
+                    "broken" => (StatusCode::INTERNAL_SERVER_ERROR, json!({})),
+                    _ => (StatusCode::OK, json!({"active": false})),
+                }
+            }
+        },
+        std::sync::Arc::new(std::sync::Mutex::new(Value::Null)),
+    )
+    .await;
+    let gw = start(bundle_with(
+        &b,
+        json!({"opaque": {
+            "type": "introspection", "endpoint": idp.url("/introspect"),
+            "clientIdFile": dir.path().join("client-id").to_str().unwrap(),
+            "clientSecretFile": dir.path().join("client-secret").to_str().unwrap(),
+            "timeoutMs": 300, "negativeCacheTtlMs": 60000,
+            "claimHeaders": {"client_id": "x-client-id"}
+        }}),
+        json!({"bearer": {"provider": "opaque", "in": "header", "name": "Authorization", "prefix": "Bearer"}}),
+        json!([{"bearer": ["pets:read"]}]),
+    ))
+    .await;
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &bearer("good"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["headers"]["x-client-id"], "app-1");
+    assert_eq!(idp.hits.load(Ordering::SeqCst), 1);
+    // Cache hit: the endpoint is not asked again.
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets/1",
+        &[("authorization", &bearer("good"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(idp.hits.load(Ordering::SeqCst), 1);
+
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &bearer("revoked"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &bearer("revoked"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        idp.hits.load(Ordering::SeqCst),
+        2,
+        "inactive answers are cached too"
+    );
+
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("authorization", &bearer("noscope"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Timeouts and errors: 503, never a pass, and never cached.
+    for t in ["slow", "broken", "slow"] {
+        let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &bearer(t))]).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{t}");
+        assert_eq!(
+            r.json()["type"],
+            "https://mgw.dev/problems/auth_unavailable"
+        );
+    }
+    assert_eq!(idp.hits.load(Ordering::SeqCst), 6);
+    assert_eq!(b.hits.load(Ordering::SeqCst), 2);
+    gw.shutdown().await;
+}

@@ -1,0 +1,465 @@
+//! Signed JWTs against an in-process gateway: real RSA, EC and Ed25519 keys, every
+//! classic attack on JWT verification, scopes, claim headers and a JWKS served
+//! from loopback.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use http::{Request, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{Value, json};
+use support::auth::*;
+use support::*;
+
+/// The pets API with `listPets`/`getPet` needing `pets:read` and `createPet`
+/// `pets:write` through scheme `bearer` of provider `idp`.
+fn secured(backend: &Backend, providers: Value) -> Value {
+    let mut b = bundle_json(&[format!("http://{}", backend.addr)]);
+    b["apis"][0]["securitySchemes"] = json!({
+        "bearer": {"provider": "idp", "in": "header", "name": "Authorization", "prefix": "Bearer"},
+    });
+    if providers.get("other").is_some() {
+        b["apis"][0]["securitySchemes"]["other"] = json!({"provider": "other", "in": "header", "name": "Authorization", "prefix": "Bearer"});
+    }
+    b["auth"] = json!({ "providers": providers });
+    for op in b["apis"][0]["operations"].as_array_mut().unwrap() {
+        let scope = match op["id"].as_str().unwrap() {
+            "listPets" | "getPet" => "pets:read",
+            "createPet" => "pets:write",
+            _ => continue,
+        };
+        op["security"] = json!([{ "bearer": [scope] }]);
+    }
+    b
+}
+
+fn idp(keys: Value) -> Value {
+    json!({
+        "type": "jwt", "issuer": ISSUER, "audiences": [AUDIENCE],
+        "algorithms": ["RS256", "PS256", "ES256", "EdDSA"],
+        "keys": keys, "leewayMs": 5000,
+        "claimHeaders": {"sub": "x-consumer", "tenant": "x-tenant"}
+    })
+}
+
+async fn call(gw: &Gw, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::builder().method(method).uri(gw.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(req.body(full("")).unwrap()).await
+}
+
+async fn with_token(gw: &Gw, token: &str) -> Reply {
+    call(
+        gw,
+        "GET",
+        "/pets-api/v1/pets",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn valid_rsa_ec_and_ed25519_tokens_pass_with_the_right_scopes() {
+    let b = backend("pets").await;
+    let (rsa_k, ec_k, ed_k) = (shared_rsa(), ec("ec-1"), ed("ed-1"));
+    let keys = json!([
+        {"kid": "rsa-1", "pem": rsa_k.public_pem},
+        {"jwk": ec_k.jwk},
+        {"jwk": ed_k.jwk},
+    ]);
+    let other = ec("other-1");
+    let mut providers = json!({ "idp": idp(keys) });
+    providers["other"] = json!({
+        "type": "jwt", "issuer": "https://other.test", "algorithms": ["ES256"],
+        "keys": [{"jwk": other.jwk}]
+    });
+    let gw = start(secured(&b, providers)).await;
+
+    for key in [&rsa_k, &rsa_k.with_alg(Algorithm::PS256), &ec_k, &ed_k] {
+        let mut c = claims("alice", "pets:read other");
+        c["tenant"] = "acme".into();
+        let t = token(key, &c);
+        let r = call(
+            &gw,
+            "GET",
+            "/pets-api/v1/pets",
+            &[
+                ("authorization", &format!("Bearer {t}")),
+                // A client cannot forge what a claim sets.
+                ("x-consumer", "mallory"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}: {:?}", key.alg, r.body);
+        let h = &r.json()["headers"];
+        assert_eq!(h["x-consumer"], "alice");
+        assert_eq!(h["x-tenant"], "acme");
+        // The credential does not travel upstream.
+        assert!(h.get("authorization").is_none(), "{h}");
+    }
+    // `scp` as an array works too.
+    let mut c = claims("bob", "");
+    c["scp"] = json!(["pets:read"]);
+    assert_eq!(
+        with_token(&gw, &token(&ec_k, &c)).await.status,
+        StatusCode::OK
+    );
+
+    // Authenticated without the scope: 403 with `insufficient_scope`.
+    let t = token(&rsa_k, &claims("alice", "pets:read"));
+    let r = call(
+        &gw,
+        "POST",
+        "/pets-api/v1/pets",
+        &[("authorization", &format!("Bearer {t}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let www = r.headers["www-authenticate"].to_str().unwrap();
+    assert!(www.contains("error=\"insufficient_scope\""), "{www}");
+    assert!(www.contains("scope=\"pets:write\""), "{www}");
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+
+    // Open operations stay open.
+    assert_eq!(
+        call(&gw, "GET", "/pets-api/v1/hop", &[]).await.status,
+        StatusCode::OK
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_and_broken_tokens_are_rejected() {
+    let b = backend("pets").await;
+    let rsa_k = shared_rsa();
+    let ed_k = ed("ed-1");
+    let other = ec("other-1");
+    let mut providers = json!({ "idp": idp(json!([
+        {"kid": "rsa-1", "pem": rsa_k.public_pem}, {"jwk": ed_k.jwk}
+    ])) });
+    providers["other"] = json!({
+        "type": "jwt", "issuer": "https://other.test", "algorithms": ["ES256"],
+        "keys": [{"jwk": other.jwk}], "maxTokenBytes": 2048
+    });
+    let mut bundle = secured(&b, providers);
+    bundle["auth"]["providers"]["idp"]["maxTokenBytes"] = 2048.into();
+    let gw = start(bundle).await;
+
+    // Missing credentials: 401, a challenge without an error code.
+    let r = call(&gw, "GET", "/pets-api/v1/pets", &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let www = r.headers["www-authenticate"].to_str().unwrap();
+    assert_eq!(www, "Bearer realm=\"pets\"");
+    assert_eq!(r.json()["type"], "https://mgw.dev/problems/unauthenticated");
+
+    let good = claims("alice", "pets:read");
+    let header = |alg: &str| json!({"alg": alg, "typ": "JWT", "kid": "rsa-1"});
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let attacker = rsa("rsa-1");
+    let attacker_ed = ed("ed-1");
+    let rsa_key = rsa_k.encoding();
+    let mut cases: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&good)),
+        ),
+        (
+            "HS256 signed with the RSA public key as secret",
+            sign_raw(
+                &header("HS256"),
+                &good,
+                &EncodingKey::from_secret(rsa_k.public_pem.as_bytes()),
+                Algorithm::HS256,
+            ),
+        ),
+        (
+            "expired",
+            sign_raw(
+                &header("RS256"),
+                &with("exp", (now() - 60).into()),
+                &rsa_key,
+                Algorithm::RS256,
+            ),
+        ),
+        ("no exp", {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove("exp");
+            sign_raw(&header("RS256"), &c, &rsa_key, Algorithm::RS256)
+        }),
+        (
+            "not yet valid",
+            sign_raw(
+                &header("RS256"),
+                &with("nbf", (now() + 600).into()),
+                &rsa_key,
+                Algorithm::RS256,
+            ),
+        ),
+        (
+            "wrong issuer",
+            sign_raw(
+                &header("RS256"),
+                &with("iss", "https://idp.test/".into()),
+                &rsa_key,
+                Algorithm::RS256,
+            ),
+        ),
+        (
+            "wrong audience",
+            sign_raw(
+                &header("RS256"),
+                &with("aud", json!(["billing"])),
+                &rsa_key,
+                Algorithm::RS256,
+            ),
+        ),
+        (
+            "bad signature (another key, same kid)",
+            sign_raw(
+                &header("RS256"),
+                &good,
+                &attacker.encoding(),
+                Algorithm::RS256,
+            ),
+        ),
+        (
+            "unknown kid",
+            sign_raw(
+                &json!({"alg": "RS256", "kid": "rsa-9"}),
+                &good,
+                &rsa_key,
+                Algorithm::RS256,
+            ),
+        ),
+        (
+            "crit header",
+            sign_raw(
+                &json!({"alg": "RS256", "kid": "rsa-1", "crit": ["exp"], "exp": 1}),
+                &good,
+                &rsa_key,
+                Algorithm::RS256,
+            ),
+        ),
+        (
+            "key embedded in the header (jwk)",
+            sign_raw(
+                &json!({"alg": "EdDSA", "jwk": attacker_ed.jwk}),
+                &good,
+                &attacker_ed.encoding(),
+                Algorithm::EdDSA,
+            ),
+        ),
+        (
+            "key embedded in the header (jwk, our kid)",
+            sign_raw(
+                &json!({"alg": "EdDSA", "kid": "ed-1", "jwk": attacker_ed.jwk, "jku": "http://127.0.0.1:1/jwks", "x5u": "http://127.0.0.1:1/x5"}),
+                &good,
+                &attacker_ed.encoding(),
+                Algorithm::EdDSA,
+            ),
+        ),
+        ("empty signature", {
+            let t = token(&rsa_k, &good);
+            format!("{}.", t.rsplit_once('.').unwrap().0)
+        }),
+        ("over the size limit", {
+            let mut c = good.clone();
+            c["pad"] = "x".repeat(3000).into();
+            token(&rsa_k, &c)
+        }),
+        (
+            "a token for another provider's issuer",
+            token(&other, &with("iss", "https://other.test".into())),
+        ),
+        (
+            "an algorithm the provider does not allow",
+            sign_raw(&header("RS512"), &good, &rsa_key, Algorithm::RS512),
+        ),
+        ("garbage", "not.a.jwt".into()),
+        ("two segments", "eyJhbGciOiJSUzI1NiJ9.e30".into()),
+    ];
+    // The `other` provider itself accepts its own token on a route that asks
+    // for it, so the rejection above is about the issuer/provider, not the key.
+    cases.push((
+        "our issuer signed by the other provider's key",
+        token(&other, &good),
+    ));
+    for (what, t) in &cases {
+        let r = with_token(&gw, t).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {:?}", r.body);
+        let www = r.headers["www-authenticate"].to_str().unwrap();
+        assert!(www.contains("error=\"invalid_token\""), "{what}: {www}");
+        let body = r.json();
+        // The body names the category only.
+        assert_eq!(
+            body["type"], "https://mgw.dev/problems/invalid_credentials",
+            "{what}"
+        );
+        assert_eq!(
+            body["detail"], "the credentials are invalid or expired",
+            "{what}"
+        );
+    }
+    assert_eq!(
+        b.hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the upstream"
+    );
+
+    // Counted in metrics.
+    let m = get(&format!("http://{}/metrics", gw.admin)).await;
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(
+        text.contains(&format!(
+            "mgw_auth_outcomes_total{{api=\"pets\",outcome=\"invalid\"}} {}",
+            cases.len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("mgw_auth_outcomes_total{api=\"pets\",outcome=\"missing\"} 1"),
+        "{text}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn jwks_is_fetched_cached_refreshed_on_new_kid_and_survives_its_server() {
+    let b = backend("pets").await;
+    let k1 = ec("k1");
+    let k2 = ed("k2");
+    let mut jwks = json_server(json!({"keys": [k1.jwk]})).await;
+    let mut provider = idp(json!([]));
+    provider["jwksUrl"] = jwks.url("/.well-known/jwks.json").into();
+    provider["jwksMinRefreshIntervalMs"] = 0.into();
+    provider["jwksRefreshMs"] = 3_600_000.into();
+    let gw = start(secured(&b, json!({ "idp": provider }))).await;
+    assert_eq!(jwks.hits.load(Ordering::SeqCst), 1, "fetched at start");
+
+    let t1 = token(&k1, &claims("alice", "pets:read"));
+    assert_eq!(with_token(&gw, &t1).await.status, StatusCode::OK);
+    let other_t1 = token(&k1, &claims("bob", "pets:read"));
+    assert_eq!(with_token(&gw, &other_t1).await.status, StatusCode::OK);
+    assert_eq!(jwks.hits.load(Ordering::SeqCst), 1, "known kid: no refetch");
+
+    // The IdP rotates in a new key: the first token with its kid triggers a fetch.
+    *jwks.body.lock().unwrap() = json!({"keys": [k1.jwk, k2.jwk]});
+    let t2 = token(&k2, &claims("carol", "pets:read"));
+    assert_eq!(with_token(&gw, &t2).await.status, StatusCode::OK);
+    assert_eq!(jwks.hits.load(Ordering::SeqCst), 2);
+
+    // The JWKS server goes away: known keys keep working, unknown ones fail.
+    jwks.stop();
+    let t1b = token(&k1, &claims("dave", "pets:read"));
+    assert_eq!(with_token(&gw, &t1b).await.status, StatusCode::OK);
+    let t2b = token(&k2, &claims("erin", "pets:read"));
+    assert_eq!(with_token(&gw, &t2b).await.status, StatusCode::OK);
+    let k3 = ec("k3");
+    let t3 = token(&k3, &claims("eve", "pets:read"));
+    assert_eq!(with_token(&gw, &t3).await.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn jwks_unknown_kid_refresh_is_rate_limited_and_no_key_fails_closed() {
+    let b = backend("pets").await;
+    let k1 = ec("k1");
+    // The server is down at start: no key at all.
+    let mut down = json_server(json!({"keys": []})).await;
+    let url = down.url("/jwks");
+    down.stop();
+    let mut provider = idp(json!([]));
+    provider["jwksUrl"] = url.into();
+    provider["jwksMinRefreshIntervalMs"] = 3_600_000.into();
+    let gw = start(secured(&b, json!({ "idp": provider }))).await;
+    let t = token(&k1, &claims("alice", "pets:read"));
+    assert_eq!(with_token(&gw, &t).await.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
+
+    let jwks = json_server(json!({"keys": [k1.jwk]})).await;
+    let mut provider = idp(json!([]));
+    provider["jwksUrl"] = jwks.url("/jwks").into();
+    provider["jwksMinRefreshIntervalMs"] = 3_600_000.into();
+    let gw = start(secured(&b, json!({ "idp": provider }))).await;
+    for i in 0..5 {
+        let k = ec(&format!("unknown-{i}"));
+        let t = token(&k, &claims("eve", "pets:read"));
+        assert_eq!(with_token(&gw, &t).await.status, StatusCode::UNAUTHORIZED);
+    }
+    // One fetch at start; unknown kids within the interval fetch nothing more.
+    assert_eq!(jwks.hits.load(Ordering::SeqCst), 1);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn custom_auth_header_and_forwarded_credentials() {
+    let b = backend("pets").await;
+    let key = ed("ed-1");
+    let mut provider = idp(json!([{"jwk": key.jwk}]));
+    provider["forwardCredentials"] = true.into();
+    let mut bundle = secured(&b, json!({ "idp": provider }));
+    bundle["apis"][0]["securitySchemes"]["bearer"]["name"] = "X-Token".into();
+    let gw = start(bundle).await;
+    let t = token(&key, &claims("alice", "pets:read"));
+    // The bare token in the custom header.
+    let r = call(&gw, "GET", "/pets-api/v1/pets", &[("x-token", &t)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["headers"]["x-token"], t.as_str());
+    // With the `Bearer` prefix, too.
+    let r = call(
+        &gw,
+        "GET",
+        "/pets-api/v1/pets",
+        &[("x-token", &format!("Bearer {t}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // `Authorization` is not where this API looks.
+    let r = with_token(&gw, &t).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn hs256_with_a_mounted_secret() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "0123456789abcdef0123456789abcdef-shared";
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let provider = json!({
+        "type": "jwt", "issuer": ISSUER, "algorithms": ["HS256"],
+        "hmacSecretFile": file.to_str().unwrap()
+    });
+    let gw = start(secured(&b, json!({ "idp": provider }))).await;
+    let good = claims("svc", "pets:read");
+    let h = json!({"alg": "HS256", "typ": "JWT"});
+    let t = sign_raw(
+        &h,
+        &good,
+        &EncodingKey::from_secret(secret.as_bytes()),
+        Algorithm::HS256,
+    );
+    assert_eq!(with_token(&gw, &t).await.status, StatusCode::OK);
+    let t = sign_raw(
+        &h,
+        &good,
+        &EncodingKey::from_secret(b"another secret of 32+ bytes......"),
+        Algorithm::HS256,
+    );
+    assert_eq!(with_token(&gw, &t).await.status, StatusCode::UNAUTHORIZED);
+    // An RSA-signed token cannot use the HMAC provider either.
+    let rsa_t = token(&shared_rsa(), &good);
+    assert_eq!(
+        with_token(&gw, &rsa_t).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    gw.shutdown().await;
+}
