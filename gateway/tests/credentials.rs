@@ -341,3 +341,52 @@ async fn introspection_active_inactive_timeout_and_cache() {
     assert_eq!(b.hits.load(Ordering::SeqCst), 2);
     gw.shutdown().await;
 }
+
+/// Issues 4 and 5 together: the rate limit keys on the authenticated consumer, and
+/// requests refused by authentication never spend anyone's quota.
+#[tokio::test]
+async fn rate_limits_key_on_the_consumer_and_ignore_refused_callers() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-keys");
+    std::fs::write(
+        &file,
+        format!(
+            "{}{}",
+            key_line("team-a", "key-a"),
+            key_line("team-b", "key-b")
+        ),
+    )
+    .unwrap();
+    let mut bundle = bundle_with(
+        &b,
+        json!({"keys": {"type": "apiKey", "file": file.to_str().unwrap()}}),
+        json!({"header": {"provider": "keys", "in": "header", "name": "X-API-Key"}}),
+        json!([{"header": []}]),
+    );
+    // 3 requests an hour per consumer, no burst beyond that.
+    bundle["rateLimits"] = json!({"policies": {"per-consumer": {
+        "requests": 3, "periodSeconds": 3600, "burst": 3, "key": "consumer"
+    }}});
+    bundle["apis"][0]["rateLimit"] = json!("per-consumer");
+    let gw = start(bundle).await;
+
+    // Wrong keys: 401 every time, and no budget is spent by them.
+    for _ in 0..10 {
+        let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "nope")]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // team-a gets exactly its 3, then 429; team-b, from the same IP, still has 3.
+    for i in 0..3 {
+        let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-a")]).await;
+        assert_eq!(r.status, StatusCode::OK, "team-a request {i}");
+    }
+    let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-a")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers.contains_key("retry-after"));
+    for i in 0..3 {
+        let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-b")]).await;
+        assert_eq!(r.status, StatusCode::OK, "team-b request {i}");
+    }
+    gw.shutdown().await;
+}
