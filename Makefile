@@ -33,7 +33,10 @@ demo: setup gateway
 
 ## test: lint and the whole test suite (unit, integration, end-to-end with real tools)
 test: setup gateway lint
-	MGW_GATEWAY_BINARY=$(CURDIR)/$(GATEWAY_BIN) $(CARGO) test --workspace --locked --all-targets
+	@# Fuzz targets are linked (not run: a libFuzzer binary fuzzes until stopped).
+	$(CARGO) build --locked -p mgw-fuzz --bins
+	@# No --all-targets here: it would run the fuzz binaries as tests.
+	MGW_GATEWAY_BINARY=$(CURDIR)/$(GATEWAY_BIN) $(CARGO) test --workspace --locked
 
 lint:
 	$(CARGO) fmt --all -- --check
