@@ -17,7 +17,6 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::body::{BodyState, RequestBody};
@@ -25,6 +24,7 @@ use crate::bundle::{LoadBalancing, UpstreamCfg};
 use crate::error::GatewayError;
 use crate::metrics::UpstreamMetrics;
 use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
+use crate::upstream_tls::{self, Alpn, Connector, UpstreamTlsError};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -36,7 +36,10 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// An upstream cluster: its URLs, a pooled client and its metrics.
 pub struct Upstream {
     pub cfg: UpstreamCfg,
-    client: Client<HttpConnector, RequestBody>,
+    client: Client<Connector, RequestBody>,
+    /// For HTTP/1.1 `Upgrade` requests to `https://` URLs: offers only
+    /// `http/1.1`, since an upstream that picks `h2` could not switch protocols.
+    upgrade_client: Option<Client<Connector, RequestBody>>,
     next: AtomicUsize,
     pub metrics: UpstreamMetrics,
     /// Circuit breaker, URL health, retry budget, concurrency cap.
@@ -44,25 +47,31 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(cfg: UpstreamCfg, metrics: UpstreamMetrics) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+    /// Reads the upstream's TLS files (CA, client certificate) now, at start.
+    pub fn new(cfg: UpstreamCfg, metrics: UpstreamMetrics) -> Result<Self, UpstreamTlsError> {
+        // Plain TCP for `http://` URLs, rustls (ALPN h2 and http/1.1) for `https://`.
+        let pooled = |connector| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(cfg.pool_idle_timeout)
+                .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(connector)
+        };
+        let client = pooled(upstream_tls::connector(&cfg, Alpn::Any)?);
+        let upgrade_client = match cfg.tls {
+            Some(_) => Some(pooled(upstream_tls::connector(&cfg, Alpn::Http1)?)),
+            None => None,
+        };
         let resilience = Resilience::new(&cfg, metrics.resilience.clone());
-        Self {
+        Ok(Self {
             cfg,
             client,
+            upgrade_client,
             next: AtomicUsize::new(0),
             metrics,
             resilience,
-        }
+        })
     }
 
     /// The active health check loop, when the upstream has `healthCheck`.
@@ -118,6 +127,9 @@ pub async fn forward(
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // The client's protocol version, whatever the upstream speaks (an HTTP/1.0
+    // upstream must not turn a keep-alive HTTP/1.1 client into an HTTP/1.0 one).
+    let client_version = parts.version;
     prepare_headers(
         &mut parts.headers,
         &parts.uri,
@@ -167,12 +179,16 @@ pub async fn forward(
             .body(body)
             .map_err(|_| GatewayError::BadRequest("the request target is not valid"))?;
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(cfg.request_timeout, upstream.client.request(request)).await;
+        let client = match (&upstream.upgrade_client, &upgrade) {
+            (Some(h1), Some(_)) => h1,
+            _ => &upstream.client,
+        };
+        let result = tokio::time::timeout(cfg.request_timeout, client.request(request)).await;
         let elapsed = sent.elapsed();
         let err = match result {
             Ok(Ok(mut response)) => {
                 upstream.metrics.observe(elapsed);
+                *response.version_mut() = client_version;
                 let ok = !is_failure_status(response.status());
                 res.target_result(index, ok);
                 res.finish(admission, Some(ok));
@@ -189,7 +205,15 @@ pub async fn forward(
                     permit,
                 });
             }
-            Ok(Err(e)) => classify(&e, &out),
+            Ok(Err(e)) => match upstream_tls::tls_failure(&e) {
+                Some(tls) => {
+                    // A configuration problem more often than an outage: say which
+                    // upstream and why, here, since the client only sees a 502.
+                    tracing::warn!(upstream = %cfg.name, target = %target.origin, error = %tls, "TLS handshake with the upstream failed");
+                    GatewayError::UpstreamTls
+                }
+                None => classify(&e, &out),
+            },
             Err(_) => GatewayError::UpstreamTimeout,
         };
         if err.is_upstream() {
@@ -198,7 +222,9 @@ pub async fn forward(
         upstream.metrics.error(err.kind());
         tracing::debug!(upstream = %cfg.name, attempt, kind = err.kind(), "upstream attempt failed");
         let retryable = match err {
-            GatewayError::UpstreamConnect | GatewayError::UpstreamConnectTimeout => true,
+            GatewayError::UpstreamConnect
+            | GatewayError::UpstreamConnectTimeout
+            | GatewayError::UpstreamTls => true,
             GatewayError::UpstreamReset => {
                 cfg.retry_idempotent && out.body.is_none() && is_idempotent(&parts.method)
             }
