@@ -187,3 +187,21 @@ fn tls_settings_on_an_http_upstream_are_refused_with_their_position() {
     let out = mgw(&["validate", "."], dir.path());
     assert_eq!(out.status.code(), Some(64));
 }
+
+#[test]
+fn insecure_skip_verify_builds_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mgw.yaml"),
+        manifest("https://pets.internal", "      insecureSkipVerify: true\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("api.yaml"), SPEC).unwrap();
+    let c = project::build(dir.path()).unwrap();
+    let warnings: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("mgw.yaml:7:")
+            && w.contains("upstream `pets` accepts any TLS certificate")),
+        "{warnings:?}"
+    );
+}

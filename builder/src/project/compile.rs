@@ -377,6 +377,17 @@ impl Compiler<'_> {
             let path = k.split('.').fold(p.clone(), |path, seg| path.key(seg));
             self.map(format!("{key}.{bundle_key}"), self.manifest_origin(&path));
         }
+        if u.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+            self.warnings.push(Diagnostic::new(
+                &self
+                    .project
+                    .manifest
+                    .key_origin(&p.key("tls").key("insecureSkipVerify")),
+                format!(
+                    "upstream `{name}` accepts any TLS certificate (`insecureSkipVerify: true`): set `caFile` to its CA instead"
+                ),
+            ));
+        }
         let upstream = Upstream {
             urls: u.urls.clone(),
             load_balancing: u.load_balancing.unwrap_or(d.load_balancing),
