@@ -345,9 +345,22 @@ async fn a_missing_ca_file_stops_the_start_naming_upstream_and_path() {
         "127.0.0.1:9".parse().unwrap(),
         json!({"caFile": "/nonexistent/ca.crt"}),
     );
-    let e = start_err(b).await;
+    let e = start_err(b.clone()).await;
     assert!(e.contains("upstream `pets`"), "{e}");
     assert!(e.contains("/nonexistent/ca.crt"), "{e}");
+    // The binary: a configuration error, exit 64, before it is ready.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = write(dir.path(), "bundle.json", &b.to_string());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mgw-gateway"))
+        .args(["--bundle", &bundle])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the CA file `/nonexistent/ca.crt`"),
+        "{err}"
+    );
 }
 
 /// Regression: an HTTP/1.0 upstream made the gateway answer HTTP/1.1 clients in
