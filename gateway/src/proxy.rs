@@ -9,7 +9,7 @@
 //! body and never puts upstream addresses or error chains into a client response.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -40,6 +40,10 @@ pub struct Upstream {
     /// For HTTP/1.1 `Upgrade` requests to `https://` URLs: offers only
     /// `http/1.1`, since an upstream that picks `h2` could not switch protocols.
     upgrade_client: Option<Client<Connector, RequestBody>>,
+    /// When a TLS failure was last logged as a warning (ms since `created`): a
+    /// misconfigured upstream must not flood the log at request rate.
+    tls_warned_ms: AtomicU64,
+    created: Instant,
     next: AtomicUsize,
     pub metrics: UpstreamMetrics,
     /// Circuit breaker, URL health, retry budget, concurrency cap.
@@ -68,6 +72,8 @@ impl Upstream {
             cfg,
             client,
             upgrade_client,
+            tls_warned_ms: AtomicU64::new(u64::MAX),
+            created: Instant::now(),
             next: AtomicUsize::new(0),
             metrics,
             resilience,
@@ -78,6 +84,26 @@ impl Upstream {
     pub fn health_checker(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         self.resilience
             .health_checker(&self.cfg, self.client.clone())
+    }
+
+    /// A failed TLS handshake is a configuration problem more often than an
+    /// outage, and the client only sees a 502: say which upstream and why, as a
+    /// warning at most once a second (then at debug level), so a misconfigured
+    /// upstream cannot flood the log at request rate.
+    fn log_tls_failure(&self, target: &Uri, error: &rustls::Error) {
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.tls_warned_ms.load(Ordering::Relaxed);
+        let due = (last == u64::MAX || now.saturating_sub(last) >= 1_000)
+            && self
+                .tls_warned_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        let upstream = &self.cfg.name;
+        if due {
+            tracing::warn!(%upstream, %target, %error, "TLS handshake with the upstream failed");
+        } else {
+            tracing::debug!(%upstream, %target, %error, "TLS handshake with the upstream failed");
+        }
     }
 
     fn first_target(&self) -> usize {
@@ -207,9 +233,7 @@ pub async fn forward(
             }
             Ok(Err(e)) => match upstream_tls::tls_failure(&e) {
                 Some(tls) => {
-                    // A configuration problem more often than an outage: say which
-                    // upstream and why, here, since the client only sees a 502.
-                    tracing::warn!(upstream = %cfg.name, target = %target.origin, error = %tls, "TLS handshake with the upstream failed");
+                    upstream.log_tls_failure(&target.origin, tls);
                     GatewayError::UpstreamTls
                 }
                 None => classify(&e, &out),
