@@ -231,13 +231,20 @@ pub async fn forward(
                     permit,
                 });
             }
-            Ok(Err(e)) => match upstream_tls::tls_failure(&e) {
-                Some(tls) => {
+            Ok(Err(e)) => {
+                let tls = upstream_tls::tls_failure(&e);
+                if let Some(tls) = tls {
                     upstream.log_tls_failure(&target.origin, tls);
-                    GatewayError::UpstreamTls
                 }
-                None => classify(&e, &out),
-            },
+                // A failed handshake sent nothing; a TLS error later may have, so
+                // it is classified like any broken exchange. (TLS 1.3 reports a
+                // refused client certificate only after the handshake, as an
+                // I/O error that no longer carries the rustls error: a reset.)
+                match tls {
+                    Some(_) if e.is_connect() => GatewayError::UpstreamTls,
+                    _ => classify(&e, &out),
+                }
+            }
             Err(_) => GatewayError::UpstreamTimeout,
         };
         if err.is_upstream() {
