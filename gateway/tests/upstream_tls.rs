@@ -446,3 +446,34 @@ async fn websocket_upgrade_to_an_https_upstream_that_offers_h2() {
     assert_eq!(&got, b"ping-frame");
     gw.shutdown().await;
 }
+
+/// A URL whose certificate does not verify is failed over like a refused one.
+#[tokio::test]
+async fn failover_moves_past_a_url_whose_certificate_does_not_verify() {
+    let (pki, other) = (Pki::new(), Pki::new());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write(dir.path(), "ca.crt", &pki.ca_pem);
+    let bad = tls_backend(
+        "bad",
+        tls_server_config(&other.server_cert, &other.server_key, None, BOTH),
+    )
+    .await;
+    let good = tls_backend(
+        "good",
+        tls_server_config(&pki.server_cert, &pki.server_key, None, BOTH),
+    )
+    .await;
+    let mut b = bundle_json(&[
+        format!("https://127.0.0.1:{}", bad.addr.port()),
+        format!("https://127.0.0.1:{}", good.addr.port()),
+    ]);
+    b["upstreams"]["pets"]["tls"] = json!({"caFile": ca});
+    b["upstreams"]["pets"]["loadBalancing"] = json!("failover");
+    let gw = start(b).await;
+    let r = get(&gw.url("/pets-api/v1/pets/1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["backend"], "good");
+    assert_eq!(bad.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(bad.connections.load(Ordering::SeqCst), 1);
+    gw.shutdown().await;
+}
