@@ -24,7 +24,7 @@ use crate::bundle::{LoadBalancing, UpstreamCfg};
 use crate::error::GatewayError;
 use crate::metrics::UpstreamMetrics;
 use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
-use crate::upstream_tls::{self, Alpn, Connector, UpstreamTlsError};
+use crate::upstream_tls::{self, Connector, UpstreamTlsError};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -62,11 +62,9 @@ impl Upstream {
                 .timer(TokioTimer::new())
                 .build(connector)
         };
-        let client = pooled(upstream_tls::connector(&cfg, Alpn::Any)?);
-        let upgrade_client = match cfg.tls {
-            Some(_) => Some(pooled(upstream_tls::connector(&cfg, Alpn::Http1)?)),
-            None => None,
-        };
+        let (connector, upgrade_connector) = upstream_tls::connectors(&cfg)?;
+        let client = pooled(connector);
+        let upgrade_client = upgrade_connector.map(pooled);
         let resilience = Resilience::new(&cfg, metrics.resilience.clone());
         Ok(Self {
             cfg,

@@ -55,35 +55,54 @@ pub enum UpstreamTlsError {
     Config { upstream: String, message: String },
 }
 
-/// Which protocols a connector offers by ALPN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alpn {
-    /// `h2` and `http/1.1`: the upstream picks.
-    Any,
-    /// `http/1.1` only, for HTTP/1.1 `Upgrade` (WebSocket), which h2 cannot carry.
-    Http1,
-}
-
-/// Builds the connector for one upstream, reading its TLS files now.
-pub fn connector(cfg: &UpstreamCfg, alpn: Alpn) -> Result<Connector, UpstreamTlsError> {
+/// The connectors of one upstream: one for every request and, when some URL is
+/// `https://`, one that offers only `http/1.1` for HTTP/1.1 `Upgrade` requests
+/// (WebSocket), which an upstream that picks `h2` could not carry. The TLS files
+/// are read here, once.
+pub fn connectors(cfg: &UpstreamCfg) -> Result<(Connector, Option<Connector>), UpstreamTlsError> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(cfg.connect_timeout));
     http.set_nodelay(true);
-    // `https://` URLs are this connector's to wrap; plain ones stay plain.
+    // `https://` URLs are the wrapper's to secure; plain ones stay plain.
     http.enforce_http(false);
-    let default_tls = UpstreamTlsCfg::default();
-    let tls = cfg.tls.as_ref().unwrap_or(&default_tls);
-    let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(client_config(&cfg.name, tls)?)
-        .https_or_http();
-    if let Some(name) = &tls.server_name {
-        builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()));
-    }
-    Ok(match alpn {
-        Alpn::Any => builder.enable_all_versions().wrap_connector(http),
-        // No ALPN at all: the server speaks HTTP/1.1.
-        Alpn::Http1 => builder.enable_http1().wrap_connector(http),
-    })
+    let Some(tls) = &cfg.tls else {
+        // Only `http://` URLs (the bundle check guarantees it): no TLS is ever set
+        // up, so the configuration trusts nothing and no file is read.
+        let none = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| UpstreamTlsError::Config {
+            upstream: cfg.name.clone(),
+            message: e.to_string(),
+        })?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let plain = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(none)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        return Ok((plain, None));
+    };
+    let config = client_config(&cfg.name, tls)?;
+    let builder = |config| {
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http();
+        match &tls.server_name {
+            Some(name) => {
+                builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()))
+            }
+            None => builder,
+        }
+    };
+    let any = builder(config.clone())
+        .enable_all_versions()
+        .wrap_connector(http.clone());
+    // No ALPN at all: the server speaks HTTP/1.1.
+    let http1 = builder(config).enable_http1().wrap_connector(http);
+    Ok((any, Some(http1)))
 }
 
 /// The rustls client configuration of one upstream (ALPN is set by the connector).
