@@ -171,6 +171,32 @@ pub struct Upstream {
     pub passive_health: PassiveHealth,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// TLS to the `https://` URLs (the same block in `mgw.yaml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
+}
+
+/// TLS to an upstream's `https://` URLs. The image's CA bundle is always trusted;
+/// the files are mounted secrets read when the gateway starts, never bundle
+/// content. Paths may use `${VAR}` templates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpstreamTls {
+    /// More CA certificates (PEM) to trust, besides the image's CA bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Client certificate chain (PEM) for mutual TLS; needs `keyFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Name sent as SNI and verified in the certificate, instead of the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Accept any certificate. Only ever explicit; logged as a warning at start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -662,6 +688,18 @@ pub struct UpstreamCfg {
     pub circuit_breaker: Option<CircuitBreakerCfg>,
     pub passive_health: Option<PassiveHealthCfg>,
     pub health_check: Option<HealthCheckCfg>,
+    /// `None` when no URL is `https://`.
+    pub tls: Option<UpstreamTlsCfg>,
+}
+
+/// Checked upstream TLS: templates resolved, the pair of client files together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTlsCfg {
+    pub ca_file: Option<String>,
+    /// Certificate chain file and key file.
+    pub client_cert: Option<(String, String)>,
+    pub server_name: Option<rustls_pki_types::ServerName<'static>>,
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -730,7 +768,7 @@ pub enum RateLimitKeyCfg {
 /// One upstream base URL, split for cheap request rewriting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `http://host:port`, no path.
+    /// `http://host:port` or `https://host:port`, no path.
     pub origin: Uri,
     /// Path prefix without trailing `/` (empty for none).
     pub path_prefix: String,
@@ -1133,15 +1171,25 @@ fn check_upstream(c: &mut Checker<'_>, key: &str, name: &str, u: &Upstream) -> U
         );
     }
     let mut targets = Vec::with_capacity(u.urls.len());
+    // Without the deployment environment a URL may stay unknown.
+    let mut unknown = false;
     for (i, t) in u.urls.iter().enumerate() {
         let ukey = format!("{key}.urls[{i}]");
-        if let Some(url) = c.resolve(&ukey, t) {
-            match parse_target(&url) {
+        match c.resolve(&ukey, t) {
+            Some(url) => match parse_target(&url) {
                 Ok(t) => targets.push(t),
                 Err(msg) => c.push(ukey, msg),
-            }
+            },
+            None => unknown = true,
         }
     }
+    let any_https = targets.iter().any(Target::is_https);
+    let tls = check_upstream_tls(
+        c,
+        &format!("{key}.tls"),
+        u.tls.as_ref(),
+        any_https || unknown,
+    );
     UpstreamCfg {
         name: name.to_owned(),
         targets,
@@ -1180,7 +1228,73 @@ fn check_upstream(c: &mut Checker<'_>, key: &str, name: &str, u: &Upstream) -> U
             .health_check
             .as_ref()
             .map(|h| check_health_check(c, &format!("{key}.healthCheck"), h)),
+        tls: tls.filter(|_| any_https),
     }
+}
+
+/// Checks an upstream's `tls` block; `may_use_tls` is false when every URL is
+/// known to be `http://` (then any TLS setting is a mistake worth reporting).
+fn check_upstream_tls(
+    c: &mut Checker<'_>,
+    key: &str,
+    t: Option<&UpstreamTls>,
+    may_use_tls: bool,
+) -> Option<UpstreamTlsCfg> {
+    let Some(t) = t else {
+        return Some(UpstreamTlsCfg::default());
+    };
+    if !may_use_tls {
+        c.push(
+            key,
+            "TLS settings apply to `https://` URLs, and every URL of this upstream is `http://`",
+        );
+    }
+    let file = |c: &mut Checker<'_>, name: &str, v: &Option<String>| {
+        let k = format!("{key}.{name}");
+        let resolved = v.as_ref().and_then(|f| c.resolve(&k, f));
+        if resolved.as_ref().is_some_and(|f| f.trim().is_empty()) {
+            c.push(k, "must not be empty");
+        }
+        resolved
+    };
+    let ca_file = file(c, "caFile", &t.ca_file);
+    let cert_file = file(c, "certFile", &t.cert_file);
+    let key_file = file(c, "keyFile", &t.key_file);
+    match (&t.cert_file, &t.key_file) {
+        (Some(_), None) => c.push(
+            format!("{key}.keyFile"),
+            "a client certificate (`certFile`) needs its private key (`keyFile`)",
+        ),
+        (None, Some(_)) => c.push(
+            format!("{key}.certFile"),
+            "a private key (`keyFile`) needs its client certificate (`certFile`)",
+        ),
+        _ => {}
+    }
+    if t.insecure_skip_verify && t.ca_file.is_some() {
+        c.push(
+            format!("{key}.caFile"),
+            "a CA file has no use when `insecureSkipVerify` is true: remove one of them",
+        );
+    }
+    let server_name = t.server_name.as_ref().and_then(|n| {
+        match rustls_pki_types::ServerName::try_from(n.as_str()) {
+            Ok(name) => Some(name.to_owned()),
+            Err(_) => {
+                c.push(
+                    format!("{key}.serverName"),
+                    format!("`{n}` is not a DNS name or IP address"),
+                );
+                None
+            }
+        }
+    });
+    Some(UpstreamTlsCfg {
+        ca_file,
+        client_cert: cert_file.zip(key_file),
+        server_name,
+        insecure_skip_verify: t.insecure_skip_verify,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1400,20 +1514,26 @@ fn check_health_check(c: &mut Checker<'_>, key: &str, h: &HealthCheck) -> Health
     }
 }
 
-/// Splits `http://host:port/prefix` into origin and path prefix.
+impl Target {
+    pub fn is_https(&self) -> bool {
+        self.origin.scheme_str() == Some("https")
+    }
+}
+
+/// Splits `http://host:port/prefix` (or `https://…`) into origin and path prefix.
 pub fn parse_target(url: &str) -> Result<Target, String> {
     let uri: Uri = url
         .parse()
         .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
+    let scheme = match uri.scheme_str() {
+        Some(s @ ("http" | "https")) => s.to_owned(),
         Some(other) => {
             return Err(format!(
-                "`{url}`: scheme `{other}` is not supported for upstreams (use `http://`)"
+                "`{url}`: scheme `{other}` is not supported for upstreams (use `http://` or `https://`)"
             ));
         }
-        None => return Err(format!("`{url}` needs a scheme, such as `http://{url}`")),
-    }
+        None => return Err(format!("`{url}` needs a scheme, such as `https://{url}`")),
+    };
     let Some(authority) = uri.authority() else {
         return Err(format!("`{url}` has no host"));
     };
@@ -1428,7 +1548,7 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
         ));
     }
     let origin = Uri::builder()
-        .scheme("http")
+        .scheme(scheme.as_str())
         .authority(authority.clone())
         .path_and_query("/")
         .build()
@@ -2498,6 +2618,65 @@ mod tests {
     }
 
     #[test]
+    fn https_upstreams_and_their_tls_settings_are_checked() {
+        let with = |urls: &[&str], tls: serde_json::Value| {
+            let mut b = sample();
+            let u = b.upstreams.get_mut("pets").unwrap();
+            u.urls = urls.iter().map(|s| (*s).to_owned()).collect();
+            u.tls = serde_json::from_value(tls).unwrap();
+            Config::from_bundle(&b, String::new(), Some(&env(&[("CA", "/run/ca.crt")])))
+        };
+        let cfg = with(
+            &["https://api.example.com/v2/"],
+            serde_json::json!({"caFile": "${CA}", "serverName": "api.internal"}),
+        )
+        .unwrap();
+        let u = &cfg.upstreams[0];
+        assert_eq!(u.targets[0].origin, "https://api.example.com/");
+        assert_eq!(u.targets[0].path_prefix, "/v2");
+        let tls = u.tls.as_ref().unwrap();
+        assert_eq!(tls.ca_file.as_deref(), Some("/run/ca.crt"));
+        assert_eq!(
+            tls.server_name.as_ref().map(|n| n.to_str().into_owned()),
+            Some("api.internal".to_owned())
+        );
+        // https without a `tls` block: defaults (the image's CA bundle).
+        let cfg = with(&["https://h"], serde_json::Value::Null).unwrap();
+        assert_eq!(cfg.upstreams[0].tls, Some(UpstreamTlsCfg::default()));
+        // Plain http carries no TLS settings at all.
+        let cfg = with(&["http://h"], serde_json::Value::Null).unwrap();
+        assert_eq!(cfg.upstreams[0].tls, None);
+
+        let err = |urls: &[&str], tls| with(urls, tls).unwrap_err().to_string();
+        let e = err(&["http://h"], serde_json::json!({"caFile": "/ca.crt"}));
+        assert!(
+            e.contains("`upstreams.pets.tls`: TLS settings apply to `https://` URLs"),
+            "{e}"
+        );
+        let e = err(&["https://h"], serde_json::json!({"certFile": "/c.crt"}));
+        assert!(
+            e.contains("`upstreams.pets.tls.keyFile`: a client certificate"),
+            "{e}"
+        );
+        let e = err(
+            &["https://h"],
+            serde_json::json!({"insecureSkipVerify": true, "caFile": "/ca.crt"}),
+        );
+        assert!(e.contains("`upstreams.pets.tls.caFile`"), "{e}");
+        let e = err(&["https://h"], serde_json::json!({"serverName": "a b"}));
+        assert!(
+            e.contains("`upstreams.pets.tls.serverName`: `a b` is not"),
+            "{e}"
+        );
+        let e = err(&["ftp://h"], serde_json::Value::Null);
+        assert!(e.contains("scheme `ftp` is not supported"), "{e}");
+        // Unknown keys are refused on the wire.
+        let unknown: Result<UpstreamTls, _> =
+            serde_json::from_value(serde_json::json!({"verify": false}));
+        assert!(unknown.is_err());
+    }
+
+    #[test]
     fn missing_variable_names_it_and_the_key() {
         let mut b = sample();
         b.upstreams.get_mut("pets").unwrap().urls = vec!["${PETS_UPSTREAM}".into()];
@@ -2607,10 +2786,11 @@ mod tests {
     #[test]
     fn upstream_url_checks() {
         assert!(
-            parse_target("https://x")
+            parse_target("ws://x")
                 .unwrap_err()
                 .contains("not supported")
         );
+        assert_eq!(parse_target("https://x").unwrap().origin, "https://x/");
         assert!(parse_target("x:80").is_err());
         assert!(
             parse_target("http://u:p@x")

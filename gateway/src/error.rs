@@ -41,6 +41,10 @@ pub enum GatewayError {
     UpstreamConnectTimeout,
     #[error("upstream refused the connection")]
     UpstreamConnect,
+    /// The TLS handshake with an `https://` upstream failed (its certificate did
+    /// not verify, or it refused ours); the reason is logged, never sent.
+    #[error("upstream TLS handshake failed")]
+    UpstreamTls,
     #[error("upstream closed or reset the connection")]
     UpstreamReset,
     #[error("shutting down")]
@@ -82,6 +86,7 @@ impl GatewayError {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamConnectTimeout => "connect_timeout",
             Self::UpstreamConnect => "connect_error",
+            Self::UpstreamTls => "tls_error",
             Self::UpstreamReset => "upstream_reset",
             Self::ShuttingDown => "shutting_down",
             Self::Unauthorized { invalid: false, .. } => "unauthenticated",
@@ -102,7 +107,9 @@ impl GatewayError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::CircuitOpen { .. } | Self::UpstreamOverloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout | Self::UpstreamConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::UpstreamConnect | Self::UpstreamReset => StatusCode::BAD_GATEWAY,
+            Self::UpstreamConnect | Self::UpstreamTls | Self::UpstreamReset => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::ClientCertRequired | Self::CorsRejected => {
@@ -119,6 +126,7 @@ impl GatewayError {
             Self::UpstreamTimeout
                 | Self::UpstreamConnectTimeout
                 | Self::UpstreamConnect
+                | Self::UpstreamTls
                 | Self::UpstreamReset
         )
     }
@@ -148,7 +156,9 @@ impl GatewayError {
             Self::UpstreamConnectTimeout => {
                 "the upstream service could not be reached in time".into()
             }
-            Self::UpstreamConnect => "the upstream service is unavailable".into(),
+            Self::UpstreamConnect | Self::UpstreamTls => {
+                "the upstream service is unavailable".into()
+            }
             Self::UpstreamReset => "the upstream service closed the connection".into(),
             Self::ShuttingDown => "the gateway is shutting down".into(),
             // The category only: never which check failed or why.

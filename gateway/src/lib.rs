@@ -24,6 +24,7 @@ pub mod resilience;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod upstream_tls;
 
 use std::path::PathBuf;
 
@@ -52,7 +53,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Bundle(_) => EXIT_BAD_CONFIG,
-            RunError::Serve(server::ServeError::Router(_)) => EXIT_BAD_CONFIG,
+            RunError::Serve(server::ServeError::Pipeline(_)) => EXIT_BAD_CONFIG,
             RunError::Serve(server::ServeError::Security(_)) => EXIT_BAD_CONFIG,
             RunError::Serve(_) => 1,
         }

@@ -228,6 +228,21 @@ impl Metrics {
             analytics_written.clone(),
         );
         registry.register("build_info", "The gateway and bundle being served", info);
+        let insecure = Family::<UpstreamLabels, Gauge>::default();
+        for u in &config.upstreams {
+            if u.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+                insecure
+                    .get_or_create(&UpstreamLabels {
+                        upstream: u.name.clone(),
+                    })
+                    .set(1);
+            }
+        }
+        registry.register(
+            "upstream_tls_insecure",
+            "1 for each upstream whose TLS certificates are not verified (`insecureSkipVerify`)",
+            insecure,
+        );
         let traffic = TrafficMetrics::register(&mut registry);
         let auth_outcomes = Family::<AuthLabels, Counter>::default();
         let auth_reloads = Family::<ReloadLabels, Counter>::default();

@@ -62,12 +62,21 @@ pub struct Gateway {
     security: Security,
 }
 
+/// Why the pipeline cannot be built from a checked configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot build the router: {0}")]
+    Router(#[from] crate::router::RouteError),
+    #[error(transparent)]
+    UpstreamTls(#[from] crate::upstream_tls::UpstreamTlsError),
+}
+
 impl Gateway {
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         analytics: Analytics,
-    ) -> Result<Self, crate::router::RouteError> {
+    ) -> Result<Self, BuildError> {
         let mut builder = RouterBuilder::new();
         let mut rate_limiter = RateLimiter::new(&config, &metrics);
         for (i, r) in config.routes.iter().enumerate() {
@@ -87,7 +96,7 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| Upstream::new(u.clone(), metrics.upstream(&u.name)))
-            .collect();
+            .collect::<Result<_, _>>()?;
         let security = Security::open(&config, &metrics);
         Ok(Self {
             security,

@@ -9,7 +9,7 @@
 //! body and never puts upstream addresses or error chains into a client response.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -17,7 +17,6 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::body::{BodyState, RequestBody};
@@ -25,6 +24,7 @@ use crate::bundle::{LoadBalancing, UpstreamCfg};
 use crate::error::GatewayError;
 use crate::metrics::UpstreamMetrics;
 use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
+use crate::upstream_tls::{self, Connector, UpstreamTlsError};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -36,7 +36,14 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// An upstream cluster: its URLs, a pooled client and its metrics.
 pub struct Upstream {
     pub cfg: UpstreamCfg,
-    client: Client<HttpConnector, RequestBody>,
+    client: Client<Connector, RequestBody>,
+    /// For HTTP/1.1 `Upgrade` requests to `https://` URLs: offers only
+    /// `http/1.1`, since an upstream that picks `h2` could not switch protocols.
+    upgrade_client: Option<Client<Connector, RequestBody>>,
+    /// When a TLS failure was last logged as a warning (ms since `created`): a
+    /// misconfigured upstream must not flood the log at request rate.
+    tls_warned_ms: AtomicU64,
+    created: Instant,
     next: AtomicUsize,
     pub metrics: UpstreamMetrics,
     /// Circuit breaker, URL health, retry budget, concurrency cap.
@@ -44,31 +51,57 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(cfg: UpstreamCfg, metrics: UpstreamMetrics) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+    /// Reads the upstream's TLS files (CA, client certificate) now, at start.
+    pub fn new(cfg: UpstreamCfg, metrics: UpstreamMetrics) -> Result<Self, UpstreamTlsError> {
+        // Plain TCP for `http://` URLs, rustls (ALPN h2 and http/1.1) for `https://`.
+        let pooled = |connector| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(cfg.pool_idle_timeout)
+                .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(connector)
+        };
+        let (connector, upgrade_connector) = upstream_tls::connectors(&cfg)?;
+        let client = pooled(connector);
+        let upgrade_client = upgrade_connector.map(pooled);
         let resilience = Resilience::new(&cfg, metrics.resilience.clone());
-        Self {
+        Ok(Self {
             cfg,
             client,
+            upgrade_client,
+            tls_warned_ms: AtomicU64::new(u64::MAX),
+            created: Instant::now(),
             next: AtomicUsize::new(0),
             metrics,
             resilience,
-        }
+        })
     }
 
     /// The active health check loop, when the upstream has `healthCheck`.
     pub fn health_checker(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         self.resilience
             .health_checker(&self.cfg, self.client.clone())
+    }
+
+    /// A failed TLS handshake is a configuration problem more often than an
+    /// outage, and the client only sees a 502: say which upstream and why, as a
+    /// warning at most once a second (then at debug level), so a misconfigured
+    /// upstream cannot flood the log at request rate.
+    fn log_tls_failure(&self, target: &Uri, error: &rustls::Error) {
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.tls_warned_ms.load(Ordering::Relaxed);
+        let due = (last == u64::MAX || now.saturating_sub(last) >= 1_000)
+            && self
+                .tls_warned_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        let upstream = &self.cfg.name;
+        if due {
+            tracing::warn!(%upstream, %target, %error, "TLS handshake with the upstream failed");
+        } else {
+            tracing::debug!(%upstream, %target, %error, "TLS handshake with the upstream failed");
+        }
     }
 
     fn first_target(&self) -> usize {
@@ -118,6 +151,9 @@ pub async fn forward(
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // The client's protocol version, whatever the upstream speaks (an HTTP/1.0
+    // upstream must not turn a keep-alive HTTP/1.1 client into an HTTP/1.0 one).
+    let client_version = parts.version;
     prepare_headers(
         &mut parts.headers,
         &parts.uri,
@@ -167,12 +203,16 @@ pub async fn forward(
             .body(body)
             .map_err(|_| GatewayError::BadRequest("the request target is not valid"))?;
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(cfg.request_timeout, upstream.client.request(request)).await;
+        let client = match (&upstream.upgrade_client, &upgrade) {
+            (Some(h1), Some(_)) => h1,
+            _ => &upstream.client,
+        };
+        let result = tokio::time::timeout(cfg.request_timeout, client.request(request)).await;
         let elapsed = sent.elapsed();
         let err = match result {
             Ok(Ok(mut response)) => {
                 upstream.metrics.observe(elapsed);
+                *response.version_mut() = client_version;
                 let ok = !is_failure_status(response.status());
                 res.target_result(index, ok);
                 res.finish(admission, Some(ok));
@@ -189,7 +229,20 @@ pub async fn forward(
                     permit,
                 });
             }
-            Ok(Err(e)) => classify(&e, &out),
+            Ok(Err(e)) => {
+                let tls = upstream_tls::tls_failure(&e);
+                if let Some(tls) = tls {
+                    upstream.log_tls_failure(&target.origin, tls);
+                }
+                // A failed handshake sent nothing; a TLS error later may have, so
+                // it is classified like any broken exchange. (TLS 1.3 reports a
+                // refused client certificate only after the handshake, as an
+                // I/O error that no longer carries the rustls error: a reset.)
+                match tls {
+                    Some(_) if e.is_connect() => GatewayError::UpstreamTls,
+                    _ => classify(&e, &out),
+                }
+            }
             Err(_) => GatewayError::UpstreamTimeout,
         };
         if err.is_upstream() {
@@ -198,7 +251,9 @@ pub async fn forward(
         upstream.metrics.error(err.kind());
         tracing::debug!(upstream = %cfg.name, attempt, kind = err.kind(), "upstream attempt failed");
         let retryable = match err {
-            GatewayError::UpstreamConnect | GatewayError::UpstreamConnectTimeout => true,
+            GatewayError::UpstreamConnect
+            | GatewayError::UpstreamConnectTimeout
+            | GatewayError::UpstreamTls => true,
             GatewayError::UpstreamReset => {
                 cfg.retry_idempotent && out.body.is_none() && is_idempotent(&parts.method)
             }

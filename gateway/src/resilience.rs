@@ -35,13 +35,13 @@ use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::body::RequestBody;
 use crate::bundle::{
     CircuitBreakerCfg, HealthCheckCfg, PassiveHealthCfg, RetryBudgetCfg, Target, UpstreamCfg,
 };
 use crate::metrics::{ResilienceMetrics, TargetMetrics};
+use crate::upstream_tls::Connector;
 
 /// Is this upstream status a failure of the upstream (not an answer of the API)?
 pub fn is_failure_status(status: StatusCode) -> bool {
@@ -535,7 +535,7 @@ impl Resilience {
     pub fn health_checker(
         &self,
         cfg: &UpstreamCfg,
-        client: Client<HttpConnector, RequestBody>,
+        client: Client<Connector, RequestBody>,
     ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let hc = cfg.health_check.clone()?;
         let targets = self.targets.clone();
@@ -564,7 +564,7 @@ fn health_uri(t: &Target, hc: &HealthCheckCfg) -> Option<Uri> {
 
 async fn health_loop(
     upstream: String,
-    client: Client<HttpConnector, RequestBody>,
+    client: Client<Connector, RequestBody>,
     urls: Vec<Uri>,
     hc: HealthCheckCfg,
     targets: std::sync::Arc<[TargetHealth]>,

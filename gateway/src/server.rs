@@ -41,8 +41,8 @@ pub enum ServeError {
     },
     #[error("cannot start analytics: {0}")]
     Analytics(std::io::Error),
-    #[error("cannot build the router: {0}")]
-    Router(#[from] crate::router::RouteError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::BuildError),
     #[error(transparent)]
     Security(#[from] SetupError),
 }

@@ -368,9 +368,25 @@ impl Compiler<'_> {
             ("healthCheck", "healthCheck"),
             ("healthCheck.intervalMs", "healthCheck.interval"),
             ("healthCheck.timeoutMs", "healthCheck.timeout"),
+            ("tls", "tls"),
+            ("tls.caFile", "tls.caFile"),
+            ("tls.certFile", "tls.certFile"),
+            ("tls.keyFile", "tls.keyFile"),
+            ("tls.serverName", "tls.serverName"),
         ] {
             let path = k.split('.').fold(p.clone(), |path, seg| path.key(seg));
             self.map(format!("{key}.{bundle_key}"), self.manifest_origin(&path));
+        }
+        if u.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+            self.warnings.push(Diagnostic::new(
+                &self
+                    .project
+                    .manifest
+                    .key_origin(&p.key("tls").key("insecureSkipVerify")),
+                format!(
+                    "upstream `{name}` accepts any TLS certificate (`insecureSkipVerify: true`): set `caFile` to its CA instead"
+                ),
+            ));
         }
         let upstream = Upstream {
             urls: u.urls.clone(),
@@ -393,6 +409,7 @@ impl Compiler<'_> {
             circuit_breaker: circuit_breaker(u.circuit_breaker.as_ref(), d.circuit_breaker),
             passive_health: passive_health(u.passive_health.as_ref(), d.passive_health),
             health_check: u.health_check.as_ref().map(health_check),
+            tls: u.tls.clone(),
         };
         self.upstreams.insert(name.to_owned(), upstream);
         name.to_owned()
@@ -1331,6 +1348,17 @@ fn env_vars(bundle: &Bundle) -> (Vec<EnvVar>, Vec<Diagnostic>) {
         for (i, url) in u.urls.iter().enumerate() {
             templates.push((format!("upstreams.{name}.urls[{i}]"), url));
         }
+        if let Some(t) = &u.tls {
+            for (f, v) in [
+                ("caFile", &t.ca_file),
+                ("certFile", &t.cert_file),
+                ("keyFile", &t.key_file),
+            ] {
+                if let Some(v) = v {
+                    templates.push((format!("upstreams.{name}.tls.{f}"), v));
+                }
+            }
+        }
     }
     if let Some(p) = &bundle.analytics.path {
         templates.push(("analytics.path".into(), p));
@@ -1455,12 +1483,17 @@ mod tests {
     #[test]
     fn gateway_problems_point_back_at_the_source() {
         let m = MANIFEST
-            .replace("http://127.0.0.1:9", "https://x")
+            .replace("http://127.0.0.1:9", "ftp://x")
             .replace("upstream: pets\n", "upstream: spare\n");
         let e = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("mgw.yaml:5:18: `upstreams.spare.urls[0]`: `https://x`: scheme `https` is not supported"), "{e}");
+        assert!(
+            e.contains(
+                "mgw.yaml:5:18: `upstreams.spare.urls[0]`: `ftp://x`: scheme `ftp` is not supported"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -161,6 +161,9 @@ struct UpstreamWire {
     passive_health: Option<PassiveHealthWire>,
     #[serde(default)]
     health_check: Option<HealthCheckWire>,
+    /// TLS to `https://` URLs, exactly as the bundle carries it.
+    #[serde(default)]
+    tls: Option<mgw_gateway::bundle::UpstreamTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -534,6 +537,8 @@ pub struct UpstreamSettings {
     pub circuit_breaker: Option<CircuitBreakerSettings>,
     pub passive_health: Option<PassiveHealthSettings>,
     pub health_check: Option<HealthCheckSettings>,
+    /// Checked with the URLs by the gateway's own rules at compile time.
+    pub tls: Option<mgw_gateway::bundle::UpstreamTls>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1047,6 +1052,7 @@ impl Validator<'_> {
                 pool_idle_timeout: self.duration(p.key("poolIdleTimeout"), u.pool_idle_timeout),
                 pool_max_idle_per_host: u.pool_max_idle_per_host,
                 urls: u.urls,
+                tls: u.tls,
             };
             out.insert(name, settings);
         }

@@ -315,6 +315,17 @@ impl Pki {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A server certificate for these names: (cert PEM, key PEM).
+    pub fn server(&self, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// Writes `ca.crt`, `tls.crt`, `tls.key` into `dir`.
     pub fn write(&self, dir: &Path) {
         std::fs::write(dir.join("ca.crt"), &self.ca_pem).unwrap();

@@ -143,6 +143,7 @@ async fn handle(
         _ => {
             let method = req.method().to_string();
             let uri = req.uri().to_string();
+            let version = req.version();
             let headers: BTreeMap<String, String> = req
                 .headers()
                 .iter()
@@ -159,7 +160,8 @@ async fn handle(
                 .await
                 .map(|b| b.to_bytes().len())
                 .unwrap_or(0);
-            let v = json!({"backend": name, "method": method, "uri": uri, "headers": headers, "bodyLen": body});
+            let version = format!("{version:?}");
+            let v = json!({"backend": name, "method": method, "uri": uri, "headers": headers, "bodyLen": body, "version": version});
             let mut res = Response::new(full(v.to_string()));
             res.headers_mut()
                 .insert("content-type", "application/json".parse().unwrap());
@@ -214,8 +216,16 @@ impl Gw {
 }
 
 pub async fn start(bundle: Value) -> Gw {
+    start_with_env(bundle, &[]).await
+}
+
+/// Starts a gateway whose `${VAR}` templates see these variables.
+pub async fn start_with_env(bundle: Value, vars: &[(&str, &str)]) -> Gw {
     let b: Bundle = serde_json::from_value(bundle).unwrap();
-    let env = BTreeMap::<String, String>::new();
+    let env: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let config =
         Config::from_bundle(&b, bundle::digest_of(&b.to_canonical_json()), Some(&env)).unwrap();
     let server = Server::bind(config).await.unwrap();
@@ -229,6 +239,18 @@ pub async fn start(bundle: Value) -> Gw {
         admin,
         stop: Some(tx),
         done: Some(done),
+    }
+}
+
+/// The error of a gateway that refuses to start (a valid bundle, broken files).
+pub async fn start_err(bundle: Value) -> String {
+    let b: Bundle = serde_json::from_value(bundle).unwrap();
+    let env = BTreeMap::<String, String>::new();
+    let config =
+        Config::from_bundle(&b, bundle::digest_of(&b.to_canonical_json()), Some(&env)).unwrap();
+    match Server::bind(config).await {
+        Ok(_) => panic!("the gateway started"),
+        Err(e) => e.to_string(),
     }
 }
 
@@ -281,4 +303,94 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Vec<u8> {
 pub async fn dead_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
+}
+
+/// A [`backend`] behind TLS (HTTP/1.1 and HTTP/2, as the config's ALPN allows),
+/// counting TCP connections and recording the SNI name of each handshake.
+pub struct TlsBackend {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
+    pub sni: Arc<std::sync::Mutex<Vec<Option<String>>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn tls_backend(name: &'static str, config: Arc<rustls::ServerConfig>) -> TlsBackend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let sni = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let (tx, mut rx) = oneshot::channel::<()>();
+    let (h, c, names) = (hits.clone(), connections.clone(), sni.clone());
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = &mut rx => return,
+                r = listener.accept() => r.unwrap(),
+            };
+            c.fetch_add(1, Ordering::SeqCst);
+            let (h, names, acceptor) = (h.clone(), names.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let server_name = tls.get_ref().1.server_name().map(str::to_owned);
+                names.lock().unwrap().push(server_name);
+                let svc = service_fn(move |req| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    handle(name, req)
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    TlsBackend {
+        addr,
+        hits,
+        connections,
+        sni,
+        _stop: tx,
+    }
+}
+
+/// A TLS server configuration from PEM: ALPN as given, client certificates
+/// required when `client_ca` is set.
+pub fn tls_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    client_ca: Option<&str>,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(c.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
 }
