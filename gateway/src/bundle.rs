@@ -267,6 +267,14 @@ pub struct Operation {
     /// must pass (scheme name → required scopes). Empty: open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<BTreeMap<String, Vec<String>>>,
+    /// The operation accepts WebSocket upgrades (opt-in: every other `Upgrade`
+    /// is stripped before forwarding, and so is `websocket` when this is off).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub websocket: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -766,6 +774,8 @@ pub struct RouteCfg {
     pub max_body_bytes: u64,
     /// Any requirement may pass; inside one, every (scheme, scopes) must. Empty: open.
     pub security: Vec<Vec<SchemeReq>>,
+    /// A WebSocket upgrade may be spliced to the upstream.
+    pub websocket: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1041,6 +1051,7 @@ impl Config {
                     operation_rate_limit,
                     max_body_bytes: max_body,
                     security,
+                    websocket: op.websocket,
                 });
             }
             let (schemes, cors) = check_api_security(&mut c, &key, api, &auth);

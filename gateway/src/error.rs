@@ -43,6 +43,9 @@ pub enum GatewayError {
     UpstreamConnect,
     #[error("upstream closed or reset the connection")]
     UpstreamReset,
+    /// The upstream switched protocols (`101`) when no WebSocket was asked for.
+    #[error("upstream switched protocols unasked")]
+    UpstreamProtocol,
     #[error("shutting down")]
     ShuttingDown,
     // Security (authentication, authorization, CORS).
@@ -83,6 +86,7 @@ impl GatewayError {
             Self::UpstreamConnectTimeout => "connect_timeout",
             Self::UpstreamConnect => "connect_error",
             Self::UpstreamReset => "upstream_reset",
+            Self::UpstreamProtocol => "upstream_protocol",
             Self::ShuttingDown => "shutting_down",
             Self::Unauthorized { invalid: false, .. } => "unauthenticated",
             Self::Unauthorized { invalid: true, .. } => "invalid_credentials",
@@ -102,7 +106,9 @@ impl GatewayError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::CircuitOpen { .. } | Self::UpstreamOverloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout | Self::UpstreamConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::UpstreamConnect | Self::UpstreamReset => StatusCode::BAD_GATEWAY,
+            Self::UpstreamConnect | Self::UpstreamReset | Self::UpstreamProtocol => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::ClientCertRequired | Self::CorsRejected => {
@@ -150,6 +156,7 @@ impl GatewayError {
             }
             Self::UpstreamConnect => "the upstream service is unavailable".into(),
             Self::UpstreamReset => "the upstream service closed the connection".into(),
+            Self::UpstreamProtocol => "the upstream service sent an invalid response".into(),
             Self::ShuttingDown => "the gateway is shutting down".into(),
             // The category only: never which check failed or why.
             Self::Unauthorized { invalid: false, .. } => {

@@ -390,3 +390,53 @@ async fn rate_limits_key_on_the_consumer_and_ignore_refused_callers() {
     }
     gw.shutdown().await;
 }
+
+/// Issue 10, defect 3: an introspection answer's `exp`, whatever its size, sign or
+/// type, is handled (a pass while valid, 401 when past), never a panic.
+#[tokio::test]
+async fn introspection_exp_of_any_size_never_panics() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("client-id"), "gw\n").unwrap();
+    std::fs::write(dir.path().join("client-secret"), "s\n").unwrap();
+    let idp = serve(
+        |_parts, form| async move {
+            let exp = match form.split('&').find_map(|p| p.strip_prefix("token=")) {
+                Some("far") => json!(1e300),
+                Some("max") => json!(f64::MAX),
+                Some("past") => json!(-1e300),
+                Some("text") => json!("soon"),
+                _ => json!(null),
+            };
+            (
+                StatusCode::OK,
+                json!({"active": true, "scope": "pets:read", "sub": "alice", "exp": exp}),
+            )
+        },
+        std::sync::Arc::new(std::sync::Mutex::new(Value::Null)),
+    )
+    .await;
+    let gw = start(bundle_with(
+        &b,
+        json!({"opaque": {
+            "type": "introspection", "endpoint": idp.url("/introspect"),
+            "clientIdFile": dir.path().join("client-id").to_str().unwrap(),
+            "clientSecretFile": dir.path().join("client-secret").to_str().unwrap(),
+        }}),
+        json!({"bearer": {"provider": "opaque", "in": "header", "name": "Authorization", "prefix": "Bearer"}}),
+        json!([{"bearer": ["pets:read"]}]),
+    ))
+    .await;
+    for (token, want) in [
+        ("far", StatusCode::OK),
+        ("max", StatusCode::OK),
+        ("past", StatusCode::UNAUTHORIZED),
+        ("text", StatusCode::OK),
+        ("far", StatusCode::OK),
+    ] {
+        let auth = format!("Bearer {token}");
+        let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &auth)]).await;
+        assert_eq!(r.status, want, "{token}");
+    }
+    gw.shutdown().await;
+}

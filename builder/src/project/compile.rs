@@ -506,6 +506,13 @@ impl Compiler<'_> {
                 .as_ref()
                 .and_then(|r| self.policy_ref(r));
             let security = self.op_security(spec, op, &mut schemes);
+            // `x-mgw-websocket` on the operation, else on the document.
+            let websocket = op
+                .policies
+                .websocket
+                .as_ref()
+                .or(spec.policies.websocket.as_ref())
+                .is_some_and(|w| w.value);
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
@@ -513,6 +520,7 @@ impl Compiler<'_> {
                 rate_limit,
                 upstream,
                 security,
+                websocket,
             });
         }
         // A stable order that does not depend on how the spec is laid out.
@@ -1615,6 +1623,53 @@ mod tests {
         // The bundle is one the gateway accepts.
         let text = String::from_utf8(c.bytes.clone()).unwrap();
         assert!(text.contains(r#""rateLimit":"Gold""#), "{text}");
+    }
+
+    #[test]
+    fn websocket_is_opt_in_per_operation_or_document() {
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();
+        assert!(c.bundle.apis[0].operations.iter().all(|o| !o.websocket));
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(!text.contains("websocket"), "{text}");
+
+        let spec = SPEC.replace(
+            "get: {operationId: getPet}",
+            "get: {operationId: getPet, x-mgw-websocket: true}",
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let ops = &c.bundle.apis[0].operations;
+        let on: Vec<&str> = ops
+            .iter()
+            .filter(|o| o.websocket)
+            .map(|o| o.id.as_str())
+            .collect();
+        assert_eq!(on, ["getPet"]);
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(text.contains(r#""websocket":true"#), "{text}");
+
+        // On the document: every operation, unless one says `false`.
+        let spec = format!(
+            "{}x-mgw-websocket: true\n",
+            SPEC.replace(
+                "get: {operationId: getPet}",
+                "get: {operationId: getPet, x-mgw-websocket: false}",
+            )
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let ops = &c.bundle.apis[0].operations;
+        assert!(ops.iter().all(|o| o.websocket == (o.id != "getPet")));
+
+        let bad = SPEC.replace(
+            "get: {operationId: getPet}",
+            "get: {operationId: getPet, x-mgw-websocket: yes-please}",
+        );
+        let e = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`x-mgw-websocket` must be `true` or `false`"),
+            "{e}"
+        );
     }
 
     #[test]

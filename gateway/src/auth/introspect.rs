@@ -10,7 +10,7 @@
 //! as anything but "cannot decide" (503); cache such a non-answer; log the token.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::cache::TokenCache;
 use super::http::{HttpClient, fetch};
-use super::jwt::{claim_headers, consumer_of, scopes_of};
+use super::jwt::{claim_headers, consumer_of, scopes_of, seconds_until};
 use super::{Failure, Identity, credential_hash};
 use crate::bundle::IntrospectionCfg;
 
@@ -119,6 +119,7 @@ impl Introspector {
             return Err(Failure::Invalid);
         }
         let mut ttl = self.cfg.cache_ttl;
+        // `exp` as the server sent it: any number, however large or small.
         if let Some(exp) = answer.get("exp").and_then(Value::as_f64) {
             let unix = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -129,7 +130,7 @@ impl Introspector {
                     .insert(key, None, now + self.cfg.negative_cache_ttl);
                 return Err(Failure::Invalid);
             }
-            ttl = ttl.min(Duration::from_secs_f64(exp - unix));
+            ttl = ttl.min(seconds_until(exp, unix));
         }
         let identity = Arc::new(Identity {
             provider: self.name.clone(),

@@ -153,13 +153,20 @@ async fn handle(
                     )
                 })
                 .collect();
+            // Names sent more than once (`headers` keeps only the last value).
+            let repeated: Vec<String> = req
+                .headers()
+                .keys()
+                .filter(|k| req.headers().get_all(*k).iter().count() > 1)
+                .map(|k| k.to_string())
+                .collect();
             let body = req
                 .into_body()
                 .collect()
                 .await
                 .map(|b| b.to_bytes().len())
                 .unwrap_or(0);
-            let v = json!({"backend": name, "method": method, "uri": uri, "headers": headers, "bodyLen": body});
+            let v = json!({"backend": name, "method": method, "uri": uri, "headers": headers, "repeated": repeated, "bodyLen": body});
             let mut res = Response::new(full(v.to_string()));
             res.headers_mut()
                 .insert("content-type", "application/json".parse().unwrap());
@@ -188,7 +195,7 @@ pub fn bundle_json(urls: &[String]) -> Value {
                 {"id": "big", "method": "GET", "path": "/big/{n}"},
                 {"id": "reset", "method": "GET", "path": "/reset"},
                 {"id": "hop", "method": "GET", "path": "/hop"},
-                {"id": "ws", "method": "GET", "path": "/ws"}
+                {"id": "ws", "method": "GET", "path": "/ws", "websocket": true}
             ]
         }],
         "analytics": {"sink": "none"}
