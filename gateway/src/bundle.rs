@@ -248,6 +248,25 @@ pub struct Api {
     /// Client certificates (mutual TLS) for this API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtls: Option<ClientCertMode>,
+    /// Client request headers whose name has `_` (default `drop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underscore_headers: Option<UnderscoreHeaders>,
+}
+
+/// What to do with a client header whose name contains `_`: CGI/WSGI-style
+/// backends read `X_Consumer_Id` as `X-Consumer-Id`, so such a header could pose
+/// as one the gateway sets. One that would pose as a gateway-owned header is
+/// dropped even under `allow`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UnderscoreHeaders {
+    /// Forward them (except those posing as gateway-owned headers).
+    Allow,
+    /// Remove them before any stage reads headers (what nginx and Envoy do).
+    #[default]
+    Drop,
+    /// Answer 400.
+    Reject,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -753,6 +772,7 @@ pub struct ApiCfg {
     pub schemes: Vec<SchemeCfg>,
     pub cors: Option<CorsCfg>,
     pub mtls: Option<ClientCertMode>,
+    pub underscore_headers: UnderscoreHeaders,
 }
 
 /// One routable operation.
@@ -1062,6 +1082,7 @@ impl Config {
                 schemes,
                 cors,
                 mtls: api.mtls,
+                underscore_headers: api.underscore_headers.unwrap_or_default(),
             });
         }
 
@@ -1809,6 +1830,12 @@ pub struct TlsCfg {
     pub key_file: String,
     pub client_ca_file: Option<String>,
     pub client_auth: ClientAuth,
+    /// How often the files are checked for a new certificate, key or CA.
+    pub reload_interval: Duration,
+}
+
+impl TlsCfg {
+    pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 }
 
 #[derive(Debug, Clone, Default)]
@@ -2303,6 +2330,7 @@ fn check_tls(c: &mut Checker<'_>, api: &Listener, apis: &[Api]) -> Option<TlsCfg
             .unwrap_or_default(),
         client_ca_file,
         client_auth,
+        reload_interval: TlsCfg::RELOAD_INTERVAL,
     })
 }
 

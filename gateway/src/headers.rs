@@ -8,14 +8,19 @@
 //! `X-Request-Id`), so a client can neither remove one (`Connection: X-Consumer-Id`)
 //! nor smuggle a second copy.
 //!
+//! Once the route (so the API) is known, client headers whose name has `_` get
+//! the API's [`UnderscoreHeaders`] policy.
+//!
 //! Never: forward an `Upgrade` other than `websocket` (an `h2c` upgrade spliced to
 //! the upstream would be an unauthenticated tunnel); strip after a gateway-owned
-//! header was set.
+//! header was set; forward an `_` header that reads as a gateway-owned one.
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Version};
 
+use crate::bundle::UnderscoreHeaders;
 use crate::error::GatewayError;
+use crate::proxy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -54,6 +59,44 @@ fn check_host<B>(req: &Request<B>) -> Result<(), GatewayError> {
             return Err(GatewayError::BadRequest(
                 "the Host header does not match the authority of the request target",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Request headers the gateway owns on every API (claim headers come on top).
+fn gateway_owned(name: &str) -> bool {
+    [X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, header::FORWARDED]
+        .iter()
+        .any(|h| h.as_str() == name)
+}
+
+/// Applies an API's policy to client headers whose name contains `_`. A name that
+/// reads as a gateway-owned header once `_` becomes `-` (`X_Forwarded_For`, or a
+/// claim header, per `is_claim_header`) is removed even under `allow`.
+pub fn underscores(
+    headers: &mut HeaderMap,
+    policy: UnderscoreHeaders,
+    is_claim_header: impl Fn(&str) -> bool,
+) -> Result<(), GatewayError> {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in names {
+        let reads_as = name.as_str().replace('_', "-");
+        let poses = gateway_owned(&reads_as) || is_claim_header(&reads_as);
+        match policy {
+            UnderscoreHeaders::Reject => {
+                return Err(GatewayError::BadRequest(
+                    "header names with `_` are not accepted by this API",
+                ));
+            }
+            UnderscoreHeaders::Allow if !poses => {}
+            UnderscoreHeaders::Allow | UnderscoreHeaders::Drop => {
+                headers.remove(&name);
+            }
         }
     }
     Ok(())
@@ -166,6 +209,32 @@ mod tests {
         assert!(h2c.headers().is_empty());
         let mut no_conn = req(&[("upgrade", "websocket")]);
         assert!(!sanitize(&mut no_conn).unwrap().websocket);
+    }
+
+    #[test]
+    fn underscore_headers_follow_the_policy_and_never_pose_as_owned_ones() {
+        let fresh = || {
+            let mut h = HeaderMap::new();
+            h.insert("x_consumer_id", "mallory".parse().unwrap());
+            h.insert("x_forwarded_for", "10.0.0.1".parse().unwrap());
+            h.insert("x_custom", "1".parse().unwrap());
+            h.insert("x-plain", "1".parse().unwrap());
+            h
+        };
+        let claim = |n: &str| n == "x-consumer-id";
+        let mut h = fresh();
+        underscores(&mut h, UnderscoreHeaders::Drop, claim).unwrap();
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-plain"]);
+        let mut h = fresh();
+        underscores(&mut h, UnderscoreHeaders::Allow, claim).unwrap();
+        let mut kept: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["x-plain", "x_custom"]);
+        let mut h = fresh();
+        assert!(underscores(&mut h, UnderscoreHeaders::Reject, claim).is_err());
+        let mut clean = HeaderMap::new();
+        clean.insert("x-plain", "1".parse().unwrap());
+        assert!(underscores(&mut clean, UnderscoreHeaders::Reject, claim).is_ok());
     }
 
     #[test]

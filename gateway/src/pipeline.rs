@@ -213,6 +213,15 @@ impl Gateway {
         if self.security.cors(route.cfg.api).is_some() {
             ctx.origin = req.headers().get(ORIGIN).cloned();
         }
+        // Header names with `_`, by the API's policy, before any stage reads them.
+        let api = route.cfg.api;
+        if let Err(e) = headers::underscores(
+            req.headers_mut(),
+            self.config.apis[api].underscore_headers,
+            |name| self.security.is_claim_header(api, name),
+        ) {
+            return self.reject(e, Some(route), ctx);
+        }
 
         // Stage 3: authenticate and authorize. The operation names its security
         // requirements; the identity feeds analytics and rate-limit keys.

@@ -23,7 +23,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::analytics::{Analytics, Writer};
@@ -55,8 +54,8 @@ pub struct Server {
     writer: Writer,
     api: TcpListener,
     admin: TcpListener,
-    /// TLS on the API listener.
-    tls: Option<TlsAcceptor>,
+    /// TLS on the API listener, reloaded when its files change.
+    tls: Option<Arc<crate::tls::Reloading>>,
 }
 
 impl Server {
@@ -70,9 +69,7 @@ impl Server {
         // Certificates and secrets are read now: a missing or broken one is a
         // configuration error, reported before the gateway says it is ready.
         let tls = match &config.tls {
-            Some(t) => Some(TlsAcceptor::from(
-                crate::tls::server_config(t).map_err(SetupError::from)?,
-            )),
+            Some(t) => Some(crate::tls::Reloading::load(t).map_err(SetupError::from)?),
             None => None,
         };
         let security = Security::load(&config, &metrics).await?;
@@ -119,7 +116,10 @@ impl Server {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let admin_task = tokio::spawn(admin::serve(admin, gateway.clone()));
-        let background = gateway.spawn_background();
+        let mut background = gateway.spawn_background();
+        if let Some(tls) = &tls {
+            background.push(tls.watch(gateway.metrics.clone()));
+        }
         let builder = connection_builder(&gateway.config);
         // Every connection task holds a receiver: `send` asks them to finish, and
         // `closed` completes when the last one is gone.
@@ -206,7 +206,7 @@ fn accept_connection(
     builder: &auto::Builder<TokioExecutor>,
     drain: watch::Receiver<bool>,
     gateway: &Arc<Gateway>,
-    tls: Option<&TlsAcceptor>,
+    tls: Option<&Arc<crate::tls::Reloading>>,
     stream: TcpStream,
     peer: SocketAddr,
 ) {
@@ -217,7 +217,8 @@ fn accept_connection(
     let Some(tls) = tls else {
         return serve_connection(builder, drain, gateway, stream, info);
     };
-    let (tls, builder, gateway) = (tls.clone(), builder.clone(), gateway.clone());
+    // The configuration of this moment: a reload applies to later connections.
+    let (tls, builder, gateway) = (tls.acceptor(), builder.clone(), gateway.clone());
     let limit = gateway.config.limits.header_read_timeout;
     tokio::spawn(async move {
         match tokio::time::timeout(limit, tls.accept(stream)).await {

@@ -533,3 +533,34 @@ async fn connection_cannot_remove_or_duplicate_claim_headers() {
     assert_eq!(v["repeated"], json!([]), "{v}");
     gw.shutdown().await;
 }
+
+/// Issue 10 (also): under `underscoreHeaders: allow`, a header that reads as a
+/// claim header once `_` becomes `-` is still dropped.
+#[tokio::test]
+async fn underscore_spellings_of_claim_headers_never_reach_the_upstream() {
+    let b = backend("pets").await;
+    let key = ed("ed-1");
+    let mut bundle = secured(&b, json!({ "idp": idp(json!([{"jwk": key.jwk}])) }));
+    bundle["apis"][0]["underscoreHeaders"] = "allow".into();
+    let gw = start(bundle).await;
+    let t = token(&key, &claims("alice", "pets:read"));
+    let r = call(
+        &gw,
+        "GET",
+        "/pets-api/v1/pets",
+        &[
+            ("authorization", &format!("Bearer {t}")),
+            ("x_consumer", "mallory"),
+            ("x_tenant", "evil"),
+            ("x_other", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-consumer"], "alice", "{h}");
+    assert!(h.get("x_consumer").is_none(), "{h}");
+    assert!(h.get("x_tenant").is_none(), "{h}");
+    assert_eq!(h["x_other"], "kept", "{h}");
+    gw.shutdown().await;
+}

@@ -797,3 +797,46 @@ async fn admin_connections_have_timeouts_and_a_cap() {
     );
     gw.shutdown().await;
 }
+
+/// Issue 10 (also): client headers with `_` are dropped by default, forwarded
+/// under `allow` unless they read as a gateway-owned header, refused under `reject`.
+#[tokio::test]
+async fn underscore_headers_are_dropped_allowed_or_refused_per_api() {
+    let b = backend("a").await;
+    let req = |gw: &Gw| {
+        Request::get(gw.url("/pets-api/v1/pets"))
+            .header("x_consumer_id", "mallory")
+            .header("x_forwarded_for", "10.9.9.9")
+            .header("x_request_id", "spoofed")
+            .header("x_custom", "1")
+            .body(full(""))
+            .unwrap()
+    };
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    let gw = start(bundle.clone()).await;
+    let r = send(req(&gw)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let h = &r.json()["headers"];
+    for gone in ["x_consumer_id", "x_forwarded_for", "x_request_id", "x_custom"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+    gw.shutdown().await;
+
+    bundle["apis"][0]["underscoreHeaders"] = "allow".into();
+    let gw = start(bundle.clone()).await;
+    let r = send(req(&gw)).await;
+    let h = &r.json()["headers"];
+    assert_eq!(h["x_custom"], "1", "{h}");
+    assert_eq!(h["x_consumer_id"], "mallory", "not a claim header here: {h}");
+    for gone in ["x_forwarded_for", "x_request_id"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+    gw.shutdown().await;
+
+    bundle["apis"][0]["underscoreHeaders"] = "reject".into();
+    let gw = start(bundle).await;
+    let r = send(req(&gw)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(get(&gw.url("/pets-api/v1/pets")).await.status, StatusCode::OK);
+    gw.shutdown().await;
+}

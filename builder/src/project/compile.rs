@@ -556,6 +556,7 @@ impl Compiler<'_> {
             security_schemes: schemes,
             cors,
             mtls: settings.mtls,
+            underscore_headers: settings.underscore_headers,
         })
     }
 

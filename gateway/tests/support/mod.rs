@@ -221,10 +221,17 @@ impl Gw {
 }
 
 pub async fn start(bundle: Value) -> Gw {
+    start_with(bundle, |_| {}).await
+}
+
+/// [`start`], with a last change to the checked configuration (settings the
+/// bundle does not carry, such as poll intervals).
+pub async fn start_with(bundle: Value, tweak: impl FnOnce(&mut Config)) -> Gw {
     let b: Bundle = serde_json::from_value(bundle).unwrap();
     let env = BTreeMap::<String, String>::new();
-    let config =
+    let mut config =
         Config::from_bundle(&b, bundle::digest_of(&b.to_canonical_json()), Some(&env)).unwrap();
+    tweak(&mut config);
     let server = Server::bind(config).await.unwrap();
     let (api, admin) = (server.api_addr(), server.admin_addr());
     let (tx, rx) = oneshot::channel::<()>();
