@@ -66,9 +66,15 @@ fn check_host<B>(req: &Request<B>) -> Result<(), GatewayError> {
 
 /// Request headers the gateway owns on every API (claim headers come on top).
 fn gateway_owned(name: &str) -> bool {
-    [X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, header::FORWARDED]
-        .iter()
-        .any(|h| h.as_str() == name)
+    [
+        X_FORWARDED_FOR,
+        X_FORWARDED_HOST,
+        X_FORWARDED_PROTO,
+        X_REQUEST_ID,
+        header::FORWARDED,
+    ]
+    .iter()
+    .any(|h| h.as_str() == name)
 }
 
 /// Applies an API's policy to client headers whose name contains `_`. A name that
@@ -224,7 +230,10 @@ mod tests {
         let claim = |n: &str| n == "x-consumer-id";
         let mut h = fresh();
         underscores(&mut h, UnderscoreHeaders::Drop, claim).unwrap();
-        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-plain"]);
+        assert_eq!(
+            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["x-plain"]
+        );
         let mut h = fresh();
         underscores(&mut h, UnderscoreHeaders::Allow, claim).unwrap();
         let mut kept: Vec<_> = h.keys().map(|k| k.as_str()).collect();

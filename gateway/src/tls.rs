@@ -117,9 +117,13 @@ impl Reloading {
 /// reads as its error, so its return is a change too).
 fn fingerprint(cfg: &TlsCfg) -> Vec<u8> {
     let mut out = Vec::new();
-    for path in [Some(&cfg.cert_file), Some(&cfg.key_file), cfg.client_ca_file.as_ref()]
-        .into_iter()
-        .flatten()
+    for path in [
+        Some(&cfg.cert_file),
+        Some(&cfg.key_file),
+        cfg.client_ca_file.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
     {
         let bytes = std::fs::read(path).unwrap_or_else(|e| e.to_string().into_bytes());
         out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());

@@ -485,7 +485,9 @@ async fn one_introspection_call_for_many_concurrent_requests_with_a_new_token() 
                     .unwrap();
                 let res = c.request(req).await.unwrap();
                 let status = res.status();
-                http_body_util::BodyExt::collect(res.into_body()).await.unwrap();
+                http_body_util::BodyExt::collect(res.into_body())
+                    .await
+                    .unwrap();
                 status
             })
         })

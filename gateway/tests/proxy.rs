@@ -817,7 +817,12 @@ async fn underscore_headers_are_dropped_allowed_or_refused_per_api() {
     let r = send(req(&gw)).await;
     assert_eq!(r.status, StatusCode::OK);
     let h = &r.json()["headers"];
-    for gone in ["x_consumer_id", "x_forwarded_for", "x_request_id", "x_custom"] {
+    for gone in [
+        "x_consumer_id",
+        "x_forwarded_for",
+        "x_request_id",
+        "x_custom",
+    ] {
         assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
     }
     gw.shutdown().await;
@@ -827,7 +832,10 @@ async fn underscore_headers_are_dropped_allowed_or_refused_per_api() {
     let r = send(req(&gw)).await;
     let h = &r.json()["headers"];
     assert_eq!(h["x_custom"], "1", "{h}");
-    assert_eq!(h["x_consumer_id"], "mallory", "not a claim header here: {h}");
+    assert_eq!(
+        h["x_consumer_id"], "mallory",
+        "not a claim header here: {h}"
+    );
     for gone in ["x_forwarded_for", "x_request_id"] {
         assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
     }
@@ -837,6 +845,9 @@ async fn underscore_headers_are_dropped_allowed_or_refused_per_api() {
     let gw = start(bundle).await;
     let r = send(req(&gw)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(get(&gw.url("/pets-api/v1/pets")).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&gw.url("/pets-api/v1/pets")).await.status,
+        StatusCode::OK
+    );
     gw.shutdown().await;
 }

@@ -1674,6 +1674,22 @@ mod tests {
     }
 
     #[test]
+    fn underscore_header_policy_reaches_the_bundle() {
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();
+        assert_eq!(c.bundle.apis[0].underscore_headers, None);
+        let m = format!("{MANIFEST}    underscoreHeaders: reject\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        assert_eq!(
+            c.bundle.apis[0].underscore_headers,
+            Some(mgw_gateway::bundle::UnderscoreHeaders::Reject)
+        );
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(text.contains(r#""underscoreHeaders":"reject""#), "{text}");
+        let bad = format!("{MANIFEST}    underscoreHeaders: maybe\n");
+        assert!(build(&[("mgw.yaml", &bad), ("api.yaml", SPEC)]).is_err());
+    }
+
+    #[test]
     fn unknown_rate_limit_names_are_build_errors_at_their_position() {
         let spec = format!(
             "{}x-mgw-rate-limit: Platinum\n",
