@@ -119,10 +119,19 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
     }
     assert_eq!(h["x-public"], "1");
 
-    let r = get(&gw.url("/pets-api/v1/hop")).await;
+    let r = send(
+        Request::get(gw.url("/pets-api/v1/hop"))
+            .header("x-request-id", "client-1")
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
     assert!(r.headers.get("x-internal").is_none());
     assert!(r.headers.get("keep-alive").is_none());
     assert_eq!(r.headers["x-visible"], "yes");
+    // The gateway's `X-Request-Id`, once, whatever the upstream sent.
+    let ids: Vec<_> = r.headers.get_all("x-request-id").iter().collect();
+    assert_eq!(ids, ["client-1"]);
     gw.shutdown().await;
 }
 

@@ -117,6 +117,9 @@ async fn handle(
             h.insert("x-internal", "secret".parse().unwrap());
             h.insert("keep-alive", "timeout=5".parse().unwrap());
             h.insert("x-visible", "yes".parse().unwrap());
+            // Headers the gateway owns on responses: never passed through.
+            h.append("x-request-id", "upstream-1".parse().unwrap());
+            h.append("x-request-id", "upstream-2".parse().unwrap());
             Ok(res)
         }
         "/ws" => {
