@@ -292,3 +292,94 @@ fn the_gateway_refuses_a_modified_bundle() {
     assert_eq!(run.status.code(), Some(64));
     assert!(stderr(&run).contains("modified"), "{}", stderr(&run));
 }
+
+/// Issue 10: `mgw run` checks every layer blob it extracts against its digest. A
+/// layer swapped for another valid one (same files, one more zero block, so other
+/// bytes) is refused before anything is executed.
+#[test]
+fn run_refuses_a_layout_whose_layer_blobs_were_swapped() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let o = mgw(
+        &[
+            "build",
+            root().join("../examples/petstore").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let layout = dir.path().join("out/petstore/oci");
+    let blob = |d: &serde_json::Value| {
+        layout
+            .join("blobs/sha256")
+            .join(d.as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let json = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let index = json(layout.join("index.json"));
+    let manifest = json(blob(&index["manifests"][0]["digest"]));
+    for layer in manifest["layers"].as_array().unwrap() {
+        let path = blob(&layer["digest"]);
+        let stored = std::fs::read(&path).unwrap();
+        let gzip = layer["mediaType"].as_str().unwrap().ends_with("gzip");
+        let mut tar = Vec::new();
+        if gzip {
+            flate2::read::GzDecoder::new(&stored[..])
+                .read_to_end(&mut tar)
+                .unwrap();
+        } else {
+            tar = stored;
+        }
+        tar.extend_from_slice(&[0u8; 512]);
+        let swapped = if gzip {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&tar).unwrap();
+            enc.finish().unwrap()
+        } else {
+            tar
+        };
+        std::fs::write(&path, swapped).unwrap();
+    }
+    let mut child = Command::new(MGW)
+        .args(["run", "out/petstore"])
+        .args([
+            "--env",
+            "MGW_LISTEN=127.0.0.1:0",
+            "--env",
+            "MGW_ADMIN_LISTEN=127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A gateway that started would run until stopped: that is the failure.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`mgw run` started the gateway from swapped layers");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("is corrupt: expected `sha256:"), "{err}");
+    let extracted = std::fs::read_dir(dir.path().join("cache/mgw/run"))
+        .into_iter()
+        .flatten()
+        .any(|e| e.unwrap().path().join("mgw-gateway").exists());
+    assert!(!extracted, "a binary was extracted from the swapped layers");
+}

@@ -2,7 +2,14 @@
 //!
 //! Read-only by design: the image is immutable, so there is no endpoint that
 //! changes routes or policies. It runs on its own port so probes and scrapes never
-//! compete with API traffic, and it must never expose secrets.
+//! compete with API traffic, and it must never expose secrets. Its connections
+//! get the API listener's header-read and idle timeouts, and at most
+//! [`MAX_CONNECTIONS`] are open at once (more are closed at accept), so nobody
+//! can exhaust the process through it.
+//!
+//! It binds `0.0.0.0:9090` by default because kubelet probes and Prometheus reach
+//! the pod IP; keep the port off any Service or ingress, or set
+//! `MGW_ADMIN_LISTEN=127.0.0.1:9090` where nothing outside the pod needs it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,32 +19,55 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 
 use crate::body::ResponseBody;
+use crate::conn::Activity;
 use crate::pipeline::Gateway;
+use crate::server::{connection_builder, drive};
 
-/// Serves the admin endpoints until the task is aborted.
+/// Admin connections open at once; probes and scrapes need a handful.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// Serves the admin endpoints until the task is aborted (which also closes
+/// its open connections).
 pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = connection_builder(&gateway.config);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Dropped with this task: every admin connection is then asked to finish.
+    let (_stop, stopped) = watch::channel(false);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             continue;
         };
-        let gw = gateway.clone();
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            gateway.metrics.connection_error("admin_connection_limit");
+            drop(stream);
+            continue;
+        };
+        let activity = Activity::new();
+        let (gw, busy) = (gateway.clone(), activity.clone());
         let service = service_fn(move |req| {
-            let gw = gw.clone();
-            async move { Ok::<_, Infallible>(handle(&gw, &req)) }
+            let _busy = busy.busy();
+            let response = handle(&gw, &req);
+            async move { Ok::<_, Infallible>(response) }
         });
         let conn = builder
             .clone()
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
+        let limits = gateway.config.limits.clone();
+        let stopped = stopped.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            // Not counted in `mgw_connection_errors_total`, which is the API's.
+            let result = drive(conn, |c| c.graceful_shutdown(), &activity, &limits, stopped).await;
+            if let Err(kind) = result {
+                tracing::debug!(kind, "admin connection closed with an error");
+            }
+            drop(slot);
         });
     }
 }

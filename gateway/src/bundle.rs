@@ -274,6 +274,25 @@ pub struct Api {
     /// Client certificates (mutual TLS) for this API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtls: Option<ClientCertMode>,
+    /// Client request headers whose name has `_` (default `drop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underscore_headers: Option<UnderscoreHeaders>,
+}
+
+/// What to do with a client header whose name contains `_`: CGI/WSGI-style
+/// backends read `X_Consumer_Id` as `X-Consumer-Id`, so such a header could pose
+/// as one the gateway sets. One that would pose as a gateway-owned header is
+/// dropped even under `allow`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UnderscoreHeaders {
+    /// Forward them (except those posing as gateway-owned headers).
+    Allow,
+    /// Remove them before any stage reads headers (what nginx and Envoy do).
+    #[default]
+    Drop,
+    /// Answer 400.
+    Reject,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,6 +312,14 @@ pub struct Operation {
     /// must pass (scheme name → required scopes). Empty: open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<BTreeMap<String, Vec<String>>>,
+    /// The operation accepts WebSocket upgrades (opt-in: every other `Upgrade`
+    /// is stripped before forwarding, and so is `websocket` when this is off).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub websocket: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -783,6 +810,7 @@ pub struct ApiCfg {
     pub schemes: Vec<SchemeCfg>,
     pub cors: Option<CorsCfg>,
     pub mtls: Option<ClientCertMode>,
+    pub underscore_headers: UnderscoreHeaders,
 }
 
 /// One routable operation.
@@ -804,6 +832,8 @@ pub struct RouteCfg {
     pub max_body_bytes: u64,
     /// Any requirement may pass; inside one, every (scheme, scopes) must. Empty: open.
     pub security: Vec<Vec<SchemeReq>>,
+    /// A WebSocket upgrade may be spliced to the upstream.
+    pub websocket: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1079,6 +1109,7 @@ impl Config {
                     operation_rate_limit,
                     max_body_bytes: max_body,
                     security,
+                    websocket: op.websocket,
                 });
             }
             let (schemes, cors) = check_api_security(&mut c, &key, api, &auth);
@@ -1089,6 +1120,7 @@ impl Config {
                 schemes,
                 cors,
                 mtls: api.mtls,
+                underscore_headers: api.underscore_headers.unwrap_or_default(),
             });
         }
 
@@ -1918,6 +1950,12 @@ pub struct TlsCfg {
     pub key_file: String,
     pub client_ca_file: Option<String>,
     pub client_auth: ClientAuth,
+    /// How often the files are checked for a new certificate, key or CA.
+    pub reload_interval: Duration,
+}
+
+impl TlsCfg {
+    pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 }
 
 #[derive(Debug, Clone, Default)]
@@ -2412,6 +2450,7 @@ fn check_tls(c: &mut Checker<'_>, api: &Listener, apis: &[Api]) -> Option<TlsCfg
             .unwrap_or_default(),
         client_ca_file,
         client_auth,
+        reload_interval: TlsCfg::RELOAD_INTERVAL,
     })
 }
 

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use tokio::time::Instant;
 
@@ -29,7 +29,7 @@ impl ConnInfo {
     pub fn new(peer: SocketAddr) -> Self {
         Self {
             peer,
-            activity: Arc::new(Activity::new()),
+            activity: Activity::new(),
             tls: false,
             client_cert: None,
         }
@@ -46,18 +46,40 @@ impl ConnInfo {
 /// In-flight requests on one connection and when it last became idle.
 #[derive(Debug)]
 pub struct Activity {
+    /// When the connection was accepted.
     base: Instant,
     in_flight: AtomicUsize,
     idle_since_ms: AtomicU64,
+    /// A complete request head has arrived on this connection.
+    served: AtomicBool,
 }
 
 impl Activity {
-    fn new() -> Self {
-        Self {
+    /// A connection accepted now.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
             base: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
-        }
+            served: AtomicBool::new(false),
+        })
+    }
+
+    /// Counts one request as in flight on this connection until the guard drops.
+    pub fn busy(self: &Arc<Self>) -> Busy {
+        self.served.store(true, Ordering::Release);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+
+    /// When the connection was accepted.
+    pub fn accepted(&self) -> Instant {
+        self.base
+    }
+
+    /// No request head has been completed on this connection yet.
+    pub fn is_new(&self) -> bool {
+        !self.served.load(Ordering::Acquire)
     }
 
     /// `Some(instant)` when no request is in flight: the moment the last one ended.
@@ -70,18 +92,30 @@ impl Activity {
     }
 }
 
+/// One request in flight on a connection (see [`Activity::busy`]).
+#[derive(Debug)]
+pub struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = u64::try_from(a.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.idle_since_ms.store(ms, Ordering::Release);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Counts one request as in flight, on its connection and in the gauge, until dropped.
 pub struct InFlight {
-    activity: Arc<Activity>,
+    _busy: Busy,
     metrics: Arc<Metrics>,
 }
 
 impl InFlight {
     pub fn start(conn: &ConnInfo, metrics: &Arc<Metrics>) -> Self {
-        conn.activity.in_flight.fetch_add(1, Ordering::AcqRel);
         metrics.in_flight.inc();
         Self {
-            activity: conn.activity.clone(),
+            _busy: conn.activity.busy(),
             metrics: metrics.clone(),
         }
     }
@@ -90,9 +124,5 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
-        let a = &self.activity;
-        let ms = u64::try_from(a.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        a.idle_since_ms.store(ms, Ordering::Release);
-        a.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -47,6 +47,9 @@ pub enum GatewayError {
     UpstreamTls,
     #[error("upstream closed or reset the connection")]
     UpstreamReset,
+    /// The upstream switched protocols (`101`) when no WebSocket was asked for.
+    #[error("upstream switched protocols unasked")]
+    UpstreamProtocol,
     #[error("shutting down")]
     ShuttingDown,
     // Security (authentication, authorization, CORS).
@@ -88,6 +91,7 @@ impl GatewayError {
             Self::UpstreamConnect => "connect_error",
             Self::UpstreamTls => "tls_error",
             Self::UpstreamReset => "upstream_reset",
+            Self::UpstreamProtocol => "upstream_protocol",
             Self::ShuttingDown => "shutting_down",
             Self::Unauthorized { invalid: false, .. } => "unauthenticated",
             Self::Unauthorized { invalid: true, .. } => "invalid_credentials",
@@ -107,7 +111,10 @@ impl GatewayError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::CircuitOpen { .. } | Self::UpstreamOverloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout | Self::UpstreamConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::UpstreamConnect | Self::UpstreamTls | Self::UpstreamReset => {
+            Self::UpstreamConnect
+            | Self::UpstreamTls
+            | Self::UpstreamReset
+            | Self::UpstreamProtocol => {
                 StatusCode::BAD_GATEWAY
             }
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -160,6 +167,7 @@ impl GatewayError {
                 "the upstream service is unavailable".into()
             }
             Self::UpstreamReset => "the upstream service closed the connection".into(),
+            Self::UpstreamProtocol => "the upstream service sent an invalid response".into(),
             Self::ShuttingDown => "the gateway is shutting down".into(),
             // The category only: never which check failed or why.
             Self::Unauthorized { invalid: false, .. } => {

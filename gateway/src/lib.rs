@@ -15,6 +15,7 @@ pub mod conn;
 pub mod cors;
 pub mod env;
 pub mod error;
+pub mod headers;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;

@@ -146,6 +146,12 @@ pub struct Metrics {
     pub traffic: TrafficMetrics,
     auth_outcomes: Family<AuthLabels, Counter>,
     auth_reloads: Family<ReloadLabels, Counter>,
+    tls_reloads: Family<ResultLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -256,6 +262,12 @@ impl Metrics {
             "Reloads of mounted secret files (API keys, users), by provider and result",
             auth_reloads.clone(),
         );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "Reloads of the API listener's certificate, key and client CA files, by result",
+            tls_reloads.clone(),
+        );
 
         Self {
             registry,
@@ -272,7 +284,15 @@ impl Metrics {
             traffic,
             auth_outcomes,
             auth_reloads,
+            tls_reloads,
         }
+    }
+
+    /// A changed TLS file set was applied (`success`) or refused (`error`).
+    pub fn tls_reload(&self, result: &'static str) {
+        self.tls_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Creates the authentication outcome handles for one API.

@@ -1,8 +1,8 @@
 //! The request path, as one ordered pipeline.
 //!
 //! ```text
-//! request id → [CORS preflight] → route → authenticate → authorize → rate-limit
-//!   → body limit → proxy → record
+//! header hygiene → request id → [CORS preflight] → route → authenticate
+//!   → authorize → rate-limit → body limit → proxy → record
 //! ```
 //!
 //! Each stage is a step in [`Gateway::handle`] and returns early with a
@@ -32,6 +32,7 @@ use crate::bundle::{Config, RouteCfg};
 use crate::conn::{ConnInfo, InFlight};
 use crate::cors;
 use crate::error::GatewayError;
+use crate::headers;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::{self, Outbound, Upstream, X_REQUEST_ID};
 use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
@@ -161,6 +162,10 @@ impl Gateway {
         mut req: Request<Incoming>,
         conn: ConnInfo,
     ) -> Response<ResponseBody> {
+        // Stage 0: header hygiene, before anything reads a header: hop-by-hop
+        // headers (and those `Connection` names) go now, so no client header can
+        // remove one the gateway sets later; an ambiguous `Host` is refused below.
+        let hygiene = headers::sanitize(&mut req);
         // Stage 1: request id, first, so that every answer, errors included, carries it.
         let mut ctx = Ctx {
             start: Instant::now(),
@@ -178,6 +183,10 @@ impl Gateway {
             origin: None,
             identity: None,
             auth: None,
+        };
+        let hygiene = match hygiene {
+            Ok(h) => h,
+            Err(e) => return self.reject(e, None, ctx),
         };
 
         // CORS preflight, for an API that configures CORS: answered here, before
@@ -212,6 +221,15 @@ impl Gateway {
         };
         if self.security.cors(route.cfg.api).is_some() {
             ctx.origin = req.headers().get(ORIGIN).cloned();
+        }
+        // Header names with `_`, by the API's policy, before any stage reads them.
+        let api = route.cfg.api;
+        if let Err(e) = headers::underscores(
+            req.headers_mut(),
+            self.config.apis[api].underscore_headers,
+            |name| self.security.is_claim_header(api, name),
+        ) {
+            return self.reject(e, Some(route), ctx);
         }
 
         // Stage 3: authenticate and authorize. The operation names its security
@@ -272,20 +290,29 @@ impl Gateway {
             request_id: &ctx.request_id,
             body: body_state.clone(),
             proto: if conn.tls { "https" } else { "http" },
+            // Opt-in per operation: elsewhere the upgrade was stripped and the
+            // request goes upstream as a plain one.
+            websocket: hygiene.websocket && route.cfg.websocket,
         };
-        let (mut response, upstream_latency, error) = match proxy::forward(outbound, req).await {
-            Ok(inbound) => {
-                // Counted against the upstream's concurrency cap until the body ends.
-                ctx.upstream_permit = Some(inbound.permit);
-                let (parts, body) = inbound.response.into_parts();
-                let response = Response::from_parts(parts, ResponseBody::upstream(body));
-                (response, Some(inbound.upstream_latency), None)
-            }
-            Err(e) => {
-                let kind = e.kind();
-                (e.into_response(&ctx.request_id), None, Some(kind))
-            }
-        };
+        let (mut response, upstream_latency, error, tunnel) =
+            match proxy::forward(outbound, req).await {
+                Ok(inbound) => {
+                    // Counted against the upstream's concurrency cap until the body ends.
+                    ctx.upstream_permit = Some(inbound.permit);
+                    let (parts, body) = inbound.response.into_parts();
+                    let response = Response::from_parts(parts, ResponseBody::upstream(body));
+                    (
+                        response,
+                        Some(inbound.upstream_latency),
+                        None,
+                        inbound.tunnel,
+                    )
+                }
+                Err(e) => {
+                    let kind = e.kind();
+                    (e.into_response(&ctx.request_id), None, Some(kind), None)
+                }
+            };
         response
             .headers_mut()
             .insert(X_REQUEST_ID, ctx.request_id.clone());
@@ -294,7 +321,20 @@ impl Gateway {
         }
         self.apply_cors(route, ctx.origin.as_ref(), &mut response);
 
-        // Stage 7: record, when the response body is done.
+        // Stage 7: record, when the response body is done; for a spliced
+        // WebSocket, when the tunnel closes, with the bytes it carried.
+        if let Some(tunnel) = tunnel {
+            let record = self.record_of(&response, Some(route), ctx, upstream_latency, None, None);
+            tokio::spawn(async move {
+                let t = tunnel.await.unwrap_or_default();
+                Box::new(Record {
+                    tunnel_in: t.from_client,
+                    ..record
+                })
+                .finish(t.to_client);
+            });
+            return response;
+        }
         self.record(
             &mut response,
             Some(route),
@@ -346,7 +386,20 @@ impl Gateway {
         error: Option<&'static str>,
         body: Option<Arc<BodyState>>,
     ) {
-        let record = Record {
+        let record = self.record_of(response, route, ctx, upstream, error, body);
+        response.body_mut().on_finish(Box::new(record));
+    }
+
+    fn record_of(
+        self: &Arc<Self>,
+        response: &Response<ResponseBody>,
+        route: Option<&Route>,
+        ctx: Ctx,
+        upstream: Option<Duration>,
+        error: Option<&'static str>,
+        body: Option<Arc<BodyState>>,
+    ) -> Record {
+        Record {
             gateway: self.clone(),
             route: route.map(|r| r.index),
             route_metrics: route.map(|r| r.metrics.clone()),
@@ -355,8 +408,8 @@ impl Gateway {
             upstream,
             error,
             body,
-        };
-        response.body_mut().on_finish(Box::new(record));
+            tunnel_in: 0,
+        }
     }
 }
 
@@ -398,6 +451,8 @@ struct Record {
     upstream: Option<Duration>,
     error: Option<&'static str>,
     body: Option<Arc<BodyState>>,
+    /// Bytes the client sent through a spliced WebSocket.
+    tunnel_in: u64,
 }
 
 impl Finish for Record {
@@ -416,7 +471,7 @@ impl Finish for Record {
                 status: self.status,
                 total,
                 upstream: self.upstream,
-                bytes_in: self.body.as_ref().map_or(0, |b| b.bytes()),
+                bytes_in: self.body.as_ref().map_or(0, |b| b.bytes()) + self.tunnel_in,
                 bytes_out,
                 client: self.ctx.client_ip,
                 rate_limit: self.ctx.rate_limit,

@@ -5,8 +5,11 @@
 //! limits). This module rewrites the target (base path → upstream path prefix),
 //! strips hop-by-hop headers in both directions, sets `X-Forwarded-*`, picks
 //! upstream URLs round-robin or in failover order, retries only what is safe, and
-//! passes WebSocket (HTTP/1.1 `Upgrade`) connections through. It never buffers a
-//! body and never puts upstream addresses or error chains into a client response.
+//! splices WebSocket connections for operations that opt in. Client hop-by-hop
+//! headers are already gone ([`crate::headers`]); this module only sets the
+//! gateway's own. It never buffers a body, never forwards an `Upgrade` other than
+//! `websocket`, never splices a `101` it did not ask for, and never puts upstream
+//! addresses or error chains into a client response.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use crate::body::{BodyState, RequestBody};
 use crate::bundle::{LoadBalancing, UpstreamCfg};
 use crate::error::GatewayError;
+use crate::headers::{is_websocket, strip_hop_by_hop};
 use crate::metrics::UpstreamMetrics;
 use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
 use crate::upstream_tls::{self, Connector, UpstreamTlsError};
@@ -30,8 +34,6 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// An upstream cluster: its URLs, a pooled client and its metrics.
 pub struct Upstream {
@@ -122,6 +124,8 @@ pub struct Outbound<'a> {
     pub body: Option<std::sync::Arc<BodyState>>,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub proto: &'static str,
+    /// The client asked for a WebSocket and the operation accepts one.
+    pub websocket: bool,
 }
 
 /// The upstream's answer and how long its head took.
@@ -131,6 +135,15 @@ pub struct Inbound {
     /// The request's place under the upstream's concurrency cap: keep it until
     /// the response body ends.
     pub permit: ConcurrencyPermit,
+    /// For a spliced WebSocket: resolves when the tunnel closes.
+    pub tunnel: Option<tokio::sync::oneshot::Receiver<Tunnel>>,
+}
+
+/// Bytes a spliced connection carried, reported when it closes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tunnel {
+    pub from_client: u64,
+    pub to_client: u64,
 }
 
 /// Sends the request, with failover and retries, and returns the upstream response.
@@ -148,19 +161,12 @@ pub async fn forward(
         },
         Rejection::Overloaded => GatewayError::UpstreamOverloaded,
     })?;
-    let upgrade = wants_upgrade(&req);
-    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let client_upgrade = out.websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // The client's protocol version, whatever the upstream speaks (an HTTP/1.0
     // upstream must not turn a keep-alive HTTP/1.1 client into an HTTP/1.0 one).
     let client_version = parts.version;
-    prepare_headers(
-        &mut parts.headers,
-        &parts.uri,
-        parts.version,
-        &out,
-        upgrade.clone(),
-    );
+    prepare_headers(&mut parts.headers, &parts.uri, parts.version, &out);
     let path_and_query = rewrite_path(&parts.uri, out.base_segments);
     parts.version = Version::HTTP_11;
 
@@ -203,8 +209,8 @@ pub async fn forward(
             .body(body)
             .map_err(|_| GatewayError::BadRequest("the request target is not valid"))?;
         let sent = Instant::now();
-        let client = match (&upstream.upgrade_client, &upgrade) {
-            (Some(h1), Some(_)) => h1,
+        let client = match &upstream.upgrade_client {
+            Some(h1) if out.websocket => h1,
             _ => &upstream.client,
         };
         let result = tokio::time::timeout(cfg.request_timeout, client.request(request)).await;
@@ -216,17 +222,26 @@ pub async fn forward(
                 let ok = !is_failure_status(response.status());
                 res.target_result(index, ok);
                 res.finish(admission, Some(ok));
+                let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                let agreed = switched && is_websocket(response.headers());
                 strip_hop_by_hop(response.headers_mut(), false);
-                if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
-                    (client_upgrade, response.status())
-                {
-                    splice_upgrade(client_upgrade, &mut response);
-                    restore_upgrade_headers(response.headers_mut(), upgrade.as_ref());
+                let mut tunnel = None;
+                if switched {
+                    // Only the WebSocket we asked for is spliced; any other switch
+                    // would carry traffic past every stage of the pipeline.
+                    let (Some(client_upgrade), true) = (client_upgrade, agreed) else {
+                        let err = GatewayError::UpstreamProtocol;
+                        upstream.metrics.error(err.kind());
+                        return Err(err);
+                    };
+                    tunnel = Some(splice_upgrade(client_upgrade, &mut response));
+                    set_websocket_upgrade(response.headers_mut());
                 }
                 return Ok(Inbound {
                     response,
                     upstream_latency: elapsed,
                     permit,
+                    tunnel,
                 });
             }
             Ok(Err(e)) => {
@@ -302,78 +317,23 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
-/// The value of `Upgrade` when the client asks for an HTTP/1.1 protocol switch.
-fn wants_upgrade<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if req.version() != Version::HTTP_11 {
-        return None;
-    }
-    let upgrade = req.headers().get(header::UPGRADE)?;
-    connection_tokens(req.headers())
-        .any(|t| t.eq_ignore_ascii_case("upgrade"))
-        .then(|| upgrade.clone())
+/// `Upgrade: websocket` and `Connection: upgrade`, the only switch we forward.
+fn set_websocket_upgrade(headers: &mut HeaderMap) {
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
 }
 
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those the
-/// `Connection` header names. `TE: trailers` is kept on requests.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    let keep_te = is_request
-        && headers
-            .get(header::TE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    if !keep_te {
-        headers.remove(header::TE);
-    }
-}
-
-fn restore_upgrade_headers(headers: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
-    if let Some(up) = upgrade {
-        headers.insert(header::UPGRADE, up.clone());
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-}
-
-fn prepare_headers(
-    headers: &mut HeaderMap,
-    uri: &Uri,
-    version: Version,
-    out: &Outbound<'_>,
-    upgrade: Option<HeaderValue>,
-) {
+fn prepare_headers(headers: &mut HeaderMap, uri: &Uri, version: Version, out: &Outbound<'_>) {
     // The original host, for X-Forwarded-Host: HTTP/2 carries it in `:authority`.
     let host = headers.get(header::HOST).cloned().or_else(|| {
         uri.authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    strip_hop_by_hop(headers, true);
-    restore_upgrade_headers(headers, upgrade.as_ref());
+    // Client hop-by-hop headers were stripped when the request came in; the only
+    // ones that go upstream are the gateway's own.
+    if out.websocket {
+        set_websocket_upgrade(headers);
+    }
     // Hyper sets Host from the upstream URI.
     headers.remove(header::HOST);
     if let Some(host) = host {
@@ -425,19 +385,34 @@ fn target_uri(origin: &Uri, prefix: &str, rest: &str) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| origin.clone())
 }
 
-/// Joins the client's and the upstream's upgraded connections.
-fn splice_upgrade(client: hyper::upgrade::OnUpgrade, response: &mut Response<Incoming>) {
+/// Joins the client's and the upstream's upgraded connections; the receiver
+/// learns the byte counts when the tunnel closes (zero if it never opened).
+fn splice_upgrade(
+    client: hyper::upgrade::OnUpgrade,
+    response: &mut Response<Incoming>,
+) -> tokio::sync::oneshot::Receiver<Tunnel> {
     let upstream = hyper::upgrade::on(response);
+    let (done, closed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let (Ok(client), Ok(upstream)) = (client.await, upstream.await) else {
+            let _ = done.send(Tunnel::default());
             return;
         };
         let mut client = TokioIo::new(client);
         let mut upstream = TokioIo::new(upstream);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(error = %e, "upgraded connection ended");
-        }
+        let tunnel = match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            Ok((from_client, to_client)) => Tunnel {
+                from_client,
+                to_client,
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "upgraded connection ended");
+                Tunnel::default()
+            }
+        };
+        let _ = done.send(tunnel);
     });
+    closed
 }
 
 #[cfg(test)]
@@ -457,27 +432,5 @@ mod tests {
             target_uri(&origin, "/v1", "/pets?q"),
             "http://h:1/v1/pets?q"
         );
-    }
-
-    #[test]
-    fn strips_hop_by_hop_and_connection_named() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "keep-alive, X-Secret".parse().unwrap());
-        h.insert("x-secret", "1".parse().unwrap());
-        h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert(header::TE, "trailers".parse().unwrap());
-        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
-        h.insert("x-kept", "1".parse().unwrap());
-        strip_hop_by_hop(&mut h, true);
-        assert!(h.get("x-secret").is_none());
-        assert!(h.get("keep-alive").is_none());
-        assert!(h.get(header::CONNECTION).is_none());
-        assert!(h.get(header::TRANSFER_ENCODING).is_none());
-        assert_eq!(h.get(header::TE).unwrap(), "trailers");
-        assert_eq!(h.get("x-kept").unwrap(), "1");
-        let mut h2 = HeaderMap::new();
-        h2.insert(header::TE, "gzip".parse().unwrap());
-        strip_hop_by_hop(&mut h2, true);
-        assert!(h2.is_empty());
     }
 }

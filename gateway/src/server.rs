@@ -2,17 +2,19 @@
 //! the bundle's limits, and drain gracefully on shutdown.
 //!
 //! The API listener speaks HTTP/1.1 and cleartext HTTP/2 (prior knowledge),
-//! detected per connection. Slow or huge request heads are cut off by hyper's
-//! header-read timer and buffer limits, so no client can pin a connection or
-//! memory. On shutdown `/readyz` turns 503 first, then the listener closes, open
+//! detected per connection. Slow or huge request heads are cut off by the
+//! header-read timer (ours from accept until the first head, hyper's from the end
+//! of each response until the next head) and buffer limits, so no client can pin
+//! a connection or memory. On shutdown `/readyz` turns 503 first, then the listener closes, open
 //! connections are asked to finish (HTTP/1 closes after the current response,
 //! HTTP/2 sends GOAWAY), and whatever is still running after the grace period is
 //! dropped. The admin listener is separate so health checks never queue behind
-//! API traffic.
+//! API traffic; it has the same timeouts and a small connection cap.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,13 +23,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::analytics::{Analytics, Writer};
 use crate::auth::{Security, SetupError};
-use crate::bundle::Config;
-use crate::conn::ConnInfo;
+use crate::bundle::{Config, LimitsCfg};
+use crate::conn::{Activity, ConnInfo};
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 
@@ -53,8 +54,8 @@ pub struct Server {
     writer: Writer,
     api: TcpListener,
     admin: TcpListener,
-    /// TLS on the API listener.
-    tls: Option<TlsAcceptor>,
+    /// TLS on the API listener, reloaded when its files change.
+    tls: Option<Arc<crate::tls::Reloading>>,
 }
 
 impl Server {
@@ -68,9 +69,7 @@ impl Server {
         // Certificates and secrets are read now: a missing or broken one is a
         // configuration error, reported before the gateway says it is ready.
         let tls = match &config.tls {
-            Some(t) => Some(TlsAcceptor::from(
-                crate::tls::server_config(t).map_err(SetupError::from)?,
-            )),
+            Some(t) => Some(crate::tls::Reloading::load(t).map_err(SetupError::from)?),
             None => None,
         };
         let security = Security::load(&config, &metrics).await?;
@@ -117,7 +116,10 @@ impl Server {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let admin_task = tokio::spawn(admin::serve(admin, gateway.clone()));
-        let background = gateway.spawn_background();
+        let mut background = gateway.spawn_background();
+        if let Some(tls) = &tls {
+            background.push(tls.watch(gateway.metrics.clone()));
+        }
         let builder = connection_builder(&gateway.config);
         // Every connection task holds a receiver: `send` asks them to finish, and
         // `closed` completes when the last one is gone.
@@ -175,7 +177,7 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Serve
         .map_err(|source| ServeError::Bind { addr, what, source })
 }
 
-fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+pub(crate) fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let l = &config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -204,15 +206,19 @@ fn accept_connection(
     builder: &auto::Builder<TokioExecutor>,
     drain: watch::Receiver<bool>,
     gateway: &Arc<Gateway>,
-    tls: Option<&TlsAcceptor>,
+    tls: Option<&Arc<crate::tls::Reloading>>,
     stream: TcpStream,
     peer: SocketAddr,
 ) {
     let _ = stream.set_nodelay(true);
+    // The connection's clock starts now: the handshake counts against the time
+    // a client has to send its first request head.
+    let info = ConnInfo::new(peer);
     let Some(tls) = tls else {
-        return serve_connection(builder, drain, gateway, stream, ConnInfo::new(peer));
+        return serve_connection(builder, drain, gateway, stream, info);
     };
-    let (tls, builder, gateway) = (tls.clone(), builder.clone(), gateway.clone());
+    // The configuration of this moment: a reload applies to later connections.
+    let (tls, builder, gateway) = (tls.acceptor(), builder.clone(), gateway.clone());
     let limit = gateway.config.limits.header_read_timeout;
     tokio::spawn(async move {
         match tokio::time::timeout(limit, tls.accept(stream)).await {
@@ -224,7 +230,7 @@ fn accept_connection(
                     .peer_certificates()
                     .and_then(|certs| certs.first())
                     .map(|c| crate::tls::subject(c).unwrap_or_else(|| "verified-client".into()));
-                let info = ConnInfo::new(peer).with_tls(subject.map(Into::into));
+                let info = info.with_tls(subject.map(Into::into));
                 serve_connection(&builder, drain, &gateway, stream, info);
             }
             Ok(Err(e)) => {
@@ -238,7 +244,7 @@ fn accept_connection(
 
 fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
     gateway: &Arc<Gateway>,
     stream: I,
     info: ConnInfo,
@@ -257,41 +263,69 @@ fn serve_connection<I>(
         .clone()
         .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .into_owned();
-    let idle_timeout = gateway.config.limits.idle_timeout;
+    let limits = gateway.config.limits.clone();
     let metrics = gateway.metrics.clone();
     metrics.connections_open.inc();
     tokio::spawn(async move {
-        tokio::pin!(conn);
-        let mut closing = false;
-        let result = loop {
-            // HTTP/1 idle connections are closed by hyper's header-read timer; this
-            // one also covers HTTP/2, where hyper has no idle timeout.
-            let deadline = activity.idle_since().map_or_else(
-                || tokio::time::Instant::now() + idle_timeout,
-                |t| t + idle_timeout,
-            );
-            tokio::select! {
-                result = conn.as_mut() => break result,
-                _ = drain.changed(), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                () = tokio::time::sleep_until(deadline), if !closing => {
-                    if activity.idle_since().is_some_and(|t| t.elapsed() >= idle_timeout) {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-        };
-        if let Err(e) = result {
-            let kind = classify_conn_error(&*e);
+        let result = drive(conn, |c| c.graceful_shutdown(), &activity, &limits, drain).await;
+        if let Err(kind) = result {
             metrics.connection_error(kind);
-            tracing::debug!(%peer, kind, error = %e, "connection closed with an error");
+            tracing::debug!(%peer, kind, "connection closed with an error");
         }
         metrics.connections_open.dec();
-        drop(drain);
     });
+}
+
+/// Runs one connection (API or admin) under the connection timeouts until it
+/// ends; `Err` is the kind of error it ended with.
+///
+/// - Until its first request head is complete, a connection has
+///   `headerReadTimeout` from accept (hyper's own timer only starts once it knows
+///   the connection is HTTP/1, after the first bytes): a connection that says
+///   nothing is closed then, not at `idleTimeout`.
+/// - Later heads are timed by hyper's HTTP/1 timer, from the end of the
+///   previous response.
+/// - With no request in flight for `idleTimeout` (HTTP/1 and HTTP/2, where
+///   hyper has no idle timeout) it is asked to finish.
+pub(crate) async fn drive<C>(
+    conn: C,
+    graceful: impl Fn(Pin<&mut C>),
+    activity: &Activity,
+    limits: &LimitsCfg,
+    mut drain: watch::Receiver<bool>,
+) -> Result<(), &'static str>
+where
+    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+{
+    tokio::pin!(conn);
+    let first_head = limits.header_read_timeout.min(limits.idle_timeout);
+    let mut closing = false;
+    let result = loop {
+        let deadline = match activity.idle_since() {
+            _ if activity.is_new() => activity.accepted() + first_head,
+            Some(t) => t + limits.idle_timeout,
+            None => tokio::time::Instant::now() + limits.idle_timeout,
+        };
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            _ = drain.changed(), if !closing => {
+                closing = true;
+                graceful(conn.as_mut());
+            }
+            () = tokio::time::sleep_until(deadline), if !closing => {
+                if activity.is_new() {
+                    // No complete head in time, so no response is owed: close.
+                    return Err("header_timeout");
+                }
+                if activity.idle_since().is_some_and(|t| t.elapsed() >= limits.idle_timeout) {
+                    closing = true;
+                    graceful(conn.as_mut());
+                }
+            }
+        }
+    };
+    drop(drain);
+    result.map_err(|e| classify_conn_error(&*e))
 }
 
 fn classify_conn_error(e: &(dyn std::error::Error + 'static)) -> &'static str {

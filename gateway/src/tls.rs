@@ -7,11 +7,18 @@
 //! subject of a verified client certificate (`CN=…,O=…`) is available to the
 //! security stage as a consumer identity.
 //!
+//! The files are polled ([`TlsCfg::reload_interval`]); when their bytes change
+//! (secret rotation, cert-manager renewal) the configuration is rebuilt and new
+//! connections use it. A change that does not build (unreadable file, key that
+//! does not match, bad CA) keeps the last good configuration; both outcomes are
+//! counted in `mgw_tls_reloads_total{result}`.
+//!
 //! Never: accept a client certificate the CA did not sign (rustls verifies; the
 //! subject is read only from a verified chain); panic on a malformed certificate
-//! (the subject reader is bounds-checked and gives up quietly).
+//! (the subject reader is bounds-checked and gives up quietly); drop a working
+//! configuration for a broken one.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
@@ -29,6 +36,100 @@ pub enum TlsError {
     ClientCa { path: String, message: String },
     #[error("invalid TLS configuration: {0}")]
     Config(String),
+}
+
+/// The listener's TLS configuration, replaced when the mounted files change.
+pub struct Reloading {
+    cfg: TlsCfg,
+    current: RwLock<Arc<rustls::ServerConfig>>,
+    /// The file bytes last acted on (applied or refused).
+    seen: Mutex<Vec<u8>>,
+}
+
+impl Reloading {
+    /// Reads the files now: a broken set at start is a configuration error.
+    pub fn load(cfg: &TlsCfg) -> Result<Arc<Self>, TlsError> {
+        let seen = fingerprint(cfg);
+        let config = server_config(cfg)?;
+        Ok(Arc::new(Self {
+            cfg: cfg.clone(),
+            current: RwLock::new(config),
+            seen: Mutex::new(seen),
+        }))
+    }
+
+    /// The configuration for a new connection.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+
+    /// Rebuilds the configuration if the files changed since the last look:
+    /// `None` when unchanged, else whether the new set was applied.
+    pub fn reload(&self) -> Option<Result<(), TlsError>> {
+        // Read before building: a change in between only causes one more reload.
+        let bytes = fingerprint(&self.cfg);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if *seen == bytes {
+                return None;
+            }
+            *seen = bytes;
+        }
+        Some(server_config(&self.cfg).map(|config| {
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        }))
+    }
+
+    /// Polls the files until the gateway stops.
+    pub fn watch(
+        self: &Arc<Self>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = Arc::downgrade(self);
+        let every = self.cfg.reload_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(me) = me.upgrade() else { return };
+                // File reads and PEM parsing stay off the request path's workers.
+                match tokio::task::spawn_blocking(move || me.reload()).await {
+                    Err(_) | Ok(None) => {}
+                    Ok(Some(Ok(()))) => {
+                        tracing::info!("TLS certificate files reloaded");
+                        metrics.tls_reload("success");
+                    }
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!(error = %e, "TLS files changed but do not load; keeping the last good configuration");
+                        metrics.tls_reload("error");
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The bytes of every file the configuration is built from (a missing file
+/// reads as its error, so its return is a change too).
+fn fingerprint(cfg: &TlsCfg) -> Vec<u8> {
+    let mut out = Vec::new();
+    for path in [
+        Some(&cfg.cert_file),
+        Some(&cfg.key_file),
+        cfg.client_ca_file.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| e.to_string().into_bytes());
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
 }
 
 /// Builds the listener's TLS configuration from the mounted files.

@@ -151,6 +151,54 @@ proptest! {
     }
 }
 
+/// A NumericDate claim as a hostile issuer could sign it: any number JSON can
+/// hold (huge, negative, fractional), or not a number at all.
+fn numeric_date() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number)),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        (-1e3f64..1e3).prop_map(|d| json!(now() as f64 + d)),
+        Just(json!(1e300)),
+        Just(json!(-1e300)),
+        "[ -~]{0,12}".prop_map(serde_json::Value::from),
+        Just(json!([1])),
+        Just(json!(true)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Issue 10, defect 3: validly signed tokens with any `exp`, `nbf` and `iat`
+    /// get an answer (200 or 401), never a dropped connection from a panic.
+    #[test]
+    fn signed_tokens_with_any_numeric_dates_get_an_answer(
+        exp in numeric_date(),
+        nbf in proptest::option::of(numeric_date()),
+        iat in proptest::option::of(numeric_date()),
+    ) {
+        let mut c = json!({"iss": ISSUER, "sub": "p", "exp": exp});
+        if let Some(nbf) = nbf {
+            c["nbf"] = nbf;
+        }
+        if let Some(iat) = iat {
+            c["iat"] = iat;
+        }
+        let t = token(&shared_rsa(), &c);
+        let res = exchange(format!(
+            "GET /pets-api/v1/pets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {t}\r\n\r\n"
+        ).into_bytes());
+        prop_assert!(res.starts_with("HTTP/1.1 "), "not an HTTP answer for {c}: {res:?}");
+        let status: u16 = res[9..12].parse().unwrap();
+        prop_assert!(matches!(status, 200 | 401), "status {status} for {c}: {res}");
+        if !c["exp"].is_number() {
+            prop_assert_eq!(status, 401, "{}", c);
+        }
+    }
+}
+
 #[test]
 fn a_real_credential_passes_through_the_same_fixture() {
     let raw = "GET /pets-api/v1/pets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-API-Key: real-key\r\n\r\n";

@@ -390,3 +390,111 @@ async fn rate_limits_key_on_the_consumer_and_ignore_refused_callers() {
     }
     gw.shutdown().await;
 }
+
+/// Issue 10, defect 3: an introspection answer's `exp`, whatever its size, sign or
+/// type, is handled (a pass while valid, 401 when past), never a panic.
+#[tokio::test]
+async fn introspection_exp_of_any_size_never_panics() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("client-id"), "gw\n").unwrap();
+    std::fs::write(dir.path().join("client-secret"), "s\n").unwrap();
+    let idp = serve(
+        |_parts, form| async move {
+            let exp = match form.split('&').find_map(|p| p.strip_prefix("token=")) {
+                Some("far") => json!(1e300),
+                Some("max") => json!(f64::MAX),
+                Some("past") => json!(-1e300),
+                Some("text") => json!("soon"),
+                _ => json!(null),
+            };
+            (
+                StatusCode::OK,
+                json!({"active": true, "scope": "pets:read", "sub": "alice", "exp": exp}),
+            )
+        },
+        std::sync::Arc::new(std::sync::Mutex::new(Value::Null)),
+    )
+    .await;
+    let gw = start(bundle_with(
+        &b,
+        json!({"opaque": {
+            "type": "introspection", "endpoint": idp.url("/introspect"),
+            "clientIdFile": dir.path().join("client-id").to_str().unwrap(),
+            "clientSecretFile": dir.path().join("client-secret").to_str().unwrap(),
+        }}),
+        json!({"bearer": {"provider": "opaque", "in": "header", "name": "Authorization", "prefix": "Bearer"}}),
+        json!([{"bearer": ["pets:read"]}]),
+    ))
+    .await;
+    for (token, want) in [
+        ("far", StatusCode::OK),
+        ("max", StatusCode::OK),
+        ("past", StatusCode::UNAUTHORIZED),
+        ("text", StatusCode::OK),
+        ("far", StatusCode::OK),
+    ] {
+        let auth = format!("Bearer {token}");
+        let r = call(&gw, "/pets-api/v1/pets", &[("authorization", &auth)]).await;
+        assert_eq!(r.status, want, "{token}");
+    }
+    gw.shutdown().await;
+}
+
+/// Issue 10 (also): 500 concurrent requests carrying one new opaque token cause
+/// exactly one call to the introspection endpoint (single flight), and all pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_introspection_call_for_many_concurrent_requests_with_a_new_token() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("client-id"), "gw\n").unwrap();
+    std::fs::write(dir.path().join("client-secret"), "s\n").unwrap();
+    let idp = serve(
+        |_parts, _form| async move {
+            // Slow enough that every request arrives while the first call is out.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            (
+                StatusCode::OK,
+                json!({"active": true, "scope": "pets:read", "sub": "alice", "exp": now() + 300}),
+            )
+        },
+        std::sync::Arc::new(std::sync::Mutex::new(Value::Null)),
+    )
+    .await;
+    let gw = start(bundle_with(
+        &b,
+        json!({"opaque": {
+            "type": "introspection", "endpoint": idp.url("/introspect"),
+            "clientIdFile": dir.path().join("client-id").to_str().unwrap(),
+            "clientSecretFile": dir.path().join("client-secret").to_str().unwrap(),
+            "timeoutMs": 10000,
+        }}),
+        json!({"bearer": {"provider": "opaque", "in": "header", "name": "Authorization", "prefix": "Bearer"}}),
+        json!([{"bearer": ["pets:read"]}]),
+    ))
+    .await;
+    let url = gw.url("/pets-api/v1/pets");
+    let c = client();
+    let tasks: Vec<_> = (0..500)
+        .map(|_| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move {
+                let req = Request::get(url)
+                    .header("authorization", "Bearer brand-new-token")
+                    .body(full(""))
+                    .unwrap();
+                let res = c.request(req).await.unwrap();
+                let status = res.status();
+                http_body_util::BodyExt::collect(res.into_body())
+                    .await
+                    .unwrap();
+                status
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(idp.hits.load(Ordering::SeqCst), 1);
+    gw.shutdown().await;
+}

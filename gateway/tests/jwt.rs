@@ -463,3 +463,104 @@ async fn hs256_with_a_mounted_secret() {
     );
     gw.shutdown().await;
 }
+
+/// Issue 10, defect 3: a validly signed token whose numeric claims are huge,
+/// negative or not numbers gets an answer (200 when still valid, 401 otherwise),
+/// never a worker panic ("cannot convert float seconds to Duration").
+#[tokio::test]
+async fn numeric_claims_of_any_size_sign_or_type_never_panic() {
+    let b = backend("pets").await;
+    let key = ed("ed-1");
+    let gw = start(secured(
+        &b,
+        json!({ "idp": idp(json!([{"jwk": key.jwk}])) }),
+    ))
+    .await;
+    let cases: [(&str, Value, StatusCode); 12] = [
+        ("exp", json!(1e300), StatusCode::OK),
+        ("exp", json!(f64::MAX), StatusCode::OK),
+        ("exp", json!(u64::MAX), StatusCode::OK),
+        ("exp", json!(-1e300), StatusCode::UNAUTHORIZED),
+        ("exp", json!(i64::MIN), StatusCode::UNAUTHORIZED),
+        ("exp", json!("4102444800"), StatusCode::UNAUTHORIZED),
+        ("exp", json!(null), StatusCode::UNAUTHORIZED),
+        ("nbf", json!(1e300), StatusCode::UNAUTHORIZED),
+        ("nbf", json!(-1e300), StatusCode::OK),
+        ("nbf", json!([1]), StatusCode::UNAUTHORIZED),
+        ("iat", json!(1e300), StatusCode::OK),
+        ("iat", json!("yesterday"), StatusCode::OK),
+    ];
+    for (claim, value, want) in cases {
+        let mut c = claims("alice", "pets:read");
+        c[claim] = value.clone();
+        let r = with_token(&gw, &token(&key, &c)).await;
+        assert_eq!(r.status, want, "{claim} = {value}");
+    }
+    gw.shutdown().await;
+}
+
+/// Issue 10, defect 2: `Connection: X-Consumer` used to make the hop-by-hop
+/// stripping (which ran after the auth stage) delete the claim header; and a
+/// client copy of a claim header never survives next to the gateway's.
+#[tokio::test]
+async fn connection_cannot_remove_or_duplicate_claim_headers() {
+    let b = backend("pets").await;
+    let key = ed("ed-1");
+    let gw = start(secured(
+        &b,
+        json!({ "idp": idp(json!([{"jwk": key.jwk}])) }),
+    ))
+    .await;
+    let mut c = claims("alice", "pets:read");
+    c["tenant"] = "acme".into();
+    let t = token(&key, &c);
+    let r = call(
+        &gw,
+        "GET",
+        "/pets-api/v1/pets",
+        &[
+            ("authorization", &format!("Bearer {t}")),
+            ("connection", "X-Consumer, x-tenant"),
+            ("x-tenant", "evil"),
+            ("x-consumer", "mallory"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["headers"]["x-consumer"], "alice", "{v}");
+    assert_eq!(v["headers"]["x-tenant"], "acme", "{v}");
+    assert_eq!(v["repeated"], json!([]), "{v}");
+    gw.shutdown().await;
+}
+
+/// Issue 10 (also): under `underscoreHeaders: allow`, a header that reads as a
+/// claim header once `_` becomes `-` is still dropped.
+#[tokio::test]
+async fn underscore_spellings_of_claim_headers_never_reach_the_upstream() {
+    let b = backend("pets").await;
+    let key = ed("ed-1");
+    let mut bundle = secured(&b, json!({ "idp": idp(json!([{"jwk": key.jwk}])) }));
+    bundle["apis"][0]["underscoreHeaders"] = "allow".into();
+    let gw = start(bundle).await;
+    let t = token(&key, &claims("alice", "pets:read"));
+    let r = call(
+        &gw,
+        "GET",
+        "/pets-api/v1/pets",
+        &[
+            ("authorization", &format!("Bearer {t}")),
+            ("x_consumer", "mallory"),
+            ("x_tenant", "evil"),
+            ("x_other", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-consumer"], "alice", "{h}");
+    assert!(h.get("x_consumer").is_none(), "{h}");
+    assert!(h.get("x_tenant").is_none(), "{h}");
+    assert_eq!(h["x_other"], "kept", "{h}");
+    gw.shutdown().await;
+}

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use support::auth::eventually;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -118,10 +119,19 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
     }
     assert_eq!(h["x-public"], "1");
 
-    let r = get(&gw.url("/pets-api/v1/hop")).await;
+    let r = send(
+        Request::get(gw.url("/pets-api/v1/hop"))
+            .header("x-request-id", "client-1")
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
     assert!(r.headers.get("x-internal").is_none());
     assert!(r.headers.get("keep-alive").is_none());
     assert_eq!(r.headers["x-visible"], "yes");
+    // The gateway's `X-Request-Id`, once, whatever the upstream sent.
+    let ids: Vec<_> = r.headers.get_all("x-request-id").iter().collect();
+    assert_eq!(ids, ["client-1"]);
     gw.shutdown().await;
 }
 
@@ -499,5 +509,354 @@ async fn idle_connections_are_closed_for_h1_and_h2() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(closed, "idle connections were not closed");
+    gw.shutdown().await;
+}
+
+/// Reads until the peer closes; a read that is still waiting at `limit` is a
+/// failure (the connection was left open), not an empty answer.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, limit: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    match tokio::time::timeout(limit, s.read_to_end(&mut out)).await {
+        Ok(_) => out,
+        Err(_) => panic!(
+            "the gateway kept the connection open for {limit:?}; got {:?}",
+            String::from_utf8_lossy(&out)
+        ),
+    }
+}
+
+async fn metrics_text(gw: &Gw) -> String {
+    String::from_utf8_lossy(&get(&format!("http://{}/metrics", gw.admin)).await.body).into_owned()
+}
+
+/// Issue 10, defect 1: `Upgrade: h2c` (or any token but `websocket`) is stripped
+/// before forwarding, and a `101` the gateway did not ask for is never spliced:
+/// otherwise every later request on the socket would skip auth and analytics.
+#[tokio::test]
+async fn h2c_and_other_upgrades_are_stripped_and_never_spliced() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    for upgrade in ["h2c", "foo/1, h2c", "TLS/1.2"] {
+        let r = send(
+            Request::get(gw.url("/pets-api/v1/pets"))
+                .header("connection", "Upgrade, HTTP2-Settings")
+                .header("upgrade", upgrade)
+                .header("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{upgrade}");
+        let h = &r.json()["headers"];
+        for gone in ["upgrade", "http2-settings", "connection"] {
+            assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+        }
+    }
+    // An upstream that switches anyway (`/ws` always answers 101) gets no tunnel.
+    let mut s = tokio::net::TcpStream::connect(gw.api).await.unwrap();
+    s.write_all(b"GET /pets-api/v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(head.starts_with("http/1.1 502"), "{head}");
+    assert!(!head.contains("upgrade"), "{head}");
+    let m = metrics_text(&gw).await;
+    assert!(
+        m.contains(r#"mgw_upstream_errors_total{upstream="pets",kind="upstream_protocol"} 1"#),
+        "{m}"
+    );
+    gw.shutdown().await;
+}
+
+/// Issue 10, defect 1: WebSocket is opt-in per operation (`websocket: true` in
+/// the bundle, from `x-mgw-websocket`); elsewhere the upgrade is stripped.
+#[tokio::test]
+async fn websocket_needs_the_operation_to_opt_in() {
+    let b = backend("a").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    for op in bundle["apis"][0]["operations"].as_array_mut().unwrap() {
+        op.as_object_mut().unwrap().remove("websocket");
+    }
+    let gw = start(bundle).await;
+    let mut s = tokio::net::TcpStream::connect(gw.api).await.unwrap();
+    s.write_all(b"GET /pets-api/v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(head.starts_with("http/1.1 502"), "{head}");
+    // A plain request to the same operation still works: only the upgrade went.
+    let r = send(
+        Request::get(gw.url("/pets-api/v1/pets"))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["headers"].get("upgrade").is_none());
+    gw.shutdown().await;
+}
+
+/// Issue 10, defect 1: a spliced WebSocket is one analytics event, written when
+/// the tunnel closes, with the bytes it carried each way.
+#[tokio::test]
+async fn websocket_session_is_recorded_when_it_closes() {
+    let b = backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    bundle["analytics"] = serde_json::json!({"sink": "file", "path": path.to_str().unwrap()});
+    let gw = start(bundle).await;
+    let mut s = tokio::net::TcpStream::connect(gw.api).await.unwrap();
+    s.write_all(b"GET /pets-api/v1/ws HTTP/1.1\r\nHost: x\r\nX-Request-Id: ws-1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    for _ in 0..3 {
+        s.write_all(b"ping-frame").await.unwrap();
+        let mut got = [0u8; 10];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"ping-frame");
+    }
+    drop(s);
+    let line = r#"mgw_requests_total{api="pets",operation="ws",method="GET",status_class="1xx"} 1"#;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metrics_text(&gw).await.contains(line)
+        })
+        .await,
+        "the closed tunnel was not recorded"
+    );
+    gw.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let e: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["requestId"] == "ws-1")
+        .unwrap_or_else(|| panic!("no event for the session: {text}"));
+    assert_eq!(e["operationId"], "ws");
+    assert_eq!(e["status"], 101);
+    assert_eq!(e["bytesIn"], 30, "{e}");
+    assert_eq!(e["bytesOut"], 30, "{e}");
+}
+
+/// Issue 10, defect 2: headers the gateway sets cannot be removed by naming them
+/// in `Connection`, nor duplicated by sending them.
+#[tokio::test]
+async fn clients_cannot_remove_or_duplicate_gateway_headers() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let r = send(
+        Request::get(gw.url("/pets-api/v1/pets"))
+            .header(
+                "connection",
+                "X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id",
+            )
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-proto", "gopher")
+            .header("x-forwarded-host", "evil.test")
+            .header("x-request-id", "abc-1")
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["repeated"], serde_json::json!([]), "{v}");
+    let h = &v["headers"];
+    assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+    assert_eq!(h["x-forwarded-host"], gw.api.to_string(), "{h}");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "{h}");
+    // `X-Request-Id` was hop-by-hop for this client, so the gateway made its own.
+    let id = h["x-request-id"].as_str().unwrap();
+    assert_eq!(id.len(), 32, "{h}");
+    assert_eq!(r.headers["x-request-id"], id);
+    gw.shutdown().await;
+}
+
+/// Issue 10, defect 4: RFC 9112 §3.2 — two `Host` headers, or an absolute-form
+/// target whose authority is not the `Host`, are refused with 400.
+#[tokio::test]
+async fn two_hosts_or_a_target_for_another_host_get_400() {
+    let b = backend("a").await;
+    let gw = start(bundle_json(&[format!("http://{}", b.addr)])).await;
+    let a = gw.api;
+    for (raw_req, want) in [
+        (
+            "GET /pets-api/v1/pets HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n".to_owned(),
+            "HTTP/1.1 400",
+        ),
+        (
+            "GET http://a.test/pets-api/v1/pets HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n".to_owned(),
+            "HTTP/1.1 400",
+        ),
+        (
+            format!("GET http://{a}/pets-api/v1/pets HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200",
+        ),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(a).await.unwrap();
+        s.write_all(raw_req.as_bytes()).await.unwrap();
+        let out = read_until_closed(&mut s, Duration::from_secs(10)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with(want), "{raw_req:?} → {text}");
+    }
+    assert_eq!(b.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    gw.shutdown().await;
+}
+
+/// Issue 10, defect 5: a new connection that sends nothing is closed at
+/// `headerReadTimeoutMs` (counted as a header timeout), not at `idleTimeoutMs`.
+#[tokio::test]
+async fn a_silent_new_connection_is_closed_at_the_header_timeout() {
+    let b = backend("a").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    bundle["limits"]["headerReadTimeoutMs"] = 300.into();
+    bundle["limits"]["idleTimeoutMs"] = 600_000.into();
+    let gw = start(bundle).await;
+    let mut s = tokio::net::TcpStream::connect(gw.api).await.unwrap();
+    let out = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
+    let m = metrics_text(&gw).await;
+    assert!(
+        m.contains(r#"mgw_connection_errors_total{kind="header_timeout"} 1"#),
+        "{m}"
+    );
+    // A kept-alive connection still serves requests in a row.
+    let c = client();
+    for _ in 0..2 {
+        let res = c
+            .request(
+                Request::get(gw.url("/pets-api/v1/pets"))
+                    .body(full(""))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.into_body().collect().await.unwrap();
+    }
+    gw.shutdown().await;
+}
+
+/// Issue 10, defect 6: the admin listener closes unfinished and silent
+/// connections at the header-read timeout and refuses connections over its cap.
+#[tokio::test]
+async fn admin_connections_have_timeouts_and_a_cap() {
+    let b = backend("a").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    bundle["limits"]["headerReadTimeoutMs"] = 300.into();
+    let gw = start(bundle).await;
+    for head in [&b"GET /healthz HTTP/1.1\r\nHost: x\r\n"[..], b""] {
+        let mut s = tokio::net::TcpStream::connect(gw.admin).await.unwrap();
+        s.write_all(head).await.unwrap();
+        let out = read_until_closed(&mut s, Duration::from_secs(10)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(out.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    gw.shutdown().await;
+
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    bundle["limits"]["headerReadTimeoutMs"] = 60_000.into();
+    let gw = start(bundle).await;
+    let mut held = Vec::new();
+    for _ in 0..mgw_gateway::admin::MAX_CONNECTIONS {
+        held.push(tokio::net::TcpStream::connect(gw.admin).await.unwrap());
+    }
+    // Each held connection answers, so all of them were accepted first.
+    for s in &mut held {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+    }
+    let mut over = tokio::net::TcpStream::connect(gw.admin).await.unwrap();
+    let out = read_until_closed(&mut over, Duration::from_secs(10)).await;
+    assert!(out.is_empty());
+    drop(held);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metrics_text(&gw)
+                .await
+                .contains(r#"mgw_connection_errors_total{kind="admin_connection_limit"} 1"#)
+        })
+        .await
+    );
+    gw.shutdown().await;
+}
+
+/// Issue 10 (also): client headers with `_` are dropped by default, forwarded
+/// under `allow` unless they read as a gateway-owned header, refused under `reject`.
+#[tokio::test]
+async fn underscore_headers_are_dropped_allowed_or_refused_per_api() {
+    let b = backend("a").await;
+    let req = |gw: &Gw| {
+        Request::get(gw.url("/pets-api/v1/pets"))
+            .header("x_consumer_id", "mallory")
+            .header("x_forwarded_for", "10.9.9.9")
+            .header("x_request_id", "spoofed")
+            .header("x_custom", "1")
+            .body(full(""))
+            .unwrap()
+    };
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    let gw = start(bundle.clone()).await;
+    let r = send(req(&gw)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let h = &r.json()["headers"];
+    for gone in [
+        "x_consumer_id",
+        "x_forwarded_for",
+        "x_request_id",
+        "x_custom",
+    ] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+    gw.shutdown().await;
+
+    bundle["apis"][0]["underscoreHeaders"] = "allow".into();
+    let gw = start(bundle.clone()).await;
+    let r = send(req(&gw)).await;
+    let h = &r.json()["headers"];
+    assert_eq!(h["x_custom"], "1", "{h}");
+    assert_eq!(
+        h["x_consumer_id"], "mallory",
+        "not a claim header here: {h}"
+    );
+    for gone in ["x_forwarded_for", "x_request_id"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+    gw.shutdown().await;
+
+    bundle["apis"][0]["underscoreHeaders"] = "reject".into();
+    let gw = start(bundle).await;
+    let r = send(req(&gw)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get(&gw.url("/pets-api/v1/pets")).await.status,
+        StatusCode::OK
+    );
     gw.shutdown().await;
 }

@@ -287,3 +287,49 @@ async fn cors_preflight_and_actual_requests() {
     assert_eq!(r.headers["access-control-allow-origin"], ok_origin);
     gw.shutdown().await;
 }
+
+/// Issue 10 (also): a rotated certificate and key are served to new connections
+/// without a restart; a broken update keeps the last good pair; both counted.
+#[tokio::test]
+async fn rotated_certificates_are_reloaded_and_broken_ones_keep_the_last_good_pair() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (Pki::new(), Pki::new());
+    old.write(dir.path());
+    let gw = start_with(tls_bundle(&b, dir.path(), "none", None), |c| {
+        c.tls.as_mut().unwrap().reload_interval = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let path = "/pets-api/v1/pets";
+    assert!(tls_get(gw.api, &old.ca_pem, None, path).await.is_ok());
+    assert!(tls_get(gw.api, &new.ca_pem, None, path).await.is_err());
+    let reloads = |result: &'static str| {
+        let admin = gw.admin;
+        async move {
+            let m = get(&format!("http://{admin}/metrics")).await;
+            let line = format!("mgw_tls_reloads_total{{result=\"{result}\"}} 1");
+            String::from_utf8_lossy(&m.body).contains(&line)
+        }
+    };
+
+    new.write(dir.path());
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || async {
+            tls_get(gw.api, &new.ca_pem, None, path).await.is_ok()
+        })
+        .await,
+        "the new certificate was never served"
+    );
+    assert!(reloads("success").await);
+    assert!(tls_get(gw.api, &old.ca_pem, None, path).await.is_err());
+
+    // A key that is not a key: refused, counted, and the new pair stays.
+    std::fs::write(dir.path().join("tls.key"), "not a key\n").unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || reloads("error")).await,
+        "the broken update was not counted"
+    );
+    let res = tls_get(gw.api, &new.ca_pem, None, path).await.unwrap();
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    gw.shutdown().await;
+}

@@ -12,7 +12,7 @@ use crate::oci;
 pub fn run(args: &ImageArg, output: Output) -> Result<()> {
     let (layout, tag) = image_location(&args.image);
     let info = oci::read_image(&layout, tag.as_deref())?;
-    let bundle = match info.read_file(BUNDLE_PATH)? {
+    let bundle = match info.read_verified_file(BUNDLE_PATH)? {
         Some(bytes) => Some(
             Bundle::from_json(&bytes)
                 .with_context(|| format!("the image's `{BUNDLE_PATH}` is not a valid bundle"))?,

@@ -2,8 +2,10 @@
 //! layout, without a container runtime.
 //!
 //! The gateway binary and bundle are extracted once into a cache directory keyed
-//! by the manifest digest, then the image's entrypoint is executed in place of
-//! this process, so signals and the exit code are the gateway's own.
+//! by the manifest digest, from layer blobs verified against their digests (the
+//! manifest and config are verified by `read_image`), then the image's
+//! entrypoint is executed in place of this process, so signals and the exit code
+//! are the gateway's own.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -70,9 +72,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     Err(err).with_context(|| format!("cannot execute `{}`", binary.display()))
 }
 
+/// Every layer blob read on the way is checked against its digest: this file is
+/// about to be executed (or fed to the gateway).
 fn extract(info: &oci::ImageInfo, path: &str, to: &Path, mode: u32) -> Result<()> {
     let bytes = info
-        .read_file(path)?
+        .read_verified_file(path)?
         .with_context(|| format!("the image has no `{path}`"))?;
     write_atomic(to, &bytes)?;
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))

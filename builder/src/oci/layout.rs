@@ -367,8 +367,22 @@ impl ImageInfo {
     /// (`.wh.<name>`, `.wh..wh..opq`) in upper layers hide it. `None` if absent.
     /// The whole file is read into memory.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, OciError> {
+        self.read(path, false)
+    }
+
+    /// [`ImageInfo::read_file`], with every layer blob it reads checked against
+    /// its digest first: for files that are about to be executed or trusted
+    /// (`mgw run`, `mgw inspect`), so a tampered layer is an error, never a file.
+    pub fn read_verified_file(&self, path: &str) -> Result<Option<Vec<u8>>, OciError> {
+        self.read(path, true)
+    }
+
+    fn read(&self, path: &str, verify: bool) -> Result<Option<Vec<u8>>, OciError> {
         let path = normalize_entry_path(path);
         for layer in self.layers.iter().rev() {
+            if verify {
+                verify_blob(&layer.blob_path, layer.digest)?;
+            }
             match scan_layer(&layer.blob_path, &layer.media_type, &path)? {
                 Lookup::Found(bytes) => return Ok(Some(bytes)),
                 Lookup::Hidden => return Ok(None),
@@ -847,7 +861,21 @@ mod tests {
         assert_eq!(info.ref_name.as_deref(), Some("v1"));
         assert_eq!(info.layers[0].created_by.as_deref(), Some("f"));
         assert_eq!(info.read_file("/f").unwrap().as_deref(), Some(&b"f"[..]));
+        assert_eq!(
+            info.read_verified_file("/f").unwrap().as_deref(),
+            Some(&b"f"[..])
+        );
         assert_eq!(info.total_size(), out.total_size);
+
+        // A tampered layer blob (issue 10: `mgw run` executes what it extracts)
+        // is refused by the verified read.
+        let blob = &info.layers[0].blob_path;
+        let mut bytes = fs::read(blob).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(blob, &bytes).unwrap();
+        let err = info.read_verified_file("/f").unwrap_err();
+        assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
 
         // A tampered manifest is detected.
         fs::write(blob_path(&out.layout, &out.manifest_digest), b"{}").unwrap();

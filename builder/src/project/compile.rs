@@ -523,6 +523,13 @@ impl Compiler<'_> {
                 .as_ref()
                 .and_then(|r| self.policy_ref(r));
             let security = self.op_security(spec, op, &mut schemes);
+            // `x-mgw-websocket` on the operation, else on the document.
+            let websocket = op
+                .policies
+                .websocket
+                .as_ref()
+                .or(spec.policies.websocket.as_ref())
+                .is_some_and(|w| w.value);
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
@@ -530,6 +537,7 @@ impl Compiler<'_> {
                 rate_limit,
                 upstream,
                 security,
+                websocket,
             });
         }
         // A stable order that does not depend on how the spec is laid out.
@@ -565,6 +573,7 @@ impl Compiler<'_> {
             security_schemes: schemes,
             cors,
             mtls: settings.mtls,
+            underscore_headers: settings.underscore_headers,
         })
     }
 
@@ -1648,6 +1657,69 @@ mod tests {
         // The bundle is one the gateway accepts.
         let text = String::from_utf8(c.bytes.clone()).unwrap();
         assert!(text.contains(r#""rateLimit":"Gold""#), "{text}");
+    }
+
+    #[test]
+    fn websocket_is_opt_in_per_operation_or_document() {
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();
+        assert!(c.bundle.apis[0].operations.iter().all(|o| !o.websocket));
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(!text.contains("websocket"), "{text}");
+
+        let spec = SPEC.replace(
+            "get: {operationId: getPet}",
+            "get: {operationId: getPet, x-mgw-websocket: true}",
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let ops = &c.bundle.apis[0].operations;
+        let on: Vec<&str> = ops
+            .iter()
+            .filter(|o| o.websocket)
+            .map(|o| o.id.as_str())
+            .collect();
+        assert_eq!(on, ["getPet"]);
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(text.contains(r#""websocket":true"#), "{text}");
+
+        // On the document: every operation, unless one says `false`.
+        let spec = format!(
+            "{}x-mgw-websocket: true\n",
+            SPEC.replace(
+                "get: {operationId: getPet}",
+                "get: {operationId: getPet, x-mgw-websocket: false}",
+            )
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let ops = &c.bundle.apis[0].operations;
+        assert!(ops.iter().all(|o| o.websocket == (o.id != "getPet")));
+
+        let bad = SPEC.replace(
+            "get: {operationId: getPet}",
+            "get: {operationId: getPet, x-mgw-websocket: yes-please}",
+        );
+        let e = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`x-mgw-websocket` must be `true` or `false`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn underscore_header_policy_reaches_the_bundle() {
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();
+        assert_eq!(c.bundle.apis[0].underscore_headers, None);
+        let m = format!("{MANIFEST}    underscoreHeaders: reject\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        assert_eq!(
+            c.bundle.apis[0].underscore_headers,
+            Some(mgw_gateway::bundle::UnderscoreHeaders::Reject)
+        );
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(text.contains(r#""underscoreHeaders":"reject""#), "{text}");
+        let bad = format!("{MANIFEST}    underscoreHeaders: maybe\n");
+        assert!(build(&[("mgw.yaml", &bad), ("api.yaml", SPEC)]).is_err());
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct Policies {
     pub upstream: Option<Located<String>>,
     /// `x-wso2-production-endpoints`.
     pub endpoints: Option<Endpoints>,
+    /// `x-mgw-websocket`: WebSocket upgrades are spliced to the upstream (opt-in).
+    pub websocket: Option<Located<bool>>,
 }
 
 /// Where in a document an extension sits.
@@ -89,6 +91,7 @@ enum Ext {
     Cors,
     AuthHeader,
     Upstream,
+    WebSocket,
 }
 
 const API_AND_OP: &[Level] = &[Level::Root, Level::Operation];
@@ -111,6 +114,7 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
     ("x-mgw-disable-security", Ext::DisableSecurity, API_AND_OP),
     ("x-mgw-cors", Ext::Cors, API_AND_OP),
     ("x-mgw-auth-header", Ext::AuthHeader, API_AND_OP),
+    ("x-mgw-websocket", Ext::WebSocket, API_AND_OP),
 ];
 
 /// WSO2 extensions that exist but that mgw will not honour, with the reason.
@@ -248,6 +252,10 @@ pub fn read(
                 }
                 None => bad("`true` or `false`"),
             },
+            Ext::WebSocket => match e.value.as_bool() {
+                Some(b) => policies.websocket = Some(Located { value: b, origin }),
+                None => bad("`true` or `false`"),
+            },
             Ext::Cors => {
                 if e.value.as_map().is_some() {
                     policies.cors = Some(Located {
@@ -293,6 +301,7 @@ fn ext_group(ext: Ext) -> &'static str {
         Ext::DisableSecurity => "disableSecurity",
         Ext::Cors => "cors",
         Ext::AuthHeader => "authHeader",
+        Ext::WebSocket => "websocket",
     }
 }
 

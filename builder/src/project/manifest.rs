@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mgw_gateway::bundle::{ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, SinkKind};
+use mgw_gateway::bundle::{
+    ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, SinkKind, UnderscoreHeaders,
+};
 use mgw_gateway::env;
 use serde::Deserialize;
 
@@ -198,6 +200,9 @@ struct ApiWire {
     /// Client certificates: `required` or `optional`.
     #[serde(default)]
     mtls: Option<ClientCertMode>,
+    /// Client headers with `_` in the name: `allow`, `drop` (default) or `reject`.
+    #[serde(default)]
+    underscore_headers: Option<UnderscoreHeaders>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -635,6 +640,7 @@ pub struct ApiSettings {
     /// `Some(None)`: CORS switched off for this API (`cors: {enabled: false}`).
     pub cors: Option<Option<mgw_gateway::bundle::Cors>>,
     pub mtls: Option<ClientCertMode>,
+    pub underscore_headers: Option<UnderscoreHeaders>,
 }
 
 /// Which operations to serve: those with a listed operationId or any listed tag.
@@ -1139,6 +1145,7 @@ impl Validator<'_> {
                 max_body_bytes,
                 cors,
                 mtls: a.mtls,
+                underscore_headers: a.underscore_headers,
             });
         }
         out

@@ -4,13 +4,17 @@
 //! credentials (HTTP Basic, from files mounted at runtime). An active token's
 //! answer is cached until its `exp` (at most `cacheTtlMs`); an inactive token is
 //! cached for `negativeCacheTtlMs`, so a client retrying a bad token does not
-//! hammer the authorization server.
+//! hammer the authorization server. Requests that arrive with the same new token
+//! while its introspection is under way wait for that one call (single flight),
+//! and at most [`MAX_CONCURRENT_CALLS`] calls run at once; a request that cannot
+//! get a slot within the provider's timeout gets 503.
 //!
 //! Never: treat a timeout, a transport error, a non-200 answer or a malformed body
 //! as anything but "cannot decide" (503); cache such a non-answer; log the token.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -22,11 +26,16 @@ use serde_json::{Map, Value};
 
 use super::cache::TokenCache;
 use super::http::{HttpClient, fetch};
-use super::jwt::{claim_headers, consumer_of, scopes_of};
+use super::jwt::{claim_headers, consumer_of, scopes_of, seconds_until};
 use super::{Failure, Identity, credential_hash};
 use crate::bundle::IntrospectionCfg;
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Introspection calls in flight at once, per provider.
+pub const MAX_CONCURRENT_CALLS: usize = 64;
+
+/// One answer shared by every request waiting for the same token.
+type Flight = Arc<tokio::sync::OnceCell<Result<Arc<Identity>, Failure>>>;
 
 /// `application/x-www-form-urlencoded` (WHATWG): all but `*-._` and alphanumerics.
 const FORM: &AsciiSet = &NON_ALPHANUMERIC
@@ -43,6 +52,10 @@ pub struct Introspector {
     authorization: http::HeaderValue,
     /// `None`: known inactive.
     cache: TokenCache<Option<Arc<Identity>>>,
+    /// Introspections under way, by credential hash.
+    flights: Mutex<HashMap<[u8; 32], Flight>>,
+    /// Caps the calls to the endpoint.
+    calls: tokio::sync::Semaphore,
 }
 
 fn read_secret(path: &str, what: &str) -> Result<String, String> {
@@ -70,6 +83,8 @@ impl Introspector {
             cfg,
             client,
             authorization,
+            flights: Mutex::new(HashMap::new()),
+            calls: tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS),
         })
     }
 
@@ -81,6 +96,38 @@ impl Introspector {
         if let Some(hit) = self.cache.get(&key) {
             return hit.ok_or(Failure::Invalid);
         }
+        let flight = self
+            .flights
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        // If the request that started the call goes away, the next waiter runs it.
+        let result = flight
+            .get_or_init(|| async {
+                // A flight that just landed may have filled the cache.
+                match self.cache.get(&key) {
+                    Some(hit) => hit.ok_or(Failure::Invalid),
+                    None => self.introspect(token, key).await,
+                }
+            })
+            .await
+            .clone();
+        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            flights.remove(&key);
+        }
+        result
+    }
+
+    /// One call to the endpoint, within the concurrency cap; caches the answer.
+    async fn introspect(&self, token: &str, key: [u8; 32]) -> Result<Arc<Identity>, Failure> {
+        let Ok(Ok(_slot)) = tokio::time::timeout(self.cfg.timeout, self.calls.acquire()).await
+        else {
+            tracing::warn!(provider = %self.name, "introspection calls at capacity");
+            return Err(Failure::Unavailable);
+        };
         let body = format!(
             "token={}&token_type_hint=access_token",
             utf8_percent_encode(token, FORM)
@@ -119,6 +166,7 @@ impl Introspector {
             return Err(Failure::Invalid);
         }
         let mut ttl = self.cfg.cache_ttl;
+        // `exp` as the server sent it: any number, however large or small.
         if let Some(exp) = answer.get("exp").and_then(Value::as_f64) {
             let unix = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -129,7 +177,7 @@ impl Introspector {
                     .insert(key, None, now + self.cfg.negative_cache_ttl);
                 return Err(Failure::Invalid);
             }
-            ttl = ttl.min(Duration::from_secs_f64(exp - unix));
+            ttl = ttl.min(seconds_until(exp, unix));
         }
         let identity = Arc::new(Identity {
             provider: self.name.clone(),

@@ -245,15 +245,21 @@ impl JwtVerifier {
             .unwrap_or_default()
             .as_secs_f64();
         let leeway = self.cfg.leeway.as_secs_f64();
+        // NumericDate claims come from the token: any size, sign or type. A
+        // non-number is invalid; a huge one is merely far away (never a panic).
         let exp = claims
             .get("exp")
             .and_then(Value::as_f64)
+            .filter(|e| e.is_finite())
             .ok_or(Failure::Invalid)?;
         if exp + leeway <= now {
             return Err(Failure::Invalid);
         }
         if let Some(nbf) = claims.get("nbf") {
-            let nbf = nbf.as_f64().ok_or(Failure::Invalid)?;
+            let nbf = nbf
+                .as_f64()
+                .filter(|n| n.is_finite())
+                .ok_or(Failure::Invalid)?;
             if nbf - leeway > now {
                 return Err(Failure::Invalid);
             }
@@ -274,7 +280,7 @@ impl JwtVerifier {
                 return Err(Failure::Invalid);
             }
         }
-        Ok(Duration::from_secs_f64((exp - now).max(0.0)))
+        Ok(seconds_until(exp, now))
     }
 
     fn identity(&self, claims: Map<String, Value>) -> Identity {
@@ -288,6 +294,17 @@ impl JwtVerifier {
             claims: Some(claims),
         }
     }
+}
+
+/// Time from `now` to `deadline` (both Unix seconds, as in a NumericDate claim),
+/// saturating: zero when past, `Duration::MAX` when too far to represent. Never
+/// panics, whatever the claim held (`Duration::from_secs_f64` would, for `1e300`).
+pub fn seconds_until(deadline: f64, now: f64) -> Duration {
+    let left = deadline - now;
+    if left.is_nan() || left <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(left).unwrap_or(Duration::MAX)
 }
 
 /// The consumer name: the configured claim, else `sub`, `client_id`, `azp`.
@@ -425,6 +442,15 @@ mod tests {
             // Includes `alg: none` (not an algorithm) and a `crit` header.
             assert!(split(t).is_err(), "{t}");
         }
+    }
+
+    #[test]
+    fn numeric_dates_saturate_instead_of_panicking() {
+        assert_eq!(seconds_until(1e300, 1.0), Duration::MAX);
+        assert_eq!(seconds_until(f64::INFINITY, 1.0), Duration::MAX);
+        assert_eq!(seconds_until(f64::NAN, 1.0), Duration::ZERO);
+        assert_eq!(seconds_until(-1e300, 1.0), Duration::ZERO);
+        assert_eq!(seconds_until(11.5, 1.0), Duration::from_millis(10_500));
     }
 
     #[test]

@@ -264,6 +264,13 @@ impl Security {
         })
     }
 
+    /// Whether a claim sets this (lowercase) request header on the API's requests.
+    pub fn is_claim_header(&self, api: usize, name: &str) -> bool {
+        self.apis
+            .get(api)
+            .is_some_and(|a| a.claim_headers.iter().any(|h| h.as_str() == name))
+    }
+
     /// The CORS policy of an API, if it has one.
     pub fn cors(&self, api: usize) -> Option<&CorsPolicy> {
         self.apis.get(api).and_then(|a| a.cors.as_ref())

@@ -117,6 +117,9 @@ async fn handle(
             h.insert("x-internal", "secret".parse().unwrap());
             h.insert("keep-alive", "timeout=5".parse().unwrap());
             h.insert("x-visible", "yes".parse().unwrap());
+            // Headers the gateway owns on responses: never passed through.
+            h.append("x-request-id", "upstream-1".parse().unwrap());
+            h.append("x-request-id", "upstream-2".parse().unwrap());
             Ok(res)
         }
         "/ws" => {
@@ -154,6 +157,13 @@ async fn handle(
                     )
                 })
                 .collect();
+            // Names sent more than once (`headers` keeps only the last value).
+            let repeated: Vec<String> = req
+                .headers()
+                .keys()
+                .filter(|k| req.headers().get_all(*k).iter().count() > 1)
+                .map(|k| k.to_string())
+                .collect();
             let body = req
                 .into_body()
                 .collect()
@@ -161,7 +171,7 @@ async fn handle(
                 .map(|b| b.to_bytes().len())
                 .unwrap_or(0);
             let version = format!("{version:?}");
-            let v = json!({"backend": name, "method": method, "uri": uri, "headers": headers, "bodyLen": body, "version": version});
+            let v = json!({"backend": name, "method": method, "uri": uri, "headers": headers, "repeated": repeated, "bodyLen": body, "version": version});
             let mut res = Response::new(full(v.to_string()));
             res.headers_mut()
                 .insert("content-type", "application/json".parse().unwrap());
@@ -190,7 +200,7 @@ pub fn bundle_json(urls: &[String]) -> Value {
                 {"id": "big", "method": "GET", "path": "/big/{n}"},
                 {"id": "reset", "method": "GET", "path": "/reset"},
                 {"id": "hop", "method": "GET", "path": "/hop"},
-                {"id": "ws", "method": "GET", "path": "/ws"}
+                {"id": "ws", "method": "GET", "path": "/ws", "websocket": true}
             ]
         }],
         "analytics": {"sink": "none"}
@@ -216,18 +226,29 @@ impl Gw {
 }
 
 pub async fn start(bundle: Value) -> Gw {
-    start_with_env(bundle, &[]).await
+    start_full(bundle, &[], |_| {}).await
 }
 
 /// Starts a gateway whose `${VAR}` templates see these variables.
 pub async fn start_with_env(bundle: Value, vars: &[(&str, &str)]) -> Gw {
+    start_full(bundle, vars, |_| {}).await
+}
+
+/// [`start`], with a last change to the checked configuration (settings the
+/// bundle does not carry, such as poll intervals).
+pub async fn start_with(bundle: Value, tweak: impl FnOnce(&mut Config)) -> Gw {
+    start_full(bundle, &[], tweak).await
+}
+
+async fn start_full(bundle: Value, vars: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Gw {
     let b: Bundle = serde_json::from_value(bundle).unwrap();
     let env: BTreeMap<String, String> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let config =
+    let mut config =
         Config::from_bundle(&b, bundle::digest_of(&b.to_canonical_json()), Some(&env)).unwrap();
+    tweak(&mut config);
     let server = Server::bind(config).await.unwrap();
     let (api, admin) = (server.api_addr(), server.admin_addr());
     let (tx, rx) = oneshot::channel::<()>();
