@@ -366,6 +366,13 @@ struct ParsedTemplate {
     names: Vec<Box<str>>,
 }
 
+/// Checks a path template by the rules [`RouterBuilder::insert`] applies, so the
+/// bundle validation (and through it `mgw validate`) refuses what the router would
+/// refuse at start.
+pub fn check_template(template: &str) -> Result<(), RouteError> {
+    parse_template(template).map(|_| ())
+}
+
 fn parse_template(template: &str) -> Result<ParsedTemplate, RouteError> {
     let Some(rest) = template.strip_prefix('/') else {
         return Err(RouteError::NoLeadingSlash {
@@ -403,7 +410,9 @@ fn parse_segment(
 ) -> Result<SegmentSpec, RouteError> {
     let err_segment = || segment.to_owned();
     if !segment.contains(['{', '}']) {
-        if segment == "." || segment == ".." {
+        // `%2e%2E` too: request paths with such a segment are refused before
+        // routing, so the route could never match.
+        if check_segment(segment) == Err(PathError::DotSegment) {
             return Err(RouteError::DotSegment {
                 template: template.to_owned(),
                 segment: err_segment(),

@@ -32,6 +32,7 @@ use serde::Serialize;
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
 use super::extensions::{Endpoints, Located, Policies};
+use super::manifest::Include;
 use super::openapi::{ApiSpec, SpecFormat, SpecOperation};
 use super::{MANIFEST_FILE, Project};
 
@@ -127,6 +128,9 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         reported: BTreeSet::new(),
         used_providers: BTreeSet::new(),
     };
+    for spec in &project.specs {
+        c.warnings.extend(spec.warnings.iter().cloned());
+    }
     let bundle = c.bundle();
     if !c.diags.is_empty() {
         return Err(ProjectError::invalid(c.diags));
@@ -551,18 +555,50 @@ impl Compiler<'_> {
         })
     }
 
-    /// The operations `include` selects, in spec order.
+    /// The operations `include` selects and `exclude` does not leave out, in spec
+    /// order. A selected operation the gateway cannot serve is an error that says
+    /// how to leave it out.
     fn select<'s>(&mut self, i: usize, spec: &'s ApiSpec) -> Vec<&'s SpecOperation> {
         let settings = &self.project.manifest.apis[i];
-        let Some(inc) = &settings.include else {
-            return spec.operations.iter().collect();
+        let (include, exclude) = (settings.include.clone(), settings.exclude.clone());
+        let ap = mpath().key("apis").index(i);
+        if let Some(inc) = &include {
+            self.check_selection(&ap.key("include"), inc, spec);
+        }
+        if let Some(exc) = &exclude {
+            self.check_selection(&ap.key("exclude"), exc, spec);
+        }
+        let matches = |sel: &Include, o: &SpecOperation| {
+            sel.operations.contains(&o.id) || o.tags.iter().any(|t| sel.tags.contains(t))
         };
-        let ap = mpath().key("apis").index(i).key("include");
+        let selected: Vec<&SpecOperation> = spec
+            .operations
+            .iter()
+            .filter(|o| include.as_ref().is_none_or(|inc| matches(inc, o)))
+            .filter(|o| !exclude.as_ref().is_some_and(|exc| matches(exc, o)))
+            .collect();
+        for op in &selected {
+            if let Some(why) = &op.unservable {
+                self.diags.push(Diagnostic::new(
+                    &op.origin,
+                    format!(
+                        "{why}, so the gateway cannot serve operation `{}`; leave it out with `exclude: {{operations: [{}]}}` under `apis[{i}]` in `mgw.yaml`",
+                        op.id, op.id
+                    ),
+                ));
+            }
+        }
+        selected
+    }
+
+    /// Reports operationIds and tags an `include`/`exclude` names that the spec
+    /// does not have.
+    fn check_selection(&mut self, at: &KeyPath, sel: &Include, spec: &ApiSpec) {
         let ids: BTreeSet<&str> = spec.operations.iter().map(|o| o.id.as_str()).collect();
-        for (k, id) in inc.operations.iter().enumerate() {
+        for (k, id) in sel.operations.iter().enumerate() {
             if !ids.contains(id.as_str()) {
                 self.diags.push(Diagnostic::new(
-                    &self.manifest_origin(&ap.key("operations").index(k)),
+                    &self.manifest_origin(&at.key("operations").index(k)),
                     format!(
                         "no operation `{id}` in `{}`{}; its operationIds are {}",
                         spec.file,
@@ -573,10 +609,10 @@ impl Compiler<'_> {
             }
         }
         let tags = spec.all_tags();
-        for (k, tag) in inc.tags.iter().enumerate() {
+        for (k, tag) in sel.tags.iter().enumerate() {
             if !tags.contains(tag) {
                 self.diags.push(Diagnostic::new(
-                    &self.manifest_origin(&ap.key("tags").index(k)),
+                    &self.manifest_origin(&at.key("tags").index(k)),
                     format!(
                         "no operation in `{}` has tag `{tag}`{}; its tags are {}",
                         spec.file,
@@ -586,12 +622,6 @@ impl Compiler<'_> {
                 ));
             }
         }
-        spec.operations
-            .iter()
-            .filter(|o| {
-                inc.operations.contains(&o.id) || o.tags.iter().any(|t| inc.tags.contains(t))
-            })
-            .collect()
     }
 
     /// `apis[i].upstream`, else `x-mgw-upstream`, else `x-wso2-production-endpoints`.
