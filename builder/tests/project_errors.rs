@@ -463,6 +463,62 @@ fn init_reports_what_still_stops_a_build() {
 }
 
 #[test]
+fn init_copies_referenced_files_from_sibling_folders_keeping_their_layout() {
+    // OAI's petstore-separate: `spec/swagger.yaml` refers to `../common/Error.yaml`.
+    let tmp = tempfile::tempdir().unwrap();
+    let spec =
+        root().join("../tests/corpus/oai-examples/v2.0/yaml/petstore-separate/spec/swagger.yaml");
+    let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert_eq!(
+        outcome.files,
+        [
+            "apis/common/Error.yaml",
+            "apis/spec/NewPet.yaml",
+            "apis/spec/Pet.yaml",
+            "apis/spec/parameters.yaml",
+            "apis/spec/swagger.yaml",
+            "mgw.yaml"
+        ]
+    );
+    let text = std::fs::read_to_string(tmp.path().join("mgw.yaml")).unwrap();
+    assert!(text.contains("spec: apis/spec/swagger.yaml"), "{text}");
+    assert_eq!(project::build(tmp.path()).unwrap().summary.routes, 4);
+}
+
+#[test]
+fn init_scaffolds_a_commented_provider_per_security_scheme() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = fixture("security").join("apis/api.yaml");
+    let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
+    // Commented: the first validate says what to fill in...
+    assert!(
+        outcome.problems[0]
+            .message
+            .contains("security scheme `oauth` (type `oauth2`) has no provider")
+    );
+    let manifest = tmp.path().join("mgw.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        text.contains("#auth:\n#  providers:\n#    oauth:    # oauth2 bearer tokens: signed JWTs (or `type: introspection`)\n#      type: jwt\n"),
+        "{text}"
+    );
+    // ... and uncommented, the project builds.
+    let mut in_block = false;
+    let enabled: String = text
+        .lines()
+        .map(|l| {
+            in_block = l == "#auth:" || (in_block && l.starts_with("#  "));
+            if in_block { &l[1..] } else { l }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&manifest, enabled).unwrap();
+    let c = project::build(tmp.path()).unwrap();
+    assert_eq!(c.summary.routes, 2);
+}
+
+#[test]
 fn init_from_a_wso2_definition_warns_that_its_endpoints_are_overridden() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = example("wso2-petstore").join("api_definitions/petstore.yaml");

@@ -1455,6 +1455,144 @@ mod tests {
     const MANIFEST: &str = "name: pets\nversion: 1.0.0\nupstreams:\n  pets: {urls: ['${PETS_URL:-http://127.0.0.1:8081}']}\n  spare: {urls: ['http://127.0.0.1:9']}\napis:\n  - name: pets\n    spec: api.yaml\n    upstream: pets\n";
     const SPEC: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: 2.0.0}\nservers: [{url: /v1}]\npaths:\n  /pets/{id}:\n    get: {operationId: getPet}\n    delete: {operationId: deletePet}\n  /pets:\n    get: {operationId: listPets, tags: [read]}\n";
 
+    fn errors(files: &[(&str, &str)]) -> String {
+        match build(files) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn warnings(c: &Compiled) -> Vec<String> {
+        c.warnings.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_path_with_a_query_is_an_error_until_excluded() {
+        // OpenAI-like documents: `/responses?beta=true` cannot be routed.
+        let spec =
+            format!("{SPEC}  /responses?beta=true:\n    post: {{operationId: betaResponses}}\n");
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("api.yaml:11:5: `#/paths/~1responses?beta=true/post`: path `/responses?beta=true` must not contain a query or fragment, so the gateway cannot serve operation `betaResponses`; leave it out with `exclude: {operations: [betaResponses]}` under `apis[0]`"),
+            "{e}"
+        );
+        let m = format!("{MANIFEST}    exclude: {{operations: [betaResponses]}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
+        assert_eq!(c.bundle.apis[0].operations.len(), 3);
+        // An `include` that does not select it leaves it out too.
+        let m = format!("{MANIFEST}    include: {{tags: [read]}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
+        assert_eq!(c.bundle.apis[0].operations.len(), 1);
+    }
+
+    #[test]
+    fn exclude_leaves_out_by_id_and_tag_and_names_unknowns() {
+        let m = format!("{MANIFEST}    exclude: {{operations: [deletePet], tags: [read]}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        let ids: Vec<_> = c.bundle.apis[0]
+            .operations
+            .iter()
+            .map(|o| o.id.as_str())
+            .collect();
+        assert_eq!(ids, ["getPet"]);
+        let m = format!("{MANIFEST}    exclude: {{operations: [deletepet]}}\n");
+        let e = errors(&[("mgw.yaml", &m), ("api.yaml", SPEC)]);
+        assert!(
+            e.contains("mgw.yaml:10:28: `apis[0].exclude.operations[0]`: no operation `deletepet` in `api.yaml` (did you mean `deletePet`?)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn path_and_operation_servers_are_warnings_that_say_how_to_route_elsewhere() {
+        let spec = SPEC.replace(
+            "    delete: {operationId: deletePet}\n",
+            "    delete: {operationId: deletePet, servers: [{url: 'https://other.example.com'}]}\n    servers: [{url: 'https://files.example.com'}]\n",
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        assert_eq!(c.bundle.apis[0].operations.len(), 3);
+        let w = warnings(&c);
+        assert!(
+            w.iter().any(|w| w.starts_with("api.yaml:8:14: `#/paths/~1pets~1{id}/servers`: `servers` on a path item or operation is not used")
+                && w.contains("second `apis` entry")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("api.yaml:7:47: `#/paths/~1pets~1{id}/delete/servers`")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_refused_at_validate_by_the_routers_rule() {
+        let m = MANIFEST.replace(
+            "    upstream: pets\n",
+            "    upstream: pets\n    basePath: /v1/../admin\n",
+        );
+        let e = errors(&[("mgw.yaml", &m), ("api.yaml", SPEC)]);
+        assert!(
+            e.contains("mgw.yaml:10:15: `apis[0].basePath`: path template `/v1/../admin` has a dot segment `..`"),
+            "{e}"
+        );
+        let spec = format!("{SPEC}  /files/%2e%2E/x:\n    get: {{operationId: up}}\n");
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("api.yaml:11:5: `#/paths/~1files~1%2e%2E~1x/get`: path template `/v1/files/%2e%2E/x` has a dot segment `%2e%2E`"),
+            "{e}"
+        );
+        let spec = format!("{SPEC}  /files/./x:\n    get: {{operationId: here}}\n");
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(e.contains("has a dot segment `.`"), "{e}");
+    }
+
+    #[test]
+    fn broken_refs_block_only_where_the_reader_follows_them() {
+        // In a schema: a warning.
+        let spec = format!(
+            "{SPEC}    post:\n      operationId: addPet\n      requestBody:\n        content:\n          application/json:\n            schema: {{$ref: '#/components/schemas/Nope'}}\ncomponents: {{schemas: {{}}}}\n"
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("`$ref` `#/components/schemas/Nope` points to nothing")),
+            "{w:?}"
+        );
+        // In a parameter, which routing reads: an error with the same detail.
+        let spec = format!(
+            "{SPEC}    post:\n      operationId: addPet\n      parameters: [{{$ref: '#/components/parameters/Nope'}}]\ncomponents: {{parameters: {{Id: {{name: id, in: query}}}}}}\n"
+        );
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("`#/paths/~1pets/post/parameters/0/$ref`: `$ref` `#/components/parameters/Nope` points to nothing")
+                && e.contains("(did you mean `Id`?)") || e.contains("it has `Id`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn openapi_31_id_and_anchor_references_resolve() {
+        // swagger-petstore v31's style: schemas named by `$id`, `$anchor` inside.
+        let spec = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\nservers: [{url: /api/v31}]\npaths:\n  /pets/{id}:\n    parameters: [{$ref: '#/components/parameters/Id'}]\n    get:\n      operationId: getPet\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema:\n                type: object\n                properties:\n                  details: {$ref: /api/v31/components/schemas/petdetails#pet_details_id}\n                  tag: {$ref: /api/v31/components/schemas/tag}\ncomponents:\n  parameters:\n    Id: {name: id, in: path, required: true}\n  schemas:\n    PetDetails:\n      $id: /api/v31/components/schemas/petdetails\n      properties:\n        id: {$anchor: pet_details_id, type: integer}\n        tag: {$ref: tag}\n    Tag:\n      $id: /api/v31/components/schemas/tag\n      type: string\n";
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", spec)]).unwrap();
+        let refs: Vec<String> = warnings(&c)
+            .into_iter()
+            .filter(|w| w.contains("$ref"))
+            .collect();
+        assert!(refs.is_empty(), "{refs:?}");
+        // An anchor that does not exist is named.
+        let broken = spec.replace("#pet_details_id}", "#no_such_anchor}");
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &broken)]).unwrap();
+        assert!(
+            warnings(&c)
+                .iter()
+                .any(|w| w.contains("no `$anchor: no_such_anchor`")),
+            "{:?}",
+            warnings(&c)
+        );
+    }
+
     #[test]
     fn compiles_sorted_operations_env_and_summary() {
         let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();

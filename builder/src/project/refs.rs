@@ -308,8 +308,12 @@ impl Store {
                         );
                         return Ok(loc);
                     }
-                } else if let Some(loc) = self.anchors.get(&(key, frag)) {
+                } else if let Some(loc) = self.anchors.get(&(key.clone(), frag.clone())) {
                     return Ok(loc.clone());
+                } else if let Some(resource) = self.ids.get(&key) {
+                    return Err(format!(
+                        "`$ref` `{raw}`: no `$anchor: {frag}` in the schema resource it names (`{resource}`)"
+                    ));
                 }
             }
         }
