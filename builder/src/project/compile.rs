@@ -1525,6 +1525,33 @@ mod tests {
     }
 
     #[test]
+    fn a_second_apis_entry_sends_some_operations_to_another_upstream() {
+        // What the `servers` warning tells users to write.
+        let m = format!(
+            "{MANIFEST}    exclude: {{operations: [deletePet]}}\n  - name: pets-admin\n    spec: api.yaml\n    upstream: spare\n    include: {{operations: [deletePet]}}\n"
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        let routes: Vec<String> = c
+            .bundle
+            .apis
+            .iter()
+            .flat_map(|a| {
+                a.operations
+                    .iter()
+                    .map(move |o| format!("{} {} {} -> {}", a.name, o.method, o.path, a.upstream))
+            })
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "pets GET /pets -> pets",
+                "pets GET /pets/{id} -> pets",
+                "pets-admin DELETE /pets/{id} -> spare"
+            ]
+        );
+    }
+
+    #[test]
     fn dot_segments_are_refused_at_validate_by_the_routers_rule() {
         let m = MANIFEST.replace(
             "    upstream: pets\n",
