@@ -1435,7 +1435,23 @@ mod tests {
                 "/a/{n}.{n}",
                 "path template `/a/{n}.{n}` uses parameter `n` twice",
             ),
+            // Escaped dot segments: requests with them are refused before
+            // routing, so such a route could never match.
+            (
+                "/a/%2e%2E/b",
+                "path template `/a/%2e%2E/b` has a dot segment `%2e%2E`, which no request can match",
+            ),
+            (
+                "/a/%2E",
+                "path template `/a/%2E` has a dot segment `%2E`, which no request can match",
+            ),
         ];
+        // The same rule, callable without building a router (bundle validation).
+        assert!(matches!(
+            check_template("/v1/../admin"),
+            Err(RouteError::DotSegment { .. })
+        ));
+        assert_eq!(check_template("/v1/files/{name}.{ext}"), Ok(()));
         for (template, message) in cases {
             assert_eq!(insert_err(template).to_string(), *message);
         }
