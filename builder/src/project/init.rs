@@ -392,6 +392,9 @@ apis:
     # include:
     #   operations: [{example_id}]
     #   tags: []
+    # Leave operations out (after `include`), same shape:
+    # exclude:
+    #   operations: []
     # Request body limit for this API (default: `limits.maxBodySize`).
     # maxBodySize: 1MiB
 
