@@ -1599,6 +1599,18 @@ mod tests {
     }
 
     #[test]
+    fn a_path_item_in_a_broken_file_shows_the_files_own_error() {
+        let spec = format!("{SPEC}  /more: {{$ref: 'more.yaml'}}\n");
+        let e = errors(&[
+            ("mgw.yaml", MANIFEST),
+            ("api.yaml", &spec),
+            ("more.yaml", "get: [1\n"),
+        ]);
+        assert!(e.contains("api.yaml:10:17: `#/paths/~1more/$ref`"), "{e}");
+        assert!(e.contains("more.yaml:2:1: invalid YAML"), "{e}");
+    }
+
+    #[test]
     fn openapi_31_id_and_anchor_references_resolve() {
         // swagger-petstore v31's style: schemas named by `$id`, `$anchor` inside.
         let spec = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\nservers: [{url: /api/v31}]\npaths:\n  /pets/{id}:\n    parameters: [{$ref: '#/components/parameters/Id'}]\n    get:\n      operationId: getPet\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema:\n                type: object\n                properties:\n                  details: {$ref: /api/v31/components/schemas/petdetails#pet_details_id}\n                  tag: {$ref: /api/v31/components/schemas/tag}\ncomponents:\n  parameters:\n    Id: {name: id, in: path, required: true}\n  schemas:\n    PetDetails:\n      $id: /api/v31/components/schemas/petdetails\n      properties:\n        id: {$anchor: pet_details_id, type: integer}\n        tag: {$ref: tag}\n    Tag:\n      $id: /api/v31/components/schemas/tag\n      type: string\n";

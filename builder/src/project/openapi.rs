@@ -193,7 +193,13 @@ pub fn load_spec(
             warnings,
             ..s
         }),
-        _ => Err(diags),
+        _ => {
+            // A referenced file that could not be read or parsed is likely why
+            // the reader found nothing where it followed a `$ref`: show it too.
+            let mut diags = diags;
+            diags.extend(warnings.into_iter().filter(|w| w.key_path.is_empty()));
+            Err(diags)
+        }
     }
 }
 
