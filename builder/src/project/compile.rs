@@ -1483,6 +1483,15 @@ mod tests {
         let m = format!("{MANIFEST}    include: {{tags: [read]}}\n");
         let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
         assert_eq!(c.bundle.apis[0].operations.len(), 1);
+        // Any template the gateway cannot route is excludable the same way.
+        let spec = format!("{SPEC}  /files/{{name:\n    get: {{operationId: brokenTemplate}}\n");
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("api.yaml:11:5: `#/paths/~1files~1{name/get`: path `/files/{name` has an unclosed `{`, so the gateway cannot serve operation `brokenTemplate`"),
+            "{e}"
+        );
+        let m = format!("{MANIFEST}    exclude: {{operations: [brokenTemplate]}}\n");
+        assert!(build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).is_ok());
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //! because `mgw.yaml`'s `basePath`/`upstream` decide where every operation goes
 //! (a second `apis` entry with `include` and its own `upstream` sends some
 //! operations elsewhere). An operation the gateway cannot serve (a path with a
-//! query string) is kept, marked [`SpecOperation::unservable`], so `exclude` can
-//! leave it out. Callbacks and 3.1 `webhooks` describe calls the *upstream*
+//! query string or a malformed template) is kept, marked
+//! [`SpecOperation::unservable`], so `exclude` can leave it out. Callbacks and 3.1 `webhooks` describe calls the *upstream*
 //! makes, so they are ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -111,8 +111,9 @@ pub struct SpecOperation {
     pub policies: Policies,
     /// The operation object (which may live in another file than the spec).
     pub origin: Origin,
-    /// Why the gateway cannot serve this operation (its path has a query
-    /// string); compiling it is an error unless `include`/`exclude` leave it out.
+    /// Why the gateway cannot serve this operation (its path has a query string
+    /// or is not a valid template); compiling it is an error unless
+    /// `include`/`exclude` leave it out.
     pub unservable: Option<String>,
 }
 
@@ -824,16 +825,16 @@ impl<'s> Reader<'s> {
             }
             let ploc = loc.child(e.key.clone());
             if let Err(msg) = check_template(&e.key) {
-                let template = e.key.split(['?', '#']).next().unwrap_or_default();
-                if template.len() < e.key.len() && check_template(template).is_ok() {
-                    // Servable once left out: keep the operations, marked.
-                    let first = ops.len();
-                    self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
-                    for op in &mut ops[first..] {
-                        op.unservable = Some(msg.clone());
-                    }
-                } else {
+                // The rest of the document can still be served: keep the
+                // operations, marked, so `exclude` can leave them out.
+                let first = ops.len();
+                self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
+                if ops.len() == first {
                     self.err(ploc.origin(e.key_mark), msg);
+                    continue;
+                }
+                for op in &mut ops[first..] {
+                    op.unservable = Some(msg.clone());
                 }
                 continue;
             }
