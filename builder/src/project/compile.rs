@@ -1574,7 +1574,7 @@ mod tests {
         let spec = format!("{SPEC}  /files/%2e%2E/x:\n    get: {{operationId: up}}\n");
         let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
         assert!(
-            e.contains("api.yaml:11:5: `#/paths/~1files~1%2e%2E~1x/get`: path template `/v1/files/%2e%2E/x` has a dot segment `%2e%2E`"),
+            e.contains("api.yaml:11:5: `#/paths/~1files~1%2e%2E~1x/get`: path template `/files/%2e%2E/x` has a dot segment `%2e%2E`, which no request can match, so the gateway cannot serve operation `up`; leave it out with `exclude: {operations: [up]}`"),
             "{e}"
         );
         let spec = format!("{SPEC}  /files/./x:\n    get: {{operationId: here}}\n");

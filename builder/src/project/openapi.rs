@@ -1094,7 +1094,9 @@ pub fn check_template(path: &str) -> Result<(), String> {
         }
         rest = &after[close + 1..];
     }
-    Ok(())
+    // And whatever else the gateway's router refuses (dot segments, `%2e%2e`
+    // included; parameters with nothing between them), by its own rule.
+    mgw_gateway::router::check_template(path).map_err(|e| e.to_string())
 }
 
 /// `get_pets_petId` for `GET /pets/{petId}`; `get_root` for `GET /`.
