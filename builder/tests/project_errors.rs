@@ -487,6 +487,34 @@ fn init_copies_referenced_files_from_sibling_folders_keeping_their_layout() {
 }
 
 #[test]
+fn init_does_not_copy_non_document_files_a_ref_climbs_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("api")).unwrap();
+    std::fs::write(
+        tmp.path().join("secret.txt"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+    )
+    .unwrap();
+    let spec = tmp.path().join("api/spec.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      responses:\n        '200':\n          description: ok\n          content: {application/json: {schema: {$ref: '../secret.txt'}}}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("gw");
+    let outcome = project::init(&spec, &out, &InitOptions::default()).unwrap();
+    assert_eq!(outcome.files, ["apis/spec.yaml", "mgw.yaml"]);
+    assert!(
+        outcome
+            .warnings
+            .iter()
+            .any(|w| w.message.starts_with("`$ref` `../secret.txt`")),
+        "{:?}",
+        outcome.warnings
+    );
+}
+
+#[test]
 fn init_scaffolds_a_commented_provider_per_security_scheme() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = fixture("security").join("apis/api.yaml");

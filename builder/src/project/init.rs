@@ -165,7 +165,8 @@ pub fn init(
 /// The folder to copy from and the spec's path inside it: the spec's own folder,
 /// or the nearest folder that also holds every file its `$ref`s reach
 /// (`spec/swagger.yaml` referring to `../common/Error.yaml` gives the parent of
-/// both). Broken references are left for the real load to report.
+/// both). Only `.yaml`/`.yml`/`.json` files count. Broken references are left for
+/// the real load to report.
 fn source_root(spec_path: &Path) -> Result<(PathBuf, String), ProjectError> {
     let unreadable = |msg: String| {
         ProjectError::invalid(vec![Diagnostic::new(
@@ -194,7 +195,16 @@ fn source_root(spec_path: &Path) -> Result<(PathBuf, String), ProjectError> {
         segs
     };
     let mut common = dir_of(&rel);
-    for f in store.files() {
+    // Only documents widen the folder: a `$ref` that climbs to some other file
+    // (`../../../etc/passwd`) is not copied; the real load reports it as leaving
+    // the project.
+    let is_document = |f: &str| {
+        let lower = f.to_ascii_lowercase();
+        [".yaml", ".yml", ".json"]
+            .iter()
+            .any(|e| lower.ends_with(e))
+    };
+    for f in store.files().into_iter().filter(|f| is_document(f)) {
         let d = dir_of(&f);
         let same = common.iter().zip(&d).take_while(|(a, b)| a == b).count();
         common.truncate(same);
