@@ -207,6 +207,37 @@ fn invalid_projects_exit_64_with_a_location_and_leave_no_output() {
 }
 
 #[test]
+fn validate_output_json_prints_the_diagnostics_of_an_invalid_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = root().join("tests/fixtures/dangling-ref");
+    let o = mgw(
+        &["--output", "json", "validate", project.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    assert_eq!(report["valid"], false);
+    let d = &report["diagnostics"][0];
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["file"], "apis/api.yaml");
+    assert!(d["line"].as_u64().is_some_and(|l| l > 0), "{report}");
+    assert!(d["column"].as_u64().is_some_and(|c| c > 0), "{report}");
+    assert!(
+        d["keyPath"].as_str().unwrap().ends_with("/$ref"),
+        "{report}"
+    );
+    assert!(
+        d["message"].as_str().unwrap().contains("points to nothing"),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_failed_build_keeps_the_previous_image() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&root().join("../examples/petstore"), &dir.path().join("p"));

@@ -295,9 +295,18 @@ fn unknown_operation_in_include_lists_the_valid_ones() {
 }
 
 #[test]
-fn remote_and_escaping_refs_are_refused() {
-    let e = failure(&fixture("remote-ref"));
-    assert_contains(&e, &["apis/api.yaml:12:30:", "is a remote reference"]);
+fn remote_refs_in_schemas_warn_and_escaping_refs_are_refused() {
+    // A schema is never read by the gateway: its broken reference is a warning
+    // (issue 12: unused parts of a document must not block the build).
+    let c = project::build(&fixture("remote-ref")).unwrap();
+    let warnings: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("apis/api.yaml:12:30:") && w.contains("is a remote reference")),
+        "{warnings:?}"
+    );
+    // A path item is: there the same kind of problem stays an error.
     let e = failure(&fixture("escaping-ref"));
     assert_contains(
         &e,
@@ -451,6 +460,90 @@ fn init_reports_what_still_stops_a_build() {
     assert_eq!(outcome.name, "fixture");
     assert_eq!(outcome.problems.len(), 1, "{:?}", outcome.problems);
     assert!(outcome.problems[0].message.contains("has no provider"));
+}
+
+#[test]
+fn init_copies_referenced_files_from_sibling_folders_keeping_their_layout() {
+    // OAI's petstore-separate: `spec/swagger.yaml` refers to `../common/Error.yaml`.
+    let tmp = tempfile::tempdir().unwrap();
+    let spec =
+        root().join("../tests/corpus/oai-examples/v2.0/yaml/petstore-separate/spec/swagger.yaml");
+    let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert_eq!(
+        outcome.files,
+        [
+            "apis/common/Error.yaml",
+            "apis/spec/NewPet.yaml",
+            "apis/spec/Pet.yaml",
+            "apis/spec/parameters.yaml",
+            "apis/spec/swagger.yaml",
+            "mgw.yaml"
+        ]
+    );
+    let text = std::fs::read_to_string(tmp.path().join("mgw.yaml")).unwrap();
+    assert!(text.contains("spec: apis/spec/swagger.yaml"), "{text}");
+    assert_eq!(project::build(tmp.path()).unwrap().summary.routes, 4);
+}
+
+#[test]
+fn init_does_not_copy_non_document_files_a_ref_climbs_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("api")).unwrap();
+    std::fs::write(
+        tmp.path().join("secret.txt"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+    )
+    .unwrap();
+    let spec = tmp.path().join("api/spec.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      responses:\n        '200':\n          description: ok\n          content: {application/json: {schema: {$ref: '../secret.txt'}}}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("gw");
+    let outcome = project::init(&spec, &out, &InitOptions::default()).unwrap();
+    assert_eq!(outcome.files, ["apis/spec.yaml", "mgw.yaml"]);
+    assert!(
+        outcome
+            .warnings
+            .iter()
+            .any(|w| w.message.starts_with("`$ref` `../secret.txt`")),
+        "{:?}",
+        outcome.warnings
+    );
+}
+
+#[test]
+fn init_scaffolds_a_commented_provider_per_security_scheme() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = fixture("security").join("apis/api.yaml");
+    let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
+    // Commented: the first validate says what to fill in...
+    assert!(
+        outcome.problems[0]
+            .message
+            .contains("security scheme `oauth` (type `oauth2`) has no provider")
+    );
+    let manifest = tmp.path().join("mgw.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        text.contains("#auth:\n#  providers:\n#    oauth:    # oauth2 bearer tokens: signed JWTs (or `type: introspection`)\n#      type: jwt\n"),
+        "{text}"
+    );
+    // ... and uncommented, the project builds.
+    let mut in_block = false;
+    let enabled: String = text
+        .lines()
+        .map(|l| {
+            in_block = l == "#auth:" || (in_block && l.starts_with("#  "));
+            if in_block { &l[1..] } else { l }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&manifest, enabled).unwrap();
+    let c = project::build(tmp.path()).unwrap();
+    assert_eq!(c.summary.routes, 2);
 }
 
 #[test]

@@ -1016,6 +1016,15 @@ impl Config {
                 );
             }
             let base_path = normalize_base_path(&mut c, &format!("{key}.basePath"), &api.base_path);
+            // The router's own template rule (dot segments, `%2e%2e` included), here
+            // so a bad base path is one error, not one per route.
+            let base_ok = match crate::router::check_template(&base_path) {
+                Ok(()) => true,
+                Err(e) => {
+                    c.push(format!("{key}.basePath"), e.to_string());
+                    false
+                }
+            };
             let base_segments = base_path.split('/').filter(|s| !s.is_empty()).count();
             let api_upstream = match upstream_index.get(api.upstream.as_str()) {
                 Some(&i) => i,
@@ -1066,6 +1075,11 @@ impl Config {
                     );
                 }
                 let template = join_paths(&base_path, &op.path);
+                if base_ok {
+                    if let Err(e) = crate::router::check_template(&template) {
+                        c.push(format!("{okey}.path"), e.to_string());
+                    }
+                }
                 let upstream = match &op.upstream {
                     None => api_upstream,
                     Some(u) => match upstream_index.get(u.as_str()) {

@@ -366,6 +366,13 @@ struct ParsedTemplate {
     names: Vec<Box<str>>,
 }
 
+/// Checks a path template by the rules [`RouterBuilder::insert`] applies, so the
+/// bundle validation (and through it `mgw validate`) refuses what the router would
+/// refuse at start.
+pub fn check_template(template: &str) -> Result<(), RouteError> {
+    parse_template(template).map(|_| ())
+}
+
 fn parse_template(template: &str) -> Result<ParsedTemplate, RouteError> {
     let Some(rest) = template.strip_prefix('/') else {
         return Err(RouteError::NoLeadingSlash {
@@ -403,7 +410,9 @@ fn parse_segment(
 ) -> Result<SegmentSpec, RouteError> {
     let err_segment = || segment.to_owned();
     if !segment.contains(['{', '}']) {
-        if segment == "." || segment == ".." {
+        // `%2e%2E` too: request paths with such a segment are refused before
+        // routing, so the route could never match.
+        if check_segment(segment) == Err(PathError::DotSegment) {
             return Err(RouteError::DotSegment {
                 template: template.to_owned(),
                 segment: err_segment(),
@@ -1426,7 +1435,23 @@ mod tests {
                 "/a/{n}.{n}",
                 "path template `/a/{n}.{n}` uses parameter `n` twice",
             ),
+            // Escaped dot segments: requests with them are refused before
+            // routing, so such a route could never match.
+            (
+                "/a/%2e%2E/b",
+                "path template `/a/%2e%2E/b` has a dot segment `%2e%2E`, which no request can match",
+            ),
+            (
+                "/a/%2E",
+                "path template `/a/%2E` has a dot segment `%2E`, which no request can match",
+            ),
         ];
+        // The same rule, callable without building a router (bundle validation).
+        assert!(matches!(
+            check_template("/v1/../admin"),
+            Err(RouteError::DotSegment { .. })
+        ));
+        assert_eq!(check_template("/v1/files/{name}.{ext}"), Ok(()));
         for (template, message) in cases {
             assert_eq!(insert_err(template).to_string(), *message);
         }

@@ -29,7 +29,7 @@ pub fn run(args: &InitArgs, output: Output) -> Result<()> {
             println!("next: mgw build {}", args.dir.display());
         } else {
             println!("before `mgw build` works, fix:");
-            for p in &outcome.problems {
+            for p in project::error::grouped(&outcome.problems) {
                 println!("  - {p}");
             }
         }

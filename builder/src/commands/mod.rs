@@ -35,8 +35,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 }
 
 /// Prints warnings to stderr (never to stdout, which may be JSON).
+/// Identical warnings are grouped into one line with a count and the first places.
 pub fn warn_all(warnings: &[Diagnostic]) {
-    for w in warnings {
+    for w in crate::project::error::grouped(warnings) {
         eprintln!("warning: {w}");
     }
 }

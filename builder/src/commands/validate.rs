@@ -8,7 +8,24 @@ use crate::commands::{human, print_json, warn_all};
 use crate::project;
 
 pub fn run(args: &ProjectArg, output: Output) -> Result<()> {
-    let compiled = project::build(&args.project)?;
+    let compiled = match project::build(&args.project) {
+        Ok(c) => c,
+        Err(e) => {
+            if !human(output) {
+                // Scripts read stdout: the problems as data; the exit code is
+                // still 64 and stderr still carries the message.
+                print_json(&json!({
+                    "valid": false,
+                    "diagnostics": e
+                        .diagnostics()
+                        .iter()
+                        .map(|d| d.to_json("error"))
+                        .collect::<Vec<_>>(),
+                }));
+            }
+            return Err(e.into());
+        }
+    };
     warn_all(&compiled.warnings);
     let s = &compiled.summary;
     if human(output) {
@@ -50,6 +67,11 @@ pub fn run(args: &ProjectArg, output: Output) -> Result<()> {
             "summary": s,
             "env": compiled.env,
             "warnings": compiled.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "diagnostics": compiled
+                .warnings
+                .iter()
+                .map(|d| d.to_json("warning"))
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(())

@@ -32,6 +32,7 @@ use serde::Serialize;
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
 use super::extensions::{Endpoints, Located, Policies};
+use super::manifest::Include;
 use super::openapi::{ApiSpec, SpecFormat, SpecOperation};
 use super::{MANIFEST_FILE, Project};
 
@@ -127,6 +128,9 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         reported: BTreeSet::new(),
         used_providers: BTreeSet::new(),
     };
+    for spec in &project.specs {
+        c.warnings.extend(spec.warnings.iter().cloned());
+    }
     let bundle = c.bundle();
     if !c.diags.is_empty() {
         return Err(ProjectError::invalid(c.diags));
@@ -577,18 +581,50 @@ impl Compiler<'_> {
         })
     }
 
-    /// The operations `include` selects, in spec order.
+    /// The operations `include` selects and `exclude` does not leave out, in spec
+    /// order. A selected operation the gateway cannot serve is an error that says
+    /// how to leave it out.
     fn select<'s>(&mut self, i: usize, spec: &'s ApiSpec) -> Vec<&'s SpecOperation> {
         let settings = &self.project.manifest.apis[i];
-        let Some(inc) = &settings.include else {
-            return spec.operations.iter().collect();
+        let (include, exclude) = (settings.include.clone(), settings.exclude.clone());
+        let ap = mpath().key("apis").index(i);
+        if let Some(inc) = &include {
+            self.check_selection(&ap.key("include"), inc, spec);
+        }
+        if let Some(exc) = &exclude {
+            self.check_selection(&ap.key("exclude"), exc, spec);
+        }
+        let matches = |sel: &Include, o: &SpecOperation| {
+            sel.operations.contains(&o.id) || o.tags.iter().any(|t| sel.tags.contains(t))
         };
-        let ap = mpath().key("apis").index(i).key("include");
+        let selected: Vec<&SpecOperation> = spec
+            .operations
+            .iter()
+            .filter(|o| include.as_ref().is_none_or(|inc| matches(inc, o)))
+            .filter(|o| !exclude.as_ref().is_some_and(|exc| matches(exc, o)))
+            .collect();
+        for op in &selected {
+            if let Some(why) = &op.unservable {
+                self.diags.push(Diagnostic::new(
+                    &op.origin,
+                    format!(
+                        "{why}, so the gateway cannot serve operation `{}`; leave it out with `exclude: {{operations: [{}]}}` under `apis[{i}]` in `mgw.yaml`",
+                        op.id, op.id
+                    ),
+                ));
+            }
+        }
+        selected
+    }
+
+    /// Reports operationIds and tags an `include`/`exclude` names that the spec
+    /// does not have.
+    fn check_selection(&mut self, at: &KeyPath, sel: &Include, spec: &ApiSpec) {
         let ids: BTreeSet<&str> = spec.operations.iter().map(|o| o.id.as_str()).collect();
-        for (k, id) in inc.operations.iter().enumerate() {
+        for (k, id) in sel.operations.iter().enumerate() {
             if !ids.contains(id.as_str()) {
                 self.diags.push(Diagnostic::new(
-                    &self.manifest_origin(&ap.key("operations").index(k)),
+                    &self.manifest_origin(&at.key("operations").index(k)),
                     format!(
                         "no operation `{id}` in `{}`{}; its operationIds are {}",
                         spec.file,
@@ -599,10 +635,10 @@ impl Compiler<'_> {
             }
         }
         let tags = spec.all_tags();
-        for (k, tag) in inc.tags.iter().enumerate() {
+        for (k, tag) in sel.tags.iter().enumerate() {
             if !tags.contains(tag) {
                 self.diags.push(Diagnostic::new(
-                    &self.manifest_origin(&ap.key("tags").index(k)),
+                    &self.manifest_origin(&at.key("tags").index(k)),
                     format!(
                         "no operation in `{}` has tag `{tag}`{}; its tags are {}",
                         spec.file,
@@ -612,12 +648,6 @@ impl Compiler<'_> {
                 ));
             }
         }
-        spec.operations
-            .iter()
-            .filter(|o| {
-                inc.operations.contains(&o.id) || o.tags.iter().any(|t| inc.tags.contains(t))
-            })
-            .collect()
     }
 
     /// `apis[i].upstream`, else `x-mgw-upstream`, else `x-wso2-production-endpoints`.
@@ -1461,6 +1491,192 @@ mod tests {
 
     const MANIFEST: &str = "name: pets\nversion: 1.0.0\nupstreams:\n  pets: {urls: ['${PETS_URL:-http://127.0.0.1:8081}']}\n  spare: {urls: ['http://127.0.0.1:9']}\napis:\n  - name: pets\n    spec: api.yaml\n    upstream: pets\n";
     const SPEC: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: 2.0.0}\nservers: [{url: /v1}]\npaths:\n  /pets/{id}:\n    get: {operationId: getPet}\n    delete: {operationId: deletePet}\n  /pets:\n    get: {operationId: listPets, tags: [read]}\n";
+
+    fn errors(files: &[(&str, &str)]) -> String {
+        match build(files) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn warnings(c: &Compiled) -> Vec<String> {
+        c.warnings.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_path_with_a_query_is_an_error_until_excluded() {
+        // OpenAI-like documents: `/responses?beta=true` cannot be routed.
+        let spec =
+            format!("{SPEC}  /responses?beta=true:\n    post: {{operationId: betaResponses}}\n");
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("api.yaml:11:5: `#/paths/~1responses?beta=true/post`: path `/responses?beta=true` must not contain a query or fragment, so the gateway cannot serve operation `betaResponses`; leave it out with `exclude: {operations: [betaResponses]}` under `apis[0]`"),
+            "{e}"
+        );
+        let m = format!("{MANIFEST}    exclude: {{operations: [betaResponses]}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
+        assert_eq!(c.bundle.apis[0].operations.len(), 3);
+        // An `include` that does not select it leaves it out too.
+        let m = format!("{MANIFEST}    include: {{tags: [read]}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
+        assert_eq!(c.bundle.apis[0].operations.len(), 1);
+        // Any template the gateway cannot route is excludable the same way.
+        let spec = format!("{SPEC}  /files/{{name:\n    get: {{operationId: brokenTemplate}}\n");
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("api.yaml:11:5: `#/paths/~1files~1{name/get`: path `/files/{name` has an unclosed `{`, so the gateway cannot serve operation `brokenTemplate`"),
+            "{e}"
+        );
+        let m = format!("{MANIFEST}    exclude: {{operations: [brokenTemplate]}}\n");
+        assert!(build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).is_ok());
+    }
+
+    #[test]
+    fn exclude_leaves_out_by_id_and_tag_and_names_unknowns() {
+        let m = format!("{MANIFEST}    exclude: {{operations: [deletePet], tags: [read]}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        let ids: Vec<_> = c.bundle.apis[0]
+            .operations
+            .iter()
+            .map(|o| o.id.as_str())
+            .collect();
+        assert_eq!(ids, ["getPet"]);
+        let m = format!("{MANIFEST}    exclude: {{operations: [deletepet]}}\n");
+        let e = errors(&[("mgw.yaml", &m), ("api.yaml", SPEC)]);
+        assert!(
+            e.contains("mgw.yaml:10:28: `apis[0].exclude.operations[0]`: no operation `deletepet` in `api.yaml` (did you mean `deletePet`?)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn path_and_operation_servers_are_warnings_that_say_how_to_route_elsewhere() {
+        let spec = SPEC.replace(
+            "    delete: {operationId: deletePet}\n",
+            "    delete: {operationId: deletePet, servers: [{url: 'https://other.example.com'}]}\n    servers: [{url: 'https://files.example.com'}]\n",
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        assert_eq!(c.bundle.apis[0].operations.len(), 3);
+        let w = warnings(&c);
+        assert!(
+            w.iter().any(|w| w.starts_with("api.yaml:8:14: `#/paths/~1pets~1{id}/servers`: `servers` on a path item or operation is not used")
+                && w.contains("second `apis` entry")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("api.yaml:7:47: `#/paths/~1pets~1{id}/delete/servers`")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn a_second_apis_entry_sends_some_operations_to_another_upstream() {
+        // What the `servers` warning tells users to write.
+        let m = format!(
+            "{MANIFEST}    exclude: {{operations: [deletePet]}}\n  - name: pets-admin\n    spec: api.yaml\n    upstream: spare\n    include: {{operations: [deletePet]}}\n"
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        let routes: Vec<String> = c
+            .bundle
+            .apis
+            .iter()
+            .flat_map(|a| {
+                a.operations
+                    .iter()
+                    .map(move |o| format!("{} {} {} -> {}", a.name, o.method, o.path, a.upstream))
+            })
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "pets GET /pets -> pets",
+                "pets GET /pets/{id} -> pets",
+                "pets-admin DELETE /pets/{id} -> spare"
+            ]
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_refused_at_validate_by_the_routers_rule() {
+        let m = MANIFEST.replace(
+            "    upstream: pets\n",
+            "    upstream: pets\n    basePath: /v1/../admin\n",
+        );
+        let e = errors(&[("mgw.yaml", &m), ("api.yaml", SPEC)]);
+        assert!(
+            e.contains("mgw.yaml:10:15: `apis[0].basePath`: path template `/v1/../admin` has a dot segment `..`"),
+            "{e}"
+        );
+        let spec = format!("{SPEC}  /files/%2e%2E/x:\n    get: {{operationId: up}}\n");
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("api.yaml:11:5: `#/paths/~1files~1%2e%2E~1x/get`: path template `/files/%2e%2E/x` has a dot segment `%2e%2E`, which no request can match, so the gateway cannot serve operation `up`; leave it out with `exclude: {operations: [up]}`"),
+            "{e}"
+        );
+        let spec = format!("{SPEC}  /files/./x:\n    get: {{operationId: here}}\n");
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(e.contains("has a dot segment `.`"), "{e}");
+    }
+
+    #[test]
+    fn broken_refs_block_only_where_the_reader_follows_them() {
+        // In a schema: a warning.
+        let spec = format!(
+            "{SPEC}    post:\n      operationId: addPet\n      requestBody:\n        content:\n          application/json:\n            schema: {{$ref: '#/components/schemas/Nope'}}\ncomponents: {{schemas: {{}}}}\n"
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("`$ref` `#/components/schemas/Nope` points to nothing")),
+            "{w:?}"
+        );
+        // In a parameter, which routing reads: an error with the same detail.
+        let spec = format!(
+            "{SPEC}    post:\n      operationId: addPet\n      parameters: [{{$ref: '#/components/parameters/Nope'}}]\ncomponents: {{parameters: {{Id: {{name: id, in: query}}}}}}\n"
+        );
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("`#/paths/~1pets/post/parameters/0/$ref`: `$ref` `#/components/parameters/Nope` points to nothing")
+                && e.contains("(did you mean `Id`?)") || e.contains("it has `Id`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_path_item_in_a_broken_file_shows_the_files_own_error() {
+        let spec = format!("{SPEC}  /more: {{$ref: 'more.yaml'}}\n");
+        let e = errors(&[
+            ("mgw.yaml", MANIFEST),
+            ("api.yaml", &spec),
+            ("more.yaml", "get: [1\n"),
+        ]);
+        assert!(e.contains("api.yaml:10:17: `#/paths/~1more/$ref`"), "{e}");
+        assert!(e.contains("more.yaml:2:1: invalid YAML"), "{e}");
+    }
+
+    #[test]
+    fn openapi_31_id_and_anchor_references_resolve() {
+        // swagger-petstore v31's style: schemas named by `$id`, `$anchor` inside.
+        let spec = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\nservers: [{url: /api/v31}]\npaths:\n  /pets/{id}:\n    parameters: [{$ref: '#/components/parameters/Id'}]\n    get:\n      operationId: getPet\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema:\n                type: object\n                properties:\n                  details: {$ref: /api/v31/components/schemas/petdetails#pet_details_id}\n                  tag: {$ref: /api/v31/components/schemas/tag}\ncomponents:\n  parameters:\n    Id: {name: id, in: path, required: true}\n  schemas:\n    PetDetails:\n      $id: /api/v31/components/schemas/petdetails\n      properties:\n        id: {$anchor: pet_details_id, type: integer}\n        tag: {$ref: tag}\n    Tag:\n      $id: /api/v31/components/schemas/tag\n      type: string\n";
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", spec)]).unwrap();
+        let refs: Vec<String> = warnings(&c)
+            .into_iter()
+            .filter(|w| w.contains("$ref"))
+            .collect();
+        assert!(refs.is_empty(), "{refs:?}");
+        // An anchor that does not exist is named.
+        let broken = spec.replace("#pet_details_id}", "#no_such_anchor}");
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &broken)]).unwrap();
+        assert!(
+            warnings(&c)
+                .iter()
+                .any(|w| w.contains("no `$anchor: no_such_anchor`")),
+            "{:?}",
+            warnings(&c)
+        );
+    }
 
     #[test]
     fn compiles_sorted_operations_env_and_summary() {

@@ -76,6 +76,18 @@ impl Diagnostic {
         }
     }
 
+    /// The machine-readable form printed by `--output json`.
+    pub fn to_json(&self, severity: &str) -> serde_json::Value {
+        serde_json::json!({
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "keyPath": self.key_path,
+            "message": self.message,
+            "severity": severity,
+        })
+    }
+
     pub fn origin(&self) -> Origin {
         Origin {
             file: self.file.clone(),
@@ -121,13 +133,56 @@ fn render(diags: &[Diagnostic]) -> String {
         [one] => format!("invalid project: {one}"),
         many => {
             let mut s = format!("invalid project: {} problems", many.len());
-            for d in many {
+            for line in grouped(many) {
                 s.push_str("\n  - ");
-                s.push_str(&d.to_string());
+                s.push_str(&line);
             }
             s
         }
     }
+}
+
+/// How many places a grouped line names before "and N more".
+const GROUP_PLACES: usize = 3;
+
+/// Renders diagnostics one per line, with identical messages grouped into one
+/// line that gives the count and the first few places, so one cause repeated on
+/// 600 operations reads as one line. Lines keep the order of first appearance.
+pub fn grouped(diags: &[Diagnostic]) -> Vec<String> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_message: std::collections::HashMap<&str, Vec<&Diagnostic>> =
+        std::collections::HashMap::new();
+    for d in diags {
+        let places = by_message.entry(d.message.as_str()).or_default();
+        if places.is_empty() {
+            order.push(d.message.as_str());
+        }
+        places.push(d);
+    }
+    order
+        .into_iter()
+        .map(|message| match by_message[message].as_slice() {
+            [one] => one.to_string(),
+            many => {
+                let mut places: Vec<String> = many
+                    .iter()
+                    .take(GROUP_PLACES)
+                    .map(|d| {
+                        let pos = d.origin().position();
+                        if d.key_path.is_empty() {
+                            pos
+                        } else {
+                            format!("{pos} `{}`", d.key_path)
+                        }
+                    })
+                    .collect();
+                if many.len() > GROUP_PLACES {
+                    places.push(format!("{} more", many.len() - GROUP_PLACES));
+                }
+                format!("{message} ({} places: {})", many.len(), places.join(", "))
+            }
+        })
+        .collect()
 }
 
 impl ProjectError {
@@ -306,6 +361,33 @@ mod tests {
         let e = ProjectError::invalid(vec![d.clone(), d]);
         assert!(e.to_string().starts_with("invalid project: mgw.yaml:4:11"));
         assert_eq!(e.exit_code(), 64);
+    }
+
+    #[test]
+    fn identical_messages_are_grouped_with_count_and_first_places() {
+        let at = |line| {
+            Diagnostic::new(
+                &Origin::new(
+                    "api.yaml",
+                    format!("#/paths/~1p{line}"),
+                    Mark { line, column: 3 },
+                ),
+                "scheme `k` has no provider",
+            )
+        };
+        let other = Diagnostic::new(&Origin::file("mgw.yaml"), "something else");
+        let mut diags: Vec<Diagnostic> = (1..=5).map(at).collect();
+        diags.insert(1, other);
+        let lines = grouped(&diags);
+        assert_eq!(
+            lines,
+            vec![
+                "scheme `k` has no provider (5 places: api.yaml:1:3 `#/paths/~1p1`, api.yaml:2:3 `#/paths/~1p2`, api.yaml:3:3 `#/paths/~1p3`, 2 more)".to_owned(),
+                "mgw.yaml: something else".to_owned(),
+            ]
+        );
+        let e = ProjectError::invalid(diags).to_string();
+        assert_eq!(e.lines().count(), 3, "{e}");
     }
 
     #[test]

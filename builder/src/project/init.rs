@@ -1,11 +1,14 @@
 //! `mgw init`: scaffold a project from an existing OpenAPI file.
 //!
-//! Copies the spec (and every file it `$ref`s, keeping their relative layout) into
-//! `apis/`, and writes a commented `mgw.yaml` whose values come from the spec
-//! (name, version, base path) and from the gateway's own defaults, with the upstream
-//! URL as a `${VAR:-default}` template so the project builds at once and each
-//! environment can point it elsewhere. It then validates the new project and
-//! reports what would still stop a build.
+//! Copies the spec (and every file it `$ref`s, keeping their relative layout — also
+//! files in sibling folders such as `../common/Error.yaml`, by copying from their
+//! nearest common folder) into `apis/`, and writes a commented `mgw.yaml` whose
+//! values come from the spec (name, version, base path) and from the gateway's own
+//! defaults, with the upstream URL as a `${VAR:-default}` template so the project
+//! builds at once and each environment can point it elsewhere. Each security
+//! scheme the spec declares gets a commented `auth.providers` entry of the fitting
+//! type, so the first `mgw validate` says which to fill in. It then validates the
+//! new project and reports what would still stop a build.
 //!
 //! Never overwrite: an existing `mgw.yaml` (or a different file where a spec copy
 //! would go) is an error, and files are written through a temporary file and a
@@ -58,18 +61,15 @@ pub fn init(
     out_dir: &Path,
     options: &InitOptions,
 ) -> Result<InitOutcome, ProjectError> {
-    let spec_dir = match spec_path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     let Some(spec_name) = spec_path.file_name().and_then(|n| n.to_str()) else {
         return Err(ProjectError::invalid(vec![Diagnostic::new(
             &super::Origin::file(spec_path.display().to_string()),
             "expected the path of an OpenAPI file",
         )]));
     };
+    let (spec_dir, entry) = source_root(spec_path)?;
     let mut store = Store::new(Source::Dir(spec_dir.clone()));
-    let spec = openapi::load_spec(&mut store, spec_name, None).map_err(ProjectError::invalid)?;
+    let spec = openapi::load_spec(&mut store, &entry, None).map_err(ProjectError::invalid)?;
 
     let manifest_path = out_dir.join(MANIFEST_FILE);
     if manifest_path.exists() {
@@ -118,7 +118,7 @@ pub fn init(
     let text = render(&Template {
         name: &name,
         version: &version,
-        spec_file: &format!("apis/{spec_name}"),
+        spec_file: &format!("apis/{entry}"),
         base_path: &base_path,
         base_path_note: match spec.base_path.as_ref().map(|b| b.source) {
             Some(openapi::BasePathSource::Wso2Extension) => "from the spec's `x-wso2-basePath`",
@@ -160,6 +160,62 @@ pub fn init(
         problems,
         warnings,
     })
+}
+
+/// The folder to copy from and the spec's path inside it: the spec's own folder,
+/// or the nearest folder that also holds every file its `$ref`s reach
+/// (`spec/swagger.yaml` referring to `../common/Error.yaml` gives the parent of
+/// both). Only `.yaml`/`.yml`/`.json` files count. Broken references are left for
+/// the real load to report.
+fn source_root(spec_path: &Path) -> Result<(PathBuf, String), ProjectError> {
+    let unreadable = |msg: String| {
+        ProjectError::invalid(vec![Diagnostic::new(
+            &super::Origin::file(spec_path.display().to_string()),
+            msg,
+        )])
+    };
+    let canonical = spec_path
+        .canonicalize()
+        .map_err(|e| unreadable(format!("cannot read the spec: {e}")))?;
+    let Some(rel) = canonical
+        .strip_prefix("/")
+        .ok()
+        .and_then(Path::to_str)
+        .map(str::to_owned)
+    else {
+        return Err(unreadable("the spec's path is not UTF-8".into()));
+    };
+    // Discovery only: read the closure from the filesystem root, so references
+    // that climb out of the spec's folder resolve.
+    let mut store = Store::new(Source::Dir(PathBuf::from("/")));
+    let _ = store.load_closure(&rel, None);
+    let dir_of = |f: &str| -> Vec<String> {
+        let mut segs: Vec<String> = f.split('/').map(str::to_owned).collect();
+        segs.pop();
+        segs
+    };
+    let mut common = dir_of(&rel);
+    // Only documents widen the folder: a `$ref` that climbs to some other file
+    // (`../../../etc/passwd`) is not copied; the real load reports it as leaving
+    // the project.
+    let is_document = |f: &str| {
+        let lower = f.to_ascii_lowercase();
+        [".yaml", ".yml", ".json"]
+            .iter()
+            .any(|e| lower.ends_with(e))
+    };
+    for f in store.files().into_iter().filter(|f| is_document(f)) {
+        let d = dir_of(&f);
+        let same = common.iter().zip(&d).take_while(|(a, b)| a == b).count();
+        common.truncate(same);
+    }
+    let root = PathBuf::from("/").join(common.join("/"));
+    let entry = rel
+        .split('/')
+        .skip(common.len())
+        .collect::<Vec<_>>()
+        .join("/");
+    Ok((root, entry))
 }
 
 /// Writes a new file atomically; fails if it exists.
@@ -346,10 +402,13 @@ apis:
     # include:
     #   operations: [{example_id}]
     #   tags: []
+    # Leave operations out (after `include`), same shape:
+    # exclude:
+    #   operations: []
     # Request body limit for this API (default: `limits.maxBodySize`).
     # maxBodySize: 1MiB
 
-# One JSON event per request, written off the request path:
+{auth}# One JSON event per request, written off the request path:
 # `stdout`, `file` (with `path: /var/log/mgw/analytics.jsonl`) or `none`.
 analytics:
   sink: stdout
@@ -374,7 +433,51 @@ analytics:
         spec_file = scalar(t.spec_file),
         note = t.base_path_note,
         base_path = scalar(t.base_path),
+        auth = auth_scaffold(t.spec),
     )
+}
+
+/// A commented `auth.providers` block with one entry per security scheme the spec
+/// declares (a provider named like the scheme is used for it), or nothing.
+/// Uncommenting the `#`-prefixed lines gives valid YAML.
+fn auth_scaffold(spec: &ApiSpec) -> String {
+    if spec.security_schemes.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# The spec declares security schemes; each needs a provider of the same name (or\n\
+         # map it with `auth.schemes: {scheme: provider}`). Fill in and uncomment:\n\
+         #auth:\n\
+         #  providers:\n",
+    );
+    for (name, scheme) in &spec.security_schemes {
+        let d = &scheme.definition;
+        let field = |k: &str| d.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+        let key = scalar(name);
+        match scheme.kind.as_str() {
+            "apiKey" => out.push_str(&format!(
+                "#    {key}: {{type: apiKey}}    # key in {} `{}`; keys file: ${{MGW_API_KEYS_FILE:-/etc/mgw/secrets/api-keys/api-keys}}\n",
+                field("in"),
+                field("name")
+            )),
+            "basic" => out.push_str(&format!("#    {key}: {{type: basic}}    # users file: htpasswd (bcrypt)\n")),
+            "http" if field("scheme").eq_ignore_ascii_case("basic") => {
+                out.push_str(&format!("#    {key}: {{type: basic}}    # users file: htpasswd (bcrypt)\n"));
+            }
+            "http" | "oauth2" | "openIdConnect" => out.push_str(&format!(
+                "#    {key}:    # {} bearer tokens: signed JWTs (or `type: introspection`)\n\
+                 #      type: jwt\n\
+                 #      issuer: https://idp.example.com/\n\
+                 #      jwksUrl: https://idp.example.com/.well-known/jwks.json\n",
+                scheme.kind
+            )),
+            other => out.push_str(&format!(
+                "#    # `{name}`: scheme type `{other}` has no provider type in mgw\n"
+            )),
+        }
+    }
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]

@@ -192,6 +192,9 @@ struct ApiWire {
     rate_limit: Option<String>,
     #[serde(default)]
     include: Option<IncludeWire>,
+    /// Operations to leave out (same shape as `include`), applied after it.
+    #[serde(default)]
+    exclude: Option<IncludeWire>,
     #[serde(default)]
     max_body_size: Option<String>,
     /// CORS for this API; overrides the top-level `cors`.
@@ -636,6 +639,8 @@ pub struct ApiSettings {
     pub rate_limit: Option<String>,
     /// `None` serves every operation.
     pub include: Option<Include>,
+    /// Operations left out of what `include` selects.
+    pub exclude: Option<Include>,
     pub max_body_bytes: Option<u64>,
     /// `Some(None)`: CORS switched off for this API (`cors: {enabled: false}`).
     pub cors: Option<Option<mgw_gateway::bundle::Cors>>,
@@ -643,7 +648,8 @@ pub struct ApiSettings {
     pub underscore_headers: Option<UnderscoreHeaders>,
 }
 
-/// Which operations to serve: those with a listed operationId or any listed tag.
+/// A selection of operations (to serve, or to leave out): those with a listed
+/// operationId or any listed tag.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Include {
     pub operations: Vec<String>,
@@ -1133,6 +1139,19 @@ impl Validator<'_> {
                 }
                 inc
             });
+            let exclude = a.exclude.map(|exc| {
+                let exc = Include {
+                    operations: exc.operations.unwrap_or_default(),
+                    tags: exc.tags.unwrap_or_default(),
+                };
+                if exc.operations.is_empty() && exc.tags.is_empty() {
+                    self.err(
+                        &p.key("exclude"),
+                        "leaves out no operation; list `operations` (operationIds) and/or `tags`, or remove `exclude`",
+                    );
+                }
+                exc
+            });
             let max_body_bytes = self.size(p.key("maxBodySize"), a.max_body_size);
             let cors = a.cors.and_then(|c| self.cors(&p.key("cors"), c));
             out.push(ApiSettings {
@@ -1142,6 +1161,7 @@ impl Validator<'_> {
                 upstream: a.upstream,
                 rate_limit: a.rate_limit,
                 include,
+                exclude,
                 max_body_bytes,
                 cors,
                 mtls: a.mtls,

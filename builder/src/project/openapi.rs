@@ -5,12 +5,19 @@
 //! `operationId` is missing), the base path, tags for `include`, and everything
 //! that asks the gateway to behave in some way (`security`, the `x-wso2-*` and
 //! `x-mgw-*` extensions, see [`super::extensions`]). Schemas and examples are
-//! checked only for dangling or looping `$ref`s ([`super::refs`]).
+//! checked only for dangling or looping `$ref`s ([`super::refs`]), and a broken
+//! reference there is a warning: it is an error only where this reader follows it
+//! (path items, operations, parameters, security schemes).
 //!
 //! Never silently drop something that changes how an operation must be served:
-//! path- or operation-level `servers`, WebSocket schemes, unknown path item or
-//! operation fields (a misspelt `operationID`) are errors. Callbacks and 3.1
-//! `webhooks` describe calls the *upstream* makes, so they are ignored.
+//! WebSocket schemes and unknown path item or operation fields (a misspelt
+//! `operationID`) are errors; path- or operation-level `servers` are warnings,
+//! because `mgw.yaml`'s `basePath`/`upstream` decide where every operation goes
+//! (a second `apis` entry with `include` and its own `upstream` sends some
+//! operations elsewhere). An operation the gateway cannot serve (a path with a
+//! query string or a malformed template) is kept, marked
+//! [`SpecOperation::unservable`], so `exclude` can leave it out. Callbacks and 3.1 `webhooks` describe calls the *upstream*
+//! makes, so they are ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -104,6 +111,10 @@ pub struct SpecOperation {
     pub policies: Policies,
     /// The operation object (which may live in another file than the spec).
     pub origin: Origin,
+    /// Why the gateway cannot serve this operation (its path has a query string
+    /// or is not a valid template); compiling it is an error unless
+    /// `include`/`exclude` leave it out.
+    pub unservable: Option<String>,
 }
 
 /// A loaded spec: what mgw uses of it, with origins for every value.
@@ -127,6 +138,9 @@ pub struct ApiSpec {
     /// The spec carries `x-wso2-*` extensions: it comes from WSO2 Microgateway,
     /// which secures operations by default.
     pub wso2: bool,
+    /// Problems that do not stop the spec from being served (broken `$ref`s in
+    /// parts mgw does not read, path-level `servers`, …).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl ApiSpec {
@@ -147,26 +161,46 @@ pub fn load_spec(
     file: &str,
     referrer: Option<&Origin>,
 ) -> Result<ApiSpec, Vec<Diagnostic>> {
-    let mut diags = store.load_closure(file, referrer);
+    let ref_problems = store.load_closure(file, referrer);
     let store: &Store = store;
     let Some(root) = store.doc(file) else {
-        return Err(diags);
+        return Err(ref_problems);
     };
     let mut r = Reader {
         store,
         file,
         root,
         diags: Vec::new(),
-        refs_reported: !diags.is_empty(),
+        warnings: Vec::new(),
+        ref_problems: &ref_problems,
     };
     let spec = r.read();
-    diags.extend(r.diags);
+    let (diags, mut warnings) = (r.diags, r.warnings);
+    // What the reader did not need to follow is a warning; what it needed is
+    // already among `diags`.
+    warnings.extend(
+        ref_problems
+            .iter()
+            .filter(|p| {
+                !diags
+                    .iter()
+                    .any(|d| d.file == p.file && d.key_path == p.key_path)
+            })
+            .cloned(),
+    );
     match spec {
         Some(s) if diags.is_empty() => Ok(ApiSpec {
             files: store.files(),
+            warnings,
             ..s
         }),
-        _ => Err(diags),
+        _ => {
+            // A referenced file that could not be read or parsed is likely why
+            // the reader found nothing where it followed a `$ref`: show it too.
+            let mut diags = diags;
+            diags.extend(warnings.into_iter().filter(|w| w.key_path.is_empty()));
+            Err(diags)
+        }
     }
 }
 
@@ -184,8 +218,10 @@ struct Reader<'s> {
     file: &'s str,
     root: &'s Node,
     diags: Vec<Diagnostic>,
-    /// `load_closure` already reported broken references; don't repeat them.
-    refs_reported: bool,
+    warnings: Vec<Diagnostic>,
+    /// Broken references found by `load_closure` anywhere in the files; one the
+    /// reader has to follow becomes an error with this (more precise) message.
+    ref_problems: &'s [Diagnostic],
 }
 
 /// A field of an object after `$ref` siblings were merged: value and location.
@@ -342,6 +378,7 @@ impl<'s> Reader<'s> {
             operations,
             files: Vec::new(),
             wso2,
+            warnings: Vec::new(),
         })
     }
 
@@ -603,10 +640,10 @@ impl<'s> Reader<'s> {
         };
         if !root_level {
             if !items.is_empty() {
-                self.err(
-                    loc.origin(node.mark),
-                    "`servers` on a path item or operation is not supported: mgw serves an API under one base path and upstream; set `basePath`/`upstream` in `mgw.yaml`, or split the API",
-                );
+                self.warnings.push(Diagnostic::new(
+                    &loc.origin(node.mark),
+                    "`servers` on a path item or operation is not used: `mgw.yaml` decides where operations go (the API's `basePath` and `upstream`); to send some operations to another upstream, add a second `apis` entry for the same spec with `include: {operations: […]}` and its own `upstream`, and leave them out of the first with `exclude`",
+                ));
             }
             return None;
         }
@@ -695,9 +732,13 @@ impl<'s> Reader<'s> {
         {
             Ok(t) => Some(t),
             Err(d) => {
-                if !self.refs_reported {
-                    self.diags.push(d);
-                }
+                let d = self
+                    .ref_problems
+                    .iter()
+                    .find(|p| p.file == d.file && p.key_path == d.key_path)
+                    .cloned()
+                    .unwrap_or(d);
+                self.diags.push(d);
                 None
             }
         }
@@ -784,7 +825,17 @@ impl<'s> Reader<'s> {
             }
             let ploc = loc.child(e.key.clone());
             if let Err(msg) = check_template(&e.key) {
-                self.err(ploc.origin(e.key_mark), msg);
+                // The rest of the document can still be served: keep the
+                // operations, marked, so `exclude` can leave them out.
+                let first = ops.len();
+                self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
+                if ops.len() == first {
+                    self.err(ploc.origin(e.key_mark), msg);
+                    continue;
+                }
+                for op in &mut ops[first..] {
+                    op.unservable = Some(msg.clone());
+                }
                 continue;
             }
             self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
@@ -907,6 +958,7 @@ impl<'s> Reader<'s> {
             policies: Policies::default(),
             // The method key in the path item.
             origin: f.loc.origin(f.key_mark),
+            unservable: None,
         };
         let doc_root = self.store.doc(target.file).unwrap_or(self.root);
         let mut ignored = RootExtensions::default();
@@ -1042,7 +1094,9 @@ pub fn check_template(path: &str) -> Result<(), String> {
         }
         rest = &after[close + 1..];
     }
-    Ok(())
+    // And whatever else the gateway's router refuses (dot segments, `%2e%2e`
+    // included; parameters with nothing between them), by its own rule.
+    mgw_gateway::router::check_template(path).map_err(|e| e.to_string())
 }
 
 /// `get_pets_petId` for `GET /pets/{petId}`; `get_root` for `GET /`.

@@ -7,6 +7,13 @@
 //! references that loop back on themselves. Afterwards the store is read-only and
 //! [`Store::deref`] follows references for the parts of a spec mgw uses.
 //!
+//! OpenAPI 3.1 schemas are JSON Schema 2020-12 resources: a `$id` changes the base
+//! a `$ref` inside it is resolved against, and a `$ref` may name a resource by its
+//! `$id` (`/api/v31/components/schemas/tag`) or a `$anchor` inside it
+//! (`…/petdetails#pet_details_id`). Each file's `$id`s and `$anchor`s are indexed
+//! when it is read, and every reference is first looked up there
+//! ([`Store::locate`]), then read as a project-relative file path.
+//!
 //! Never: fetch anything over the network (remote references are errors), read a
 //! file outside the project directory (`..` escapes and symlinks out are errors),
 //! loop on a cycle, or recurse without bound (the walk uses an explicit worklist and
@@ -88,6 +95,24 @@ pub struct Store {
     docs: BTreeMap<String, Node>,
     /// Files that failed to load (already reported).
     failed: BTreeSet<String>,
+    /// JSON Schema resources: `$id` resolved to an absolute URI (no fragment) →
+    /// where the schema holding it is.
+    ids: BTreeMap<String, Loc>,
+    /// `$anchor`s: (resource URI, anchor name) → where the schema holding it is.
+    anchors: BTreeMap<(String, String), Loc>,
+}
+
+/// The base URI of a project file, for `$id` resolution. Only a namespace for
+/// matching identifiers: nothing is ever fetched.
+fn file_uri(file: &str) -> Option<url::Url> {
+    url::Url::parse("file:///").ok()?.join(file).ok()
+}
+
+/// `uri` without its fragment, as the key of [`Store::ids`].
+fn resource_key(uri: &url::Url) -> String {
+    let mut u = uri.clone();
+    u.set_fragment(None);
+    u.to_string()
 }
 
 /// One `$ref` found in a document.
@@ -191,7 +216,108 @@ impl Store {
             canonical_root,
             docs: BTreeMap::new(),
             failed: BTreeSet::new(),
+            ids: BTreeMap::new(),
+            anchors: BTreeMap::new(),
         }
+    }
+
+    /// Records the `$id`s and `$anchor`s of a freshly read file.
+    fn index_ids(&mut self, file: &str) {
+        let Some(doc) = self.docs.get(file) else {
+            return;
+        };
+        let Some(base) = file_uri(file) else {
+            return;
+        };
+        let mut stack: Vec<(&Node, Vec<String>, url::Url)> = vec![(doc, Vec::new(), base)];
+        while let Some((node, ptr, mut base)) = stack.pop() {
+            match &node.kind {
+                Kind::Scalar(_) => {}
+                Kind::Seq(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let mut p = ptr.clone();
+                        p.push(i.to_string());
+                        stack.push((item, p, base.clone()));
+                    }
+                }
+                Kind::Map(entries) => {
+                    if let Some(id) = node.get("$id").and_then(Node::as_str) {
+                        if let Ok(u) = base.join(id) {
+                            base = u;
+                            self.ids
+                                .entry(resource_key(&base))
+                                .or_insert_with(|| Loc::new(file, ptr.clone()));
+                        }
+                    }
+                    if let Some(anchor) = node.get("$anchor").and_then(Node::as_str) {
+                        self.anchors
+                            .entry((resource_key(&base), anchor.to_owned()))
+                            .or_insert_with(|| Loc::new(file, ptr.clone()));
+                    }
+                    for e in entries {
+                        let k = e.key.as_str();
+                        if k.starts_with("x-") || DATA_KEYS.contains(&k) || k == "examples" {
+                            continue;
+                        }
+                        let mut p = ptr.clone();
+                        p.push(e.key.clone());
+                        stack.push((&e.value, p, base.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The base URI a `$ref` at `at` is resolved against: the file, changed by
+    /// every `$id` on the way down to it.
+    fn base_uri(&self, at: &Loc) -> Option<url::Url> {
+        let mut base = file_uri(&at.file)?;
+        let mut node = self.docs.get(&at.file)?;
+        for seg in &at.pointer {
+            if let Some(id) = node.get("$id").and_then(Node::as_str) {
+                base = base.join(id).ok()?;
+            }
+            match node.child(seg) {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        Some(base)
+    }
+
+    /// Where the `$ref` `raw`, written at `at` (the `$ref` key's location), points:
+    /// a `$id`/`$anchor` of a loaded file if one matches, else a project file and
+    /// JSON pointer ([`parse_ref`]).
+    pub fn locate(&self, at: &Loc, raw: &str) -> Result<Loc, String> {
+        if !self.ids.is_empty() || !self.anchors.is_empty() {
+            if let Some(target) = self.base_uri(at).and_then(|b| b.join(raw).ok()) {
+                let key = resource_key(&target);
+                let frag = target
+                    .fragment()
+                    .map(|f| {
+                        percent_encoding::percent_decode_str(f)
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    })
+                    .unwrap_or_default();
+                if frag.is_empty() || frag.starts_with('/') {
+                    if let Some(resource) = self.ids.get(&key) {
+                        let mut loc = resource.clone();
+                        loc.pointer.extend(
+                            parse_pointer(&frag).map_err(|e| format!("`$ref` `{raw}`: {e}"))?,
+                        );
+                        return Ok(loc);
+                    }
+                } else if let Some(loc) = self.anchors.get(&(key.clone(), frag.clone())) {
+                    return Ok(loc.clone());
+                } else if let Some(resource) = self.ids.get(&key) {
+                    return Err(format!(
+                        "`$ref` `{raw}`: no `$anchor: {frag}` in the schema resource it names (`{resource}`)"
+                    ));
+                }
+            }
+        }
+        parse_ref(&at.file, raw)
     }
 
     /// A loaded document.
@@ -225,6 +351,7 @@ impl Store {
         let node = yaml::parse(&text, json_hint)
             .map_err(|e| Diagnostic::new(&Origin::new(file, "", e.mark), e.message))?;
         self.docs.insert(file.to_owned(), node);
+        self.index_ids(file);
         Ok(())
     }
 
@@ -286,8 +413,9 @@ impl Store {
     /// Turns one `$ref` into a location, loading its file; checks the target exists.
     fn resolve_site(&mut self, site: &RefSite) -> Result<Loc, Diagnostic> {
         let origin = site.at.origin(site.mark);
-        let target =
-            parse_ref(&site.at.file, &site.raw).map_err(|m| Diagnostic::new(&origin, m))?;
+        let target = self
+            .locate(&site.at, &site.raw)
+            .map_err(|m| Diagnostic::new(&origin, m))?;
         if self.failed.contains(&target.file) {
             return Err(Diagnostic::new(
                 &origin,
@@ -358,7 +486,9 @@ impl Store {
             if !seen.insert(here.clone()) {
                 return Err(Diagnostic::new(&origin, "`$ref` cycle"));
             }
-            let target = parse_ref(cur.file, raw).map_err(|m| Diagnostic::new(&origin, m))?;
+            let target = self
+                .locate(&here.child("$ref"), raw)
+                .map_err(|m| Diagnostic::new(&origin, m))?;
             let Some((file_key, doc)) = self.docs.get_key_value(&target.file) else {
                 return Err(Diagnostic::new(
                     &origin,
@@ -561,7 +691,7 @@ pub fn parse_ref(from_file: &str, raw: &str) -> Result<Loc, String> {
                 .map_err(|_| format!("`$ref` `{raw}` is not valid UTF-8 once decoded"))?;
             if !frag.starts_with('/') {
                 return Err(format!(
-                    "`$ref` `{raw}`: only JSON pointer fragments (`#/…`) are supported, not anchors"
+                    "`$ref` `{raw}`: no `$anchor: {frag}` in the schema resource it names"
                 ));
             }
             parse_pointer(&frag).map_err(|e| format!("`$ref` `{raw}`: {e}"))?
@@ -648,7 +778,7 @@ mod tests {
         assert!(
             parse_ref("a.yaml", "#anchor")
                 .unwrap_err()
-                .contains("anchors")
+                .contains("no `$anchor: anchor`")
         );
     }
 

@@ -3,11 +3,12 @@
 //!
 //! A project error must point at the offending key even when the document parsed
 //! fine (a dangling `$ref`, an unknown operationId), which serde-based YAML loaders
-//! cannot do. So project files are read once into this tree with
-//! [`yaml_rust2`]'s event parser, and everything else (the `mgw.yaml` wire structs
-//! through [`super::de`], the OpenAPI walk) works on it. JSON is YAML, so `.json`
-//! specs go through the same path; a JSON file the YAML parser rejects is retried
-//! with `serde_json` (without positions).
+//! cannot do. So project files are read once into this tree with the event parser
+//! of [`libyaml_safer`] (a safe port of libyaml, so mgw accepts what libyaml, PyYAML
+//! and go-swagger accept), and everything else (the `mgw.yaml` wire structs through
+//! [`super::de`], the OpenAPI walk) works on it. JSON is YAML, so `.json` specs go
+//! through the same path and keep their positions; a JSON file the YAML parser
+//! rejects is retried with `serde_json` (without positions).
 //!
 //! This module must never panic, recurse without bound or allocate without bound on
 //! hostile input: nesting depth, alias expansion and node counts are capped, and the
@@ -17,12 +18,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use yaml_rust2::parser::{Event, Parser, Tag};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use libyaml_safer::{EventData, Parser, ScalarStyle};
 
 /// Deepest nesting of lists and mappings accepted.
 pub const MAX_DEPTH: usize = 128;
 /// Most nodes one document may expand to, aliases included ("billion laughs" guard).
+/// Each node counts once; an alias counts as the nodes it expands to.
 pub const MAX_NODES: usize = 1_000_000;
 
 /// A position in a file, 1-based. `line == 0` means unknown.
@@ -39,10 +40,11 @@ impl Mark {
         self.line > 0
     }
 
-    fn from_marker(m: &Marker) -> Mark {
+    /// From libyaml's 0-based mark.
+    fn from_libyaml(m: libyaml_safer::Mark) -> Mark {
         Mark {
-            line: u32::try_from(m.line()).unwrap_or(u32::MAX),
-            column: u32::try_from(m.col()).unwrap_or(u32::MAX - 1) + 1,
+            line: u32::try_from(m.line).unwrap_or(u32::MAX - 1) + 1,
+            column: u32::try_from(m.column).unwrap_or(u32::MAX - 1) + 1,
         }
     }
 }
@@ -390,13 +392,13 @@ fn strip_json_position(msg: &str) -> &str {
 enum Frame {
     Seq {
         mark: Mark,
-        anchor: usize,
+        anchor: Option<String>,
         items: Vec<Node>,
         count: usize,
     },
     Map {
         mark: Mark,
-        anchor: usize,
+        anchor: Option<String>,
         entries: Vec<Entry>,
         merges: Vec<(Node, Mark)>,
         seen: HashMap<String, Mark>,
@@ -407,7 +409,8 @@ enum Frame {
 
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Anchored nodes with the number of nodes each expands to.
+    anchors: HashMap<String, (Node, usize)>,
     root: Option<Node>,
     nodes: usize,
 }
@@ -419,12 +422,38 @@ fn err(mark: Mark, message: impl Into<String>) -> ParseError {
     }
 }
 
-fn is_str_tag(tag: &Option<Tag>) -> bool {
-    matches!(tag, Some(t) if t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
+fn is_str_tag(tag: Option<&str>) -> bool {
+    tag == Some(libyaml_safer::STR_TAG)
 }
 
 fn parse_yaml(text: &str) -> Result<Node, ParseError> {
-    let mut parser = Parser::new_from_str(text);
+    // libyaml-safer 0.3 panics ("unexpected end of input") when a multi-line
+    // scalar runs to the end of a file without a final line break (DigitalOcean's
+    // and swagger-petstore's files do that). A line break added at the end moves
+    // no position; the one value it changes is a `|`/`|+` block scalar that ends
+    // the file, which then ends with a line break (a description, in practice).
+    // Any other panic of the parser is caught below and reported as invalid YAML
+    // rather than taking the process down.
+    let owned;
+    let text = if text.ends_with(['\n', '\r']) {
+        text
+    } else {
+        owned = format!("{text}\n");
+        owned.as_str()
+    };
+    match std::panic::catch_unwind(|| parse_events(text)) {
+        Ok(result) => result,
+        Err(_) => Err(err(
+            Mark { line: 1, column: 1 },
+            "invalid YAML: the parser failed on this file (libyaml-safer panicked); please report it with the file",
+        )),
+    }
+}
+
+fn parse_events(text: &str) -> Result<Node, ParseError> {
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
     let mut b = Builder {
         stack: Vec::new(),
         anchors: HashMap::new(),
@@ -433,18 +462,25 @@ fn parse_yaml(text: &str) -> Result<Node, ParseError> {
     };
     let mut documents = 0;
     loop {
-        let (event, marker) = parser.next_token().map_err(|e| {
-            let mut mark = Mark::from_marker(e.marker());
+        let event = parser.parse().map_err(|e| {
+            let mut mark = e
+                .problem_mark()
+                .or_else(|| e.context_mark())
+                .map_or(Mark { line: 1, column: 1 }, Mark::from_libyaml);
             if mark.line == 0 {
                 mark.line = 1;
             }
-            err(mark, format!("invalid YAML: {}", e.info()))
+            let message = match e.context() {
+                Some(context) => format!("invalid YAML: {}, {context}", e.problem()),
+                None => format!("invalid YAML: {}", e.problem()),
+            };
+            err(mark, message)
         })?;
-        let mark = Mark::from_marker(&marker);
-        match event {
-            Event::StreamEnd => break,
-            Event::StreamStart | Event::Nothing | Event::DocumentEnd => {}
-            Event::DocumentStart => {
+        let mark = Mark::from_libyaml(event.start_mark);
+        match event.data {
+            EventData::StreamEnd => break,
+            EventData::StreamStart { .. } | EventData::DocumentEnd { .. } => {}
+            EventData::DocumentStart { .. } => {
                 documents += 1;
                 if documents > 1 {
                     return Err(err(
@@ -453,18 +489,28 @@ fn parse_yaml(text: &str) -> Result<Node, ParseError> {
                     ));
                 }
             }
-            Event::Scalar(text, style, anchor, tag) => {
-                let plain = style == TScalarStyle::Plain && !is_str_tag(&tag);
-                let node = Node::scalar(text, plain, mark);
-                b.finish(node, anchor, 1)?;
+            EventData::Scalar {
+                value,
+                style,
+                anchor,
+                tag,
+                ..
+            } => {
+                let plain = style == ScalarStyle::Plain && !is_str_tag(tag.as_deref());
+                let node = Node::scalar(value, plain, mark);
+                b.finish(node, anchor, 1, 1)?;
             }
-            Event::Alias(id) => {
-                let Some((node, count)) = b.anchors.get(&id).cloned() else {
-                    return Err(err(mark, "alias refers to an unknown anchor"));
+            EventData::Alias { anchor } => {
+                let Some((node, count)) = b.anchors.get(&anchor).cloned() else {
+                    return Err(err(
+                        mark,
+                        format!("alias `*{anchor}` refers to an unknown anchor"),
+                    ));
                 };
-                b.finish(Node { mark, ..node }, 0, count)?;
+                // An alias expands to a copy of everything under its anchor.
+                b.finish(Node { mark, ..node }, None, count, count)?;
             }
-            Event::SequenceStart(anchor, _) => {
+            EventData::SequenceStart { anchor, .. } => {
                 b.open(mark)?;
                 b.stack.push(Frame::Seq {
                     mark,
@@ -473,7 +519,7 @@ fn parse_yaml(text: &str) -> Result<Node, ParseError> {
                     count: 1,
                 });
             }
-            Event::MappingStart(anchor, _) => {
+            EventData::MappingStart { anchor, .. } => {
                 b.open(mark)?;
                 b.stack.push(Frame::Map {
                     mark,
@@ -485,7 +531,7 @@ fn parse_yaml(text: &str) -> Result<Node, ParseError> {
                     count: 1,
                 });
             }
-            Event::SequenceEnd | Event::MappingEnd => {
+            EventData::SequenceEnd | EventData::MappingEnd => {
                 let Some(frame) = b.stack.pop() else {
                     return Err(err(mark, "invalid YAML: unbalanced end of collection"));
                 };
@@ -523,7 +569,9 @@ fn parse_yaml(text: &str) -> Result<Node, ParseError> {
                         )
                     }
                 };
-                b.finish(node, anchor, count)?;
+                // The children were counted as they finished; the collection
+                // itself is one more node.
+                b.finish(node, anchor, count, 1)?;
             }
         }
     }
@@ -577,15 +625,25 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(&mut self, node: Node, anchor: usize, count: usize) -> Result<(), ParseError> {
-        self.nodes = self.nodes.saturating_add(count);
+    /// Adds a finished node to its parent. `count` is the size of the node's
+    /// subtree (what an alias of it would expand to); `added` is how many nodes
+    /// this event adds to the document (1, or the expansion of an alias), so
+    /// every node is counted exactly once.
+    fn finish(
+        &mut self,
+        node: Node,
+        anchor: Option<String>,
+        count: usize,
+        added: usize,
+    ) -> Result<(), ParseError> {
+        self.nodes = self.nodes.saturating_add(added);
         if self.nodes > MAX_NODES {
             return Err(err(
                 node.mark,
                 format!("the document expands to more than {MAX_NODES} nodes (aliases included)"),
             ));
         }
-        if anchor > 0 {
+        if let Some(anchor) = anchor {
             self.anchors.insert(anchor, (node.clone(), count));
         }
         match self.stack.last_mut() {
@@ -851,6 +909,63 @@ mod tests {
                 .message
                 .contains("expands")
         );
+    }
+
+    #[test]
+    fn no_final_line_break_and_every_prefix_parse_without_panicking() {
+        // Regression: libyaml-safer panicked on a block scalar at the end of a
+        // file without a final line break.
+        // The added final line break shows in a `|`/`|+` scalar that ends the file
+        // (libyaml itself would give "one\ntwo").
+        let n = parse("a:\n  b: |\n    one\n    two", false).unwrap();
+        assert_eq!(
+            n.get("a").unwrap().get("b").unwrap().as_str(),
+            Some("one\ntwo\n")
+        );
+        let n = parse("d: >-\n  folded\n  text", false).unwrap();
+        assert_eq!(n.get("d").unwrap().as_str(), Some("folded text"));
+        let doc = "k: v\nq: \"x\\ny\"\ns: 'it''s'\nl:\n  - |\n    lit\n  - >\n    fold\n  - {a: 1, b: [2, 3]}\nanchor: &x {c: 1}\nalias: *x\n";
+        for end in 0..=doc.len() {
+            if doc.is_char_boundary(end) {
+                let _ = parse(&doc[..end], false);
+                let _ = parse(&doc[..end].replace('\n', "\r\n"), false);
+            }
+        }
+    }
+
+    #[test]
+    fn flow_mapping_closed_at_parent_indent_is_accepted_like_libyaml() {
+        // moby's api/swagger.yaml: a flow mapping whose `}` sits at the parent's
+        // indentation, which libyaml/PyYAML accept.
+        let text = "definitions:\n  Port:\n    example: {\n      \"PrivatePort\": 8080,\n      \"Type\": \"tcp\"\n    }\n  Next: {}\n";
+        let n = parse(text, false).unwrap();
+        let port = n.get("definitions").unwrap().get("Port").unwrap();
+        assert_eq!(
+            port.get("example").unwrap().to_json(),
+            serde_json::json!({"PrivatePort": 8080, "Type": "tcp"})
+        );
+    }
+
+    #[test]
+    fn nested_collections_count_each_node_once() {
+        // Regression (Stripe's spec3.yaml, 174k nodes, was refused): a node was
+        // counted once per enclosing collection. 12,000 leaves under 100 levels
+        // are ~12,200 nodes, not 1.2 million.
+        let mut text = String::new();
+        for depth in 0..100 {
+            text.push_str(&"  ".repeat(depth));
+            text.push_str("k:\n");
+        }
+        for i in 0..12_000 {
+            text.push_str(&"  ".repeat(100));
+            text.push_str(&format!("v{i}: 1\n"));
+        }
+        let n = parse(&text, false).unwrap();
+        let mut cur = &n;
+        for _ in 0..100 {
+            cur = cur.get("k").unwrap();
+        }
+        assert_eq!(cur.as_map().unwrap().len(), 12_000);
     }
 
     #[test]
