@@ -114,9 +114,7 @@ impl GatewayError {
             Self::UpstreamConnect
             | Self::UpstreamTls
             | Self::UpstreamReset
-            | Self::UpstreamProtocol => {
-                StatusCode::BAD_GATEWAY
-            }
+            | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::ClientCertRequired | Self::CorsRejected => {
