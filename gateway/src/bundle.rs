@@ -248,6 +248,23 @@ pub struct Api {
     /// Client certificates (mutual TLS) for this API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtls: Option<ClientCertMode>,
+    /// Callers whose token claim says "sandbox" go to the sandbox upstreams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Sandbox>,
+}
+
+/// Sandbox traffic (WSO2 Microgateway's sandbox keys): a request whose
+/// authenticated identity has claim `claim` equal to `value` is sent to the
+/// sandbox upstream of its operation, else of the API. Operations with neither
+/// send it to their production upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sandbox {
+    pub claim: String,
+    pub value: String,
+    /// The API's sandbox upstream (a key of `upstreams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +280,10 @@ pub struct Operation {
     /// Overrides the API's upstream for this operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    /// Overrides the API's sandbox upstream for this operation (needs `sandbox`
+    /// on the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_upstream: Option<String>,
     /// Effective security requirements: any one may pass, every scheme inside one
     /// must pass (scheme name → required scopes). Empty: open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -760,12 +781,23 @@ pub struct RouteCfg {
     /// Number of path segments the API's base path occupies.
     pub base_segments: usize,
     pub upstream: usize,
+    /// Where sandbox traffic goes instead of `upstream`.
+    pub sandbox: Option<SandboxRoute>,
     /// Indexes into `Config::rate_limits` policies: the API's and the operation's.
     pub api_rate_limit: Option<usize>,
     pub operation_rate_limit: Option<usize>,
     pub max_body_bytes: u64,
     /// Any requirement may pass; inside one, every (scheme, scopes) must. Empty: open.
     pub security: Vec<Vec<SchemeReq>>,
+}
+
+/// A route's sandbox upstream and the claim that selects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRoute {
+    pub claim: String,
+    pub value: String,
+    /// Index into `Config::upstreams`.
+    pub upstream: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -963,6 +995,33 @@ impl Config {
                     0
                 }
             };
+            let upstream_ref =
+                |c: &mut Checker, key: String, name: &str| match upstream_index.get(name) {
+                    Some(&i) => Some(i),
+                    None => {
+                        c.push(
+                            key,
+                            format!(
+                                "no upstream named `{name}` (known: {})",
+                                known(&upstream_index)
+                            ),
+                        );
+                        None
+                    }
+                };
+            if let Some(sb) = &api.sandbox {
+                if sb.claim.trim().is_empty() {
+                    c.push(
+                        format!("{key}.sandbox.claim"),
+                        "must name a claim, such as `keytype`",
+                    );
+                }
+            }
+            let api_sandbox = api.sandbox.as_ref().and_then(|sb| {
+                sb.upstream
+                    .as_deref()
+                    .and_then(|u| upstream_ref(&mut c, format!("{key}.sandbox.upstream"), u))
+            });
             let max_body = api.max_body_bytes.unwrap_or(l.max_body_bytes);
             let api_rate_limit = rate_limit_ref(
                 &mut c,
@@ -1014,6 +1073,28 @@ impl Config {
                         }
                     },
                 };
+                let sandbox_upstream = match (&op.sandbox_upstream, &api.sandbox) {
+                    (Some(_), None) => {
+                        c.push(
+                            format!("{okey}.sandboxUpstream"),
+                            format!("needs `{key}.sandbox` (the claim that selects it)"),
+                        );
+                        None
+                    }
+                    (Some(u), Some(_)) => {
+                        upstream_ref(&mut c, format!("{okey}.sandboxUpstream"), u)
+                    }
+                    (None, _) => api_sandbox,
+                };
+                let sandbox = api
+                    .sandbox
+                    .as_ref()
+                    .zip(sandbox_upstream)
+                    .map(|(sb, upstream)| SandboxRoute {
+                        claim: sb.claim.clone(),
+                        value: sb.value.clone(),
+                        upstream,
+                    });
                 let route_key = (method.as_str().to_owned(), canonical_template(&template));
                 if let Some(prev) = seen_routes.insert(route_key, okey.clone()) {
                     c.push(
@@ -1037,6 +1118,7 @@ impl Config {
                     template,
                     base_segments,
                     upstream,
+                    sandbox,
                     api_rate_limit,
                     operation_rate_limit,
                     max_body_bytes: max_body,

@@ -256,8 +256,13 @@ impl Gateway {
             let (body, state) = RequestBody::streaming(body, limit);
             (Request::from_parts(parts, body), Some(state))
         };
+        // Sandbox traffic (a claim of the authenticated caller) has its own upstream.
+        let upstream = match (&route.cfg.sandbox, &ctx.identity) {
+            (Some(sb), Some(id)) if id.claim_is(&sb.claim, &sb.value) => sb.upstream,
+            _ => route.cfg.upstream,
+        };
         let outbound = Outbound {
-            upstream: &self.upstreams[route.cfg.upstream],
+            upstream: &self.upstreams[upstream],
             base_segments: route.cfg.base_segments,
             client: conn.peer,
             request_id: &ctx.request_id,

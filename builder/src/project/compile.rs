@@ -23,7 +23,7 @@ use mgw_gateway::bundle::{
     self, Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation,
     Retry, SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
 };
-use mgw_gateway::bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, SecurityScheme};
+use mgw_gateway::bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme};
 use mgw_gateway::bundle::{
     CircuitBreaker, HealthCheck, PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits,
 };
@@ -31,8 +31,8 @@ use mgw_gateway::env;
 use serde::Serialize;
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
-use super::extensions::{Endpoints, Located, Policies};
-use super::openapi::{ApiSpec, SpecFormat, SpecOperation};
+use super::extensions::{Endpoints, Located};
+use super::openapi::{ApiSpec, BasePathSource, SpecFormat, SpecOperation};
 use super::{MANIFEST_FILE, Project};
 
 /// A compiled project.
@@ -159,6 +159,23 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         warnings: c.warnings,
     })
 }
+
+/// A spec declares itself a WSO2 Microgateway 3.x project with `x-wso2-basePath`
+/// at its root (3.x requires it); such a project keeps WSO2's defaults. Other
+/// `x-wso2-*` extensions alone are just settings mgw reads.
+pub fn is_wso2_project(spec: &ApiSpec) -> bool {
+    spec.base_path
+        .as_ref()
+        .is_some_and(|b| b.source == BasePathSource::Wso2Extension)
+}
+
+/// The scheme name of WSO2's default OAuth2 security.
+const WSO2_DEFAULT_SCHEME: &str = "default";
+
+/// WSO2 API Manager's tokens say which environment they are for in `keytype`:
+/// `PRODUCTION` or `SANDBOX`. Sandbox tokens go to `x-wso2-sandbox-endpoints`.
+const WSO2_KEY_TYPE_CLAIM: &str = "keytype";
+const WSO2_SANDBOX_KEY_TYPE: &str = "SANDBOX";
 
 struct Compiler<'p> {
     project: &'p Project,
@@ -466,13 +483,20 @@ impl Compiler<'_> {
         };
 
         let api_upstream = self.api_upstream(i, spec);
+        let api_sandbox = spec
+            .policies
+            .sandbox_endpoints
+            .as_ref()
+            .map(|ep| self.use_endpoints(format!("x-wso2-sandbox:{}", settings.name), ep));
         let api_rate_limit = self.api_rate_limit(i, spec);
 
-        self.warn_open_by_default(&settings.name, spec, &selected);
-
         let mut schemes: BTreeMap<String, SecurityScheme> = BTreeMap::new();
+        let mut needs_default = Vec::new();
         let mut operations = Vec::with_capacity(selected.len());
         for op in &selected {
+            if self.wso2_undefined_tier(spec, op) {
+                continue;
+            }
             let template = join_paths(&base_path, &op.path);
             let route = (op.method.clone(), canonical_template(&template));
             if let Some((other_api, other_id, other_origin)) = self.routes.get(&route) {
@@ -500,21 +524,26 @@ impl Compiler<'_> {
                     .as_ref()
                     .map(|ep| self.use_endpoints(format!("x-wso2:{}:{}", settings.name, op.id), ep))
             };
+            let sandbox_upstream = op.policies.sandbox_endpoints.as_ref().map(|ep| {
+                self.use_endpoints(format!("x-wso2-sandbox:{}:{}", settings.name, op.id), ep)
+            });
             let rate_limit = op
                 .policies
                 .rate_limit
                 .as_ref()
                 .and_then(|r| self.policy_ref(r));
-            let security = self.op_security(spec, op, &mut schemes);
+            let security = self.op_security(spec, op, &mut schemes, &mut needs_default);
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
                 path: op.path.clone(),
                 rate_limit,
                 upstream,
+                sandbox_upstream,
                 security,
             });
         }
+        self.report_wso2_default(&settings.name, spec, &needs_default);
         // A stable order that does not depend on how the spec is laid out.
         let order = |o: &Operation| (o.path.clone(), o.method.clone());
         operations.sort_by_key(order);
@@ -533,6 +562,13 @@ impl Compiler<'_> {
             ));
         }
         let cors = self.api_cors(i, spec);
+        let sandbox = (api_sandbox.is_some()
+            || operations.iter().any(|o| o.sandbox_upstream.is_some()))
+        .then(|| Sandbox {
+            claim: WSO2_KEY_TYPE_CLAIM.to_owned(),
+            value: WSO2_SANDBOX_KEY_TYPE.to_owned(),
+            upstream: api_sandbox,
+        });
         self.map(
             format!("{bkey}.mtls"),
             self.manifest_origin(&ap.key("mtls")),
@@ -548,6 +584,7 @@ impl Compiler<'_> {
             security_schemes: schemes,
             cors,
             mtls: settings.mtls,
+            sandbox,
         })
     }
 
@@ -653,37 +690,81 @@ impl Compiler<'_> {
         None
     }
 
-    /// Warns where a WSO2 project relied on WSO2 Microgateway securing every
-    /// operation by default: mgw serves an operation without requirements openly.
-    fn warn_open_by_default(&mut self, api: &str, spec: &ApiSpec, ops: &[&SpecOperation]) {
-        let mut open_by_default: Vec<String> = Vec::new();
-        let api_p = &spec.policies;
-        for op in ops {
-            let p = &op.policies;
-            let pick = |f: fn(&Policies) -> bool| if f(p) { p } else { api_p };
-            let disabled = pick(|p| p.disable_security.is_some())
-                .disable_security
-                .as_ref()
-                .is_some_and(|d| d.value);
-            let sec = pick(|p| p.security.is_some()).security.as_ref();
-            if sec.is_none() && spec.wso2 && !disabled {
-                open_by_default.push(op.id.clone());
+    /// WSO2 Microgateway secured every operation without a `security`
+    /// requirement with OAuth2 unless `x-wso2-disable-security` said otherwise;
+    /// a WSO2 spec keeps that meaning. The requirement is the scheme `default`
+    /// (the name WSO2 API Manager gives it), served by `auth.schemes.default`,
+    /// else a provider named `default`, else the only `jwt` or `introspection`
+    /// provider. Without one the operations do not build: never an open route.
+    fn wso2_default_scheme(
+        &mut self,
+        spec: &ApiSpec,
+        header: Option<&Located<String>>,
+        schemes: &mut BTreeMap<String, SecurityScheme>,
+    ) -> Option<String> {
+        let auth = &self.project.manifest.auth;
+        let bearer = |p: &Provider| matches!(p, Provider::Jwt(_) | Provider::Introspection(_));
+        let provider_name = match auth.schemes.get(WSO2_DEFAULT_SCHEME) {
+            Some(p) => p.clone(),
+            None if auth.providers.contains_key(WSO2_DEFAULT_SCHEME) => {
+                WSO2_DEFAULT_SCHEME.to_owned()
             }
-        }
-        if !open_by_default.is_empty() {
-            let noun = if open_by_default.len() == 1 {
-                "operation"
-            } else {
-                "operations"
-            };
-            self.warnings.push(Diagnostic::new(
+            None => {
+                let mut bearers = auth.providers.iter().filter(|(_, p)| bearer(p));
+                match (bearers.next(), bearers.next()) {
+                    (Some((name, _)), None) => name.clone(),
+                    _ => return None,
+                }
+            }
+        };
+        let provider = auth.providers.get(&provider_name)?; // unknown: reported by the manifest
+        if !bearer(provider) {
+            self.once(
                 &Origin::file(spec.file.clone()),
+                WSO2_DEFAULT_SCHEME,
                 format!(
-                    "{noun} {} of API `{api}` (no security requirement): WSO2 Microgateway would have secured them by default, mgw serves them without authentication; add `x-wso2-disable-security: true` to say this is intended",
-                    list(&open_by_default, 8)
+                    "`auth.schemes.default` maps WSO2's default OAuth2 security to provider `{provider_name}`; it needs a `jwt` or `introspection` provider"
                 ),
-            ));
+            );
+            return None;
         }
+        let param = header.map_or_else(
+            || "authorization".to_owned(),
+            |h| h.value.to_ascii_lowercase(),
+        );
+        let scheme = SecurityScheme {
+            provider: provider_name.clone(),
+            location: CredentialIn::Header,
+            name: param.clone(),
+            prefix: Some("Bearer".to_owned()),
+        };
+        self.used_providers.insert(provider_name);
+        let mut bundle_name = WSO2_DEFAULT_SCHEME.to_owned();
+        if schemes.get(&bundle_name).is_some_and(|s| *s != scheme) {
+            bundle_name = format!("{WSO2_DEFAULT_SCHEME}@{param}");
+        }
+        schemes.insert(bundle_name.clone(), scheme);
+        Some(bundle_name)
+    }
+
+    /// Reports the operations of a WSO2 spec that need WSO2's default security
+    /// and have no provider for it.
+    fn report_wso2_default(&mut self, api: &str, spec: &ApiSpec, ops: &[String]) {
+        if ops.is_empty() {
+            return;
+        }
+        let (noun, verb) = if ops.len() == 1 {
+            ("operation", "has")
+        } else {
+            ("operations", "have")
+        };
+        self.diags.push(Diagnostic::new(
+            &Origin::file(spec.file.clone()),
+            format!(
+                "{noun} {} of API `{api}` {verb} no `security`, so WSO2 Microgateway secures them with OAuth2 by default; declare a `jwt` or `introspection` provider under `auth.providers` in `mgw.yaml` (one named `default`, or map one with `auth.schemes: {{default: <provider>}}`), or add `x-wso2-disable-security: true` to serve them without authentication",
+                list(ops, 8),
+            ),
+        ));
     }
 
     /// Reports a problem once per (place, subject).
@@ -695,12 +776,15 @@ impl Compiler<'_> {
 
     /// The effective security requirements of one operation, in bundle form:
     /// operation-level `security` and disable flags override the API's. Empty:
-    /// open. Every scheme named must map to a provider of a fitting type.
+    /// open. Every scheme named must map to a provider of a fitting type. An
+    /// operation of a WSO2 spec without requirements gets WSO2's default; its id
+    /// goes to `needs_default` when no provider serves that.
     fn op_security(
         &mut self,
         spec: &ApiSpec,
         op: &SpecOperation,
         schemes: &mut BTreeMap<String, SecurityScheme>,
+        needs_default: &mut Vec<String>,
     ) -> Vec<BTreeMap<String, Vec<String>>> {
         let api_p = &spec.policies;
         let p = &op.policies;
@@ -709,15 +793,24 @@ impl Compiler<'_> {
             .as_ref()
             .or(api_p.disable_security.as_ref())
             .is_some_and(|d| d.value);
+        let header = p.auth_header.as_ref().or(api_p.auth_header.as_ref());
         let Some(sec) = p.security.as_ref().or(api_p.security.as_ref()) else {
-            return Vec::new();
+            if !is_wso2_project(spec) || disabled {
+                return Vec::new();
+            }
+            return match self.wso2_default_scheme(spec, header, schemes) {
+                Some(name) => vec![BTreeMap::from([(name, Vec::new())])],
+                None => {
+                    needs_default.push(op.id.clone());
+                    Vec::new()
+                }
+            };
         };
         // `security: []`, or an empty requirement `{}` among the alternatives,
         // means anyone may call.
         if disabled || sec.value.is_empty() || sec.value.iter().any(BTreeMap::is_empty) {
             return Vec::new();
         }
-        let header = p.auth_header.as_ref().or(api_p.auth_header.as_ref());
         let mut out = Vec::with_capacity(sec.value.len());
         for req in &sec.value {
             let mut compiled = BTreeMap::new();
@@ -909,9 +1002,22 @@ impl Compiler<'_> {
     }
 
     /// `x-wso2-cors` (`accessControlAllow…`) or `x-mgw-cors` (`allow…`) values.
+    /// WSO2 Microgateway 3.1 accepts its keys in camelCase, kebab-case
+    /// (`access-control-allow-origins`) and snake_case, so keys are compared
+    /// without case, `-` and `_`.
     fn cors_from_spec(&mut self, c: &Located<serde_json::Value>) -> Option<Cors> {
-        let v = &c.value;
-        let get = |a: &str, b: &str| v.get(a).or_else(|| v.get(b));
+        let fold = |k: &str| -> String {
+            k.chars()
+                .filter(|c| !matches!(c, '-' | '_'))
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        let v: serde_json::Map<String, serde_json::Value> = c
+            .value
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (fold(k), v.clone())).collect())
+            .unwrap_or_default();
+        let get = |a: &str, b: &str| v.get(&fold(a)).or_else(|| v.get(&fold(b)));
         let strings = |x: Option<&serde_json::Value>| -> Vec<String> {
             x.and_then(serde_json::Value::as_array)
                 .map(|a| {
@@ -943,12 +1049,13 @@ impl Compiler<'_> {
             "allowCredentials",
             "maxAge",
         ];
-        for k in v
+        for k in c
+            .value
             .as_object()
             .map(|o| o.keys().cloned().collect::<Vec<_>>())
             .unwrap_or_default()
         {
-            if !known.contains(&k.as_str()) {
+            if !known.iter().any(|n| fold(n) == fold(&k)) {
                 self.once(
                     &c.origin,
                     &k,
@@ -960,7 +1067,32 @@ impl Compiler<'_> {
                 );
             }
         }
-        let origins = strings(get("accessControlAllowOrigins", "allowOrigins"));
+        let mut origins = strings(get("accessControlAllowOrigins", "allowOrigins"));
+        if c.origin.key_path.ends_with("x-wso2-cors") {
+            // WSO2 Microgateway compared the `Origin` header with each entry, so
+            // an entry without a scheme (`test.com`) never matched a browser.
+            let (kept, never): (Vec<String>, Vec<String>) = origins
+                .into_iter()
+                .partition(|o| o == "*" || o.starts_with("http://") || o.starts_with("https://"));
+            if !never.is_empty() {
+                self.warnings.push(Diagnostic::new(
+                    &c.origin,
+                    format!(
+                        "CORS origins {} have no scheme, so no browser's `Origin` ever matched them in WSO2 Microgateway; mgw leaves them out{}",
+                        list(&never, 8),
+                        if kept.is_empty() {
+                            " and, with no origin left, answers no cross-origin request (as before)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+                if kept.is_empty() {
+                    return None;
+                }
+            }
+            origins = kept;
+        }
         if origins.is_empty() {
             self.once(
                 &c.origin,
@@ -1027,6 +1159,38 @@ impl Compiler<'_> {
         Auth { providers }
     }
 
+    /// WSO2 Microgateway built an operation whose `x-wso2-throttling-tier` its
+    /// `policies.yaml` does not define, and answered every request to it with 500
+    /// without calling the backend. A WSO2 project with `rateLimits.wso2Policies`
+    /// keeps that contract as closely as mgw can: the operation is left out
+    /// (404, no upstream work) with a warning, instead of failing the build.
+    fn wso2_undefined_tier(&mut self, spec: &ApiSpec, op: &SpecOperation) -> bool {
+        let Some(tier) = &op.policies.rate_limit else {
+            return false;
+        };
+        let manifest = &self.project.manifest;
+        let has_policies_file = manifest
+            .rate_limits
+            .as_ref()
+            .is_some_and(|r| r.wso2_policies.is_some());
+        if !is_wso2_project(spec)
+            || !has_policies_file
+            || !tier.origin.key_path.ends_with("/x-wso2-throttling-tier")
+            || manifest.policy_exists(&tier.value).is_some()
+            || manifest.refused_tier(&tier.value).is_some()
+        {
+            return false;
+        }
+        self.warnings.push(Diagnostic::new(
+            &tier.origin,
+            format!(
+                "tier `{}` is not defined in the project's `policies.yaml`, so WSO2 Microgateway answered every request to operation `{}` with 500; mgw leaves the operation out (404); define the tier to serve it",
+                tier.value, op.id
+            ),
+        ));
+        true
+    }
+
     /// `apis[i].rateLimit` in `mgw.yaml`, else the spec root's `x-mgw-rate-limit`
     /// or `x-wso2-throttling-tier`.
     fn api_rate_limit(&mut self, i: usize, spec: &ApiSpec) -> Option<String> {
@@ -1065,15 +1229,32 @@ impl Compiler<'_> {
                 Some(l.value.clone())
             }
             Some(false) => None,
+            None if self.project.manifest.refused_tier(&l.value).is_some() => {
+                let why = self
+                    .project
+                    .manifest
+                    .refused_tier(&l.value)
+                    .unwrap_or_default();
+                self.diags.push(Diagnostic::new(
+                    &l.origin,
+                    format!("tier `{}` cannot be used: {why}", l.value),
+                ));
+                None
+            }
             None => {
                 let declared = self.project.manifest.policy_names();
                 self.diags.push(Diagnostic::new(
                     &l.origin,
                     format!(
-                        "no rate-limit policy named `{}`{}; declare it in `mgw.yaml` under `rateLimits.policies` (declared: {}), or use `Unlimited`",
+                        "no rate-limit policy named `{}`{}; declare it in `mgw.yaml` under `rateLimits.policies` (declared: {}), or use `Unlimited`{}",
                         l.value,
                         suggestion(&l.value, declared.iter().copied()),
-                        list(&declared, 20)
+                        list(&declared, 20),
+                        if l.origin.key_path.contains("x-wso2-") {
+                            "; a WSO2 project's tiers come from its `policies.yaml`, named by `rateLimits.wso2Policies`"
+                        } else {
+                            ""
+                        }
                     ),
                 ));
                 None
@@ -1097,19 +1278,32 @@ impl Compiler<'_> {
         for (name, policy) in &r.policies {
             let pp = p.key("policies").key(name.clone());
             let key = format!("rateLimits.policies.{name}");
-            self.map(key.clone(), self.project.manifest.key_origin(&pp));
-            for (bundle_key, k) in [
-                ("requests", "requests"),
-                ("periodSeconds", "period"),
-                ("burst", "burst"),
-                ("key", "key"),
-            ] {
-                self.map(
-                    format!("{key}.{bundle_key}"),
-                    self.manifest_origin(&pp.key(k)),
-                );
+            let used =
+                self.used_policies.contains(name) || r.unauthenticated.as_ref() == Some(name);
+            if let Some(origin) = &policy.origin {
+                // A tier of a WSO2 `policies.yaml`: a library, only used ones count.
+                if !used {
+                    continue;
+                }
+                self.map(key.clone(), origin.clone());
+                for bundle_key in ["requests", "periodSeconds", "burst", "key"] {
+                    self.map(format!("{key}.{bundle_key}"), origin.clone());
+                }
+            } else {
+                self.map(key.clone(), self.project.manifest.key_origin(&pp));
+                for (bundle_key, k) in [
+                    ("requests", "requests"),
+                    ("periodSeconds", "period"),
+                    ("burst", "burst"),
+                    ("key", "key"),
+                ] {
+                    self.map(
+                        format!("{key}.{bundle_key}"),
+                        self.manifest_origin(&pp.key(k)),
+                    );
+                }
             }
-            if !self.used_policies.contains(name) && r.unauthenticated.as_ref() != Some(name) {
+            if !used {
                 self.warnings.push(Diagnostic::new(
                     &self.project.manifest.key_origin(&pp),
                     format!(
@@ -1557,7 +1751,7 @@ mod tests {
     #[test]
     fn wso2_endpoints_become_upstreams() {
         let m = "name: pets\nversion: 1.0.0\napis:\n  - name: pets\n    spec: api.yaml\n";
-        let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\nx-wso2-basePath: /pets\nx-wso2-production-endpoints: {urls: ['http://a:1']}\nx-wso2-throttling-tier: Unlimited\npaths:\n  /a:\n    get:\n      x-wso2-production-endpoints: {urls: ['http://b:2', 'http://c:3'], type: failover}\n  /b: {get: {}}\n";
+        let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\nx-wso2-basePath: /pets\nx-wso2-production-endpoints: {urls: ['http://a:1']}\nx-wso2-throttling-tier: Unlimited\npaths:\n  /a:\n    get:\n      x-wso2-production-endpoints: {urls: ['http://b:2', 'http://c:3'], type: failover}\n  /b: {get: {}}\nx-wso2-disable-security: true\n";
         let c = build(&[("mgw.yaml", m), ("api.yaml", spec)]).unwrap();
         let names: Vec<_> = c.bundle.upstreams.keys().cloned().collect();
         assert_eq!(names, ["x-wso2:pets", "x-wso2:pets:get_a"]);

@@ -57,6 +57,8 @@ pub struct Policies {
     pub upstream: Option<Located<String>>,
     /// `x-wso2-production-endpoints`.
     pub endpoints: Option<Endpoints>,
+    /// `x-wso2-sandbox-endpoints`: where sandbox keys go.
+    pub sandbox_endpoints: Option<Endpoints>,
 }
 
 /// Where in a document an extension sits.
@@ -83,6 +85,7 @@ impl Level {
 enum Ext {
     BasePath,
     ProductionEndpoints,
+    SandboxEndpoints,
     EndpointDefinitions,
     RateLimit,
     DisableSecurity,
@@ -101,6 +104,11 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
         Ext::ProductionEndpoints,
         API_AND_OP,
     ),
+    (
+        "x-wso2-sandbox-endpoints",
+        Ext::SandboxEndpoints,
+        API_AND_OP,
+    ),
     ("x-wso2-endpoints", Ext::EndpointDefinitions, &[Level::Root]),
     ("x-wso2-throttling-tier", Ext::RateLimit, API_AND_OP),
     ("x-wso2-disable-security", Ext::DisableSecurity, API_AND_OP),
@@ -115,10 +123,6 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
 
 /// WSO2 extensions that exist but that mgw will not honour, with the reason.
 const REFUSED: &[(&str, &str)] = &[
-    (
-        "x-wso2-sandbox-endpoints",
-        "an mgw image serves one environment; declare the upstream in `mgw.yaml` with a `${VAR}` URL and set it per environment",
-    ),
     (
         "x-wso2-request-interceptor",
         "interceptors are not supported by mgw",
@@ -272,6 +276,11 @@ pub fn read(
                     policies.endpoints = Some(ep);
                 }
             }
+            Ext::SandboxEndpoints => {
+                if let Some(ep) = endpoints(&e.value, &vloc, key, root, diags) {
+                    policies.sandbox_endpoints = Some(ep);
+                }
+            }
             Ext::EndpointDefinitions => {
                 // Only read through references from `x-wso2-production-endpoints`;
                 // check the shape so mistakes in unused definitions still show.
@@ -288,6 +297,7 @@ fn ext_group(ext: Ext) -> &'static str {
     match ext {
         Ext::BasePath => "basePath",
         Ext::ProductionEndpoints | Ext::Upstream => "upstream",
+        Ext::SandboxEndpoints => "sandbox",
         Ext::EndpointDefinitions => "endpoints",
         Ext::RateLimit => "rateLimit",
         Ext::DisableSecurity => "disableSecurity",
@@ -393,6 +403,13 @@ fn endpoint_object(
                         for (i, item) in items.iter().enumerate() {
                             let iloc = eloc.child(i.to_string());
                             match item.as_str() {
+                                Some(u) if u.starts_with("etcd(") => {
+                                    ok = false;
+                                    diags.push(Diagnostic::new(
+                                        &iloc.origin(item.mark),
+                                        "etcd service discovery is not supported; write the URL, or a `${VAR:-default}` template that each environment sets",
+                                    ));
+                                }
                                 Some(u) => urls.push(Located {
                                     value: u.to_owned(),
                                     origin: iloc.origin(item.mark),
@@ -417,7 +434,8 @@ fn endpoint_object(
                 }
             }
             "type" => match e.value.as_str() {
-                Some("load_balance" | "loadbalance" | "load-balance") => {
+                // `http`: WSO2's plain endpoint (one URL, or several shared).
+                Some("load_balance" | "loadbalance" | "load-balance" | "http") => {
                     load_balancing = LoadBalancing::RoundRobin;
                 }
                 Some("failover") => load_balancing = LoadBalancing::Failover,
@@ -425,18 +443,22 @@ fn endpoint_object(
                     ok = false;
                     diags.push(Diagnostic::new(
                         &eloc.origin(e.value.mark),
-                        "expected `load_balance` or `failover`",
+                        "expected `load_balance`, `failover` or `http`",
                     ));
                 }
             },
-            "advanceEndpointConfig" | "securityConfig" => {
+            "advanceEndpointConfig" => {
                 ok = false;
                 diags.push(Diagnostic::new(
                     &eloc.origin(e.key_mark),
-                    format!(
-                        "`{}` is not supported yet by this mgw version; declare the upstream in `mgw.yaml` (timeouts, retries) and set `apis[].upstream`",
-                        e.key
-                    ),
+                    "`advanceEndpointConfig` is not supported yet by this mgw version; declare the upstream in `mgw.yaml` (timeouts, retries) and set `apis[].upstream`",
+                ));
+            }
+            "securityConfig" => {
+                ok = false;
+                diags.push(Diagnostic::new(
+                    &eloc.origin(e.key_mark),
+                    "`securityConfig` (credentials the gateway sends to the upstream) is not supported yet by this mgw version; serve the operations that use this endpoint elsewhere (leave them out with `include` in `mgw.yaml`)",
                 ));
             }
             other => {
@@ -523,7 +545,7 @@ mod tests {
     #[test]
     fn unknown_misplaced_refused_and_doubled_extensions() {
         let (_, _, d) = run(
-            "x-wso2-basepath: /x\nx-mgw-foo: 1\nx-wso2-sandbox-endpoints: {urls: [http://x]}\nx-wso2-throttling-tier: Gold\nx-mgw-rate-limit: gold\n",
+            "x-wso2-basepath: /x\nx-mgw-foo: 1\nx-wso2-request-interceptor: validate\nx-wso2-throttling-tier: Gold\nx-mgw-rate-limit: gold\n",
             Level::Root,
         );
         assert_eq!(d.len(), 4, "{d:?}");
@@ -532,7 +554,7 @@ mod tests {
             "{d:?}"
         );
         assert!(d[1].contains("mgw understands `x-wso2-basePath`"), "{d:?}");
-        assert!(d[2].contains("serves one environment"), "{d:?}");
+        assert!(d[2].contains("interceptors are not supported"), "{d:?}");
         assert!(
             d[3].contains("both `x-wso2-throttling-tier` and `x-mgw-rate-limit`"),
             "{d:?}"

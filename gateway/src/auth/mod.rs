@@ -51,6 +51,15 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Does the token carry claim `name` with the string value `value`?
+    pub fn claim_is(&self, name: &str, value: &str) -> bool {
+        self.claims
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(serde_json::Value::as_str)
+            == Some(value)
+    }
+
     pub fn has_scopes(&self, required: &[String]) -> bool {
         required
             .iter()
