@@ -454,12 +454,26 @@ fn init_reports_what_still_stops_a_build() {
 }
 
 #[test]
-fn init_from_a_wso2_definition_warns_that_its_endpoints_are_overridden() {
+fn init_from_a_wso2_definition_keeps_its_endpoints_unless_told_otherwise() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = example("wso2-petstore").join("api_definitions/petstore.yaml");
     let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
     assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
     assert_eq!(outcome.base_path, "/petstore/1.0.5");
+    let compiled = project::build(tmp.path()).unwrap();
+    assert_eq!(compiled.bundle.apis[0].upstream, "x-wso2:swagger-petstore");
+    let text = std::fs::read_to_string(tmp.path().join("mgw.yaml")).unwrap();
+    assert!(text.contains("\n# upstreams:\n"), "{text}");
+
+    // An upstream URL given to init replaces the spec's endpoints, with a warning.
+    let tmp = tempfile::tempdir().unwrap();
+    let options = InitOptions {
+        upstream_url: Some("http://127.0.0.1:9".into()),
+        ..InitOptions::default()
+    };
+    let outcome = project::init(&spec, tmp.path(), &options).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
     assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
     assert!(
         outcome.warnings[0]

@@ -116,17 +116,7 @@ impl EnvVar {
 
 /// Compiles a loaded project into a validated bundle.
 pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
-    let mut c = Compiler {
-        project,
-        diags: Vec::new(),
-        warnings: Vec::new(),
-        origins: BTreeMap::new(),
-        upstreams: BTreeMap::new(),
-        routes: BTreeMap::new(),
-        used_policies: BTreeSet::new(),
-        reported: BTreeSet::new(),
-        used_providers: BTreeSet::new(),
-    };
+    let mut c = Compiler::new(project);
     let bundle = c.bundle();
     if !c.diags.is_empty() {
         return Err(ProjectError::invalid(c.diags));
@@ -176,6 +166,22 @@ const WSO2_DEFAULT_SCHEME: &str = "default";
 /// `PRODUCTION` or `SANDBOX`. Sandbox tokens go to `x-wso2-sandbox-endpoints`.
 const WSO2_KEY_TYPE_CLAIM: &str = "keytype";
 const WSO2_SANDBOX_KEY_TYPE: &str = "SANDBOX";
+
+impl<'p> Compiler<'p> {
+    fn new(project: &'p Project) -> Self {
+        Compiler {
+            project,
+            diags: Vec::new(),
+            warnings: Vec::new(),
+            origins: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            used_policies: BTreeSet::new(),
+            reported: BTreeSet::new(),
+            used_providers: BTreeSet::new(),
+        }
+    }
+}
 
 struct Compiler<'p> {
     project: &'p Project,
@@ -1876,5 +1882,235 @@ mod tests {
             e.contains("mgw.yaml:4:5: `apis[0]`: API `pets` has no upstream"),
             "{e}"
         );
+    }
+}
+
+/// The WSO2 Microgateway 3.1 documents of `tests/corpus/wso2/` compiled into
+/// bundles: what each `x-wso2-*` setting becomes. Checked before the gateway's
+/// own validation, which refuses their `https://` upstreams until the gateway
+/// serves them (`builder/tests/wso2_corpus.rs` runs the whole CLI).
+#[cfg(test)]
+mod wso2_corpus {
+    use std::collections::BTreeMap;
+
+    use mgw_gateway::bundle::{Bundle, LoadBalancing, RateLimitKey};
+
+    use super::*;
+    use crate::project::{Source, load_from};
+
+    const JWT: &str = "{type: jwt, issuer: 'https://idp.example.com/', algorithms: [RS256], jwksUrl: 'https://idp.example.com/jwks'}";
+
+    fn corpus(path: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../tests/corpus/wso2/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// Compiles `doc` as the API `a` of a project with the 3.x `policies.yaml`
+    /// and `providers`; returns the bundle, errors and warnings as text.
+    fn compile_doc(doc: &str, providers: &str) -> (Bundle, Vec<String>, Vec<String>) {
+        let policies = if doc.starts_with("tests/") {
+            "tests/src/test/resources/policies.yaml"
+        } else {
+            "distribution/resources/definitions/policies.yaml"
+        };
+        let manifest = format!(
+            "name: a\nversion: '1'\napis: [{{name: a, spec: api.yaml}}]\nrateLimits: {{wso2Policies: policies.yaml}}\nauth:\n  providers:\n{providers}"
+        );
+        let files: BTreeMap<String, String> = [
+            ("mgw.yaml".to_owned(), manifest),
+            ("api.yaml".to_owned(), corpus(doc)),
+            ("policies.yaml".to_owned(), corpus(policies)),
+        ]
+        .into();
+        let project = load_from(Source::Memory(files)).unwrap();
+        let mut c = Compiler::new(&project);
+        let bundle = c.bundle();
+        let text = |d: &[Diagnostic]| d.iter().map(ToString::to_string).collect();
+        (bundle, text(&c.diags), text(&c.warnings))
+    }
+
+    fn op<'b>(b: &'b Bundle, id: &str) -> &'b mgw_gateway::bundle::Operation {
+        b.apis[0].operations.iter().find(|o| o.id == id).unwrap()
+    }
+
+    #[test]
+    fn per_operation_and_referenced_endpoints_become_upstreams() {
+        let (b, e, _) = compile_doc(
+            "samples/per_resource_endpoint.yaml",
+            &format!("    default: {JWT}\n"),
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            b.upstreams["x-wso2:a"].urls,
+            ["https://petstore.swagger.io/v2"]
+        );
+        let u = op(&b, "findPetsByStatus").upstream.as_deref().unwrap();
+        assert_eq!(
+            b.upstreams[u].urls,
+            [
+                "http://www.mocky.io/v2/5cd28cd73100008628339802",
+                "https://petstore.swagger.io/v2"
+            ]
+        );
+        assert_eq!(b.upstreams[u].load_balancing, LoadBalancing::RoundRobin);
+
+        let (b, e, _) = compile_doc(
+            "tests/src/test/resources/openAPIs/endpoints/endpoints_by_reference.yaml",
+            &format!(
+                "    default: {JWT}\n    petstore_auth: {JWT}\n    api_key: {{type: apiKey}}\n"
+            ),
+        );
+        assert!(e.is_empty(), "{e:?}");
+        // `x-wso2-production-endpoints: "#/x-wso2-endpoints/myEndpoint2"` at the top.
+        assert_eq!(b.upstreams["x-wso2:a"].urls, ["https://localhost:2380/v2"]);
+        let u = op(&b, "findPetsByTags").upstream.as_deref().unwrap();
+        assert_eq!(
+            b.upstreams[u].urls,
+            ["https://localhost:2380/v1", "https://localhost:2380/v2"]
+        );
+    }
+
+    #[test]
+    fn failover_and_load_balance_types() {
+        for (doc, lb) in [
+            ("fail_over.yaml", LoadBalancing::Failover),
+            ("load_balance.yaml", LoadBalancing::RoundRobin),
+        ] {
+            let (b, e, _) = compile_doc(
+                &format!("tests/src/test/resources/openAPIs/endpoints/{doc}"),
+                &format!("    default: {JWT}\n"),
+            );
+            assert!(e.is_empty(), "{e:?}");
+            assert_eq!(b.upstreams["x-wso2:a"].load_balancing, lb, "{doc}");
+            assert_eq!(b.upstreams["x-wso2:a"].urls.len(), 2, "{doc}");
+        }
+    }
+
+    #[test]
+    fn tiers_come_from_policies_yaml_and_unused_ones_stay_out() {
+        let (b, e, w) = compile_doc(
+            "samples/policies_sample.yaml",
+            &format!("    default: {JWT}\n"),
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert!(!w.iter().any(|w| w.contains("not used")), "{w:?}");
+        let r = b.rate_limits.as_ref().unwrap();
+        assert_eq!(
+            r.policies.keys().collect::<Vec<_>>(),
+            ["10kPerMin", "20kPerMin"]
+        );
+        assert_eq!(r.policies["10kPerMin"].requests, 10_000);
+        assert_eq!(r.policies["10kPerMin"].period_seconds, 60);
+        assert_eq!(r.policies["10kPerMin"].key, RateLimitKey::Api);
+        assert_eq!(b.apis[0].rate_limit.as_deref(), Some("10kPerMin"));
+        assert_eq!(
+            op(&b, "findPetsByStatus").rate_limit.as_deref(),
+            Some("20kPerMin")
+        );
+    }
+
+    #[test]
+    fn sandbox_endpoints_disabled_security_and_undefined_tiers() {
+        let providers = format!(
+            "    default: {JWT}\n    petstore_auth: {JWT}\n    api_key: {{type: apiKey}}\n    api_key_query: {{type: apiKey}}\n    petstore_basic: {{type: basic}}\n"
+        );
+        let (b, e, w) = compile_doc(
+            "tests/src/test/resources/openAPIs/common_api.yaml",
+            &providers,
+        );
+        assert!(e.is_empty(), "{e:?}");
+        let api = &b.apis[0];
+        let sb = api.sandbox.as_ref().unwrap();
+        assert_eq!(
+            (sb.claim.as_str(), sb.value.as_str()),
+            ("keytype", "SANDBOX")
+        );
+        assert_eq!(sb.upstream.as_deref(), Some("x-wso2-sandbox:a"));
+        let put = op(&b, "updatePet");
+        assert_eq!(
+            put.sandbox_upstream.as_deref(),
+            Some("x-wso2-sandbox:a:updatePet")
+        );
+        // `x-wso2-disable-security: true` on `PUT /pet`: open.
+        assert!(put.security.is_empty());
+        // `x-wso2-throttling-tier: NonExistingPolicy`: WSO2 answered 500; left out.
+        assert!(!api.operations.iter().any(|o| o.id == "getOrderById"));
+        assert!(
+            w.iter().any(|w| w.contains("api.yaml:359:31")
+                && w.contains("tier `NonExistingPolicy` is not defined")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn wso2_default_security_needs_a_provider_and_honours_disable() {
+        let doc = "tests/src/test/resources/openAPIs/security/disable_security.yaml";
+        let (b, e, _) = compile_doc(
+            doc,
+            &format!(
+                "    idp: {JWT}\n    petstore_basic: {{type: basic}}\n    petstore_auth: {JWT}\n"
+            ),
+        );
+        // Two bearer providers and none named `default`: not guessed.
+        assert!(e.is_empty(), "{e:?}");
+        // The API disables security; `getPetById` re-enables it and names schemes.
+        assert!(op(&b, "findPetsByStatus").security.is_empty());
+        assert!(!op(&b, "getPetById").security.is_empty());
+
+        let (b, e, _) = compile_doc("samples/petstore_basic.yaml", &format!("    idp: {JWT}\n"));
+        assert!(e.is_empty(), "{e:?}");
+        let sec = &op(&b, "getPetById").security;
+        assert_eq!(sec.len(), 1);
+        assert!(sec[0].contains_key("default"), "{sec:?}");
+        assert_eq!(b.apis[0].security_schemes["default"].provider, "idp");
+        assert_eq!(b.apis[0].security_schemes["default"].name, "authorization");
+
+        let (_, e, _) = compile_doc("samples/petstore_basic.yaml", "    {}\n");
+        assert!(
+            e.iter().any(|e| e.contains(
+                "operations `findPetsByStatus` and `getPetById` of API `a` have no `security`, so WSO2 Microgateway secures them with OAuth2 by default"
+            )),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn cors_keys_in_every_case() {
+        // kebab-case; its origins have no scheme and never matched in WSO2.
+        let (b, e, w) = compile_doc("samples/cors_sample.yaml", &format!("    default: {JWT}\n"));
+        assert!(e.is_empty(), "{e:?}");
+        assert!(b.apis[0].cors.is_none());
+        assert!(
+            w.iter()
+                .any(|w| w.contains("CORS origins `test.com` and `example.com` have no scheme")),
+            "{w:?}"
+        );
+
+        // snake_case, and camelCase as `etcd_test.yaml` writes it (that document
+        // does not load: etcd URLs).
+        for cors in [
+            "  access_control_allow_origins: ['https://app.example.com']\n  access_control_allow_credentials: true\n  access_control_allow_methods: [GET]\n",
+            "  accessControlAllowOrigins: ['https://app.example.com']\n  accessControlAllowCredentials: true\n  corsConfigurationEnabled: true\n  accessControlAllowMethods: [GET]\n",
+        ] {
+            let spec = format!(
+                "openapi: 3.0.0\ninfo: {{title: t, version: '1'}}\nx-wso2-basePath: /t\nx-wso2-disable-security: true\nx-wso2-production-endpoints: {{urls: ['http://a:1']}}\nx-wso2-cors:\n{cors}paths: {{/a: {{get: {{}}}}}}\n"
+            );
+            let files: BTreeMap<String, String> = [
+                (
+                    "mgw.yaml".to_owned(),
+                    "name: a\nversion: '1'\napis: [{name: a, spec: api.yaml}]\n".to_owned(),
+                ),
+                ("api.yaml".to_owned(), spec),
+            ]
+            .into();
+            let c = compile(&load_from(Source::Memory(files)).unwrap()).unwrap();
+            let cors = c.bundle.apis[0].cors.as_ref().unwrap();
+            assert_eq!(cors.allow_origins, ["https://app.example.com"]);
+            assert!(cors.allow_credentials);
+            assert_eq!(cors.allow_methods, ["GET"]);
+        }
     }
 }
