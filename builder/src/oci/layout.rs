@@ -58,8 +58,17 @@ impl Staging {
         let (parent, name) = split_target(target)?;
         fs::create_dir_all(&parent).map_err(OciError::io("create directory", &parent))?;
         crate::scratch::sweep(&parent, &name);
-        let dir = tempfile::Builder::new()
-            .prefix(&crate::scratch::prefix(&name, "tmp"))
+        let prefix = crate::scratch::prefix(&name, "tmp");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        // It becomes the layout: 0777 minus the umask like any directory a build
+        // tool makes, not `tempfile`'s private 0700.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o777));
+        }
+        let dir = builder
             .tempdir_in(&parent)
             .map_err(OciError::io("create a temporary directory in", &parent))?;
         let scratch = crate::scratch::register(dir.path());
