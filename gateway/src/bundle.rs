@@ -1737,6 +1737,8 @@ pub struct SecurityScheme {
 pub enum CredentialIn {
     Header,
     Query,
+    /// A cookie of the `Cookie` header (OpenAPI `in: cookie`).
+    Cookie,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -2413,8 +2415,22 @@ fn check_api_security(
                 }
                 s.name.clone()
             }
+            CredentialIn::Cookie => {
+                // RFC 6265: a cookie name is an HTTP token.
+                let token = !s.name.is_empty()
+                    && s.name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token {
+                    c.push(
+                        format!("{skey}.name"),
+                        format!("`{}` is not a valid cookie name", s.name),
+                    );
+                }
+                s.name.clone()
+            }
         };
-        if let (Some(p), CredentialIn::Query) = (&s.prefix, s.location) {
+        if let (Some(p), CredentialIn::Query | CredentialIn::Cookie) = (&s.prefix, s.location) {
             c.push(
                 format!("{skey}.prefix"),
                 format!("`{p}`: a prefix only applies to headers"),

@@ -871,12 +871,13 @@ impl Compiler<'_> {
                 let location = match field("in") {
                     "header" => CredentialIn::Header,
                     "query" => CredentialIn::Query,
+                    "cookie" => CredentialIn::Cookie,
                     other => {
                         self.once(
                             &def.origin,
                             name,
                             format!(
-                                "API keys `in: {other}` are not supported; use `header` or `query`"
+                                "API keys `in: {other}` are not supported; use `header`, `query` or `cookie`"
                             ),
                         );
                         return None;
@@ -1692,6 +1693,20 @@ mod tests {
             d[0].message
                 .contains("security scheme `key` (type `apiKey`) has no provider"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn cookie_api_keys_compile() {
+        let spec = format!(
+            "{SPEC}security: [{{key: []}}]\ncomponents:\n  securitySchemes:\n    key: {{type: apiKey, in: cookie, name: session_key}}\n"
+        );
+        let m = format!("{MANIFEST}auth:\n  providers:\n    key: {{type: apiKey}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
+        let s = &c.bundle.apis[0].security_schemes["key"];
+        assert_eq!(
+            (s.location, s.name.as_str()),
+            (CredentialIn::Cookie, "session_key")
         );
     }
 
