@@ -248,6 +248,10 @@ pub struct Api {
     /// Client certificates (mutual TLS) for this API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtls: Option<ClientCertMode>,
+    /// A request path with one trailing `/` that no route serves is served by
+    /// the route of the path without it, when that route is of this API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_trailing_slash: bool,
     /// Callers whose token claim says "sandbox" go to the sandbox upstreams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<Sandbox>,
@@ -787,6 +791,8 @@ pub struct RouteCfg {
     pub api_rate_limit: Option<usize>,
     pub operation_rate_limit: Option<usize>,
     pub max_body_bytes: u64,
+    /// `/a/` may take this route of `/a` (the API's `ignoreTrailingSlash`).
+    pub ignore_trailing_slash: bool,
     /// Any requirement may pass; inside one, every (scheme, scopes) must. Empty: open.
     pub security: Vec<Vec<SchemeReq>>,
 }
@@ -1122,6 +1128,7 @@ impl Config {
                     api_rate_limit,
                     operation_rate_limit,
                     max_body_bytes: max_body,
+                    ignore_trailing_slash: api.ignore_trailing_slash,
                     security,
                 });
             }

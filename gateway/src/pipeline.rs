@@ -194,6 +194,15 @@ impl Gateway {
         // Stage 2: route. Everything after needs to know the operation.
         let route = match self.router.lookup(req.method(), req.uri().path()) {
             Lookup::Found(m) => m.value,
+            // `/a/` where only `/a` is routed: that route, if its API allows it.
+            // The upstream still gets the path as sent.
+            Lookup::NotFound if req.uri().path().len() > 1 && req.uri().path().ends_with('/') => {
+                let path = req.uri().path();
+                match self.router.lookup(req.method(), &path[..path.len() - 1]) {
+                    Lookup::Found(m) if m.value.cfg.ignore_trailing_slash => m.value,
+                    _ => return self.reject(GatewayError::NotFound, None, ctx),
+                }
+            }
             Lookup::MethodNotAllowed { allow } => {
                 let allow = allow.clone();
                 return self.reject(GatewayError::MethodNotAllowed { allow }, None, ctx);

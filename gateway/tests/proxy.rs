@@ -501,3 +501,33 @@ async fn idle_connections_are_closed_for_h1_and_h2() {
     assert!(closed, "idle connections were not closed");
     gw.shutdown().await;
 }
+
+/// `ignoreTrailingSlash`: `/pets/` takes the route of `/pets` (the upstream still
+/// sees the path as sent); without it, or for a path no route has, 404.
+#[tokio::test]
+async fn trailing_slash_tolerance_is_opt_in_per_api() {
+    let b = backend("pets").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    let mut strict = bundle["apis"][0].clone();
+    strict["name"] = serde_json::json!("strict");
+    strict["basePath"] = serde_json::json!("/strict");
+    bundle["apis"][0]["ignoreTrailingSlash"] = serde_json::json!(true);
+    bundle["apis"].as_array_mut().unwrap().push(strict);
+    let gw = start(bundle).await;
+    for (path, status, upstream_uri) in [
+        ("/pets-api/v1/pets/", StatusCode::OK, Some("/pets/")),
+        ("/pets-api/v1/pets/7/", StatusCode::OK, Some("/pets/7/")),
+        ("/pets-api/v1/pets", StatusCode::OK, Some("/pets")),
+        ("/pets-api/v1/pets//", StatusCode::NOT_FOUND, None),
+        ("/pets-api/v1/nothing/", StatusCode::NOT_FOUND, None),
+        ("/strict/pets/", StatusCode::NOT_FOUND, None),
+        ("/strict/pets", StatusCode::OK, Some("/pets")),
+    ] {
+        let r = get(&gw.url(path)).await;
+        assert_eq!(r.status, status, "{path}");
+        if let Some(uri) = upstream_uri {
+            assert_eq!(r.json()["uri"], uri, "{path}");
+        }
+    }
+    gw.shutdown().await;
+}

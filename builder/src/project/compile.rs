@@ -590,6 +590,7 @@ impl Compiler<'_> {
             security_schemes: schemes,
             cors,
             mtls: settings.mtls,
+            ignore_trailing_slash: settings.ignore_trailing_slash,
             sandbox,
         })
     }
@@ -1694,6 +1695,18 @@ mod tests {
                 .contains("security scheme `key` (type `apiKey`) has no provider"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn trailing_slash_tolerance_is_per_api() {
+        let m = MANIFEST.replace(
+            "    upstream: pets\n",
+            "    upstream: pets\n    ignoreTrailingSlash: true\n",
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        assert!(c.bundle.apis[0].ignore_trailing_slash);
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();
+        assert!(!c.bundle.apis[0].ignore_trailing_slash);
     }
 
     #[test]

@@ -195,6 +195,9 @@ struct ApiWire {
     /// Client certificates: `required` or `optional`.
     #[serde(default)]
     mtls: Option<ClientCertMode>,
+    /// Serve `/a/` with the route of `/a` (default `false`: the slash counts).
+    #[serde(default)]
+    ignore_trailing_slash: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -648,6 +651,7 @@ pub struct ApiSettings {
     /// `Some(None)`: CORS switched off for this API (`cors: {enabled: false}`).
     pub cors: Option<Option<mgw_gateway::bundle::Cors>>,
     pub mtls: Option<ClientCertMode>,
+    pub ignore_trailing_slash: bool,
 }
 
 /// Which operations to serve: those with a listed operationId or any listed tag.
@@ -1162,6 +1166,7 @@ impl Validator<'_> {
                 max_body_bytes,
                 cors,
                 mtls: a.mtls,
+                ignore_trailing_slash: a.ignore_trailing_slash.unwrap_or(false),
             });
         }
         out
