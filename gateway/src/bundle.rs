@@ -1563,16 +1563,22 @@ pub fn join_paths(base: &str, path: &str) -> String {
 pub fn canonical_template(template: &str) -> String {
     let mut out = String::with_capacity(template.len());
     let mut in_param = false;
+    let mut last = ' ';
     for ch in template.chars() {
         match ch {
             '{' => {
                 in_param = true;
-                out.push_str("{}");
+                out.push('{');
             }
-            '}' => in_param = false,
+            // A catch-all (`{path+}`) is not the same route as `{path}`.
+            '}' => {
+                in_param = false;
+                out.push_str(if last == '+' { "+}" } else { "}" });
+            }
             _ if in_param => {}
             _ => out.push(ch),
         }
+        last = ch;
     }
     out
 }

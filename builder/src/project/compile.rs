@@ -503,7 +503,10 @@ impl Compiler<'_> {
             if self.wso2_undefined_tier(spec, op) {
                 continue;
             }
-            let template = join_paths(&base_path, &op.path);
+            let Some(path) = self.op_path(op) else {
+                continue;
+            };
+            let template = join_paths(&base_path, &path);
             let route = (op.method.clone(), canonical_template(&template));
             if let Some((other_api, other_id, other_origin)) = self.routes.get(&route) {
                 self.diags.push(Diagnostic::new(
@@ -542,7 +545,7 @@ impl Compiler<'_> {
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
-                path: op.path.clone(),
+                path,
                 rate_limit,
                 upstream,
                 sandbox_upstream,
@@ -1167,6 +1170,31 @@ impl Compiler<'_> {
         Auth { providers }
     }
 
+    /// The operation's path template as routed: with `x-mgw-catch-all: true`
+    /// its last segment, a whole `{param}`, becomes `{param+}` and takes the rest
+    /// of the path (one or more segments).
+    fn op_path(&mut self, op: &SpecOperation) -> Option<String> {
+        let Some(marker) = op.policies.catch_all.as_ref().filter(|m| m.value) else {
+            return Some(op.path.clone());
+        };
+        let (head, last) = op.path.rsplit_once('/').unwrap_or(("", &op.path));
+        let name = last
+            .strip_prefix('{')
+            .and_then(|l| l.strip_suffix('}'))
+            .filter(|n| !n.is_empty() && !n.ends_with('+') && !n.contains(['{', '}']));
+        let Some(name) = name else {
+            self.diags.push(Diagnostic::new(
+                &marker.origin,
+                format!(
+                    "`x-mgw-catch-all` needs a path whose last segment is a parameter, such as `/proxy/{{path}}`; `{}` ends with `{last}`",
+                    op.path
+                ),
+            ));
+            return None;
+        };
+        Some(format!("{head}/{{{name}+}}"))
+    }
+
     /// WSO2 Microgateway built an operation whose `x-wso2-throttling-tier` its
     /// `policies.yaml` does not define, and answered every request to it with 500
     /// without calling the backend. A WSO2 project with `rateLimits.wso2Policies`
@@ -1695,6 +1723,29 @@ mod tests {
                 .contains("security scheme `key` (type `apiKey`) has no provider"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn catch_all_marker_takes_the_rest_of_the_path() {
+        let spec = "openapi: 3.0.3\ninfo: {title: K, version: '1'}\npaths:\n  /pods/{name}/proxy/{path}:\n    get: {operationId: proxy, x-mgw-catch-all: true}\n  /pods/{name}/exec:\n    get: {operationId: exec, x-mgw-catch-all: true}\n";
+        let e = build(&[("mgw.yaml", MANIFEST), ("api.yaml", spec)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api.yaml:7:47: `#/paths/~1pods~1{name}~1exec/get/x-mgw-catch-all`: `x-mgw-catch-all` needs a path whose last segment is a parameter"),
+            "{e}"
+        );
+        let spec = spec.replace(
+            "exec:\n    get: {operationId: exec, x-mgw-catch-all: true}",
+            "exec:\n    get: {operationId: exec}",
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let paths: Vec<_> = c.bundle.apis[0]
+            .operations
+            .iter()
+            .map(|o| o.path.as_str())
+            .collect();
+        assert_eq!(paths, ["/pods/{name}/exec", "/pods/{name}/proxy/{path+}"]);
     }
 
     #[test]

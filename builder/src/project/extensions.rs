@@ -59,6 +59,8 @@ pub struct Policies {
     pub endpoints: Option<Endpoints>,
     /// `x-wso2-sandbox-endpoints`: where sandbox keys go.
     pub sandbox_endpoints: Option<Endpoints>,
+    /// `x-mgw-catch-all`: the path's last parameter takes the rest of the path.
+    pub catch_all: Option<Located<bool>>,
 }
 
 /// Where in a document an extension sits.
@@ -92,6 +94,7 @@ enum Ext {
     Cors,
     AuthHeader,
     Upstream,
+    CatchAll,
 }
 
 const API_AND_OP: &[Level] = &[Level::Root, Level::Operation];
@@ -119,6 +122,7 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
     ("x-mgw-disable-security", Ext::DisableSecurity, API_AND_OP),
     ("x-mgw-cors", Ext::Cors, API_AND_OP),
     ("x-mgw-auth-header", Ext::AuthHeader, API_AND_OP),
+    ("x-mgw-catch-all", Ext::CatchAll, &[Level::Operation]),
 ];
 
 /// WSO2 extensions that exist but that mgw will not honour, with the reason.
@@ -246,6 +250,10 @@ pub fn read(
                 }
                 None => bad("a header name"),
             },
+            Ext::CatchAll => match e.value.as_bool() {
+                Some(b) => policies.catch_all = Some(Located { value: b, origin }),
+                None => bad("`true` or `false`"),
+            },
             Ext::DisableSecurity => match e.value.as_bool() {
                 Some(b) => {
                     policies.disable_security = Some(Located { value: b, origin });
@@ -303,6 +311,7 @@ fn ext_group(ext: Ext) -> &'static str {
         Ext::DisableSecurity => "disableSecurity",
         Ext::Cors => "cors",
         Ext::AuthHeader => "authHeader",
+        Ext::CatchAll => "catchAll",
     }
 }
 
