@@ -535,6 +535,18 @@ proptest! {
     fn yaml_like_text_as_a_spec_or_manifest_never_panics(text in "([-:{}\\[\\],&*!|>'\"#%@ \n\ta-z0-9$/~.]){0,300}") {
         let _ = openapi::parse_spec_text("api.yaml", &text);
         let _ = project::manifest::parse_manifest(&text);
+        let _ = project::wso2_policies::parse("policies.yaml", &text);
+    }
+
+    #[test]
+    fn wso2_policies_shaped_text_never_panics(
+        name in "[A-Za-z0-9]{0,6}",
+        count in "-?[0-9]{0,22}|x|",
+        unit in "min|hour|sec|year|",
+        section in "resourcePolicies|subscriptionPolicies|other",
+    ) {
+        let text = format!("{section}:\n  - {name}:\n     count: {count}\n     unitTime: {count}\n     timeUnit: {unit}\n     stopOnQuota: false\n");
+        let _ = project::wso2_policies::parse("policies.yaml", &text);
     }
 
     #[test]

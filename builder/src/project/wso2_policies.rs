@@ -232,9 +232,19 @@ fn tier(
     if diags.len() != before {
         return None;
     }
+    let (Some(requests), Some(unit_time), Some(unit)) = (count, unit_time, unit) else {
+        return None; // reported above
+    };
+    let Some(period_seconds) = unit_time.checked_mul(unit) else {
+        diags.push(Diagnostic::new(
+            &loc.child("unitTime").origin(node.mark),
+            format!("`unitTime: {unit_time}` is too long a period"),
+        ));
+        return None;
+    };
     let policy = PolicySettings {
-        requests: count?,
-        period_seconds: unit_time?.checked_mul(unit?)?,
+        requests,
+        period_seconds,
         burst: None,
         key,
         origin: None,
@@ -292,6 +302,21 @@ mod tests {
         assert_eq!(
             p["Gold"].origin.as_ref().unwrap().position(),
             "policies.yaml:28:5"
+        );
+    }
+
+    #[test]
+    fn no_tier_is_dropped_without_a_reason() {
+        let e = parse(
+            "p.yaml",
+            "resourcePolicies:\n  - a: {count: 1, unitTime: 99999999999999999999, timeUnit: min}\n  - b: {count: 1, unitTime: 999999999999999999, timeUnit: year}\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[1].to_string()
+                .contains("`unitTime: 999999999999999999` is too long a period"),
+            "{e:?}"
         );
     }
 
