@@ -419,7 +419,10 @@ fn init_scaffolds_a_project_that_builds_and_refuses_to_overwrite() {
     assert_eq!(outcome.name, "petstore");
     assert_eq!(outcome.version, "1.0.0");
     assert_eq!(outcome.base_path, "/v1");
-    assert_eq!(outcome.upstream_variable, "PETSTORE_UPSTREAM_URL");
+    assert_eq!(
+        outcome.upstream_variable.as_deref(),
+        Some("PETSTORE_UPSTREAM_URL")
+    );
     assert_eq!(
         outcome.files,
         ["apis/petstore.yaml", "apis/schemas/pet.yaml", "mgw.yaml"]
@@ -465,6 +468,7 @@ fn init_from_a_wso2_definition_keeps_its_endpoints_unless_told_otherwise() {
     assert_eq!(compiled.bundle.apis[0].upstream, "x-wso2:swagger-petstore");
     let text = std::fs::read_to_string(tmp.path().join("mgw.yaml")).unwrap();
     assert!(text.contains("\n# upstreams:\n"), "{text}");
+    assert_eq!(outcome.upstream_variable, None);
 
     // An upstream URL given to init replaces the spec's endpoints, with a warning.
     let tmp = tempfile::tempdir().unwrap();

@@ -40,8 +40,9 @@ pub struct InitOutcome {
     pub name: String,
     pub version: String,
     pub base_path: String,
-    /// The variable that sets the upstream URL.
-    pub upstream_variable: String,
+    /// The variable that sets the upstream URL; `None` when the spec's
+    /// `x-wso2-production-endpoints` are the upstreams.
+    pub upstream_variable: Option<String>,
     /// What still stops `mgw build` (for instance security requirements this
     /// version cannot enforce); empty when the project builds.
     pub problems: Vec<Diagnostic>,
@@ -147,6 +148,7 @@ pub fn init(
             .collect::<String>()
     );
     let upstream_default = options.upstream_url.as_deref().unwrap_or(DEFAULT_UPSTREAM);
+    let spec_endpoints = spec.policies.endpoints.is_some() && options.upstream_url.is_none();
     let text = render(&Template {
         name: &name,
         version: &version,
@@ -160,7 +162,7 @@ pub fn init(
         },
         upstream: &format!("${{{upstream_variable}:-{upstream_default}}}"),
         spec: &spec,
-        spec_endpoints: spec.policies.endpoints.is_some() && options.upstream_url.is_none(),
+        spec_endpoints,
         wso2_policies: wso2_policies.as_ref().map(|_| WSO2_POLICIES),
     });
 
@@ -190,7 +192,7 @@ pub fn init(
         name,
         version,
         base_path,
-        upstream_variable,
+        upstream_variable: (!spec_endpoints).then_some(upstream_variable),
         problems,
         warnings,
     })
