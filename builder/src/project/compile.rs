@@ -488,6 +488,17 @@ impl Compiler<'_> {
             (None, None) => "/".to_owned(),
         };
 
+        for (k, path) in settings.catch_all.iter().enumerate() {
+            if !spec.operations.iter().any(|o| o.path == *path) {
+                self.diags.push(Diagnostic::new(
+                    &self.manifest_origin(&ap.key("catchAll").index(k)),
+                    format!(
+                        "`{path}` is not a path of `{}`; write it as the spec does, such as `/proxy/{{path}}`",
+                        spec.file
+                    ),
+                ));
+            }
+        }
         let api_upstream = self.api_upstream(i, spec);
         let api_sandbox = spec
             .policies
@@ -503,7 +514,7 @@ impl Compiler<'_> {
             if self.wso2_undefined_tier(spec, op) {
                 continue;
             }
-            let Some(path) = self.op_path(op) else {
+            let Some(path) = self.op_path(i, op) else {
                 continue;
             };
             let template = join_paths(&base_path, &path);
@@ -1173,9 +1184,18 @@ impl Compiler<'_> {
     /// The operation's path template as routed: with `x-mgw-catch-all: true`
     /// its last segment, a whole `{param}`, becomes `{param+}` and takes the rest
     /// of the path (one or more segments).
-    fn op_path(&mut self, op: &SpecOperation) -> Option<String> {
-        let Some(marker) = op.policies.catch_all.as_ref().filter(|m| m.value) else {
-            return Some(op.path.clone());
+    /// `apis[i].catchAll` in `mgw.yaml` does the same for every operation of a path.
+    fn op_path(&mut self, i: usize, op: &SpecOperation) -> Option<String> {
+        let listed = self.project.manifest.apis[i]
+            .catch_all
+            .iter()
+            .position(|p| *p == op.path);
+        let marker = match (&op.policies.catch_all, listed) {
+            (Some(m), _) if m.value => m.origin.clone(),
+            (_, Some(k)) => {
+                self.manifest_origin(&mpath().key("apis").index(i).key("catchAll").index(k))
+            }
+            _ => return Some(op.path.clone()),
         };
         let (head, last) = op.path.rsplit_once('/').unwrap_or(("", &op.path));
         let name = last
@@ -1184,9 +1204,9 @@ impl Compiler<'_> {
             .filter(|n| !n.is_empty() && !n.ends_with('+') && !n.contains(['{', '}']));
         let Some(name) = name else {
             self.diags.push(Diagnostic::new(
-                &marker.origin,
+                &marker,
                 format!(
-                    "`x-mgw-catch-all` needs a path whose last segment is a parameter, such as `/proxy/{{path}}`; `{}` ends with `{last}`",
+                    "a catch-all needs a path whose last segment is a parameter, such as `/proxy/{{path}}`; `{}` ends with `{last}`",
                     op.path
                 ),
             ));
@@ -1732,7 +1752,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("api.yaml:7:47: `#/paths/~1pods~1{name}~1exec/get/x-mgw-catch-all`: `x-mgw-catch-all` needs a path whose last segment is a parameter"),
+            e.contains("api.yaml:7:47: `#/paths/~1pods~1{name}~1exec/get/x-mgw-catch-all`: a catch-all needs a path whose last segment is a parameter"),
             "{e}"
         );
         let spec = spec.replace(
@@ -1740,6 +1760,27 @@ mod tests {
             "exec:\n    get: {operationId: exec}",
         );
         let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let paths: Vec<_> = c.bundle.apis[0]
+            .operations
+            .iter()
+            .map(|o| o.path.as_str())
+            .collect();
+        assert_eq!(paths, ["/pods/{name}/exec", "/pods/{name}/proxy/{path+}"]);
+
+        // The same from `mgw.yaml`, for a document that stays as it is.
+        let spec = spec.replace(", x-mgw-catch-all: true", "");
+        let m = format!(
+            "{MANIFEST}    catchAll: ['/pods/{{name}}/proxy/{{path}}', '/pods/{{name}}/logs']\n"
+        );
+        let e = build(&[("mgw.yaml", &m), ("api.yaml", &spec)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`apis[0].catchAll[1]`: `/pods/{name}/logs` is not a path of `api.yaml`"),
+            "{e}"
+        );
+        let m = format!("{MANIFEST}    catchAll: ['/pods/{{name}}/proxy/{{path}}']\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
         let paths: Vec<_> = c.bundle.apis[0]
             .operations
             .iter()

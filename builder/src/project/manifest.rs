@@ -198,6 +198,9 @@ struct ApiWire {
     /// Serve `/a/` with the route of `/a` (default `false`: the slash counts).
     #[serde(default)]
     ignore_trailing_slash: Option<bool>,
+    /// Spec paths whose last parameter takes the rest of the path.
+    #[serde(default)]
+    catch_all: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -652,6 +655,9 @@ pub struct ApiSettings {
     pub cors: Option<Option<mgw_gateway::bundle::Cors>>,
     pub mtls: Option<ClientCertMode>,
     pub ignore_trailing_slash: bool,
+    /// Spec paths (as written in the spec) whose last parameter takes the rest of
+    /// the path, like `x-mgw-catch-all` on each of their operations.
+    pub catch_all: Vec<String>,
 }
 
 /// Which operations to serve: those with a listed operationId or any listed tag.
@@ -1167,6 +1173,7 @@ impl Validator<'_> {
                 cors,
                 mtls: a.mtls,
                 ignore_trailing_slash: a.ignore_trailing_slash.unwrap_or(false),
+                catch_all: a.catch_all.unwrap_or_default(),
             });
         }
         out
