@@ -252,19 +252,24 @@ pub struct Api {
     /// the route of the path without it, when that route is of this API.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_trailing_slash: bool,
-    /// Callers whose token claim says "sandbox" go to the sandbox upstreams.
+    /// Sandbox traffic (a claim of the caller's token, or a header) goes to the
+    /// sandbox upstreams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<Sandbox>,
 }
 
 /// Sandbox traffic (WSO2 Microgateway's sandbox keys): a request whose
-/// authenticated identity has claim `claim` equal to `value` is sent to the
-/// sandbox upstream of its operation, else of the API. Operations with neither
-/// send it to their production upstream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// authenticated identity has claim `claim` equal to `value` — or, with `header`,
+/// whose header has that value — is sent to the sandbox upstream of its
+/// operation, else of the API. Operations with neither send it to their
+/// production upstream. Exactly one of `claim` and `header`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Sandbox {
-    pub claim: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
     pub value: String,
     /// The API's sandbox upstream (a key of `upstreams`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -797,13 +802,22 @@ pub struct RouteCfg {
     pub security: Vec<Vec<SchemeReq>>,
 }
 
-/// A route's sandbox upstream and the claim that selects it.
+/// A route's sandbox upstream and what selects it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxRoute {
-    pub claim: String,
+    pub by: SandboxBy,
     pub value: String,
     /// Index into `Config::upstreams`.
     pub upstream: usize,
+}
+
+/// Where the sandbox marker is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxBy {
+    /// A claim of the authenticated caller's token.
+    Claim(String),
+    /// A request header (anyone may send it: for test traffic, not a boundary).
+    Header(http::HeaderName),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1015,14 +1029,31 @@ impl Config {
                         None
                     }
                 };
-            if let Some(sb) = &api.sandbox {
-                if sb.claim.trim().is_empty() {
-                    c.push(
-                        format!("{key}.sandbox.claim"),
-                        "must name a claim, such as `keytype`",
-                    );
-                }
-            }
+            let sandbox_by = api
+                .sandbox
+                .as_ref()
+                .and_then(|sb| match (&sb.claim, &sb.header) {
+                    (Some(claim), None) if !claim.trim().is_empty() => {
+                        Some(SandboxBy::Claim(claim.clone()))
+                    }
+                    (None, Some(h)) => match http::HeaderName::from_bytes(h.as_bytes()) {
+                        Ok(h) => Some(SandboxBy::Header(h)),
+                        Err(_) => {
+                            c.push(
+                                format!("{key}.sandbox.header"),
+                                format!("`{h}` is not a valid header name"),
+                            );
+                            None
+                        }
+                    },
+                    _ => {
+                        c.push(
+                            format!("{key}.sandbox"),
+                            "needs exactly one of `claim` (such as `keytype`) and `header`",
+                        );
+                        None
+                    }
+                });
             let api_sandbox = api.sandbox.as_ref().and_then(|sb| {
                 sb.upstream
                     .as_deref()
@@ -1095,9 +1126,10 @@ impl Config {
                 let sandbox = api
                     .sandbox
                     .as_ref()
+                    .zip(sandbox_by.clone())
                     .zip(sandbox_upstream)
-                    .map(|(sb, upstream)| SandboxRoute {
-                        claim: sb.claim.clone(),
+                    .map(|((sb, by), upstream)| SandboxRoute {
+                        by,
                         value: sb.value.clone(),
                         upstream,
                     });

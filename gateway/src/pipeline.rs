@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use crate::analytics::{Analytics, Event};
 use crate::auth::{Identity, Security};
 use crate::body::{BodyState, Finish, RequestBody, ResponseBody};
-use crate::bundle::{Config, RouteCfg};
+use crate::bundle::{Config, RouteCfg, SandboxBy};
 use crate::conn::{ConnInfo, InFlight};
 use crate::cors;
 use crate::error::GatewayError;
@@ -265,11 +265,16 @@ impl Gateway {
             let (body, state) = RequestBody::streaming(body, limit);
             (Request::from_parts(parts, body), Some(state))
         };
-        // Sandbox traffic (a claim of the authenticated caller) has its own upstream.
-        let upstream = match (&route.cfg.sandbox, &ctx.identity) {
-            (Some(sb), Some(id)) if id.claim_is(&sb.claim, &sb.value) => sb.upstream,
-            _ => route.cfg.upstream,
-        };
+        // Sandbox traffic (a claim of the authenticated caller, or a header) has
+        // its own upstream.
+        let sandbox = route.cfg.sandbox.as_ref().filter(|sb| match &sb.by {
+            SandboxBy::Claim(claim) => ctx
+                .identity
+                .as_ref()
+                .is_some_and(|id| id.claim_is(claim, &sb.value)),
+            SandboxBy::Header(h) => req.headers().get(h).is_some_and(|v| v == sb.value.as_str()),
+        });
+        let upstream = sandbox.map_or(route.cfg.upstream, |sb| sb.upstream);
         let outbound = Outbound {
             upstream: &self.upstreams[upstream],
             base_segments: route.cfg.base_segments,

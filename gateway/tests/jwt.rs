@@ -538,8 +538,42 @@ fn sandbox_upstreams_are_checked() {
         e.contains("`apis[0].sandbox.upstream`: no upstream named `gone`"),
         "{e}"
     );
+    b["apis"][0]["sandbox"] = json!({"claim": "keytype", "header": "x-env", "value": "SANDBOX"});
+    let e = mgw_gateway::bundle::Bundle::from_json(&serde_json::to_vec(&b).unwrap())
+        .map(|b| {
+            mgw_gateway::bundle::Config::from_bundle(&b, String::new(), None)
+                .unwrap_err()
+                .to_string()
+        })
+        .unwrap();
+    assert!(
+        e.contains("`apis[0].sandbox`: needs exactly one of `claim`"),
+        "{e}"
+    );
     assert!(
         e.contains("`apis[0].operations[0].sandboxUpstream`: no upstream named `nope`"),
         "{e}"
     );
+}
+
+/// A sandbox selected by a header (test traffic any client may send).
+#[tokio::test]
+async fn a_sandbox_header_selects_the_sandbox_upstream() {
+    let (prod, sandbox) = (backend("prod").await, backend("sandbox").await);
+    let mut b = bundle_json(&[format!("http://{}", prod.addr)]);
+    b["upstreams"]["sandbox"] = json!({"urls": [format!("http://{}", sandbox.addr)]});
+    b["apis"][0]["sandbox"] =
+        json!({"header": "X-Environment", "value": "sandbox", "upstream": "sandbox"});
+    let gw = start(b).await;
+    for (value, want) in [
+        (Some("sandbox"), "sandbox"),
+        (Some("prod"), "prod"),
+        (None, "prod"),
+    ] {
+        let headers: Vec<(&str, &str)> = value.map(|v| ("x-environment", v)).into_iter().collect();
+        let r = call(&gw, "GET", "/pets-api/v1/pets", &headers).await;
+        assert_eq!(r.status, StatusCode::OK, "{value:?}");
+        assert_eq!(r.json()["backend"], want, "{value:?}");
+    }
+    gw.shutdown().await;
 }

@@ -582,12 +582,33 @@ impl Compiler<'_> {
             ));
         }
         let cors = self.api_cors(i, spec);
-        let sandbox = (api_sandbox.is_some()
-            || operations.iter().any(|o| o.sandbox_upstream.is_some()))
-        .then(|| Sandbox {
-            claim: WSO2_KEY_TYPE_CLAIM.to_owned(),
-            value: WSO2_SANDBOX_KEY_TYPE.to_owned(),
-            upstream: api_sandbox,
+        let has_sandbox =
+            api_sandbox.is_some() || operations.iter().any(|o| o.sandbox_upstream.is_some());
+        if settings.sandbox.is_some() && has_sandbox {
+            self.map(
+                format!("{bkey}.sandbox"),
+                self.manifest_origin(&ap.key("sandbox")),
+            );
+        } else if settings.sandbox.is_some() {
+            self.warnings.push(Diagnostic::new(
+                &self.manifest_origin(&ap.key("sandbox")),
+                format!(
+                    "API `{}` has no `x-wso2-sandbox-endpoints`, so `sandbox` selects nothing",
+                    settings.name
+                ),
+            ));
+        }
+        let sandbox = has_sandbox.then(|| {
+            let by = settings.sandbox.clone().unwrap_or(Sandbox {
+                claim: Some(WSO2_KEY_TYPE_CLAIM.to_owned()),
+                header: None,
+                value: WSO2_SANDBOX_KEY_TYPE.to_owned(),
+                upstream: None,
+            });
+            Sandbox {
+                upstream: api_sandbox,
+                ..by
+            }
         });
         self.map(
             format!("{bkey}.mtls"),
@@ -2145,8 +2166,8 @@ mod wso2_corpus {
         let api = &b.apis[0];
         let sb = api.sandbox.as_ref().unwrap();
         assert_eq!(
-            (sb.claim.as_str(), sb.value.as_str()),
-            ("keytype", "SANDBOX")
+            (sb.claim.as_deref(), sb.header.as_deref(), sb.value.as_str()),
+            (Some("keytype"), None, "SANDBOX")
         );
         assert_eq!(sb.upstream.as_deref(), Some("x-wso2-sandbox:a"));
         let put = op(&b, "updatePet");
@@ -2163,6 +2184,29 @@ mod wso2_corpus {
                 && w.contains("tier `NonExistingPolicy` is not defined")),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn mgw_yaml_chooses_what_selects_sandbox_traffic() {
+        let doc = corpus("tests/src/test/resources/openAPIs/jwtGeneration/jwt_generation.yaml");
+        let manifest = format!(
+            "name: a\nversion: '1'\napis:\n  - name: a\n    spec: api.yaml\n    sandbox: {{header: X-Environment, value: sandbox}}\nauth:\n  providers:\n    petstore_auth: {JWT}\n"
+        );
+        let files: BTreeMap<String, String> = [
+            ("mgw.yaml".to_owned(), manifest),
+            ("api.yaml".to_owned(), doc),
+        ]
+        .into();
+        let project = load_from(Source::Memory(files)).unwrap();
+        let mut c = Compiler::new(&project);
+        let b = c.bundle();
+        assert!(c.diags.is_empty(), "{:?}", c.diags);
+        let sb = b.apis[0].sandbox.as_ref().unwrap();
+        assert_eq!(
+            (sb.claim.as_deref(), sb.header.as_deref(), sb.value.as_str()),
+            (None, Some("X-Environment"), "sandbox")
+        );
+        assert_eq!(sb.upstream.as_deref(), Some("x-wso2-sandbox:a"));
     }
 
     #[test]

@@ -201,6 +201,19 @@ struct ApiWire {
     /// Spec paths whose last parameter takes the rest of the path.
     #[serde(default)]
     catch_all: Option<Vec<String>>,
+    /// What selects the sandbox upstreams (`x-wso2-sandbox-endpoints`).
+    #[serde(default)]
+    sandbox: Option<SandboxWire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SandboxWire {
+    #[serde(default)]
+    claim: Option<String>,
+    #[serde(default)]
+    header: Option<String>,
+    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -658,6 +671,9 @@ pub struct ApiSettings {
     /// Spec paths (as written in the spec) whose last parameter takes the rest of
     /// the path, like `x-mgw-catch-all` on each of their operations.
     pub catch_all: Vec<String>,
+    /// What selects sandbox traffic (`upstream` unset); `None`: WSO2's `keytype`
+    /// claim equal to `SANDBOX`.
+    pub sandbox: Option<mgw_gateway::bundle::Sandbox>,
 }
 
 /// Which operations to serve: those with a listed operationId or any listed tag.
@@ -1174,6 +1190,12 @@ impl Validator<'_> {
                 mtls: a.mtls,
                 ignore_trailing_slash: a.ignore_trailing_slash.unwrap_or(false),
                 catch_all: a.catch_all.unwrap_or_default(),
+                sandbox: a.sandbox.map(|s| mgw_gateway::bundle::Sandbox {
+                    claim: s.claim,
+                    header: s.header,
+                    value: s.value,
+                    upstream: None,
+                }),
             });
         }
         out
