@@ -13,6 +13,7 @@ pub mod oci;
 pub mod project;
 pub mod registry;
 pub mod sbom;
+pub mod scratch;
 
 /// Exit code for a project mgw refuses (SPEC: 64).
 pub const EXIT_BAD_PROJECT: u8 = 64;

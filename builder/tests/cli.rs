@@ -414,3 +414,161 @@ fn run_refuses_a_layout_whose_layer_blobs_were_swapped() {
         .any(|e| e.unwrap().path().join("mgw-gateway").exists());
     assert!(!extracted, "a binary was extracted from the swapped layers");
 }
+
+/// Output files and directories of a build, relative to `<out>/<name>/`.
+const OUTPUTS: &[&str] = &[
+    "bundle.json",
+    "values.yaml",
+    "build.json",
+    "sbom.spdx.json",
+    "image.digest",
+    "image.tar",
+    "oci",
+    "oci/index.json",
+    "oci/oci-layout",
+    "oci/blobs",
+];
+
+#[test]
+fn build_outputs_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    for (umask, file_mode, dir_mode) in [("027", 0o640, 0o750), ("002", 0o664, 0o775)] {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && exec \"$0\" build p --out out-{umask}"
+            ))
+            .arg(MGW)
+            .current_dir(tmp.path())
+            .env("MGW_GATEWAY_BINARY", gateway())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let dir = tmp.path().join(format!("out-{umask}/petstore"));
+        for rel in OUTPUTS {
+            let meta = std::fs::metadata(dir.join(rel)).unwrap();
+            let want = if meta.is_dir() { dir_mode } else { file_mode };
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                want,
+                "`{rel}` with umask {umask}"
+            );
+        }
+        for blob in std::fs::read_dir(dir.join("oci/blobs/sha256")).unwrap() {
+            let mode = blob.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, file_mode, "a blob with umask {umask}");
+        }
+    }
+}
+
+/// `mgw validate … | head -1`: a reader that goes away must not make mgw panic.
+#[test]
+fn a_closed_stdout_ends_mgw_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let built = mgw(&["build", "p", "--no-tarball"], tmp.path());
+    assert!(built.status.success(), "{}", stderr(&built));
+    for args in [
+        &["validate", "p"][..],
+        &["inspect", "out/petstore"],
+        &["--output", "json", "validate", "p"],
+    ] {
+        // The read end closes before mgw has started: every write fails (EPIPE).
+        let mut child = Command::new(MGW)
+            .args(args)
+            .current_dir(tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "`mgw {args:?}`: {}", stderr(&o));
+        assert!(o.stderr.is_empty(), "`mgw {args:?}`: {}", stderr(&o));
+
+        // And as people write it.
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg("set -o pipefail; \"$0\" \"$@\" | head -1")
+            .arg(MGW)
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "`mgw {args:?} | head -1`: {}",
+            stderr(&o)
+        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+fn work_folders(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".tmp-") || n.contains(".old-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_during_a_build_removes_its_work_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let out = tmp.path().join("out/petstore");
+    let mut child = Command::new(MGW)
+        .args(["build", "p"])
+        .current_dir(tmp.path())
+        .env("MGW_GATEWAY_BINARY", gateway())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (with a deadline) until the build is writing its layout, then Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let prefix = format!(".oci.tmp-{}-", child.id());
+    while !work_folders(&out).iter().any(|n| n.starts_with(&prefix)) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the build ended before its work folder was seen"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no work folder appeared"
+        );
+        std::thread::yield_now();
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_eq!(work_folders(&out), Vec::<String>::new());
+}
+
+#[test]
+fn builds_sweep_work_folders_of_killed_builds_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let out = tmp.path().join("out/petstore");
+    // A build that was killed (no process has a pid above pid_max, 2^22) and one
+    // of this test process, which is running.
+    let dead = out.join(".oci.tmp-4194305-abcdef");
+    let dead_tar = out.join(".image.tar.tmp-4194305-abcdef.tmp");
+    let alive = out.join(format!(".oci.tmp-{}-abcdef", std::process::id()));
+    std::fs::create_dir_all(dead.join("blobs/sha256")).unwrap();
+    std::fs::create_dir_all(&alive).unwrap();
+    std::fs::write(&dead_tar, b"partial").unwrap();
+    let o = mgw(&["build", "p"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dead.exists() && !dead_tar.exists());
+    assert!(alive.exists());
+}

@@ -428,7 +428,10 @@ fn init_scaffolds_a_project_that_builds_and_refuses_to_overwrite() {
     assert_eq!(outcome.name, "petstore");
     assert_eq!(outcome.version, "1.0.0");
     assert_eq!(outcome.base_path, "/v1");
-    assert_eq!(outcome.upstream_variable, "PETSTORE_UPSTREAM_URL");
+    assert_eq!(
+        outcome.upstream_variable.as_deref(),
+        Some("PETSTORE_UPSTREAM_URL")
+    );
     assert_eq!(
         outcome.files,
         ["apis/petstore.yaml", "apis/schemas/pet.yaml", "mgw.yaml"]
@@ -547,12 +550,27 @@ fn init_scaffolds_a_commented_provider_per_security_scheme() {
 }
 
 #[test]
-fn init_from_a_wso2_definition_warns_that_its_endpoints_are_overridden() {
+fn init_from_a_wso2_definition_keeps_its_endpoints_unless_told_otherwise() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = example("wso2-petstore").join("api_definitions/petstore.yaml");
     let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
     assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
     assert_eq!(outcome.base_path, "/petstore/1.0.5");
+    let compiled = project::build(tmp.path()).unwrap();
+    assert_eq!(compiled.bundle.apis[0].upstream, "x-wso2:swagger-petstore");
+    let text = std::fs::read_to_string(tmp.path().join("mgw.yaml")).unwrap();
+    assert!(text.contains("\n# upstreams:\n"), "{text}");
+    assert_eq!(outcome.upstream_variable, None);
+
+    // An upstream URL given to init replaces the spec's endpoints, with a warning.
+    let tmp = tempfile::tempdir().unwrap();
+    let options = InitOptions {
+        upstream_url: Some("http://127.0.0.1:9".into()),
+        ..InitOptions::default()
+    };
+    let outcome = project::init(&spec, tmp.path(), &options).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
     assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
     assert!(
         outcome.warnings[0]
@@ -614,6 +632,18 @@ proptest! {
     fn yaml_like_text_as_a_spec_or_manifest_never_panics(text in "([-:{}\\[\\],&*!|>'\"#%@ \n\ta-z0-9$/~.]){0,300}") {
         let _ = openapi::parse_spec_text("api.yaml", &text);
         let _ = project::manifest::parse_manifest(&text);
+        let _ = project::wso2_policies::parse("policies.yaml", &text);
+    }
+
+    #[test]
+    fn wso2_policies_shaped_text_never_panics(
+        name in "[A-Za-z0-9]{0,6}",
+        count in "-?[0-9]{0,22}|x|",
+        unit in "min|hour|sec|year|",
+        section in "resourcePolicies|subscriptionPolicies|other",
+    ) {
+        let text = format!("{section}:\n  - {name}:\n     count: {count}\n     unitTime: {count}\n     timeUnit: {unit}\n     stopOnQuota: false\n");
+        let _ = project::wso2_policies::parse("policies.yaml", &text);
     }
 
     #[test]

@@ -277,6 +277,14 @@ pub struct Api {
     /// Client request headers whose name has `_` (default `drop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub underscore_headers: Option<UnderscoreHeaders>,
+    /// A request path with one trailing `/` that no route serves is served by
+    /// the route of the path without it, when that route is of this API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_trailing_slash: bool,
+    /// Sandbox traffic (a claim of the caller's token, or a header) goes to the
+    /// sandbox upstreams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Sandbox>,
 }
 
 /// What to do with a client header whose name contains `_`: CGI/WSGI-style
@@ -295,6 +303,24 @@ pub enum UnderscoreHeaders {
     Reject,
 }
 
+/// Sandbox traffic (WSO2 Microgateway's sandbox keys): a request whose
+/// authenticated identity has claim `claim` equal to `value` — or, with `header`,
+/// whose header has that value — is sent to the sandbox upstream of its
+/// operation, else of the API. Operations with neither send it to their
+/// production upstream. Exactly one of `claim` and `header`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sandbox {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    pub value: String,
+    /// The API's sandbox upstream (a key of `upstreams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Operation {
@@ -308,6 +334,10 @@ pub struct Operation {
     /// Overrides the API's upstream for this operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    /// Overrides the API's sandbox upstream for this operation (needs `sandbox`
+    /// on the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_upstream: Option<String>,
     /// Effective security requirements: any one may pass, every scheme inside one
     /// must pass (scheme name → required scopes). Empty: open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -826,14 +856,36 @@ pub struct RouteCfg {
     /// Number of path segments the API's base path occupies.
     pub base_segments: usize,
     pub upstream: usize,
+    /// Where sandbox traffic goes instead of `upstream`.
+    pub sandbox: Option<SandboxRoute>,
     /// Indexes into `Config::rate_limits` policies: the API's and the operation's.
     pub api_rate_limit: Option<usize>,
     pub operation_rate_limit: Option<usize>,
     pub max_body_bytes: u64,
+    /// `/a/` may take this route of `/a` (the API's `ignoreTrailingSlash`).
+    pub ignore_trailing_slash: bool,
     /// Any requirement may pass; inside one, every (scheme, scopes) must. Empty: open.
     pub security: Vec<Vec<SchemeReq>>,
     /// A WebSocket upgrade may be spliced to the upstream.
     pub websocket: bool,
+}
+
+/// A route's sandbox upstream and what selects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRoute {
+    pub by: SandboxBy,
+    pub value: String,
+    /// Index into `Config::upstreams`.
+    pub upstream: usize,
+}
+
+/// Where the sandbox marker is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxBy {
+    /// A claim of the authenticated caller's token.
+    Claim(String),
+    /// A request header (anyone may send it: for test traffic, not a boundary).
+    Header(http::HeaderName),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1040,6 +1092,50 @@ impl Config {
                     0
                 }
             };
+            let upstream_ref =
+                |c: &mut Checker, key: String, name: &str| match upstream_index.get(name) {
+                    Some(&i) => Some(i),
+                    None => {
+                        c.push(
+                            key,
+                            format!(
+                                "no upstream named `{name}` (known: {})",
+                                known(&upstream_index)
+                            ),
+                        );
+                        None
+                    }
+                };
+            let sandbox_by = api
+                .sandbox
+                .as_ref()
+                .and_then(|sb| match (&sb.claim, &sb.header) {
+                    (Some(claim), None) if !claim.trim().is_empty() => {
+                        Some(SandboxBy::Claim(claim.clone()))
+                    }
+                    (None, Some(h)) => match http::HeaderName::from_bytes(h.as_bytes()) {
+                        Ok(h) => Some(SandboxBy::Header(h)),
+                        Err(_) => {
+                            c.push(
+                                format!("{key}.sandbox.header"),
+                                format!("`{h}` is not a valid header name"),
+                            );
+                            None
+                        }
+                    },
+                    _ => {
+                        c.push(
+                            format!("{key}.sandbox"),
+                            "needs exactly one of `claim` (such as `keytype`) and `header`",
+                        );
+                        None
+                    }
+                });
+            let api_sandbox = api.sandbox.as_ref().and_then(|sb| {
+                sb.upstream
+                    .as_deref()
+                    .and_then(|u| upstream_ref(&mut c, format!("{key}.sandbox.upstream"), u))
+            });
             let max_body = api.max_body_bytes.unwrap_or(l.max_body_bytes);
             let api_rate_limit = rate_limit_ref(
                 &mut c,
@@ -1096,6 +1192,29 @@ impl Config {
                         }
                     },
                 };
+                let sandbox_upstream = match (&op.sandbox_upstream, &api.sandbox) {
+                    (Some(_), None) => {
+                        c.push(
+                            format!("{okey}.sandboxUpstream"),
+                            format!("needs `{key}.sandbox` (the claim that selects it)"),
+                        );
+                        None
+                    }
+                    (Some(u), Some(_)) => {
+                        upstream_ref(&mut c, format!("{okey}.sandboxUpstream"), u)
+                    }
+                    (None, _) => api_sandbox,
+                };
+                let sandbox = api
+                    .sandbox
+                    .as_ref()
+                    .zip(sandbox_by.clone())
+                    .zip(sandbox_upstream)
+                    .map(|((sb, by), upstream)| SandboxRoute {
+                        by,
+                        value: sb.value.clone(),
+                        upstream,
+                    });
                 let route_key = (method.as_str().to_owned(), canonical_template(&template));
                 if let Some(prev) = seen_routes.insert(route_key, okey.clone()) {
                     c.push(
@@ -1119,9 +1238,11 @@ impl Config {
                     template,
                     base_segments,
                     upstream,
+                    sandbox,
                     api_rate_limit,
                     operation_rate_limit,
                     max_body_bytes: max_body,
+                    ignore_trailing_slash: api.ignore_trailing_slash,
                     security,
                     websocket: op.websocket,
                 });
@@ -1640,16 +1761,22 @@ pub fn join_paths(base: &str, path: &str) -> String {
 pub fn canonical_template(template: &str) -> String {
     let mut out = String::with_capacity(template.len());
     let mut in_param = false;
+    let mut last = ' ';
     for ch in template.chars() {
         match ch {
             '{' => {
                 in_param = true;
-                out.push_str("{}");
+                out.push('{');
             }
-            '}' => in_param = false,
+            // A catch-all (`{path+}`) is not the same route as `{path}`.
+            '}' => {
+                in_param = false;
+                out.push_str(if last == '+' { "+}" } else { "}" });
+            }
             _ if in_param => {}
             _ => out.push(ch),
         }
+        last = ch;
     }
     out
 }
@@ -1821,6 +1948,8 @@ pub struct SecurityScheme {
 pub enum CredentialIn {
     Header,
     Query,
+    /// A cookie of the `Cookie` header (OpenAPI `in: cookie`).
+    Cookie,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -2504,8 +2633,22 @@ fn check_api_security(
                 }
                 s.name.clone()
             }
+            CredentialIn::Cookie => {
+                // RFC 6265: a cookie name is an HTTP token.
+                let token = !s.name.is_empty()
+                    && s.name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token {
+                    c.push(
+                        format!("{skey}.name"),
+                        format!("`{}` is not a valid cookie name", s.name),
+                    );
+                }
+                s.name.clone()
+            }
         };
-        if let (Some(p), CredentialIn::Query) = (&s.prefix, s.location) {
+        if let (Some(p), CredentialIn::Query | CredentialIn::Cookie) = (&s.prefix, s.location) {
             c.push(
                 format!("{skey}.prefix"),
                 format!("`{p}`: a prefix only applies to headers"),

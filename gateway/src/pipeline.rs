@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use crate::analytics::{Analytics, Event};
 use crate::auth::{Identity, Security};
 use crate::body::{BodyState, Finish, RequestBody, ResponseBody};
-use crate::bundle::{Config, RouteCfg};
+use crate::bundle::{Config, RouteCfg, SandboxBy};
 use crate::conn::{ConnInfo, InFlight};
 use crate::cors;
 use crate::error::GatewayError;
@@ -212,6 +212,15 @@ impl Gateway {
         // Stage 2: route. Everything after needs to know the operation.
         let route = match self.router.lookup(req.method(), req.uri().path()) {
             Lookup::Found(m) => m.value,
+            // `/a/` where only `/a` is routed: that route, if its API allows it.
+            // The upstream still gets the path as sent.
+            Lookup::NotFound if req.uri().path().len() > 1 && req.uri().path().ends_with('/') => {
+                let path = req.uri().path();
+                match self.router.lookup(req.method(), &path[..path.len() - 1]) {
+                    Lookup::Found(m) if m.value.cfg.ignore_trailing_slash => m.value,
+                    _ => return self.reject(GatewayError::NotFound, None, ctx),
+                }
+            }
             Lookup::MethodNotAllowed { allow } => {
                 let allow = allow.clone();
                 return self.reject(GatewayError::MethodNotAllowed { allow }, None, ctx);
@@ -283,8 +292,18 @@ impl Gateway {
             let (body, state) = RequestBody::streaming(body, limit);
             (Request::from_parts(parts, body), Some(state))
         };
+        // Sandbox traffic (a claim of the authenticated caller, or a header) has
+        // its own upstream.
+        let sandbox = route.cfg.sandbox.as_ref().filter(|sb| match &sb.by {
+            SandboxBy::Claim(claim) => ctx
+                .identity
+                .as_ref()
+                .is_some_and(|id| id.claim_is(claim, &sb.value)),
+            SandboxBy::Header(h) => req.headers().get(h).is_some_and(|v| v == sb.value.as_str()),
+        });
+        let upstream = sandbox.map_or(route.cfg.upstream, |sb| sb.upstream);
         let outbound = Outbound {
-            upstream: &self.upstreams[route.cfg.upstream],
+            upstream: &self.upstreams[upstream],
             base_segments: route.cfg.base_segments,
             client: conn.peer,
             request_id: &ctx.request_id,

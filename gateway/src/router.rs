@@ -42,6 +42,12 @@
 //!   backtracking inside the segment: `{name}.{ext}` splits `a.tar.gz` into `a.tar`
 //!   and `gz`; every value must be non-empty or the pattern does not match. Patterns
 //!   match against the decoded segment.
+//! - **Catch-all.** A last segment `{name+}` matches the rest of the path: one or
+//!   more segments, the first non-empty (`/proxy/{path+}` takes `/proxy/a/b/`, not
+//!   `/proxy/` or `/proxy`). It is tried after everything else at its level, so
+//!   `/files/{f}` wins for `/files/a` and `/files/{f+}` for `/files/a/b`. Its value is
+//!   the raw rest, percent-decoded as a whole. The path checks above still apply to
+//!   every segment it takes (no `..`, no empty inner segment).
 //! - **Non-UTF-8.** Decoded bytes need not be UTF-8: literals and pattern separators
 //!   compare bytes, and parameter values are returned decoded lossily (invalid
 //!   sequences become U+FFFD). A caller that needs the exact bytes has the raw path.
@@ -111,6 +117,10 @@ pub enum RouteError {
         "path template `{template}` has two parameters with nothing between them in segment `{segment}`"
     )]
     AdjacentParams { template: String, segment: String },
+    #[error(
+        "path template `{template}`: the catch-all parameter `{segment}` must be the last segment"
+    )]
+    CatchAllNotLast { template: String, segment: String },
     #[error("path template `{template}` uses parameter `{name}` twice")]
     DuplicateParam { template: String, name: String },
     #[error("path template `{template}` has {count} segments, more than the limit of {max}")]
@@ -291,6 +301,8 @@ struct Node<T> {
     patterns: Vec<(Pattern, NodeId)>,
     /// The whole-segment parameter child.
     param: Option<NodeId>,
+    /// The catch-all child (`{name+}`), a leaf.
+    catch_all: Option<NodeId>,
     /// Routes ending here.
     leaf: Option<Leaf<T>>,
     /// Bit `k` is set when a route ends `k` segments below this node (set by build).
@@ -305,6 +317,7 @@ impl<T> Default for Node<T> {
             literals: HashMap::new(),
             patterns: Vec::new(),
             param: None,
+            catch_all: None,
             leaf: None,
             ends: 0,
             worst: 0,
@@ -359,6 +372,8 @@ enum SegmentSpec {
     Literal(Box<[u8]>),
     Param,
     Pattern(Pattern),
+    /// `{name+}`: the rest of the path, one or more segments.
+    CatchAll,
 }
 
 struct ParsedTemplate {
@@ -398,6 +413,12 @@ fn parse_template(template: &str) -> Result<ParsedTemplate, RouteError> {
             });
         }
         let spec = parse_segment(template, segment, &mut parsed.names)?;
+        if matches!(spec, SegmentSpec::CatchAll) && i + 1 < count {
+            return Err(RouteError::CatchAllNotLast {
+                template: template.to_owned(),
+                segment: segment.to_owned(),
+            });
+        }
         parsed.segments.push(spec);
     }
     Ok(parsed)
@@ -419,6 +440,20 @@ fn parse_segment(
             });
         }
         return Ok(SegmentSpec::Literal(segment.as_bytes().into()));
+    }
+    let catch_all = segment
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix("+}"))
+        .filter(|name| !name.is_empty() && !name.contains(['{', '}']));
+    if let Some(name) = catch_all {
+        if names.iter().any(|n| &**n == name) {
+            return Err(RouteError::DuplicateParam {
+                template: template.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        names.push(name.into());
+        return Ok(SegmentSpec::CatchAll);
     }
     // Alternating literals and parameters: lits[0] {p} lits[1] {p} ... lits[n].
     let mut lits: Vec<&str> = Vec::new();
@@ -551,6 +586,7 @@ impl<T> RouterBuilder<T> {
             SegmentSpec::Literal(lit) => node.literals.get(lit).copied(),
             SegmentSpec::Param => node.param,
             SegmentSpec::Pattern(p) => node.patterns.iter().find(|(q, _)| q == p).map(|(_, c)| *c),
+            SegmentSpec::CatchAll => node.catch_all,
         };
         if let Some(child) = existing {
             return child;
@@ -561,6 +597,7 @@ impl<T> RouterBuilder<T> {
             }
             SegmentSpec::Param => node.param = Some(next),
             SegmentSpec::Pattern(p) => node.patterns.push((p, next)),
+            SegmentSpec::CatchAll => node.catch_all = Some(next),
         }
         self.nodes.push(Node::default());
         next
@@ -590,6 +627,11 @@ impl<T> RouterBuilder<T> {
             }
             for (child_ends, child_worst) in others {
                 ends |= child_ends << 1;
+                others_worst = others_worst.saturating_add(child_worst);
+            }
+            // A catch-all ends at every depth from one segment down.
+            if let Some((_, child_worst)) = node.catch_all.as_ref().map(child) {
+                ends |= u128::MAX << 1;
                 others_worst = others_worst.saturating_add(child_worst);
             }
             let longest = node.literals.keys().map(|k| k.len()).max().unwrap_or(0);
@@ -631,6 +673,8 @@ pub struct Router<T> {
 enum Edge<'r, 'p> {
     Param(&'p str),
     Pattern(&'r Pattern, &'p str),
+    /// The raw rest of the path a catch-all took.
+    CatchAll(&'p str),
 }
 
 struct Search<'r, 'p> {
@@ -734,6 +778,7 @@ impl<T> Router<T> {
         let Some(rest) = rest else {
             return node.leaf.as_ref();
         };
+        let whole = rest;
         let left = left.saturating_sub(1);
         let (segment, rest) = match rest.split_once('/') {
             Some((segment, rest)) => (segment, Some(rest)),
@@ -769,6 +814,13 @@ impl<T> Router<T> {
                 search.trail.push(Edge::Param(segment));
                 return Some(leaf);
             }
+        }
+        // Last resort: a catch-all takes this segment and everything after it.
+        let catch_all = node.catch_all.filter(|_| !segment.is_empty());
+        if let Some(leaf) = catch_all.and_then(|c| self.nodes.get(c)?.leaf.as_ref()) {
+            search.steps += 1;
+            search.trail.push(Edge::CatchAll(whole));
+            return Some(leaf);
         }
         None
     }
@@ -852,6 +904,11 @@ fn collect_params<'r, 'p>(names: &'r [Box<str>], trail: &[Edge<'r, 'p>]) -> Para
     let mut names = names.iter().rev();
     for edge in trail {
         match *edge {
+            Edge::CatchAll(rest) => {
+                if let Some(name) = names.next() {
+                    items.push((name, percent_decode_str(rest).decode_utf8_lossy()));
+                }
+            }
             Edge::Param(segment) => {
                 if let Some(name) = names.next() {
                     items.push((name, percent_decode_str(segment).decode_utf8_lossy()));
@@ -921,6 +978,80 @@ mod tests {
 
     fn get<'r, 'p>(r: &'r Router<&'static str>, path: &'p str) -> Lookup<'r, 'p, &'static str> {
         r.lookup(&Method::GET, path)
+    }
+
+    #[test]
+    fn catch_all_takes_the_rest_of_the_path_last() {
+        let r = router(&[
+            (
+                "GET",
+                "/api/v1/namespaces/{ns}/pods/{name}/proxy/{path+}",
+                "proxy",
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/{ns}/pods/{name}/proxy/healthz",
+                "health",
+            ),
+            ("GET", "/files/{f}", "one"),
+            ("GET", "/files/{f+}", "many"),
+            ("POST", "/files/{f+}", "upload"),
+        ]);
+        let (v, p) = found(get(
+            &r,
+            "/api/v1/namespaces/default/pods/web-0/proxy/a/b%20c/d/",
+        ));
+        assert_eq!(v, "proxy");
+        assert_eq!(
+            p,
+            [("ns", "default"), ("name", "web-0"), ("path", "a/b c/d/")]
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        assert_eq!(
+            found(get(&r, "/api/v1/namespaces/d/pods/w/proxy/healthz")).0,
+            "health"
+        );
+        assert_eq!(
+            found(get(&r, "/api/v1/namespaces/d/pods/w/proxy/x")).0,
+            "proxy"
+        );
+        // One or more non-empty segments: not zero, not an empty first one.
+        assert!(matches!(
+            get(&r, "/api/v1/namespaces/d/pods/w/proxy"),
+            Lookup::NotFound
+        ));
+        assert!(matches!(
+            get(&r, "/api/v1/namespaces/d/pods/w/proxy/"),
+            Lookup::NotFound
+        ));
+        // A whole-segment parameter beats a catch-all for one segment.
+        assert_eq!(found(get(&r, "/files/a")).0, "one");
+        assert_eq!(found(get(&r, "/files/a/b")).0, "many");
+        assert_eq!(
+            allow(r.lookup(&Method::PUT, "/files/a/b")),
+            "GET, HEAD, POST"
+        );
+        // What every path gets still holds: no dot segments, no empty inner ones.
+        assert!(matches!(
+            get(&r, "/files/a/../b"),
+            Lookup::InvalidPath(PathError::DotSegment)
+        ));
+        assert!(matches!(get(&r, "/files/a//b"), Lookup::NotFound));
+        // Deep paths stay cheap: the catch-all is one step.
+        assert!(r.lookup_cost(&Method::GET, "/files/a/b/c/d/e/f/g/h") <= 3);
+    }
+
+    #[test]
+    fn catch_all_must_end_the_template() {
+        let mut b = RouterBuilder::new();
+        assert!(matches!(
+            b.insert(Method::GET, "/a/{p+}/b", ()),
+            Err(RouteError::CatchAllNotLast { .. })
+        ));
+        assert!(matches!(
+            b.insert(Method::GET, "/a/{p}/{p+}", ()),
+            Err(RouteError::DuplicateParam { .. })
+        ));
     }
 
     fn allow<T>(l: Lookup<'_, '_, T>) -> String {

@@ -498,3 +498,53 @@ async fn one_introspection_call_for_many_concurrent_requests_with_a_new_token() 
     assert_eq!(idp.hits.load(Ordering::SeqCst), 1);
     gw.shutdown().await;
 }
+
+/// OpenAPI `in: cookie` API keys: read from `Cookie`, and removed from it before
+/// the request goes upstream, the other cookies kept.
+#[tokio::test]
+async fn api_keys_in_a_cookie_are_checked_and_stripped() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-keys");
+    std::fs::write(&file, key_line("team-a", "key-a")).unwrap();
+    let gw = start(bundle_with(
+        &b,
+        json!({"keys": {"type": "apiKey", "file": file.to_str().unwrap()}}),
+        json!({"cookie": {"provider": "keys", "in": "cookie", "name": "session_key"}}),
+        json!([{"cookie": []}]),
+    ))
+    .await;
+    let r = call(
+        &gw,
+        "/pets-api/v1/pets",
+        &[("cookie", "theme=dark; session_key=key-a; lang=en")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["headers"]["cookie"], "theme=dark; lang=en");
+    let r = call(&gw, "/pets-api/v1/pets", &[("cookie", "session_key=key-a")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["headers"].get("cookie").is_none(), "{}", r.json());
+    for cookie in [
+        "session_key=key-b",
+        "theme=dark",
+        "session_key=key-a; session_key=key-a",
+    ] {
+        let r = call(&gw, "/pets-api/v1/pets", &[("cookie", cookie)]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{cookie}");
+        assert!(
+            r.headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("cookie=\"session_key\""),
+            "{cookie}"
+        );
+    }
+    let r = call(&gw, "/pets-api/v1/pets?session_key=key-a", &[]).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "a query parameter is not the cookie"
+    );
+    gw.shutdown().await;
+}

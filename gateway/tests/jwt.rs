@@ -564,3 +564,117 @@ async fn underscore_spellings_of_claim_headers_never_reach_the_upstream() {
     assert_eq!(h["x_other"], "kept", "{h}");
     gw.shutdown().await;
 }
+
+/// WSO2 sandbox keys: a token whose `keytype` claim is `SANDBOX` goes to the
+/// sandbox upstream of its operation, else of the API; any other caller, and
+/// operations without a sandbox upstream, go to production.
+#[tokio::test]
+async fn sandbox_tokens_go_to_the_sandbox_upstream() {
+    let (prod, sandbox, op_sandbox) = (
+        backend("prod").await,
+        backend("sandbox").await,
+        backend("op-sandbox").await,
+    );
+    let key = shared_rsa();
+    let mut b = secured(
+        &prod,
+        json!({ "idp": idp(json!([{"kid": "rsa-1", "pem": key.public_pem}])) }),
+    );
+    b["upstreams"]["sandbox"] = json!({"urls": [format!("http://{}", sandbox.addr)]});
+    b["upstreams"]["op-sandbox"] = json!({"urls": [format!("http://{}", op_sandbox.addr)]});
+    b["apis"][0]["sandbox"] =
+        json!({"claim": "keytype", "value": "SANDBOX", "upstream": "sandbox"});
+    for op in b["apis"][0]["operations"].as_array_mut().unwrap() {
+        if op["id"] == "getPet" {
+            op["sandboxUpstream"] = json!("op-sandbox");
+        }
+    }
+    let gw = start(b).await;
+    let tok = |keytype: Option<&str>| {
+        let mut c = claims("alice", "pets:read");
+        if let Some(k) = keytype {
+            c["keytype"] = json!(k);
+        }
+        format!("Bearer {}", token(&key, &c))
+    };
+    let hit = |r: &Reply| r.json()["backend"].as_str().unwrap().to_owned();
+    for (keytype, path, want) in [
+        (Some("SANDBOX"), "/pets-api/v1/pets", "sandbox"),
+        (Some("SANDBOX"), "/pets-api/v1/pets/7", "op-sandbox"),
+        (Some("PRODUCTION"), "/pets-api/v1/pets", "prod"),
+        (Some("sandbox"), "/pets-api/v1/pets/7", "prod"),
+        (None, "/pets-api/v1/pets", "prod"),
+    ] {
+        let r = call(&gw, "GET", path, &[("authorization", &tok(keytype))]).await;
+        assert_eq!(r.status, StatusCode::OK, "{keytype:?} {path}");
+        assert_eq!(hit(&r), want, "{keytype:?} {path}");
+    }
+    gw.shutdown().await;
+}
+
+#[test]
+fn sandbox_upstreams_are_checked() {
+    let mut b = bundle_json(&["http://127.0.0.1:9".into()]);
+    b["apis"][0]["operations"][0]["sandboxUpstream"] = json!("nope");
+    let e = mgw_gateway::bundle::Bundle::from_json(&serde_json::to_vec(&b).unwrap())
+        .map(|b| {
+            mgw_gateway::bundle::Config::from_bundle(&b, String::new(), None)
+                .unwrap_err()
+                .to_string()
+        })
+        .unwrap();
+    assert!(
+        e.contains("`apis[0].operations[0].sandboxUpstream`: needs `apis[0].sandbox`"),
+        "{e}"
+    );
+    b["apis"][0]["sandbox"] = json!({"claim": "keytype", "value": "SANDBOX", "upstream": "gone"});
+    let e = mgw_gateway::bundle::Bundle::from_json(&serde_json::to_vec(&b).unwrap())
+        .map(|b| {
+            mgw_gateway::bundle::Config::from_bundle(&b, String::new(), None)
+                .unwrap_err()
+                .to_string()
+        })
+        .unwrap();
+    assert!(
+        e.contains("`apis[0].sandbox.upstream`: no upstream named `gone`"),
+        "{e}"
+    );
+    b["apis"][0]["sandbox"] = json!({"claim": "keytype", "header": "x-env", "value": "SANDBOX"});
+    let e = mgw_gateway::bundle::Bundle::from_json(&serde_json::to_vec(&b).unwrap())
+        .map(|b| {
+            mgw_gateway::bundle::Config::from_bundle(&b, String::new(), None)
+                .unwrap_err()
+                .to_string()
+        })
+        .unwrap();
+    assert!(
+        e.contains("`apis[0].sandbox`: needs exactly one of `claim`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`apis[0].operations[0].sandboxUpstream`: no upstream named `nope`"),
+        "{e}"
+    );
+}
+
+/// A sandbox selected by a header (test traffic any client may send).
+#[tokio::test]
+async fn a_sandbox_header_selects_the_sandbox_upstream() {
+    let (prod, sandbox) = (backend("prod").await, backend("sandbox").await);
+    let mut b = bundle_json(&[format!("http://{}", prod.addr)]);
+    b["upstreams"]["sandbox"] = json!({"urls": [format!("http://{}", sandbox.addr)]});
+    b["apis"][0]["sandbox"] =
+        json!({"header": "X-Environment", "value": "sandbox", "upstream": "sandbox"});
+    let gw = start(b).await;
+    for (value, want) in [
+        (Some("sandbox"), "sandbox"),
+        (Some("prod"), "prod"),
+        (None, "prod"),
+    ] {
+        let headers: Vec<(&str, &str)> = value.map(|v| ("x-environment", v)).into_iter().collect();
+        let r = call(&gw, "GET", "/pets-api/v1/pets", &headers).await;
+        assert_eq!(r.status, StatusCode::OK, "{value:?}");
+        assert_eq!(r.json()["backend"], want, "{value:?}");
+    }
+    gw.shutdown().await;
+}

@@ -860,3 +860,75 @@ async fn underscore_headers_are_dropped_allowed_or_refused_per_api() {
     );
     gw.shutdown().await;
 }
+
+/// `ignoreTrailingSlash`: `/pets/` takes the route of `/pets` (the upstream still
+/// sees the path as sent); without it, or for a path no route has, 404.
+#[tokio::test]
+async fn trailing_slash_tolerance_is_opt_in_per_api() {
+    let b = backend("pets").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    let mut strict = bundle["apis"][0].clone();
+    strict["name"] = serde_json::json!("strict");
+    strict["basePath"] = serde_json::json!("/strict");
+    bundle["apis"][0]["ignoreTrailingSlash"] = serde_json::json!(true);
+    bundle["apis"].as_array_mut().unwrap().push(strict);
+    let gw = start(bundle).await;
+    for (path, status, upstream_uri) in [
+        ("/pets-api/v1/pets/", StatusCode::OK, Some("/pets/")),
+        ("/pets-api/v1/pets/7/", StatusCode::OK, Some("/pets/7/")),
+        ("/pets-api/v1/pets", StatusCode::OK, Some("/pets")),
+        ("/pets-api/v1/pets//", StatusCode::NOT_FOUND, None),
+        ("/pets-api/v1/nothing/", StatusCode::NOT_FOUND, None),
+        ("/strict/pets/", StatusCode::NOT_FOUND, None),
+        ("/strict/pets", StatusCode::OK, Some("/pets")),
+    ] {
+        let r = get(&gw.url(path)).await;
+        assert_eq!(r.status, status, "{path}");
+        if let Some(uri) = upstream_uri {
+            assert_eq!(r.json()["uri"], uri, "{path}");
+        }
+    }
+    gw.shutdown().await;
+}
+
+/// A catch-all parameter (`{path+}`, what `x-mgw-catch-all` compiles to) routes
+/// Kubernetes-style proxy paths; the upstream gets the path as sent.
+#[tokio::test]
+async fn catch_all_routes_proxy_paths() {
+    let b = backend("pets").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    bundle["apis"][0]["operations"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"id": "proxy", "method": "GET", "path": "/pods/{name}/proxy/{path+}"}));
+    let gw = start(bundle).await;
+    for (path, status, upstream_uri) in [
+        (
+            "/pets-api/v1/pods/web-0/proxy/a/b%2Fc/d/?x=1",
+            StatusCode::OK,
+            Some("/pods/web-0/proxy/a/b%2Fc/d/?x=1"),
+        ),
+        (
+            "/pets-api/v1/pods/web-0/proxy/metrics",
+            StatusCode::OK,
+            Some("/pods/web-0/proxy/metrics"),
+        ),
+        (
+            "/pets-api/v1/pods/web-0/proxy/",
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            "/pets-api/v1/pods/web-0/proxy/a/%2e%2e/b",
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+    ] {
+        let r = get(&gw.url(path)).await;
+        assert_eq!(r.status, status, "{path}");
+        if let Some(uri) = upstream_uri {
+            assert_eq!(r.json()["uri"], uri, "{path}");
+        }
+    }
+    gw.shutdown().await;
+}

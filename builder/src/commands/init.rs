@@ -21,10 +21,16 @@ pub fn run(args: &InitArgs, output: Output) -> Result<()> {
         for f in &outcome.files {
             println!("wrote {}", args.dir.join(f).display());
         }
-        println!(
-            "project `{}` {} serves under `{}`; set `{}` to point at the upstream",
-            outcome.name, outcome.version, outcome.base_path, outcome.upstream_variable
-        );
+        match &outcome.upstream_variable {
+            Some(var) => println!(
+                "project `{}` {} serves under `{}`; set `{var}` to point at the upstream",
+                outcome.name, outcome.version, outcome.base_path
+            ),
+            None => println!(
+                "project `{}` {} serves under `{}`; its upstreams are the spec's `x-wso2-production-endpoints`",
+                outcome.name, outcome.version, outcome.base_path
+            ),
+        }
         if outcome.problems.is_empty() {
             println!("next: mgw build {}", args.dir.display());
         } else {

@@ -24,7 +24,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init::run(&a, cli.output),
         Command::Validate(a) => validate::run(&a, cli.output),
-        Command::Build(a) => build::run(&a, cli.output),
+        Command::Build(a) => {
+            // Ctrl-C must not leave the build's work folders behind.
+            crate::scratch::remove_on_signal();
+            build::run(&a, cli.output)
+        }
         Command::Inspect(a) => inspect::run(&a, cli.output),
         Command::Run(a) => run::run(&a),
         Command::Push(a) => push::run(&a, cli.output),
@@ -56,8 +60,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    crate::scratch::sweep(dir, name);
+    // Mode 0666 minus the umask, like every other output (none holds a secret).
+    let mut tmp = crate::oci::output_temp_file(dir, &crate::scratch::prefix(name, "tmp"))
         .with_context(|| format!("cannot write in `{}`", dir.display()))?;
+    let _scratch = crate::scratch::register(tmp.path());
     std::io::Write::write_all(&mut tmp, bytes)
         .with_context(|| format!("cannot write `{}`", path.display()))?;
     tmp.as_file().sync_all().ok();

@@ -51,13 +51,14 @@ pub(crate) fn docker_manifest(
 }
 
 /// Writes the archive of the layout at `layout` (with `docker_manifest` added) into a
-/// temporary file beside `dest`, and returns it unpersisted.
+/// temporary file beside `dest`, and returns it unpersisted, with the registration
+/// that removes it on Ctrl-C until it is persisted.
 pub(crate) fn write_archive(
     layout: &Path,
     docker_manifest: &[u8],
     epoch: u64,
     dest: &Path,
-) -> Result<NamedTempFile, OciError> {
+) -> Result<(NamedTempFile, crate::scratch::Registration), OciError> {
     const DIR: u32 = 0o755;
     const FILE: u32 = 0o644;
 
@@ -92,8 +93,10 @@ pub(crate) fn write_archive(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("image.tar");
-    let tmp = super::output_temp_file(parent, &format!(".{name}.tmp-"))
+    crate::scratch::sweep(parent, name);
+    let tmp = super::output_temp_file(parent, &crate::scratch::prefix(name, "tmp"))
         .map_err(OciError::io("create a temporary file in", parent))?;
+    let scratch = crate::scratch::register(tmp.path());
     let writer = BufWriter::with_capacity(128 * 1024, tmp.as_file());
     let writer = entries.write_tar_to(writer, epoch, tmp.path())?;
     writer
@@ -102,7 +105,7 @@ pub(crate) fn write_archive(
     tmp.as_file()
         .sync_all()
         .map_err(OciError::io("write", tmp.path()))?;
-    Ok(tmp)
+    Ok((tmp, scratch))
 }
 
 #[cfg(test)]

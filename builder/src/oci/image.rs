@@ -212,7 +212,7 @@ pub fn write_image(spec: &ImageSpec, out: &OutputPaths) -> Result<ImageOutput, O
 
     // Everything is written; now swap it in. The tarball first: a tarball is a single
     // rename, the directory swap is two.
-    if let Some((tmp, dest)) = tarball {
+    if let Some(((tmp, _scratch), dest)) = tarball {
         tmp.persist(dest)
             .map_err(|e| OciError::io("move the image tarball into place at", dest)(e.error))?;
         layout::sync_parent(dest);

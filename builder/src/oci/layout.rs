@@ -7,8 +7,9 @@
 //! old layout is untouched. It never replaces a directory that is not an image layout.
 //! Between the two renames the destination briefly does not exist (a reader sees the
 //! old image, nothing, or the new image; never a mix). A build killed outright (no
-//! chance to clean up) can leave a hidden `.<name>.tmp-*` or `.<name>.old-*` sibling;
-//! deleting it is always safe.
+//! chance to clean up) can leave a hidden `.<name>.tmp-<pid>-*` or `.<name>.old-<pid>-*`
+//! sibling; deleting it is always safe, and the next build does (`scratch`). Ctrl-C
+//! removes the staging directory before the process exits.
 //!
 //! Reading: [`read_image`] resolves a tag through `index.json`, verifies the manifest
 //! and config against their digests and lists the layers with their `diff_id`s and
@@ -46,6 +47,8 @@ const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v
 pub(crate) struct Staging {
     dir: TempDir,
     blobs: PathBuf,
+    /// Removes `dir` on Ctrl-C; dropped after `dir` is renamed or removed.
+    _scratch: crate::scratch::Registration,
 }
 
 impl Staging {
@@ -54,13 +57,28 @@ impl Staging {
     pub(crate) fn new(target: &Path) -> Result<Self, OciError> {
         let (parent, name) = split_target(target)?;
         fs::create_dir_all(&parent).map_err(OciError::io("create directory", &parent))?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tmp-"))
+        crate::scratch::sweep(&parent, &name);
+        let prefix = crate::scratch::prefix(&name, "tmp");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        // It becomes the layout: 0777 minus the umask like any directory a build
+        // tool makes, not `tempfile`'s private 0700.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o777));
+        }
+        let dir = builder
             .tempdir_in(&parent)
             .map_err(OciError::io("create a temporary directory in", &parent))?;
+        let scratch = crate::scratch::register(dir.path());
         let blobs = dir.path().join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(OciError::io("create directory", &blobs))?;
-        Ok(Self { dir, blobs })
+        Ok(Self {
+            dir,
+            blobs,
+            _scratch: scratch,
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -275,7 +293,7 @@ fn replace_dir(staged: &Path, target: &Path) -> Result<(), OciError> {
     // an empty one), so the old layout gets a unique name without races.
     let (parent, name) = split_target(target)?;
     let old = tempfile::Builder::new()
-        .prefix(&format!(".{name}.old-"))
+        .prefix(&crate::scratch::prefix(&name, "old"))
         .tempdir_in(&parent)
         .map_err(OciError::io("create a temporary directory in", &parent))?
         .keep();

@@ -23,7 +23,7 @@ use mgw_gateway::bundle::{
     self, Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation,
     Retry, SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
 };
-use mgw_gateway::bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, SecurityScheme};
+use mgw_gateway::bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme};
 use mgw_gateway::bundle::{
     CircuitBreaker, HealthCheck, PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits,
 };
@@ -31,9 +31,9 @@ use mgw_gateway::env;
 use serde::Serialize;
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
-use super::extensions::{Endpoints, Located, Policies};
+use super::extensions::{Endpoints, Located};
 use super::manifest::Include;
-use super::openapi::{ApiSpec, SpecFormat, SpecOperation};
+use super::openapi::{ApiSpec, BasePathSource, SpecFormat, SpecOperation};
 use super::{MANIFEST_FILE, Project};
 
 /// A compiled project.
@@ -117,17 +117,7 @@ impl EnvVar {
 
 /// Compiles a loaded project into a validated bundle.
 pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
-    let mut c = Compiler {
-        project,
-        diags: Vec::new(),
-        warnings: Vec::new(),
-        origins: BTreeMap::new(),
-        upstreams: BTreeMap::new(),
-        routes: BTreeMap::new(),
-        used_policies: BTreeSet::new(),
-        reported: BTreeSet::new(),
-        used_providers: BTreeSet::new(),
-    };
+    let mut c = Compiler::new(project);
     for spec in &project.specs {
         c.warnings.extend(spec.warnings.iter().cloned());
     }
@@ -162,6 +152,39 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         env,
         warnings: c.warnings,
     })
+}
+
+/// A spec declares itself a WSO2 Microgateway 3.x project with `x-wso2-basePath`
+/// at its root (3.x requires it); such a project keeps WSO2's defaults. Other
+/// `x-wso2-*` extensions alone are just settings mgw reads.
+pub fn is_wso2_project(spec: &ApiSpec) -> bool {
+    spec.base_path
+        .as_ref()
+        .is_some_and(|b| b.source == BasePathSource::Wso2Extension)
+}
+
+/// The scheme name of WSO2's default OAuth2 security.
+const WSO2_DEFAULT_SCHEME: &str = "default";
+
+/// WSO2 API Manager's tokens say which environment they are for in `keytype`:
+/// `PRODUCTION` or `SANDBOX`. Sandbox tokens go to `x-wso2-sandbox-endpoints`.
+const WSO2_KEY_TYPE_CLAIM: &str = "keytype";
+const WSO2_SANDBOX_KEY_TYPE: &str = "SANDBOX";
+
+impl<'p> Compiler<'p> {
+    fn new(project: &'p Project) -> Self {
+        Compiler {
+            project,
+            diags: Vec::new(),
+            warnings: Vec::new(),
+            origins: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            used_policies: BTreeSet::new(),
+            reported: BTreeSet::new(),
+            used_providers: BTreeSet::new(),
+        }
+    }
 }
 
 struct Compiler<'p> {
@@ -486,15 +509,36 @@ impl Compiler<'_> {
             (None, None) => "/".to_owned(),
         };
 
+        for (k, path) in settings.catch_all.iter().enumerate() {
+            if !spec.operations.iter().any(|o| o.path == *path) {
+                self.diags.push(Diagnostic::new(
+                    &self.manifest_origin(&ap.key("catchAll").index(k)),
+                    format!(
+                        "`{path}` is not a path of `{}`; write it as the spec does, such as `/proxy/{{path}}`",
+                        spec.file
+                    ),
+                ));
+            }
+        }
         let api_upstream = self.api_upstream(i, spec);
+        let api_sandbox = spec
+            .policies
+            .sandbox_endpoints
+            .as_ref()
+            .map(|ep| self.use_endpoints(format!("x-wso2-sandbox:{}", settings.name), ep));
         let api_rate_limit = self.api_rate_limit(i, spec);
 
-        self.warn_open_by_default(&settings.name, spec, &selected);
-
         let mut schemes: BTreeMap<String, SecurityScheme> = BTreeMap::new();
+        let mut needs_default = Vec::new();
         let mut operations = Vec::with_capacity(selected.len());
         for op in &selected {
-            let template = join_paths(&base_path, &op.path);
+            if self.wso2_undefined_tier(spec, op) {
+                continue;
+            }
+            let Some(path) = self.op_path(i, op) else {
+                continue;
+            };
+            let template = join_paths(&base_path, &path);
             let route = (op.method.clone(), canonical_template(&template));
             if let Some((other_api, other_id, other_origin)) = self.routes.get(&route) {
                 self.diags.push(Diagnostic::new(
@@ -521,12 +565,15 @@ impl Compiler<'_> {
                     .as_ref()
                     .map(|ep| self.use_endpoints(format!("x-wso2:{}:{}", settings.name, op.id), ep))
             };
+            let sandbox_upstream = op.policies.sandbox_endpoints.as_ref().map(|ep| {
+                self.use_endpoints(format!("x-wso2-sandbox:{}:{}", settings.name, op.id), ep)
+            });
             let rate_limit = op
                 .policies
                 .rate_limit
                 .as_ref()
                 .and_then(|r| self.policy_ref(r));
-            let security = self.op_security(spec, op, &mut schemes);
+            let security = self.op_security(spec, op, &mut schemes, &mut needs_default);
             // `x-mgw-websocket` on the operation, else on the document.
             let websocket = op
                 .policies
@@ -537,13 +584,15 @@ impl Compiler<'_> {
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
-                path: op.path.clone(),
+                path,
                 rate_limit,
                 upstream,
+                sandbox_upstream,
                 security,
                 websocket,
             });
         }
+        self.report_wso2_default(&settings.name, spec, &needs_default);
         // A stable order that does not depend on how the spec is laid out.
         let order = |o: &Operation| (o.path.clone(), o.method.clone());
         operations.sort_by_key(order);
@@ -562,6 +611,34 @@ impl Compiler<'_> {
             ));
         }
         let cors = self.api_cors(i, spec);
+        let has_sandbox =
+            api_sandbox.is_some() || operations.iter().any(|o| o.sandbox_upstream.is_some());
+        if settings.sandbox.is_some() && has_sandbox {
+            self.map(
+                format!("{bkey}.sandbox"),
+                self.manifest_origin(&ap.key("sandbox")),
+            );
+        } else if settings.sandbox.is_some() {
+            self.warnings.push(Diagnostic::new(
+                &self.manifest_origin(&ap.key("sandbox")),
+                format!(
+                    "API `{}` has no `x-wso2-sandbox-endpoints`, so `sandbox` selects nothing",
+                    settings.name
+                ),
+            ));
+        }
+        let sandbox = has_sandbox.then(|| {
+            let by = settings.sandbox.clone().unwrap_or(Sandbox {
+                claim: Some(WSO2_KEY_TYPE_CLAIM.to_owned()),
+                header: None,
+                value: WSO2_SANDBOX_KEY_TYPE.to_owned(),
+                upstream: None,
+            });
+            Sandbox {
+                upstream: api_sandbox,
+                ..by
+            }
+        });
         self.map(
             format!("{bkey}.mtls"),
             self.manifest_origin(&ap.key("mtls")),
@@ -578,6 +655,8 @@ impl Compiler<'_> {
             cors,
             mtls: settings.mtls,
             underscore_headers: settings.underscore_headers,
+            ignore_trailing_slash: settings.ignore_trailing_slash,
+            sandbox,
         })
     }
 
@@ -709,37 +788,81 @@ impl Compiler<'_> {
         None
     }
 
-    /// Warns where a WSO2 project relied on WSO2 Microgateway securing every
-    /// operation by default: mgw serves an operation without requirements openly.
-    fn warn_open_by_default(&mut self, api: &str, spec: &ApiSpec, ops: &[&SpecOperation]) {
-        let mut open_by_default: Vec<String> = Vec::new();
-        let api_p = &spec.policies;
-        for op in ops {
-            let p = &op.policies;
-            let pick = |f: fn(&Policies) -> bool| if f(p) { p } else { api_p };
-            let disabled = pick(|p| p.disable_security.is_some())
-                .disable_security
-                .as_ref()
-                .is_some_and(|d| d.value);
-            let sec = pick(|p| p.security.is_some()).security.as_ref();
-            if sec.is_none() && spec.wso2 && !disabled {
-                open_by_default.push(op.id.clone());
+    /// WSO2 Microgateway secured every operation without a `security`
+    /// requirement with OAuth2 unless `x-wso2-disable-security` said otherwise;
+    /// a WSO2 spec keeps that meaning. The requirement is the scheme `default`
+    /// (the name WSO2 API Manager gives it), served by `auth.schemes.default`,
+    /// else a provider named `default`, else the only `jwt` or `introspection`
+    /// provider. Without one the operations do not build: never an open route.
+    fn wso2_default_scheme(
+        &mut self,
+        spec: &ApiSpec,
+        header: Option<&Located<String>>,
+        schemes: &mut BTreeMap<String, SecurityScheme>,
+    ) -> Option<String> {
+        let auth = &self.project.manifest.auth;
+        let bearer = |p: &Provider| matches!(p, Provider::Jwt(_) | Provider::Introspection(_));
+        let provider_name = match auth.schemes.get(WSO2_DEFAULT_SCHEME) {
+            Some(p) => p.clone(),
+            None if auth.providers.contains_key(WSO2_DEFAULT_SCHEME) => {
+                WSO2_DEFAULT_SCHEME.to_owned()
             }
-        }
-        if !open_by_default.is_empty() {
-            let noun = if open_by_default.len() == 1 {
-                "operation"
-            } else {
-                "operations"
-            };
-            self.warnings.push(Diagnostic::new(
+            None => {
+                let mut bearers = auth.providers.iter().filter(|(_, p)| bearer(p));
+                match (bearers.next(), bearers.next()) {
+                    (Some((name, _)), None) => name.clone(),
+                    _ => return None,
+                }
+            }
+        };
+        let provider = auth.providers.get(&provider_name)?; // unknown: reported by the manifest
+        if !bearer(provider) {
+            self.once(
                 &Origin::file(spec.file.clone()),
+                WSO2_DEFAULT_SCHEME,
                 format!(
-                    "{noun} {} of API `{api}` (no security requirement): WSO2 Microgateway would have secured them by default, mgw serves them without authentication; add `x-wso2-disable-security: true` to say this is intended",
-                    list(&open_by_default, 8)
+                    "`auth.schemes.default` maps WSO2's default OAuth2 security to provider `{provider_name}`; it needs a `jwt` or `introspection` provider"
                 ),
-            ));
+            );
+            return None;
         }
+        let param = header.map_or_else(
+            || "authorization".to_owned(),
+            |h| h.value.to_ascii_lowercase(),
+        );
+        let scheme = SecurityScheme {
+            provider: provider_name.clone(),
+            location: CredentialIn::Header,
+            name: param.clone(),
+            prefix: Some("Bearer".to_owned()),
+        };
+        self.used_providers.insert(provider_name);
+        let mut bundle_name = WSO2_DEFAULT_SCHEME.to_owned();
+        if schemes.get(&bundle_name).is_some_and(|s| *s != scheme) {
+            bundle_name = format!("{WSO2_DEFAULT_SCHEME}@{param}");
+        }
+        schemes.insert(bundle_name.clone(), scheme);
+        Some(bundle_name)
+    }
+
+    /// Reports the operations of a WSO2 spec that need WSO2's default security
+    /// and have no provider for it.
+    fn report_wso2_default(&mut self, api: &str, spec: &ApiSpec, ops: &[String]) {
+        if ops.is_empty() {
+            return;
+        }
+        let (noun, verb) = if ops.len() == 1 {
+            ("operation", "has")
+        } else {
+            ("operations", "have")
+        };
+        self.diags.push(Diagnostic::new(
+            &Origin::file(spec.file.clone()),
+            format!(
+                "{noun} {} of API `{api}` {verb} no `security`, so WSO2 Microgateway secures them with OAuth2 by default; declare a `jwt` or `introspection` provider under `auth.providers` in `mgw.yaml` (one named `default`, or map one with `auth.schemes: {{default: <provider>}}`), or add `x-wso2-disable-security: true` to serve them without authentication",
+                list(ops, 8),
+            ),
+        ));
     }
 
     /// Reports a problem once per (place, subject).
@@ -751,12 +874,15 @@ impl Compiler<'_> {
 
     /// The effective security requirements of one operation, in bundle form:
     /// operation-level `security` and disable flags override the API's. Empty:
-    /// open. Every scheme named must map to a provider of a fitting type.
+    /// open. Every scheme named must map to a provider of a fitting type. An
+    /// operation of a WSO2 spec without requirements gets WSO2's default; its id
+    /// goes to `needs_default` when no provider serves that.
     fn op_security(
         &mut self,
         spec: &ApiSpec,
         op: &SpecOperation,
         schemes: &mut BTreeMap<String, SecurityScheme>,
+        needs_default: &mut Vec<String>,
     ) -> Vec<BTreeMap<String, Vec<String>>> {
         let api_p = &spec.policies;
         let p = &op.policies;
@@ -765,15 +891,24 @@ impl Compiler<'_> {
             .as_ref()
             .or(api_p.disable_security.as_ref())
             .is_some_and(|d| d.value);
+        let header = p.auth_header.as_ref().or(api_p.auth_header.as_ref());
         let Some(sec) = p.security.as_ref().or(api_p.security.as_ref()) else {
-            return Vec::new();
+            if !is_wso2_project(spec) || disabled {
+                return Vec::new();
+            }
+            return match self.wso2_default_scheme(spec, header, schemes) {
+                Some(name) => vec![BTreeMap::from([(name, Vec::new())])],
+                None => {
+                    needs_default.push(op.id.clone());
+                    Vec::new()
+                }
+            };
         };
         // `security: []`, or an empty requirement `{}` among the alternatives,
         // means anyone may call.
         if disabled || sec.value.is_empty() || sec.value.iter().any(BTreeMap::is_empty) {
             return Vec::new();
         }
-        let header = p.auth_header.as_ref().or(api_p.auth_header.as_ref());
         let mut out = Vec::with_capacity(sec.value.len());
         for req in &sec.value {
             let mut compiled = BTreeMap::new();
@@ -828,12 +963,13 @@ impl Compiler<'_> {
                 let location = match field("in") {
                     "header" => CredentialIn::Header,
                     "query" => CredentialIn::Query,
+                    "cookie" => CredentialIn::Cookie,
                     other => {
                         self.once(
                             &def.origin,
                             name,
                             format!(
-                                "API keys `in: {other}` are not supported; use `header` or `query`"
+                                "API keys `in: {other}` are not supported; use `header`, `query` or `cookie`"
                             ),
                         );
                         return None;
@@ -965,9 +1101,22 @@ impl Compiler<'_> {
     }
 
     /// `x-wso2-cors` (`accessControlAllow…`) or `x-mgw-cors` (`allow…`) values.
+    /// WSO2 Microgateway 3.1 accepts its keys in camelCase, kebab-case
+    /// (`access-control-allow-origins`) and snake_case, so keys are compared
+    /// without case, `-` and `_`.
     fn cors_from_spec(&mut self, c: &Located<serde_json::Value>) -> Option<Cors> {
-        let v = &c.value;
-        let get = |a: &str, b: &str| v.get(a).or_else(|| v.get(b));
+        let fold = |k: &str| -> String {
+            k.chars()
+                .filter(|c| !matches!(c, '-' | '_'))
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        let v: serde_json::Map<String, serde_json::Value> = c
+            .value
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (fold(k), v.clone())).collect())
+            .unwrap_or_default();
+        let get = |a: &str, b: &str| v.get(&fold(a)).or_else(|| v.get(&fold(b)));
         let strings = |x: Option<&serde_json::Value>| -> Vec<String> {
             x.and_then(serde_json::Value::as_array)
                 .map(|a| {
@@ -999,12 +1148,13 @@ impl Compiler<'_> {
             "allowCredentials",
             "maxAge",
         ];
-        for k in v
+        for k in c
+            .value
             .as_object()
             .map(|o| o.keys().cloned().collect::<Vec<_>>())
             .unwrap_or_default()
         {
-            if !known.contains(&k.as_str()) {
+            if !known.iter().any(|n| fold(n) == fold(&k)) {
                 self.once(
                     &c.origin,
                     &k,
@@ -1016,7 +1166,32 @@ impl Compiler<'_> {
                 );
             }
         }
-        let origins = strings(get("accessControlAllowOrigins", "allowOrigins"));
+        let mut origins = strings(get("accessControlAllowOrigins", "allowOrigins"));
+        if c.origin.key_path.ends_with("x-wso2-cors") {
+            // WSO2 Microgateway compared the `Origin` header with each entry, so
+            // an entry without a scheme (`test.com`) never matched a browser.
+            let (kept, never): (Vec<String>, Vec<String>) = origins
+                .into_iter()
+                .partition(|o| o == "*" || o.starts_with("http://") || o.starts_with("https://"));
+            if !never.is_empty() {
+                self.warnings.push(Diagnostic::new(
+                    &c.origin,
+                    format!(
+                        "CORS origins {} have no scheme, so no browser's `Origin` ever matched them in WSO2 Microgateway; mgw leaves them out{}",
+                        list(&never, 8),
+                        if kept.is_empty() {
+                            " and, with no origin left, answers no cross-origin request (as before)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+                if kept.is_empty() {
+                    return None;
+                }
+            }
+            origins = kept;
+        }
         if origins.is_empty() {
             self.once(
                 &c.origin,
@@ -1083,6 +1258,72 @@ impl Compiler<'_> {
         Auth { providers }
     }
 
+    /// The operation's path template as routed: with `x-mgw-catch-all: true`
+    /// its last segment, a whole `{param}`, becomes `{param+}` and takes the rest
+    /// of the path (one or more segments).
+    /// `apis[i].catchAll` in `mgw.yaml` does the same for every operation of a path.
+    fn op_path(&mut self, i: usize, op: &SpecOperation) -> Option<String> {
+        let listed = self.project.manifest.apis[i]
+            .catch_all
+            .iter()
+            .position(|p| *p == op.path);
+        let marker = match (&op.policies.catch_all, listed) {
+            (Some(m), _) if m.value => m.origin.clone(),
+            (_, Some(k)) => {
+                self.manifest_origin(&mpath().key("apis").index(i).key("catchAll").index(k))
+            }
+            _ => return Some(op.path.clone()),
+        };
+        let (head, last) = op.path.rsplit_once('/').unwrap_or(("", &op.path));
+        let name = last
+            .strip_prefix('{')
+            .and_then(|l| l.strip_suffix('}'))
+            .filter(|n| !n.is_empty() && !n.ends_with('+') && !n.contains(['{', '}']));
+        let Some(name) = name else {
+            self.diags.push(Diagnostic::new(
+                &marker,
+                format!(
+                    "a catch-all needs a path whose last segment is a parameter, such as `/proxy/{{path}}`; `{}` ends with `{last}`",
+                    op.path
+                ),
+            ));
+            return None;
+        };
+        Some(format!("{head}/{{{name}+}}"))
+    }
+
+    /// WSO2 Microgateway built an operation whose `x-wso2-throttling-tier` its
+    /// `policies.yaml` does not define, and answered every request to it with 500
+    /// without calling the backend. A WSO2 project with `rateLimits.wso2Policies`
+    /// keeps that contract as closely as mgw can: the operation is left out
+    /// (404, no upstream work) with a warning, instead of failing the build.
+    fn wso2_undefined_tier(&mut self, spec: &ApiSpec, op: &SpecOperation) -> bool {
+        let Some(tier) = &op.policies.rate_limit else {
+            return false;
+        };
+        let manifest = &self.project.manifest;
+        let has_policies_file = manifest
+            .rate_limits
+            .as_ref()
+            .is_some_and(|r| r.wso2_policies.is_some());
+        if !is_wso2_project(spec)
+            || !has_policies_file
+            || !tier.origin.key_path.ends_with("/x-wso2-throttling-tier")
+            || manifest.policy_exists(&tier.value).is_some()
+            || manifest.refused_tier(&tier.value).is_some()
+        {
+            return false;
+        }
+        self.warnings.push(Diagnostic::new(
+            &tier.origin,
+            format!(
+                "tier `{}` is not defined in the project's `policies.yaml`, so WSO2 Microgateway answered every request to operation `{}` with 500; mgw leaves the operation out (404); define the tier to serve it",
+                tier.value, op.id
+            ),
+        ));
+        true
+    }
+
     /// `apis[i].rateLimit` in `mgw.yaml`, else the spec root's `x-mgw-rate-limit`
     /// or `x-wso2-throttling-tier`.
     fn api_rate_limit(&mut self, i: usize, spec: &ApiSpec) -> Option<String> {
@@ -1121,15 +1362,32 @@ impl Compiler<'_> {
                 Some(l.value.clone())
             }
             Some(false) => None,
+            None if self.project.manifest.refused_tier(&l.value).is_some() => {
+                let why = self
+                    .project
+                    .manifest
+                    .refused_tier(&l.value)
+                    .unwrap_or_default();
+                self.diags.push(Diagnostic::new(
+                    &l.origin,
+                    format!("tier `{}` cannot be used: {why}", l.value),
+                ));
+                None
+            }
             None => {
                 let declared = self.project.manifest.policy_names();
                 self.diags.push(Diagnostic::new(
                     &l.origin,
                     format!(
-                        "no rate-limit policy named `{}`{}; declare it in `mgw.yaml` under `rateLimits.policies` (declared: {}), or use `Unlimited`",
+                        "no rate-limit policy named `{}`{}; declare it in `mgw.yaml` under `rateLimits.policies` (declared: {}), or use `Unlimited`{}",
                         l.value,
                         suggestion(&l.value, declared.iter().copied()),
-                        list(&declared, 20)
+                        list(&declared, 20),
+                        if l.origin.key_path.contains("x-wso2-") {
+                            "; a WSO2 project's tiers come from its `policies.yaml`, named by `rateLimits.wso2Policies`"
+                        } else {
+                            ""
+                        }
                     ),
                 ));
                 None
@@ -1153,19 +1411,32 @@ impl Compiler<'_> {
         for (name, policy) in &r.policies {
             let pp = p.key("policies").key(name.clone());
             let key = format!("rateLimits.policies.{name}");
-            self.map(key.clone(), self.project.manifest.key_origin(&pp));
-            for (bundle_key, k) in [
-                ("requests", "requests"),
-                ("periodSeconds", "period"),
-                ("burst", "burst"),
-                ("key", "key"),
-            ] {
-                self.map(
-                    format!("{key}.{bundle_key}"),
-                    self.manifest_origin(&pp.key(k)),
-                );
+            let used =
+                self.used_policies.contains(name) || r.unauthenticated.as_ref() == Some(name);
+            if let Some(origin) = &policy.origin {
+                // A tier of a WSO2 `policies.yaml`: a library, only used ones count.
+                if !used {
+                    continue;
+                }
+                self.map(key.clone(), origin.clone());
+                for bundle_key in ["requests", "periodSeconds", "burst", "key"] {
+                    self.map(format!("{key}.{bundle_key}"), origin.clone());
+                }
+            } else {
+                self.map(key.clone(), self.project.manifest.key_origin(&pp));
+                for (bundle_key, k) in [
+                    ("requests", "requests"),
+                    ("periodSeconds", "period"),
+                    ("burst", "burst"),
+                    ("key", "key"),
+                ] {
+                    self.map(
+                        format!("{key}.{bundle_key}"),
+                        self.manifest_origin(&pp.key(k)),
+                    );
+                }
             }
-            if !self.used_policies.contains(name) && r.unauthenticated.as_ref() != Some(name) {
+            if !used {
                 self.warnings.push(Diagnostic::new(
                     &self.project.manifest.key_origin(&pp),
                     format!(
@@ -1753,6 +2024,76 @@ mod tests {
         );
     }
 
+    #[test]
+    fn catch_all_marker_takes_the_rest_of_the_path() {
+        let spec = "openapi: 3.0.3\ninfo: {title: K, version: '1'}\npaths:\n  /pods/{name}/proxy/{path}:\n    get: {operationId: proxy, x-mgw-catch-all: true}\n  /pods/{name}/exec:\n    get: {operationId: exec, x-mgw-catch-all: true}\n";
+        let e = build(&[("mgw.yaml", MANIFEST), ("api.yaml", spec)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api.yaml:7:47: `#/paths/~1pods~1{name}~1exec/get/x-mgw-catch-all`: a catch-all needs a path whose last segment is a parameter"),
+            "{e}"
+        );
+        let spec = spec.replace(
+            "exec:\n    get: {operationId: exec, x-mgw-catch-all: true}",
+            "exec:\n    get: {operationId: exec}",
+        );
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]).unwrap();
+        let paths: Vec<_> = c.bundle.apis[0]
+            .operations
+            .iter()
+            .map(|o| o.path.as_str())
+            .collect();
+        assert_eq!(paths, ["/pods/{name}/exec", "/pods/{name}/proxy/{path+}"]);
+
+        // The same from `mgw.yaml`, for a document that stays as it is.
+        let spec = spec.replace(", x-mgw-catch-all: true", "");
+        let m = format!(
+            "{MANIFEST}    catchAll: ['/pods/{{name}}/proxy/{{path}}', '/pods/{{name}}/logs']\n"
+        );
+        let e = build(&[("mgw.yaml", &m), ("api.yaml", &spec)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`apis[0].catchAll[1]`: `/pods/{name}/logs` is not a path of `api.yaml`"),
+            "{e}"
+        );
+        let m = format!("{MANIFEST}    catchAll: ['/pods/{{name}}/proxy/{{path}}']\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
+        let paths: Vec<_> = c.bundle.apis[0]
+            .operations
+            .iter()
+            .map(|o| o.path.as_str())
+            .collect();
+        assert_eq!(paths, ["/pods/{name}/exec", "/pods/{name}/proxy/{path+}"]);
+    }
+
+    #[test]
+    fn trailing_slash_tolerance_is_per_api() {
+        let m = MANIFEST.replace(
+            "    upstream: pets\n",
+            "    upstream: pets\n    ignoreTrailingSlash: true\n",
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        assert!(c.bundle.apis[0].ignore_trailing_slash);
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();
+        assert!(!c.bundle.apis[0].ignore_trailing_slash);
+    }
+
+    #[test]
+    fn cookie_api_keys_compile() {
+        let spec = format!(
+            "{SPEC}security: [{{key: []}}]\ncomponents:\n  securitySchemes:\n    key: {{type: apiKey, in: cookie, name: session_key}}\n"
+        );
+        let m = format!("{MANIFEST}auth:\n  providers:\n    key: {{type: apiKey}}\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap();
+        let s = &c.bundle.apis[0].security_schemes["key"];
+        assert_eq!(
+            (s.location, s.name.as_str()),
+            (CredentialIn::Cookie, "session_key")
+        );
+    }
+
     const SECURED: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: 2.0.0}\nservers: [{url: /v1}]\nx-mgw-auth-header: X-Token\nx-mgw-cors: {allowOrigins: ['https://app.example'], allowCredentials: true}\nsecurity: [{idp: [read]}, {key: []}]\npaths:\n  /pets:\n    get: {operationId: listPets}\n    post: {operationId: addPet, security: [{idp: [write], key: []}]}\n  /health:\n    get: {operationId: health, security: []}\n  /open:\n    get: {operationId: open, x-mgw-disable-security: true}\ncomponents:\n  securitySchemes:\n    idp: {type: oauth2, flows: {}}\n    key: {type: apiKey, in: query, name: api_key}\n";
 
     #[test]
@@ -1815,7 +2156,7 @@ mod tests {
     #[test]
     fn wso2_endpoints_become_upstreams() {
         let m = "name: pets\nversion: 1.0.0\napis:\n  - name: pets\n    spec: api.yaml\n";
-        let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\nx-wso2-basePath: /pets\nx-wso2-production-endpoints: {urls: ['http://a:1']}\nx-wso2-throttling-tier: Unlimited\npaths:\n  /a:\n    get:\n      x-wso2-production-endpoints: {urls: ['http://b:2', 'http://c:3'], type: failover}\n  /b: {get: {}}\n";
+        let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\nx-wso2-basePath: /pets\nx-wso2-production-endpoints: {urls: ['http://a:1']}\nx-wso2-throttling-tier: Unlimited\npaths:\n  /a:\n    get:\n      x-wso2-production-endpoints: {urls: ['http://b:2', 'http://c:3'], type: failover}\n  /b: {get: {}}\nx-wso2-disable-security: true\n";
         let c = build(&[("mgw.yaml", m), ("api.yaml", spec)]).unwrap();
         let names: Vec<_> = c.bundle.upstreams.keys().cloned().collect();
         assert_eq!(names, ["x-wso2:pets", "x-wso2:pets:get_a"]);
@@ -2003,5 +2344,258 @@ mod tests {
             e.contains("mgw.yaml:4:5: `apis[0]`: API `pets` has no upstream"),
             "{e}"
         );
+    }
+}
+
+/// The WSO2 Microgateway 3.1 documents of `tests/corpus/wso2/` compiled into
+/// bundles: what each `x-wso2-*` setting becomes. Checked before the gateway's
+/// own validation, which refuses their `https://` upstreams until the gateway
+/// serves them (`builder/tests/wso2_corpus.rs` runs the whole CLI).
+#[cfg(test)]
+mod wso2_corpus {
+    use std::collections::BTreeMap;
+
+    use mgw_gateway::bundle::{Bundle, LoadBalancing, RateLimitKey};
+
+    use super::*;
+    use crate::project::{Source, load_from};
+
+    const JWT: &str = "{type: jwt, issuer: 'https://idp.example.com/', algorithms: [RS256], jwksUrl: 'https://idp.example.com/jwks'}";
+
+    fn corpus(path: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../tests/corpus/wso2/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// Compiles `doc` as the API `a` of a project with the 3.x `policies.yaml`
+    /// and `providers`; returns the bundle, errors and warnings as text.
+    fn compile_doc(doc: &str, providers: &str) -> (Bundle, Vec<String>, Vec<String>) {
+        let policies = if doc.starts_with("tests/") {
+            "tests/src/test/resources/policies.yaml"
+        } else {
+            "distribution/resources/definitions/policies.yaml"
+        };
+        let manifest = format!(
+            "name: a\nversion: '1'\napis: [{{name: a, spec: api.yaml}}]\nrateLimits: {{wso2Policies: policies.yaml}}\nauth:\n  providers:\n{providers}"
+        );
+        let files: BTreeMap<String, String> = [
+            ("mgw.yaml".to_owned(), manifest),
+            ("api.yaml".to_owned(), corpus(doc)),
+            ("policies.yaml".to_owned(), corpus(policies)),
+        ]
+        .into();
+        let project = load_from(Source::Memory(files)).unwrap();
+        let mut c = Compiler::new(&project);
+        let bundle = c.bundle();
+        let text = |d: &[Diagnostic]| d.iter().map(ToString::to_string).collect();
+        (bundle, text(&c.diags), text(&c.warnings))
+    }
+
+    fn op<'b>(b: &'b Bundle, id: &str) -> &'b mgw_gateway::bundle::Operation {
+        b.apis[0].operations.iter().find(|o| o.id == id).unwrap()
+    }
+
+    #[test]
+    fn per_operation_and_referenced_endpoints_become_upstreams() {
+        let (b, e, _) = compile_doc(
+            "samples/per_resource_endpoint.yaml",
+            &format!("    default: {JWT}\n"),
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            b.upstreams["x-wso2:a"].urls,
+            ["https://petstore.swagger.io/v2"]
+        );
+        let u = op(&b, "findPetsByStatus").upstream.as_deref().unwrap();
+        assert_eq!(
+            b.upstreams[u].urls,
+            [
+                "http://www.mocky.io/v2/5cd28cd73100008628339802",
+                "https://petstore.swagger.io/v2"
+            ]
+        );
+        assert_eq!(b.upstreams[u].load_balancing, LoadBalancing::RoundRobin);
+
+        let (b, e, _) = compile_doc(
+            "tests/src/test/resources/openAPIs/endpoints/endpoints_by_reference.yaml",
+            &format!(
+                "    default: {JWT}\n    petstore_auth: {JWT}\n    api_key: {{type: apiKey}}\n"
+            ),
+        );
+        assert!(e.is_empty(), "{e:?}");
+        // `x-wso2-production-endpoints: "#/x-wso2-endpoints/myEndpoint2"` at the top.
+        assert_eq!(b.upstreams["x-wso2:a"].urls, ["https://localhost:2380/v2"]);
+        let u = op(&b, "findPetsByTags").upstream.as_deref().unwrap();
+        assert_eq!(
+            b.upstreams[u].urls,
+            ["https://localhost:2380/v1", "https://localhost:2380/v2"]
+        );
+    }
+
+    #[test]
+    fn failover_and_load_balance_types() {
+        for (doc, lb) in [
+            ("fail_over.yaml", LoadBalancing::Failover),
+            ("load_balance.yaml", LoadBalancing::RoundRobin),
+        ] {
+            let (b, e, _) = compile_doc(
+                &format!("tests/src/test/resources/openAPIs/endpoints/{doc}"),
+                &format!("    default: {JWT}\n"),
+            );
+            assert!(e.is_empty(), "{e:?}");
+            assert_eq!(b.upstreams["x-wso2:a"].load_balancing, lb, "{doc}");
+            assert_eq!(b.upstreams["x-wso2:a"].urls.len(), 2, "{doc}");
+        }
+    }
+
+    #[test]
+    fn tiers_come_from_policies_yaml_and_unused_ones_stay_out() {
+        let (b, e, w) = compile_doc(
+            "samples/policies_sample.yaml",
+            &format!("    default: {JWT}\n"),
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert!(!w.iter().any(|w| w.contains("not used")), "{w:?}");
+        let r = b.rate_limits.as_ref().unwrap();
+        assert_eq!(
+            r.policies.keys().collect::<Vec<_>>(),
+            ["10kPerMin", "20kPerMin"]
+        );
+        assert_eq!(r.policies["10kPerMin"].requests, 10_000);
+        assert_eq!(r.policies["10kPerMin"].period_seconds, 60);
+        assert_eq!(r.policies["10kPerMin"].key, RateLimitKey::Api);
+        assert_eq!(b.apis[0].rate_limit.as_deref(), Some("10kPerMin"));
+        assert_eq!(
+            op(&b, "findPetsByStatus").rate_limit.as_deref(),
+            Some("20kPerMin")
+        );
+    }
+
+    #[test]
+    fn sandbox_endpoints_disabled_security_and_undefined_tiers() {
+        let providers = format!(
+            "    default: {JWT}\n    petstore_auth: {JWT}\n    api_key: {{type: apiKey}}\n    api_key_query: {{type: apiKey}}\n    petstore_basic: {{type: basic}}\n"
+        );
+        let (b, e, w) = compile_doc(
+            "tests/src/test/resources/openAPIs/common_api.yaml",
+            &providers,
+        );
+        assert!(e.is_empty(), "{e:?}");
+        let api = &b.apis[0];
+        let sb = api.sandbox.as_ref().unwrap();
+        assert_eq!(
+            (sb.claim.as_deref(), sb.header.as_deref(), sb.value.as_str()),
+            (Some("keytype"), None, "SANDBOX")
+        );
+        assert_eq!(sb.upstream.as_deref(), Some("x-wso2-sandbox:a"));
+        let put = op(&b, "updatePet");
+        assert_eq!(
+            put.sandbox_upstream.as_deref(),
+            Some("x-wso2-sandbox:a:updatePet")
+        );
+        // `x-wso2-disable-security: true` on `PUT /pet`: open.
+        assert!(put.security.is_empty());
+        // `x-wso2-throttling-tier: NonExistingPolicy`: WSO2 answered 500; left out.
+        assert!(!api.operations.iter().any(|o| o.id == "getOrderById"));
+        assert!(
+            w.iter().any(|w| w.contains("api.yaml:359:31")
+                && w.contains("tier `NonExistingPolicy` is not defined")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn mgw_yaml_chooses_what_selects_sandbox_traffic() {
+        let doc = corpus("tests/src/test/resources/openAPIs/jwtGeneration/jwt_generation.yaml");
+        let manifest = format!(
+            "name: a\nversion: '1'\napis:\n  - name: a\n    spec: api.yaml\n    sandbox: {{header: X-Environment, value: sandbox}}\nauth:\n  providers:\n    petstore_auth: {JWT}\n"
+        );
+        let files: BTreeMap<String, String> = [
+            ("mgw.yaml".to_owned(), manifest),
+            ("api.yaml".to_owned(), doc),
+        ]
+        .into();
+        let project = load_from(Source::Memory(files)).unwrap();
+        let mut c = Compiler::new(&project);
+        let b = c.bundle();
+        assert!(c.diags.is_empty(), "{:?}", c.diags);
+        let sb = b.apis[0].sandbox.as_ref().unwrap();
+        assert_eq!(
+            (sb.claim.as_deref(), sb.header.as_deref(), sb.value.as_str()),
+            (None, Some("X-Environment"), "sandbox")
+        );
+        assert_eq!(sb.upstream.as_deref(), Some("x-wso2-sandbox:a"));
+    }
+
+    #[test]
+    fn wso2_default_security_needs_a_provider_and_honours_disable() {
+        let doc = "tests/src/test/resources/openAPIs/security/disable_security.yaml";
+        let (b, e, _) = compile_doc(
+            doc,
+            &format!(
+                "    idp: {JWT}\n    petstore_basic: {{type: basic}}\n    petstore_auth: {JWT}\n"
+            ),
+        );
+        // Two bearer providers and none named `default`: not guessed.
+        assert!(e.is_empty(), "{e:?}");
+        // The API disables security; `getPetById` re-enables it and names schemes.
+        assert!(op(&b, "findPetsByStatus").security.is_empty());
+        assert!(!op(&b, "getPetById").security.is_empty());
+
+        let (b, e, _) = compile_doc("samples/petstore_basic.yaml", &format!("    idp: {JWT}\n"));
+        assert!(e.is_empty(), "{e:?}");
+        let sec = &op(&b, "getPetById").security;
+        assert_eq!(sec.len(), 1);
+        assert!(sec[0].contains_key("default"), "{sec:?}");
+        assert_eq!(b.apis[0].security_schemes["default"].provider, "idp");
+        assert_eq!(b.apis[0].security_schemes["default"].name, "authorization");
+
+        let (_, e, _) = compile_doc("samples/petstore_basic.yaml", "    {}\n");
+        assert!(
+            e.iter().any(|e| e.contains(
+                "operations `findPetsByStatus` and `getPetById` of API `a` have no `security`, so WSO2 Microgateway secures them with OAuth2 by default"
+            )),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn cors_keys_in_every_case() {
+        // kebab-case; its origins have no scheme and never matched in WSO2.
+        let (b, e, w) = compile_doc("samples/cors_sample.yaml", &format!("    default: {JWT}\n"));
+        assert!(e.is_empty(), "{e:?}");
+        assert!(b.apis[0].cors.is_none());
+        assert!(
+            w.iter()
+                .any(|w| w.contains("CORS origins `test.com` and `example.com` have no scheme")),
+            "{w:?}"
+        );
+
+        // snake_case, and camelCase as `etcd_test.yaml` writes it (that document
+        // does not load: etcd URLs).
+        for cors in [
+            "  access_control_allow_origins: ['https://app.example.com']\n  access_control_allow_credentials: true\n  access_control_allow_methods: [GET]\n",
+            "  accessControlAllowOrigins: ['https://app.example.com']\n  accessControlAllowCredentials: true\n  corsConfigurationEnabled: true\n  accessControlAllowMethods: [GET]\n",
+        ] {
+            let spec = format!(
+                "openapi: 3.0.0\ninfo: {{title: t, version: '1'}}\nx-wso2-basePath: /t\nx-wso2-disable-security: true\nx-wso2-production-endpoints: {{urls: ['http://a:1']}}\nx-wso2-cors:\n{cors}paths: {{/a: {{get: {{}}}}}}\n"
+            );
+            let files: BTreeMap<String, String> = [
+                (
+                    "mgw.yaml".to_owned(),
+                    "name: a\nversion: '1'\napis: [{name: a, spec: api.yaml}]\n".to_owned(),
+                ),
+                ("api.yaml".to_owned(), spec),
+            ]
+            .into();
+            let c = compile(&load_from(Source::Memory(files)).unwrap()).unwrap();
+            let cors = c.bundle.apis[0].cors.as_ref().unwrap();
+            assert_eq!(cors.allow_origins, ["https://app.example.com"]);
+            assert!(cors.allow_credentials);
+            assert_eq!(cors.allow_methods, ["GET"]);
+        }
     }
 }

@@ -59,6 +59,10 @@ pub struct Policies {
     pub endpoints: Option<Endpoints>,
     /// `x-mgw-websocket`: WebSocket upgrades are spliced to the upstream (opt-in).
     pub websocket: Option<Located<bool>>,
+    /// `x-wso2-sandbox-endpoints`: where sandbox keys go.
+    pub sandbox_endpoints: Option<Endpoints>,
+    /// `x-mgw-catch-all`: the path's last parameter takes the rest of the path.
+    pub catch_all: Option<Located<bool>>,
 }
 
 /// Where in a document an extension sits.
@@ -85,6 +89,7 @@ impl Level {
 enum Ext {
     BasePath,
     ProductionEndpoints,
+    SandboxEndpoints,
     EndpointDefinitions,
     RateLimit,
     DisableSecurity,
@@ -92,6 +97,7 @@ enum Ext {
     AuthHeader,
     Upstream,
     WebSocket,
+    CatchAll,
 }
 
 const API_AND_OP: &[Level] = &[Level::Root, Level::Operation];
@@ -102,6 +108,11 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
     (
         "x-wso2-production-endpoints",
         Ext::ProductionEndpoints,
+        API_AND_OP,
+    ),
+    (
+        "x-wso2-sandbox-endpoints",
+        Ext::SandboxEndpoints,
         API_AND_OP,
     ),
     ("x-wso2-endpoints", Ext::EndpointDefinitions, &[Level::Root]),
@@ -115,14 +126,11 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
     ("x-mgw-cors", Ext::Cors, API_AND_OP),
     ("x-mgw-auth-header", Ext::AuthHeader, API_AND_OP),
     ("x-mgw-websocket", Ext::WebSocket, API_AND_OP),
+    ("x-mgw-catch-all", Ext::CatchAll, &[Level::Operation]),
 ];
 
 /// WSO2 extensions that exist but that mgw will not honour, with the reason.
 const REFUSED: &[(&str, &str)] = &[
-    (
-        "x-wso2-sandbox-endpoints",
-        "an mgw image serves one environment; declare the upstream in `mgw.yaml` with a `${VAR}` URL and set it per environment",
-    ),
     (
         "x-wso2-request-interceptor",
         "interceptors are not supported by mgw",
@@ -246,6 +254,10 @@ pub fn read(
                 }
                 None => bad("a header name"),
             },
+            Ext::CatchAll => match e.value.as_bool() {
+                Some(b) => policies.catch_all = Some(Located { value: b, origin }),
+                None => bad("`true` or `false`"),
+            },
             Ext::DisableSecurity => match e.value.as_bool() {
                 Some(b) => {
                     policies.disable_security = Some(Located { value: b, origin });
@@ -280,6 +292,11 @@ pub fn read(
                     policies.endpoints = Some(ep);
                 }
             }
+            Ext::SandboxEndpoints => {
+                if let Some(ep) = endpoints(&e.value, &vloc, key, root, diags) {
+                    policies.sandbox_endpoints = Some(ep);
+                }
+            }
             Ext::EndpointDefinitions => {
                 // Only read through references from `x-wso2-production-endpoints`;
                 // check the shape so mistakes in unused definitions still show.
@@ -296,12 +313,14 @@ fn ext_group(ext: Ext) -> &'static str {
     match ext {
         Ext::BasePath => "basePath",
         Ext::ProductionEndpoints | Ext::Upstream => "upstream",
+        Ext::SandboxEndpoints => "sandbox",
         Ext::EndpointDefinitions => "endpoints",
         Ext::RateLimit => "rateLimit",
         Ext::DisableSecurity => "disableSecurity",
         Ext::Cors => "cors",
         Ext::AuthHeader => "authHeader",
         Ext::WebSocket => "websocket",
+        Ext::CatchAll => "catchAll",
     }
 }
 
@@ -402,6 +421,13 @@ fn endpoint_object(
                         for (i, item) in items.iter().enumerate() {
                             let iloc = eloc.child(i.to_string());
                             match item.as_str() {
+                                Some(u) if u.starts_with("etcd(") => {
+                                    ok = false;
+                                    diags.push(Diagnostic::new(
+                                        &iloc.origin(item.mark),
+                                        "etcd service discovery is not supported; write the URL, or a `${VAR:-default}` template that each environment sets",
+                                    ));
+                                }
                                 Some(u) => urls.push(Located {
                                     value: u.to_owned(),
                                     origin: iloc.origin(item.mark),
@@ -426,7 +452,8 @@ fn endpoint_object(
                 }
             }
             "type" => match e.value.as_str() {
-                Some("load_balance" | "loadbalance" | "load-balance") => {
+                // `http`: WSO2's plain endpoint (one URL, or several shared).
+                Some("load_balance" | "loadbalance" | "load-balance" | "http") => {
                     load_balancing = LoadBalancing::RoundRobin;
                 }
                 Some("failover") => load_balancing = LoadBalancing::Failover,
@@ -434,18 +461,22 @@ fn endpoint_object(
                     ok = false;
                     diags.push(Diagnostic::new(
                         &eloc.origin(e.value.mark),
-                        "expected `load_balance` or `failover`",
+                        "expected `load_balance`, `failover` or `http`",
                     ));
                 }
             },
-            "advanceEndpointConfig" | "securityConfig" => {
+            "advanceEndpointConfig" => {
                 ok = false;
                 diags.push(Diagnostic::new(
                     &eloc.origin(e.key_mark),
-                    format!(
-                        "`{}` is not supported yet by this mgw version; declare the upstream in `mgw.yaml` (timeouts, retries) and set `apis[].upstream`",
-                        e.key
-                    ),
+                    "`advanceEndpointConfig` is not supported yet by this mgw version; declare the upstream in `mgw.yaml` (timeouts, retries) and set `apis[].upstream`",
+                ));
+            }
+            "securityConfig" => {
+                ok = false;
+                diags.push(Diagnostic::new(
+                    &eloc.origin(e.key_mark),
+                    "`securityConfig` (credentials the gateway sends to the upstream) is not supported yet by this mgw version; serve the operations that use this endpoint elsewhere (leave them out with `include` in `mgw.yaml`)",
                 ));
             }
             other => {
@@ -532,7 +563,7 @@ mod tests {
     #[test]
     fn unknown_misplaced_refused_and_doubled_extensions() {
         let (_, _, d) = run(
-            "x-wso2-basepath: /x\nx-mgw-foo: 1\nx-wso2-sandbox-endpoints: {urls: [http://x]}\nx-wso2-throttling-tier: Gold\nx-mgw-rate-limit: gold\n",
+            "x-wso2-basepath: /x\nx-mgw-foo: 1\nx-wso2-request-interceptor: validate\nx-wso2-throttling-tier: Gold\nx-mgw-rate-limit: gold\n",
             Level::Root,
         );
         assert_eq!(d.len(), 4, "{d:?}");
@@ -541,7 +572,7 @@ mod tests {
             "{d:?}"
         );
         assert!(d[1].contains("mgw understands `x-wso2-basePath`"), "{d:?}");
-        assert!(d[2].contains("serves one environment"), "{d:?}");
+        assert!(d[2].contains("interceptors are not supported"), "{d:?}");
         assert!(
             d[3].contains("both `x-wso2-throttling-tier` and `x-mgw-rate-limit`"),
             "{d:?}"

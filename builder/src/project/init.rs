@@ -43,8 +43,9 @@ pub struct InitOutcome {
     pub name: String,
     pub version: String,
     pub base_path: String,
-    /// The variable that sets the upstream URL.
-    pub upstream_variable: String,
+    /// The variable that sets the upstream URL; `None` when the spec's
+    /// `x-wso2-production-endpoints` are the upstreams.
+    pub upstream_variable: Option<String>,
     /// What still stops `mgw build` (for instance security requirements this
     /// version cannot enforce); empty when the project builds.
     pub problems: Vec<Diagnostic>,
@@ -54,6 +55,9 @@ pub struct InitOutcome {
 }
 
 const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:8000";
+
+/// A WSO2 Microgateway 3.x project's throttling tiers.
+const WSO2_POLICIES: &str = "policies.yaml";
 
 /// Creates a project in `out_dir` from the spec at `spec_path`.
 pub fn init(
@@ -98,6 +102,35 @@ pub fn init(
         copies.push((to_rel, to, content));
     }
 
+    // A WSO2 Microgateway 3.x project keeps its tiers in `policies.yaml` at its
+    // root, beside `api_definitions/`: it comes along as part of the project.
+    let wso2_policies = if super::compile::is_wso2_project(&spec) {
+        [
+            spec_dir.join(WSO2_POLICIES),
+            spec_dir.join("..").join(WSO2_POLICIES),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+    } else {
+        None
+    };
+    if let Some(from) = &wso2_policies {
+        let content = std::fs::read(from).map_err(|source| ProjectError::Write {
+            path: from.display().to_string(),
+            source,
+        })?;
+        let to = out_dir.join(WSO2_POLICIES);
+        if to.exists() {
+            if std::fs::read(&to).ok().as_deref() != Some(content.as_slice()) {
+                return Err(ProjectError::AlreadyExists {
+                    path: to.display().to_string(),
+                });
+            }
+        } else {
+            copies.push((WSO2_POLICIES.to_owned(), to, content));
+        }
+    }
+
     let name = match &options.name {
         Some(n) => n.clone(),
         None => derive_name(&spec, spec_name),
@@ -115,6 +148,7 @@ pub fn init(
             .collect::<String>()
     );
     let upstream_default = options.upstream_url.as_deref().unwrap_or(DEFAULT_UPSTREAM);
+    let spec_endpoints = spec.policies.endpoints.is_some() && options.upstream_url.is_none();
     let text = render(&Template {
         name: &name,
         version: &version,
@@ -128,6 +162,8 @@ pub fn init(
         },
         upstream: &format!("${{{upstream_variable}:-{upstream_default}}}"),
         spec: &spec,
+        spec_endpoints,
+        wso2_policies: wso2_policies.as_ref().map(|_| WSO2_POLICIES),
     });
 
     let mut files = Vec::new();
@@ -156,7 +192,7 @@ pub fn init(
         name,
         version,
         base_path,
-        upstream_variable,
+        upstream_variable: (!spec_endpoints).then_some(upstream_variable),
         problems,
         warnings,
     })
@@ -318,6 +354,10 @@ struct Template<'a> {
     base_path_note: &'a str,
     upstream: &'a str,
     spec: &'a ApiSpec,
+    /// The spec names its upstreams (`x-wso2-production-endpoints`).
+    spec_endpoints: bool,
+    /// A WSO2 `policies.yaml` copied into the project.
+    wso2_policies: Option<&'a str>,
 }
 
 fn render(t: &Template<'_>) -> String {
@@ -371,23 +411,23 @@ limits:
   maxBodySize: {mbs}
   shutdownGrace: {sg}
 
-# Backends by name; each API (or operation, with `x-mgw-upstream`) uses one.
-upstreams:
-  {name}:
-    # One or more base URLs. Set `{var}` per environment.
-    urls:
-      - {upstream}
-    # `roundRobin` spreads requests over the URLs; `failover` sticks to the first
-    # one that accepts connections.
-    loadBalancing: roundRobin
-    connectTimeout: 2s
-    # Time until the upstream's response head arrives.
-    timeout: 30s
-    retry:
-      # Further attempts after the first (connect failures are always retryable).
-      attempts: 1
-      # Also retry idempotent requests without a body that failed after being sent.
-      idempotent: false
+{upstreams_note}# Backends by name; each API (or operation, with `x-mgw-upstream`) uses one.
+{c}upstreams:
+{c}  {name}:
+{c}    # One or more base URLs. Set `{var}` per environment.
+{c}    urls:
+{c}      - {upstream}
+{c}    # `roundRobin` spreads requests over the URLs; `failover` sticks to the first
+{c}    # one that accepts connections.
+{c}    loadBalancing: roundRobin
+{c}    connectTimeout: 2s
+{c}    # Time until the upstream's response head arrives.
+{c}    timeout: 30s
+{c}    retry:
+{c}      # Further attempts after the first (connect failures are always retryable).
+{c}      attempts: 1
+{c}      # Also retry idempotent requests without a body that failed after being sent.
+{c}      idempotent: false
 
 # The APIs this gateway serves.
 apis:
@@ -396,7 +436,7 @@ apis:
     spec: {spec_file}
     # Path prefix the API is served under ({note}).
     basePath: {base_path}
-    upstream: {name}
+{c}    upstream: {name}
     # Serve only some operations, by operationId and/or tag; leave out to serve all.
 {ops_note}{tags_line}
     # include:
@@ -412,7 +452,7 @@ apis:
 # `stdout`, `file` (with `path: /var/log/mgw/analytics.jsonl`) or `none`.
 analytics:
   sink: stdout
-"#,
+{rate_limits}"#,
         name = scalar(t.name),
         version = scalar(t.version),
         api = scalar(Listener::DEFAULT_API),
@@ -434,6 +474,21 @@ analytics:
         note = t.base_path_note,
         base_path = scalar(t.base_path),
         auth = auth_scaffold(t.spec),
+        // A WSO2 project's `x-wso2-production-endpoints` stay its upstreams
+        // (load balancing, failover, per operation) unless the user opts in.
+        c = if t.spec_endpoints { "# " } else { "" },
+        upstreams_note = if t.spec_endpoints {
+            "# The spec's `x-wso2-production-endpoints` are the upstreams. To set the URL per\n# environment instead, uncomment `upstreams` and `apis[0].upstream`.\n"
+        } else {
+            ""
+        },
+        rate_limits = match t.wso2_policies {
+            Some(file) => format!(
+                "\n# The WSO2 Microgateway project's throttling tiers (`x-wso2-throttling-tier`\n# names them), read into rate-limit policies; only tiers in use are compiled.\nrateLimits:\n  wso2Policies: {}\n",
+                scalar(file)
+            ),
+            None => String::new(),
+        },
     )
 }
 

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::MANIFEST_FILE;
 use super::de::{DeError, from_node};
 use super::error::{Diagnostic, KeyPath, Origin, list, suggestion};
-use super::refs::normalize_relative;
+use super::refs::{Source, normalize_relative};
 use super::units::{duration_ms, parse_size};
 use super::yaml::{self, Node};
 
@@ -206,6 +206,25 @@ struct ApiWire {
     /// Client headers with `_` in the name: `allow`, `drop` (default) or `reject`.
     #[serde(default)]
     underscore_headers: Option<UnderscoreHeaders>,
+    /// Serve `/a/` with the route of `/a` (default `false`: the slash counts).
+    #[serde(default)]
+    ignore_trailing_slash: Option<bool>,
+    /// Spec paths whose last parameter takes the rest of the path.
+    #[serde(default)]
+    catch_all: Option<Vec<String>>,
+    /// What selects the sandbox upstreams (`x-wso2-sandbox-endpoints`).
+    #[serde(default)]
+    sandbox: Option<SandboxWire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SandboxWire {
+    #[serde(default)]
+    claim: Option<String>,
+    #[serde(default)]
+    header: Option<String>,
+    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +260,9 @@ struct RateLimitsWire {
     headers: Option<RateLimitHeadersWire>,
     #[serde(default)]
     max_keys: Option<u64>,
+    /// A WSO2 Microgateway 3.x `policies.yaml` whose tiers become policies.
+    #[serde(default)]
+    wso2_policies: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -580,6 +602,10 @@ pub struct HealthCheckSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitSettings {
     pub policies: BTreeMap<String, PolicySettings>,
+    /// Tiers of `wso2Policies` mgw cannot enforce, with the reason.
+    pub refused_tiers: BTreeMap<String, String>,
+    /// `wso2Policies`, project-relative.
+    pub wso2_policies: Option<String>,
     /// A key of `policies`.
     pub unauthenticated: Option<String>,
     pub ietf_headers: Option<bool>,
@@ -593,6 +619,9 @@ pub struct PolicySettings {
     pub period_seconds: u64,
     pub burst: Option<u64>,
     pub key: RateLimitKey,
+    /// Where a tier of `rateLimits.wso2Policies` is written; `None` for a
+    /// policy of `mgw.yaml`. Tiers no API uses stay out of the bundle.
+    pub origin: Option<Origin>,
 }
 
 /// The name that means "no rate limit" (WSO2's built-in tier), unless a policy
@@ -614,6 +643,14 @@ impl Manifest {
         } else {
             None
         }
+    }
+
+    /// Why a tier of `rateLimits.wso2Policies` named `name` cannot be used.
+    pub fn refused_tier(&self, name: &str) -> Option<&str> {
+        self.rate_limits
+            .as_ref()
+            .and_then(|r| r.refused_tiers.get(name))
+            .map(String::as_str)
     }
 
     /// Declared policy names, sorted.
@@ -646,6 +683,13 @@ pub struct ApiSettings {
     pub cors: Option<Option<mgw_gateway::bundle::Cors>>,
     pub mtls: Option<ClientCertMode>,
     pub underscore_headers: Option<UnderscoreHeaders>,
+    pub ignore_trailing_slash: bool,
+    /// Spec paths (as written in the spec) whose last parameter takes the rest of
+    /// the path, like `x-mgw-catch-all` on each of their operations.
+    pub catch_all: Vec<String>,
+    /// What selects sandbox traffic (`upstream` unset); `None`: WSO2's `keytype`
+    /// claim equal to `SANDBOX`.
+    pub sandbox: Option<mgw_gateway::bundle::Sandbox>,
 }
 
 /// A selection of operations (to serve, or to leave out): those with a listed
@@ -706,6 +750,12 @@ impl Manifest {
 
 /// Parses and validates `mgw.yaml` text.
 pub fn parse_manifest(text: &str) -> Result<Manifest, Vec<Diagnostic>> {
+    parse_manifest_in(text, &Source::Memory(BTreeMap::new()))
+}
+
+/// Parses `mgw.yaml` of the project in `source`, reading the files it names
+/// for its own settings (`rateLimits.wso2Policies`).
+pub fn parse_manifest_in(text: &str, source: &Source) -> Result<Manifest, Vec<Diagnostic>> {
     let tree = yaml::parse(text, false).map_err(|e| {
         vec![Diagnostic::new(
             &Origin::new(MANIFEST_FILE, "", e.mark),
@@ -729,6 +779,8 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, Vec<Diagnostic>> {
     let mut v = Validator {
         tree: &tree,
         diags: Vec::new(),
+        source,
+        refused_tiers: BTreeMap::new(),
     };
     let m = v.manifest(wire);
     if v.diags.is_empty() {
@@ -741,6 +793,9 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, Vec<Diagnostic>> {
 struct Validator<'a> {
     tree: &'a Node,
     diags: Vec<Diagnostic>,
+    /// Reads another project file (`rateLimits.wso2Policies`).
+    source: &'a Source,
+    refused_tiers: BTreeMap<String, String>,
 }
 
 fn root() -> KeyPath {
@@ -1166,6 +1221,14 @@ impl Validator<'_> {
                 cors,
                 mtls: a.mtls,
                 underscore_headers: a.underscore_headers,
+                ignore_trailing_slash: a.ignore_trailing_slash.unwrap_or(false),
+                catch_all: a.catch_all.unwrap_or_default(),
+                sandbox: a.sandbox.map(|s| mgw_gateway::bundle::Sandbox {
+                    claim: s.claim,
+                    header: s.header,
+                    value: s.value,
+                    upstream: None,
+                }),
             });
         }
         out
@@ -1245,8 +1308,12 @@ impl Validator<'_> {
                     period_seconds,
                     burst: pw.burst,
                     key,
+                    origin: None,
                 },
             );
+        }
+        if let Some(file) = &w.wso2_policies {
+            self.wso2_policies(&p().key("wso2Policies"), file, &mut policies);
         }
         if let Some(u) = &w.unauthenticated {
             if !policies.contains_key(u) {
@@ -1272,10 +1339,56 @@ impl Validator<'_> {
         });
         RateLimitSettings {
             policies,
+            refused_tiers: std::mem::take(&mut self.refused_tiers),
+            wso2_policies: w.wso2_policies.clone(),
             unauthenticated: w.unauthenticated,
             ietf_headers: headers.ietf,
             x_rate_limit_headers: headers.x_rate_limit,
             max_keys: w.max_keys,
+        }
+    }
+
+    /// Adds the tiers of a WSO2 `policies.yaml` to `policies`; a name both
+    /// files declare is an error.
+    fn wso2_policies(
+        &mut self,
+        at: &KeyPath,
+        file: &str,
+        policies: &mut BTreeMap<String, PolicySettings>,
+    ) {
+        let file = match normalize_relative("", file) {
+            Ok(f) if !f.is_empty() => f,
+            Ok(_) => {
+                return self.err(
+                    at,
+                    "expected the path of a WSO2 `policies.yaml`, such as `policies.yaml`",
+                );
+            }
+            Err(e) => return self.err(at, e),
+        };
+        let text = match self.source.read_text(&file, None) {
+            Ok(t) => t,
+            Err(e) => return self.err(at, e),
+        };
+        let tiers = match super::wso2_policies::parse(&file, &text) {
+            Ok(t) => t,
+            Err(d) => return self.diags.extend(d),
+        };
+        let (enforced, refused) = super::wso2_policies::policies(tiers);
+        self.refused_tiers.extend(refused);
+        for (name, tier) in enforced {
+            if policies.contains_key(&name) {
+                let origin = tier.origin.as_ref().map(Origin::position);
+                self.key_err(
+                    &root().key("rateLimits").key("policies").key(name.clone()),
+                    format!(
+                        "policy `{name}` is also a tier of `{file}` (at {}); rename one",
+                        origin.unwrap_or_default()
+                    ),
+                );
+                continue;
+            }
+            policies.insert(name, tier);
         }
     }
 

@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod openapi;
 pub mod refs;
 pub mod units;
+pub mod wso2_policies;
 pub mod yaml;
 
 use std::path::Path;
@@ -68,7 +69,7 @@ pub fn load_from(source: Source) -> Result<Project, ProjectError> {
             format!("{msg}{hint}"),
         )])
     })?;
-    let manifest = manifest::parse_manifest(&text).map_err(ProjectError::invalid)?;
+    let manifest = manifest::parse_manifest_in(&text, &source).map_err(ProjectError::invalid)?;
     let mut diags = Vec::new();
     let mut specs = Vec::with_capacity(manifest.apis.len());
     for (i, api) in manifest.apis.iter().enumerate() {

@@ -51,6 +51,15 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Does the token carry claim `name` with the string value `value`?
+    pub fn claim_is(&self, name: &str, value: &str) -> bool {
+        self.claims
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(serde_json::Value::as_str)
+            == Some(value)
+    }
+
     pub fn has_scopes(&self, required: &[String]) -> bool {
         required
             .iter()
@@ -122,6 +131,7 @@ impl Checker {
                 match scheme.location {
                     CredentialIn::Header => "header",
                     CredentialIn::Query => "query",
+                    CredentialIn::Cookie => "cookie",
                 },
                 scheme.param
             ),
@@ -451,6 +461,7 @@ impl Security {
                         *req.uri_mut() = uri;
                     }
                 }
+                CredentialIn::Cookie => without_cookie(req.headers_mut(), &scheme.param),
             }
         }
         for (name, value) in &identity.headers {
@@ -511,6 +522,62 @@ fn credential(scheme: &SchemeCfg, headers: &HeaderMap, uri: &Uri) -> Option<Stri
                 }
             }
             found
+        }
+        CredentialIn::Cookie => {
+            let mut found = None;
+            for (name, value) in cookies(headers) {
+                if name == scheme.param {
+                    if found.is_some() {
+                        return Some(String::new());
+                    }
+                    found = Some(value.to_owned());
+                }
+            }
+            found
+        }
+    }
+}
+
+/// The `name=value` pairs of every `Cookie` header (RFC 6265 §5.4: `; `-separated,
+/// a value may be in double quotes).
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some((name.trim(), value))
+        })
+}
+
+/// Removes the cookie `name` from every `Cookie` header, keeping the others as
+/// they were; a header left empty goes.
+fn without_cookie(headers: &mut HeaderMap, name: &str) {
+    let kept: Vec<String> = headers
+        .get_all(::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .filter(|pair| pair.split_once('=').is_none_or(|(n, _)| n.trim() != name))
+                .map(str::trim)
+                .filter(|pair| !pair.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    headers.remove(::http::header::COOKIE);
+    for v in kept {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            headers.append(::http::header::COOKIE, v);
         }
     }
 }
@@ -598,5 +665,36 @@ mod tests {
         assert_eq!(without_query_param(&uri, "api_key").unwrap(), "/p?a=1&b=2");
         let only: Uri = "/p?api_key=x".parse().unwrap();
         assert_eq!(without_query_param(&only, "api_key").unwrap(), "/p");
+    }
+
+    #[test]
+    fn cookie_credentials_are_read_and_stripped_alone() {
+        let path: Uri = "/p".parse().unwrap();
+        let c = scheme(CredentialIn::Cookie, "session_key", None);
+        let mut h = HeaderMap::new();
+        h.append(
+            "cookie",
+            HeaderValue::from_static("theme=dark; session_key=k1"),
+        );
+        h.append("cookie", HeaderValue::from_static("lang=en"));
+        assert_eq!(credential(&c, &h, &path).as_deref(), Some("k1"));
+        without_cookie(&mut h, "session_key");
+        let left: Vec<_> = h
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["theme=dark", "lang=en"]);
+        assert_eq!(credential(&c, &h, &path), None);
+        let mut two = HeaderMap::new();
+        two.append(
+            "cookie",
+            HeaderValue::from_static("session_key=\"a\"; session_key=b"),
+        );
+        assert_eq!(credential(&c, &two, &path).as_deref(), Some(""));
+        let mut only = HeaderMap::new();
+        only.append("cookie", HeaderValue::from_static("session_key=k1"));
+        without_cookie(&mut only, "session_key");
+        assert!(only.get("cookie").is_none());
     }
 }
