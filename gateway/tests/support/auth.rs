@@ -334,21 +334,8 @@ impl Pki {
     }
 }
 
-/// Waits for a condition that a background task makes true (file reloads).
-pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
+/// Kept here too for the auth tests that import only this module.
+pub use super::eventually;
 
 pub fn bytes_of(v: &str) -> Bytes {
     Bytes::copy_from_slice(v.as_bytes())
