@@ -124,8 +124,7 @@ async fn sigterm_drains_in_flight_request_then_exits_0() {
     // Draining: readiness fails while the slow request is still running (once
     // it ends the gateway exits and the admin port is gone).
     let draining = eventually(Duration::from_secs(10), || async {
-        get(&format!("http://{admin}/readyz")).await.status
-            == http::StatusCode::SERVICE_UNAVAILABLE
+        get(&format!("http://{admin}/readyz")).await.status == http::StatusCode::SERVICE_UNAVAILABLE
     })
     .await;
     assert!(draining, "readiness never failed after SIGTERM");

@@ -318,7 +318,10 @@ async fn the_concurrency_cap_answers_503() {
         .collect();
     // Wait until both are at the backend.
     assert!(
-        eventually(Duration::from_secs(5), || async { b.hits.load(Ordering::SeqCst) == 2 }).await,
+        eventually(Duration::from_secs(5), || async {
+            b.hits.load(Ordering::SeqCst) == 2
+        })
+        .await,
         "the slow requests never arrived"
     );
     let r = get(&gw.url("/pets-api/v1/pets")).await;
