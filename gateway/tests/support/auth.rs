@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -333,9 +333,6 @@ impl Pki {
         std::fs::write(dir.join("tls.key"), &self.server_key).unwrap();
     }
 }
-
-/// Kept here too for the auth tests that import only this module.
-pub use super::eventually;
 
 pub fn bytes_of(v: &str) -> Bytes {
     Bytes::copy_from_slice(v.as_bytes())
