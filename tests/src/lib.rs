@@ -282,6 +282,14 @@ impl Drop for Dockerd {
                 let _ = c.wait();
             }
         }
+        // dockerd leaves its network namespace bind-mounted under the exec
+        // root (`exec/netns/default`), which keeps the temp dir from going away.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for point in mounts.lines().filter_map(|l| l.split(' ').nth(1)) {
+            if Path::new(point).starts_with(self.dir.path()) {
+                let _ = Command::new("umount").args(["-l", point]).status();
+            }
+        }
     }
 }
 
