@@ -124,7 +124,11 @@ async fn sigterm_drains_in_flight_request_then_exits_0() {
     // Draining: readiness fails while the slow request is still running (once
     // it ends the gateway exits and the admin port is gone).
     let draining = eventually(Duration::from_secs(10), || async {
-        get(&format!("http://{admin}/readyz")).await.status == http::StatusCode::SERVICE_UNAVAILABLE
+        let req = http::Request::get(format!("http://{admin}/readyz"))
+            .body(full(""))
+            .unwrap();
+        matches!(client().request(req).await,
+                 Ok(r) if r.status() == http::StatusCode::SERVICE_UNAVAILABLE)
     })
     .await;
     assert!(draining, "readiness never failed after SIGTERM");
