@@ -48,13 +48,42 @@ pub fn is_failure_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 502..=504)
 }
 
-/// Milliseconds on a monotonic clock shared by one upstream's state.
-#[derive(Debug, Clone, Copy)]
-struct Clock(Instant);
+/// Where an upstream's resilience state reads the time: [`MonotonicClock`] in
+/// the gateway; the unit tests below move a manual clock to drive the breaker's
+/// cool-down, windows and ejections without sleeping. Statically dispatched, so
+/// the seam costs the request path nothing.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Instant;
+}
 
-impl Clock {
+/// The gateway's clock: [`Instant::now`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MonotonicClock;
+
+impl Clock for MonotonicClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Milliseconds since one upstream's state was created, on its clock.
+struct Millis<C> {
+    start: Instant,
+    clock: C,
+}
+
+impl<C: Clock> Millis<C> {
+    fn new(clock: C) -> Millis<C> {
+        Millis {
+            start: clock.now(),
+            clock,
+        }
+    }
+
     fn ms(&self) -> u64 {
-        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+        let elapsed = self.clock.now().saturating_duration_since(self.start);
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -196,7 +225,7 @@ pub struct TargetHealth {
 }
 
 impl TargetHealth {
-    fn available(&self, clock: Clock) -> bool {
+    fn available<C: Clock>(&self, clock: &Millis<C>) -> bool {
         let until = self.ejected_until_ms.load(Ordering::Relaxed);
         if until != 0 {
             if until > clock.ms() {
@@ -235,8 +264,8 @@ pub enum Rejection {
 }
 
 /// The resilience state of one upstream.
-pub struct Resilience {
-    clock: Clock,
+pub struct Resilience<C: Clock = MonotonicClock> {
+    clock: Millis<C>,
     breaker: Option<Breaker>,
     passive: Option<PassiveHealthCfg>,
     targets: std::sync::Arc<[TargetHealth]>,
@@ -265,13 +294,13 @@ impl Drop for ConcurrencyPermit {
 /// A request's admission by the breaker; report its result with
 /// [`Resilience::finish`]. Dropped unreported (client gone), it frees its probe
 /// slot without a verdict.
-pub struct Admission<'a> {
-    res: &'a Resilience,
+pub struct Admission<'a, C: Clock = MonotonicClock> {
+    res: &'a Resilience<C>,
     probe: bool,
     done: bool,
 }
 
-impl Drop for Admission<'_> {
+impl<C: Clock> Drop for Admission<'_, C> {
     fn drop(&mut self) {
         if !self.done && self.probe {
             if let Some(b) = &self.res.breaker {
@@ -284,6 +313,13 @@ impl Drop for Admission<'_> {
 
 impl Resilience {
     pub fn new(cfg: &UpstreamCfg, metrics: ResilienceMetrics) -> Resilience {
+        Resilience::with_clock(cfg, metrics, MonotonicClock)
+    }
+}
+
+impl<C: Clock> Resilience<C> {
+    /// The state of one upstream, timed by `clock`.
+    pub fn with_clock(cfg: &UpstreamCfg, metrics: ResilienceMetrics, clock: C) -> Resilience<C> {
         let targets: std::sync::Arc<[TargetHealth]> = cfg
             .targets
             .iter()
@@ -307,7 +343,7 @@ impl Resilience {
         });
         metrics.circuit_state.set(0);
         Resilience {
-            clock: Clock(Instant::now()),
+            clock: Millis::new(clock),
             breaker,
             passive: cfg.passive_health.clone(),
             targets,
@@ -326,7 +362,7 @@ impl Resilience {
     }
 
     /// Admits a request, or says why not. Counts it for the retry budget.
-    pub fn admit(&self) -> Result<(Admission<'_>, ConcurrencyPermit), Rejection> {
+    pub fn admit(&self) -> Result<(Admission<'_, C>, ConcurrencyPermit), Rejection> {
         let admission = self.admit_breaker().inspect_err(|_| {
             self.metrics.rejected_circuit_open.inc();
         })?;
@@ -348,7 +384,7 @@ impl Resilience {
         ))
     }
 
-    fn admit_breaker(&self) -> Result<Admission<'_>, Rejection> {
+    fn admit_breaker(&self) -> Result<Admission<'_, C>, Rejection> {
         let normal = Admission {
             res: self,
             probe: false,
@@ -408,7 +444,7 @@ impl Resilience {
 
     /// Reports a request's result to the breaker: `Some(true)` success,
     /// `Some(false)` an upstream failure, `None` neither (the client's fault).
-    pub fn finish(&self, mut admission: Admission<'_>, ok: Option<bool>) {
+    pub fn finish(&self, mut admission: Admission<'_, C>, ok: Option<bool>) {
         admission.done = true;
         let Some(b) = &self.breaker else { return };
         let Some(ok) = ok else {
@@ -476,7 +512,7 @@ impl Resilience {
         let start = *pos;
         let chosen = (0..n)
             .map(|i| (start + i) % n)
-            .find(|&i| self.targets[i].available(self.clock))
+            .find(|&i| self.targets[i].available(&self.clock))
             .unwrap_or(start % n);
         *pos = chosen + 1;
         chosen
@@ -527,7 +563,7 @@ impl Resilience {
 
     /// Is this URL in rotation now?
     pub fn target_available(&self, target: usize) -> bool {
-        self.targets[target].available(self.clock)
+        self.targets[target].available(&self.clock)
     }
 
     /// The active health check loop for this upstream, if it has one; run it on
@@ -622,7 +658,296 @@ async fn health_loop(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
     use super::*;
+    use crate::bundle::{Bundle, Config};
+    use crate::metrics::Metrics;
+
+    /// A clock the test moves by hand.
+    #[derive(Clone)]
+    struct ManualClock {
+        base: Instant,
+        offset_ms: Arc<AtomicU64>,
+    }
+
+    impl ManualClock {
+        fn new() -> ManualClock {
+            ManualClock {
+                base: Instant::now(),
+                offset_ms: Arc::new(AtomicU64::new(0)),
+            }
+        }
+
+        fn advance(&self, ms: u64) {
+            self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> Instant {
+            self.base + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+        }
+    }
+
+    /// The state of upstream `pets` with these wire settings (`circuitBreaker`,
+    /// `passiveHealth`, ...) on `urls` URLs, checked as the gateway checks them.
+    fn upstream(
+        settings: serde_json::Value,
+        urls: usize,
+    ) -> (Resilience<ManualClock>, ManualClock) {
+        let mut pets = serde_json::json!({
+            "urls": (0..urls).map(|i| format!("http://127.0.0.1:{}", 9000 + i)).collect::<Vec<_>>()
+        });
+        for (k, v) in settings.as_object().unwrap() {
+            pets[k] = v.clone();
+        }
+        let bundle: Bundle = serde_json::from_value(serde_json::json!({
+            "schemaVersion": 1,
+            "gateway": {"name": "gw", "version": "1"},
+            "upstreams": {"pets": pets},
+            "apis": [{"name": "pets", "basePath": "/pets", "upstream": "pets",
+                      "operations": [{"id": "list", "method": "GET", "path": "/"}]}]
+        }))
+        .unwrap();
+        let config = Config::from_bundle(
+            &bundle,
+            String::new(),
+            Some(&BTreeMap::<String, String>::new()),
+        )
+        .unwrap();
+        let metrics = Metrics::new(&config).upstream("pets").resilience;
+        let clock = ManualClock::new();
+        let res = Resilience::with_clock(&config.upstreams[0], metrics, clock.clone());
+        (res, clock)
+    }
+
+    fn breaker(settings: serde_json::Value) -> (Resilience<ManualClock>, ManualClock) {
+        upstream(
+            serde_json::json!({"circuitBreaker": settings, "passiveHealth": {"enabled": false}}),
+            1,
+        )
+    }
+
+    /// Sends one request through the breaker with this result (`Some(true)`
+    /// success, `Some(false)` upstream failure, `None` the client's fault).
+    fn request(res: &Resilience<ManualClock>, ok: Option<bool>) -> Result<(), Rejection> {
+        let (admission, _permit) = res.admit()?;
+        res.finish(admission, ok);
+        Ok(())
+    }
+
+    fn fail(res: &Resilience<ManualClock>) {
+        request(res, Some(false)).expect("admitted");
+    }
+
+    fn succeed(res: &Resilience<ManualClock>) {
+        request(res, Some(true)).expect("admitted");
+    }
+
+    #[test]
+    fn consecutive_failures_open_the_circuit() {
+        let (res, _clock) = breaker(serde_json::json!(
+            {"consecutiveFailures": 3, "failureRatePercent": 0, "openMs": 1000}
+        ));
+        fail(&res);
+        fail(&res);
+        // A success in between starts the count again.
+        succeed(&res);
+        fail(&res);
+        fail(&res);
+        assert_eq!(res.circuit_state(), CircuitState::Closed);
+        // Client faults are neither failures nor successes.
+        request(&res, None).unwrap();
+        assert_eq!(res.circuit_state(), CircuitState::Closed);
+        fail(&res);
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+        assert_eq!(
+            request(&res, Some(true)),
+            Err(Rejection::CircuitOpen(Duration::from_millis(1000)))
+        );
+    }
+
+    #[test]
+    fn the_failure_rate_opens_the_circuit_once_enough_requests_are_in_the_window() {
+        let (res, _clock) = breaker(serde_json::json!({
+            "consecutiveFailures": 0, "failureRatePercent": 50,
+            "minRequests": 10, "windowMs": 10000, "openMs": 1000
+        }));
+        // 5 successes and 4 failures: 44 %, and fewer than 10 requests anyway.
+        for i in 0..9 {
+            if i % 2 == 0 {
+                succeed(&res);
+            } else {
+                fail(&res);
+            }
+        }
+        assert_eq!(res.circuit_state(), CircuitState::Closed);
+        // The 10th request, a failure: 5 of 10.
+        fail(&res);
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn failures_that_left_the_window_do_not_count() {
+        let (res, clock) = breaker(serde_json::json!({
+            "consecutiveFailures": 0, "failureRatePercent": 50,
+            "minRequests": 10, "windowMs": 10000, "openMs": 1000
+        }));
+        for _ in 0..9 {
+            fail(&res);
+        }
+        assert_eq!(res.circuit_state(), CircuitState::Closed, "only 9 requests");
+        clock.advance(11_000);
+        // Ten failures in all, but only one in the last 10 s.
+        fail(&res);
+        assert_eq!(res.circuit_state(), CircuitState::Closed);
+        for _ in 0..9 {
+            fail(&res);
+        }
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn an_open_circuit_half_opens_after_the_cool_down() {
+        let (res, clock) = breaker(serde_json::json!(
+            {"consecutiveFailures": 1, "failureRatePercent": 0, "openMs": 300,
+             "halfOpenRequests": 1}
+        ));
+        fail(&res);
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+        clock.advance(299);
+        assert_eq!(
+            request(&res, Some(true)),
+            Err(Rejection::CircuitOpen(Duration::from_millis(1)))
+        );
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+        clock.advance(1);
+        // One probe goes through; while it is out, nothing else does.
+        let (probe, _permit) = res.admit().expect("the probe is admitted");
+        assert_eq!(res.circuit_state(), CircuitState::HalfOpen);
+        assert!(matches!(res.admit(), Err(Rejection::CircuitOpen(_))));
+        // A probe dropped without a verdict (client gone) frees its slot.
+        drop(probe);
+        assert_eq!(res.circuit_state(), CircuitState::HalfOpen);
+        let (probe, _permit) = res.admit().expect("the slot was freed");
+        res.finish(probe, Some(true));
+        assert_eq!(res.circuit_state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn half_open_closes_after_as_many_successes_as_probes() {
+        let (res, clock) = breaker(serde_json::json!(
+            {"consecutiveFailures": 1, "failureRatePercent": 0, "openMs": 300,
+             "halfOpenRequests": 2}
+        ));
+        fail(&res);
+        clock.advance(300);
+        let (a, _pa) = res.admit().expect("first probe");
+        let (b, _pb) = res.admit().expect("second probe");
+        assert!(matches!(res.admit(), Err(Rejection::CircuitOpen(_))));
+        res.finish(a, Some(true));
+        assert_eq!(res.circuit_state(), CircuitState::HalfOpen);
+        res.finish(b, Some(true));
+        assert_eq!(res.circuit_state(), CircuitState::Closed);
+        // Closed again from a clean count: one failure opens it, as configured.
+        succeed(&res);
+        fail(&res);
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn a_failed_probe_opens_the_circuit_for_a_fresh_cool_down() {
+        let (res, clock) = breaker(serde_json::json!(
+            {"consecutiveFailures": 1, "failureRatePercent": 0, "openMs": 300,
+             "halfOpenRequests": 1}
+        ));
+        fail(&res);
+        clock.advance(500);
+        fail(&res); // the probe
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+        // The cool-down runs from the failed probe, not from the first opening.
+        clock.advance(299);
+        assert_eq!(
+            request(&res, Some(true)),
+            Err(Rejection::CircuitOpen(Duration::from_millis(1)))
+        );
+        clock.advance(1);
+        succeed(&res);
+        assert_eq!(res.circuit_state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn requests_sent_before_the_circuit_opened_do_not_decide_it() {
+        let (res, clock) = breaker(serde_json::json!(
+            {"consecutiveFailures": 1, "failureRatePercent": 0, "openMs": 300,
+             "halfOpenRequests": 1}
+        ));
+        let (early, _p1) = res.admit().unwrap();
+        let (late, _p2) = res.admit().unwrap();
+        fail(&res);
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+        // A success that was in flight while it opened does not close it...
+        res.finish(early, Some(true));
+        assert_eq!(res.circuit_state(), CircuitState::Open);
+        clock.advance(300);
+        let (probe, _p3) = res.admit().expect("the probe");
+        assert_eq!(res.circuit_state(), CircuitState::HalfOpen);
+        // ...nor does a failure reopen it while half-open: only probes decide.
+        res.finish(late, Some(false));
+        assert_eq!(res.circuit_state(), CircuitState::HalfOpen);
+        res.finish(probe, Some(true));
+        assert_eq!(res.circuit_state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn an_ejected_url_is_skipped_until_its_ejection_ends() {
+        let (res, clock) = upstream(
+            serde_json::json!({
+                "passiveHealth": {"consecutiveFailures": 2, "ejectionMs": 500},
+                "circuitBreaker": {"enabled": false}
+            }),
+            2,
+        );
+        res.target_result(0, false);
+        assert!(res.target_available(0), "one failure is not enough");
+        res.target_result(0, false);
+        assert!(!res.target_available(0));
+        let mut pos = 0;
+        assert_eq!(res.pick(&mut pos), 1);
+        clock.advance(499);
+        assert!(!res.target_available(0));
+        clock.advance(1);
+        assert!(res.target_available(0));
+        let mut pos = 0;
+        assert_eq!(res.pick(&mut pos), 0);
+    }
+
+    #[test]
+    fn the_retry_budget_refills_as_requests_leave_its_window() {
+        let (res, clock) = upstream(
+            serde_json::json!({
+                "retry": {"attempts": 3, "budgetPercent": 50, "minRetriesPerSecond": 0}
+            }),
+            1,
+        );
+        for _ in 0..4 {
+            let _ = res.admit().unwrap();
+        }
+        // 50 % of 4 requests: two retries.
+        assert!(res.try_retry());
+        assert!(res.try_retry());
+        assert!(!res.try_retry());
+        // Ten seconds on, the requests and retries have left the window.
+        clock.advance(11_000);
+        assert!(!res.try_retry(), "no requests, no budget");
+        for _ in 0..2 {
+            let _ = res.admit().unwrap();
+        }
+        assert!(res.try_retry());
+        assert!(!res.try_retry(), "50 % of 2 requests: one retry");
+    }
 
     #[test]
     fn window_counts_recent_events_only() {

@@ -99,17 +99,21 @@ async fn api_keys_from_a_file_that_changes_while_running() {
     let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-a")]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
-    // A broken update keeps the last good set.
+    // A broken update keeps the last good set: wait until the reload has run
+    // and failed, then the old key still works and the broken line's does not.
     std::fs::write(&file, "team-c:md5:1234\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failed = eventually(Duration::from_secs(5), || async {
+        metric(
+            &gw,
+            "mgw_auth_secret_reloads_total{provider=\"keys\",result=\"error\"}",
+        )
+        .await
+            == Some(1.0)
+    })
+    .await;
+    assert!(failed, "the broken file was never reloaded (and refused)");
     let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-b")]).await;
     assert_eq!(r.status, StatusCode::OK);
-    let m = get(&format!("http://{}/metrics", gw.admin)).await;
-    let text = String::from_utf8_lossy(&m.body);
-    assert!(
-        text.contains("mgw_auth_secret_reloads_total{provider=\"keys\",result=\"error\"} 1"),
-        "{text}"
-    );
     gw.shutdown().await;
 }
 
@@ -204,9 +208,18 @@ async fn basic_auth_users_valid_wrong_missing_and_reloaded() {
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
-    // Broken update: bob still gets in.
+    // Broken update: once the reload has run and failed, bob still gets in.
     std::fs::write(&file, "garbage without colon\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failed = eventually(Duration::from_secs(5), || async {
+        metric(
+            &gw,
+            "mgw_auth_secret_reloads_total{provider=\"users\",result=\"error\"}",
+        )
+        .await
+            == Some(1.0)
+    })
+    .await;
+    assert!(failed, "the broken file was never reloaded (and refused)");
     let r = call(
         &gw,
         "/pets-api/v1/pets",

@@ -107,7 +107,12 @@ async fn sigterm_drains_in_flight_request_then_exits_0() {
     let (api, admin) = (api.unwrap(), admin.unwrap());
 
     let slow = tokio::spawn(get_owned(format!("http://{api}/pets-api/v1/slow/1500")));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM only once the slow request is in flight (at the backend).
+    let arrived = eventually(Duration::from_secs(10), || async {
+        b.hits.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(arrived, "the slow request never reached the backend");
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -116,10 +121,17 @@ async fn sigterm_drains_in_flight_request_then_exits_0() {
             .unwrap()
             .success()
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // Draining: readiness fails while the slow request is still running.
-    let ready = get(&format!("http://{admin}/readyz")).await;
-    assert_eq!(ready.status, http::StatusCode::SERVICE_UNAVAILABLE);
+    // Draining: readiness fails while the slow request is still running (once
+    // it ends the gateway exits and the admin port is gone).
+    let draining = eventually(Duration::from_secs(10), || async {
+        let req = http::Request::get(format!("http://{admin}/readyz"))
+            .body(full(""))
+            .unwrap();
+        matches!(client().request(req).await,
+                 Ok(r) if r.status() == http::StatusCode::SERVICE_UNAVAILABLE)
+    })
+    .await;
+    assert!(draining, "readiness never failed after SIGTERM");
     let r = slow.await.unwrap();
     assert_eq!(r.0, http::StatusCode::OK);
     assert_eq!(r.1, "slow done");

@@ -121,17 +121,40 @@ async fn circuit_breaker_opens_answers_fast_half_opens_and_closes() {
     );
 
     // Half-open after `openMs`: one probe; it fails, the circuit opens again.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(&get(&url).await.body[..], b"down");
+    // Until then every request is still answered by the gateway.
+    let rejected = AtomicUsize::new(5);
+    let probed = eventually(Duration::from_secs(10), || async {
+        let r = get(&url).await;
+        if &r.body[..] == b"down" {
+            return true;
+        }
+        assert_eq!(r.json()["type"], "https://mgw.dev/problems/circuit_open");
+        rejected.fetch_add(1, Ordering::SeqCst);
+        false
+    })
+    .await;
+    assert!(probed, "the circuit never let a probe through");
     assert_eq!(s.hits.load(Ordering::SeqCst), hits + 1);
     assert_eq!(
         get(&url).await.json()["type"],
         "https://mgw.dev/problems/circuit_open"
     );
+    rejected.fetch_add(1, Ordering::SeqCst);
 
     // The upstream recovers: the next probe succeeds and closes the circuit.
     s.failing.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let closed = eventually(Duration::from_secs(10), || async {
+        let r = get(&url).await;
+        if r.status == 200 {
+            assert_eq!(&r.body[..], b"up");
+            return true;
+        }
+        assert_eq!(r.json()["type"], "https://mgw.dev/problems/circuit_open");
+        rejected.fetch_add(1, Ordering::SeqCst);
+        false
+    })
+    .await;
+    assert!(closed, "the recovered upstream never closed the circuit");
     for _ in 0..5 {
         let r = get(&url).await;
         assert_eq!(r.status, 200);
@@ -147,9 +170,10 @@ async fn circuit_breaker_opens_answers_fast_half_opens_and_closes() {
         "{text}"
     );
     assert!(
-        text.contains(
-            r#"mgw_upstream_rejected_requests_total{upstream="pets",reason="circuit_open"} 6"#
-        ),
+        text.contains(&format!(
+            r#"mgw_upstream_rejected_requests_total{{upstream="pets",reason="circuit_open"}} {}"#,
+            rejected.load(Ordering::SeqCst)
+        )),
         "{text}"
     );
     gw.shutdown().await;
@@ -216,13 +240,20 @@ async fn an_ejected_url_gets_no_traffic_until_it_is_back() {
         a.addr
     )));
 
-    // Back after the ejection time.
+    // Back after the ejection time: `a` gets traffic again, and then its
+    // round-robin share.
     a.failing.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let back = eventually(Duration::from_secs(10), || async {
+        assert_eq!(get(&url).await.status, 200);
+        a.hits.load(Ordering::SeqCst) > a_hits
+    })
+    .await;
+    assert!(back, "the ejected URL never came back");
+    assert_eq!(a.hits.load(Ordering::SeqCst), a_hits + 1);
     for _ in 0..4 {
         assert_eq!(get(&url).await.status, 200);
     }
-    assert_eq!(a.hits.load(Ordering::SeqCst), a_hits + 2);
+    assert_eq!(a.hits.load(Ordering::SeqCst), a_hits + 3);
     gw.shutdown().await;
 }
 
@@ -240,7 +271,7 @@ async fn active_health_checks_take_a_url_out_and_bring_it_back() {
     .await;
     let url = gw.url("/pets-api/v1/pets");
     a.unhealthy.store(true, Ordering::SeqCst);
-    let out = wait_until(|| async {
+    let out = eventually(Duration::from_secs(5), || async {
         metrics(&gw).await.contains(&format!(
             "mgw_upstream_target_healthy{{upstream=\"pets\",target=\"{}\"}} 0",
             a.addr
@@ -255,7 +286,7 @@ async fn active_health_checks_take_a_url_out_and_bring_it_back() {
     assert_eq!(a.hits.load(Ordering::SeqCst), a_hits);
 
     a.unhealthy.store(false, Ordering::SeqCst);
-    let back = wait_until(|| async {
+    let back = eventually(Duration::from_secs(5), || async {
         metrics(&gw).await.contains(&format!(
             "mgw_upstream_target_healthy{{upstream=\"pets\",target=\"{}\"}} 1",
             a.addr
@@ -268,21 +299,6 @@ async fn active_health_checks_take_a_url_out_and_bring_it_back() {
     }
     assert_eq!(a.hits.load(Ordering::SeqCst), a_hits + 5);
     gw.shutdown().await;
-}
-
-/// Polls `f` for up to 5 s (a safety bound, not an assertion on time).
-async fn wait_until<F, Fut>(f: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test]
@@ -302,7 +318,10 @@ async fn the_concurrency_cap_answers_503() {
         .collect();
     // Wait until both are at the backend.
     assert!(
-        wait_until(|| async { b.hits.load(Ordering::SeqCst) == 2 }).await,
+        eventually(Duration::from_secs(5), || async {
+            b.hits.load(Ordering::SeqCst) == 2
+        })
+        .await,
         "the slow requests never arrived"
     );
     let r = get(&gw.url("/pets-api/v1/pets")).await;

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod container;
 pub mod registry;
+
+pub use container::{DockerContainer, RuncContainer};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -279,6 +282,14 @@ impl Drop for Dockerd {
                 let _ = c.wait();
             }
         }
+        // dockerd leaves its network namespace bind-mounted under the exec
+        // root (`exec/netns/default`), which keeps the temp dir from going away.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for point in mounts.lines().filter_map(|l| l.split(' ').nth(1)) {
+            if Path::new(point).starts_with(self.dir.path()) {
+                let _ = Command::new("umount").args(["-l", point]).status();
+            }
+        }
     }
 }
 
@@ -310,4 +321,60 @@ pub fn tool(program: &str, install: &str) -> PathBuf {
                 tools_bin_dir().display()
             )
         })
+}
+
+/// An image that `mgw build` wrote into a temp dir (removed on drop).
+pub struct BuiltImage {
+    _dir: tempfile::TempDir,
+    /// `<out>/<name>`: `oci/` (the layout), `image.tar`, `build.json`.
+    pub out: PathBuf,
+    /// `mgw build --output json`.
+    pub meta: serde_json::Value,
+}
+
+impl BuiltImage {
+    /// Builds `project` (whose `mgw.yaml` names it `name`) with the static
+    /// gateway binary, `SOURCE_DATE_EPOCH` unset.
+    pub fn build(project: &Path, name: &str) -> BuiltImage {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = run(Command::new(mgw_bin())
+            .args(["build", "--output", "json", "--out"])
+            .arg(dir.path())
+            .arg(project)
+            .env("MGW_GATEWAY_BINARY", gateway_bin())
+            .env_remove("SOURCE_DATE_EPOCH"))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let meta = serde_json::from_slice(&out.stdout).expect("mgw build --output json");
+        BuiltImage {
+            out: dir.path().join(name),
+            _dir: dir,
+            meta,
+        }
+    }
+
+    pub fn layout(&self) -> PathBuf {
+        self.out.join("oci")
+    }
+
+    pub fn tarball(&self) -> PathBuf {
+        self.out.join("image.tar")
+    }
+
+    fn field(&self, key: &str) -> &str {
+        self.meta[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no `{key}` in {}", self.meta))
+    }
+
+    pub fn tag(&self) -> &str {
+        self.field("tag")
+    }
+
+    pub fn reference(&self) -> &str {
+        self.field("reference")
+    }
+
+    pub fn digest(&self) -> &str {
+        self.field("digest")
+    }
 }

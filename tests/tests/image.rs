@@ -3,50 +3,13 @@
 //! Each test builds into its own temp dir and starts (and stops) its own tools.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use mgw_tests::*;
 
-struct Built {
-    _dir: tempfile::TempDir,
-    out: PathBuf,
-    meta: serde_json::Value,
-}
-
-impl Built {
-    fn layout(&self) -> PathBuf {
-        self.out.join("oci")
-    }
-    fn tarball(&self) -> PathBuf {
-        self.out.join("image.tar")
-    }
-    fn tag(&self) -> &str {
-        self.meta["tag"].as_str().unwrap()
-    }
-    fn reference(&self) -> &str {
-        self.meta["reference"].as_str().unwrap()
-    }
-    fn digest(&self) -> &str {
-        self.meta["digest"].as_str().unwrap()
-    }
-}
-
-fn build_example() -> Built {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(Command::new(mgw_bin())
-        .args(["build", "--output", "json", "--out"])
-        .arg(dir.path())
-        .arg(root().join("examples/petstore"))
-        .env("MGW_GATEWAY_BINARY", gateway_bin())
-        .env_remove("SOURCE_DATE_EPOCH"))
-    .unwrap();
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    Built {
-        out: dir.path().join("petstore"),
-        _dir: dir,
-        meta,
-    }
+fn build_example() -> BuiltImage {
+    BuiltImage::build(&root().join("examples/petstore"), "petstore")
 }
 
 fn skopeo(args: &[&str]) -> String {
@@ -101,15 +64,8 @@ fn skopeo_reads_layout_oci_archive_and_docker_archive() {
 }
 
 /// Unpacks the image with umoci into an OCI runtime bundle.
-fn unpack(img: &Built, into: &Path) -> PathBuf {
-    require("umoci", "apt-get install umoci");
-    let bundle = into.join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:{}", img.layout().display(), img.tag()))
-        .arg(&bundle))
-    .unwrap();
-    bundle
+fn unpack(img: &BuiltImage, into: &Path) -> PathBuf {
+    container::unpack(&img.layout(), img.tag(), into).unwrap()
 }
 
 #[test]
@@ -139,89 +95,25 @@ fn umoci_unpacks_the_expected_rootfs() {
 
 #[test]
 fn runc_runs_the_image_and_serves_a_request() {
-    require("runc", "apt-get install runc");
     let img = build_example();
-    let dir = tempfile::Builder::new()
-        .prefix("mgwrunc")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let bundle = unpack(&img, dir.path());
     let backend = Backend::start();
-    let (api, admin) = (free_port(), free_port());
-
     // Host network, read-only root, the environment a deployment would set.
-    let cfg_path = bundle.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();
-    ns.retain(|n| n["type"] != "network");
-    cfg["root"]["readonly"] = true.into();
-    cfg["process"]["terminal"] = false.into();
-    let env = cfg["process"]["env"].as_array_mut().unwrap();
-    env.push(format!("MGW_LISTEN=127.0.0.1:{api}").into());
-    env.push(format!("MGW_ADMIN_LISTEN=127.0.0.1:{admin}").into());
-    env.push(format!("PETSTORE_UPSTREAM=http://{}/v1", backend.addr).into());
-    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-
-    let state = dir.path().join("state");
-    let id = format!("mgw-test-{}", std::process::id());
-    let log = std::fs::File::create(dir.path().join("container.log")).unwrap();
-    let pid_file = dir.path().join("pid");
-    let status = Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["run", "--detach", "--bundle"])
-        .arg(&bundle)
-        .arg("--pid-file")
-        .arg(&pid_file)
-        .arg(&id)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .status()
-        .unwrap();
-    let runc = |args: &[&str]| {
-        Command::new("runc")
-            .arg("--root")
-            .arg(&state)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let cleanup = scopeguard(|| {
-        let _ = runc(&["kill", &id, "KILL"]);
-        let _ = runc(&["delete", "--force", &id]);
-    });
-    assert!(
-        status.success(),
-        "runc run failed: {}",
-        std::fs::read_to_string(dir.path().join("container.log")).unwrap_or_default()
-    );
-
-    let admin_addr = format!("127.0.0.1:{admin}").parse().unwrap();
-    let ready = wait_for(Duration::from_secs(20), || {
-        http_get(admin_addr, "/readyz", &[])
-            .ok()
-            .filter(|(s, _)| *s == 200)
-    });
-    assert!(
-        ready.is_some(),
-        "gateway in runc never became ready: {}",
-        std::fs::read_to_string(dir.path().join("container.log")).unwrap_or_default()
-    );
-    let (status, body) = http_get(
-        format!("127.0.0.1:{api}").parse().unwrap(),
-        "/petstore/v1/pets/7",
-        &[],
+    let upstream = format!("http://{}/v1", backend.addr);
+    let c = RuncContainer::start(
+        &img.layout(),
+        img.tag(),
+        &[("PETSTORE_UPSTREAM", &upstream)],
     )
     .unwrap();
+    c.wait_ready(Duration::from_secs(20)).unwrap();
+    let (status, body) = http_get(c.api, "/petstore/v1/pets/7", &[]).unwrap();
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["path"], "/v1/pets/7");
 
     // The process runs as 65532.
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let proc_status =
+        std::fs::read_to_string(format!("/proc/{}/status", c.pid().unwrap())).unwrap();
     let uid_line = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
         uid_line.split_whitespace().skip(1).all(|u| u == "65532"),
@@ -229,15 +121,7 @@ fn runc_runs_the_image_and_serves_a_request() {
     );
 
     // SIGTERM stops it cleanly.
-    assert!(runc(&["kill", &id, "TERM"]).status.success());
-    let stopped = wait_for(Duration::from_secs(20), || {
-        let out = runc(&["state", &id]);
-        String::from_utf8_lossy(&out.stdout)
-            .contains("\"stopped\"")
-            .then_some(())
-    });
-    assert!(stopped.is_some(), "container did not stop on SIGTERM");
-    drop(cleanup);
+    c.stop(Duration::from_secs(20)).unwrap();
 }
 
 #[test]
@@ -251,74 +135,18 @@ fn dockerd_loads_the_tarball_and_runs_it_read_only_without_capabilities() {
     assert!(text.contains(img.reference()), "{text}");
 
     let backend = Backend::start();
-    let (api, admin) = (free_port(), free_port());
-    let name = format!("mgw-test-{}", std::process::id());
-    let out = docker
-        .docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            "host",
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges",
-            "-e",
-            &format!("MGW_LISTEN=127.0.0.1:{api}"),
-            "-e",
-            &format!("MGW_ADMIN_LISTEN=127.0.0.1:{admin}"),
-            "-e",
-            &format!("PETSTORE_UPSTREAM=http://{}/v1", backend.addr),
-            img.reference(),
-        ])
-        .unwrap();
-    assert!(out.status.success());
-    let admin_addr = format!("127.0.0.1:{admin}").parse().unwrap();
-    let ready = wait_for(Duration::from_secs(30), || {
-        http_get(admin_addr, "/readyz", &[])
-            .ok()
-            .filter(|(s, _)| *s == 200)
-    });
-    if ready.is_none() {
-        let logs = docker.docker_cmd().args(["logs", &name]).output().unwrap();
-        panic!(
-            "gateway in docker never became ready: {}",
-            String::from_utf8_lossy(&logs.stderr)
-        );
-    }
-    let (status, body) = http_get(
-        format!("127.0.0.1:{api}").parse().unwrap(),
-        "/petstore/v1/pets",
-        &[],
+    let upstream = format!("http://{}/v1", backend.addr);
+    let c = DockerContainer::start(
+        &docker,
+        img.reference(),
+        &[("PETSTORE_UPSTREAM", &upstream)],
     )
     .unwrap();
+    c.wait_ready(Duration::from_secs(30)).unwrap();
+    let (status, body) = http_get(c.api, "/petstore/v1/pets", &[]).unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("/v1/pets"), "{body}");
-    let user = docker
-        .docker(&["inspect", "-f", "{{.Config.User}}", &name])
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "65532:65532");
+    assert_eq!(c.inspect("{{.Config.User}}").unwrap(), "65532:65532");
     // docker stop sends the image's StopSignal (SIGTERM): a clean exit 0.
-    docker.docker(&["stop", "-t", "20", &name]).unwrap();
-    let code = docker
-        .docker(&["inspect", "-f", "{{.State.ExitCode}}", &name])
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&code.stdout).trim(), "0");
-    let _ = docker.docker(&["rm", "-f", &name]);
-}
-
-/// Runs `f` when dropped (cleanup that also happens when an assertion fails).
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct G<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for G<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    G(Some(f))
+    assert_eq!(c.stop(Duration::from_secs(20)).unwrap(), 0);
 }

@@ -769,51 +769,13 @@ fn docker_pulls_and_runs_the_pushed_image_and_build_load_loads_it() {
     docker.docker(&["pull", &image]).unwrap();
 
     let backend = Backend::start();
-    let (api, admin) = (free_port(), free_port());
-    let name = format!("mgw-reg-test-{}", std::process::id());
-    docker
-        .docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            "host",
-            "--read-only",
-            "-e",
-            &format!("MGW_LISTEN=127.0.0.1:{api}"),
-            "-e",
-            &format!("MGW_ADMIN_LISTEN=127.0.0.1:{admin}"),
-            "-e",
-            &format!("PETSTORE_UPSTREAM=http://{}/v1", backend.addr),
-            &image,
-        ])
-        .unwrap();
-    let ready = wait_for(Duration::from_secs(30), || {
-        http_get(
-            format!("127.0.0.1:{admin}").parse().unwrap(),
-            "/readyz",
-            &[],
-        )
-        .ok()
-        .filter(|(s, _)| *s == 200)
-    });
-    if ready.is_none() {
-        let logs = docker.docker_cmd().args(["logs", &name]).output().unwrap();
-        panic!(
-            "gateway never became ready: {}",
-            String::from_utf8_lossy(&logs.stderr)
-        );
-    }
-    let (status, body) = http_get(
-        format!("127.0.0.1:{api}").parse().unwrap(),
-        "/petstore/v1/pets",
-        &[],
-    )
-    .unwrap();
+    let upstream = format!("http://{}/v1", backend.addr);
+    let c = DockerContainer::start(&docker, &image, &[("PETSTORE_UPSTREAM", &upstream)]).unwrap();
+    c.wait_ready(Duration::from_secs(30)).unwrap();
+    let (status, body) = http_get(c.api, "/petstore/v1/pets", &[]).unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("/v1/pets"), "{body}");
-    let _ = docker.docker(&["rm", "-f", &name]);
+    drop(c);
 
     // mgw build --load: through the engine API, DOCKER_HOST respected.
     let out2 = tempfile::tempdir().unwrap();

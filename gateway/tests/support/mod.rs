@@ -320,6 +320,61 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Vec<u8> {
     out
 }
 
+/// Writes raw bytes and reads until the peer closes the connection. A read that
+/// outlasts `limit` (the peer neither answered to the end nor closed) or fails
+/// is an error, never an empty answer.
+pub async fn raw_until_close(
+    addr: SocketAddr,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<Vec<u8>, String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    match tokio::time::timeout(limit, s.read_to_end(&mut out)).await {
+        Ok(Ok(_)) => Ok(out),
+        Ok(Err(e)) => Err(format!(
+            "read failed after {} bytes ({e}): {:?}",
+            out.len(),
+            String::from_utf8_lossy(&out)
+        )),
+        Err(_) => Err(format!(
+            "no close within {limit:?}; read so far: {:?}",
+            String::from_utf8_lossy(&out)
+        )),
+    }
+}
+
+/// Polls `f` until it holds or `limit` passes (a safety bound for work a
+/// background task does: file reloads, timers, health checks), instead of
+/// sleeping and hoping.
+pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The value of one sample line (`name{labels} value`) of the admin
+/// `/metrics` page, if it is there.
+pub async fn metric(gw: &Gw, sample: &str) -> Option<f64> {
+    let r = get(&format!("http://{}/metrics", gw.admin)).await;
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    text.lines().find_map(|l| {
+        l.strip_prefix(sample)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
 /// A port nothing listens on.
 pub async fn dead_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
