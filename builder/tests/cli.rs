@@ -1,27 +1,15 @@
 //! The real `mgw` binary: exit codes, messages, help texts, reproducibility and
 //! output that is never left half-written.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const MGW: &str = env!("CARGO_BIN_EXE_mgw");
+use support::{MGW, gateway, mgw};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
-/// The musl gateway binary; the tests that bake images need it.
-fn gateway() -> PathBuf {
-    let p = std::env::var_os("MGW_GATEWAY_BINARY").map_or_else(
-        || root().join("../target/x86_64-unknown-linux-musl/release/mgw-gateway"),
-        PathBuf::from,
-    );
-    assert!(
-        p.exists(),
-        "`{}` is missing: run `make gateway` first",
-        p.display()
-    );
-    p
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -35,16 +23,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), dest).unwrap();
         }
     }
-}
-
-fn mgw(args: &[&str], cwd: &Path) -> Output {
-    Command::new(MGW)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("MGW_GATEWAY_BINARY", gateway())
-        .output()
-        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {

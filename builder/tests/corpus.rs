@@ -5,44 +5,21 @@
 //! its own test, so a failure names the document; each prints routes served and
 //! warnings (`--nocapture`) for the compatibility report.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-const MGW: &str = env!("CARGO_BIN_EXE_mgw");
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use support::{RunningGateway, mgw, pki, text, tls_backend};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus")
-}
-
-/// The musl gateway binary that `mgw build` bakes into the image.
-fn gateway() -> PathBuf {
-    let p = std::env::var_os("MGW_GATEWAY_BINARY").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/x86_64-unknown-linux-musl/release/mgw-gateway")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        p.exists(),
-        "`{}` is missing: run `make gateway` first (or set MGW_GATEWAY_BINARY)",
-        p.display()
-    );
-    p
-}
-
-fn mgw(args: &[&str], cwd: &Path) -> Output {
-    Command::new(MGW)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("MGW_GATEWAY_BINARY", gateway())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Uncomments the `#auth:` block `mgw init` scaffolds: the one thing the
@@ -62,20 +39,22 @@ fn enable_scaffolded_auth(manifest: &str) -> String {
     out
 }
 
-/// Runs init → validate → build on `tests/corpus/<entry>`; returns the routes
-/// served.
-fn builds_as_is(entry: &str) -> usize {
-    let tmp = tempfile::tempdir().unwrap();
+/// `mgw init` on `tests/corpus/<entry>` into `<tmp>/project`, then the
+/// scaffolded `auth.providers` block enabled (the one addition the acceptance
+/// criterion allows). Returns init's JSON report.
+fn init_project(entry: &str, tmp: &Path) -> serde_json::Value {
     let spec = corpus().join(entry);
-    let project = tmp.path().join("project");
+    let project = tmp.join("project");
     let init = mgw(
         &[
+            "--output",
+            "json",
             "init",
             spec.to_str().unwrap(),
             "--dir",
             project.to_str().unwrap(),
         ],
-        tmp.path(),
+        tmp,
     );
     assert!(
         init.status.success(),
@@ -98,10 +77,15 @@ fn builds_as_is(entry: &str) -> usize {
         "the test may only add an `auth.providers` block: {added:?}"
     );
     std::fs::write(&manifest_path, enabled).unwrap();
+    serde_json::from_slice(&init.stdout).unwrap()
+}
 
+/// `mgw validate` must succeed; returns its JSON report and its stderr (the
+/// warnings as a user reads them).
+fn validate(entry: &str, project: &Path, cwd: &Path) -> (serde_json::Value, String) {
     let validate = mgw(
         &["--output", "json", "validate", project.to_str().unwrap()],
-        tmp.path(),
+        cwd,
     );
     assert!(
         validate.status.success(),
@@ -109,16 +93,14 @@ fn builds_as_is(entry: &str) -> usize {
         text(&validate.stdout),
         text(&validate.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&validate.stdout).unwrap();
-    let routes: usize = report["summary"]["apis"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["routes"].as_array().map_or(0, Vec::len))
-        .sum();
-    let warnings = report["warnings"].as_array().map_or(0, Vec::len);
+    (
+        serde_json::from_slice(&validate.stdout).unwrap(),
+        text(&validate.stderr),
+    )
+}
 
-    let out = tmp.path().join("out");
+/// `mgw build` must succeed, writing the image to `<out>/<name>/`.
+fn build(entry: &str, project: &Path, out: &Path, cwd: &Path) {
     let build = mgw(
         &[
             "build",
@@ -126,7 +108,7 @@ fn builds_as_is(entry: &str) -> usize {
             "--out",
             out.to_str().unwrap(),
         ],
-        tmp.path(),
+        cwd,
     );
     assert!(
         build.status.success(),
@@ -134,10 +116,24 @@ fn builds_as_is(entry: &str) -> usize {
         text(&build.stdout),
         text(&build.stderr)
     );
-    println!(
-        "corpus {entry}: {routes} routes, {warnings} warnings\n{}",
-        text(&validate.stderr)
-    );
+}
+
+/// Runs init → validate → build on `tests/corpus/<entry>`; returns the routes
+/// served.
+fn builds_as_is(entry: &str) -> usize {
+    let tmp = tempfile::tempdir().unwrap();
+    init_project(entry, tmp.path());
+    let project = tmp.path().join("project");
+    let (report, warnings_text) = validate(entry, &project, tmp.path());
+    let routes: usize = report["summary"]["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["routes"].as_array().map_or(0, Vec::len))
+        .sum();
+    let warnings = report["warnings"].as_array().map_or(0, Vec::len);
+    build(entry, &project, &tmp.path().join("out"), tmp.path());
+    println!("corpus {entry}: {routes} routes, {warnings} warnings\n{warnings_text}");
     assert!(routes > 0, "{entry} serves no route");
     routes
 }
@@ -215,4 +211,121 @@ fn oai_v31_webhook_only_document_says_there_is_nothing_to_serve() {
             .contains("has no operation to serve"),
         "{report}"
     );
+}
+
+/// The one edit the HTTPS tests make to `mgw.yaml` besides `auth`: the upstream
+/// `mgw init` scaffolded (`${<VAR>:-http://127.0.0.1:8000}`) gets an `https://`
+/// default and a CA file mounted at run time, as the README describes.
+fn use_https_upstream(project: &Path, variable: &str) {
+    let path = project.join("mgw.yaml");
+    let manifest = std::fs::read_to_string(&path).unwrap();
+    let scaffolded = format!("      - ${{{variable}:-http://127.0.0.1:8000}}\n");
+    assert_eq!(manifest.matches(&scaffolded).count(), 1, "{manifest}");
+    let https = format!(
+        "      - ${{{variable}:-https://upstream.internal}}\n    tls:\n      caFile: ${{UPSTREAM_CA_FILE:-/etc/mgw/secrets/upstream/ca.crt}}\n"
+    );
+    std::fs::write(&path, manifest.replacen(&scaffolded, &https, 1)).unwrap();
+}
+
+async fn get(api: std::net::SocketAddr, path_and_query: &str) -> (StatusCode, String) {
+    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let req = Request::get(format!("http://{api}{path_and_query}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, text(&body))
+}
+
+/// Issue 12: a corpus document, unchanged, goes init → validate → build with an
+/// `https://` upstream, and the image runs (`mgw run`, the gateway binary baked
+/// into it). `request` (a path parameter with percent-encoded bytes) must reach a
+/// real TLS backend on loopback as `expected` — the API's base path swapped for
+/// the upstream URL's `/backend`, the parameter byte for byte — and the client
+/// gets the backend's answer. The same image with another CA mounted answers 502
+/// and logs why. `secrets` are the other files the image reads at start (the
+/// environment variable naming each, and its content).
+async fn proxies_over_https(entry: &str, request: &str, expected: &str, secrets: &[(&str, &str)]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let init = init_project(entry, tmp.path());
+    let variable = init["upstreamVariable"].as_str().unwrap();
+    let project = tmp.path().join("project");
+    use_https_upstream(&project, variable);
+    validate(entry, &project, tmp.path());
+    let out = tmp.path().join("out");
+    build(entry, &project, &out, tmp.path());
+    let image = out.join(init["name"].as_str().unwrap());
+
+    let (ca, cert, key) = pki();
+    let (other_ca, _, _) = pki();
+    let backend = tls_backend(&cert, &key).await;
+    let url = format!("https://127.0.0.1:{}/backend", backend.port());
+    let ca_file = tmp.path().join("ca.crt");
+    let other_ca_file = tmp.path().join("other-ca.crt");
+    std::fs::write(&ca_file, ca).unwrap();
+    std::fs::write(&other_ca_file, other_ca).unwrap();
+    let cache = tmp.path().join("cache");
+    let mut env: Vec<(String, String)> = vec![(variable.to_owned(), url)];
+    for (i, (name, content)) in secrets.iter().enumerate() {
+        let file = tmp.path().join(format!("secret-{i}"));
+        std::fs::write(&file, content).unwrap();
+        env.push(((*name).to_owned(), file.display().to_string()));
+    }
+    let with_ca = |ca: &Path| {
+        let mut env = env.clone();
+        env.push(("UPSTREAM_CA_FILE".into(), ca.display().to_string()));
+        env
+    };
+
+    let gw = RunningGateway::start(&image, &with_ca(&ca_file), &cache);
+    let (status, body) = get(gw.api, request).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{entry}: {body}\n{}",
+        gw.logs().join("\n")
+    );
+    assert_eq!(body, format!("tls backend saw {expected}"), "{entry}");
+    drop(gw);
+
+    let gw = RunningGateway::start(&image, &with_ca(&other_ca_file), &cache);
+    let (status, body) = get(gw.api, request).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{entry}: {body}");
+    let line = gw
+        .log_line(
+            "TLS handshake with the upstream failed",
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|| panic!("{entry}: no TLS log line in:\n{}", gw.logs().join("\n")));
+    assert!(line.contains("invalid peer certificate"), "{line}");
+}
+
+/// `GET /user/{username}` of swagger-petstore 3.0 (served under `/api/v3`, from
+/// its `servers[0].url`; with its scaffolded `auth.providers` enabled, as above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_petstore_30_proxies_a_path_parameter_over_https() {
+    proxies_over_https(
+        "swagger-petstore/openapi.yaml",
+        "/api/v3/user/j%C3%B6rg%20o",
+        "/backend/user/j%C3%B6rg%20o",
+        // The scaffolded `api_key` provider reads its keys file at start; this
+        // operation itself is open.
+        &[("MGW_API_KEYS_FILE", "# no consumers\n")],
+    )
+    .await;
+}
+
+/// `GET /containers/{id}/json?size=…` of the Docker Engine API (served under
+/// its `basePath`, `/v1.56`): the parameter sits mid-path, and `%2F` in it stays
+/// data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moby_docker_engine_proxies_a_path_parameter_over_https() {
+    proxies_over_https(
+        "moby/swagger.yaml",
+        "/v1.56/containers/web%2F1%20b/json?size=true",
+        "/backend/containers/web%2F1%20b/json?size=true",
+        &[],
+    )
+    .await;
 }
