@@ -97,36 +97,56 @@ const BUILDS: &[(&str, bool)] = &[
     ),
 ];
 
-/// Documents mgw refuses, with what the refusal must say (file:line:col included).
-const REFUSED: &[(&str, &str)] = &[
+/// A document mgw refuses, and what the refusal names: the place (file:line:col),
+/// the key path and the reason (each found in the output, grouped or not).
+const REFUSED: &[(&str, &[&str])] = &[
     (
         "samples/endpoint_by_reference_sample.yaml",
-        "endpoint_by_reference_sample.yaml:177:5: `#/x-wso2-endpoints/0/myEndpoint/securityConfig`: `securityConfig` (credentials the gateway sends to the upstream) is not supported yet",
+        &[
+            "endpoint_by_reference_sample.yaml:177:5",
+            "`#/x-wso2-endpoints/0/myEndpoint/securityConfig`",
+            "`securityConfig` (credentials the gateway sends to the upstream) is not supported yet",
+        ],
     ),
     (
         "tests/src/test/resources/openAPIs/endpoints/endpoint_security.yaml",
-        "endpoint_security.yaml:707:7: `#/x-wso2-endpoints/0/myEndpoint1/securityConfig`",
+        &[
+            "endpoint_security.yaml:707:7",
+            "`#/x-wso2-endpoints/0/myEndpoint1/securityConfig`",
+        ],
     ),
     (
         "samples/interceptors_sample.yaml",
-        "interceptors_sample.yaml:43:7: `#/paths/~1pet~1findByStatus/get/x-wso2-request-interceptor`: `x-wso2-request-interceptor` cannot be used: interceptors are not supported by mgw",
+        &[
+            "interceptors_sample.yaml:43:7",
+            "`#/paths/~1pet~1findByStatus/get/x-wso2-request-interceptor`",
+            "`x-wso2-request-interceptor` cannot be used: interceptors are not supported by mgw",
+        ],
     ),
     (
         "tests/src/test/resources/openAPIs/interceptor/interceptor.yaml",
-        "interceptors are not supported by mgw",
+        &["interceptors are not supported by mgw"],
     ),
     (
         "tests/src/test/resources/openAPIs/interceptor/PerAPIInterceptor.yaml",
-        "interceptors are not supported by mgw",
+        &["interceptors are not supported by mgw"],
     ),
     (
         "tests/src/test/resources/openAPIs/serviceDiscovery/etcd_test.yaml",
-        "etcd_test.yaml:388:7: `#/x-wso2-production-endpoints/urls/0`: etcd service discovery is not supported",
+        &[
+            "etcd_test.yaml:388:7",
+            "`#/x-wso2-production-endpoints/urls/0`",
+            "etcd service discovery is not supported",
+        ],
     ),
     (
         // MGW's own negative test: schemes and schemas it names are not defined.
         "tests/src/test/resources/openAPIs/throttling/throttle.yaml",
-        "throttle.yaml:20:5: `#/security/0/petstore_auth`: unknown security scheme `petstore_auth`",
+        &[
+            "throttle.yaml:20:5",
+            "`#/security/0/petstore_auth`",
+            "unknown security scheme `petstore_auth`",
+        ],
     ),
 ];
 
@@ -286,10 +306,9 @@ fn wso2_projects_mgw_cannot_serve_are_refused_with_the_place_and_the_reason() {
         let (_, init) = migrate(doc, &dir);
         assert_eq!(init.status.code(), Some(64), "{doc}:\n{}", text(&init));
         let t = text(&init);
-        assert!(
-            t.contains(expected),
-            "{doc}: expected `{expected}` in:\n{t}"
-        );
+        for part in expected {
+            assert!(t.contains(part), "{doc}: expected `{part}` in:\n{t}");
+        }
     }
 }
 
