@@ -33,26 +33,46 @@ use crate::metrics::Metrics;
 pub const MAX_CONNECTIONS: usize = 32;
 
 /// What the admin endpoints may read: the bundle, the metrics and whether the
-/// gateway is draining. Nothing here reaches the request path.
-#[derive(Clone)]
+/// gateway is draining. Nothing here reaches the request path or can change it.
 pub struct Admin {
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
-    pub readiness: Readiness,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
 }
 
-/// Whether the gateway is draining: set once at shutdown, read by `/readyz`.
-#[derive(Clone, Default)]
+impl Admin {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, readiness: Readiness) -> Self {
+        Self {
+            config,
+            metrics,
+            readiness,
+        }
+    }
+}
+
+/// Whether the gateway is draining, as `/readyz` reports it: read-only here;
+/// only the holder of the [`Draining`] side (the server) sets it.
+#[derive(Clone)]
 pub struct Readiness(Arc<AtomicBool>);
 
 impl Readiness {
-    /// `/readyz` fails from now on; requests still work until the listener closes.
-    pub fn start_draining(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
     pub fn is_draining(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The side of the draining flag that sets it, once, at shutdown.
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn new() -> (Draining, Readiness) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (Draining(flag.clone()), Readiness(flag))
+    }
+
+    /// `/readyz` fails from now on; requests still work until the listener closes.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -23,7 +23,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::admin::{self, Admin, Readiness};
+use crate::admin::{self, Admin, Draining};
 use crate::analytics::{Analytics, Writer};
 use crate::auth::{Security, SetupError};
 use crate::bundle::Config;
@@ -116,12 +116,8 @@ impl Server {
             .unwrap_or_default();
         // The admin listener reads the bundle, the metrics and this flag, nothing
         // else of the gateway.
-        let readiness = Readiness::default();
-        let admin_state = Admin {
-            config: gateway.config.clone(),
-            metrics: gateway.metrics.clone(),
-            readiness: readiness.clone(),
-        };
+        let (draining, readiness) = Draining::new();
+        let admin_state = Admin::new(gateway.config.clone(), gateway.metrics.clone(), readiness);
         let admin_task = tokio::spawn(admin::serve(admin, admin_state));
         let mut background = gateway.spawn_background();
         if let Some(tls) = &tls {
@@ -155,7 +151,7 @@ impl Server {
         }
 
         // Drain: fail readiness, stop accepting, let in-flight requests finish.
-        readiness.start_draining();
+        draining.start();
         drop(api);
         tracing::info!(
             grace_ms = limits.shutdown_grace.as_millis() as u64,
