@@ -13,6 +13,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -24,17 +25,62 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::body::ResponseBody;
-use crate::conn::Activity;
-use crate::pipeline::Gateway;
-use crate::server::{connection_builder, drive};
+use crate::bundle::Config;
+use crate::conn::{Activity, connection_builder, drive};
+use crate::metrics::Metrics;
 
 /// Admin connections open at once; probes and scrapes need a handful.
 pub const MAX_CONNECTIONS: usize = 32;
 
+/// What the admin endpoints may read: the bundle, the metrics and whether the
+/// gateway is draining. Nothing here reaches the request path or can change it.
+pub struct Admin {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+}
+
+impl Admin {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, readiness: Readiness) -> Self {
+        Self {
+            config,
+            metrics,
+            readiness,
+        }
+    }
+}
+
+/// Whether the gateway is draining, as `/readyz` reports it: read-only here;
+/// only the holder of the [`Draining`] side (the server) sets it.
+#[derive(Clone)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The side of the draining flag that sets it, once, at shutdown.
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn new() -> (Draining, Readiness) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (Draining(flag.clone()), Readiness(flag))
+    }
+
+    /// `/readyz` fails from now on; requests still work until the listener closes.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Serves the admin endpoints until the task is aborted (which also closes
 /// its open connections).
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
-    let builder = connection_builder(&gateway.config);
+pub async fn serve(listener: TcpListener, admin: Admin) {
+    let builder = connection_builder(&admin.config);
+    let admin = Arc::new(admin);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Dropped with this task: every admin connection is then asked to finish.
     let (_stop, stopped) = watch::channel(false);
@@ -44,22 +90,22 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            gateway.metrics.connection_error("admin_connection_limit");
+            admin.metrics.connection_error("admin_connection_limit");
             drop(stream);
             continue;
         };
         let activity = Activity::new();
-        let (gw, busy) = (gateway.clone(), activity.clone());
+        let (state, busy) = (admin.clone(), activity.clone());
         let service = service_fn(move |req| {
             let _busy = busy.busy();
-            let response = handle(&gw, &req);
+            let response = handle(&state, &req);
             async move { Ok::<_, Infallible>(response) }
         });
         let conn = builder
             .clone()
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        let limits = gateway.config.limits.clone();
+        let limits = admin.config.limits.clone();
         let stopped = stopped.clone();
         tokio::spawn(async move {
             // Not counted in `mgw_connection_errors_total`, which is the API's.
@@ -72,20 +118,22 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
     }
 }
 
-fn handle(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
+fn handle(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if gw.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/readyz" if admin.readiness.is_draining() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        }
         "/readyz" => text(StatusCode::OK, "ready\n"),
         "/metrics" => with_type(
             StatusCode::OK,
-            gw.metrics.encode(),
+            admin.metrics.encode(),
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         ),
-        "/info" => with_type(StatusCode::OK, info(gw), "application/json"),
+        "/info" => with_type(StatusCode::OK, info(admin), "application/json"),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /healthz /readyz /metrics /info\n",
@@ -93,8 +141,8 @@ fn handle(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
     }
 }
 
-fn info(gw: &Gateway) -> String {
-    let c = &gw.config;
+fn info(admin: &Admin) -> String {
+    let c = &admin.config;
     let apis: Vec<_> = c
         .apis
         .iter()
@@ -125,7 +173,7 @@ fn info(gw: &Gateway) -> String {
         "version": c.gateway.version,
         "gatewayBuild": env!("CARGO_PKG_VERSION"),
         "bundleDigest": c.digest,
-        "draining": gw.is_draining(),
+        "draining": admin.readiness.is_draining(),
         "apis": apis,
     })
     .to_string()

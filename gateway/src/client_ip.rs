@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use http::HeaderMap;
 
-use crate::proxy::X_FORWARDED_FOR;
+use crate::header_names::X_FORWARDED_FOR;
 
 /// At most this many `X-Forwarded-For` entries are examined, from the right.
 pub const MAX_HOPS: usize = 32;

@@ -5,13 +5,23 @@
 //! the socket; the in-flight count is kept by [`InFlight`] guards that live as
 //! long as a request (until its response body ends or is dropped, or until the
 //! request future is cancelled), so the count can never leak.
+//!
+//! Both listeners (API and admin) configure and drive their connections with
+//! [`connection_builder`] and [`drive`], under the same limits and timeouts.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::bundle::{Config, LimitsCfg};
 use crate::metrics::Metrics;
 
 /// Facts about the connection a request arrived on.
@@ -125,4 +135,101 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
     }
+}
+
+pub fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let l = &config.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Starts when the connection is ready for a request (new or kept alive)
+        // and ends when the head is complete: the slow-header guard and the
+        // HTTP/1 keep-alive idle timeout in one timer.
+        .header_read_timeout(l.header_read_timeout.min(l.idle_timeout))
+        .max_buf_size(l.max_header_bytes.max(8192))
+        .max_headers(l.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(l.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}
+
+/// Runs one connection (API or admin) under the connection timeouts until it
+/// ends; `Err` is the kind of error it ended with.
+///
+/// - Until its first request head is complete, a connection has
+///   `headerReadTimeout` from accept (hyper's own timer only starts once it knows
+///   the connection is HTTP/1, after the first bytes): a connection that says
+///   nothing is closed then, not at `idleTimeout`.
+/// - Later heads are timed by hyper's HTTP/1 timer, from the end of the
+///   previous response.
+/// - With no request in flight for `idleTimeout` (HTTP/1 and HTTP/2, where
+///   hyper has no idle timeout) it is asked to finish.
+pub async fn drive<C>(
+    conn: C,
+    graceful: impl Fn(Pin<&mut C>),
+    activity: &Activity,
+    limits: &LimitsCfg,
+    mut drain: watch::Receiver<bool>,
+) -> Result<(), &'static str>
+where
+    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+{
+    tokio::pin!(conn);
+    let first_head = limits.header_read_timeout.min(limits.idle_timeout);
+    let mut closing = false;
+    let result = loop {
+        let deadline = match activity.idle_since() {
+            _ if activity.is_new() => activity.accepted() + first_head,
+            Some(t) => t + limits.idle_timeout,
+            None => tokio::time::Instant::now() + limits.idle_timeout,
+        };
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            _ = drain.changed(), if !closing => {
+                closing = true;
+                graceful(conn.as_mut());
+            }
+            () = tokio::time::sleep_until(deadline), if !closing => {
+                if activity.is_new() {
+                    // No complete head in time, so no response is owed: close.
+                    return Err("header_timeout");
+                }
+                if activity.idle_since().is_some_and(|t| t.elapsed() >= limits.idle_timeout) {
+                    closing = true;
+                    graceful(conn.as_mut());
+                }
+            }
+        }
+    };
+    drop(drain);
+    result.map_err(|e| classify_conn_error(&*e))
+}
+
+fn classify_conn_error(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return "header_timeout";
+            }
+            if h.is_parse_too_large() {
+                return "header_too_large";
+            }
+            if h.is_parse() {
+                return "malformed";
+            }
+            if h.is_incomplete_message() {
+                return "incomplete";
+            }
+        }
+        source = s.source();
+    }
+    "io"
 }

@@ -11,6 +11,7 @@ use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICA
 use http::{Response, StatusCode};
 
 use crate::body::ResponseBody;
+use crate::header_names::X_REQUEST_ID;
 
 /// Why a request did not get an upstream response.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,8 +51,6 @@ pub enum GatewayError {
     /// The upstream switched protocols (`101`) when no WebSocket was asked for.
     #[error("upstream switched protocols unasked")]
     UpstreamProtocol,
-    #[error("shutting down")]
-    ShuttingDown,
     // Security (authentication, authorization, CORS).
     /// No acceptable credential: missing (`invalid: false`) or failing its check.
     #[error("unauthorized")]
@@ -92,7 +91,6 @@ impl GatewayError {
             Self::UpstreamTls => "tls_error",
             Self::UpstreamReset => "upstream_reset",
             Self::UpstreamProtocol => "upstream_protocol",
-            Self::ShuttingDown => "shutting_down",
             Self::Unauthorized { invalid: false, .. } => "unauthenticated",
             Self::Unauthorized { invalid: true, .. } => "invalid_credentials",
             Self::Forbidden { .. } => "insufficient_scope",
@@ -115,7 +113,6 @@ impl GatewayError {
             | Self::UpstreamTls
             | Self::UpstreamReset
             | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::ClientCertRequired | Self::CorsRejected => {
                 StatusCode::FORBIDDEN
@@ -166,7 +163,6 @@ impl GatewayError {
             }
             Self::UpstreamReset => "the upstream service closed the connection".into(),
             Self::UpstreamProtocol => "the upstream service sent an invalid response".into(),
-            Self::ShuttingDown => "the gateway is shutting down".into(),
             // The category only: never which check failed or why.
             Self::Unauthorized { invalid: false, .. } => {
                 "this operation requires credentials".into()
@@ -205,7 +201,7 @@ impl GatewayError {
                 Self::MethodNotAllowed { allow } => {
                     res.headers_mut().insert(ALLOW, allow.clone());
                 }
-                Self::ShuttingDown | Self::AuthUnavailable => {
+                Self::AuthUnavailable => {
                     res.headers_mut()
                         .insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 }
@@ -244,8 +240,7 @@ pub fn problem(
         CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    res.headers_mut()
-        .insert(crate::proxy::X_REQUEST_ID, request_id.clone());
+    res.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     extra(&mut res);
     res
 }
@@ -274,7 +269,7 @@ fn quota_exceeded(
         CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    h.insert(crate::proxy::X_REQUEST_ID, request_id.clone());
+    h.insert(X_REQUEST_ID, request_id.clone());
     h.insert(RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
     for (name, value) in &limited.headers {
         h.insert(name.clone(), value.clone());

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod cors;
 pub mod env;
 pub mod error;
+pub mod header_names;
 pub mod headers;
 pub mod metrics;
 pub mod pipeline;

@@ -115,18 +115,50 @@ struct ReloadLabels {
     result: &'static str,
 }
 
+/// How the authenticate stage ended for one request: a label of
+/// `mgw_auth_outcomes_total` and the `auth` field of analytics events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Success,
+    Anonymous,
+    Missing,
+    Invalid,
+    Forbidden,
+    Unavailable,
+}
+
+impl AuthOutcome {
+    pub const ALL: [AuthOutcome; 6] = [
+        AuthOutcome::Success,
+        AuthOutcome::Anonymous,
+        AuthOutcome::Missing,
+        AuthOutcome::Invalid,
+        AuthOutcome::Forbidden,
+        AuthOutcome::Unavailable,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthOutcome::Success => "success",
+            AuthOutcome::Anonymous => "anonymous",
+            AuthOutcome::Missing => "missing",
+            AuthOutcome::Invalid => "invalid",
+            AuthOutcome::Forbidden => "forbidden",
+            AuthOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// Authentication outcome counters for one API, created at start, indexed like
-/// `auth::outcome::ALL`.
+/// [`AuthOutcome::ALL`].
 #[derive(Clone)]
 pub struct AuthMetrics {
     by_outcome: [Counter; 6],
 }
 
 impl AuthMetrics {
-    pub fn observe(&self, outcome: &'static str) {
-        if let Some(i) = crate::auth::outcome::ALL.iter().position(|o| *o == outcome) {
-            self.by_outcome[i].inc();
-        }
+    pub fn observe(&self, outcome: AuthOutcome) {
+        self.by_outcome[outcome as usize].inc();
     }
 }
 
@@ -298,10 +330,10 @@ impl Metrics {
     /// Creates the authentication outcome handles for one API.
     pub fn auth(&self, api: &str) -> AuthMetrics {
         AuthMetrics {
-            by_outcome: crate::auth::outcome::ALL.map(|outcome| {
+            by_outcome: AuthOutcome::ALL.map(|outcome| {
                 self.auth_outcomes.get_or_create_owned(&AuthLabels {
                     api: api.to_owned(),
-                    outcome,
+                    outcome: outcome.label(),
                 })
             }),
         }
@@ -428,11 +460,23 @@ struct TargetResultLabels {
     result: &'static str,
 }
 
+/// The counters the rate-limit key store keeps about itself (shared with
+/// `/metrics`).
+#[derive(Clone, Default)]
+pub struct StoreCounters {
+    /// Slots holding a key (live, or expired and not yet reused or swept).
+    pub keys: Gauge<i64, AtomicI64>,
+    /// Bytes of slot memory allocated.
+    pub bytes: Gauge<i64, AtomicI64>,
+    /// Live keys dropped because the store was full.
+    pub evictions: Counter<u64, AtomicU64>,
+}
+
 /// Families for rate limiting and upstream resilience; handles are made at start.
 pub struct TrafficMetrics {
     ratelimit_requests: Family<RateLimitLabels, Counter>,
     /// The rate-limit key store's own counters.
-    pub ratelimit_store: crate::ratelimit::StoreCounters,
+    pub ratelimit_store: StoreCounters,
     pub ratelimit_capacity: Gauge<i64, AtomicI64>,
     rejected: Family<UpstreamReasonLabels, Counter>,
     circuit_state: Family<UpstreamLabels, Gauge>,
@@ -448,7 +492,7 @@ impl TrafficMetrics {
     fn register(registry: &mut Registry) -> TrafficMetrics {
         let m = TrafficMetrics {
             ratelimit_requests: Family::default(),
-            ratelimit_store: crate::ratelimit::StoreCounters::default(),
+            ratelimit_store: StoreCounters::default(),
             ratelimit_capacity: Gauge::default(),
             rejected: Family::default(),
             circuit_state: Family::default(),
@@ -631,5 +675,22 @@ impl ResilienceMetrics {
             checks_ok: check("ok"),
             checks_failed: check("failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_outcomes_index_their_own_counter() {
+        // `AuthMetrics::observe` indexes by discriminant into counters made in
+        // `ALL` order: the two orders must agree, and labels must be distinct.
+        for (i, outcome) in AuthOutcome::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, i, "{outcome:?}");
+        }
+        let mut labels = AuthOutcome::ALL.map(AuthOutcome::label);
+        labels.sort_unstable();
+        assert!(labels.windows(2).all(|w| w[0] != w[1]), "{labels:?}");
     }
 }

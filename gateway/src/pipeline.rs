@@ -18,11 +18,10 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{CONTENT_LENGTH, HeaderValue, ORIGIN};
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::analytics::{Analytics, Event};
@@ -30,11 +29,12 @@ use crate::auth::{Identity, Security};
 use crate::body::{BodyState, Finish, RequestBody, ResponseBody};
 use crate::bundle::{Config, RouteCfg, SandboxBy};
 use crate::conn::{ConnInfo, InFlight};
-use crate::cors;
+use crate::cors::{self, CorsPolicy};
 use crate::error::GatewayError;
+use crate::header_names::X_REQUEST_ID;
 use crate::headers;
-use crate::metrics::{Metrics, RouteMetrics};
-use crate::proxy::{self, Outbound, Upstream, X_REQUEST_ID};
+use crate::metrics::{AuthOutcome, Metrics, RouteMetrics};
+use crate::proxy::{self, Outbound, Upstream};
 use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
 use crate::request_id;
 use crate::resilience::ConcurrencyPermit;
@@ -47,6 +47,8 @@ struct Route {
     metrics: RouteMetrics,
     /// The rate-limit scopes that apply to this route.
     limits: RouteLimits,
+    /// The CORS policy of the route's API, shared by all its routes.
+    cors: Option<Arc<CorsPolicy>>,
 }
 
 /// Everything the request path needs, built once from the bundle.
@@ -56,10 +58,9 @@ pub struct Gateway {
     upstreams: Vec<Upstream>,
     pub metrics: Arc<Metrics>,
     analytics: Analytics,
-    draining: AtomicBool,
     /// `None` when the bundle has no rate-limit policy.
     rate_limiter: Option<RateLimiter>,
-    /// Authentication, authorization and CORS per API.
+    /// Authentication and authorization per API.
     security: Security,
 }
 
@@ -73,13 +74,21 @@ pub enum BuildError {
 }
 
 impl Gateway {
+    /// Builds the pipeline from a checked configuration and the security
+    /// providers [`Security::load`] started for it.
     pub fn new(
         config: Arc<Config>,
+        security: Security,
         metrics: Arc<Metrics>,
         analytics: Analytics,
     ) -> Result<Self, BuildError> {
         let mut builder = RouterBuilder::new();
         let mut rate_limiter = RateLimiter::new(&config, &metrics);
+        let cors: Vec<Option<Arc<CorsPolicy>>> = config
+            .apis
+            .iter()
+            .map(|a| a.cors.clone().map(|c| Arc::new(CorsPolicy::new(c))))
+            .collect();
         for (i, r) in config.routes.iter().enumerate() {
             let api = &config.apis[r.api];
             let route = Route {
@@ -90,6 +99,7 @@ impl Gateway {
                     .as_mut()
                     .map(|rl| rl.route(&config, r))
                     .unwrap_or_default(),
+                cors: cors[r.api].clone(),
             };
             builder.insert(r.method.clone(), &r.template, route)?;
         }
@@ -98,7 +108,6 @@ impl Gateway {
             .iter()
             .map(|u| Upstream::new(u.clone(), metrics.upstream(&u.name)))
             .collect::<Result<_, _>>()?;
-        let security = Security::open(&config, &metrics);
         Ok(Self {
             security,
             router: builder.build(),
@@ -106,7 +115,6 @@ impl Gateway {
             config,
             metrics,
             analytics,
-            draining: AtomicBool::new(false),
             rate_limiter,
         })
     }
@@ -138,22 +146,6 @@ impl Gateway {
     /// The rate limiter's own counters (keys, capacity, bytes, evictions).
     pub fn rate_limit_stats(&self) -> Option<ratelimit::StoreStats> {
         self.rate_limiter.as_ref().map(RateLimiter::stats)
-    }
-
-    /// Replaces the open default with the providers loaded by [`Security::load`].
-    pub fn with_security(mut self, security: Security) -> Self {
-        self.security = security;
-        self
-    }
-
-    /// Marks the gateway as draining: `/readyz` fails, new requests still work
-    /// until the listener closes.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
     }
 
     /// Serves one request; never fails: every error becomes a response here.
@@ -189,46 +181,31 @@ impl Gateway {
             Err(e) => return self.reject(e, None, ctx),
         };
 
-        // CORS preflight, for an API that configures CORS: answered here, before
-        // authentication (browsers send preflights without credentials), for the
-        // route of the method the browser asks about.
-        if let Some((origin, method)) = cors::preflight(&req) {
-            if let Lookup::Found(m) = self.router.lookup(&method, req.uri().path()) {
-                let route = m.value;
-                if let Some(policy) = self.security.cors(route.cfg.api) {
-                    if !policy.allows(&origin) {
-                        return self.reject(GatewayError::CorsRejected, Some(route), ctx);
-                    }
-                    let mut response = policy.preflight_response(&req, &origin, &method);
-                    response
-                        .headers_mut()
-                        .insert(X_REQUEST_ID, ctx.request_id.clone());
-                    self.record(&mut response, Some(route), ctx, None, None, None);
-                    return response;
-                }
+        // Stage 2: route. Everything after needs to know the operation. A CORS
+        // preflight is routed by the method the browser asks about and, when that
+        // route's API configures CORS, answered here, before authentication
+        // (browsers send preflights without credentials).
+        let path = req.uri().path();
+        let preflight = cors::preflight(&req);
+        let routed = match &preflight {
+            Some((_, requested)) => self.route(requested, path),
+            None => self.route(req.method(), path),
+        };
+        if let (Ok(route), Some((origin, requested))) = (&routed, &preflight) {
+            if let Some(policy) = &route.cors {
+                return self.answer_preflight(route, policy, &req, (origin, requested), ctx);
             }
         }
-
-        // Stage 2: route. Everything after needs to know the operation.
-        let route = match self.router.lookup(req.method(), req.uri().path()) {
-            Lookup::Found(m) => m.value,
-            // `/a/` where only `/a` is routed: that route, if its API allows it.
-            // The upstream still gets the path as sent.
-            Lookup::NotFound if req.uri().path().len() > 1 && req.uri().path().ends_with('/') => {
-                let path = req.uri().path();
-                match self.router.lookup(req.method(), &path[..path.len() - 1]) {
-                    Lookup::Found(m) if m.value.cfg.ignore_trailing_slash => m.value,
-                    _ => return self.reject(GatewayError::NotFound, None, ctx),
-                }
-            }
-            Lookup::MethodNotAllowed { allow } => {
-                let allow = allow.clone();
-                return self.reject(GatewayError::MethodNotAllowed { allow }, None, ctx);
-            }
-            Lookup::NotFound => return self.reject(GatewayError::NotFound, None, ctx),
-            Lookup::InvalidPath(_) => return self.reject(GatewayError::BadPath, None, ctx),
+        // A preflight to an API without CORS is the `OPTIONS` request it is.
+        let routed = match preflight {
+            Some(_) => self.route(req.method(), path),
+            None => routed,
         };
-        if self.security.cors(route.cfg.api).is_some() {
+        let route = match routed {
+            Ok(route) => route,
+            Err(e) => return self.reject(e, None, ctx),
+        };
+        if route.cors.is_some() {
             ctx.origin = req.headers().get(ORIGIN).cloned();
         }
         // Header names with `_`, by the API's policy, before any stage reads them.
@@ -315,17 +292,12 @@ impl Gateway {
         };
         let (mut response, upstream_latency, error, tunnel) =
             match proxy::forward(outbound, req).await {
-                Ok(inbound) => {
+                Ok(answer) => {
                     // Counted against the upstream's concurrency cap until the body ends.
-                    ctx.upstream_permit = Some(inbound.permit);
-                    let (parts, body) = inbound.response.into_parts();
+                    ctx.upstream_permit = Some(answer.permit);
+                    let (parts, body) = answer.response.into_parts();
                     let response = Response::from_parts(parts, ResponseBody::upstream(body));
-                    (
-                        response,
-                        Some(inbound.upstream_latency),
-                        None,
-                        inbound.tunnel,
-                    )
+                    (response, Some(answer.latency), None, answer.tunnel)
                 }
                 Err(e) => {
                     let kind = e.kind();
@@ -365,6 +337,47 @@ impl Gateway {
         response
     }
 
+    /// The route stage: the route of `method` and `path`. `/a/` where only `/a`
+    /// is routed finds that route, if its API allows it (the upstream still gets
+    /// the path as sent).
+    fn route(&self, method: &Method, path: &str) -> Result<&Route, GatewayError> {
+        match self.router.lookup(method, path) {
+            Lookup::Found(m) => Ok(m.value),
+            Lookup::NotFound if path.len() > 1 && path.ends_with('/') => {
+                match self.router.lookup(method, &path[..path.len() - 1]) {
+                    Lookup::Found(m) if m.value.cfg.ignore_trailing_slash => Ok(m.value),
+                    _ => Err(GatewayError::NotFound),
+                }
+            }
+            Lookup::MethodNotAllowed { allow } => Err(GatewayError::MethodNotAllowed {
+                allow: allow.clone(),
+            }),
+            Lookup::NotFound => Err(GatewayError::NotFound),
+            Lookup::InvalidPath(_) => Err(GatewayError::BadPath),
+        }
+    }
+
+    /// The gateway's answer to a CORS preflight for a route whose API
+    /// configures CORS.
+    fn answer_preflight(
+        self: &Arc<Self>,
+        route: &Route,
+        policy: &CorsPolicy,
+        req: &Request<Incoming>,
+        (origin, requested): (&HeaderValue, &Method),
+        ctx: Ctx,
+    ) -> Response<ResponseBody> {
+        if !policy.allows(origin) {
+            return self.reject(GatewayError::CorsRejected, Some(route), ctx);
+        }
+        let mut response = policy.preflight_response(req, origin, requested);
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, ctx.request_id.clone());
+        self.record(&mut response, Some(route), ctx, None, None, None);
+        response
+    }
+
     /// Answers with an error before any upstream work.
     fn reject(
         self: &Arc<Self>,
@@ -391,7 +404,7 @@ impl Gateway {
         origin: Option<&HeaderValue>,
         response: &mut Response<ResponseBody>,
     ) {
-        if let Some(policy) = self.security.cors(route.cfg.api) {
+        if let Some(policy) = &route.cors {
             policy.apply(origin, response.headers_mut());
         }
     }
@@ -447,10 +460,10 @@ struct Ctx {
     in_flight: InFlight,
     /// `Origin`, kept only for APIs with CORS.
     origin: Option<HeaderValue>,
-    /// Who is calling, once authenticated (issue 5 keys rate limits on it).
+    /// Who is calling, once authenticated (rate limits may key on it).
     identity: Option<Arc<Identity>>,
     /// Authentication outcome, for analytics.
-    auth: Option<&'static str>,
+    auth: Option<AuthOutcome>,
 }
 
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
@@ -496,7 +509,7 @@ impl Finish for Record {
                 rate_limit: self.ctx.rate_limit,
                 error: self.error,
                 consumer: self.ctx.identity.as_ref().map(|i| i.consumer.clone()),
-                auth: self.ctx.auth,
+                auth: self.ctx.auth.map(AuthOutcome::label),
             },
             &g.metrics,
         );

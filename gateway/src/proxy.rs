@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
@@ -25,15 +25,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use crate::body::{BodyState, RequestBody};
 use crate::bundle::{LoadBalancing, UpstreamCfg};
 use crate::error::GatewayError;
+use crate::header_names::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 use crate::headers::{is_websocket, strip_hop_by_hop};
 use crate::metrics::UpstreamMetrics;
 use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
 use crate::upstream_tls::{self, Connector, UpstreamTlsError};
-
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// An upstream cluster: its URLs, a pooled client and its metrics.
 pub struct Upstream {
@@ -128,10 +124,10 @@ pub struct Outbound<'a> {
     pub websocket: bool,
 }
 
-/// The upstream's answer and how long its head took.
-pub struct Inbound {
+/// The upstream's response and how long its head took.
+pub struct UpstreamResponse {
     pub response: Response<Incoming>,
-    pub upstream_latency: Duration,
+    pub latency: Duration,
     /// The request's place under the upstream's concurrency cap: keep it until
     /// the response body ends.
     pub permit: ConcurrencyPermit,
@@ -150,7 +146,7 @@ pub struct Tunnel {
 pub async fn forward(
     out: Outbound<'_>,
     mut req: Request<RequestBody>,
-) -> Result<Inbound, GatewayError> {
+) -> Result<UpstreamResponse, GatewayError> {
     let upstream = out.upstream;
     let cfg = &upstream.cfg;
     let res = &upstream.resilience;
@@ -237,9 +233,9 @@ pub async fn forward(
                     tunnel = Some(splice_upgrade(client_upgrade, &mut response));
                     set_websocket_upgrade(response.headers_mut());
                 }
-                return Ok(Inbound {
+                return Ok(UpstreamResponse {
                     response,
-                    upstream_latency: elapsed,
+                    latency: elapsed,
                     permit,
                     tunnel,
                 });

@@ -14,21 +14,20 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::admin;
+use crate::admin::{self, Admin, Draining};
 use crate::analytics::{Analytics, Writer};
 use crate::auth::{Security, SetupError};
-use crate::bundle::{Config, LimitsCfg};
-use crate::conn::{Activity, ConnInfo};
+use crate::bundle::Config;
+use crate::conn::{ConnInfo, connection_builder, drive};
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 
@@ -75,7 +74,7 @@ impl Server {
         let security = Security::load(&config, &metrics).await?;
         let (analytics, writer) =
             Analytics::start(config.clone(), metrics.clone()).map_err(ServeError::Analytics)?;
-        let gateway = Arc::new(Gateway::new(config, metrics, analytics)?.with_security(security));
+        let gateway = Arc::new(Gateway::new(config, security, metrics, analytics)?);
         Ok(Server {
             gateway,
             writer,
@@ -115,7 +114,11 @@ impl Server {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let admin_task = tokio::spawn(admin::serve(admin, gateway.clone()));
+        // The admin listener reads the bundle, the metrics and this flag, nothing
+        // else of the gateway.
+        let (draining, readiness) = Draining::new();
+        let admin_state = Admin::new(gateway.config.clone(), gateway.metrics.clone(), readiness);
+        let admin_task = tokio::spawn(admin::serve(admin, admin_state));
         let mut background = gateway.spawn_background();
         if let Some(tls) = &tls {
             background.push(tls.watch(gateway.metrics.clone()));
@@ -148,7 +151,7 @@ impl Server {
         }
 
         // Drain: fail readiness, stop accepting, let in-flight requests finish.
-        gateway.start_draining();
+        draining.start();
         drop(api);
         tracing::info!(
             grace_ms = limits.shutdown_grace.as_millis() as u64,
@@ -175,29 +178,6 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Serve
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, what, source })
-}
-
-pub(crate) fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
-    let l = &config.limits;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // Starts when the connection is ready for a request (new or kept alive)
-        // and ends when the head is complete: the slow-header guard and the
-        // HTTP/1 keep-alive idle timeout in one timer.
-        .header_read_timeout(l.header_read_timeout.min(l.idle_timeout))
-        .max_buf_size(l.max_header_bytes.max(8192))
-        .max_headers(l.max_headers)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(l.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(10));
-    builder
 }
 
 /// Plain connections are served at once; TLS ones after their handshake, which
@@ -274,78 +254,4 @@ fn serve_connection<I>(
         }
         metrics.connections_open.dec();
     });
-}
-
-/// Runs one connection (API or admin) under the connection timeouts until it
-/// ends; `Err` is the kind of error it ended with.
-///
-/// - Until its first request head is complete, a connection has
-///   `headerReadTimeout` from accept (hyper's own timer only starts once it knows
-///   the connection is HTTP/1, after the first bytes): a connection that says
-///   nothing is closed then, not at `idleTimeout`.
-/// - Later heads are timed by hyper's HTTP/1 timer, from the end of the
-///   previous response.
-/// - With no request in flight for `idleTimeout` (HTTP/1 and HTTP/2, where
-///   hyper has no idle timeout) it is asked to finish.
-pub(crate) async fn drive<C>(
-    conn: C,
-    graceful: impl Fn(Pin<&mut C>),
-    activity: &Activity,
-    limits: &LimitsCfg,
-    mut drain: watch::Receiver<bool>,
-) -> Result<(), &'static str>
-where
-    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
-{
-    tokio::pin!(conn);
-    let first_head = limits.header_read_timeout.min(limits.idle_timeout);
-    let mut closing = false;
-    let result = loop {
-        let deadline = match activity.idle_since() {
-            _ if activity.is_new() => activity.accepted() + first_head,
-            Some(t) => t + limits.idle_timeout,
-            None => tokio::time::Instant::now() + limits.idle_timeout,
-        };
-        tokio::select! {
-            result = conn.as_mut() => break result,
-            _ = drain.changed(), if !closing => {
-                closing = true;
-                graceful(conn.as_mut());
-            }
-            () = tokio::time::sleep_until(deadline), if !closing => {
-                if activity.is_new() {
-                    // No complete head in time, so no response is owed: close.
-                    return Err("header_timeout");
-                }
-                if activity.idle_since().is_some_and(|t| t.elapsed() >= limits.idle_timeout) {
-                    closing = true;
-                    graceful(conn.as_mut());
-                }
-            }
-        }
-    };
-    drop(drain);
-    result.map_err(|e| classify_conn_error(&*e))
-}
-
-fn classify_conn_error(e: &(dyn std::error::Error + 'static)) -> &'static str {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_timeout() {
-                return "header_timeout";
-            }
-            if h.is_parse_too_large() {
-                return "header_too_large";
-            }
-            if h.is_parse() {
-                return "malformed";
-            }
-            if h.is_incomplete_message() {
-                return "incomplete";
-            }
-        }
-        source = s.source();
-    }
-    "io"
 }

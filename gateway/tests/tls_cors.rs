@@ -174,6 +174,7 @@ fn cors_bundle(backend: &Backend, keys: &std::path::Path) -> Value {
         "exposeHeaders": ["X-Request-Id"],
         "maxAgeS": 600
     });
+    b["apis"][0]["ignoreTrailingSlash"] = json!(true);
     for op in b["apis"][0]["operations"].as_array_mut().unwrap() {
         if op["id"] == "listPets" {
             op["security"] = json!([{"key": []}]);
@@ -225,6 +226,21 @@ async fn cors_preflight_and_actual_requests() {
     );
     assert_eq!(r.headers["access-control-max-age"], "600");
     assert!(r.headers["vary"].to_str().unwrap().contains("Origin"));
+
+    // The preflight is routed like the actual request: under
+    // `ignoreTrailingSlash`, `/pets/` takes the route of `/pets`.
+    let r = request(
+        &gw,
+        "OPTIONS",
+        "/pets-api/v1/pets/",
+        &[
+            ("origin", ok_origin),
+            ("access-control-request-method", "GET"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.headers["access-control-allow-origin"], ok_origin);
 
     // Preflight from another origin: refused, no CORS headers.
     let r = request(

@@ -247,7 +247,6 @@ pub fn build(args: &BuildArgs, output: Output) -> Result<Built> {
         dir.join("sbom.spdx.json").display()
     ));
     lines.push(format!("  size    {} bytes compressed", image.total_size));
-    let _ = image_ref;
     Ok(Built {
         dir,
         meta,

@@ -30,9 +30,8 @@ use crate::bundle::{
     ClientCertMode, Config, CredentialIn, ProviderCfg, ProviderKind, RouteCfg, SchemeCfg,
 };
 use crate::conn::ConnInfo;
-use crate::cors::CorsPolicy;
 use crate::error::GatewayError;
-use crate::metrics::{AuthMetrics, Metrics};
+use crate::metrics::{AuthMetrics, AuthOutcome, Metrics};
 
 /// Who is calling, as established by a provider. Shared (`Arc`) because verified
 /// credentials are cached.
@@ -144,7 +143,6 @@ impl Checker {
 struct ApiSecurity {
     realm: String,
     schemes: Vec<SchemeCfg>,
-    cors: Option<CorsPolicy>,
     mtls: Option<ClientCertMode>,
     /// Headers that claims set for this API's upstream: removed from every
     /// incoming request so a client can never forge them.
@@ -161,45 +159,14 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Authentication, authorization and CORS for every API of the bundle.
+/// Authentication and authorization for every API of the bundle.
 pub struct Security {
     providers: Vec<Checker>,
     apis: Vec<ApiSecurity>,
     _tasks: Vec<AbortOnDrop>,
 }
 
-/// Outcome labels for metrics and analytics.
-pub mod outcome {
-    pub const SUCCESS: &str = "success";
-    pub const ANONYMOUS: &str = "anonymous";
-    pub const MISSING: &str = "missing";
-    pub const INVALID: &str = "invalid";
-    pub const FORBIDDEN: &str = "forbidden";
-    pub const UNAVAILABLE: &str = "unavailable";
-    pub const ALL: [&str; 6] = [SUCCESS, ANONYMOUS, MISSING, INVALID, FORBIDDEN, UNAVAILABLE];
-}
-
 impl Security {
-    /// Nothing to check: every route is open (tests, bundles without security).
-    pub fn open(config: &Config, metrics: &Metrics) -> Security {
-        Security {
-            providers: Vec::new(),
-            apis: config
-                .apis
-                .iter()
-                .map(|a| ApiSecurity {
-                    realm: a.name.clone(),
-                    schemes: Vec::new(),
-                    cors: a.cors.clone().map(CorsPolicy::new),
-                    mtls: None,
-                    claim_headers: Vec::new(),
-                    metrics: metrics.auth(&a.name),
-                })
-                .collect(),
-            _tasks: Vec::new(),
-        }
-    }
-
     /// Reads the secret files, fetches JWKS URLs once and starts the reload
     /// tasks. A provider that cannot start is a configuration error (exit 64).
     /// Must run inside a tokio runtime.
@@ -260,7 +227,6 @@ impl Security {
                 ApiSecurity {
                     realm: a.name.clone(),
                     schemes: a.schemes.clone(),
-                    cors: a.cors.clone().map(CorsPolicy::new),
                     mtls: a.mtls,
                     claim_headers,
                     metrics: metrics.auth(&a.name),
@@ -281,11 +247,6 @@ impl Security {
             .is_some_and(|a| a.claim_headers.iter().any(|h| h.as_str() == name))
     }
 
-    /// The CORS policy of an API, if it has one.
-    pub fn cors(&self, api: usize) -> Option<&CorsPolicy> {
-        self.apis.get(api).and_then(|a| a.cors.as_ref())
-    }
-
     /// The authenticate and authorize stages for one routed request. On success
     /// the request is ready for the upstream: credentials removed (unless a
     /// provider forwards them), claim headers set.
@@ -294,22 +255,22 @@ impl Security {
         route: &RouteCfg,
         req: &mut Request<B>,
         conn: &ConnInfo,
-    ) -> (Result<Option<Arc<Identity>>, GatewayError>, &'static str) {
+    ) -> (Result<Option<Arc<Identity>>, GatewayError>, AuthOutcome) {
         let Some(api) = self.apis.get(route.api) else {
-            return (Ok(None), outcome::ANONYMOUS);
+            return (Ok(None), AuthOutcome::Anonymous);
         };
         for h in &api.claim_headers {
             req.headers_mut().remove(h);
         }
         let result = self.decide(api, route, req, conn).await;
         let label = match &result {
-            Ok(Some(_)) => outcome::SUCCESS,
-            Ok(None) => outcome::ANONYMOUS,
+            Ok(Some(_)) => AuthOutcome::Success,
+            Ok(None) => AuthOutcome::Anonymous,
             Err(e) => match e {
-                GatewayError::Unauthorized { invalid: false, .. } => outcome::MISSING,
-                GatewayError::Unauthorized { invalid: true, .. } => outcome::INVALID,
-                GatewayError::AuthUnavailable => outcome::UNAVAILABLE,
-                _ => outcome::FORBIDDEN,
+                GatewayError::Unauthorized { invalid: false, .. } => AuthOutcome::Missing,
+                GatewayError::Unauthorized { invalid: true, .. } => AuthOutcome::Invalid,
+                GatewayError::AuthUnavailable => AuthOutcome::Unavailable,
+                _ => AuthOutcome::Forbidden,
             },
         };
         api.metrics.observe(label);

@@ -45,7 +45,7 @@ use prometheus_client::metrics::counter::Counter;
 use smallvec::SmallVec;
 
 use store::Step;
-pub use store::{Gcra, KeyStore, StoreCounters, StoreStats};
+pub use store::{Gcra, KeyStore, StoreStats};
 
 use crate::bundle::{Config, RateLimitKeyCfg, RouteCfg};
 use crate::metrics::Metrics;

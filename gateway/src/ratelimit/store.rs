@@ -30,11 +30,9 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Instant;
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
+use crate::metrics::StoreCounters;
 
 /// Slots per bucket: 8 × 16 bytes = two cache lines.
 const WAYS: usize = 8;
@@ -84,17 +82,6 @@ impl Table {
 #[repr(align(128))]
 struct Shard {
     table: Mutex<Table>,
-}
-
-/// The counters the store keeps about itself (shared with `/metrics`).
-#[derive(Clone, Default)]
-pub struct StoreCounters {
-    /// Slots holding a key (live, or expired and not yet reused or swept).
-    pub keys: Gauge<i64, AtomicI64>,
-    /// Bytes of slot memory allocated.
-    pub bytes: Gauge<i64, AtomicI64>,
-    /// Live keys dropped because the store was full.
-    pub evictions: Counter<u64, AtomicU64>,
 }
 
 /// A snapshot of [`StoreCounters`] plus the fixed capacity.
