@@ -572,3 +572,132 @@ fn builds_sweep_work_folders_of_killed_builds_only() {
     assert!(!dead.exists() && !dead_tar.exists());
     assert!(alive.exists());
 }
+
+/// `mgw push out/x --tag extra` used to push `out/x` under its own tag and drop
+/// `--tag` without a word: every build flag is refused for a built image.
+#[test]
+fn push_and_load_refuse_build_flags_for_a_built_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A build output directory is one holding `build.json`; nothing else is read
+    // before the flags are checked.
+    std::fs::create_dir_all(tmp.path().join("out/x")).unwrap();
+    std::fs::write(tmp.path().join("out/x/build.json"), b"{}").unwrap();
+    for (command, flag, value) in [
+        ("push", "--tag", Some("extra")),
+        ("push", "--base", Some("out/y")),
+        ("push", "--gateway-binary", Some("gw")),
+        ("push", "--out", Some("dist")),
+        ("load", "--source-date-epoch", Some("1")),
+        ("load", "--retries", Some("2")),
+        ("load", "--insecure", None),
+    ] {
+        let mut args = vec![command, "out/x", flag];
+        args.extend(value);
+        let o = mgw(&args, tmp.path());
+        assert_eq!(o.status.code(), Some(2), "`mgw {args:?}`: {}", stderr(&o));
+        let want = format!(
+            "error: `{flag}` applies only when `mgw {command}` builds a project, and `out/x` is a build output"
+        );
+        assert!(stderr(&o).contains(&want), "`mgw {args:?}`: {}", stderr(&o));
+    }
+    // The environment is not a flag: CI sets these for every command.
+    let o = Command::new(MGW)
+        .args(["push", "out/x", "--retries", "0"])
+        .current_dir(tmp.path())
+        .env("MGW_GATEWAY_BINARY", "gw")
+        .env("SOURCE_DATE_EPOCH", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a `build.json` mgw wrote"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `mgw load <project>` builds with the same inputs as `mgw build`: the flags,
+/// `MGW_GATEWAY_BINARY`, and `--retries` for pulling a base. No Docker engine is
+/// needed: the build happens first, the load then fails on the `DOCKER_HOST`
+/// given, which shows that one is read through the environment seam too.
+#[test]
+fn load_of_a_project_honours_the_build_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let no_engine = format!("unix://{}/no-docker.sock", tmp.path().display());
+    let load = |args: &[&str], gateway: &Path| {
+        Command::new(MGW)
+            .arg("load")
+            .args(args)
+            .current_dir(tmp.path())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("MGW_GATEWAY_BINARY", gateway)
+            .env("DOCKER_HOST", &no_engine)
+            .env("MGW_CACHE_DIR", tmp.path().join("cache"))
+            .env("MGW_LOG", "info")
+            .output()
+            .unwrap()
+    };
+
+    let o = load(
+        &[
+            "p",
+            "--out",
+            "o",
+            "--source-date-epoch",
+            "1000",
+            "--tag",
+            "t1",
+        ],
+        &gateway(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("cannot reach the Docker engine at `{no_engine}`")),
+        "{}",
+        stderr(&o)
+    );
+    let sbom: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("o/petstore/sbom.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sbom["creationInfo"]["created"], "1970-01-01T00:16:40Z");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("o/petstore/build.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["tag"], "t1");
+
+    // MGW_GATEWAY_BINARY is the gateway baked in.
+    let missing = tmp.path().join("no-such-gateway");
+    let o = load(&["p", "--out", "o2"], &missing);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "cannot read gateway binary `{}`",
+            missing.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    // --retries reaches the pull of a registry base: one retry, logged once.
+    let o = load(
+        &[
+            "p",
+            "--out",
+            "o3",
+            "--base",
+            "127.0.0.1:1/gw:1",
+            "--retries",
+            "1",
+        ],
+        &gateway(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot pull base image `127.0.0.1:1/gw:1`"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).matches("retrying").count(), 1, "{}", stderr(&o));
+}
