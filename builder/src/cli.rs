@@ -87,6 +87,7 @@ Examples:
 Examples:
   mgw load out/petstore                 the image built into out/petstore
   mgw load examples/petstore            build the project first, then load it
+  mgw load examples/petstore --tag dev --source-date-epoch 0   with `mgw build`'s inputs
   DOCKER_HOST=unix:///run/user/1000/docker.sock mgw load out/petstore
 
 Prints the loaded image id and its tags.")]
@@ -258,10 +259,12 @@ pub struct PushArgs {
     /// Repository to push to (default: the build's, i.e. `image.repository` from mgw.yaml).
     #[arg(long)]
     pub repository: Option<String>,
-    /// When building a project (see `mgw build`); refused with a build output directory.
-    #[command(flatten)]
+    #[command(
+        flatten,
+        next_help_heading = "Building a project (refused for a build output)"
+    )]
     pub inputs: BuildInputArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Registry")]
     pub registry: RegistryArgs,
 }
 
@@ -271,11 +274,12 @@ pub struct LoadArgs {
     /// directory (built first).
     #[arg(default_value = ".")]
     pub image: PathBuf,
-    /// When building a project (see `mgw build`); refused with a build output directory.
-    #[command(flatten)]
+    #[command(
+        flatten,
+        next_help_heading = "Building a project (refused for a build output)"
+    )]
     pub inputs: BuildInputArgs,
-    /// When building a project with a registry `--base`; refused with a build output directory.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Registry (for a `--base` to pull)")]
     pub registry: RegistryArgs,
 }
 
@@ -284,6 +288,10 @@ Examples:
   mgw push examples/petstore                    build, then push to image.repository
   mgw push out/petstore                         push what `mgw build` wrote
   mgw push gw --repository 127.0.0.1:5000/team/gw
+  mgw push gw --tag 1.4.0 --base out/released-gw/oci   build with `mgw build`'s inputs, then push
+
+Build flags (--tag, --out, --base, --gateway-binary, --source-date-epoch, …) apply
+only when given a project; with a build output directory they are refused (exit 2).
   MGW_REGISTRY_USERNAME=ci MGW_REGISTRY_PASSWORD=… mgw push gw --output json
 
 Before tagging, the tag is looked up: if it names another image the push stops
