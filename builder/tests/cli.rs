@@ -382,6 +382,7 @@ fn run_refuses_a_layout_whose_layer_blobs_were_swapped() {
         ])
         .current_dir(dir.path())
         .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .env_remove("MGW_CACHE_DIR")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -700,4 +701,43 @@ fn load_of_a_project_honours_the_build_inputs() {
         stderr(&o)
     );
     assert_eq!(stderr(&o).matches("retrying").count(), 1, "{}", stderr(&o));
+}
+
+/// `mgw run` extracts into the same cache as `--base` pulls: `$MGW_CACHE_DIR`
+/// first (it used to have a rule of its own that ignored it).
+#[test]
+fn run_extracts_into_mgw_cache_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let built = mgw(&["build", "p", "--no-tarball"], tmp.path());
+    assert!(built.status.success(), "{}", stderr(&built));
+    let digest = std::fs::read_to_string(tmp.path().join("out/petstore/image.digest")).unwrap();
+    let hex = digest.trim().trim_start_matches("sha256:");
+    let mut child = Command::new(MGW)
+        .args(["run", "out/petstore"])
+        .args([
+            "--env",
+            "MGW_LISTEN=127.0.0.1:0",
+            "--env",
+            "MGW_ADMIN_LISTEN=127.0.0.1:0",
+        ])
+        .current_dir(tmp.path())
+        .env("MGW_CACHE_DIR", tmp.path().join("mgw-cache"))
+        .env("XDG_CACHE_HOME", tmp.path().join("xdg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let binary = tmp.path().join(format!("mgw-cache/run/{hex}/mgw-gateway"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !binary.is_file() && std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(binary.is_file(), "`{}` was not extracted", binary.display());
+    assert!(!tmp.path().join("xdg").exists());
 }
