@@ -20,7 +20,7 @@ use crate::deploy::Pinned;
 use crate::fs::write_atomic;
 use crate::gateway_binary::{self, IMAGE_PATH};
 use crate::oci::{self, Digest, OutputPaths};
-use crate::project::{self, Diagnostic, EnvVar};
+use crate::project::{self, Compiled, Diagnostic, EnvVar};
 use crate::registry::{ClientOptions, Reference};
 use crate::{sbom, transfer};
 
@@ -186,7 +186,8 @@ pub struct Built {
 /// How a build went.
 #[derive(Debug)]
 pub struct Report {
-    /// Problems that did not stop the build.
+    /// Problems that did not stop the build (the glue prints them when
+    /// [`compile`] returns, before the bake).
     pub warnings: Vec<Diagnostic>,
     pub apis: usize,
     pub routes: usize,
@@ -268,10 +269,21 @@ fn parse_base(base: &str) -> Result<BaseArg> {
 }
 
 /// Compiles and bakes the image into `<out>/<name>/`, with `build.json`,
-/// `image.digest`, `values.yaml` and `sbom.spdx.json` beside it.
+/// `image.digest`, `values.yaml` and `sbom.spdx.json` beside it: [`compile`]
+/// then [`bake`].
 pub fn run(inputs: &Inputs) -> Result<Built> {
     let started = Instant::now();
-    let compiled = project::build(&inputs.project)?;
+    bake(inputs, compile(inputs)?, started)
+}
+
+/// The project's bundle, with its warnings (a caller that shows progress prints
+/// them before the slower [`bake`]).
+pub fn compile(inputs: &Inputs) -> Result<Compiled, project::ProjectError> {
+    project::build(&inputs.project)
+}
+
+/// Bakes `compiled` (from [`compile`], started at `started`) into `<out>/<name>/`.
+pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Built> {
     let summary = &compiled.summary;
 
     let epoch = match &inputs.source_date_epoch {

@@ -33,7 +33,7 @@ pub enum DockerError {
         "cannot reach the Docker engine at `{engine}`: {message}; is dockerd running, and does `DOCKER_HOST` point at it?"
     )]
     Connect { engine: String, message: String },
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`")]
     Read {
         path: std::path::PathBuf,
         source: std::io::Error,

@@ -24,9 +24,10 @@ pub(crate) fn output_temp_file(dir: &Path, prefix: &str) -> io::Result<NamedTemp
     builder.tempfile_in(dir)
 }
 
-/// Why [`write_atomic`] failed: the action, the path and the OS error.
+/// Why [`write_atomic`] failed: the action and the path; the OS error is the
+/// source (`{:#}` prints it after a colon).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {action} `{}`: {source}", path.display())]
+#[error("cannot {action} `{}`", path.display())]
 pub struct WriteError {
     pub action: &'static str,
     pub path: std::path::PathBuf,

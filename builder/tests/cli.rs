@@ -741,3 +741,41 @@ fn run_extracts_into_mgw_cache_dir() {
     assert!(binary.is_file(), "`{}` was not extracted", binary.display());
     assert!(!tmp.path().join("xdg").exists());
 }
+
+/// The project's warnings come when it compiles, before the bake: a build that
+/// then fails still shows them, and the error is said once.
+#[test]
+fn build_warnings_come_before_a_failing_bake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("p");
+    copy_dir(&root().join("../examples/petstore"), &project);
+    let manifest = std::fs::read_to_string(project.join("mgw.yaml")).unwrap();
+    let manifest = manifest.replacen(
+        "      - ${PETSTORE_UPSTREAM:-http://127.0.0.1:8081}\n",
+        "      - https://127.0.0.1:8081\n    tls:\n      insecureSkipVerify: true\n",
+        1,
+    );
+    std::fs::write(project.join("mgw.yaml"), manifest).unwrap();
+    let missing = tmp.path().join("no-such-gateway");
+    let o = Command::new(MGW)
+        .args(["build", "p"])
+        .current_dir(tmp.path())
+        .env("MGW_GATEWAY_BINARY", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("warning: mgw.yaml:") && lines[0].contains("insecureSkipVerify"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "error: cannot read gateway binary `{}`: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+}

@@ -9,6 +9,7 @@ use anyhow::Result;
 use crate::UsageError;
 use crate::build::{self, Built, Inputs, Target};
 use crate::cli::{BuildInputArgs, RegistryArgs};
+use crate::commands::output::warn_all;
 use crate::env::Env;
 use crate::registry::ClientOptions;
 
@@ -64,9 +65,7 @@ pub fn built_or_build(
     env: &Env,
 ) -> Result<Built> {
     match Target::of(path)? {
-        Target::Project(project) => {
-            build::run(&build_inputs(&project, repository, args, registry, env))
-        }
+        Target::Project(project) => build(&build_inputs(&project, repository, args, registry, env)),
         Target::Output(dir) => {
             let mut given = args.given();
             if command == "load" {
@@ -82,4 +81,12 @@ pub fn built_or_build(
             Built::open(&dir)
         }
     }
+}
+
+/// [`build::run`], with the project's warnings on stderr before the bake.
+pub fn build(inputs: &Inputs) -> Result<Built> {
+    let started = std::time::Instant::now();
+    let compiled = build::compile(inputs)?;
+    warn_all(&compiled.warnings);
+    build::bake(inputs, compiled, started)
 }

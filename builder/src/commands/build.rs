@@ -22,7 +22,7 @@ pub fn run(args: &BuildArgs, output: Output) -> Result<()> {
         &env,
     );
     inputs.tarball = !args.no_tarball;
-    let built = crate::build::run(&inputs)?;
+    let built = super::args::build(&inputs)?;
     report_build(&built, output);
     let pushed = if args.push {
         let reporter = Reporter::for_output(output, &env);

@@ -30,11 +30,10 @@ pub fn human(output: Output) -> bool {
     output == Output::Human
 }
 
-/// What a build in this process said on stderr: its warnings, and the digest a
-/// `--base` tag resolved to.
+/// What a build in this process has left to say on stderr (its warnings were
+/// printed when it compiled): the digest a `--base` tag resolved to.
 pub fn report_build(built: &Built, output: Output) {
     let Some(r) = &built.report else { return };
-    warn_all(&r.warnings);
     if let Some((reference, digest)) = &r.resolved_base {
         if human(output) {
             eprintln!(
