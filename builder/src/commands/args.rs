@@ -53,11 +53,27 @@ pub fn build_inputs(
     }
 }
 
+/// The commands that take a project or a build output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shipper {
+    Push,
+    Load,
+}
+
+impl Shipper {
+    fn command(self) -> &'static str {
+        match self {
+            Shipper::Push => "push",
+            Shipper::Load => "load",
+        }
+    }
+}
+
 /// `path` built first when it is a project, or read back when it is a build
 /// output. Flags that only make sense for a build are refused with an output
 /// directory (and so are the registry flags for `load`, which pulls nothing).
 pub fn built_or_build(
-    command: &str,
+    shipper: Shipper,
     path: &Path,
     repository: Option<&str>,
     args: &BuildInputArgs,
@@ -68,10 +84,11 @@ pub fn built_or_build(
         Target::Project(project) => build(&build_inputs(&project, repository, args, registry, env)),
         Target::Output(dir) => {
             let mut given = args.given();
-            if command == "load" {
+            if shipper == Shipper::Load {
                 given.extend(registry.given());
             }
             if let Some(flag) = given.first() {
+                let command = shipper.command();
                 return Err(UsageError(format!(
                     "`{flag}` applies only when `mgw {command}` builds a project, and `{}` is a build output (it holds `build.json`); pass `{flag}` to `mgw build`, or give `mgw {command}` the project",
                     path.display()

@@ -3,14 +3,14 @@
 use anyhow::Result;
 
 use crate::cli::{LoadArgs, Output};
-use crate::commands::args::built_or_build;
+use crate::commands::args::{Shipper, built_or_build};
 use crate::commands::output::{describe_build, describe_load, human, print_json, report_build};
 use crate::env::Env;
 
 pub fn run(args: &LoadArgs, output: Output) -> Result<()> {
     let env = Env::process();
     let built = built_or_build(
-        "load",
+        Shipper::Load,
         &args.image,
         None,
         &args.inputs,

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::cli::{Output, PushArgs};
-use crate::commands::args::{built_or_build, client_options};
+use crate::commands::args::{Shipper, built_or_build, client_options};
 use crate::commands::output::{describe_build, describe_push, human, print_json, report_build};
 use crate::commands::progress::Reporter;
 use crate::env::Env;
@@ -12,7 +12,7 @@ use crate::env::Env;
 pub fn run(args: &PushArgs, output: Output) -> Result<()> {
     let env = Env::process();
     let built = built_or_build(
-        "push",
+        Shipper::Push,
         &args.image,
         args.repository.as_deref(),
         &args.inputs,
