@@ -52,25 +52,6 @@ pub struct Inputs {
     pub client: ClientOptions,
 }
 
-impl Inputs {
-    /// The defaults for `project`: into `out`, a tarball, nothing else set.
-    pub fn new(project: impl Into<PathBuf>) -> Self {
-        Self {
-            project: project.into(),
-            out: PathBuf::from("out"),
-            tag: None,
-            repository: None,
-            gateway_binary: None,
-            base: None,
-            source_date_epoch: None,
-            source: None,
-            revision: None,
-            tarball: true,
-            client: ClientOptions::default(),
-        }
-    }
-}
-
 /// `build.json`: what was built, for `push`, `load`, `deploy-values` and scripts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
