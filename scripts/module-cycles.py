@@ -16,7 +16,11 @@ file-level cycles are still printed).
 """
 import os
 import re
+import signal
 import sys
+
+# `… | head` ends quietly.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 def check(root, show_edges):
 

@@ -251,14 +251,14 @@ fn parse_base(base: &str) -> Result<BaseArg> {
 
 /// Compiles and bakes the image into `<out>/<name>/`, with `build.json`,
 /// `image.digest`, `values.yaml` and `sbom.spdx.json` beside it: [`compile`]
-/// then [`bake`].
+/// then [`bake()`].
 pub fn run(inputs: &Inputs) -> Result<Built> {
     let started = Instant::now();
     bake(inputs, compile(inputs)?, started)
 }
 
 /// The project's bundle, with its warnings (a caller that shows progress prints
-/// them before the slower [`bake`]).
+/// them before the slower [`bake()`]).
 pub fn compile(inputs: &Inputs) -> Result<Compiled, project::ProjectError> {
     project::build(&inputs.project)
 }
