@@ -1,158 +1,224 @@
 #!/usr/bin/env python3
-"""Reports import cycles between the top-level modules of a crate.
+"""Import cycles between the modules of a crate.
 
-Usage: scripts/module-cycles.py CRATE_SRC_DIR [--graph]
+Reads every `.rs` file under a crate's `src/`, takes each module's references to
+other modules of the same crate (`use crate::a::b`, `crate::a::b::f(...)` in
+code, `super::x`, `self::x` in `use`), resolves `pub use` re-exports to the
+module that defines the item (a re-export itself is not an edge: it is the
+parent's facade, not code that depends on the child), and prints every strongly connected component of
+more than one module, at two levels: top-level modules (`oci`, `registry`,
+`commands`), and files (`oci::layout`, `commands::build`). A parent module
+declaring its children (`mod x;`) is not an edge; test modules are skipped.
 
-Reads every `.rs` file under the directory, maps it to its top-level module
-(`auth/jwt.rs` -> `auth`), and draws an edge A -> B for every `crate::B` path in
-A's code (in `use` lines, grouped `use crate::{B, C::x}` lists, and inline paths).
-Unit tests (`#[cfg(test)]` items) are ignored: a test may reach anywhere.
-The crate root (`lib.rs`, `main.rs`) declares the modules and is left out.
-Exits 1 and prints each cycle (as a strongly connected component) if there is one.
+Usage: scripts/module-cycles.py CRATE_SRC_DIR... [--edges] [--top]
+Exits 1 when any crate has a cycle (with `--top`: between top-level modules;
+file-level cycles are still printed).
 """
-
+import os
 import re
+import signal
 import sys
-from pathlib import Path
 
-ROOTS = {"lib.rs", "main.rs"}
+# `… | head` ends quietly.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
+def check(root, show_edges):
 
-def module_of(src: Path, file: Path) -> str:
-    rel = file.relative_to(src)
-    return rel.parts[0].removesuffix(".rs")
-
-
-def strip_tests(code: str) -> str:
-    """Drops `#[cfg(test)]` items (a `mod tests { ... }` or an `impl`), by braces."""
-    out, i = [], 0
-    for m in re.finditer(r"#\[cfg\(test\)\]", code):
-        if m.start() < i:
-            continue
-        out.append(code[i : m.start()])
-        j = code.find("{", m.end())
-        semi = code.find(";", m.end())
-        if j == -1 or (semi != -1 and semi < j):
-            i = semi + 1  # `#[cfg(test)] use ...;` or `mod x;`
-            continue
-        depth = 0
-        for k in range(j, len(code)):
-            if code[k] == "{":
-                depth += 1
-            elif code[k] == "}":
-                depth -= 1
-                if depth == 0:
-                    i = k + 1
-                    break
-        else:
-            i = len(code)
-    out.append(code[i:])
-    return "".join(out)
+    modules = {}  # path tuple -> source text (without #[cfg(test)] mod tests)
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if not f.endswith(".rs"):
+                continue
+            rel = os.path.relpath(os.path.join(dirpath, f), root)
+            parts = rel[:-3].split(os.sep)
+            if parts[-1] in ("mod", "lib", "main"):
+                parts = parts[:-1]
+            if rel == "main.rs":
+                parts = ["<main>"]
+            text = open(os.path.join(dirpath, f)).read()
+            # Drop the unit tests: they may use anything.
+            m = re.search(r"#\[cfg\(test\)\]\s*mod tests\s*\{", text)
+            if m:
+                text = text[: m.start()]
+            # Drop comments.
+            text = re.sub(r"//[^\n]*", "", text)
+            modules[tuple(parts)] = text
 
 
-def strip_comments(code: str) -> str:
-    code = re.sub(r"/\*.*?\*/", "", code, flags=re.S)
-    return re.sub(r"//[^\n]*", "", code)
+    def deepest_module(path):
+        """The longest prefix of `path` that is a module, and the rest."""
+        for i in range(len(path), -1, -1):
+            if tuple(path[:i]) in modules:
+                return tuple(path[:i]), path[i:]
+        return (), path
 
 
-def targets(code: str):
-    # Inline and `use crate::a::...` paths.
-    for m in re.finditer(r"\bcrate::([A-Za-z_][A-Za-z0-9_]*)", code):
-        yield m.group(1)
-    # Grouped: `use crate::{a, b::c, d::{e, f}}`: the first name of each item.
-    for m in re.finditer(r"\bcrate::\{", code):
-        depth, start, items = 1, m.end(), []
-        k = start
-        while k < len(code) and depth:
-            if code[k] == "{":
-                depth += 1
-            elif code[k] == "}":
-                depth -= 1
-            k += 1
-        body = code[start : k - 1]
-        depth, item = 0, ""
-        for ch in body + ",":
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-            if ch == "," and depth == 0:
-                items.append(item.strip())
-                item = ""
-            else:
-                item += ch
-        for it in items:
-            name = re.match(r"[A-Za-z_][A-Za-z0-9_]*", it)
-            if name and name.group(0) != "self":
-                yield name.group(0)
+    # Re-exports: (module, name) -> the path it re-exports.
+    reexports = {}
 
 
-def graph(src: Path) -> dict[str, set[str]]:
-    edges: dict[str, set[str]] = {}
-    for file in sorted(src.rglob("*.rs")):
-        if file.parent == src and file.name in ROOTS:
-            continue
-        a = module_of(src, file)
-        code = strip_tests(strip_comments(file.read_text()))
-        deps = edges.setdefault(a, set())
-        for b in targets(code):
-            if b != a:
-                deps.add(b)
-    modules = set(edges)
-    return {a: {b for b in deps if b in modules} for a, deps in edges.items()}
+    def expand_use(tree):
+        """`a::{b, c::{d, e}}` -> [[a, b], [a, c, d], [a, c, e]]."""
+        tree = re.sub(r"\s+", "", tree)
+        out = []
+
+        def rec(prefix, t):
+            i = t.find("{")
+            if i < 0:
+                t = re.sub(r"as\w+$", "", t)
+                out.append(prefix + [p for p in t.split("::") if p])
+                return
+            head = [p for p in t[:i].split("::") if p]
+            if "}" not in t:
+                return
+            body = t[i + 1 : t.rindex("}")]
+            depth, cur, items = 0, "", []
+            for ch in body:
+                if ch == "," and depth == 0:
+                    items.append(cur)
+                    cur = ""
+                    continue
+                depth += ch == "{"
+                depth -= ch == "}"
+                cur += ch
+            if cur:
+                items.append(cur)
+            for it in items:
+                if it == "self":
+                    out.append(prefix + head)
+                else:
+                    rec(prefix + head, it)
+
+        rec([], tree)
+        return out
 
 
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's strongly connected components with more than one module."""
-    index, low, stack, on, out = {}, {}, [], set(), []
-    counter = [0]
-
-    def visit(v):
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in sorted(edges.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(edges):
-        if v not in index:
-            visit(v)
-    return out
+    def absolute(mod, path):
+        """Resolve a use path relative to `mod` to an absolute path in the crate, or None."""
+        if not path:
+            return None
+        if path[0] == "crate":
+            return path[1:]
+        if path[0] == "super":
+            base = list(mod)
+            while path and path[0] == "super":
+                base = base[:-1]
+                path = path[1:]
+            return base + path
+        if path[0] == "self":
+            return list(mod) + path[1:]
+        # A child module named directly (`use layout::X` in a mod.rs).
+        if tuple(list(mod) + path[:1]) in modules:
+            return list(mod) + path
+        return None
 
 
-def main() -> int:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if len(args) != 1:
-        print(__doc__, file=sys.stderr)
-        return 2
-    src = Path(args[0])
-    edges = graph(src)
-    if "--graph" in sys.argv:
-        for a in sorted(edges):
-            print(f"{a} -> {', '.join(sorted(edges[a])) or '(leaf)'}")
-    found = cycles(edges)
-    for comp in found:
-        inner = [f"{a} -> {b}" for a in comp for b in sorted(edges[a]) if b in comp]
-        print(f"cycle in {src}: {{{', '.join(comp)}}}: {'; '.join(inner)}")
-    if not found:
-        print(f"{src}: {len(edges)} modules, no import cycle")
-    return 1 if found else 0
+    for mod, text in modules.items():
+        for m in re.finditer(r"(?m)^\s*pub(?:\([^)]*\))?\s+use\s+([^;]+);", text):
+            for p in expand_use(m.group(1)):
+                a = absolute(mod, p)
+                if a:
+                    reexports[(mod, p[-1])] = a
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+    def target(mod, path):
+        """The module an absolute path refers to, following re-exports."""
+        for _ in range(10):
+            t, rest = deepest_module(path)
+            if rest and (t, rest[0]) in reexports and reexports[(t, rest[0])] != path:
+                path = reexports[(t, rest[0])] + rest[1:]
+                continue
+            return t
+        return t
+
+
+    edges = {}
+    for mod, text in modules.items():
+        refs = []
+        # A `pub use` is the module's facade, not a dependency of its code: it is
+        # followed (above) from the modules that name the item through it.
+        for m in re.finditer(r"(?m)^\s*use\s+([^;]+);", text):
+            refs.extend(expand_use(m.group(1)))
+        for m in re.finditer(r"(?<!::)\b((?:crate|super|\w+)(?:::\w+)+)", text):
+            p = m.group(1).split("::")
+            # `crate::…`, `super::…`, or a child module named in code (`layer::MAX`).
+            if p[0] in ("crate", "super") or tuple(list(mod) + p[:1]) in modules:
+                refs.append(p)
+        for p in refs:
+            a = absolute(mod, p)
+            if a is None:
+                continue
+            t = target(mod, a)
+            # Not an edge: itself, or an ancestor's re-export resolved to itself.
+            if t == mod or not t and not a:
+                continue
+            edges.setdefault(mod, set()).add(t)
+
+
+    def sccs(nodes, succ):
+        index, low, stack, on, out, n = {}, {}, [], set(), [], [0]
+
+        def visit(v):
+            index[v] = low[v] = n[0]
+            n[0] += 1
+            stack.append(v)
+            on.add(v)
+            for w in succ.get(v, ()):
+                if w not in index:
+                    visit(w)
+                    low[v] = min(low[v], low[w])
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(comp)
+
+        sys.setrecursionlimit(10000)
+        for v in nodes:
+            if v not in index:
+                visit(v)
+        return out
+
+
+    name = lambda m: "::".join(m) or "crate"
+    failed = False
+    for level, key in (("top-level modules", lambda m: m[:1]), ("files", lambda m: m)):
+        counts = level == "top-level modules" or not top_only
+        succ = {}
+        for a, bs in edges.items():
+            for b in bs:
+                ka, kb = key(a), key(b)
+                if ka != kb and ka and kb:
+                    succ.setdefault(ka, set()).add(kb)
+        nodes = sorted({key(m) for m in modules if key(m)})
+        cycles = sccs(nodes, succ)
+        print(f"{level}: {len(nodes)} modules, {sum(len(v) for v in succ.values())} edges, {len(cycles)} cycles")
+        for c in cycles:
+            failed |= counts
+            comp = set(c)
+            print("  cycle:", ", ".join(sorted(name(m) for m in c)))
+            for a in sorted(comp):
+                for b in sorted(succ.get(a, ())):
+                    if b in comp:
+                        print(f"    {name(a)} -> {name(b)}")
+        if show_edges and level == "top-level modules":
+            for a in sorted(succ):
+                print(f"  {name(a)} -> {', '.join(sorted(name(b) for b in succ[a]))}")
+    return failed
+
+
+show_edges = "--edges" in sys.argv
+top_only = "--top" in sys.argv
+roots = [a for a in sys.argv[1:] if not a.startswith("--")]
+failed = False
+for root in roots:
+    print(f"== {root}")
+    failed |= check(root, show_edges)
+sys.exit(1 if failed else 0)

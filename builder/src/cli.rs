@@ -87,6 +87,7 @@ Examples:
 Examples:
   mgw load out/petstore                 the image built into out/petstore
   mgw load examples/petstore            build the project first, then load it
+  mgw load examples/petstore --tag dev --source-date-epoch 0   with `mgw build`'s inputs
   DOCKER_HOST=unix:///run/user/1000/docker.sock mgw load out/petstore
 
 Prints the loaded image id and its tags.")]
@@ -146,34 +147,11 @@ pub struct BuildArgs {
     /// The project directory (holding mgw.yaml).
     #[arg(default_value = ".")]
     pub project: PathBuf,
-    /// Output directory; the image goes to `<out>/<name>/`.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
-    /// Image tag (default: `<version>-<first 12 hex of the bundle digest>`).
-    #[arg(long)]
-    pub tag: Option<String>,
     /// Image repository (default: `image.repository` from mgw.yaml).
     #[arg(long)]
     pub repository: Option<String>,
-    /// The static gateway binary to bake in (default: the workspace's musl build,
-    /// or `mgw-gateway` next to the `mgw` executable). Not used with `--base`,
-    /// whose image brings the gateway.
-    #[arg(long, env = "MGW_GATEWAY_BINARY")]
-    pub gateway_binary: Option<PathBuf>,
-    /// An image that already holds the gateway: an OCI layout (`DIR` or `DIR:TAG`)
-    /// or a registry reference (`registry/repo:tag`, `…@sha256:…`), pulled into the
-    /// cache and verified by digest. Its layers are reused; only the bundle is added.
-    #[arg(long)]
-    pub base: Option<String>,
-    /// Seconds since the epoch for every timestamp in the image (reproducible builds).
-    #[arg(long, env = "SOURCE_DATE_EPOCH")]
-    pub source_date_epoch: Option<String>,
-    /// `org.opencontainers.image.source` label (e.g. the repository URL).
-    #[arg(long)]
-    pub source: Option<String>,
-    /// `org.opencontainers.image.revision` label (e.g. the commit being built).
-    #[arg(long)]
-    pub revision: Option<String>,
+    #[command(flatten)]
+    pub inputs: BuildInputArgs,
     /// Write only the OCI layout, no tarball.
     #[arg(long, conflicts_with = "load")]
     pub no_tarball: bool,
@@ -187,54 +165,122 @@ pub struct BuildArgs {
     pub registry: RegistryArgs,
 }
 
+/// What a build takes besides the project, the same for `build`, `push` and
+/// `load` (which build when given a project). Each is `None` unless given on the
+/// command line: the environment fallbacks are read through `Env`, and a command
+/// given a build output directory refuses these flags instead of ignoring them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BuildInputArgs {
+    /// Output directory; the image goes to `<out>/<name>/` [default: out].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Image tag (default: `<version>-<first 12 hex of the bundle digest>`).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// The static gateway binary to bake in [env: MGW_GATEWAY_BINARY] (default: the
+    /// workspace's musl build, or `mgw-gateway` next to the `mgw` executable). Not
+    /// used with `--base`, whose image brings the gateway.
+    #[arg(long, value_name = "PATH")]
+    pub gateway_binary: Option<PathBuf>,
+    /// An image that already holds the gateway: an OCI layout (`DIR` or `DIR:TAG`)
+    /// or a registry reference (`registry/repo:tag`, `…@sha256:…`), pulled into the
+    /// cache and verified by digest. Its layers are reused; only the bundle is added.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Seconds since the epoch for every timestamp in the image (reproducible
+    /// builds) [env: SOURCE_DATE_EPOCH] (default: 0).
+    #[arg(long, value_name = "SECONDS")]
+    pub source_date_epoch: Option<String>,
+    /// `org.opencontainers.image.source` label (e.g. the repository URL).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision` label (e.g. the commit being built).
+    #[arg(long)]
+    pub revision: Option<String>,
+}
+
+impl BuildInputArgs {
+    /// The flags given, as typed (`--tag`).
+    pub fn given(&self) -> Vec<&'static str> {
+        let Self {
+            out,
+            tag,
+            gateway_binary,
+            base,
+            source_date_epoch,
+            source,
+            revision,
+        } = self;
+        [
+            ("--out", out.is_some()),
+            ("--tag", tag.is_some()),
+            ("--gateway-binary", gateway_binary.is_some()),
+            ("--base", base.is_some()),
+            ("--source-date-epoch", source_date_epoch.is_some()),
+            ("--source", source.is_some()),
+            ("--revision", revision.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+}
+
 /// How to reach registries.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RegistryArgs {
     /// Allow plain `http://` and unverified TLS for a registry that is not on loopback.
     #[arg(long)]
     pub insecure: bool,
-    /// Retries per request (and per blob upload) for transient failures.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub retries: u32,
+    /// Retries per request (and per blob upload) for transient failures [default: 5].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+}
+
+impl RegistryArgs {
+    /// The flags given, as typed (`--retries`).
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            ("--insecure", self.insecure),
+            ("--retries", self.retries.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// A project directory (built first into --out) or a build output directory
+    /// A project directory (built first) or a build output directory
     /// (`<out>/<name>`, holding `build.json`).
     #[arg(default_value = ".")]
     pub image: PathBuf,
     /// Repository to push to (default: the build's, i.e. `image.repository` from mgw.yaml).
     #[arg(long)]
     pub repository: Option<String>,
-    /// Output directory when building a project.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
-    /// Image tag when building a project (default: `<version>-<bundle digest>`).
-    #[arg(long)]
-    pub tag: Option<String>,
-    /// When building: the gateway binary (see `mgw build`).
-    #[arg(long, env = "MGW_GATEWAY_BINARY")]
-    pub gateway_binary: Option<PathBuf>,
-    /// When building: the base image (see `mgw build`).
-    #[arg(long)]
-    pub base: Option<String>,
-    /// When building: seconds since the epoch for every timestamp.
-    #[arg(long, env = "SOURCE_DATE_EPOCH")]
-    pub source_date_epoch: Option<String>,
-    #[command(flatten)]
+    #[command(
+        flatten,
+        next_help_heading = "Building a project (refused for a build output)"
+    )]
+    pub inputs: BuildInputArgs,
+    #[command(flatten, next_help_heading = "Registry")]
     pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// A build output directory (`<out>/<name>`, holding `image.tar`) or a project
-    /// directory (built first into --out).
+    /// directory (built first).
     #[arg(default_value = ".")]
     pub image: PathBuf,
-    /// Output directory when building a project.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
+    #[command(
+        flatten,
+        next_help_heading = "Building a project (refused for a build output)"
+    )]
+    pub inputs: BuildInputArgs,
+    #[command(flatten, next_help_heading = "Registry (for a `--base` to pull)")]
+    pub registry: RegistryArgs,
 }
 
 const PUSH_HELP: &str = "\
@@ -242,6 +288,10 @@ Examples:
   mgw push examples/petstore                    build, then push to image.repository
   mgw push out/petstore                         push what `mgw build` wrote
   mgw push gw --repository 127.0.0.1:5000/team/gw
+  mgw push gw --tag 1.4.0 --base out/released-gw/oci   build with `mgw build`'s inputs, then push
+
+Build flags (--tag, --out, --base, --gateway-binary, --source-date-epoch, …) apply
+only when given a project; with a build output directory they are refused (exit 2).
   MGW_REGISTRY_USERNAME=ci MGW_REGISTRY_PASSWORD=… mgw push gw --output json
 
 Before tagging, the tag is looked up: if it names another image the push stops

@@ -14,6 +14,8 @@ use bollard::query_parameters::ImportImageOptions;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::env::Env;
+
 /// What the engine now holds.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,7 +33,7 @@ pub enum DockerError {
         "cannot reach the Docker engine at `{engine}`: {message}; is dockerd running, and does `DOCKER_HOST` point at it?"
     )]
     Connect { engine: String, message: String },
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`")]
     Read {
         path: std::path::PathBuf,
         source: std::io::Error,
@@ -48,10 +50,16 @@ pub enum DockerError {
     },
 }
 
+/// The engine `DOCKER_HOST` names, else the local socket.
+fn engine(env: &Env) -> String {
+    env.var("DOCKER_HOST")
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+}
+
 /// Loads `tarball` (a docker-archive) and returns the image `reference` names.
-pub fn load(tarball: &Path, reference: &str) -> Result<Loaded, DockerError> {
-    let engine =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+/// The engine is `DOCKER_HOST` from `env`, else the local socket.
+pub fn load(tarball: &Path, reference: &str, env: &Env) -> Result<Loaded, DockerError> {
+    let engine = engine(env);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,7 +72,7 @@ pub fn load(tarball: &Path, reference: &str) -> Result<Loaded, DockerError> {
             engine: engine.clone(),
             message: e.to_string(),
         };
-        let docker = Docker::connect_with_defaults().map_err(connect)?;
+        let docker = Docker::connect_with_host(&engine).map_err(connect)?;
         let docker = docker.negotiate_version().await.map_err(connect)?;
         let file = tokio::fs::File::open(tarball)
             .await
@@ -115,4 +123,38 @@ pub fn load(tarball: &Path, reference: &str) -> Result<Loaded, DockerError> {
             engine: engine.clone(),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_is_docker_host_from_the_env_seam() {
+        assert_eq!(
+            engine(&Env::from_map::<&str, &str>([])),
+            "unix:///var/run/docker.sock"
+        );
+        // The engine dialled is the one the map names: a socket that hangs up,
+        // so the load fails after the connection was seen.
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let (seen, connected) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            seen.send(()).unwrap();
+            drop(stream);
+        });
+        let host = format!("unix://{}", socket.display());
+        let env = Env::from_map([("DOCKER_HOST", host.as_str())]);
+        assert_eq!(engine(&env), host);
+        let err = load(Path::new("/nonexistent.tar"), "x:y", &env).unwrap_err();
+        assert!(err.to_string().contains(&format!("`{host}`")), "{err}");
+        // Sent before the hang-up the load saw.
+        assert!(
+            connected.try_recv().is_ok(),
+            "nothing connected to `{host}`: {err}"
+        );
+    }
 }

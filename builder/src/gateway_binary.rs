@@ -14,7 +14,7 @@ const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 pub enum BinaryError {
     #[error("no gateway binary found (looked at {}); build one with `make gateway` or pass `--gateway-binary PATH`", .0.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "))]
     NotFound(Vec<PathBuf>),
-    #[error("cannot read gateway binary `{path}`: {source}")]
+    #[error("cannot read gateway binary `{path}`")]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -360,6 +360,7 @@ fn run_refuses_a_layout_whose_layer_blobs_were_swapped() {
         ])
         .current_dir(dir.path())
         .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .env_remove("MGW_CACHE_DIR")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -549,4 +550,210 @@ fn builds_sweep_work_folders_of_killed_builds_only() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!dead.exists() && !dead_tar.exists());
     assert!(alive.exists());
+}
+
+/// `mgw push out/x --tag extra` used to push `out/x` under its own tag and drop
+/// `--tag` without a word: every build flag is refused for a built image.
+#[test]
+fn push_and_load_refuse_build_flags_for_a_built_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A build output directory is one holding `build.json`; nothing else is read
+    // before the flags are checked.
+    std::fs::create_dir_all(tmp.path().join("out/x")).unwrap();
+    std::fs::write(tmp.path().join("out/x/build.json"), b"{}").unwrap();
+    for (command, flag, value) in [
+        ("push", "--tag", Some("extra")),
+        ("push", "--base", Some("out/y")),
+        ("push", "--gateway-binary", Some("gw")),
+        ("push", "--out", Some("dist")),
+        ("load", "--source-date-epoch", Some("1")),
+        ("load", "--retries", Some("2")),
+        ("load", "--insecure", None),
+    ] {
+        let mut args = vec![command, "out/x", flag];
+        args.extend(value);
+        let o = mgw(&args, tmp.path());
+        assert_eq!(o.status.code(), Some(2), "`mgw {args:?}`: {}", stderr(&o));
+        let want = format!(
+            "error: `{flag}` applies only when `mgw {command}` builds a project, and `out/x` is a build output"
+        );
+        assert!(stderr(&o).contains(&want), "`mgw {args:?}`: {}", stderr(&o));
+    }
+    // The environment is not a flag: CI sets these for every command.
+    let o = Command::new(MGW)
+        .args(["push", "out/x", "--retries", "0"])
+        .current_dir(tmp.path())
+        .env("MGW_GATEWAY_BINARY", "gw")
+        .env("SOURCE_DATE_EPOCH", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a `build.json` mgw wrote"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `mgw load <project>` builds with the same inputs as `mgw build`: the flags,
+/// `MGW_GATEWAY_BINARY`, and `--retries` for pulling a base. No Docker engine is
+/// needed: the build happens first, the load then fails on the `DOCKER_HOST`
+/// given, which shows that one is read through the environment seam too.
+#[test]
+fn load_of_a_project_honours_the_build_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let no_engine = format!("unix://{}/no-docker.sock", tmp.path().display());
+    let load = |args: &[&str], gateway: &Path| {
+        Command::new(MGW)
+            .arg("load")
+            .args(args)
+            .current_dir(tmp.path())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("MGW_GATEWAY_BINARY", gateway)
+            .env("DOCKER_HOST", &no_engine)
+            .env("MGW_CACHE_DIR", tmp.path().join("cache"))
+            .env("MGW_LOG", "info")
+            .output()
+            .unwrap()
+    };
+
+    let o = load(
+        &[
+            "p",
+            "--out",
+            "o",
+            "--source-date-epoch",
+            "1000",
+            "--tag",
+            "t1",
+        ],
+        &gateway(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("cannot reach the Docker engine at `{no_engine}`")),
+        "{}",
+        stderr(&o)
+    );
+    let sbom: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("o/petstore/sbom.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sbom["creationInfo"]["created"], "1970-01-01T00:16:40Z");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("o/petstore/build.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["tag"], "t1");
+
+    // MGW_GATEWAY_BINARY is the gateway baked in.
+    let missing = tmp.path().join("no-such-gateway");
+    let o = load(&["p", "--out", "o2"], &missing);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "cannot read gateway binary `{}`",
+            missing.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    // --retries reaches the pull of a registry base: one retry, logged once.
+    let o = load(
+        &[
+            "p",
+            "--out",
+            "o3",
+            "--base",
+            "127.0.0.1:1/gw:1",
+            "--retries",
+            "1",
+        ],
+        &gateway(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot pull base image `127.0.0.1:1/gw:1`"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).matches("retrying").count(), 1, "{}", stderr(&o));
+}
+
+/// `mgw run` extracts into the same cache as `--base` pulls: `$MGW_CACHE_DIR`
+/// first (it used to have a rule of its own that ignored it).
+#[test]
+fn run_extracts_into_mgw_cache_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let built = mgw(&["build", "p", "--no-tarball"], tmp.path());
+    assert!(built.status.success(), "{}", stderr(&built));
+    let digest = std::fs::read_to_string(tmp.path().join("out/petstore/image.digest")).unwrap();
+    let hex = digest.trim().trim_start_matches("sha256:");
+    let mut child = Command::new(MGW)
+        .args(["run", "out/petstore"])
+        .args([
+            "--env",
+            "MGW_LISTEN=127.0.0.1:0",
+            "--env",
+            "MGW_ADMIN_LISTEN=127.0.0.1:0",
+        ])
+        .current_dir(tmp.path())
+        .env("MGW_CACHE_DIR", tmp.path().join("mgw-cache"))
+        .env("XDG_CACHE_HOME", tmp.path().join("xdg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let binary = tmp.path().join(format!("mgw-cache/run/{hex}/mgw-gateway"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !binary.is_file() && std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(binary.is_file(), "`{}` was not extracted", binary.display());
+    assert!(!tmp.path().join("xdg").exists());
+}
+
+/// The project's warnings come when it compiles, before the bake: a build that
+/// then fails still shows them, and the error is said once.
+#[test]
+fn build_warnings_come_before_a_failing_bake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("p");
+    copy_dir(&root().join("../examples/petstore"), &project);
+    let manifest = std::fs::read_to_string(project.join("mgw.yaml")).unwrap();
+    let manifest = manifest.replacen(
+        "      - ${PETSTORE_UPSTREAM:-http://127.0.0.1:8081}\n",
+        "      - https://127.0.0.1:8081\n    tls:\n      insecureSkipVerify: true\n",
+        1,
+    );
+    std::fs::write(project.join("mgw.yaml"), manifest).unwrap();
+    let missing = tmp.path().join("no-such-gateway");
+    let o = Command::new(MGW)
+        .args(["build", "p"])
+        .current_dir(tmp.path())
+        .env("MGW_GATEWAY_BINARY", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("warning: mgw.yaml:") && lines[0].contains("insecureSkipVerify"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "error: cannot read gateway binary `{}`: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
 }

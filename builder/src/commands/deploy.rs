@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::build::BuildMeta;
 use crate::cli::{DeployValuesArgs, ResolveArgs};
-use crate::commands::write_atomic;
 use crate::deploy::{self, Pinned};
-use crate::project::EnvVar;
+use crate::fs::write_atomic;
 
 /// Reads what deployment needs from a build output directory's `build.json`.
 pub fn pinned(image_dir: &Path, repository: Option<&str>) -> Result<Pinned> {
@@ -18,34 +18,13 @@ pub fn pinned(image_dir: &Path, repository: Option<&str>) -> Result<Pinned> {
     } else {
         image_dir
     };
-    let path = dir.join("build.json");
-    let bytes = std::fs::read(&path).with_context(|| {
-        format!(
-            "cannot read `{}`: pass the directory `mgw build` wrote (`<out>/<name>`)",
-            path.display()
-        )
-    })?;
-    let meta: serde_json::Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
-    let field = |k: &str| {
-        meta[k]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("`{}` has no `{k}`", path.display()))
-    };
-    let env: Vec<EnvVar> = serde_json::from_value(meta["env"].clone()).unwrap_or_default();
+    let meta = BuildMeta::read(dir)?;
     // The drain the bundle asks for, from the bundle itself.
     let bundle = std::fs::read(dir.join("bundle.json"))
         .ok()
         .and_then(|b| mgw_gateway::bundle::Bundle::from_json(&b).ok());
     let grace_ms = bundle.map_or(20_000, |b| b.limits.shutdown_grace_ms);
-    Ok(Pinned {
-        repository: repository.map_or_else(|| field("repository"), |r| Ok(r.to_owned()))?,
-        tag: field("tag")?,
-        digest: field("digest")?,
-        env,
-        drain_seconds: grace_ms.div_ceil(1000),
-    })
+    Ok(meta.pinned(repository, grace_ms))
 }
 
 pub fn values(args: &DeployValuesArgs) -> Result<()> {

@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::{InitArgs, Output};
-use crate::commands::{human, print_json, warn_all};
+use crate::commands::output::{human, print_json, warn_all};
 use crate::project::{self, InitOptions};
 
 pub fn run(args: &InitArgs, output: Output) -> Result<()> {

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::bake::BUNDLE_PATH;
 use crate::cli::{ImageArg, Output};
-use crate::commands::{human, image_location, print_json};
-use crate::oci;
+use crate::commands::output::{human, print_json};
+use crate::oci::{self, image_location};
 
 pub fn run(args: &ImageArg, output: Output) -> Result<()> {
     let (layout, tag) = image_location(&args.image);

@@ -1,72 +1,31 @@
 //! `mgw load`: a built image (or a project, built first) into a Docker engine.
 
-use std::path::Path;
+use anyhow::Result;
 
-use anyhow::{Context, Result};
-use serde_json::Value;
-
-use crate::cli::{BuildArgs, LoadArgs, Output, RegistryArgs};
-use crate::commands::{human, print_json};
-use crate::docker::{self, Loaded};
+use crate::cli::{LoadArgs, Output};
+use crate::commands::args::{Shipper, built_or_build};
+use crate::commands::output::{describe_build, describe_load, human, print_json, report_build};
+use crate::env::Env;
 
 pub fn run(args: &LoadArgs, output: Output) -> Result<()> {
-    let built = super::build::built_or_build(
+    let env = Env::process();
+    let built = built_or_build(
+        Shipper::Load,
         &args.image,
-        || BuildArgs {
-            project: args.image.clone(),
-            out: args.out.clone(),
-            tag: None,
-            repository: None,
-            gateway_binary: None,
-            base: None,
-            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
-            source: None,
-            revision: None,
-            no_tarball: false,
-            push: false,
-            load: true,
-            registry: RegistryArgs {
-                insecure: false,
-                retries: 5,
-            },
-        },
-        output,
+        None,
+        &args.inputs,
+        &args.registry,
+        &env,
     )?;
-    let loaded = load_built(&built.dir, &built.meta)?;
+    report_build(&built, output);
+    let loaded = crate::load::load(&built, &env)?;
     if human(output) {
-        for line in &built.summary {
+        for line in describe_build(&built) {
             println!("{line}");
         }
-        println!("{}", describe(&loaded));
+        println!("{}", describe_load(&loaded));
     } else {
         print_json(&serde_json::to_value(&loaded)?);
     }
     Ok(())
-}
-
-/// Loads `dir/image.tar` and returns what the engine reports.
-pub fn load_built(dir: &Path, meta: &Value) -> Result<Loaded> {
-    let tarball = dir.join("image.tar");
-    anyhow::ensure!(
-        tarball.is_file(),
-        "`{}` is missing; build without `--no-tarball` to load the image",
-        tarball.display()
-    );
-    let reference = meta["reference"]
-        .as_str()
-        .context("`build.json` names no reference")?;
-    Ok(docker::load(&tarball, reference)?)
-}
-
-pub fn describe(l: &Loaded) -> String {
-    format!(
-        "loaded into Docker (`{}`): image id {}, tags {}",
-        l.engine,
-        l.id,
-        l.tags
-            .iter()
-            .map(|t| format!("`{t}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
 }

@@ -11,9 +11,10 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::Output;
+use crate::env::Env;
 use crate::oci::Digest;
-use crate::oci::push::Progress;
 use crate::registry::client::BlobAction;
+use crate::transfer::push::Progress;
 
 /// How progress is shown.
 pub enum Reporter {
@@ -29,10 +30,10 @@ pub enum Reporter {
 
 impl Reporter {
     /// Bars on a terminal, lines in CI, silence for JSON.
-    pub fn for_output(output: Output) -> Reporter {
+    pub fn for_output(output: Output, env: &Env) -> Reporter {
         if output == Output::Json {
             Reporter::Silent
-        } else if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+        } else if std::io::stderr().is_terminal() && !env.is_set("CI") {
             Reporter::Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 bars: Mutex::new(HashMap::new()),

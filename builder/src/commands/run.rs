@@ -1,24 +1,25 @@
 //! `mgw run`: run a built image's gateway on this machine, straight from the OCI
 //! layout, without a container runtime.
 //!
-//! The gateway binary and bundle are extracted once into a cache directory keyed
-//! by the manifest digest, from layer blobs verified against their digests (the
-//! manifest and config are verified by `read_image`), then the image's
-//! entrypoint is executed in place of this process, so signals and the exit code
+//! The gateway binary and bundle are extracted once into `run/<manifest digest>`
+//! under mgw's cache directory ([`Env::cache_dir`], the one `--base` pulls into),
+//! from layer blobs verified against their digests (the manifest and config are
+//! verified by `read_image`), then the image's entrypoint is executed in place of this process, so signals and the exit code
 //! are the gateway's own.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
 use crate::bake::BUNDLE_PATH;
 use crate::cli::RunArgs;
-use crate::commands::{image_location, write_atomic};
+use crate::env::Env;
+use crate::fs::write_atomic;
 use crate::gateway_binary::IMAGE_PATH;
-use crate::oci;
+use crate::oci::{self, image_location};
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let (layout, tag) = image_location(&args.image);
@@ -31,7 +32,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
             layout.display()
         );
     }
-    let dir = cache_dir().join(info.manifest_digest.hex());
+    let dir = Env::process()
+        .cache_dir()
+        .join("run")
+        .join(info.manifest_digest.hex());
     let binary = dir.join("mgw-gateway");
     let bundle = dir.join("bundle.json");
     if !binary.is_file() || !bundle.is_file() {
@@ -82,12 +86,4 @@ fn extract(info: &oci::ImageInfo, path: &str, to: &Path, mode: u32) -> Result<()
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set permissions on `{}`", to.display()))?;
     Ok(())
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("mgw/run")
 }

@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::{Output, ProjectArg};
-use crate::commands::{human, print_json, warn_all};
+use crate::commands::output::{human, print_json, warn_all};
 use crate::project;
 
 pub fn run(args: &ProjectArg, output: Output) -> Result<()> {

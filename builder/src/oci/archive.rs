@@ -94,7 +94,7 @@ pub(crate) fn write_archive(
         .and_then(|n| n.to_str())
         .unwrap_or("image.tar");
     crate::scratch::sweep(parent, name);
-    let tmp = super::output_temp_file(parent, &crate::scratch::prefix(name, "tmp"))
+    let tmp = crate::fs::output_temp_file(parent, &crate::scratch::prefix(name, "tmp"))
         .map_err(OciError::io("create a temporary file in", parent))?;
     let scratch = crate::scratch::register(tmp.path());
     let writer = BufWriter::with_capacity(128 * 1024, tmp.as_file());

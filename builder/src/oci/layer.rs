@@ -185,7 +185,7 @@ impl LayerBuilder {
     /// Writes the layer as a gzip-compressed tar into `blob_dir` (which must exist),
     /// named by its digest, with every mtime set to `epoch`.
     pub fn write(&self, blob_dir: &Path, epoch: u64) -> Result<Layer, OciError> {
-        let tmp = super::output_temp_file(blob_dir, ".layer-")
+        let tmp = crate::fs::output_temp_file(blob_dir, ".layer-")
             .map_err(OciError::io("create a temporary file in", blob_dir))?;
         let tmp_path = tmp.path().to_owned();
         let write_err = || OciError::io("write layer", &tmp_path);
@@ -563,6 +563,28 @@ impl<R: Read> Read for CountingReader<R> {
             }
         }
     }
+}
+
+/// Parses a `SOURCE_DATE_EPOCH` value (<https://reproducible-builds.org/specs/source-date-epoch/>):
+/// a decimal count of seconds since 1970-01-01T00:00:00Z.
+///
+/// The caller decides where the value comes from (the environment, a flag); an unset
+/// variable means 0, and that choice belongs to the caller too.
+pub fn parse_source_date_epoch(value: &str) -> Result<u64, OciError> {
+    let trimmed = value.trim();
+    let invalid = || OciError::SourceDateEpoch {
+        value: value.to_owned(),
+    };
+    if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let seconds: u64 = trimmed.parse().map_err(|_| invalid())?;
+    // Tar headers carry mtime in 11 octal digits; refuse what cannot be represented
+    // instead of silently switching to a non-ustar encoding.
+    if seconds > MAX_USTAR_MTIME {
+        return Err(invalid());
+    }
+    Ok(seconds)
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ impl Staging {
         };
         let src = &layer.blob_path;
         let mut input = File::open(src).map_err(OciError::io("open", src))?;
-        let tmp = super::output_temp_file(&self.blobs, ".layer-")
+        let tmp = crate::fs::output_temp_file(&self.blobs, ".layer-")
             .map_err(OciError::io("create a temporary file in", &self.blobs))?;
         let mut out = HashingWriter::new(BufWriter::new(tmp.as_file()));
         io::copy(&mut input, &mut out).map_err(OciError::io("copy layer", src))?;

@@ -20,20 +20,16 @@ pub mod image;
 mod json;
 pub mod layer;
 pub mod layout;
-pub mod pull;
-pub mod push;
 
 pub use digest::{Digest, ParseDigestError};
 pub use error::OciError;
 pub use image::{ImageOutput, ImageSpec, LayerContent, LayerInput, OutputPaths, write_image};
-pub use layer::{Layer, LayerBuilder};
+pub(crate) use json::to_canonical_json;
+pub use layer::{Layer, LayerBuilder, parse_source_date_epoch};
 pub use layout::{ImageInfo, LayerInfo, extract_file, read_image, verify_blob};
 
-use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
-
-use tempfile::NamedTempFile;
 
 /// Media type of the layers this module writes: a gzip-compressed tar.
 pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -55,40 +51,21 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation containerd (`ctr import`) reads for the full image name.
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 
-/// A temporary file in `dir` for an output that will be renamed into place. Created
-/// with mode 0666 minus the umask, like any file a build tool writes, not
-/// `tempfile`'s private 0600, so blobs and tarballs are readable as users expect.
-pub(crate) fn output_temp_file(dir: &Path, prefix: &str) -> io::Result<NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    builder.tempfile_in(dir)
-}
-
-/// Parses a `SOURCE_DATE_EPOCH` value (<https://reproducible-builds.org/specs/source-date-epoch/>):
-/// a decimal count of seconds since 1970-01-01T00:00:00Z.
-///
-/// The caller decides where the value comes from (the environment, a flag); an unset
-/// variable means 0, and that choice belongs to the caller too.
-pub fn parse_source_date_epoch(value: &str) -> Result<u64, OciError> {
-    let trimmed = value.trim();
-    let invalid = || OciError::SourceDateEpoch {
-        value: value.to_owned(),
+/// An image argument: a build output directory (`<out>/<name>`, holding `oci/`)
+/// or an OCI layout, with an optional `:TAG`. Returns the layout and the tag.
+pub fn image_location(arg: &str) -> (PathBuf, Option<String>) {
+    let (path, tag) = match arg.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') && !p.is_empty() && !Path::new(arg).exists() => {
+            (PathBuf::from(p), Some(t.to_owned()))
+        }
+        _ => (PathBuf::from(arg), None),
     };
-    if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
-    let seconds: u64 = trimmed.parse().map_err(|_| invalid())?;
-    // Tar headers carry mtime in 11 octal digits; refuse what cannot be represented
-    // instead of silently switching to a non-ustar encoding.
-    if seconds > layer::MAX_USTAR_MTIME {
-        return Err(invalid());
-    }
-    Ok(seconds)
+    let layout = if path.join("oci").join("index.json").is_file() {
+        path.join("oci")
+    } else {
+        path
+    };
+    (layout, tag)
 }
 
 /// Formats `epoch` (seconds since the Unix epoch) as RFC 3339 in UTC with second

@@ -1,9 +1,9 @@
 //! Pulling a base image (`--base registry/repo:tag` or `…@sha256:…`) into the local
 //! blob cache, as an OCI layout the bake step reads like any other.
 //!
-//! The cache is `$MGW_CACHE_DIR`, else `$XDG_CACHE_HOME/mgw`, else `~/.cache/mgw`:
-//! content-addressed blobs under `blobs/sha256/`, and one small layout per image
-//! under `images/sha256-<hex>/` whose `blobs` links to the shared store. Every blob
+//! The cache ([`crate::env::Env::cache_dir`]) holds content-addressed blobs under
+//! `blobs/sha256/`, and one small layout per image under `images/sha256-<hex>/`
+//! whose `blobs` links to the shared store. Every blob
 //! is verified against its digest before it is renamed into the cache, so a name in
 //! the cache is a promise about its bytes; a reference pinned by digest that is
 //! already cached needs no network. This module must never trust a tag to stay put
@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{Digest, MEDIA_TYPE_INDEX};
-use crate::env::Env;
+use crate::oci::{self, Digest, MEDIA_TYPE_INDEX};
 use crate::registry::{Client, ClientOptions, Reference, RegistryError};
 
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -32,20 +31,6 @@ pub struct Pulled {
     pub resolved_tag: bool,
 }
 
-/// The cache directory.
-pub fn cache_dir(env: &Env) -> PathBuf {
-    if let Some(d) = env.var("MGW_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = env.var("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("mgw");
-    }
-    env.var("HOME").map_or_else(
-        || std::env::temp_dir().join("mgw-cache"),
-        |h| PathBuf::from(h).join(".cache").join("mgw"),
-    )
-}
-
 fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
@@ -60,15 +45,15 @@ fn io_err<'a>(
 /// Whether every blob of the cached image still hashes to its name (a cache is
 /// on disk, and disks and people change files).
 fn cached_image_verifies(layout: &Path, blobs: &Path) -> bool {
-    let Ok(image) = super::read_image(layout, None) else {
+    let Ok(image) = oci::read_image(layout, None) else {
         return false;
     };
     let config = blobs.join(image.config_digest.hex());
-    super::verify_blob(&config, image.config_digest).is_ok()
+    oci::verify_blob(&config, image.config_digest).is_ok()
         && image
             .layers
             .iter()
-            .all(|l| super::verify_blob(&l.blob_path, l.digest).is_ok())
+            .all(|l| oci::verify_blob(&l.blob_path, l.digest).is_ok())
 }
 
 /// Pulls `reference` for `architecture` (`amd64`) into the cache at `cache`.
@@ -170,7 +155,7 @@ pub fn pull(
         let size = descriptor["size"].as_u64().unwrap_or(0);
         let dest = blobs.join(d.hex());
         if dest.is_file() {
-            if super::verify_blob(&dest, d).is_ok() {
+            if oci::verify_blob(&dest, d).is_ok() {
                 continue;
             }
             tracing::warn!(blob = %d, "cached blob does not match its digest; downloading it again");
@@ -183,10 +168,10 @@ pub fn pull(
     }
     let manifest_blob = blobs.join(digest.hex());
     if !manifest_blob.is_file() {
-        crate::commands::write_atomic(&manifest_blob, &bytes).map_err(|e| RegistryError::Io {
-            action: "write",
-            path: manifest_blob.clone(),
-            source: std::io::Error::other(format!("{e:#}")),
+        crate::fs::write_atomic(&manifest_blob, &bytes).map_err(|e| RegistryError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
         })?;
     }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Digest, ImageInfo, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::oci::{Digest, ImageInfo, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::registry::client::BlobAction;
 use crate::registry::{Client, Reference, RegistryError};
 
@@ -315,7 +315,7 @@ pub fn sbom_manifest(
         },
         "annotations": annotations,
     });
-    super::json::to_canonical_json(&manifest, "the SBOM artifact manifest").unwrap_or_default()
+    crate::oci::to_canonical_json(&manifest, "the SBOM artifact manifest").unwrap_or_default()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -405,7 +405,7 @@ fn push_sbom(
                 .expect("array")
                 .push(descriptor);
             let bytes =
-                super::json::to_canonical_json(&index, "the referrers index").unwrap_or_default();
+                crate::oci::to_canonical_json(&index, "the referrers index").unwrap_or_default();
             client.put_manifest(repo, &fallback_tag, MEDIA_TYPE_INDEX, &bytes)?;
         }
     }

@@ -1,0 +1,71 @@
+//! Pushing a [`Built`] image to its registry (or another repository), its SBOM as
+//! a referrer, and recording the pushed reference in `<out>/<name>/image.ref`.
+//!
+//! The protocol work is [`crate::transfer::push`]; this module decides the target
+//! (the build's repository unless told otherwise), checks the layout still holds
+//! the image `build.json` describes, and mounts base layers from the base's
+//! repository on the same registry. It must never push a layout whose image is
+//! not the one `build.json` names.
+
+use anyhow::{Context, Result};
+
+use crate::build::Built;
+use crate::env::Env;
+use crate::fs::write_atomic;
+use crate::oci;
+use crate::registry::{Client, ClientOptions, Reference};
+use crate::transfer::push::{self, Progress, PushOutcome, PushRequest};
+
+/// The chunk size for uploads: `MGW_PUSH_CHUNK_SIZE` bytes, else 16 MiB.
+fn chunk_size(env: &Env) -> u64 {
+    env.var("MGW_PUSH_CHUNK_SIZE")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(16 * 1024 * 1024)
+}
+
+/// Pushes `built` to `repository` (default: the build's) and writes
+/// `image.ref` beside it. `opts.chunk_size` comes from `MGW_PUSH_CHUNK_SIZE`.
+pub fn push(
+    built: &Built,
+    repository: Option<&str>,
+    mut opts: ClientOptions,
+    progress: &dyn Progress,
+) -> Result<PushOutcome> {
+    let meta = &built.meta;
+    let repository = repository.unwrap_or(&meta.repository);
+    let target = Reference::from_repository(repository, &meta.tag)?;
+    let layout = built.layout();
+    let image = oci::read_image(&layout, Some(&meta.tag))?;
+    anyhow::ensure!(
+        meta.digest == image.manifest_digest,
+        "`{}` no longer holds the image `build.json` describes; build again",
+        layout.display()
+    );
+    let mount_from = meta
+        .base
+        .as_ref()
+        .filter(|b| b.registry == target.registry && b.repository != target.repository)
+        .map(|b| b.repository.clone());
+    let mut scopes = vec![format!("repository:{}:pull,push", target.repository)];
+    if let Some(from) = &mount_from {
+        scopes.push(format!("repository:{from}:pull"));
+    }
+    opts.chunk_size = chunk_size(&opts.env);
+    progress.note(&format!("pushing `{target}`"));
+    let client = Client::connect(&target.registry, target.api_host(), scopes, opts)?;
+    let sbom = built.sbom();
+    let created = image.config.created().clone();
+    let req = PushRequest {
+        image: &image,
+        target: target.clone(),
+        mount_from,
+        sbom: sbom.is_file().then_some(sbom),
+        created,
+    };
+    let outcome = push::push(&client, &req, progress)?;
+    let path = built.dir.join("image.ref");
+    write_atomic(&path, format!("{}\n", outcome.image).as_bytes())
+        .with_context(|| format!("pushed `{}`", outcome.image))?;
+    Ok(outcome)
+}
