@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mgw_builder::project;
-use mgw_gateway::bundle::{Bundle, Config};
+use mgw_bundle::{Bundle, Config};
 use mgw_gateway::server::Server;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use support::auth::eventually;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
