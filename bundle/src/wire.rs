@@ -646,7 +646,7 @@ pub fn digest_of(bytes: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Security: authentication providers, security schemes, TLS, CORS (issue 4)
+// Security: authentication providers, security schemes, TLS, CORS
 // ---------------------------------------------------------------------------
 //
 // The wire side: `auth.providers` (top level), `apis[].securitySchemes`,

@@ -8,7 +8,6 @@ mod traffic;
 mod upstreams;
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::Method;
@@ -20,7 +19,7 @@ use crate::paths::{canonical_template, join_paths, normalize_base_path};
 use crate::template::check_template;
 use crate::wire::*;
 
-use listeners::check_tls;
+use listeners::{check_limits, check_listeners, check_tls};
 use security::{check_api_security, check_auth, check_requirements};
 use traffic::{check_rate_limits, check_trusted_proxies, rate_limit_ref};
 use upstreams::check_upstream;
@@ -72,23 +71,6 @@ impl Checker<'_> {
         }
         Duration::from_millis(ms)
     }
-
-    fn socket_addr(&mut self, key: &str, template: &str) -> SocketAddr {
-        let fallback = SocketAddr::from(([0, 0, 0, 0], 0));
-        let Some(value) = self.resolve(key, template) else {
-            return fallback;
-        };
-        match value.parse() {
-            Ok(a) => a,
-            Err(_) => {
-                self.push(
-                    key,
-                    format!("`{value}` is not a socket address (expected `host:port` such as `0.0.0.0:8080` or `[::]:8080`)"),
-                );
-                fallback
-            }
-        }
-    }
 }
 
 impl Config {
@@ -116,33 +98,9 @@ impl Config {
         if bundle.gateway.name.trim().is_empty() {
             c.push("gateway.name", "must not be empty");
         }
-        let api_addr = c.socket_addr("listeners.api.address", &bundle.listeners.api.address);
-        let admin_addr = c.socket_addr("listeners.admin.address", &bundle.listeners.admin.address);
-        if env.is_some() && api_addr == admin_addr && api_addr.port() != 0 {
-            c.push(
-                "listeners.admin.address",
-                format!("`{admin_addr}` is also the API listener; the admin port must differ"),
-            );
-        }
-
+        let (api_addr, admin_addr) = check_listeners(&mut c, &bundle.listeners);
         let l = &bundle.limits;
-        let limits = LimitsCfg {
-            header_read_timeout: c.millis("limits.headerReadTimeoutMs", l.header_read_timeout_ms),
-            max_header_bytes: bounded(
-                &mut c,
-                "limits.maxHeaderBytes",
-                l.max_header_bytes,
-                1024,
-                1 << 20,
-            ),
-            max_headers: bounded(&mut c, "limits.maxHeaders", l.max_headers, 1, 1000),
-            idle_timeout: c.millis("limits.idleTimeoutMs", l.idle_timeout_ms),
-            shutdown_grace: Duration::from_millis(l.shutdown_grace_ms),
-            h2_max_concurrent_streams: l.h2_max_concurrent_streams,
-        };
-        if limits.h2_max_concurrent_streams == 0 {
-            c.push("limits.h2MaxConcurrentStreams", "must be greater than 0");
-        }
+        let limits = check_limits(&mut c, l);
 
         let rate_limits = bundle
             .rate_limits
