@@ -1,7 +1,8 @@
 //! mgw-gateway: the runtime inside every mgw image.
 //!
-//! It loads one bundle at start ([`bundle`], the `mgw-bundle` crate), builds the request pipeline from it
-//! ([`pipeline`]) and serves the API and admin listeners ([`server`]) until SIGTERM.
+//! It loads one bundle at start ([`bundle`], the `mgw-bundle` crate), builds the
+//! request pipeline from it ([`pipeline`]) and serves the API and admin listeners
+//! ([`server`]) until SIGTERM.
 //! See `ARCHITECTURE.md` for the map.
 #![forbid(unsafe_code)]
 

@@ -83,6 +83,7 @@ use http::{HeaderValue, Method};
 use percent_encoding::percent_decode_str;
 use smallvec::SmallVec;
 
+// Templates are parsed by `mgw_bundle::template`, the one rule `mgw validate` also runs.
 pub use mgw_bundle::template::{MAX_SEGMENTS, PathError, RouteError, check_template};
 use mgw_bundle::template::{Pattern, SegmentSpec, check_segment, parse_template};
 
@@ -93,10 +94,6 @@ const ROOT: NodeId = 0;
 
 /// Decoded segments up to this length are decoded on the stack.
 const INLINE_SEGMENT: usize = 128;
-
-// ---------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------
 // Lookup results
@@ -257,10 +254,6 @@ struct Endpoint<T> {
     /// The template as inserted, for error messages.
     template: Box<str>,
 }
-
-// ---------------------------------------------------------------------------
-// Templates
-// ---------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------
 // Builder
