@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use mgw_gateway::bundle::Bundle;
+use mgw_bundle::Bundle;
 
 use crate::gateway_binary::{self, IMAGE_PATH};
 use crate::oci::{self, ImageSpec, LayerBuilder, LayerInput, OciError};
@@ -171,7 +171,7 @@ fn exposed_ports(bundle: &Bundle) -> std::collections::BTreeSet<String> {
         &bundle.listeners.admin.address,
     ]
     .into_iter()
-    .filter_map(|t| mgw_gateway::env::substitute(t, &no_env).ok())
+    .filter_map(|t| mgw_bundle::env::substitute(t, &no_env).ok())
     .filter_map(|a| a.parse::<SocketAddr>().ok())
     .map(|a| format!("{}/tcp", a.port()))
     .collect()

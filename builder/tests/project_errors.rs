@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use mgw_builder::project::{self, InitOptions, ProjectError, openapi};
-use mgw_gateway::bundle::{Bundle, Config, digest_of};
+use mgw_bundle::{Bundle, Config, digest_of};
 use proptest::prelude::*;
 
 fn root() -> PathBuf {
@@ -148,7 +148,7 @@ fn wso2_example_takes_base_path_and_upstreams_from_extensions() {
     );
     assert_eq!(
         c.bundle.upstreams["x-wso2:petstore:getInventory"].load_balancing,
-        mgw_gateway::bundle::LoadBalancing::Failover
+        mgw_bundle::LoadBalancing::Failover
     );
 }
 
@@ -662,5 +662,101 @@ proptest! {
         });
         let json = doc.to_string();
         let _ = openapi::parse_spec_text("api.json", &json);
+    }
+}
+
+/// One rule per fact: a base path `mgw validate` refuses is refused by the gateway's
+/// own check with the same message, and `mgw validate` points at the line.
+#[test]
+fn bad_base_paths_are_refused_by_validate_exactly_as_the_gateway_refuses_them() {
+    let good = project::build(&example("petstore")).unwrap().bundle;
+    for bad in [
+        "/petstore/../admin",
+        "/petstore//v1",
+        "/pet store",
+        "/a/%2e%2e",
+    ] {
+        let rule = mgw_bundle::normalize_base_path(bad).unwrap_err();
+
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(&example("petstore"), tmp.path());
+        let yaml = tmp.path().join("mgw.yaml");
+        let text = std::fs::read_to_string(&yaml).unwrap();
+        assert!(text.contains("\n    basePath: /petstore/v1\n"));
+        let text = text.replace(
+            "\n    basePath: /petstore/v1\n",
+            &format!("\n    basePath: \"{bad}\"\n"),
+        );
+        std::fs::write(&yaml, text).unwrap();
+        let e = failure(tmp.path());
+        assert_contains(
+            &e,
+            &[&format!("mgw.yaml:71:15: `apis[0].basePath`: {rule}")],
+        );
+
+        let mut b = good.clone();
+        b.apis[0].base_path = bad.into();
+        let start = Config::from_bundle(&b, String::new(), Some(&no_env()));
+        let Err(mgw_bundle::BundleError::Invalid(problems)) = start else {
+            panic!("the gateway accepted base path `{bad}`");
+        };
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key == "apis[0].basePath" && p.message == rule),
+            "{bad}: {problems:?}"
+        );
+    }
+}
+
+fn no_env() -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::new()
+}
+
+/// Every example and fixture that builds is a bundle the gateway starts with: the
+/// canonical bytes are read back as the gateway reads its file and checked with the
+/// deployment environment's defaults (`${VAR:-default}`).
+#[test]
+fn everything_that_builds_starts_in_the_gateway() {
+    let mut dirs = Vec::new();
+    for parent in [
+        root().join("..").join("examples"),
+        root().join("tests").join("fixtures"),
+    ] {
+        for entry in std::fs::read_dir(&parent).unwrap() {
+            let path = entry.unwrap().path();
+            if path.join("mgw.yaml").is_file() {
+                dirs.push(path);
+            }
+        }
+    }
+    dirs.sort();
+    let mut started = Vec::new();
+    for dir in &dirs {
+        let is_example = dir.parent().is_some_and(|p| p.ends_with("examples"));
+        let compiled = match project::build(dir) {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(!is_example, "example {} does not build: {e}", dir.display());
+                continue;
+            }
+        };
+        let bytes = compiled.bundle.to_canonical_json();
+        let bundle = Bundle::from_json(&bytes).unwrap();
+        if let Err(e) = Config::from_bundle(&bundle, digest_of(&bytes), Some(&no_env())) {
+            panic!(
+                "{} validates but the gateway refuses it: {e}",
+                dir.display()
+            );
+        }
+        started.push(dir.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for example in [
+        "petstore",
+        "petstore-jwt",
+        "petstore-ratelimit",
+        "wso2-petstore",
+    ] {
+        assert!(started.iter().any(|s| s == example), "{started:?}");
     }
 }

@@ -17,7 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mgw_builder::project;
-use mgw_gateway::bundle::{Bundle, Config};
+use mgw_bundle::{Bundle, Config};
 use mgw_gateway::server::Server;
 use support::{pki, tls_backend};
 

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             headers.append("x-forwarded-for", v);
         }
     }
-    let client = trusted.client_ip(peer, &headers);
+    let client = mgw_gateway::client_ip::client_ip(&trusted, peer, &headers);
     if client != peer {
         assert!(
             trusted.trusts(peer),

@@ -1,7 +1,8 @@
 //! mgw-gateway: the runtime inside every mgw image.
 //!
-//! It loads one bundle at start ([`bundle`]), builds the request pipeline from it
-//! ([`pipeline`]) and serves the API and admin listeners ([`server`]) until SIGTERM.
+//! It loads one bundle at start ([`bundle`], the `mgw-bundle` crate), builds the
+//! request pipeline from it ([`pipeline`]) and serves the API and admin listeners
+//! ([`server`]) until SIGTERM.
 //! See `ARCHITECTURE.md` for the map.
 #![forbid(unsafe_code)]
 
@@ -9,11 +10,9 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod body;
-pub mod bundle;
 pub mod client_ip;
 pub mod conn;
 pub mod cors;
-pub mod env;
 pub mod error;
 pub mod header_names;
 pub mod headers;
@@ -27,6 +26,12 @@ pub mod router;
 pub mod server;
 pub mod tls;
 pub mod upstream_tls;
+
+// The bundle contract (wire types, `${VAR}` templates, validation into `Config`)
+// lives in the `mgw-bundle` crate, shared with the builder; re-exported so
+// `crate::bundle::…` and `crate::env::…` name it here.
+pub use mgw_bundle as bundle;
+pub use mgw_bundle::env;
 
 use std::path::PathBuf;
 

@@ -164,10 +164,11 @@ impl Gateway {
             time: SystemTime::now(),
             request_id: request_id::take_or_generate(req.headers().get(&X_REQUEST_ID)),
             method: req.method().clone(),
-            client_ip: self
-                .config
-                .trusted_proxies
-                .client_ip(conn.peer.ip(), req.headers()),
+            client_ip: crate::client_ip::client_ip(
+                &self.config.trusted_proxies,
+                conn.peer.ip(),
+                req.headers(),
+            ),
             rate_limit: None,
             upstream_permit: None,
             // Dropped with the record, or with this future if the client goes away first.

@@ -22,7 +22,7 @@ pub fn pinned(image_dir: &Path, repository: Option<&str>) -> Result<Pinned> {
     // The drain the bundle asks for, from the bundle itself.
     let bundle = std::fs::read(dir.join("bundle.json"))
         .ok()
-        .and_then(|b| mgw_gateway::bundle::Bundle::from_json(&b).ok());
+        .and_then(|b| mgw_bundle::Bundle::from_json(&b).ok());
     let grace_ms = bundle.map_or(20_000, |b| b.limits.shutdown_grace_ms);
     Ok(meta.pinned(repository, grace_ms))
 }

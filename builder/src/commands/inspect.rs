@@ -1,7 +1,7 @@
 //! `mgw inspect`: what a built image is and what it serves, read from its layout.
 
 use anyhow::{Context, Result};
-use mgw_gateway::bundle::{Bundle, join_paths};
+use mgw_bundle::{Bundle, join_paths};
 use serde_json::json;
 
 use crate::bake::BUNDLE_PATH;

@@ -8,7 +8,7 @@
 //! requirements are resolved per operation against the providers of `mgw.yaml` (a
 //! scheme no provider serves is an error, never an open door), and CORS and
 //! verification keys are inlined. The result is run through
-//! `mgw_gateway::bundle::Config::from_bundle`, the gateway's own check, so an image
+//! `mgw_bundle::Config::from_bundle`, the gateway's own check, so an image
 //! the builder makes is one the gateway accepts; its problems are mapped back to the
 //! project file and key that caused them.
 //!
@@ -19,15 +19,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mgw_gateway::bundle::{
-    self, Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation,
-    Retry, SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
+use mgw_bundle::env;
+use mgw_bundle::{
+    Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation, Retry,
+    SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
 };
-use mgw_gateway::bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme};
-use mgw_gateway::bundle::{
+use mgw_bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme};
+use mgw_bundle::{
     CircuitBreaker, HealthCheck, PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits,
 };
-use mgw_gateway::env;
 use serde::Serialize;
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
@@ -129,7 +129,7 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
     let digest = digest_of(&bytes);
     if let Err(e) = Config::from_bundle(&bundle, digest.clone(), None) {
         let diags = match e {
-            bundle::BundleError::Invalid(problems) => problems
+            mgw_bundle::BundleError::Invalid(problems) => problems
                 .into_iter()
                 .map(|p| Diagnostic::new(&c.origin_of(&p.key), p.message))
                 .collect(),
@@ -2202,7 +2202,7 @@ mod tests {
         assert_eq!(r.policies["api100"].burst, Some(10));
         assert_eq!(
             r.policies["Gold"].key,
-            mgw_gateway::bundle::RateLimitKey::Header("X-Tenant".into())
+            mgw_bundle::RateLimitKey::Header("X-Tenant".into())
         );
         let warnings: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
         assert!(
@@ -2271,7 +2271,7 @@ mod tests {
         let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
         assert_eq!(
             c.bundle.apis[0].underscore_headers,
-            Some(mgw_gateway::bundle::UnderscoreHeaders::Reject)
+            Some(mgw_bundle::UnderscoreHeaders::Reject)
         );
         let text = String::from_utf8(c.bytes.clone()).unwrap();
         assert!(text.contains(r#""underscoreHeaders":"reject""#), "{text}");
@@ -2355,7 +2355,7 @@ mod tests {
 mod wso2_corpus {
     use std::collections::BTreeMap;
 
-    use mgw_gateway::bundle::{Bundle, LoadBalancing, RateLimitKey};
+    use mgw_bundle::{Bundle, LoadBalancing, RateLimitKey};
 
     use super::*;
     use crate::project::{Source, load_from};
@@ -2394,7 +2394,7 @@ mod wso2_corpus {
         (bundle, text(&c.diags), text(&c.warnings))
     }
 
-    fn op<'b>(b: &'b Bundle, id: &str) -> &'b mgw_gateway::bundle::Operation {
+    fn op<'b>(b: &'b Bundle, id: &str) -> &'b mgw_bundle::Operation {
         b.apis[0].operations.iter().find(|o| o.id == id).unwrap()
     }
 

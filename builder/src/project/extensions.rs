@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use mgw_gateway::bundle::LoadBalancing;
+use mgw_bundle::LoadBalancing;
 
 use super::error::{Diagnostic, Origin, list, suggestion};
 use super::refs::Loc;

@@ -17,7 +17,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use mgw_gateway::bundle::{Limits, Listener};
+use mgw_bundle::{Limits, Listener};
 
 use super::error::{Diagnostic, ProjectError};
 use super::openapi::{self, ApiSpec};

@@ -5,17 +5,17 @@
 //! (`deny_unknown_fields`, camelCase), and [`Manifest`] holds checked, typed values
 //! (durations as [`Duration`], sizes in bytes, paths normalized and kept inside the
 //! project). Settings left out stay `None` so that the gateway's own defaults (from
-//! `mgw_gateway::bundle`) apply; this module never invents a default the gateway
+//! `mgw_bundle`) apply; this module never invents a default the gateway
 //! does not have. It does not read the specs or the filesystem: it only checks what
 //! `mgw.yaml` alone can tell, and every problem names its key path and position.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mgw_gateway::bundle::{
+use mgw_bundle::env;
+use mgw_bundle::{
     ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, SinkKind, UnderscoreHeaders,
 };
-use mgw_gateway::env;
 use serde::Deserialize;
 
 use super::MANIFEST_FILE;
@@ -165,7 +165,7 @@ struct UpstreamWire {
     health_check: Option<HealthCheckWire>,
     /// TLS to `https://` URLs, exactly as the bundle carries it.
     #[serde(default)]
-    tls: Option<mgw_gateway::bundle::UpstreamTls>,
+    tls: Option<mgw_bundle::UpstreamTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -510,7 +510,7 @@ pub struct Manifest {
     pub analytics: AnalyticsSettings,
     pub auth: AuthSettings,
     /// Top-level CORS, for APIs that set none of their own.
-    pub cors: Option<mgw_gateway::bundle::Cors>,
+    pub cors: Option<mgw_bundle::Cors>,
     tree: Node,
 }
 
@@ -518,7 +518,7 @@ pub struct Manifest {
 /// scheme → provider map.
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
-    pub providers: BTreeMap<String, mgw_gateway::bundle::Provider>,
+    pub providers: BTreeMap<String, mgw_bundle::Provider>,
     /// Key files each JWT provider names (project-relative), with their `kid`.
     pub key_files: BTreeMap<String, Vec<(String, Option<String>)>>,
     pub schemes: BTreeMap<String, String>,
@@ -536,7 +536,7 @@ pub struct ImageSettings {
 pub struct ListenerSettings {
     pub api: Option<String>,
     pub admin: Option<String>,
-    pub api_tls: Option<mgw_gateway::bundle::ListenerTls>,
+    pub api_tls: Option<mgw_bundle::ListenerTls>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -568,7 +568,7 @@ pub struct UpstreamSettings {
     pub passive_health: Option<PassiveHealthSettings>,
     pub health_check: Option<HealthCheckSettings>,
     /// Checked with the URLs by the gateway's own rules at compile time.
-    pub tls: Option<mgw_gateway::bundle::UpstreamTls>,
+    pub tls: Option<mgw_bundle::UpstreamTls>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -680,7 +680,7 @@ pub struct ApiSettings {
     pub exclude: Option<Include>,
     pub max_body_bytes: Option<u64>,
     /// `Some(None)`: CORS switched off for this API (`cors: {enabled: false}`).
-    pub cors: Option<Option<mgw_gateway::bundle::Cors>>,
+    pub cors: Option<Option<mgw_bundle::Cors>>,
     pub mtls: Option<ClientCertMode>,
     pub underscore_headers: Option<UnderscoreHeaders>,
     pub ignore_trailing_slash: bool,
@@ -689,7 +689,7 @@ pub struct ApiSettings {
     pub catch_all: Vec<String>,
     /// What selects sandbox traffic (`upstream` unset); `None`: WSO2's `keytype`
     /// claim equal to `SANDBOX`.
-    pub sandbox: Option<mgw_gateway::bundle::Sandbox>,
+    pub sandbox: Option<mgw_bundle::Sandbox>,
 }
 
 /// A selection of operations (to serve, or to leave out): those with a listed
@@ -969,19 +969,21 @@ impl Validator<'_> {
             w.api
                 .as_ref()
                 .and_then(|l| l.tls.as_ref())
-                .map(|t| mgw_gateway::bundle::ListenerTls {
-                    cert_file: t.cert.clone().unwrap_or_else(|| {
-                        mgw_gateway::bundle::ListenerTls::DEFAULT_CERT_FILE.into()
-                    }),
-                    key_file: t.key.clone().unwrap_or_else(|| {
-                        mgw_gateway::bundle::ListenerTls::DEFAULT_KEY_FILE.into()
-                    }),
+                .map(|t| mgw_bundle::ListenerTls {
+                    cert_file: t
+                        .cert
+                        .clone()
+                        .unwrap_or_else(|| mgw_bundle::ListenerTls::DEFAULT_CERT_FILE.into()),
+                    key_file: t
+                        .key
+                        .clone()
+                        .unwrap_or_else(|| mgw_bundle::ListenerTls::DEFAULT_KEY_FILE.into()),
                     client_ca_file: t.client_ca.clone().or_else(|| {
                         matches!(
                             t.client_auth,
                             Some(ClientAuth::Optional | ClientAuth::Required)
                         )
-                        .then(|| mgw_gateway::bundle::ListenerTls::DEFAULT_CLIENT_CA_FILE.into())
+                        .then(|| mgw_bundle::ListenerTls::DEFAULT_CLIENT_CA_FILE.into())
                     }),
                     client_auth: t.client_auth,
                 });
@@ -1008,8 +1010,8 @@ impl Validator<'_> {
             let t = t.as_deref().unwrap_or(default);
             env::substitute(t, &BTreeMap::<String, String>::new()).ok()
         };
-        let a = probe(&api, mgw_gateway::bundle::Listener::DEFAULT_API);
-        let b = probe(&admin, mgw_gateway::bundle::Listener::DEFAULT_ADMIN);
+        let a = probe(&api, mgw_bundle::Listener::DEFAULT_API);
+        let b = probe(&admin, mgw_bundle::Listener::DEFAULT_ADMIN);
         if let (Some(a), Some(b)) = (a, b) {
             if a == b && !a.ends_with(":0") {
                 self.err(
@@ -1162,13 +1164,15 @@ impl Validator<'_> {
                     String::new()
                 }
             };
-            let base_path = a.base_path.map(|b| match normalize_base_path(&b) {
-                Ok(b) => b,
-                Err(e) => {
-                    self.err(&p.key("basePath"), e);
-                    b
-                }
-            });
+            let base_path = a
+                .base_path
+                .map(|b| match mgw_bundle::normalize_base_path(&b) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.err(&p.key("basePath"), e);
+                        b
+                    }
+                });
             if let Some(u) = &a.upstream {
                 if !upstreams.contains_key(u) {
                     self.err(
@@ -1223,7 +1227,7 @@ impl Validator<'_> {
                 underscore_headers: a.underscore_headers,
                 ignore_trailing_slash: a.ignore_trailing_slash.unwrap_or(false),
                 catch_all: a.catch_all.unwrap_or_default(),
-                sandbox: a.sandbox.map(|s| mgw_gateway::bundle::Sandbox {
+                sandbox: a.sandbox.map(|s| mgw_bundle::Sandbox {
                     claim: s.claim,
                     header: s.header,
                     value: s.value,
@@ -1419,7 +1423,7 @@ impl Validator<'_> {
                 continue; // resolved and checked by the gateway at start
             }
             for part in entry.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                if let Err(e) = mgw_gateway::client_ip::IpNet::parse(part) {
+                if let Err(e) = mgw_bundle::net::IpNet::parse(part) {
                     self.err(&root().key("trustedProxies").index(i), e);
                 }
             }
@@ -1482,7 +1486,7 @@ impl Validator<'_> {
     }
 
     /// `Some(None)` for `enabled: false`; `None` when invalid.
-    fn cors(&mut self, p: &KeyPath, w: CorsWire) -> Option<Option<mgw_gateway::bundle::Cors>> {
+    fn cors(&mut self, p: &KeyPath, w: CorsWire) -> Option<Option<mgw_bundle::Cors>> {
         if w.enabled == Some(false) {
             return Some(None);
         }
@@ -1496,7 +1500,7 @@ impl Validator<'_> {
         let max_age_s = self
             .duration(p.key("maxAge"), w.max_age)
             .map(|d| d.as_secs());
-        Some(Some(mgw_gateway::bundle::Cors {
+        Some(Some(mgw_bundle::Cors {
             allow_origins: origins,
             allow_methods: w.allow_methods.unwrap_or_default(),
             allow_headers: w.allow_headers.unwrap_or_default(),
@@ -1507,7 +1511,7 @@ impl Validator<'_> {
     }
 
     fn auth(&mut self, w: Option<AuthWire>) -> AuthSettings {
-        use mgw_gateway::bundle as b;
+        use mgw_bundle as b;
         let Some(w) = w else {
             return AuthSettings::default();
         };
@@ -1795,28 +1799,6 @@ fn check_name(v: &mut Validator<'_>, path: &KeyPath, name: &str, what: &str) {
         );
     }
 }
-
-/// `/petstore/v1/` → `/petstore/v1`; `` and `/` → `/`.
-pub fn normalize_base_path(base: &str) -> Result<String, String> {
-    let b = base.trim();
-    if b.is_empty() {
-        return Ok("/".into());
-    }
-    if !b.starts_with('/') {
-        return Err(format!("`{b}` must start with `/`, such as `/{b}`"));
-    }
-    if b.contains(['{', '}', '?', '#']) || b.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "`{b}` must be a literal path (no parameters, spaces, query or fragment)"
-        ));
-    }
-    if b.contains("//") {
-        return Err(format!("`{b}` has an empty segment (`//`)"));
-    }
-    let t = b.trim_end_matches('/');
-    Ok(if t.is_empty() { "/".into() } else { t.into() })
-}
-
 /// An image repository without tag or digest: `[host[:port]/]path`, lowercase.
 pub fn check_repository(r: &str) -> Result<(), String> {
     let bad = |why: &str| {
@@ -2014,7 +1996,7 @@ analytics:
                 .contains("MGW_TLS_CLIENT_CA_FILE")
         );
         assert_eq!(m.cors.unwrap().max_age_s, Some(600));
-        let mgw_gateway::bundle::Provider::Jwt(j) = &m.auth.providers["internal"] else {
+        let mgw_bundle::Provider::Jwt(j) = &m.auth.providers["internal"] else {
             panic!()
         };
         assert_eq!(
@@ -2134,14 +2116,5 @@ apis:
                 .contains("tag")
         );
         assert!(check_repository("a//b").is_err());
-    }
-
-    #[test]
-    fn base_paths() {
-        assert_eq!(normalize_base_path("/a/b/").unwrap(), "/a/b");
-        assert_eq!(normalize_base_path("/").unwrap(), "/");
-        assert_eq!(normalize_base_path("").unwrap(), "/");
-        assert!(normalize_base_path("/a/{v}").is_err());
-        assert!(normalize_base_path("a").is_err());
     }
 }

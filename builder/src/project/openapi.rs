@@ -25,7 +25,6 @@ use serde::Serialize;
 
 use super::error::{Diagnostic, Origin, did_you_mean, list, suggestion};
 use super::extensions::{self, Level, Located, Policies, RootExtensions, SecurityRequirement};
-use super::manifest::normalize_base_path;
 use super::refs::{Loc, Source, Store, Target};
 use super::yaml::{Entry, Mark, Node};
 
@@ -616,7 +615,7 @@ impl<'s> Reader<'s> {
         } else {
             return None;
         };
-        match normalize_base_path(&raw.value) {
+        match mgw_bundle::normalize_base_path(&raw.value) {
             Ok(value) => Some(SpecBasePath {
                 value,
                 source,
@@ -1096,7 +1095,7 @@ pub fn check_template(path: &str) -> Result<(), String> {
     }
     // And whatever else the gateway's router refuses (dot segments, `%2e%2e`
     // included; parameters with nothing between them), by its own rule.
-    mgw_gateway::router::check_template(path).map_err(|e| e.to_string())
+    mgw_bundle::template::check_template(path).map_err(|e| e.to_string())
 }
 
 /// `get_pets_petId` for `GET /pets/{petId}`; `get_root` for `GET /`.

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use mgw_gateway::bundle::RateLimitKey;
+use mgw_bundle::RateLimitKey;
 
 use super::error::{Diagnostic, Origin, list, suggestion};
 use super::manifest::{PolicySettings, UNLIMITED};
