@@ -41,6 +41,8 @@ test: setup gateway lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@# No import cycle between the top-level modules of a crate (ARCHITECTURE.md).
+	@out=$$(python3 scripts/module-cycles.py --top bundle/src gateway/src builder/src) || { echo "$$out"; exit 1; }
 
 fmt:
 	$(CARGO) fmt --all
