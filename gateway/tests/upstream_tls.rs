@@ -429,22 +429,9 @@ async fn websocket_upgrade_to_an_https_upstream_that_offers_h2() {
     )
     .await;
     let gw = start(https_bundle(backend.addr, json!({"caFile": ca}))).await;
-    let mut s = tokio::net::TcpStream::connect(gw.api).await.unwrap();
-    s.write_all(b"GET /pets-api/v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    let (mut s, head) = websocket_handshake(gw.api).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
-    s.write_all(b"ping-frame").await.unwrap();
-    let mut got = vec![0u8; 10];
-    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&got, b"ping-frame");
+    echo_through(&mut s).await;
     gw.shutdown().await;
 }
 

@@ -470,3 +470,31 @@ pub fn tls_server_config(
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
+
+/// A WebSocket handshake to the test backend's `/ws` (which answers `101` and echoes).
+pub const WS_HANDSHAKE: &[u8] = b"GET /pets-api/v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// Connects to `addr`, sends [`WS_HANDSHAKE`] and returns the stream with the
+/// lowercased first answer; a read that times out fails the test.
+pub async fn websocket_handshake(addr: SocketAddr) -> (tokio::net::TcpStream, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(WS_HANDSHAKE).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("no answer to the WebSocket handshake in 10 s")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    (s, head)
+}
+
+/// Sends a frame through a spliced connection and expects it echoed back.
+pub async fn echo_through(s: &mut tokio::net::TcpStream) {
+    s.write_all(b"ping-frame").await.unwrap();
+    let mut got = [0u8; 10];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+        .await
+        .expect("nothing came back through the tunnel in 10 s")
+        .unwrap();
+    assert_eq!(&got, b"ping-frame");
+}
