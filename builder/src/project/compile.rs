@@ -590,6 +590,7 @@ impl Compiler<'_> {
                 sandbox_upstream,
                 security,
                 websocket,
+                transforms: None,
             });
         }
         self.report_wso2_default(&settings.name, spec, &needs_default);
@@ -657,6 +658,7 @@ impl Compiler<'_> {
             underscore_headers: settings.underscore_headers,
             ignore_trailing_slash: settings.ignore_trailing_slash,
             sandbox,
+            transforms: None,
         })
     }
 
