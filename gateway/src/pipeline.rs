@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! header hygiene → request id → [CORS preflight] → route → authenticate
-//!   → authorize → rate-limit → body limit → proxy → record
+//!   → authorize → rate-limit → body limit → transform → proxy → record
 //! ```
 //!
 //! Each stage is a step in [`Gateway::handle`] and returns early with a
@@ -27,6 +27,7 @@ use hyper::body::Incoming;
 use crate::analytics::{Analytics, Event};
 use crate::auth::{Identity, Security};
 use crate::body::{BodyState, Finish, RequestBody, ResponseBody};
+use crate::bundle::transform::TransformCfg;
 use crate::bundle::{Config, RouteCfg, SandboxBy};
 use crate::conn::{ConnInfo, InFlight};
 use crate::cors::{self, CorsPolicy};
@@ -38,7 +39,8 @@ use crate::proxy::{self, Outbound, Upstream};
 use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
 use crate::request_id;
 use crate::resilience::ConcurrencyPermit;
-use crate::router::{Lookup, Router, RouterBuilder};
+use crate::router::{Lookup, Params, Router, RouterBuilder};
+use crate::transform::{self, Facts};
 
 /// A route with its runtime handles.
 struct Route {
@@ -262,7 +264,21 @@ impl Gateway {
             return self.reject(GatewayError::PayloadTooLarge { limit }, Some(route), ctx);
         }
 
-        // Stage 6: proxy.
+        // Stage 6: transforms (`transform`), after every check so policies judge
+        // the request as the client sent it, and last before the proxy so the
+        // upstream sees exactly what they produce. A route without any skips it.
+        let response_edits = match &route.cfg.transforms {
+            None => None,
+            Some(t) => match self.transform(t, &mut req, &ctx, route.cfg.base_segments) {
+                Ok(transform::Outcome::Forward(edits)) => edits,
+                Ok(transform::Outcome::Answer(r)) => {
+                    return self.answer(route, r, allowed.as_ref(), ctx);
+                }
+                Err(e) => return self.reject(e, Some(route), ctx),
+            },
+        };
+
+        // Stage 7: proxy.
         let (req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
             (req.map(|_| RequestBody::Empty), None)
         } else {
@@ -305,6 +321,10 @@ impl Gateway {
                     (e.into_response(&ctx.request_id), None, Some(kind), None)
                 }
             };
+        // The upstream's answer only, before the gateway's own headers below.
+        if let (Some(edits), None) = (&response_edits, error) {
+            edits.apply(response.headers_mut());
+        }
         response
             .headers_mut()
             .insert(X_REQUEST_ID, ctx.request_id.clone());
@@ -313,7 +333,7 @@ impl Gateway {
         }
         self.apply_cors(route, ctx.origin.as_ref(), &mut response);
 
-        // Stage 7: record, when the response body is done; for a spliced
+        // Stage 8: record, when the response body is done; for a spliced
         // WebSocket, when the tunnel closes, with the bytes it carried.
         if let Some(tunnel) = tunnel {
             let record = self.record_of(&response, Some(route), ctx, upstream_latency, None, None);
@@ -356,6 +376,64 @@ impl Gateway {
             Lookup::NotFound => Err(GatewayError::NotFound),
             Lookup::InvalidPath(_) => Err(GatewayError::BadPath),
         }
+    }
+
+    /// The transform stage. Path parameters are looked up again (the route
+    /// stage keeps none) only when a template reads one.
+    fn transform(
+        &self,
+        t: &Arc<TransformCfg>,
+        req: &mut Request<Incoming>,
+        ctx: &Ctx,
+        base_segments: usize,
+    ) -> Result<transform::Outcome, GatewayError> {
+        let uri = t.reads_path_params().then(|| req.uri().clone());
+        let params = match &uri {
+            Some(uri) => self.params(req.method(), uri.path()),
+            None => Params::default(),
+        };
+        let facts = Facts {
+            identity: ctx.identity.as_deref(),
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+            params: &params,
+            base_segments,
+        };
+        transform::on_request(t, req, &facts)
+    }
+
+    /// The decoded path parameters of the route serving `method` and `path`
+    /// (the route stage's trailing-slash rule included).
+    fn params<'a>(&'a self, method: &Method, path: &'a str) -> Params<'a, 'a> {
+        if let Lookup::Found(m) = self.router.lookup(method, path) {
+            return m.params;
+        }
+        match path
+            .strip_suffix('/')
+            .map(|p| self.router.lookup(method, p))
+        {
+            Some(Lookup::Found(m)) => m.params,
+            _ => Params::default(),
+        }
+    }
+
+    /// The gateway's own answer after every check (a static response).
+    fn answer(
+        self: &Arc<Self>,
+        route: &Route,
+        mut response: Response<ResponseBody>,
+        allowed: Option<&ratelimit::Allowed>,
+        ctx: Ctx,
+    ) -> Response<ResponseBody> {
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, ctx.request_id.clone());
+        if let (Some(rl), Some(a)) = (&self.rate_limiter, allowed) {
+            rl.write_headers(&route.limits, a, response.headers_mut());
+        }
+        self.apply_cors(route, ctx.origin.as_ref(), &mut response);
+        self.record(&mut response, Some(route), ctx, None, None, None);
+        response
     }
 
     /// The gateway's answer to a CORS preflight for a route whose API
