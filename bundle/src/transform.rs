@@ -106,6 +106,37 @@ pub struct StaticResponse {
     pub body: String,
 }
 
+impl Transforms {
+    /// Every value that may hold `${VAR}`, with its key path under the block
+    /// (`.request.headers.set.X-Env`), for the list of variables a deployment sets.
+    pub fn templates(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        let request = self.request.as_ref();
+        let blocks = [
+            (".request.headers", request.and_then(|r| r.headers.as_ref())),
+            (".request.query", request.and_then(|r| r.query.as_ref())),
+            (
+                ".response.headers",
+                self.response.as_ref().and_then(|r| r.headers.as_ref()),
+            ),
+        ];
+        for (at, e) in blocks {
+            let Some(e) = e else { continue };
+            for (what, map) in [("set", &e.set), ("add", &e.add)] {
+                for (name, value) in map {
+                    out.push((format!("{at}.{what}.{name}"), value.as_str()));
+                }
+            }
+        }
+        if let Some(s) = &self.static_response {
+            for (name, value) in &s.headers {
+                out.push((format!(".staticResponse.headers.{name}"), value.as_str()));
+            }
+        }
+        out
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Checked form
 // ---------------------------------------------------------------------------

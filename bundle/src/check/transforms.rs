@@ -127,41 +127,52 @@ pub(super) fn check_path_facts(
     op_path: &str,
 ) {
     let params = path_params(op_path);
-    let mut missing = BTreeSet::new();
     let values = t
         .request_headers
         .iter()
         .chain(&t.response_headers)
         .filter_map(Edit::value)
         .chain(t.query.iter().filter_map(Edit::value));
-    let mut parts: Vec<&Part> = values
+    let in_values: Vec<&Part> = values
         .flat_map(|v| match v {
             ValueTemplate::Static(_) => &[][..],
             ValueTemplate::Dynamic(p) => p.as_slice(),
         })
         .collect();
-    if let Some(PathRewriteCfg::Template(p)) = &t.path {
-        parts.extend(p);
-    }
-    for part in parts {
-        if let Part::Fact(Fact::Path(name)) = part {
-            if !params.contains(&name.as_str()) {
-                missing.insert(name.as_str());
-            }
-        }
-    }
-    for name in missing {
-        c.push(
-            key,
-            format!(
-                "path parameter `{name}` is not in the path `{op_path}` of operation `{op_id}` (its parameters: {})",
-                if params.is_empty() {
-                    "none".to_owned()
-                } else {
-                    params.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+    let in_path: Vec<&Part> = match &t.path {
+        Some(PathRewriteCfg::Template(p)) => p.iter().collect(),
+        _ => Vec::new(),
+    };
+    for (at, parts) in [
+        (key.to_owned(), in_values),
+        (format!("{key}.request.path.template"), in_path),
+    ] {
+        let missing: BTreeSet<&str> = parts
+            .into_iter()
+            .filter_map(|p| match p {
+                Part::Fact(Fact::Path(name)) if !params.contains(&name.as_str()) => {
+                    Some(name.as_str())
                 }
-            ),
-        );
+                _ => None,
+            })
+            .collect();
+        for name in missing {
+            let known = if params.is_empty() {
+                "none".to_owned()
+            } else {
+                params
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            c.push(
+                at.clone(),
+                format!(
+                    "path parameter `{name}` is not in the path `{op_path}` of operation `{op_id}` (its parameters: {known})"
+                ),
+            );
+        }
     }
 }
 
@@ -476,7 +487,7 @@ mod tests {
         );
         let joined = p.join("\n");
         for want in [
-            "apis[0].transforms: path parameter `id` is not in the path `/pets` of operation `listPets` (its parameters: none)",
+            "apis[0].transforms.request.path.template: path parameter `id` is not in the path `/pets` of operation `listPets` (its parameters: none)",
             "apis[0].transforms.request.method: `patch` is not an HTTP method",
             "apis[0].transforms.request.query.set.a&b: `a&b` is not a query parameter name",
             "apis[0].transforms.request.query: `x` is edited more than once",
