@@ -14,6 +14,7 @@ pub mod client_ip;
 pub mod conn;
 pub mod cors;
 pub mod error;
+pub mod filter;
 pub mod header_names;
 pub mod headers;
 pub mod metrics;
@@ -70,12 +71,17 @@ impl RunError {
 
 /// Loads the bundle, binds the listeners and serves until SIGTERM or SIGINT.
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
+    run_with(opts, filter::Filters::default()).await
+}
+
+/// [`run`] with native filters: what a project's `runtime/` crate calls.
+pub async fn run_with(opts: RunOptions, filters: filter::Filters) -> Result<(), RunError> {
     let config = bundle::load(
         &opts.bundle,
         opts.expected_digest.as_deref(),
         &env::ProcessEnv,
     )?;
-    let server = server::Server::bind(config).await?;
+    let server = server::Server::bind_with(config, filters).await?;
     server.run(shutdown_signal()).await;
     Ok(())
 }

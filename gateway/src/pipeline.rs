@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{CONTENT_LENGTH, HeaderValue, ORIGIN};
-use http::{Method, Request, Response};
+use http::{Extensions, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::analytics::{Analytics, Event};
@@ -32,6 +32,7 @@ use crate::bundle::{Config, RouteCfg, SandboxBy};
 use crate::conn::{ConnInfo, InFlight};
 use crate::cors::{self, CorsPolicy};
 use crate::error::GatewayError;
+use crate::filter::{Filters, RouteInfo, Session};
 use crate::header_names::X_REQUEST_ID;
 use crate::headers;
 use crate::metrics::{AuthOutcome, Metrics, RouteMetrics};
@@ -64,6 +65,8 @@ pub struct Gateway {
     rate_limiter: Option<RateLimiter>,
     /// Authentication and authorization per API.
     security: Security,
+    /// Native filters of a custom runtime (none in the stock gateway).
+    filters: Filters,
 }
 
 /// Why the pipeline cannot be built from a checked configuration.
@@ -112,6 +115,7 @@ impl Gateway {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             security,
+            filters: Filters::default(),
             router: builder.build(),
             upstreams,
             config,
@@ -119,6 +123,11 @@ impl Gateway {
             analytics,
             rate_limiter,
         })
+    }
+
+    /// Runs these native filters on every route (before the gateway is shared).
+    pub fn set_filters(&mut self, filters: Filters) {
+        self.filters = filters;
     }
 
     /// Starts the traffic-policy background tasks: sweeping idle rate-limit keys
@@ -178,6 +187,7 @@ impl Gateway {
             origin: None,
             identity: None,
             auth: None,
+            filter_ctx: Extensions::new(),
         };
         let hygiene = match hygiene {
             Ok(h) => h,
@@ -278,6 +288,18 @@ impl Gateway {
             },
         };
 
+        // Stage 6b: native filters, after the transforms they may build on; a
+        // gateway without filters skips it.
+        if !self.filters.is_empty() {
+            req = match self.filter_request(route, req, &mut ctx) {
+                Ok(req) => req,
+                Err(answer) => {
+                    let answer = (*answer).map(ResponseBody::full);
+                    return self.answer(route, answer, allowed.as_ref(), ctx);
+                }
+            };
+        }
+
         // Stage 7: proxy.
         let (req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
             (req.map(|_| RequestBody::Empty), None)
@@ -324,6 +346,9 @@ impl Gateway {
         // The upstream's answer only, before the gateway's own headers below.
         if let (Some(edits), None) = (&response_edits, error) {
             edits.apply(response.headers_mut());
+        }
+        if !self.filters.is_empty() && error.is_none() {
+            response = self.filter_response(route, response, &mut ctx);
         }
         response
             .headers_mut()
@@ -415,6 +440,54 @@ impl Gateway {
             Some(Lookup::Found(m)) => m.params,
             _ => Params::default(),
         }
+    }
+
+    fn route_info<'a>(&'a self, r: &'a RouteCfg) -> RouteInfo<'a> {
+        RouteInfo {
+            api: &self.config.apis[r.api].name,
+            operation_id: &r.operation_id,
+            method: &r.method,
+            template: &r.template,
+        }
+    }
+
+    /// The filters' request phase: the request to forward, or their answer.
+    fn filter_request(
+        &self,
+        route: &Route,
+        req: Request<Incoming>,
+        ctx: &mut Ctx,
+    ) -> Result<Request<Incoming>, Box<Response<bytes::Bytes>>> {
+        let (mut parts, body) = req.into_parts();
+        let mut session = Session {
+            route: self.route_info(&route.cfg),
+            identity: ctx.identity.as_deref(),
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+            ctx: &mut ctx.filter_ctx,
+        };
+        match self.filters.on_request(&mut session, &mut parts) {
+            Some(answer) => Err(Box::new(answer)),
+            None => Ok(Request::from_parts(parts, body)),
+        }
+    }
+
+    fn filter_response(
+        &self,
+        route: &Route,
+        response: Response<ResponseBody>,
+        ctx: &mut Ctx,
+    ) -> Response<ResponseBody> {
+        let (mut parts, body) = response.into_parts();
+        let mut session = Session {
+            route: self.route_info(&route.cfg),
+            identity: ctx.identity.as_deref(),
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+            ctx: &mut ctx.filter_ctx,
+        };
+        self.filters.on_upstream_response(&mut session, &mut parts);
+        Response::from_parts(parts, body)
     }
 
     /// The gateway's own answer after every check (a static response).
@@ -543,6 +616,8 @@ struct Ctx {
     identity: Option<Arc<Identity>>,
     /// Authentication outcome, for analytics.
     auth: Option<AuthOutcome>,
+    /// Native filters' per-request state (empty, and free, without filters).
+    filter_ctx: Extensions,
 }
 
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
@@ -567,9 +642,21 @@ struct Record {
 }
 
 impl Finish for Record {
-    fn finish(self: Box<Self>, bytes_out: u64) {
+    fn finish(mut self: Box<Self>, bytes_out: u64) {
         let total = self.ctx.start.elapsed();
         let g = &self.gateway;
+        if let (false, Some(i)) = (g.filters.is_empty(), self.route) {
+            let cfg = &g.config.routes[i as usize];
+            let mut session = Session {
+                route: g.route_info(cfg),
+                identity: self.ctx.identity.as_deref(),
+                client_ip: self.ctx.client_ip,
+                request_id: &self.ctx.request_id,
+                ctx: &mut self.ctx.filter_ctx,
+            };
+            let status = http::StatusCode::from_u16(self.status).unwrap_or_default();
+            g.filters.on_end(&mut session, status);
+        }
         if let Some(m) = &self.route_metrics {
             m.observe(self.status, total);
         }
