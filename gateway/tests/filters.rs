@@ -1,9 +1,13 @@
-//! Native filters through an in-process gateway: a filter that denies by a
-//! custom rule (403, upstream never called), one that adds a response header
-//! from a claim, and per-request state carried from the request phase to the
-//! end of the response.
+//! Native filters through an in-process gateway: the example project's two
+//! (`examples/petstore-filters/runtime`: deny by a custom rule with 403, the
+//! upstream never called; a response header from a claim) and per-request state
+//! carried from the request phase to the end of the response.
 
 mod support;
+
+/// The filters of `examples/petstore-filters`, as its runtime crate compiles them.
+#[path = "../../examples/petstore-filters/runtime/src/filters.rs"]
+mod example;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,45 +19,17 @@ use serde_json::{Value, json};
 use support::auth::*;
 use support::*;
 
-/// Refuses pets of kind `cat` on `createPet` (a rule no YAML could express).
-struct NoCats;
-
-impl Filter for NoCats {
-    fn name(&self) -> &str {
-        "no-cats"
-    }
-
-    fn on_request(
-        &self,
-        s: &mut Session<'_>,
-        req: &mut http::request::Parts,
-    ) -> Option<Response<Bytes>> {
-        if s.route.operation_id != "createPet" {
-            return None;
-        }
-        let cat = req.headers.get("x-pet-kind").is_some_and(|v| v == "cat");
-        cat.then(|| {
-            Response::builder()
-                .status(StatusCode::FORBIDDEN)
-                .header("content-type", "text/plain")
-                .body(Bytes::from_static(b"no cats here"))
-                .unwrap()
-        })
-    }
-}
-
-/// `X-Tenant` on the response, from the caller's `tenant` claim; counts the
-/// requests it saw end (state kept in the session between phases).
-struct TenantHeader {
+/// Keeps state from its request phase to `on_end` and counts what it saw end.
+struct EndCounter {
     ended: Arc<AtomicUsize>,
 }
 
 #[derive(Clone)]
 struct Seen(&'static str);
 
-impl Filter for TenantHeader {
+impl Filter for EndCounter {
     fn name(&self) -> &str {
-        "tenant-header"
+        "end-counter"
     }
 
     fn on_request(
@@ -61,18 +37,12 @@ impl Filter for TenantHeader {
         s: &mut Session<'_>,
         _req: &mut http::request::Parts,
     ) -> Option<Response<Bytes>> {
-        s.ctx.insert(Seen("tenant-header"));
+        s.ctx.insert(Seen("end-counter"));
         None
     }
 
-    fn on_upstream_response(&self, s: &mut Session<'_>, res: &mut http::response::Parts) {
-        if let Some(t) = s.claim("tenant").and_then(|t| t.parse().ok()) {
-            res.headers.insert("x-tenant", t);
-        }
-    }
-
     fn on_end(&self, s: &mut Session<'_>, _status: StatusCode) {
-        if s.ctx.get::<Seen>().is_some_and(|v| v.0 == "tenant-header") {
+        if s.ctx.get::<Seen>().is_some_and(|v| v.0 == "end-counter") {
             self.ended.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -107,9 +77,12 @@ async fn call(gw: &Gw, method: &str, path: &str, headers: &[(&str, &str)]) -> Re
 async fn filters_deny_by_a_custom_rule_and_add_a_header_from_a_claim() {
     let b = backend("pets").await;
     let ended = Arc::new(AtomicUsize::new(0));
-    let filters = Filters::new().with(NoCats).with(TenantHeader {
-        ended: ended.clone(),
-    });
+    let filters = Filters::new()
+        .with(example::NoCats)
+        .with(example::TenantHeader)
+        .with(EndCounter {
+            ended: ended.clone(),
+        });
     let gw = start_with_filters(secured(&b), filters).await;
     let mut c = claims("alice", "");
     c["tenant"] = json!("acme");
@@ -131,7 +104,7 @@ async fn filters_deny_by_a_custom_rule_and_add_a_header_from_a_claim() {
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert_eq!(&r.body[..], b"no cats here");
+    assert_eq!(&r.body[..], b"no cats here\n");
     assert_eq!(r.headers["x-request-id"], "cat-1");
     assert_eq!(
         b.hits.load(Ordering::SeqCst),
