@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! header hygiene → request id → [CORS preflight] → route → authenticate
-//!   → authorize → rate-limit → body limit → transform → proxy → record
+//!   → authorize → rate-limit → body limit → transform → filters → proxy → record
 //! ```
 //!
 //! Each stage is a step in [`Gateway::handle`] and returns early with a
