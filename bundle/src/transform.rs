@@ -150,11 +150,13 @@ pub struct TransformCfg {
     pub method: Option<Method>,
     pub response_headers: Vec<Edit<HeaderName>>,
     pub static_response: Option<StaticResponseCfg>,
+    /// Some template reads a path parameter, so the gateway must extract them
+    /// (set by [`TransformCfg::merge`], not per request).
+    pub reads_path_params: bool,
 }
 
 impl TransformCfg {
-    /// Does any template read a path parameter (so the gateway must extract them)?
-    pub fn reads_path_params(&self) -> bool {
+    fn scan_path_params(&self) -> bool {
         let edits = self
             .request_headers
             .iter()
@@ -190,6 +192,7 @@ impl TransformCfg {
             out.method = op.method.or(out.method);
             out.static_response = op.static_response.or(out.static_response);
         }
+        out.reads_path_params = out.scan_path_params();
         (!out.is_empty()).then_some(out)
     }
 }

@@ -412,7 +412,7 @@ impl Gateway {
         ctx: &Ctx,
         base_segments: usize,
     ) -> Result<transform::Outcome, GatewayError> {
-        let uri = t.reads_path_params().then(|| req.uri().clone());
+        let uri = t.reads_path_params.then(|| req.uri().clone());
         let params = match &uri {
             Some(uri) => self.params(req.method(), uri.path()),
             None => Params::default(),

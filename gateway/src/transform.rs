@@ -36,7 +36,7 @@ pub struct Facts<'a, 'r, 'p> {
     pub identity: Option<&'a Identity>,
     pub client_ip: IpAddr,
     pub request_id: &'a HeaderValue,
-    /// Decoded path parameters (empty unless [`TransformCfg::reads_path_params`]).
+    /// Decoded path parameters (empty unless `TransformCfg::reads_path_params`).
     pub params: &'a Params<'r, 'p>,
     /// Path segments of the API's base path (kept as the client sent them).
     pub base_segments: usize,

@@ -435,7 +435,7 @@ mod tests {
             )
         );
         assert!(matches!(get.path, Some(PathRewriteCfg::Template(_))));
-        assert!(get.reads_path_params() && !list.reads_path_params());
+        assert!(get.reads_path_params && !list.reads_path_params);
         // No transforms anywhere: nothing per route.
         let none = with(serde_json::Value::Null, serde_json::Value::Null).unwrap();
         assert!(none.routes.iter().all(|r| r.transforms.is_none()));
