@@ -275,8 +275,8 @@ impl Gateway {
         }
 
         // Stage 6: transforms (`transform`), after every check so policies judge
-        // the request as the client sent it, and last before the proxy so the
-        // upstream sees exactly what they produce. A route without any skips it.
+        // the request as the client sent it, and just before the filters and the
+        // proxy so the upstream sees what they produce. A route without any skips it.
         let response_edits = match &route.cfg.transforms {
             None => None,
             Some(t) => match self.transform(t, &mut req, &ctx, route.cfg.base_segments) {
