@@ -35,6 +35,7 @@ use super::extensions::{Endpoints, Located};
 use super::manifest::Include;
 use super::openapi::{ApiSpec, BasePathSource, SpecFormat, SpecOperation};
 use super::transforms;
+use super::yaml::Node;
 use super::{MANIFEST_FILE, Project};
 
 /// A compiled project.
@@ -1133,16 +1134,16 @@ impl Compiler<'_> {
         Some(t)
     }
 
-    fn spec_transforms(&mut self, l: &Located<serde_json::Value>) -> Option<Transforms> {
+    fn spec_transforms(&mut self, l: &Located<Node>) -> Option<Transforms> {
         transforms::from_extension(l)
             .map_err(|d| self.diags.push(d))
             .ok()
     }
 
-    fn map_spec_transforms(&mut self, bkey: &str, t: &Transforms, l: &Located<serde_json::Value>) {
+    fn map_spec_transforms(&mut self, bkey: &str, t: &Transforms, l: &Located<Node>) {
         self.map(bkey.to_owned(), l.origin.clone());
         for segs in transforms::key_paths(t) {
-            let origin = transforms::spec_origin(&l.origin, &segs);
+            let origin = transforms::spec_origin(l, &segs);
             self.map(
                 format!("{bkey}{}", transforms::bundle_suffix(&segs)),
                 origin,

@@ -64,8 +64,9 @@ pub struct Policies {
     /// `x-mgw-catch-all`: the path's last parameter takes the rest of the path.
     pub catch_all: Option<Located<bool>>,
     /// `x-mgw-transforms`: header, query, path and method changes, as written
-    /// (read into `mgw_bundle::Transforms` by `project::transforms`).
-    pub transforms: Option<Located<serde_json::Value>>,
+    /// (read into `mgw_bundle::Transforms` by `project::transforms`; the node
+    /// keeps every key's position).
+    pub transforms: Option<Located<Node>>,
 }
 
 /// Where in a document an extension sits.
@@ -286,7 +287,7 @@ pub fn read(
             Ext::Transforms => {
                 if e.value.as_map().is_some() {
                     policies.transforms = Some(Located {
-                        value: e.value.to_json(),
+                        value: e.value.clone(),
                         origin,
                     });
                 } else {

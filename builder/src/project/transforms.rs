@@ -9,10 +9,12 @@ use mgw_bundle::Transforms;
 
 use super::error::{Diagnostic, Origin, Seg};
 use super::extensions::Located;
+use super::yaml::Node;
 
 /// Reads `x-mgw-transforms`; a wrong shape names the key inside it.
-pub fn from_extension(l: &Located<serde_json::Value>) -> Result<Transforms, Diagnostic> {
-    serde_path_to_error::deserialize(&l.value).map_err(|e| {
+pub fn from_extension(l: &Located<Node>) -> Result<Transforms, Diagnostic> {
+    let json = l.value.to_json();
+    serde_path_to_error::deserialize(&json).map_err(|e| {
         let at = e.path().to_string();
         let inner = e.into_inner();
         let message = if at == "." {
@@ -61,18 +63,30 @@ pub fn bundle_suffix(segs: &[Seg]) -> String {
         .collect()
 }
 
-/// The origin of a key inside a document's `x-mgw-transforms`: the extension's
-/// position, with the key appended to its JSON pointer.
-pub fn spec_origin(base: &Origin, segs: &[Seg]) -> Origin {
-    let mut o = base.clone();
+/// The origin of a key inside a document's `x-mgw-transforms`: its own line and
+/// column, and the extension's JSON pointer with the key appended.
+pub fn spec_origin(l: &Located<Node>, segs: &[Seg]) -> Origin {
+    let mut o = l.origin.clone();
+    let mut node = Some(&l.value);
+    let mut mark = l.value.mark;
     for s in segs {
-        o.key_path.push('/');
-        match s {
-            Seg::Key(k) => o
-                .key_path
-                .push_str(&k.replace('~', "~0").replace('/', "~1")),
-            Seg::Index(i) => o.key_path.push_str(&i.to_string()),
+        let seg = match s {
+            Seg::Key(k) => k.clone(),
+            Seg::Index(i) => i.to_string(),
+        };
+        if let Some(n) = node {
+            if let Some(m) = n.child_key_mark(&seg) {
+                mark = m;
+            }
+            node = n.child(&seg);
         }
+        o.key_path.push('/');
+        o.key_path
+            .push_str(&seg.replace('~', "~0").replace('/', "~1"));
+    }
+    if mark.is_known() {
+        o.line = Some(mark.line);
+        o.column = Some(mark.column);
     }
     o
 }
@@ -138,13 +152,13 @@ mod tests {
             e.contains("a transform cannot change header `x-request-id`"),
             "{e}"
         );
-        // In the document: the extension's position and the key inside it.
+        // In the document: the key inside the extension (line and column of `template`).
         let spec = SPEC.replace(
             "      operationId: getPet\n",
             "      operationId: getPet\n      x-mgw-transforms:\n        request: {path: {template: '/v2/{petId}'}}\n",
         );
         let e = build(MANIFEST, &spec).unwrap_err();
-        assert!(e.contains("api.yaml:9:9:"), "{e}");
+        assert!(e.contains("api.yaml:9:26:"), "{e}");
         assert!(e.contains("x-mgw-transforms/request/path/template"), "{e}");
         assert!(
             e.contains("path parameter `petId` is not in the path `/pets/{id}`"),
@@ -181,7 +195,7 @@ mod tests {
             ]
         );
         let l = Located {
-            value: serde_json::json!({"request": {"headers": {"sett": {}}}}),
+            value: crate::project::yaml::parse("request: {headers: {sett: {}}}", false).unwrap(),
             origin: Origin::file("apis/p.yaml"),
         };
         let e = from_extension(&l).unwrap_err();
