@@ -365,4 +365,43 @@ mod tests {
             Some("a=1")
         );
     }
+
+    proptest::proptest! {
+        /// Any client query: `remove` drops exactly the pairs of that (decoded)
+        /// name and keeps the others byte for byte, and the other edits leave a
+        /// request target that parses.
+        #[test]
+        fn query_edits_on_any_client_query(
+            pairs in proptest::collection::vec("(a|b|%61|a\\+)(=[!-%'-~]{0,4})?", 0..6),
+            name in "a|b|a ",
+        ) {
+            let q = pairs.join("&");
+            let rid = HeaderValue::from_static("r");
+            let params = Params::default();
+            let f = facts(&params, &rid);
+            let decoded = |raw: &str| {
+                percent_decode_str(&raw.replace('+', " ")).decode_utf8_lossy().into_owned()
+            };
+            let kept: Vec<&str> = q
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .filter(|p| decoded(p.split_once('=').map_or(p, |(n, _)| n)) != name)
+                .collect();
+            let out = edit_query(Some(&q), &[Edit::Remove(name.clone())], &f);
+            proptest::prop_assert_eq!(out.unwrap_or_default(), kept.join("&"));
+            let edits = [
+                Edit::Rename { from: name.clone(), to: "r n".to_owned() },
+                Edit::Add(name.clone(), ValueTemplate::Static(HeaderValue::from_static("v&w"))),
+            ];
+            let edited = edit_query(Some(&q), &edits, &f).unwrap_or_default();
+            // What the client sent was a valid target; the edits keep it one.
+            if PathAndQuery::try_from(format!("/?{q}")).is_ok() {
+                proptest::prop_assert!(
+                    PathAndQuery::try_from(format!("/?{edited}")).is_ok(),
+                    "{}",
+                    edited
+                );
+            }
+        }
+    }
 }
