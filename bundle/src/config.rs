@@ -184,6 +184,8 @@ pub struct RouteCfg {
     pub security: Vec<Vec<SchemeReq>>,
     /// A WebSocket upgrade may be spliced to the upstream.
     pub websocket: bool,
+    /// The API's and the operation's transforms, merged; `None`: nothing to do.
+    pub transforms: Option<std::sync::Arc<crate::transform::TransformCfg>>,
 }
 
 /// A route's sandbox upstream and what selects it.

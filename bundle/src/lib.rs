@@ -22,6 +22,7 @@ pub mod keys;
 pub mod net;
 pub mod paths;
 pub mod template;
+pub mod transform;
 pub mod wire;
 
 pub use check::parse_target;

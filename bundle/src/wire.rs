@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::BundleError;
+pub use crate::transform::Transforms;
 
 /// Most further attempts an upstream may be configured with.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
@@ -275,6 +276,9 @@ pub struct Api {
     /// sandbox upstreams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<Sandbox>,
+    /// Header, query, path and method changes for every operation of this API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transforms: Option<Transforms>,
 }
 
 /// What to do with a client header whose name contains `_`: CGI/WSGI-style
@@ -336,6 +340,9 @@ pub struct Operation {
     /// is stripped before forwarding, and so is `websocket` when this is off).
     #[serde(default, skip_serializing_if = "is_false")]
     pub websocket: bool,
+    /// This operation's transforms, applied after the API's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transforms: Option<Transforms>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -10,10 +10,12 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod body;
+pub mod cli;
 pub mod client_ip;
 pub mod conn;
 pub mod cors;
 pub mod error;
+pub mod filter;
 pub mod header_names;
 pub mod headers;
 pub mod metrics;
@@ -25,6 +27,7 @@ pub mod resilience;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod transform;
 pub mod upstream_tls;
 
 // The bundle contract (wire types, `${VAR}` templates, validation into `Config`)
@@ -69,12 +72,17 @@ impl RunError {
 
 /// Loads the bundle, binds the listeners and serves until SIGTERM or SIGINT.
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
+    run_with(opts, filter::Filters::default()).await
+}
+
+/// [`run`] with native filters: what a project's `runtime/` crate calls.
+pub async fn run_with(opts: RunOptions, filters: filter::Filters) -> Result<(), RunError> {
     let config = bundle::load(
         &opts.bundle,
         opts.expected_digest.as_deref(),
         &env::ProcessEnv,
     )?;
-    let server = server::Server::bind(config).await?;
+    let server = server::Server::bind_with(config, filters).await?;
     server.run(shutdown_signal()).await;
     Ok(())
 }

@@ -1,9 +1,7 @@
-//! The `mgw-gateway` binary: parse arguments, set up logging, run the library.
+//! The stock `mgw-gateway` binary: no native filters. A project's `runtime/`
+//! crate is the same file with its filters registered.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-use clap::Parser;
 
 // musl's allocator serializes threads on one lock; mimalloc keeps throughput
 // (see BENCHMARKS.md for the measurement). The `system-alloc` feature keeps
@@ -12,65 +10,6 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The mgw gateway runtime: serves the APIs of one bundle.
-#[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-struct Args {
-    /// The bundle to serve.
-    #[arg(long, env = "MGW_BUNDLE", default_value = "/etc/mgw/bundle.json")]
-    bundle: PathBuf,
-    /// Refuse to start unless the bundle file hashes to this `sha256:…` digest
-    /// (set by the image so a modified bundle never runs).
-    #[arg(long)]
-    bundle_digest: Option<String>,
-    /// Worker threads (default: one per CPU).
-    #[arg(long, env = "MGW_WORKERS")]
-    workers: Option<usize>,
-    /// Log format.
-    #[arg(long, env = "MGW_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
-    log_format: String,
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
-    init_tracing(&args.log_format);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(n) = args.workers {
-        rt.worker_threads(n.max(1));
-    }
-    let rt = match rt.build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let opts = mgw_gateway::RunOptions {
-        bundle: args.bundle,
-        expected_digest: args.bundle_digest,
-    };
-    match rt.block_on(mgw_gateway::run(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "gateway stopped");
-            eprintln!("error: {e}");
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
-        }
-    }
-}
-
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MGW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Logs go to stderr; stdout belongs to analytics events.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
-    }
+    mgw_gateway::cli::main_with(mgw_gateway::filter::Filters::default())
 }

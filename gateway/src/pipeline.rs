@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! header hygiene → request id → [CORS preflight] → route → authenticate
-//!   → authorize → rate-limit → body limit → proxy → record
+//!   → authorize → rate-limit → body limit → transform → filters → proxy → record
 //! ```
 //!
 //! Each stage is a step in [`Gateway::handle`] and returns early with a
@@ -21,16 +21,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{CONTENT_LENGTH, HeaderValue, ORIGIN};
-use http::{Method, Request, Response};
+use http::{Extensions, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::analytics::{Analytics, Event};
 use crate::auth::{Identity, Security};
 use crate::body::{BodyState, Finish, RequestBody, ResponseBody};
+use crate::bundle::transform::TransformCfg;
 use crate::bundle::{Config, RouteCfg, SandboxBy};
 use crate::conn::{ConnInfo, InFlight};
 use crate::cors::{self, CorsPolicy};
 use crate::error::GatewayError;
+use crate::filter::{Filters, RouteInfo, Session};
 use crate::header_names::X_REQUEST_ID;
 use crate::headers;
 use crate::metrics::{AuthOutcome, Metrics, RouteMetrics};
@@ -38,7 +40,8 @@ use crate::proxy::{self, Outbound, Upstream};
 use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
 use crate::request_id;
 use crate::resilience::ConcurrencyPermit;
-use crate::router::{Lookup, Router, RouterBuilder};
+use crate::router::{Lookup, Params, Router, RouterBuilder};
+use crate::transform::{self, Facts};
 
 /// A route with its runtime handles.
 struct Route {
@@ -62,6 +65,8 @@ pub struct Gateway {
     rate_limiter: Option<RateLimiter>,
     /// Authentication and authorization per API.
     security: Security,
+    /// Native filters of a custom runtime (none in the stock gateway).
+    filters: Filters,
 }
 
 /// Why the pipeline cannot be built from a checked configuration.
@@ -110,6 +115,7 @@ impl Gateway {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             security,
+            filters: Filters::default(),
             router: builder.build(),
             upstreams,
             config,
@@ -117,6 +123,11 @@ impl Gateway {
             analytics,
             rate_limiter,
         })
+    }
+
+    /// Runs these native filters on every route (before the gateway is shared).
+    pub fn set_filters(&mut self, filters: Filters) {
+        self.filters = filters;
     }
 
     /// Starts the traffic-policy background tasks: sweeping idle rate-limit keys
@@ -176,6 +187,7 @@ impl Gateway {
             origin: None,
             identity: None,
             auth: None,
+            filter_ctx: Extensions::new(),
         };
         let hygiene = match hygiene {
             Ok(h) => h,
@@ -262,7 +274,33 @@ impl Gateway {
             return self.reject(GatewayError::PayloadTooLarge { limit }, Some(route), ctx);
         }
 
-        // Stage 6: proxy.
+        // Stage 6: transforms (`transform`), after every check so policies judge
+        // the request as the client sent it, and just before the filters and the
+        // proxy so the upstream sees what they produce. A route without any skips it.
+        let response_edits = match &route.cfg.transforms {
+            None => None,
+            Some(t) => match self.transform(t, &mut req, &ctx, route.cfg.base_segments) {
+                Ok(transform::Outcome::Forward(edits)) => edits,
+                Ok(transform::Outcome::Answer(r)) => {
+                    return self.answer(route, r, allowed.as_ref(), ctx);
+                }
+                Err(e) => return self.reject(e, Some(route), ctx),
+            },
+        };
+
+        // Stage 6b: native filters, after the transforms they may build on; a
+        // gateway without filters skips it.
+        if !self.filters.is_empty() {
+            req = match self.filter_request(route, req, &mut ctx) {
+                Ok(req) => req,
+                Err(answer) => {
+                    let answer = (*answer).map(ResponseBody::full);
+                    return self.answer(route, answer, allowed.as_ref(), ctx);
+                }
+            };
+        }
+
+        // Stage 7: proxy.
         let (req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
             (req.map(|_| RequestBody::Empty), None)
         } else {
@@ -305,6 +343,13 @@ impl Gateway {
                     (e.into_response(&ctx.request_id), None, Some(kind), None)
                 }
             };
+        // The upstream's answer only, before the gateway's own headers below.
+        if let (Some(edits), None) = (&response_edits, error) {
+            edits.apply(response.headers_mut());
+        }
+        if !self.filters.is_empty() && error.is_none() {
+            response = self.filter_response(route, response, &mut ctx);
+        }
         response
             .headers_mut()
             .insert(X_REQUEST_ID, ctx.request_id.clone());
@@ -313,7 +358,7 @@ impl Gateway {
         }
         self.apply_cors(route, ctx.origin.as_ref(), &mut response);
 
-        // Stage 7: record, when the response body is done; for a spliced
+        // Stage 8: record, when the response body is done; for a spliced
         // WebSocket, when the tunnel closes, with the bytes it carried.
         if let Some(tunnel) = tunnel {
             let record = self.record_of(&response, Some(route), ctx, upstream_latency, None, None);
@@ -356,6 +401,112 @@ impl Gateway {
             Lookup::NotFound => Err(GatewayError::NotFound),
             Lookup::InvalidPath(_) => Err(GatewayError::BadPath),
         }
+    }
+
+    /// The transform stage. Path parameters are looked up again (the route
+    /// stage keeps none) only when a template reads one.
+    fn transform(
+        &self,
+        t: &Arc<TransformCfg>,
+        req: &mut Request<Incoming>,
+        ctx: &Ctx,
+        base_segments: usize,
+    ) -> Result<transform::Outcome, GatewayError> {
+        let uri = t.reads_path_params.then(|| req.uri().clone());
+        let params = match &uri {
+            Some(uri) => self.params(req.method(), uri.path()),
+            None => Params::default(),
+        };
+        let facts = Facts {
+            identity: ctx.identity.as_deref(),
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+            params: &params,
+            base_segments,
+        };
+        transform::on_request(t, req, &facts)
+    }
+
+    /// The decoded path parameters of the route serving `method` and `path`
+    /// (the route stage's trailing-slash rule included).
+    fn params<'a>(&'a self, method: &Method, path: &'a str) -> Params<'a, 'a> {
+        if let Lookup::Found(m) = self.router.lookup(method, path) {
+            return m.params;
+        }
+        match path
+            .strip_suffix('/')
+            .map(|p| self.router.lookup(method, p))
+        {
+            Some(Lookup::Found(m)) => m.params,
+            _ => Params::default(),
+        }
+    }
+
+    fn route_info<'a>(&'a self, r: &'a RouteCfg) -> RouteInfo<'a> {
+        RouteInfo {
+            api: &self.config.apis[r.api].name,
+            operation_id: &r.operation_id,
+            method: &r.method,
+            template: &r.template,
+        }
+    }
+
+    /// The filters' request phase: the request to forward, or their answer.
+    fn filter_request(
+        &self,
+        route: &Route,
+        req: Request<Incoming>,
+        ctx: &mut Ctx,
+    ) -> Result<Request<Incoming>, Box<Response<bytes::Bytes>>> {
+        let (mut parts, body) = req.into_parts();
+        let mut session = Session {
+            route: self.route_info(&route.cfg),
+            identity: ctx.identity.as_deref(),
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+            ctx: &mut ctx.filter_ctx,
+        };
+        match self.filters.on_request(&mut session, &mut parts) {
+            Some(answer) => Err(Box::new(answer)),
+            None => Ok(Request::from_parts(parts, body)),
+        }
+    }
+
+    fn filter_response(
+        &self,
+        route: &Route,
+        response: Response<ResponseBody>,
+        ctx: &mut Ctx,
+    ) -> Response<ResponseBody> {
+        let (mut parts, body) = response.into_parts();
+        let mut session = Session {
+            route: self.route_info(&route.cfg),
+            identity: ctx.identity.as_deref(),
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+            ctx: &mut ctx.filter_ctx,
+        };
+        self.filters.on_upstream_response(&mut session, &mut parts);
+        Response::from_parts(parts, body)
+    }
+
+    /// The gateway's own answer after every check (a static response).
+    fn answer(
+        self: &Arc<Self>,
+        route: &Route,
+        mut response: Response<ResponseBody>,
+        allowed: Option<&ratelimit::Allowed>,
+        ctx: Ctx,
+    ) -> Response<ResponseBody> {
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, ctx.request_id.clone());
+        if let (Some(rl), Some(a)) = (&self.rate_limiter, allowed) {
+            rl.write_headers(&route.limits, a, response.headers_mut());
+        }
+        self.apply_cors(route, ctx.origin.as_ref(), &mut response);
+        self.record(&mut response, Some(route), ctx, None, None, None);
+        response
     }
 
     /// The gateway's answer to a CORS preflight for a route whose API
@@ -465,6 +616,8 @@ struct Ctx {
     identity: Option<Arc<Identity>>,
     /// Authentication outcome, for analytics.
     auth: Option<AuthOutcome>,
+    /// Native filters' per-request state (empty, and free, without filters).
+    filter_ctx: Extensions,
 }
 
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
@@ -489,9 +642,21 @@ struct Record {
 }
 
 impl Finish for Record {
-    fn finish(self: Box<Self>, bytes_out: u64) {
+    fn finish(mut self: Box<Self>, bytes_out: u64) {
         let total = self.ctx.start.elapsed();
         let g = &self.gateway;
+        if let (false, Some(i)) = (g.filters.is_empty(), self.route) {
+            let cfg = &g.config.routes[i as usize];
+            let mut session = Session {
+                route: g.route_info(cfg),
+                identity: self.ctx.identity.as_deref(),
+                client_ip: self.ctx.client_ip,
+                request_id: &self.ctx.request_id,
+                ctx: &mut self.ctx.filter_ctx,
+            };
+            let status = http::StatusCode::from_u16(self.status).unwrap_or_default();
+            g.filters.on_end(&mut session, status);
+        }
         if let Some(m) = &self.route_metrics {
             m.observe(self.status, total);
         }

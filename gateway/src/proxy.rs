@@ -354,7 +354,16 @@ fn prepare_headers(headers: &mut HeaderMap, uri: &Uri, version: Version, out: &O
 /// The request path with the API's base path removed, and the query kept, both
 /// still percent-encoded exactly as the client sent them.
 fn rewrite_path(uri: &Uri, base_segments: usize) -> String {
-    let path = uri.path();
+    let (_, rest) = split_base(uri.path(), base_segments);
+    match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    }
+}
+
+/// A raw request path split after the API's base path: `(base, rest)`, both
+/// exactly as the client sent them (the router already matched the base path).
+pub(crate) fn split_base(path: &str, base_segments: usize) -> (&str, &str) {
     let mut rest = path;
     for _ in 0..base_segments {
         let trimmed = rest.strip_prefix('/').unwrap_or(rest);
@@ -363,10 +372,7 @@ fn rewrite_path(uri: &Uri, base_segments: usize) -> String {
             None => "",
         };
     }
-    match uri.query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_owned(),
-    }
+    (&path[..path.len() - rest.len()], rest)
 }
 
 fn target_uri(origin: &Uri, prefix: &str, rest: &str) -> Uri {

@@ -28,6 +28,7 @@ use crate::analytics::{Analytics, Writer};
 use crate::auth::{Security, SetupError};
 use crate::bundle::Config;
 use crate::conn::{ConnInfo, connection_builder, drive};
+use crate::filter::Filters;
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 
@@ -61,6 +62,11 @@ impl Server {
     /// Binds both listeners and builds the pipeline. Must be called inside a
     /// tokio runtime.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        Self::bind_with(config, Filters::default()).await
+    }
+
+    /// [`Server::bind`], with native filters on every route (a custom runtime).
+    pub async fn bind_with(config: Config, filters: Filters) -> Result<Server, ServeError> {
         let config = Arc::new(config);
         let api = bind(config.api_addr, "API listener").await?;
         let admin = bind(config.admin_addr, "admin listener").await?;
@@ -74,7 +80,12 @@ impl Server {
         let security = Security::load(&config, &metrics).await?;
         let (analytics, writer) =
             Analytics::start(config.clone(), metrics.clone()).map_err(ServeError::Analytics)?;
-        let gateway = Arc::new(Gateway::new(config, security, metrics, analytics)?);
+        let mut gateway = Gateway::new(config, security, metrics, analytics)?;
+        if !filters.is_empty() {
+            tracing::info!(filters = ?filters, "native filters");
+        }
+        gateway.set_filters(filters);
+        let gateway = Arc::new(gateway);
         Ok(Server {
             gateway,
             writer,

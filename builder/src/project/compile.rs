@@ -24,7 +24,7 @@ use mgw_bundle::{
     Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation, Retry,
     SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
 };
-use mgw_bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme};
+use mgw_bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme, Transforms};
 use mgw_bundle::{
     CircuitBreaker, HealthCheck, PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits,
 };
@@ -34,6 +34,8 @@ use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
 use super::extensions::{Endpoints, Located};
 use super::manifest::Include;
 use super::openapi::{ApiSpec, BasePathSource, SpecFormat, SpecOperation};
+use super::transforms;
+use super::yaml::Node;
 use super::{MANIFEST_FILE, Project};
 
 /// A compiled project.
@@ -590,6 +592,11 @@ impl Compiler<'_> {
                 sandbox_upstream,
                 security,
                 websocket,
+                transforms: op
+                    .policies
+                    .transforms
+                    .as_ref()
+                    .and_then(|l| self.spec_transforms(l)),
             });
         }
         self.report_wso2_default(&settings.name, spec, &needs_default);
@@ -599,6 +606,9 @@ impl Compiler<'_> {
         for (j, o) in operations.iter().enumerate() {
             if let Some(op) = selected.iter().find(|s| s.id == o.id) {
                 self.map(format!("{bkey}.operations[{j}]"), op.origin.clone());
+                if let (Some(t), Some(l)) = (&o.transforms, &op.policies.transforms) {
+                    self.map_spec_transforms(&format!("{bkey}.operations[{j}].transforms"), t, l);
+                }
             }
         }
         if operations.is_empty() && self.diags.is_empty() {
@@ -611,6 +621,7 @@ impl Compiler<'_> {
             ));
         }
         let cors = self.api_cors(i, spec);
+        let transforms = self.api_transforms(i, spec);
         let has_sandbox =
             api_sandbox.is_some() || operations.iter().any(|o| o.sandbox_upstream.is_some());
         if settings.sandbox.is_some() && has_sandbox {
@@ -657,6 +668,7 @@ impl Compiler<'_> {
             underscore_headers: settings.underscore_headers,
             ignore_trailing_slash: settings.ignore_trailing_slash,
             sandbox,
+            transforms,
         })
     }
 
@@ -1098,6 +1110,45 @@ impl Compiler<'_> {
         }
         self.map(key, self.manifest_origin(&mpath().key("cors")));
         self.project.manifest.cors.clone()
+    }
+
+    /// `apis[].transforms` in `mgw.yaml`, else `x-mgw-transforms` at the top of
+    /// the spec; every key inside mapped to where it was written.
+    fn api_transforms(&mut self, i: usize, spec: &ApiSpec) -> Option<Transforms> {
+        let bkey = format!("apis[{i}].transforms");
+        if let Some(t) = &self.project.manifest.apis[i].transforms {
+            let at = mpath().key("apis").index(i).key("transforms");
+            self.map(bkey.clone(), self.manifest_origin(&at));
+            for segs in transforms::key_paths(t) {
+                let origin = self.manifest_origin(&KeyPath([at.0.clone(), segs.clone()].concat()));
+                self.map(
+                    format!("{bkey}{}", transforms::bundle_suffix(&segs)),
+                    origin,
+                );
+            }
+            return Some(t.clone());
+        }
+        let l = spec.policies.transforms.as_ref()?;
+        let t = self.spec_transforms(l)?;
+        self.map_spec_transforms(&bkey, &t, l);
+        Some(t)
+    }
+
+    fn spec_transforms(&mut self, l: &Located<Node>) -> Option<Transforms> {
+        transforms::from_extension(l)
+            .map_err(|d| self.diags.push(d))
+            .ok()
+    }
+
+    fn map_spec_transforms(&mut self, bkey: &str, t: &Transforms, l: &Located<Node>) {
+        self.map(bkey.to_owned(), l.origin.clone());
+        for segs in transforms::key_paths(t) {
+            let origin = transforms::spec_origin(l, &segs);
+            self.map(
+                format!("{bkey}{}", transforms::bundle_suffix(&segs)),
+                origin,
+            );
+        }
     }
 
     /// `x-wso2-cors` (`accessControlAllow…`) or `x-mgw-cors` (`allow…`) values.
@@ -1681,6 +1732,22 @@ fn env_vars(bundle: &Bundle) -> (Vec<EnvVar>, Vec<Diagnostic>) {
         templates.push(("listeners.api.tls.keyFile".into(), &t.key_file));
         if let Some(ca) = &t.client_ca_file {
             templates.push(("listeners.api.tls.clientCaFile".into(), ca));
+        }
+    }
+    for (i, api) in bundle.apis.iter().enumerate() {
+        let ops = api.operations.iter().enumerate();
+        let blocks = std::iter::once((format!("apis[{i}].transforms"), &api.transforms)).chain(
+            ops.map(|(j, o)| {
+                (
+                    format!("apis[{i}].operations[{j}].transforms"),
+                    &o.transforms,
+                )
+            }),
+        );
+        for (key, t) in blocks {
+            for (at, value) in t.iter().flat_map(Transforms::templates) {
+                templates.push((format!("{key}{at}"), value));
+            }
         }
     }
     for (name, p) in &bundle.auth.providers {

@@ -63,6 +63,10 @@ pub struct Policies {
     pub sandbox_endpoints: Option<Endpoints>,
     /// `x-mgw-catch-all`: the path's last parameter takes the rest of the path.
     pub catch_all: Option<Located<bool>>,
+    /// `x-mgw-transforms`: header, query, path and method changes, as written
+    /// (read into `mgw_bundle::Transforms` by `project::transforms`; the node
+    /// keeps every key's position).
+    pub transforms: Option<Located<Node>>,
 }
 
 /// Where in a document an extension sits.
@@ -98,6 +102,7 @@ enum Ext {
     Upstream,
     WebSocket,
     CatchAll,
+    Transforms,
 }
 
 const API_AND_OP: &[Level] = &[Level::Root, Level::Operation];
@@ -127,6 +132,7 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
     ("x-mgw-auth-header", Ext::AuthHeader, API_AND_OP),
     ("x-mgw-websocket", Ext::WebSocket, API_AND_OP),
     ("x-mgw-catch-all", Ext::CatchAll, &[Level::Operation]),
+    ("x-mgw-transforms", Ext::Transforms, API_AND_OP),
 ];
 
 /// WSO2 extensions that exist but that mgw will not honour, with the reason.
@@ -278,6 +284,16 @@ pub fn read(
                     bad("a mapping");
                 }
             }
+            Ext::Transforms => {
+                if e.value.as_map().is_some() {
+                    policies.transforms = Some(Located {
+                        value: e.value.clone(),
+                        origin,
+                    });
+                } else {
+                    bad("a mapping (`request`, `response`, `staticResponse`)");
+                }
+            }
             Ext::Upstream => match e.value.as_str() {
                 Some(s) => {
                     policies.upstream = Some(Located {
@@ -321,6 +337,7 @@ fn ext_group(ext: Ext) -> &'static str {
         Ext::AuthHeader => "authHeader",
         Ext::WebSocket => "websocket",
         Ext::CatchAll => "catchAll",
+        Ext::Transforms => "transforms",
     }
 }
 

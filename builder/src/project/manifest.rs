@@ -215,6 +215,10 @@ struct ApiWire {
     /// What selects the sandbox upstreams (`x-wso2-sandbox-endpoints`).
     #[serde(default)]
     sandbox: Option<SandboxWire>,
+    /// Header, query, path and method changes for every operation (checked by
+    /// `mgw_bundle` when the bundle is).
+    #[serde(default)]
+    transforms: Option<mgw_bundle::Transforms>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -690,6 +694,8 @@ pub struct ApiSettings {
     /// What selects sandbox traffic (`upstream` unset); `None`: WSO2's `keytype`
     /// claim equal to `SANDBOX`.
     pub sandbox: Option<mgw_bundle::Sandbox>,
+    /// The API's transforms (`x-mgw-transforms` at the top of the spec otherwise).
+    pub transforms: Option<mgw_bundle::Transforms>,
 }
 
 /// A selection of operations (to serve, or to leave out): those with a listed
@@ -1233,6 +1239,7 @@ impl Validator<'_> {
                     value: s.value,
                     upstream: None,
                 }),
+                transforms: a.transforms,
             });
         }
         out

@@ -22,6 +22,7 @@ pub mod init;
 pub mod manifest;
 pub mod openapi;
 pub mod refs;
+pub mod transforms;
 pub mod units;
 pub mod wso2_policies;
 pub mod yaml;

@@ -5,9 +5,10 @@
 mod listeners;
 mod security;
 mod traffic;
+mod transforms;
 mod upstreams;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use http::Method;
@@ -17,11 +18,13 @@ use crate::env::{self, Env};
 use crate::error::{BundleError, Problem};
 use crate::paths::{canonical_template, join_paths, normalize_base_path};
 use crate::template::check_template;
+use crate::transform::TransformCfg;
 use crate::wire::*;
 
 use listeners::{check_limits, check_listeners, check_tls};
 use security::{check_api_security, check_auth, check_requirements};
 use traffic::{check_rate_limits, check_trusted_proxies, rate_limit_ref};
+use transforms::{check_path_facts, check_transforms};
 use upstreams::check_upstream;
 pub use upstreams::parse_target;
 
@@ -207,6 +210,11 @@ impl Config {
                 &api.rate_limit,
                 &rate_limits,
             );
+            let claim_headers = claim_headers_of(bundle, api);
+            let api_transforms = api
+                .transforms
+                .as_ref()
+                .map(|t| check_transforms(&mut c, &format!("{key}.transforms"), t, &claim_headers));
             if api.operations.is_empty() {
                 c.push(
                     format!("{key}.operations"),
@@ -294,6 +302,17 @@ impl Config {
                 );
                 let security =
                     check_requirements(&mut c, &okey, &op.security, &api.security_schemes);
+                let op_transforms = op.transforms.as_ref().map(|t| {
+                    let tkey = format!("{okey}.transforms");
+                    let checked = check_transforms(&mut c, &tkey, t, &claim_headers);
+                    check_path_facts(&mut c, &tkey, &checked, &op.id, &op.path);
+                    checked
+                });
+                if let Some(t) = &api_transforms {
+                    check_path_facts(&mut c, &format!("{key}.transforms"), t, &op.id, &op.path);
+                }
+                let transforms = TransformCfg::merge(api_transforms.as_ref(), op_transforms)
+                    .map(std::sync::Arc::new);
                 routes.push(RouteCfg {
                     api: ai,
                     operation_id: op.id.clone(),
@@ -309,6 +328,7 @@ impl Config {
                     ignore_trailing_slash: api.ignore_trailing_slash,
                     security,
                     websocket: op.websocket,
+                    transforms,
                 });
             }
             let (schemes, cors) = check_api_security(&mut c, &key, api, &auth);
@@ -368,6 +388,21 @@ impl Config {
             auth,
         })
     }
+}
+
+/// The request headers the API's providers set from claims, lowercase: the
+/// gateway's own, which no transform may touch.
+fn claim_headers_of(bundle: &Bundle, api: &Api) -> BTreeSet<String> {
+    api.security_schemes
+        .values()
+        .filter_map(|s| bundle.auth.providers.get(&s.provider))
+        .flat_map(|p| match p {
+            Provider::Jwt(j) => j.claim_headers.values().collect::<Vec<_>>(),
+            Provider::Introspection(i) => i.claim_headers.values().collect(),
+            Provider::ApiKey(_) | Provider::Basic(_) => Vec::new(),
+        })
+        .map(|h| h.to_ascii_lowercase())
+        .collect()
 }
 
 fn bounded(c: &mut Checker<'_>, key: &str, v: u64, min: u64, max: u64) -> usize {

@@ -19,6 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mgw_gateway::bundle::{self, Bundle, Config};
+use mgw_gateway::filter::Filters;
 use mgw_gateway::server::Server;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -240,7 +241,21 @@ pub async fn start_with(bundle: Value, tweak: impl FnOnce(&mut Config)) -> Gw {
     start_full(bundle, &[], tweak).await
 }
 
+/// [`start`], with native filters on every route.
+pub async fn start_with_filters(bundle: Value, filters: Filters) -> Gw {
+    start_filtered(bundle, &[], |_| {}, filters).await
+}
+
 async fn start_full(bundle: Value, vars: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Gw {
+    start_filtered(bundle, vars, tweak, Filters::default()).await
+}
+
+async fn start_filtered(
+    bundle: Value,
+    vars: &[(&str, &str)],
+    tweak: impl FnOnce(&mut Config),
+    filters: Filters,
+) -> Gw {
     let b: Bundle = serde_json::from_value(bundle).unwrap();
     let env: BTreeMap<String, String> = vars
         .iter()
@@ -249,7 +264,7 @@ async fn start_full(bundle: Value, vars: &[(&str, &str)], tweak: impl FnOnce(&mu
     let mut config =
         Config::from_bundle(&b, bundle::digest_of(&b.to_canonical_json()), Some(&env)).unwrap();
     tweak(&mut config);
-    let server = Server::bind(config).await.unwrap();
+    let server = Server::bind_with(config, filters).await.unwrap();
     let (api, admin) = (server.api_addr(), server.admin_addr());
     let (tx, rx) = oneshot::channel::<()>();
     let done = tokio::spawn(server.run(async {
