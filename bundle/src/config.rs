@@ -118,6 +118,20 @@ pub struct RateLimitsCfg {
     pub ietf_headers: bool,
     pub x_headers: bool,
     pub max_keys: usize,
+    /// Set when a policy is `scope: global`.
+    pub redis: Option<RedisCfg>,
+}
+
+/// Checked `rateLimits.redis`: templates resolved (in the builder's view, an
+/// unresolved template is kept as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisCfg {
+    pub url: String,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub cluster: bool,
+    pub timeout: Duration,
+    pub replicas: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +141,8 @@ pub struct RateLimitPolicyCfg {
     pub period: Duration,
     pub burst: u64,
     pub key: RateLimitKeyCfg,
+    pub scope: RateLimitScope,
+    pub on_redis_failure: OnRedisFailure,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

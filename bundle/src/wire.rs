@@ -398,6 +398,78 @@ pub struct RateLimits {
     /// credit is dropped. 16 bytes a key.
     #[serde(default = "default_rate_limit_max_keys")]
     pub max_keys: u64,
+    /// Where `scope: global` policies keep their state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RateLimitRedis>,
+}
+
+/// The Redis (or Redis Cluster) that `scope: global` policies share. Secrets are
+/// never in the bundle: the password is read from a mounted file at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimitRedis {
+    /// `redis://host:port[/db]` or `rediss://…` (TLS); `${VAR}` templates allowed.
+    pub url: String,
+    /// ACL user; `${VAR}` templates allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// File holding the password (a mounted secret); `${VAR}` templates allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// `url` is a seed node of a Redis Cluster.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cluster: bool,
+    /// Per-request deadline for a decision; past it, `onRedisFailure` decides.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Gateway replicas sharing the quota: the local fallback allows
+    /// `requests / replicas` per replica.
+    #[serde(default = "default_redis_replicas")]
+    pub replicas: u64,
+}
+
+fn default_redis_timeout_ms() -> u64 {
+    5
+}
+
+fn default_redis_replicas() -> u64 {
+    1
+}
+
+/// Where a policy's budgets live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RateLimitScope {
+    /// In each replica's memory.
+    #[default]
+    Local,
+    /// In `rateLimits.redis`, shared by every replica.
+    Global,
+}
+
+impl RateLimitScope {
+    pub fn is_local(&self) -> bool {
+        *self == RateLimitScope::Local
+    }
+}
+
+/// What a `global` policy does when Redis does not answer in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnRedisFailure {
+    /// The local limiter, with the quota divided by `rateLimits.redis.replicas`.
+    #[default]
+    Local,
+    /// Let the request through.
+    Allow,
+    /// Refuse it (`429`).
+    Deny,
+}
+
+impl OnRedisFailure {
+    pub fn is_local(&self) -> bool {
+        *self == OnRedisFailure::Local
+    }
 }
 
 fn default_rate_limit_max_keys() -> u64 {
@@ -415,6 +487,11 @@ pub struct RateLimitPolicy {
     pub burst: Option<u64>,
     #[serde(default)]
     pub key: RateLimitKey,
+    #[serde(default, skip_serializing_if = "RateLimitScope::is_local")]
+    pub scope: RateLimitScope,
+    /// Only for `scope: global`.
+    #[serde(default, skip_serializing_if = "OnRedisFailure::is_local")]
+    pub on_redis_failure: OnRedisFailure,
 }
 
 /// What one budget is kept for.

@@ -71,6 +71,8 @@ pub enum BuildError {
     Router(#[from] crate::router::RouteError),
     #[error(transparent)]
     UpstreamTls(#[from] crate::upstream_tls::UpstreamTlsError),
+    #[error(transparent)]
+    Redis(#[from] crate::ratelimit::redis::RedisSetupError),
 }
 
 impl Gateway {
@@ -83,7 +85,7 @@ impl Gateway {
         analytics: Analytics,
     ) -> Result<Self, BuildError> {
         let mut builder = RouterBuilder::new();
-        let mut rate_limiter = RateLimiter::new(&config, &metrics);
+        let mut rate_limiter = RateLimiter::new(&config, &metrics)?;
         let cors: Vec<Option<Arc<CorsPolicy>>> = config
             .apis
             .iter()
@@ -134,6 +136,9 @@ impl Gateway {
                     }
                 }
             }));
+        }
+        if let Some(store) = self.rate_limiter.as_ref().and_then(|rl| rl.global_store()) {
+            tasks.push(tokio::spawn(store.clone().run()));
         }
         for u in &self.upstreams {
             if let Some(checker) = u.health_checker() {
@@ -241,7 +246,7 @@ impl Gateway {
                     headers: req.headers(),
                     claims: ctx.identity.as_deref().map(|i| i as &dyn ratelimit::Claims),
                 };
-                match rl.check(&route.limits, &caller, ctx.start) {
+                match rl.check(&route.limits, &caller, ctx.start).await {
                     Verdict::Unlimited => None,
                     Verdict::Allowed(a) => {
                         ctx.rate_limit = rl.outcome(&a);

@@ -1403,8 +1403,14 @@ impl Compiler<'_> {
             ("rateLimits.unauthenticated", Some("unauthenticated")),
             ("rateLimits.maxKeys", Some("maxKeys")),
             ("rateLimits.headers", Some("headers")),
+            ("rateLimits.redis", Some("redis")),
+            ("rateLimits.redis.url", Some("redis.url")),
+            ("rateLimits.redis.username", Some("redis.username")),
+            ("rateLimits.redis.passwordFile", Some("redis.passwordFile")),
+            ("rateLimits.redis.timeoutMs", Some("redis.timeoutMs")),
+            ("rateLimits.redis.replicas", Some("redis.replicas")),
         ] {
-            let path = key.map_or(p.clone(), |k| p.key(k));
+            let path = key.map_or(p.clone(), |k| k.split('.').fold(p.clone(), |p, k| p.key(k)));
             self.map(bundle_key, self.manifest_origin(&path));
         }
         let mut policies = BTreeMap::new();
@@ -1429,6 +1435,8 @@ impl Compiler<'_> {
                     ("periodSeconds", "period"),
                     ("burst", "burst"),
                     ("key", "key"),
+                    ("scope", "scope"),
+                    ("onRedisFailure", "onRedisFailure"),
                 ] {
                     self.map(
                         format!("{key}.{bundle_key}"),
@@ -1451,6 +1459,8 @@ impl Compiler<'_> {
                     period_seconds: policy.period_seconds,
                     burst: policy.burst,
                     key: policy.key.clone(),
+                    scope: policy.scope,
+                    on_redis_failure: policy.on_redis_failure,
                 },
             );
         }
@@ -1464,6 +1474,7 @@ impl Compiler<'_> {
                 x_rate_limit: r.x_rate_limit_headers.unwrap_or(d.headers.x_rate_limit),
             },
             max_keys: r.max_keys.unwrap_or(d.max_keys),
+            redis: r.redis.clone(),
         })
     }
 

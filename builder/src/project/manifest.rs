@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use mgw_bundle::env;
 use mgw_bundle::{
-    ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, SinkKind, UnderscoreHeaders,
+    ClientAuth, ClientCertMode, LoadBalancing, OnRedisFailure, RateLimitKey, RateLimitRedis,
+    RateLimitScope, SinkKind, UnderscoreHeaders,
 };
 use serde::Deserialize;
 
@@ -263,6 +264,9 @@ struct RateLimitsWire {
     /// A WSO2 Microgateway 3.x `policies.yaml` whose tiers become policies.
     #[serde(default)]
     wso2_policies: Option<String>,
+    /// The wire type itself: checked by the bundle's own rules at compile.
+    #[serde(default)]
+    redis: Option<RateLimitRedis>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +278,10 @@ struct PolicyWire {
     burst: Option<u64>,
     #[serde(default)]
     key: Option<RateLimitKey>,
+    #[serde(default)]
+    scope: RateLimitScope,
+    #[serde(default)]
+    on_redis_failure: OnRedisFailure,
 }
 
 #[derive(Debug, Deserialize)]
@@ -611,6 +619,7 @@ pub struct RateLimitSettings {
     pub ietf_headers: Option<bool>,
     pub x_rate_limit_headers: Option<bool>,
     pub max_keys: Option<u64>,
+    pub redis: Option<RateLimitRedis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -619,6 +628,8 @@ pub struct PolicySettings {
     pub period_seconds: u64,
     pub burst: Option<u64>,
     pub key: RateLimitKey,
+    pub scope: RateLimitScope,
+    pub on_redis_failure: OnRedisFailure,
     /// Where a tier of `rateLimits.wso2Policies` is written; `None` for a
     /// policy of `mgw.yaml`. Tiers no API uses stay out of the bundle.
     pub origin: Option<Origin>,
@@ -1312,6 +1323,8 @@ impl Validator<'_> {
                     period_seconds,
                     burst: pw.burst,
                     key,
+                    scope: pw.scope,
+                    on_redis_failure: pw.on_redis_failure,
                     origin: None,
                 },
             );
@@ -1349,6 +1362,7 @@ impl Validator<'_> {
             ietf_headers: headers.ietf,
             x_rate_limit_headers: headers.x_rate_limit,
             max_keys: w.max_keys,
+            redis: w.redis,
         }
     }
 

@@ -3,6 +3,7 @@
 //! document and checks what spans concerns (APIs, operations, routes).
 
 mod listeners;
+mod redis;
 mod security;
 mod traffic;
 mod upstreams;
