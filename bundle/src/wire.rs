@@ -405,7 +405,7 @@ pub struct RateLimits {
 
 /// The Redis (or Redis Cluster) that `scope: global` policies share. Secrets are
 /// never in the bundle: the password is read from a mounted file at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RateLimitRedis {
     /// `redis://host:port[/db]` or `rediss://…` (TLS); `${VAR}` templates allowed.

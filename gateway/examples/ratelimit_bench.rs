@@ -33,7 +33,9 @@ fn limiter(max_keys: u64, requests: u64, period: u64) -> (RateLimiter, RouteLimi
     let env = BTreeMap::<String, String>::new();
     let config = Config::from_bundle(&bundle, bundle::digest_of(b""), Some(&env)).expect("valid");
     let metrics = Arc::new(Metrics::new(&config));
-    let mut rl = RateLimiter::new(&config, &metrics).expect("redis").expect("limiter");
+    let mut rl = RateLimiter::new(&config, &metrics)
+        .expect("redis")
+        .expect("limiter");
     let route = rl.route(&config, &config.routes[0]);
     (rl, route, metrics)
 }

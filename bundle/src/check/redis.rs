@@ -35,10 +35,10 @@ pub(super) fn check_redis(
     if c.env.is_some() || !url.contains("${") {
         check_url(c, &format!("{key}.url"), &url);
     }
-    let username = r
-        .username
-        .as_ref()
-        .map(|u| c.resolve(&format!("{key}.username"), u).unwrap_or(u.clone()));
+    let username = r.username.as_ref().map(|u| {
+        c.resolve(&format!("{key}.username"), u)
+            .unwrap_or(u.clone())
+    });
     let password_file = r.password_file.as_ref().map(|f| {
         c.resolve(&format!("{key}.passwordFile"), f)
             .unwrap_or(f.clone())
@@ -66,7 +66,10 @@ fn has_password(url: &str) -> bool {
 
 fn check_url(c: &mut Checker<'_>, key: &str, url: &str) {
     let Some((scheme, rest)) = url.split_once("://") else {
-        c.push(key, format!("`{url}` is not a URL; expected `redis://host:port`"));
+        c.push(
+            key,
+            format!("`{url}` is not a URL; expected `redis://host:port`"),
+        );
         return;
     };
     if scheme != "redis" && scheme != "rediss" {

@@ -234,7 +234,10 @@ impl RateLimiter {
         let Some(rl) = config.rate_limits.as_ref() else {
             return Ok(None);
         };
-        let uses_redis = rl.policies.iter().any(|p| p.scope == RateLimitScope::Global);
+        let uses_redis = rl
+            .policies
+            .iter()
+            .any(|p| p.scope == RateLimitScope::Global);
         let global = match (&rl.redis, uses_redis) {
             (Some(r), true) => Some(Arc::new(GlobalStore::new(
                 r,
@@ -460,7 +463,12 @@ impl RateLimiter {
             }
             OnRedisFailure::Allow => {
                 m.fallback("allow");
-                (Step::Allowed { debt: policy.gcra.t }, Taken::Nothing)
+                (
+                    Step::Allowed {
+                        debt: policy.gcra.t,
+                    },
+                    Taken::Nothing,
+                )
             }
             OnRedisFailure::Deny => {
                 m.fallback("deny");

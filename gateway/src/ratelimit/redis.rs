@@ -202,11 +202,8 @@ impl GlobalStore {
         let start = Instant::now();
         let mut call = self.gcra.key(key);
         call.arg(g.t.div_ceil(1_000)).arg(g.tau / 1_000);
-        let answer = tokio::time::timeout(
-            self.cfg.timeout,
-            call.invoke_async::<(u8, u64)>(&mut conn),
-        )
-        .await;
+        let answer =
+            tokio::time::timeout(self.cfg.timeout, call.invoke_async::<(u8, u64)>(&mut conn)).await;
         match answer {
             Ok(Ok((allowed, debt_us))) => {
                 self.metrics.latency.observe(start.elapsed().as_secs_f64());
@@ -306,10 +303,13 @@ impl GlobalStore {
             return Err("not connected".into());
         };
         let mut conn = conn.clone();
-        let pong = tokio::time::timeout(deadline, redis::cmd("PING").query_async::<String>(&mut conn))
-            .await
-            .map_err(|_| "no answer".to_owned())?
-            .map_err(|e| e.to_string())?;
+        let pong = tokio::time::timeout(
+            deadline,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        .map_err(|_| "no answer".to_owned())?
+        .map_err(|e| e.to_string())?;
         if pong != "PONG" {
             return Err(format!("`PING` answered `{pong}`"));
         }
