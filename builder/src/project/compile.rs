@@ -2187,6 +2187,56 @@ mod tests {
     }
 
     #[test]
+    fn global_rate_limits_reach_the_bundle_and_their_problems_point_at_mgw_yaml() {
+        let m = format!(
+            "{MANIFEST}    rateLimit: shared\nrateLimits:\n  redis: {{url: '${{MGW_REDIS_URL}}', username: mgw, passwordFile: /run/secrets/redis}}\n  policies:\n    shared: {{requests: 6, period: 1m, key: api, scope: global, onRedisFailure: deny}}\n"
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        let r = c.bundle.rate_limits.as_ref().unwrap();
+        assert_eq!(
+            r.policies["shared"].scope,
+            mgw_bundle::RateLimitScope::Global
+        );
+        assert_eq!(
+            r.policies["shared"].on_redis_failure,
+            mgw_bundle::OnRedisFailure::Deny
+        );
+        let redis = r.redis.as_ref().unwrap();
+        assert_eq!(redis.url, "${MGW_REDIS_URL}");
+        assert_eq!(redis.password_file.as_deref(), Some("/run/secrets/redis"));
+        assert_eq!((redis.timeout_ms, redis.replicas), (5, 1));
+
+        // A global policy without Redis; a password written into the URL.
+        let no_redis = m.replace(
+            "  redis: {url: '${MGW_REDIS_URL}', username: mgw, passwordFile: /run/secrets/redis}\n",
+            "",
+        );
+        let e = build(&[("mgw.yaml", &no_redis), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "`rateLimits.policies.shared.scope`: a `global` policy keeps its state in Redis"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("mgw.yaml:"), "{e}");
+        let secret = m.replace("'${MGW_REDIS_URL}'", "'redis://mgw:hunter2@redis:6379'");
+        let e = build(&[("mgw.yaml", &secret), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`rateLimits.redis.url`: must not contain a password"),
+            "{e}"
+        );
+        let typo = m.replace("passwordFile:", "pasword:");
+        let e = build(&[("mgw.yaml", &typo), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pasword"), "{e}");
+    }
+
+    #[test]
     fn rate_limits_attach_at_api_and_operation_level() {
         let m = format!(
             "{MANIFEST}    rateLimit: api100\nrateLimits:\n  unauthenticated: anon\n  policies:\n    api100: {{requests: 100, period: 1s, burst: 10}}\n    Gold: {{requests: 5, period: 1m, key: {{header: X-Tenant}}}}\n    anon: {{requests: 10, period: 1m}}\n    spare: {{requests: 1, period: 1s}}\n"
