@@ -33,6 +33,17 @@ pub struct Config {
     pub tls: Option<TlsCfg>,
     /// Authentication providers; schemes refer to them by index.
     pub auth: AuthCfg,
+    /// `None`: traces off.
+    pub tracing: Option<TracingCfg>,
+}
+
+/// Checked `tracing`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingCfg {
+    /// `<endpoint>/v1/traces`, resolved.
+    pub traces_url: String,
+    pub sample_ratio: f64,
+    pub queue_size: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -45,6 +45,40 @@ pub struct Bundle {
     /// Authentication providers (see the security section below).
     #[serde(default, skip_serializing_if = "Auth::is_empty")]
     pub auth: Auth,
+    /// OpenTelemetry traces; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+}
+
+/// OpenTelemetry traces exported over OTLP/HTTP (protobuf).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tracing {
+    pub otlp: Otlp,
+    /// Share of new traces (no sampled parent) recorded, 0 to 1; a request whose
+    /// `traceparent` says sampled (or not) follows its parent.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// Most finished requests waiting for export; past it, spans are dropped
+    /// and counted.
+    #[serde(default = "default_trace_queue")]
+    pub queue_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Otlp {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans go to
+    /// `<endpoint>/v1/traces`. `${VAR}` templates allowed.
+    pub endpoint: String,
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+fn default_trace_queue() -> u64 {
+    2048
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ pub mod resilience;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod trace;
 pub mod upstream_tls;
 
 // The bundle contract (wire types, `${VAR}` templates, validation into `Config`)

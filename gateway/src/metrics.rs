@@ -503,6 +503,8 @@ impl RedisMetrics {
 /// Families for rate limiting and upstream resilience; handles are made at start.
 pub struct TrafficMetrics {
     pub redis: RedisMetrics,
+    /// OTLP span export.
+    pub trace: crate::trace::TraceCounters,
     ratelimit_requests: Family<RateLimitLabels, Counter>,
     /// The rate-limit key store's own counters.
     pub ratelimit_store: StoreCounters,
@@ -520,6 +522,7 @@ pub struct TrafficMetrics {
 impl TrafficMetrics {
     fn register(registry: &mut Registry) -> TrafficMetrics {
         let m = TrafficMetrics {
+            trace: crate::trace::TraceCounters::default(),
             redis: RedisMetrics {
                 latency: Histogram::new(LATENCY_BUCKETS),
                 errors: Family::default(),
@@ -562,6 +565,16 @@ impl TrafficMetrics {
             "ratelimit_evictions",
             "Live rate-limit keys dropped because the limiter was at capacity",
             m.ratelimit_store.evictions.clone(),
+        );
+        registry.register(
+            "trace_spans_exported",
+            "Spans the OTLP collector accepted",
+            m.trace.exported.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Spans dropped: the export queue was full, or the collector failed or refused them",
+            m.trace.dropped.clone(),
         );
         registry.register(
             "ratelimit_redis_latency_seconds",

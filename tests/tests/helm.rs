@@ -546,7 +546,10 @@ fn schema_rejects_wrong_values_at_render_time() {
         ("image.sha=abc", "sha"),
         ("env.MGW_LISTEN=0.0.0.0:1", "MGW_LISTEN"),
         // A password never goes in values: it comes from `existingSecret`.
-        ("rateLimits.redis.url=redis://u:p@h:6379", "/rateLimits/redis/url"),
+        (
+            "rateLimits.redis.url=redis://u:p@h:6379",
+            "/rateLimits/redis/url",
+        ),
     ] {
         let err = render_err(home.path(), &["-f", minimal, "--set", set]);
         assert!(

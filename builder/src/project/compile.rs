@@ -261,7 +261,23 @@ impl Compiler<'_> {
         let rate_limits = self.rate_limits();
         let trusted_proxies = self.trusted_proxies();
         let auth = self.auth();
+        for (bundle_key, k) in [
+            ("tracing", None),
+            (
+                "tracing.otlp.endpoint",
+                Some(["otlp", "endpoint"].as_slice()),
+            ),
+            ("tracing.sampleRatio", Some(["sampleRatio"].as_slice())),
+            ("tracing.queueSize", Some(["queueSize"].as_slice())),
+        ] {
+            let path = k
+                .unwrap_or_default()
+                .iter()
+                .fold(mpath().key("tracing"), |p, k| p.key(*k));
+            self.map(bundle_key, self.manifest_origin(&path));
+        }
         Bundle {
+            tracing: m.tracing.clone(),
             rate_limits,
             trusted_proxies,
             schema_version: SCHEMA_VERSION,

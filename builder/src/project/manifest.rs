@@ -56,6 +56,9 @@ struct ManifestWire {
     /// CORS for every API (an API may override it).
     #[serde(default)]
     cors: Option<CorsWire>,
+    /// OpenTelemetry traces: the wire type itself, checked at compile.
+    #[serde(default)]
+    tracing: Option<mgw_bundle::Tracing>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -519,6 +522,7 @@ pub struct Manifest {
     pub auth: AuthSettings,
     /// Top-level CORS, for APIs that set none of their own.
     pub cors: Option<mgw_bundle::Cors>,
+    pub tracing: Option<mgw_bundle::Tracing>,
     tree: Node,
 }
 
@@ -913,6 +917,7 @@ impl Validator<'_> {
             analytics,
             auth,
             cors,
+            tracing: w.tracing,
             tree: Node::scalar("", true, yaml::Mark::UNKNOWN),
         }
     }

@@ -5,6 +5,7 @@
 mod listeners;
 mod redis;
 mod security;
+mod tracing;
 mod traffic;
 mod upstreams;
 
@@ -367,6 +368,10 @@ impl Config {
             analytics,
             tls,
             auth,
+            tracing: bundle
+                .tracing
+                .as_ref()
+                .map(|t| tracing::check_tracing(&mut c, t)),
         })
     }
 }
