@@ -91,6 +91,9 @@ async fn spans_link_parent_and_children_and_propagate_upstream() {
     v["tracing"] = json!({"otlp": {"endpoint": "${OTLP_ENDPOINT}"}, "sampleRatio": 0.0});
     v["rateLimits"] = json!({"policies": {"p": {"requests": 100, "periodSeconds": 1}}});
     v["apis"][0]["rateLimit"] = "p".into();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    v["analytics"] = json!({"sink": "file", "path": events.to_str().unwrap()});
     let endpoint = format!("http://{otlp}");
     let gw = start_with_env(v, &[("OTLP_ENDPOINT", &endpoint)]).await;
 
@@ -202,6 +205,19 @@ async fn spans_link_parent_and_children_and_propagate_upstream() {
         Some(4.0)
     );
     gw.shutdown().await;
+    // The analytics line of each request carries its trace id.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["traceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{lines:?}");
+    assert_eq!((ids[0], ids[2]), (unsampled, trace_id));
+    assert_eq!(ids[1].len(), 32);
 }
 
 #[tokio::test]

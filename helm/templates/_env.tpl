@@ -59,6 +59,10 @@ variables naming mounted secret files, then the bundle's own `${VAR}`s (`env`,
 - name: {{ printf "MGW_INTROSPECTION_%s_CLIENT_SECRET_FILE" (include "mgw.envName" .name) }}
   value: {{ printf "/etc/mgw/secrets/introspection/%s/%s" .name (default "client-secret" .clientSecretKey) | quote }}
 {{- end }}
+{{- with .Values.tracing.otlp.endpoint }}
+- name: MGW_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.rateLimits.redis }}
 {{- if .url }}
 - name: MGW_REDIS_URL

@@ -473,6 +473,10 @@ fn everything_on_renders_every_kind() {
         ("MGW_UPSTREAM_CA_DIR", "/etc/mgw/secrets/upstream-ca"),
         ("MGW_REDIS_PASSWORD_FILE", "/etc/mgw/secrets/redis/password"),
         (
+            "MGW_OTLP_ENDPOINT",
+            "http://otel-collector.observability:4318",
+        ),
+        (
             "MGW_REDIS_URL",
             "rediss://redis-master.redis.svc.cluster.local:6379",
         ),
@@ -549,6 +553,10 @@ fn schema_rejects_wrong_values_at_render_time() {
         (
             "rateLimits.redis.url=redis://u:p@h:6379",
             "/rateLimits/redis/url",
+        ),
+        (
+            "tracing.otlp.endpoint=grpc://collector:4317",
+            "/tracing/otlp/endpoint",
         ),
     ] {
         let err = render_err(home.path(), &["-f", minimal, "--set", set]);
