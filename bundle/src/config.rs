@@ -140,6 +140,7 @@ pub struct RedisCfg {
     pub url: String,
     pub username: Option<String>,
     pub password_file: Option<String>,
+    pub ca_file: Option<String>,
     pub cluster: bool,
     pub timeout: Duration,
     pub replicas: u64,

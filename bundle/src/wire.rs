@@ -450,6 +450,10 @@ pub struct RateLimitRedis {
     /// File holding the password (a mounted secret); `${VAR}` templates allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<String>,
+    /// PEM CA bundle that signs the server certificate of a `rediss://` URL
+    /// (else the system store); `${VAR}` templates allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
     /// `url` is a seed node of a Redis Cluster.
     #[serde(default, skip_serializing_if = "is_false")]
     pub cluster: bool,

@@ -57,7 +57,7 @@ impl Redis {
             self.dir.display()
         );
         for line in &self.extra {
-            text.push_str(line);
+            text.push_str(&line.replace("{port}", &self.port.to_string()));
             text.push('\n');
         }
         std::fs::write(&conf, text).unwrap();
@@ -433,6 +433,64 @@ async fn an_acl_user_with_a_password_file() {
         gw.status("GET", "/pets-api/v1/pets").await,
         StatusCode::TOO_MANY_REQUESTS
     );
+    assert_eq!(gw.metric("mgw_ratelimit_redis_up").await, Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_the_ca_from_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::auth::Pki::new();
+    pki.write(dir.path());
+    let file = |n: &str| dir.path().join(n).display().to_string();
+    let redis = Redis::start(
+        dir.path(),
+        &[
+            "port 0",
+            "tls-port {port}",
+            &format!("tls-cert-file {}", file("tls.crt")),
+            &format!("tls-key-file {}", file("tls.key")),
+            "tls-auth-clients no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let b = backend("a").await;
+    let rl = |ca: Option<String>| {
+        json!({
+            "redis": {"url": url, "caFile": ca, "timeoutMs": 100},
+            "policies": {"shared": {"requests": 2, "periodSeconds": 3600, "key": "api",
+                                    "scope": "global", "onRedisFailure": "deny"}}
+        })
+    };
+    let gw = GwProcess::start(
+        dir.path(),
+        &bundle(&b, rl(Some(file("ca.crt"))), Some("shared"), &[]),
+        &[],
+    );
+    gw.wait_redis_up(true).await;
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(gw.status("GET", "/pets-api/v1/pets").await);
+    }
+    assert_eq!(
+        codes,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // Without the CA the server is not trusted: never up, `deny` decides.
+    let mut v = bundle(&b, rl(None), Some("shared"), &[]);
+    v["rateLimits"]["redis"]
+        .as_object_mut()
+        .unwrap()
+        .remove("caFile");
+    let gw = GwProcess::start(dir.path(), &v, &[]);
+    let logged = eventually(LIMIT, || async {
+        gw.log_lines("redis is not reachable") == 1
+    })
+    .await;
+    assert!(logged, "{}", gw.logs());
     assert_eq!(gw.metric("mgw_ratelimit_redis_up").await, Some(0.0));
 }
 

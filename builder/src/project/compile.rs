@@ -1423,6 +1423,7 @@ impl Compiler<'_> {
             ("rateLimits.redis.url", Some("redis.url")),
             ("rateLimits.redis.username", Some("redis.username")),
             ("rateLimits.redis.passwordFile", Some("redis.passwordFile")),
+            ("rateLimits.redis.caFile", Some("redis.caFile")),
             ("rateLimits.redis.timeoutMs", Some("redis.timeoutMs")),
             ("rateLimits.redis.replicas", Some("redis.replicas")),
         ] {

@@ -43,12 +43,23 @@ pub(super) fn check_redis(
         c.resolve(&format!("{key}.passwordFile"), f)
             .unwrap_or(f.clone())
     });
+    let ca_file = r
+        .ca_file
+        .as_ref()
+        .map(|f| c.resolve(&format!("{key}.caFile"), f).unwrap_or(f.clone()));
+    if ca_file.is_some() && !url.starts_with("rediss://") && !url.contains("${") {
+        c.push(
+            format!("{key}.caFile"),
+            "is only used with a `rediss://` (TLS) URL",
+        );
+    }
     let timeout_ms = bounded(c, &format!("{key}.timeoutMs"), r.timeout_ms, 1, 10_000) as u64;
     let replicas = bounded(c, &format!("{key}.replicas"), r.replicas, 1, 10_000) as u64;
     Some(RedisCfg {
         url,
         username,
         password_file,
+        ca_file,
         cluster: r.cluster,
         timeout: std::time::Duration::from_millis(timeout_ms),
         replicas,

@@ -103,8 +103,9 @@ impl ConnectionLike for Conn {
 pub enum RedisSetupError {
     #[error("`rateLimits.redis.url`: {0}")]
     Url(redis::RedisError),
-    #[error("cannot read `rateLimits.redis.passwordFile` `{path}`: {source}")]
-    PasswordFile {
+    #[error("cannot read `rateLimits.redis.{key}` `{path}`: {source}")]
+    File {
+        key: &'static str,
         path: String,
         source: std::io::Error,
     },
@@ -114,6 +115,8 @@ pub enum RedisSetupError {
 pub struct GlobalStore {
     cfg: RedisCfg,
     info: redis::ConnectionInfo,
+    /// The `caFile` roots, for the cluster client made by the probe.
+    certs: Option<redis::TlsCertificates>,
     conn: OnceLock<Conn>,
     gcra: Script,
     refund: Script,
@@ -136,34 +139,58 @@ impl GlobalStore {
         }
         if let Some(path) = &cfg.password_file {
             let password =
-                std::fs::read_to_string(path).map_err(|source| RedisSetupError::PasswordFile {
+                std::fs::read_to_string(path).map_err(|source| RedisSetupError::File {
+                    key: "passwordFile",
                     path: path.clone(),
                     source,
                 })?;
             settings = settings.set_password(password.trim_end_matches(['\r', '\n']));
         }
         info = info.set_redis_settings(settings);
+        let certs = match &cfg.ca_file {
+            Some(path) => Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(path).map_err(|source| RedisSetupError::File {
+                    key: "caFile",
+                    path: path.clone(),
+                    source,
+                })?),
+            }),
+            None => None,
+        };
         if !cfg.cluster {
             // Lazy: returns at once, connects on first use.
-            let client = redis::Client::open(info.clone()).map_err(RedisSetupError::Url)?;
+            let client = match &certs {
+                Some(c) => redis::Client::build_with_tls(info.clone(), c.clone()),
+                None => redis::Client::open(info.clone()),
+            }
+            .map_err(RedisSetupError::Url)?;
             let manager = ConnectionManager::new_lazy_with_config(client, manager_config(cfg))
                 .map_err(RedisSetupError::Url)?;
             let conn = OnceLock::new();
             let _ = conn.set(Conn::Single(manager));
-            return Ok(GlobalStore::with(cfg, info, conn, metrics));
+            return Ok(GlobalStore::with(cfg, info, conn, certs, metrics));
         }
-        Ok(GlobalStore::with(cfg, info, OnceLock::new(), metrics))
+        Ok(GlobalStore::with(
+            cfg,
+            info,
+            OnceLock::new(),
+            certs,
+            metrics,
+        ))
     }
 
     fn with(
         cfg: &RedisCfg,
         info: redis::ConnectionInfo,
         conn: OnceLock<Conn>,
+        certs: Option<redis::TlsCertificates>,
         metrics: RedisMetrics,
     ) -> GlobalStore {
         GlobalStore {
             cfg: cfg.clone(),
             info,
+            certs,
             conn,
             gcra: Script::new(GCRA),
             refund: Script::new(REFUND),
@@ -288,11 +315,13 @@ impl GlobalStore {
     async fn probe(&self) -> Result<(), String> {
         let deadline = self.cfg.timeout.max(Duration::from_millis(500));
         if self.conn.get().is_none() {
-            let client = redis::cluster::ClusterClientBuilder::new(vec![self.info.clone()])
+            let mut builder = redis::cluster::ClusterClientBuilder::new(vec![self.info.clone()])
                 .connection_timeout(deadline)
-                .response_timeout(deadline)
-                .build()
-                .map_err(|e| e.to_string())?;
+                .response_timeout(deadline);
+            if let Some(certs) = &self.certs {
+                builder = builder.certs(certs.clone());
+            }
+            let client = builder.build().map_err(|e| e.to_string())?;
             let conn = tokio::time::timeout(deadline, client.get_async_connection())
                 .await
                 .map_err(|_| "no answer".to_owned())?
