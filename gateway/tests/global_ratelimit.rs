@@ -383,6 +383,46 @@ async fn redis_going_away_falls_back_per_policy_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_is_one_down_and_one_up_not_a_flap_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path(), &["enable-debug-command yes"]);
+    let b = backend("a").await;
+    let v = bundle(
+        &b,
+        json!({
+            "redis": {"url": redis.url(), "timeoutMs": 250},
+            "policies": {"shared": {"requests": 1000, "periodSeconds": 3600, "key": "api",
+                                    "scope": "global", "onRedisFailure": "allow"}}
+        }),
+        Some("shared"),
+        &[],
+    );
+    let gw = GwProcess::start(dir.path(), &v, &[]);
+    gw.wait_redis_up(true).await;
+    // Redis stops answering for 3 s (it is alive: connections stay open).
+    let port = redis.port.to_string();
+    let mut sleeper = Command::new("redis-cli")
+        .args(["-p", &port, "debug", "sleep", "3"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let went_down = eventually(LIMIT, || async {
+        gw.status("GET", "/pets-api/v1/pets").await == StatusCode::OK
+            && gw.metric("mgw_ratelimit_redis_up").await == Some(0.0)
+    })
+    .await;
+    assert!(went_down, "{}", gw.logs());
+    // Traffic flows (`allow`) while Redis is slow.
+    for _ in 0..10 {
+        assert_eq!(gw.status("GET", "/pets-api/v1/pets").await, StatusCode::OK);
+    }
+    let _ = sleeper.wait();
+    gw.wait_redis_up(true).await;
+    assert_eq!(gw.log_lines("redis is down"), 1, "{}", gw.logs());
+    assert_eq!(gw.log_lines("redis is up"), 2, "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acl_user_with_a_password_file() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "s3cret-Pa55";

@@ -286,26 +286,35 @@ impl GlobalStore {
     }
 
     /// Connects (a cluster) and probes Redis while it is down, with exponential
-    /// backoff from 50 ms to 2 s; runs until aborted.
+    /// backoff from 50 ms to 2 s; runs until aborted. The backoff is only reset
+    /// once Redis has stayed up for 10 s, so a Redis that keeps missing the
+    /// deadline flaps (and logs) at most once per backoff, not per request.
     pub async fn run(self: Arc<Self>) {
         const MIN: Duration = Duration::from_millis(50);
         const MAX: Duration = Duration::from_secs(2);
-        let mut backoff = MIN;
+        const STABLE: Duration = Duration::from_secs(10);
+        let mut backoff = Duration::ZERO;
+        let mut up_since: Option<Instant> = None;
         let mut first = true;
         loop {
             if self.is_up() {
-                backoff = MIN;
+                if up_since.is_some_and(|t| t.elapsed() >= STABLE) {
+                    backoff = MIN;
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).clamp(MIN, MAX);
             match self.probe().await {
-                Ok(()) => self.set_up(true, None),
+                Ok(()) => {
+                    self.set_up(true, None);
+                    up_since = Some(Instant::now());
+                }
                 Err(e) => {
                     if first {
                         tracing::warn!(url = %redacted(&self.cfg.url), error = %e, "global rate limits: redis is not reachable; onRedisFailure decides until it answers");
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX);
                 }
             }
             first = false;
@@ -350,7 +359,21 @@ impl GlobalStore {
                     .await;
             }
         }
-        Ok(())
+        // Up only if it answers within the decision deadline: a Redis too slow
+        // for decisions stays down instead of flapping.
+        let start = Instant::now();
+        let fast = tokio::time::timeout(
+            self.cfg.timeout,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await;
+        match fast {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(format!(
+                "`PING` took {:?}, more than `timeoutMs`",
+                start.elapsed()
+            )),
+        }
     }
 }
 
