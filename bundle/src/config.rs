@@ -33,6 +33,17 @@ pub struct Config {
     pub tls: Option<TlsCfg>,
     /// Authentication providers; schemes refer to them by index.
     pub auth: AuthCfg,
+    /// `None`: traces off.
+    pub tracing: Option<TracingCfg>,
+}
+
+/// Checked `tracing`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingCfg {
+    /// `<endpoint>/v1/traces`, resolved.
+    pub traces_url: String,
+    pub sample_ratio: f64,
+    pub queue_size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +129,21 @@ pub struct RateLimitsCfg {
     pub ietf_headers: bool,
     pub x_headers: bool,
     pub max_keys: usize,
+    /// Set when a policy is `scope: global`.
+    pub redis: Option<RedisCfg>,
+}
+
+/// Checked `rateLimits.redis`: templates resolved (in the builder's view, an
+/// unresolved template is kept as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisCfg {
+    pub url: String,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub cluster: bool,
+    pub timeout: Duration,
+    pub replicas: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +153,8 @@ pub struct RateLimitPolicyCfg {
     pub period: Duration,
     pub burst: u64,
     pub key: RateLimitKeyCfg,
+    pub scope: RateLimitScope,
+    pub on_redis_failure: OnRedisFailure,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,6 +46,40 @@ pub struct Bundle {
     /// Authentication providers (see the security section below).
     #[serde(default, skip_serializing_if = "Auth::is_empty")]
     pub auth: Auth,
+    /// OpenTelemetry traces; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+}
+
+/// OpenTelemetry traces exported over OTLP/HTTP (protobuf).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tracing {
+    pub otlp: Otlp,
+    /// Share of new traces (no sampled parent) recorded, 0 to 1; a request whose
+    /// `traceparent` says sampled (or not) follows its parent.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// Most finished requests waiting for export; past it, spans are dropped
+    /// and counted.
+    #[serde(default = "default_trace_queue")]
+    pub queue_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Otlp {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans go to
+    /// `<endpoint>/v1/traces`. `${VAR}` templates allowed.
+    pub endpoint: String,
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+fn default_trace_queue() -> u64 {
+    2048
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -405,6 +439,82 @@ pub struct RateLimits {
     /// credit is dropped. 16 bytes a key.
     #[serde(default = "default_rate_limit_max_keys")]
     pub max_keys: u64,
+    /// Where `scope: global` policies keep their state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RateLimitRedis>,
+}
+
+/// The Redis (or Redis Cluster) that `scope: global` policies share. Secrets are
+/// never in the bundle: the password is read from a mounted file at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimitRedis {
+    /// `redis://host:port[/db]` or `rediss://…` (TLS); `${VAR}` templates allowed.
+    pub url: String,
+    /// ACL user; `${VAR}` templates allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// File holding the password (a mounted secret); `${VAR}` templates allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// PEM CA bundle that signs the server certificate of a `rediss://` URL
+    /// (else the system store); `${VAR}` templates allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// `url` is a seed node of a Redis Cluster.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cluster: bool,
+    /// Per-request deadline for a decision; past it, `onRedisFailure` decides.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Gateway replicas sharing the quota: the local fallback allows
+    /// `requests / replicas` per replica.
+    #[serde(default = "default_redis_replicas")]
+    pub replicas: u64,
+}
+
+fn default_redis_timeout_ms() -> u64 {
+    5
+}
+
+fn default_redis_replicas() -> u64 {
+    1
+}
+
+/// Where a policy's budgets live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RateLimitScope {
+    /// In each replica's memory.
+    #[default]
+    Local,
+    /// In `rateLimits.redis`, shared by every replica.
+    Global,
+}
+
+impl RateLimitScope {
+    pub fn is_local(&self) -> bool {
+        *self == RateLimitScope::Local
+    }
+}
+
+/// What a `global` policy does when Redis does not answer in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnRedisFailure {
+    /// The local limiter, with the quota divided by `rateLimits.redis.replicas`.
+    #[default]
+    Local,
+    /// Let the request through.
+    Allow,
+    /// Refuse it (`429`).
+    Deny,
+}
+
+impl OnRedisFailure {
+    pub fn is_local(&self) -> bool {
+        *self == OnRedisFailure::Local
+    }
 }
 
 fn default_rate_limit_max_keys() -> u64 {
@@ -422,6 +532,11 @@ pub struct RateLimitPolicy {
     pub burst: Option<u64>,
     #[serde(default)]
     pub key: RateLimitKey,
+    #[serde(default, skip_serializing_if = "RateLimitScope::is_local")]
+    pub scope: RateLimitScope,
+    /// Only for `scope: global`.
+    #[serde(default, skip_serializing_if = "OnRedisFailure::is_local")]
+    pub on_redis_failure: OnRedisFailure,
 }
 
 /// What one budget is kept for.

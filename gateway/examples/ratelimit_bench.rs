@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use http::HeaderMap;
 use mgw_gateway::bundle::{self, Bundle, Config};
 use mgw_gateway::metrics::Metrics;
@@ -32,7 +33,9 @@ fn limiter(max_keys: u64, requests: u64, period: u64) -> (RateLimiter, RouteLimi
     let env = BTreeMap::<String, String>::new();
     let config = Config::from_bundle(&bundle, bundle::digest_of(b""), Some(&env)).expect("valid");
     let metrics = Arc::new(Metrics::new(&config));
-    let mut rl = RateLimiter::new(&config, &metrics).expect("limiter");
+    let mut rl = RateLimiter::new(&config, &metrics)
+        .expect("redis")
+        .expect("limiter");
     let route = rl.route(&config, &config.routes[0]);
     (rl, route, metrics)
 }
@@ -50,7 +53,7 @@ fn run(rl: &RateLimiter, route: &RouteLimits, keys: impl Iterator<Item = u32>) -
             headers: &headers,
             claims: None,
         };
-        if let Verdict::Allowed(_) = rl.check(route, &caller, now) {
+        if let Some(Verdict::Allowed(_)) = rl.check(route, &caller, now).now_or_never() {
             allowed += 1;
         }
         n += 1;
@@ -106,7 +109,7 @@ fn main() {
                 headers: &headers,
                 claims: None,
             };
-            let _ = rl.check(&route, &caller, Instant::now());
+            let _ = rl.check(&route, &caller, Instant::now()).now_or_never();
         }
         let s = rl.stats();
         println!(

@@ -43,6 +43,8 @@ pub struct Event {
     /// Authentication outcome (`success`, `anonymous`, `missing`, `invalid`,
     /// `forbidden`, `unavailable`); `None` when no operation matched.
     pub auth: Option<&'static str>,
+    /// The W3C trace id (32 hex digits), when tracing is on.
+    pub trace_id: Option<String>,
 }
 
 /// The line written for each event.
@@ -68,6 +70,8 @@ struct Line<'a> {
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -253,6 +257,7 @@ fn to_line<'a>(e: &'a Event, config: &'a Config) -> Line<'a> {
         consumer: e.consumer.as_deref(),
         error: e.error,
         auth: e.auth,
+        trace_id: e.trace_id.as_deref(),
     }
 }
 

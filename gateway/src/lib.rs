@@ -27,6 +27,7 @@ pub mod resilience;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod trace;
 pub mod transform;
 pub mod upstream_tls;
 

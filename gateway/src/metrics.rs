@@ -472,8 +472,39 @@ pub struct StoreCounters {
     pub evictions: Counter<u64, AtomicU64>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: &'static str,
+}
+
+/// Global rate limiting on Redis (`mgw_ratelimit_redis_*`).
+#[derive(Clone)]
+pub struct RedisMetrics {
+    /// Seconds per decision that Redis answered.
+    pub latency: Histogram,
+    errors: Family<KindLabels, Counter>,
+    fallbacks: Family<ActionLabels, Counter>,
+    /// 1 while decisions go to Redis, 0 while the fallback decides.
+    pub up: Gauge,
+}
+
+impl RedisMetrics {
+    /// `timeout` or `error` (rare path: a family lookup is fine).
+    pub fn error(&self, kind: &'static str) {
+        self.errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// `local`, `allow` or `deny`.
+    pub fn fallback(&self, action: &'static str) {
+        self.fallbacks.get_or_create(&ActionLabels { action }).inc();
+    }
+}
+
 /// Families for rate limiting and upstream resilience; handles are made at start.
 pub struct TrafficMetrics {
+    pub redis: RedisMetrics,
+    /// OTLP span export.
+    pub trace: crate::trace::TraceCounters,
     ratelimit_requests: Family<RateLimitLabels, Counter>,
     /// The rate-limit key store's own counters.
     pub ratelimit_store: StoreCounters,
@@ -491,6 +522,13 @@ pub struct TrafficMetrics {
 impl TrafficMetrics {
     fn register(registry: &mut Registry) -> TrafficMetrics {
         let m = TrafficMetrics {
+            trace: crate::trace::TraceCounters::default(),
+            redis: RedisMetrics {
+                latency: Histogram::new(LATENCY_BUCKETS),
+                errors: Family::default(),
+                fallbacks: Family::default(),
+                up: Gauge::default(),
+            },
             ratelimit_requests: Family::default(),
             ratelimit_store: StoreCounters::default(),
             ratelimit_capacity: Gauge::default(),
@@ -527,6 +565,36 @@ impl TrafficMetrics {
             "ratelimit_evictions",
             "Live rate-limit keys dropped because the limiter was at capacity",
             m.ratelimit_store.evictions.clone(),
+        );
+        registry.register(
+            "trace_spans_exported",
+            "Spans the OTLP collector accepted",
+            m.trace.exported.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Spans dropped: the export queue was full, or the collector failed or refused them",
+            m.trace.dropped.clone(),
+        );
+        registry.register(
+            "ratelimit_redis_latency_seconds",
+            "Time for Redis to answer one global rate-limit decision",
+            m.redis.latency.clone(),
+        );
+        registry.register(
+            "ratelimit_redis_errors",
+            "Global rate-limit decisions Redis did not answer, by kind (timeout, error, down)",
+            m.redis.errors.clone(),
+        );
+        registry.register(
+            "ratelimit_redis_fallbacks",
+            "Global rate-limit decisions made without Redis, by onRedisFailure action (local, allow, deny)",
+            m.redis.fallbacks.clone(),
+        );
+        registry.register(
+            "ratelimit_redis_up",
+            "Whether global rate limits are decided on Redis (1) or by the fallback (0)",
+            m.redis.up.clone(),
         );
         registry.register(
             "upstream_rejected_requests",

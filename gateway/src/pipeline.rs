@@ -41,6 +41,7 @@ use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
 use crate::request_id;
 use crate::resilience::ConcurrencyPermit;
 use crate::router::{Lookup, Params, Router, RouterBuilder};
+use crate::trace::{self, Exporter, RequestTrace, Stage, Tracer};
 use crate::transform::{self, Facts};
 
 /// A route with its runtime handles.
@@ -67,6 +68,10 @@ pub struct Gateway {
     security: Security,
     /// Native filters of a custom runtime (none in the stock gateway).
     filters: Filters,
+    /// `None` when tracing is off.
+    tracer: Option<Tracer>,
+    /// Taken by [`Gateway::spawn_background`].
+    exporter: std::sync::Mutex<Option<Exporter>>,
 }
 
 /// Why the pipeline cannot be built from a checked configuration.
@@ -76,6 +81,8 @@ pub enum BuildError {
     Router(#[from] crate::router::RouteError),
     #[error(transparent)]
     UpstreamTls(#[from] crate::upstream_tls::UpstreamTlsError),
+    #[error(transparent)]
+    Redis(#[from] crate::ratelimit::redis::RedisSetupError),
 }
 
 impl Gateway {
@@ -88,7 +95,7 @@ impl Gateway {
         analytics: Analytics,
     ) -> Result<Self, BuildError> {
         let mut builder = RouterBuilder::new();
-        let mut rate_limiter = RateLimiter::new(&config, &metrics);
+        let mut rate_limiter = RateLimiter::new(&config, &metrics)?;
         let cors: Vec<Option<Arc<CorsPolicy>>> = config
             .apis
             .iter()
@@ -113,7 +120,16 @@ impl Gateway {
             .iter()
             .map(|u| Upstream::new(u.clone(), metrics.upstream(&u.name)))
             .collect::<Result<_, _>>()?;
+        let (tracer, exporter) = match &config.tracing {
+            Some(t) => {
+                let (tr, ex) = Tracer::new(t, &config.gateway.name, metrics.traffic.trace.clone());
+                (Some(tr), Some(ex))
+            }
+            None => (None, None),
+        };
         Ok(Self {
+            tracer,
+            exporter: std::sync::Mutex::new(exporter),
             security,
             filters: Filters::default(),
             router: builder.build(),
@@ -146,6 +162,13 @@ impl Gateway {
                 }
             }));
         }
+        let exporter = self.exporter.lock().ok().and_then(|mut e| e.take());
+        if let Some(exporter) = exporter {
+            tasks.push(tokio::spawn(exporter.run()));
+        }
+        if let Some(store) = self.rate_limiter.as_ref().and_then(|rl| rl.global_store()) {
+            tasks.push(tokio::spawn(store.clone().run()));
+        }
         for u in &self.upstreams {
             if let Some(checker) = u.health_checker() {
                 tasks.push(tokio::spawn(checker));
@@ -170,9 +193,12 @@ impl Gateway {
         // remove one the gateway sets later; an ambiguous `Host` is refused below.
         let hygiene = headers::sanitize(&mut req);
         // Stage 1: request id, first, so that every answer, errors included, carries it.
+        let time = SystemTime::now();
         let mut ctx = Ctx {
+            // Joins the caller's trace (W3C `traceparent`) or starts one.
+            trace: self.tracer.as_ref().map(|t| t.start(req.headers(), time)),
             start: Instant::now(),
-            time: SystemTime::now(),
+            time,
             request_id: request_id::take_or_generate(req.headers().get(&X_REQUEST_ID)),
             method: req.method().clone(),
             client_ip: crate::client_ip::client_ip(
@@ -233,7 +259,9 @@ impl Gateway {
 
         // Stage 3: authenticate and authorize. The operation names its security
         // requirements; the identity feeds analytics and rate-limit keys.
+        let t = SystemTime::now();
         let (checked, outcome) = self.security.check(&route.cfg, &mut req, &conn).await;
+        ctx.stage(Stage::Auth, t);
         ctx.auth = Some(outcome);
         match checked {
             Ok(identity) => ctx.identity = identity,
@@ -253,7 +281,12 @@ impl Gateway {
                     headers: req.headers(),
                     claims: ctx.identity.as_deref().map(|i| i as &dyn ratelimit::Claims),
                 };
-                match rl.check(&route.limits, &caller, ctx.start) {
+                let t = SystemTime::now();
+                let verdict = rl.check(&route.limits, &caller, ctx.start).await;
+                if let Some(tr) = &mut ctx.trace {
+                    tr.stage(Stage::RateLimit, t);
+                }
+                match verdict {
                     Verdict::Unlimited => None,
                     Verdict::Allowed(a) => {
                         ctx.rate_limit = rl.outcome(&a);
@@ -301,7 +334,7 @@ impl Gateway {
         }
 
         // Stage 7: proxy.
-        let (req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
+        let (mut req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
             (req.map(|_| RequestBody::Empty), None)
         } else {
             let (parts, body) = req.into_parts();
@@ -329,20 +362,26 @@ impl Gateway {
             // request goes upstream as a plain one.
             websocket: hygiene.websocket && route.cfg.websocket,
         };
-        let (mut response, upstream_latency, error, tunnel) =
-            match proxy::forward(outbound, req).await {
-                Ok(answer) => {
-                    // Counted against the upstream's concurrency cap until the body ends.
-                    ctx.upstream_permit = Some(answer.permit);
-                    let (parts, body) = answer.response.into_parts();
-                    let response = Response::from_parts(parts, ResponseBody::upstream(body));
-                    (response, Some(answer.latency), None, answer.tunnel)
-                }
-                Err(e) => {
-                    let kind = e.kind();
-                    (e.into_response(&ctx.request_id), None, Some(kind), None)
-                }
-            };
+        // The upstream call is a client span, the parent of the upstream's own.
+        if let Some(tr) = &mut ctx.trace {
+            tr.propagate(req.headers_mut());
+        }
+        let t = SystemTime::now();
+        let forwarded = proxy::forward(outbound, req).await;
+        ctx.stage(Stage::Upstream, t);
+        let (mut response, upstream_latency, error, tunnel) = match forwarded {
+            Ok(answer) => {
+                // Counted against the upstream's concurrency cap until the body ends.
+                ctx.upstream_permit = Some(answer.permit);
+                let (parts, body) = answer.response.into_parts();
+                let response = Response::from_parts(parts, ResponseBody::upstream(body));
+                (response, Some(answer.latency), None, answer.tunnel)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                (e.into_response(&ctx.request_id), None, Some(kind), None)
+            }
+        };
         // The upstream's answer only, before the gateway's own headers below.
         if let (Some(edits), None) = (&response_edits, error) {
             edits.apply(response.headers_mut());
@@ -618,6 +657,16 @@ struct Ctx {
     auth: Option<AuthOutcome>,
     /// Native filters' per-request state (empty, and free, without filters).
     filter_ctx: Extensions,
+    /// This request's spans, when tracing is on.
+    trace: Option<RequestTrace>,
+}
+
+impl Ctx {
+    fn stage(&mut self, stage: Stage, start: SystemTime) {
+        if let Some(t) = &mut self.trace {
+            t.stage(stage, start);
+        }
+    }
 }
 
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
@@ -644,6 +693,8 @@ struct Record {
 impl Finish for Record {
     fn finish(mut self: Box<Self>, bytes_out: u64) {
         let total = self.ctx.start.elapsed();
+        let trace = self.ctx.trace.take();
+        let trace_id = trace.as_ref().map(RequestTrace::trace_id_hex);
         let g = &self.gateway;
         if let (false, Some(i)) = (g.filters.is_empty(), self.route) {
             let cfg = &g.config.routes[i as usize];
@@ -656,6 +707,19 @@ impl Finish for Record {
             };
             let status = http::StatusCode::from_u16(self.status).unwrap_or_default();
             g.filters.on_end(&mut session, status);
+        }
+        if let (Some(tracer), Some(t)) = (&g.tracer, trace) {
+            let route = self.route.and_then(|i| g.config.routes.get(i as usize));
+            tracer.finish(
+                t,
+                &trace::Finished {
+                    method: self.ctx.method.as_str(),
+                    route: route.map(|r| r.template.as_str()),
+                    api: route.map(|r| g.config.apis[r.api].name.as_str()),
+                    operation: route.map(|r| r.operation_id.as_str()),
+                    status: self.status,
+                },
+            );
         }
         if let Some(m) = &self.route_metrics {
             m.observe(self.status, total);
@@ -676,6 +740,7 @@ impl Finish for Record {
                 error: self.error,
                 consumer: self.ctx.identity.as_ref().map(|i| i.consumer.clone()),
                 auth: self.ctx.auth.map(AuthOutcome::label),
+                trace_id,
             },
             &g.metrics,
         );

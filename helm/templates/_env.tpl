@@ -59,6 +59,24 @@ variables naming mounted secret files, then the bundle's own `${VAR}`s (`env`,
 - name: {{ printf "MGW_INTROSPECTION_%s_CLIENT_SECRET_FILE" (include "mgw.envName" .name) }}
   value: {{ printf "/etc/mgw/secrets/introspection/%s/%s" .name (default "client-secret" .clientSecretKey) | quote }}
 {{- end }}
+{{- with .Values.tracing.otlp.endpoint }}
+- name: MGW_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.rateLimits.redis }}
+{{- if .url }}
+- name: MGW_REDIS_URL
+  value: {{ .url | quote }}
+{{- end }}
+{{- if .username }}
+- name: MGW_REDIS_USERNAME
+  value: {{ .username | quote }}
+{{- end }}
+{{- if .existingSecret }}
+- name: MGW_REDIS_PASSWORD_FILE
+  value: {{ printf "/etc/mgw/secrets/redis/%s" .key | quote }}
+{{- end }}
+{{- end }}
 {{- range .Values.extraSecretMounts }}
 {{- if .env }}
 - name: {{ .env }}

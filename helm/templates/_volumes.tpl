@@ -42,6 +42,11 @@ read-only, only the keys named, readable by the gateway's group (fsGroup 65532).
   mountPath: {{ printf "/etc/mgw/secrets/introspection/%s" .name }}
   readOnly: true
 {{- end }}
+{{- if .Values.rateLimits.redis.existingSecret }}
+- name: redis
+  mountPath: /etc/mgw/secrets/redis
+  readOnly: true
+{{- end }}
 {{- range .Values.extraSecretMounts }}
 - name: {{ printf "secret-%s" .name }}
   mountPath: {{ .mountPath }}
@@ -127,6 +132,17 @@ read-only, only the keys named, readable by the gateway's group (fsGroup 65532).
         path: {{ default "client-id" .clientIdKey | quote }}
       - key: {{ default "client-secret" .clientSecretKey | quote }}
         path: {{ default "client-secret" .clientSecretKey | quote }}
+{{- end }}
+{{- with .Values.rateLimits.redis }}
+{{- if .existingSecret }}
+- name: redis
+  secret:
+    secretName: {{ .existingSecret | quote }}
+    defaultMode: 288 # 0440: read by owner and group (fsGroup 65532)
+    items:
+      - key: {{ .key | quote }}
+        path: {{ .key | quote }}
+{{- end }}
 {{- end }}
 {{- range .Values.extraSecretMounts }}
 - name: {{ printf "secret-%s" .name }}

@@ -471,6 +471,15 @@ fn everything_on_renders_every_kind() {
             "/etc/mgw/secrets/introspection/idp/client-secret",
         ),
         ("MGW_UPSTREAM_CA_DIR", "/etc/mgw/secrets/upstream-ca"),
+        ("MGW_REDIS_PASSWORD_FILE", "/etc/mgw/secrets/redis/password"),
+        (
+            "MGW_OTLP_ENDPOINT",
+            "http://otel-collector.observability:4318",
+        ),
+        (
+            "MGW_REDIS_URL",
+            "rediss://redis-master.redis.svc.cluster.local:6379",
+        ),
         ("MGW_LISTEN", "[::]:8443"),
     ] {
         assert_eq!(env.get(var).and_then(Value::as_str), Some(path), "{var}");
@@ -540,6 +549,15 @@ fn schema_rejects_wrong_values_at_render_time() {
         ("replicas=3", "replicas"),
         ("image.sha=abc", "sha"),
         ("env.MGW_LISTEN=0.0.0.0:1", "MGW_LISTEN"),
+        // A password never goes in values: it comes from `existingSecret`.
+        (
+            "rateLimits.redis.url=redis://u:p@h:6379",
+            "/rateLimits/redis/url",
+        ),
+        (
+            "tracing.otlp.endpoint=grpc://collector:4317",
+            "/tracing/otlp/endpoint",
+        ),
     ] {
         let err = render_err(home.path(), &["-f", minimal, "--set", set]);
         assert!(

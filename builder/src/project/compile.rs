@@ -263,7 +263,23 @@ impl Compiler<'_> {
         let rate_limits = self.rate_limits();
         let trusted_proxies = self.trusted_proxies();
         let auth = self.auth();
+        for (bundle_key, k) in [
+            ("tracing", None),
+            (
+                "tracing.otlp.endpoint",
+                Some(["otlp", "endpoint"].as_slice()),
+            ),
+            ("tracing.sampleRatio", Some(["sampleRatio"].as_slice())),
+            ("tracing.queueSize", Some(["queueSize"].as_slice())),
+        ] {
+            let path = k
+                .unwrap_or_default()
+                .iter()
+                .fold(mpath().key("tracing"), |p, k| p.key(*k));
+            self.map(bundle_key, self.manifest_origin(&path));
+        }
         Bundle {
+            tracing: m.tracing.clone(),
             rate_limits,
             trusted_proxies,
             schema_version: SCHEMA_VERSION,
@@ -1454,8 +1470,15 @@ impl Compiler<'_> {
             ("rateLimits.unauthenticated", Some("unauthenticated")),
             ("rateLimits.maxKeys", Some("maxKeys")),
             ("rateLimits.headers", Some("headers")),
+            ("rateLimits.redis", Some("redis")),
+            ("rateLimits.redis.url", Some("redis.url")),
+            ("rateLimits.redis.username", Some("redis.username")),
+            ("rateLimits.redis.passwordFile", Some("redis.passwordFile")),
+            ("rateLimits.redis.caFile", Some("redis.caFile")),
+            ("rateLimits.redis.timeoutMs", Some("redis.timeoutMs")),
+            ("rateLimits.redis.replicas", Some("redis.replicas")),
         ] {
-            let path = key.map_or(p.clone(), |k| p.key(k));
+            let path = key.map_or(p.clone(), |k| k.split('.').fold(p.clone(), |p, k| p.key(k)));
             self.map(bundle_key, self.manifest_origin(&path));
         }
         let mut policies = BTreeMap::new();
@@ -1480,6 +1503,8 @@ impl Compiler<'_> {
                     ("periodSeconds", "period"),
                     ("burst", "burst"),
                     ("key", "key"),
+                    ("scope", "scope"),
+                    ("onRedisFailure", "onRedisFailure"),
                 ] {
                     self.map(
                         format!("{key}.{bundle_key}"),
@@ -1502,6 +1527,8 @@ impl Compiler<'_> {
                     period_seconds: policy.period_seconds,
                     burst: policy.burst,
                     key: policy.key.clone(),
+                    scope: policy.scope,
+                    on_redis_failure: policy.on_redis_failure,
                 },
             );
         }
@@ -1515,6 +1542,7 @@ impl Compiler<'_> {
                 x_rate_limit: r.x_rate_limit_headers.unwrap_or(d.headers.x_rate_limit),
             },
             max_keys: r.max_keys.unwrap_or(d.max_keys),
+            redis: r.redis.clone(),
         })
     }
 
@@ -2240,6 +2268,56 @@ mod tests {
             e.contains("api.yaml:9:44: `#/paths/~1a/get/x-wso2-production-endpoints/urls/0`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn global_rate_limits_reach_the_bundle_and_their_problems_point_at_mgw_yaml() {
+        let m = format!(
+            "{MANIFEST}    rateLimit: shared\nrateLimits:\n  redis: {{url: '${{MGW_REDIS_URL}}', username: mgw, passwordFile: /run/secrets/redis}}\n  policies:\n    shared: {{requests: 6, period: 1m, key: api, scope: global, onRedisFailure: deny}}\n"
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        let r = c.bundle.rate_limits.as_ref().unwrap();
+        assert_eq!(
+            r.policies["shared"].scope,
+            mgw_bundle::RateLimitScope::Global
+        );
+        assert_eq!(
+            r.policies["shared"].on_redis_failure,
+            mgw_bundle::OnRedisFailure::Deny
+        );
+        let redis = r.redis.as_ref().unwrap();
+        assert_eq!(redis.url, "${MGW_REDIS_URL}");
+        assert_eq!(redis.password_file.as_deref(), Some("/run/secrets/redis"));
+        assert_eq!((redis.timeout_ms, redis.replicas), (5, 1));
+
+        // A global policy without Redis; a password written into the URL.
+        let no_redis = m.replace(
+            "  redis: {url: '${MGW_REDIS_URL}', username: mgw, passwordFile: /run/secrets/redis}\n",
+            "",
+        );
+        let e = build(&[("mgw.yaml", &no_redis), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "`rateLimits.policies.shared.scope`: a `global` policy keeps its state in Redis"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("mgw.yaml:"), "{e}");
+        let secret = m.replace("'${MGW_REDIS_URL}'", "'redis://mgw:hunter2@redis:6379'");
+        let e = build(&[("mgw.yaml", &secret), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`rateLimits.redis.url`: must not contain a password"),
+            "{e}"
+        );
+        let typo = m.replace("passwordFile:", "pasword:");
+        let e = build(&[("mgw.yaml", &typo), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pasword"), "{e}");
     }
 
     #[test]

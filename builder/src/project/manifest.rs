@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use mgw_bundle::env;
 use mgw_bundle::{
-    ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, SinkKind, UnderscoreHeaders,
+    ClientAuth, ClientCertMode, LoadBalancing, OnRedisFailure, RateLimitKey, RateLimitRedis,
+    RateLimitScope, SinkKind, UnderscoreHeaders,
 };
 use serde::Deserialize;
 
@@ -55,6 +56,9 @@ struct ManifestWire {
     /// CORS for every API (an API may override it).
     #[serde(default)]
     cors: Option<CorsWire>,
+    /// OpenTelemetry traces: the wire type itself, checked at compile.
+    #[serde(default)]
+    tracing: Option<mgw_bundle::Tracing>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,6 +271,9 @@ struct RateLimitsWire {
     /// A WSO2 Microgateway 3.x `policies.yaml` whose tiers become policies.
     #[serde(default)]
     wso2_policies: Option<String>,
+    /// The wire type itself: checked by the bundle's own rules at compile.
+    #[serde(default)]
+    redis: Option<RateLimitRedis>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +285,10 @@ struct PolicyWire {
     burst: Option<u64>,
     #[serde(default)]
     key: Option<RateLimitKey>,
+    #[serde(default)]
+    scope: RateLimitScope,
+    #[serde(default)]
+    on_redis_failure: OnRedisFailure,
 }
 
 #[derive(Debug, Deserialize)]
@@ -515,6 +526,7 @@ pub struct Manifest {
     pub auth: AuthSettings,
     /// Top-level CORS, for APIs that set none of their own.
     pub cors: Option<mgw_bundle::Cors>,
+    pub tracing: Option<mgw_bundle::Tracing>,
     tree: Node,
 }
 
@@ -615,6 +627,7 @@ pub struct RateLimitSettings {
     pub ietf_headers: Option<bool>,
     pub x_rate_limit_headers: Option<bool>,
     pub max_keys: Option<u64>,
+    pub redis: Option<RateLimitRedis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -623,6 +636,8 @@ pub struct PolicySettings {
     pub period_seconds: u64,
     pub burst: Option<u64>,
     pub key: RateLimitKey,
+    pub scope: RateLimitScope,
+    pub on_redis_failure: OnRedisFailure,
     /// Where a tier of `rateLimits.wso2Policies` is written; `None` for a
     /// policy of `mgw.yaml`. Tiers no API uses stay out of the bundle.
     pub origin: Option<Origin>,
@@ -908,6 +923,7 @@ impl Validator<'_> {
             analytics,
             auth,
             cors,
+            tracing: w.tracing,
             tree: Node::scalar("", true, yaml::Mark::UNKNOWN),
         }
     }
@@ -1319,6 +1335,8 @@ impl Validator<'_> {
                     period_seconds,
                     burst: pw.burst,
                     key,
+                    scope: pw.scope,
+                    on_redis_failure: pw.on_redis_failure,
                     origin: None,
                 },
             );
@@ -1356,6 +1374,7 @@ impl Validator<'_> {
             ietf_headers: headers.ietf,
             x_rate_limit_headers: headers.x_rate_limit,
             max_keys: w.max_keys,
+            redis: w.redis,
         }
     }
 

@@ -247,6 +247,8 @@ fn tier(
         period_seconds,
         burst: None,
         key,
+        scope: Default::default(),
+        on_redis_failure: Default::default(),
         origin: None,
     };
     Some((policy, refused))

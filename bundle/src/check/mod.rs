@@ -3,7 +3,9 @@
 //! document and checks what spans concerns (APIs, operations, routes).
 
 mod listeners;
+mod redis;
 mod security;
+mod tracing;
 mod traffic;
 mod transforms;
 mod upstreams;
@@ -386,6 +388,10 @@ impl Config {
             analytics,
             tls,
             auth,
+            tracing: bundle
+                .tracing
+                .as_ref()
+                .map(|t| tracing::check_tracing(&mut c, t)),
         })
     }
 }

@@ -73,9 +73,17 @@ pub(super) fn check_rate_limits(c: &mut Checker<'_>, r: &RateLimits) -> RateLimi
             period: Duration::from_secs(period_seconds),
             burst,
             key: key_cfg,
+            scope: p.scope,
+            on_redis_failure: p.on_redis_failure,
         });
     }
+    let global = r
+        .policies
+        .iter()
+        .find(|(_, p)| p.scope == RateLimitScope::Global)
+        .map(|(name, _)| name.as_str());
     let cfg = RateLimitsCfg {
+        redis: super::redis::check_redis(c, r.redis.as_ref(), global),
         unauthenticated: None,
         ietf_headers: r.headers.ietf,
         x_headers: r.headers.x_rate_limit,

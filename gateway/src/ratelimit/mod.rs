@@ -27,10 +27,16 @@
 //! `"gold";r=17;t=1`), `X-RateLimit-Limit/-Remaining/-Reset` for the most
 //! restrictive scope, and on refusal `Retry-After` (see [`crate::error`]).
 //!
+//! A `scope: global` policy keeps its budgets in Redis instead ([`redis`]): same
+//! algorithm and key inputs, shared by every replica; when Redis does not answer
+//! in time, the policy's `onRedisFailure` decides (the local store with the
+//! quota divided by the replica count, allow, or deny).
+//!
 //! Never: lock anything but one store shard, allocate for a request that no
 //! policy applies to, count a refused request against any budget, or use a
 //! client-supplied value as a metric label.
 
+pub mod redis;
 pub mod store;
 
 use std::borrow::Cow;
@@ -47,8 +53,9 @@ use smallvec::SmallVec;
 use store::Step;
 pub use store::{Gcra, KeyStore, StoreStats};
 
-use crate::bundle::{Config, RateLimitKeyCfg, RouteCfg};
+use crate::bundle::{Config, OnRedisFailure, RateLimitKeyCfg, RateLimitScope, RouteCfg};
 use crate::metrics::Metrics;
+use redis::{GlobalStore, RedisSetupError};
 
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -60,7 +67,7 @@ const NANOS: u64 = 1_000_000_000;
 
 /// Claims of the authenticated caller's token, looked up by name; implemented by
 /// the authentication stage.
-pub trait Claims {
+pub trait Claims: Sync {
     /// The claim as text (numbers in their JSON form); `None` when absent.
     fn claim(&self, name: &str) -> Option<Cow<'_, str>>;
 }
@@ -82,6 +89,55 @@ struct Policy {
     key: RateLimitKeyCfg,
     /// `X-RateLimit-Limit`, made once.
     limit_header: HeaderValue,
+    /// For `scope: global`: what decides without Redis, and the per-replica
+    /// share of the quota the local fallback uses.
+    global: Option<(OnRedisFailure, Gcra)>,
+}
+
+/// The inputs of a budget's key: a tag for its kind and the caller's bytes.
+/// Hashed per process for the local store and stably for Redis.
+struct KeyOf<'a> {
+    tag: u8,
+    bytes: KeyBytes<'a>,
+}
+
+enum KeyBytes<'a> {
+    V4([u8; 4]),
+    V6([u8; 16]),
+    Slice(&'a [u8]),
+    Text(Cow<'a, str>),
+}
+
+impl KeyOf<'_> {
+    fn ip(ip: IpAddr) -> KeyOf<'static> {
+        match ip {
+            IpAddr::V4(v4) => KeyOf {
+                tag: b'4',
+                bytes: KeyBytes::V4(v4.octets()),
+            },
+            IpAddr::V6(v6) => KeyOf {
+                tag: b'6',
+                bytes: KeyBytes::V6(v6.octets()),
+            },
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            KeyBytes::V4(b) => b,
+            KeyBytes::V6(b) => b,
+            KeyBytes::Slice(b) => b,
+            KeyBytes::Text(t) => t.as_bytes(),
+        }
+    }
+}
+
+/// A budget one request took from, to give back if a later scope refuses.
+enum Taken {
+    Local(u64, Gcra),
+    Redis(String, Gcra),
+    /// Allowed by `onRedisFailure: allow`: nothing to give back.
+    Nothing,
 }
 
 /// One attachment of a policy: its own budgets and counters.
@@ -94,6 +150,9 @@ struct Scope {
     display: Arc<str>,
     /// `"name";q=…;w=…`
     policy_item: String,
+    /// Identifies the scope's budgets in Redis across replicas and bundle
+    /// versions: `<level label>/<policy>`.
+    redis_label: String,
     allowed: Counter,
     limited: Counter,
 }
@@ -162,12 +221,31 @@ pub struct RateLimiter {
     ietf: bool,
     x_headers: bool,
     metrics: Arc<Metrics>,
+    /// Set when a policy is `scope: global`.
+    global: Option<Arc<GlobalStore>>,
 }
 
 impl RateLimiter {
     /// `None` when the bundle has no rate-limit policy.
-    pub fn new(config: &Config, metrics: &Arc<Metrics>) -> Option<RateLimiter> {
-        let rl = config.rate_limits.as_ref()?;
+    pub fn new(
+        config: &Config,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Option<RateLimiter>, RedisSetupError> {
+        let Some(rl) = config.rate_limits.as_ref() else {
+            return Ok(None);
+        };
+        let uses_redis = rl
+            .policies
+            .iter()
+            .any(|p| p.scope == RateLimitScope::Global);
+        let global = match (&rl.redis, uses_redis) {
+            (Some(r), true) => Some(Arc::new(GlobalStore::new(
+                r,
+                metrics.traffic.redis.clone(),
+            )?)),
+            _ => None,
+        };
+        let replicas = rl.redis.as_ref().map_or(1, |r| r.replicas.max(1));
         let counters = metrics.traffic.ratelimit_store.clone();
         let store = KeyStore::new(rl.max_keys, counters);
         metrics
@@ -179,7 +257,14 @@ impl RateLimiter {
             .iter()
             .map(|p| {
                 let period_ns = u64::try_from(p.period.as_nanos()).unwrap_or(u64::MAX);
+                let share = |n: u64| n.div_ceil(replicas).max(1);
                 Policy {
+                    global: (p.scope == RateLimitScope::Global).then(|| {
+                        (
+                            p.on_redis_failure,
+                            Gcra::new(share(p.requests), period_ns, share(p.burst)),
+                        )
+                    }),
                     name: p.name.as_str().into(),
                     gcra: Gcra::new(p.requests, period_ns, p.burst),
                     requests: p.requests,
@@ -198,6 +283,7 @@ impl RateLimiter {
             ietf: rl.ietf_headers,
             x_headers: rl.x_headers,
             metrics: metrics.clone(),
+            global,
         };
         if let Some(p) = rl.unauthenticated {
             let id = limiter.add_scope(p, "unauthenticated", None);
@@ -212,7 +298,13 @@ impl RateLimiter {
                 }
             }
         }
-        Some(limiter)
+        Ok(Some(limiter))
+    }
+
+    /// The Redis store of `global` policies, whose [`GlobalStore::run`] must be
+    /// spawned.
+    pub fn global_store(&self) -> Option<&Arc<GlobalStore>> {
+        self.global.as_ref()
     }
 
     fn add_scope(&mut self, policy: usize, label: &str, level: Option<&str>) -> u32 {
@@ -235,6 +327,7 @@ impl RateLimiter {
             id,
             display,
             policy_item,
+            redis_label: format!("{label}/{name}"),
             allowed,
             limited,
         });
@@ -296,7 +389,7 @@ impl RateLimiter {
     }
 
     /// Checks (and takes from) every budget that applies to this request.
-    pub fn check(&self, route: &RouteLimits, caller: &Caller<'_>, now: Instant) -> Verdict {
+    pub async fn check(&self, route: &RouteLimits, caller: &Caller<'_>, now: Instant) -> Verdict {
         let anonymous = caller.consumer.is_none();
         let unauth = route.unauthenticated.filter(|_| anonymous);
         if route.scopes.is_empty() && unauth.is_none() {
@@ -304,24 +397,32 @@ impl RateLimiter {
         }
         let now_ns = self.store.nanos(now);
         let mut applied: SmallVec<[(u32, u64); 3]> = SmallVec::new();
-        let mut keys: SmallVec<[u64; 3]> = SmallVec::new();
+        let mut taken: SmallVec<[Taken; 3]> = SmallVec::new();
         for id in unauth.into_iter().chain(route.scopes.iter().copied()) {
             let scope = &self.scopes[id as usize];
             let policy = &self.policies[scope.policy];
             let key = if Some(id) == unauth {
-                self.ip_key(scope.id, caller.client_ip)
+                KeyOf::ip(caller.client_ip)
             } else {
-                self.key(scope.id, &policy.key, caller)
+                key_of(&policy.key, caller)
             };
-            match self.store.acquire(key, now_ns, policy.gcra) {
+            let (step, took) = self.acquire(scope, policy, &key, now_ns).await;
+            match step {
                 Step::Allowed { debt } => {
                     applied.push((id, debt));
-                    keys.push(key);
+                    taken.push(took);
                 }
                 Step::Refused { debt } => {
-                    for (&(a, _), &k) in applied.iter().zip(&keys) {
-                        let g = self.policies[self.scopes[a as usize].policy].gcra;
-                        self.store.refund(k, g);
+                    for t in taken {
+                        match t {
+                            Taken::Local(k, g) => self.store.refund(k, g),
+                            Taken::Redis(k, g) => {
+                                if let Some(store) = &self.global {
+                                    store.refund(k, g);
+                                }
+                            }
+                            Taken::Nothing => {}
+                        }
                     }
                     scope.limited.inc();
                     return Verdict::Limited(Box::new(self.limited(route, id, debt, anonymous)));
@@ -334,30 +435,46 @@ impl RateLimiter {
         Verdict::Allowed(Allowed { applied, anonymous })
     }
 
-    fn ip_key(&self, scope: u32, ip: IpAddr) -> u64 {
-        match ip {
-            IpAddr::V4(v4) => self.store.hash(scope, b'4', &v4.octets()),
-            IpAddr::V6(v6) => self.store.hash(scope, b'6', &v6.octets()),
-        }
-    }
-
-    fn key(&self, scope: u32, key: &RateLimitKeyCfg, caller: &Caller<'_>) -> u64 {
-        let consumer = |c: Option<&str>| match c {
-            Some(c) => self.store.hash(scope, b'c', c.as_bytes()),
-            None => self.ip_key(scope, caller.client_ip),
+    /// One scope's step: in the local store, or on Redis for a `global` policy
+    /// (and then, without Redis, as its `onRedisFailure` says).
+    async fn acquire(
+        &self,
+        scope: &Scope,
+        policy: &Policy,
+        key: &KeyOf<'_>,
+        now_ns: u64,
+    ) -> (Step, Taken) {
+        let local = |g: Gcra| {
+            let k = self.store.hash(scope.id, key.tag, key.bytes());
+            (self.store.acquire(k, now_ns, g), Taken::Local(k, g))
         };
-        match key {
-            RateLimitKeyCfg::Consumer => consumer(caller.consumer),
-            RateLimitKeyCfg::ClientIp => self.ip_key(scope, caller.client_ip),
-            RateLimitKeyCfg::Api => self.store.hash(scope, b'a', &[]),
-            RateLimitKeyCfg::Header(name) => match caller.headers.get(name) {
-                Some(v) => self.store.hash(scope, b'h', v.as_bytes()),
-                None => self.ip_key(scope, caller.client_ip),
-            },
-            RateLimitKeyCfg::Claim(name) => match caller.claims.and_then(|c| c.claim(name)) {
-                Some(v) => self.store.hash(scope, b'l', v.as_bytes()),
-                None => consumer(caller.consumer),
-            },
+        let (Some((on_failure, share)), Some(store)) = (policy.global, &self.global) else {
+            return local(policy.gcra);
+        };
+        let rkey = GlobalStore::key(&scope.redis_label, key.tag, key.bytes());
+        if let Ok(step) = store.acquire(&rkey, policy.gcra).await {
+            return (step, Taken::Redis(rkey, policy.gcra));
+        }
+        let m = &self.metrics.traffic.redis;
+        match on_failure {
+            OnRedisFailure::Local => {
+                m.fallback("local");
+                local(share)
+            }
+            OnRedisFailure::Allow => {
+                m.fallback("allow");
+                (
+                    Step::Allowed {
+                        debt: policy.gcra.t,
+                    },
+                    Taken::Nothing,
+                )
+            }
+            OnRedisFailure::Deny => {
+                m.fallback("deny");
+                let debt = policy.gcra.tau.saturating_add(NANOS);
+                (Step::Refused { debt }, Taken::Nothing)
+            }
         }
     }
 
@@ -446,5 +563,39 @@ impl RateLimiter {
             policy: self.scopes[id as usize].display.clone(),
             remaining,
         })
+    }
+}
+
+/// The key inputs of a request for one policy. Missing values fall back to the
+/// client IP (or, for a claim, to the consumer first).
+fn key_of<'a>(key: &'a RateLimitKeyCfg, caller: &Caller<'a>) -> KeyOf<'a> {
+    let consumer = |c: Option<&'a str>| match c {
+        Some(c) => KeyOf {
+            tag: b'c',
+            bytes: KeyBytes::Slice(c.as_bytes()),
+        },
+        None => KeyOf::ip(caller.client_ip),
+    };
+    match key {
+        RateLimitKeyCfg::Consumer => consumer(caller.consumer),
+        RateLimitKeyCfg::ClientIp => KeyOf::ip(caller.client_ip),
+        RateLimitKeyCfg::Api => KeyOf {
+            tag: b'a',
+            bytes: KeyBytes::Slice(&[]),
+        },
+        RateLimitKeyCfg::Header(name) => match caller.headers.get(name) {
+            Some(v) => KeyOf {
+                tag: b'h',
+                bytes: KeyBytes::Slice(v.as_bytes()),
+            },
+            None => KeyOf::ip(caller.client_ip),
+        },
+        RateLimitKeyCfg::Claim(name) => match caller.claims.and_then(|c| c.claim(name)) {
+            Some(v) => KeyOf {
+                tag: b'l',
+                bytes: KeyBytes::Text(v),
+            },
+            None => consumer(caller.consumer),
+        },
     }
 }
