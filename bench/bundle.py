@@ -56,6 +56,9 @@ def main():
     p.add_argument("--analytics", default="none", help="`none`, `stdout` or a file path")
     p.add_argument("--out", required=True, help="bundle file to write")
     p.add_argument("--nginx-locations", help="also write nginx location blocks here")
+    p.add_argument("--jwt-pem", help="the product scenario: the bench API needs an RS256 "
+                   "bearer token checked with this public key, and has a per-consumer rate limit")
+    p.add_argument("--jwt-cache", type=int, default=10000, help="the JWT provider's cacheSize")
     a = p.parse_args()
 
     apis, upstreams = [], {}
@@ -72,10 +75,26 @@ def main():
         left -= len(ops)
         i += 1
     upstreams["bench"] = {"urls": [a.backend]}
-    apis.append({
+    bench = {
         "name": "bench", "version": "v1", "basePath": "/bench/v1", "upstream": "bench",
         "operations": [{"id": o, "method": m, "path": path} for o, m, path in BENCH_OPS],
-    })
+    }
+    apis.append(bench)
+    extra = {}
+    if a.jwt_pem:
+        with open(a.jwt_pem) as f:
+            pem = f.read()
+        extra["auth"] = {"providers": {"idp": {
+            "type": "jwt", "issuer": "https://idp.bench.invalid/", "algorithms": ["RS256"],
+            "keys": [{"pem": pem}], "cacheCapacity": a.jwt_cache}}}
+        # Never reached: the limit is checked and counted on every request.
+        extra["rateLimits"] = {"policies": {"perConsumer": {
+            "requests": 1_000_000_000, "periodSeconds": 1, "key": "consumer"}}}
+        bench["rateLimit"] = "perConsumer"
+        bench["securitySchemes"] = {"bearer": {
+            "provider": "idp", "in": "header", "name": "Authorization", "prefix": "Bearer"}}
+        for op in bench["operations"]:
+            op["security"] = [{"bearer": []}]
 
     if a.analytics in ("none", "stdout"):
         analytics = {"sink": a.analytics}
@@ -88,6 +107,7 @@ def main():
         "upstreams": upstreams,
         "apis": apis,
         "analytics": analytics,
+        **extra,
     }
     with open(a.out, "w") as f:
         json.dump(bundle, f, indent=1, sort_keys=True)

@@ -31,6 +31,12 @@
 #   BENCH_ALLOC        1: also build and measure the musl-malloc variant (default 1)
 #   BENCH_READY_RUNS   runs of the time-to-ready measurement (default 9)
 #   BENCH_RESULTS      where raw outputs and the table go (default target/bench-results)
+#   BENCH_LATENCY      0: skip the fixed-rate latency runs (and installing oha)
+#   BENCH_JWT          1: also the JWT scenarios (product, cache miss, 2x cacheSize)
+#                      and haproxy as a peer, when haproxy and openssl are there (default 1)
+#   BENCH_JWT_CACHE    the JWT cacheSize of the 2x-cacheSize scenario (default 256)
+#   BENCH_BASELINE     another gateway binary (e.g. built before a change), also run
+#                      in the 2x-cacheSize and product scenarios, for a side-by-side
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,6 +57,9 @@ ROUTES=${BENCH_ROUTES:-300}
 ALLOC=${BENCH_ALLOC:-1}
 READY_RUNS=${BENCH_READY_RUNS:-9}
 RESULTS=${BENCH_RESULTS:-$ROOT/target/bench-results}
+JWT=${BENCH_JWT:-1}
+JWT_CACHE=${BENCH_JWT_CACHE:-256}
+BASELINE=${BENCH_BASELINE:-}
 NPROC=$(nproc)
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -67,10 +76,22 @@ for tool in wrk nginx curl jq python3 taskset; do
     die "\`$tool\` not found; run \`make setup\` (or \`apt-get install -y wrk nginx-light curl jq python3 util-linux\`)"
 done
 [ -x "$GATEWAY" ] || die "\`$GATEWAY\` not found; run \`make gateway\`"
+[ -z "$BASELINE" ] || [ -x "$BASELINE" ] || die "BENCH_BASELINE=\`$BASELINE\` is not an executable"
+HAPROXY=
+if [ "$JWT" = 1 ]; then
+  command -v openssl >/dev/null || die "\`openssl\` not found (JWT scenarios); apt-get install -y openssl, or BENCH_JWT=0"
+  if command -v haproxy >/dev/null; then
+    HAPROXY=$(command -v haproxy)
+  else
+    say "haproxy not found (apt-get install -y haproxy): the haproxy peers are skipped"
+  fi
+fi
 
 # oha: an open-loop load generator that corrects for coordinated omission.
 OHA=$TOOLS/bin/oha
-if [ ! -x "$OHA" ]; then
+if [ "${BENCH_LATENCY:-1}" = 0 ]; then
+  OHA=
+elif [ ! -x "$OHA" ]; then
   mkdir -p "$TOOLS"
   say "installing oha $OHA_VERSION into $TOOLS (once; a few minutes)"
   # native-tls instead of the default rustls: no aws-lc C build, and TLS is unused.
@@ -173,9 +194,10 @@ print(*[s.getsockname()[1] for s in ss])')
 # wait_200 URL WHAT PID: waits (bounded) until URL answers 200, while PID runs.
 wait_200() {
   local url=$1 what=$2 pid=$3 i
+  shift 3
   for ((i = 0; i < 200; i++)); do
     running "$pid" || die "$what exited at start"
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ] && return 0
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" || true)" = 200 ] && return 0
     sleep 0.025
   done
   die "$what did not answer 200 on $url within 5 s"
@@ -227,7 +249,30 @@ start_gateway() {
   PROXY_PID=$!
   PIDS+=("$PROXY_PID")
   wait_200 "http://127.0.0.1:$GW_ADMIN/readyz" gateway "$PROXY_PID"
-  wait_200 "http://127.0.0.1:$GW_PORT/bench/v1/items/1" gateway "$PROXY_PID"
+  wait_200 "http://127.0.0.1:$GW_PORT/bench/v1/items/1" gateway "$PROXY_PID" "${TOKEN_HEADER[@]}"
+}
+
+# start_haproxy plain|jwt: haproxy as the proxy (one thread); `jwt` verifies an
+# RS256 token per request, tracks `sub` in a stick table and logs each request.
+start_haproxy() {
+  local jwt='' log_global='' log_defaults=''
+  if [ "$1" = jwt ]; then
+    jwt=$(sed -e "s#@DIR@#$TMP#g" bench/haproxy-jwt.cfg.in)
+    log_global="log stdout format raw local0"
+    log_defaults=$'log global\n  option httplog'
+  fi
+  JWT_RULES=$jwt LOG_GLOBAL=$log_global LOG_DEFAULTS=$log_defaults python3 -c '
+import os, sys
+s = open(sys.argv[1]).read()
+for k, v in [("@PORT@", sys.argv[2]), ("@BACKEND_PORT@", sys.argv[3]), ("@JWT@", os.environ["JWT_RULES"]),
+             ("@LOG_GLOBAL@", os.environ["LOG_GLOBAL"]), ("@LOG_DEFAULTS@", os.environ["LOG_DEFAULTS"])]:
+    s = s.replace(k, v)
+open(sys.argv[4], "w").write(s)' bench/haproxy.cfg.in "$NGINX_PORT" "$BACKEND_PORT" "$TMP/haproxy.cfg"
+  port_free "$NGINX_PORT"
+  "${PRIO[@]}" "${PROXY_PIN[@]}" "$HAPROXY" -f "$TMP/haproxy.cfg" >"$TMP/access.log" 2>>"$TMP/haproxy-error.log" &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  wait_200 "http://127.0.0.1:$NGINX_PORT/bench/v1/items/1" haproxy "$PROXY_PID" "${TOKEN_HEADER[@]}"
 }
 
 stop_proxy() {
@@ -281,8 +326,16 @@ spread() {
   printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f–%.0f", lo, hi }'
 }
 
-# The targets: how each is started, where it answers, whose CPU time counts.
+# The targets: how each is started, where it answers, whose CPU time counts,
+# and (JWT targets) which wrk script sends the tokens.
 start_target() {
+  TOKEN_HEADER=()
+  TARGET_WRK=()
+  case $1 in
+    *-jwt-2x) TARGET_WRK=(-s "$TMP/tokens-$((2 * JWT_CACHE)).lua") ;;
+    *-jwt*) TARGET_WRK=(-s "$TMP/tokens-1.lua") ;;
+  esac
+  [[ $1 != *-jwt* ]] || TOKEN_HEADER=(-H "Authorization: Bearer $TOKEN")
   case $1 in
     direct) TARGET_PID=$BACKEND_PID ;;
     nginx) start_nginx off ;;
@@ -292,13 +345,20 @@ start_target() {
     gateway-musl) start_gateway "$SYSALLOC" "$TMP/bundle.json" ;;
     gateway-threads) start_gateway "$GATEWAY" "$TMP/bundle.json" "$NPROC" unpinned ;;
     gateway-threads-musl) start_gateway "$SYSALLOC" "$TMP/bundle.json" "$NPROC" unpinned ;;
+    haproxy) start_haproxy plain ;;
+    haproxy-jwt) start_haproxy jwt ;;
+    gateway-jwt) start_gateway "$GATEWAY" "$TMP/bundle-jwt.json" ;;
+    gateway-jwt-miss) start_gateway "$GATEWAY" "$TMP/bundle-jwt-miss.json" ;;
+    gateway-jwt-2x) start_gateway "$GATEWAY" "$TMP/bundle-jwt-2x.json" ;;
+    baseline-jwt) start_gateway "$BASELINE" "$TMP/bundle-jwt.json" ;;
+    baseline-jwt-2x) start_gateway "$BASELINE" "$TMP/bundle-jwt-2x.json" ;;
     *) die "unknown target \`$1\`" ;;
   esac
   [ "$1" = direct ] || TARGET_PID=$PROXY_PID
   case $1 in
     direct) TARGET_URL=http://127.0.0.1:$BACKEND_PORT/items/42 ;;
-    nginx*) TARGET_URL=http://127.0.0.1:$NGINX_PORT/bench/v1/items/42 ;;
-    gateway*) TARGET_URL=http://127.0.0.1:$GW_PORT/bench/v1/items/42 ;;
+    nginx* | haproxy*) TARGET_URL=http://127.0.0.1:$NGINX_PORT/bench/v1/items/42 ;;
+    gateway* | baseline*) TARGET_URL=http://127.0.0.1:$GW_PORT/bench/v1/items/42 ;;
   esac
 }
 
@@ -314,11 +374,11 @@ throughput() {
     threads=$NPROC
   fi
   if [ "$WARMUP" -gt 0 ]; then
-    "${PRIO[@]}" "${load[@]}" wrk -t "$threads" -c "$CONNECTIONS" -d "${WARMUP}s" "$TARGET_URL" >/dev/null
+    "${PRIO[@]}" "${load[@]}" wrk -t "$threads" -c "$CONNECTIONS" -d "${WARMUP}s" "${TARGET_WRK[@]}" "$TARGET_URL" >/dev/null
   fi
   local t0 t1 rps requests cpu bad
   t0=$(cpu_ticks "$TARGET_PID")
-  "${PRIO[@]}" "${load[@]}" wrk -t "$threads" -c "$CONNECTIONS" -d "${DURATION}s" --latency "$TARGET_URL" >"$out"
+  "${PRIO[@]}" "${load[@]}" wrk -t "$threads" -c "$CONNECTIONS" -d "${DURATION}s" --latency "${TARGET_WRK[@]}" "$TARGET_URL" >"$out"
   t1=$(cpu_ticks "$TARGET_PID")
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   requests=$(awk '/requests in/ { print $1 }' "$out")
@@ -389,12 +449,28 @@ bundle --routes "$ROUTES" --analytics "$TMP/analytics.jsonl" --out "$TMP/bundle.
   --nginx-locations "$TMP/locations.conf"
 bundle --routes "$ROUTES" --analytics none --out "$TMP/bundle-no-analytics.json"
 bundle --routes 1000 --analytics "$TMP/analytics.jsonl" --out "$TMP/bundle-1000.json"
+TOKEN=
+if [ "$JWT" = 1 ]; then
+  say "signing $((2 * JWT_CACHE)) RS256 tokens"
+  python3 bench/jwt.py --dir "$TMP" --counts "1,$((2 * JWT_CACHE))"
+  TOKEN=$(grep -o '"ey[^"]*"' "$TMP/tokens-1.lua" | tr -d '"')
+  jwt_bundle() { bundle --routes "$ROUTES" --analytics "$TMP/analytics.jsonl" --jwt-pem "$TMP/jwt-pub.pem" "$@"; }
+  jwt_bundle --out "$TMP/bundle-jwt.json"
+  jwt_bundle --jwt-cache 0 --out "$TMP/bundle-jwt-miss.json"
+  jwt_bundle --jwt-cache "$JWT_CACHE" --out "$TMP/bundle-jwt-2x.json"
+fi
 
 say "$NPROC CPUs, $SETUP_TEXT; $WORKERS worker(s); $CONNECTIONS connections; $ROUNDS rounds of ${DURATION}s; load average $LOAD_BEFORE"
 start_backend
 
 THROUGHPUT=(direct nginx nginx-log gateway gateway-no-analytics)
 LATENCY=(direct nginx nginx-log gateway)
+[ -z "$HAPROXY" ] || THROUGHPUT+=(haproxy)
+if [ "$JWT" = 1 ]; then
+  THROUGHPUT+=(gateway-jwt gateway-jwt-miss gateway-jwt-2x)
+  [ -z "$HAPROXY" ] || THROUGHPUT+=(haproxy-jwt)
+  [ -z "$BASELINE" ] || THROUGHPUT+=(baseline-jwt baseline-jwt-2x)
+fi
 if [ -n "$SYSALLOC" ]; then
   # "Slow under threads": the allocators also with one worker per CPU, unpinned.
   THROUGHPUT+=(gateway-musl gateway-threads gateway-threads-musl)
@@ -479,6 +555,17 @@ ms='(. * 10 | round / 10)'
   row nginx-log "nginx, access_log on (buffered JSON)"
   row gateway "**gateway, analytics to a file**"
   row gateway-no-analytics "gateway, analytics off"
+  [ -z "$HAPROXY" ] || row haproxy "haproxy, 1 thread, http-reuse always"
+  if [ "$JWT" = 1 ]; then
+    row gateway-jwt "**gateway, product: JWT RS256 (cached) + per-consumer limit + analytics**"
+    row gateway-jwt-miss "gateway, product with cacheSize 0 (every request verifies)"
+    row gateway-jwt-2x "gateway, product, $((2 * JWT_CACHE)) tokens at random, cacheSize $JWT_CACHE"
+    [ -z "$HAPROXY" ] || row haproxy-jwt "haproxy, jwt_verify RS256 + stick-table limit + log"
+    if [ -n "$BASELINE" ]; then
+      row baseline-jwt "baseline gateway, product"
+      row baseline-jwt-2x "baseline gateway, product, $((2 * JWT_CACHE)) tokens, cacheSize $JWT_CACHE"
+    fi
+  fi
   if [ -n "$SYSALLOC" ]; then
     row gateway-musl "gateway, analytics to a file, musl malloc"
     row gateway-threads "gateway, $NPROC workers unpinned, mimalloc"
@@ -499,6 +586,12 @@ ms='(. * 10 | round / 10)'
   echo "- CPU per request gateway / nginx: $(ratio "${CPU[gateway]}" "${CPU[nginx]}") against access_log off, $(ratio "${CPU[gateway]}" "${CPU[nginx-log]}") against access_log on (lower is better)"
   if [ -n "$OHA" ]; then
     echo "- p99 added over direct: gateway $(minus "${P99[gateway]}" "${P99[direct]}") µs, nginx $(minus "${P99[nginx]}" "${P99[direct]}") µs, nginx with access_log $(minus "${P99[nginx-log]}" "${P99[direct]}") µs (goal ≤ 150 µs)"
+  fi
+  echo "- CPU per request, plain proxying: gateway (analytics off) / nginx $(ratio "${CPU[gateway-no-analytics]}" "${CPU[nginx]}") (goal ≤ 1.0); haproxy / nginx $(ratio "${CPU[haproxy]:-}" "${CPU[nginx]}")"
+  if [ "$JWT" = 1 ]; then
+    echo "- CPU per request, product: gateway / nginx $(ratio "${CPU[gateway-jwt]}" "${CPU[nginx]}") (goal ≤ 1.2); gateway / haproxy-jwt $(ratio "${CPU[gateway-jwt]}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.5)"
+    echo "- CPU per request, every token verified: gateway cacheSize 0 / haproxy-jwt $(ratio "${CPU[gateway-jwt-miss]}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.8)"
+    echo "- CPU per request, 2x cacheSize tokens / one token: $(ratio "${CPU[gateway-jwt-2x]}" "${CPU[gateway-jwt]}")$([ -z "$BASELINE" ] || printf '; baseline %s' "$(ratio "${CPU[baseline-jwt-2x]}" "${CPU[baseline-jwt]}")")"
   fi
   echo "- analytics in the gateway throughput runs: $GW_WRITTEN events written, $GW_DROPPED dropped"
   echo "- ready with 1,000 routes: $(ready_field "$RESULTS/ready-mimalloc.json" "\"\\(.ready_ms.median | $ms) ms median (\\(.ready_ms.min | $ms)–\\(.ready_ms.max | $ms))\"") over $READY_RUNS runs (goal ≤ 20 ms)"

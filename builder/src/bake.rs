@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mgw_bundle::Bundle;
 
@@ -45,6 +45,9 @@ pub struct BakeOptions {
     pub source: Option<String>,
     pub revision: Option<String>,
     pub gateway: GatewaySource,
+    /// Where compressed gateway layers are cached (`<mgw cache dir>/layers`);
+    /// `None`: compress every time.
+    pub layer_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,19 @@ pub fn default_tag(version: &str, bundle_digest: &str) -> String {
     format!("{version}-{}", &hex[..hex.len().min(12)])
 }
 
+/// The layer holding the gateway binary at `path`: compressed once per binary
+/// (and epoch) when a layer cache directory is given, since it is the same on
+/// every rebuild of a project and the slowest layer to compress.
+pub fn gateway_layer(path: &Path, layer_cache: Option<&Path>) -> Result<LayerInput, BakeError> {
+    let mut gw = LayerBuilder::new();
+    gw.add_file_from_disk(IMAGE_PATH, path, 0o755, 0, 0)?;
+    let created_by = format!("mgw: gateway binary {IMAGE_PATH}");
+    Ok(match layer_cache {
+        Some(dir) => LayerInput::cached(gw, created_by, dir),
+        None => LayerInput::new(gw, created_by),
+    })
+}
+
 /// Describes the image for a compiled project.
 pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, BakeError> {
     let mut spec = ImageSpec::new(&opts.repository, &opts.tag);
@@ -76,12 +92,8 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
                 oci::base::base_layer_entries()?,
                 oci::base::BASE_LAYER_CREATED_BY,
             ));
-            let mut gw = LayerBuilder::new();
-            gw.add_file_from_disk(IMAGE_PATH, path, 0o755, 0, 0)?;
-            spec.layers.push(LayerInput::new(
-                gw,
-                format!("mgw: gateway binary {IMAGE_PATH}"),
-            ));
+            spec.layers
+                .push(gateway_layer(path, opts.layer_cache.as_deref())?);
         }
         GatewaySource::Base { layout, tag } => {
             let base = oci::read_image(layout, tag.as_deref())?;

@@ -312,6 +312,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         source: inputs.source.clone(),
         revision: inputs.revision.clone(),
         gateway,
+        layer_cache: Some(inputs.client.env.cache_dir().join("layers")),
     };
     let spec = bake::image_spec(&compiled, &opts)?;
 

@@ -117,6 +117,43 @@ fn same_project_from_two_directories_gives_the_same_image() {
     assert_ne!(j4["digest"], j1["digest"]);
 }
 
+/// The gateway layer cache (`$MGW_CACHE_DIR/layers`): a build that takes the
+/// compressed gateway layer from the cache gives the same image as one with an
+/// empty cache, at the default epoch and at another one (the epoch is in every
+/// mtime, so a cache keyed on the binary alone would hand out a wrong layer).
+#[test]
+fn a_rebuild_from_the_layer_cache_gives_the_same_image_as_a_cold_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let build = |out: &str, cache: &str, epoch: &str| {
+        let o = Command::new(MGW)
+            .args(["build", "p", "--out", out, "--output", "json"])
+            .current_dir(tmp.path())
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .env("MGW_GATEWAY_BINARY", gateway())
+            .env("MGW_CACHE_DIR", tmp.path().join(cache))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let tar = std::fs::read(tmp.path().join(out).join("petstore/image.tar")).unwrap();
+        (j["digest"].as_str().unwrap().to_owned(), tar)
+    };
+    let cold = build("cold", "cache", "0");
+    assert!(
+        tmp.path().join("cache/layers/blobs").is_dir(),
+        "the first build fills the layer cache"
+    );
+    let warm = build("warm", "cache", "0");
+    assert_eq!(warm.0, cold.0);
+    assert!(warm.1 == cold.1, "tarballs differ");
+
+    let epoch_warm = build("epoch-warm", "cache", "1700000000");
+    let epoch_cold = build("epoch-cold", "other-cache", "1700000000");
+    assert_ne!(epoch_cold.0, cold.0);
+    assert_eq!(epoch_warm.0, epoch_cold.0);
+}
+
 #[test]
 fn build_prints_the_digest_reference_last() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,7 +19,7 @@ use oci_spec::image::{
 
 use super::json::to_canonical_json;
 use super::layout::{self, LayerInfo, Staging};
-use super::{Digest, Layer, LayerBuilder, OciError, archive, rfc3339};
+use super::{Digest, Layer, LayerBuilder, OciError, archive, layer_cache, rfc3339};
 
 /// Everything that goes into an image. Start from [`ImageSpec::new`], which sets the
 /// defaults the gateway image is built for (non-root 65532, `SIGTERM`, linux/amd64,
@@ -104,6 +104,13 @@ pub struct LayerInput {
 pub enum LayerContent {
     /// Entries to write as a new layer.
     New(LayerBuilder),
+    /// Entries to write as a new layer, whose compressed blob is taken from (or
+    /// stored in) the content-addressed layer cache at `cache_dir` (see
+    /// `oci::layer_cache`): for the gateway binary, the same on every rebuild.
+    Cached {
+        entries: LayerBuilder,
+        cache_dir: PathBuf,
+    },
     /// A layer blob of an existing image layout (from [`layout::read_image`]), copied
     /// as is after its digest is verified (`--base`).
     Reuse(LayerInfo),
@@ -114,6 +121,23 @@ impl LayerInput {
     pub fn new(entries: LayerBuilder, created_by: impl Into<String>) -> Self {
         Self {
             content: LayerContent::New(entries),
+            created_by: created_by.into(),
+            comment: None,
+        }
+    }
+
+    /// A new layer from `entries`, compressed once per content and kept in the
+    /// layer cache at `cache_dir`.
+    pub fn cached(
+        entries: LayerBuilder,
+        created_by: impl Into<String>,
+        cache_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            content: LayerContent::Cached {
+                entries,
+                cache_dir: cache_dir.into(),
+            },
             created_by: created_by.into(),
             comment: None,
         }
@@ -179,6 +203,9 @@ pub fn write_image(spec: &ImageSpec, out: &OutputPaths) -> Result<ImageOutput, O
     for input in &spec.layers {
         let layer = match &input.content {
             LayerContent::New(entries) => entries.write(staging.blobs(), epoch)?,
+            LayerContent::Cached { entries, cache_dir } => {
+                layer_cache::write(entries, &staging, epoch, cache_dir)?
+            }
             LayerContent::Reuse(info) => staging.copy_layer(info)?,
         };
         tracing::debug!(digest = %layer.digest, size = layer.size, created_by = %input.created_by, "layer written");

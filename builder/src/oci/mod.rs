@@ -19,6 +19,7 @@ mod error;
 pub mod image;
 mod json;
 pub mod layer;
+mod layer_cache;
 pub mod layout;
 
 pub use digest::{Digest, ParseDigestError};

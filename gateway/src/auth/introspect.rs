@@ -24,10 +24,10 @@ use http_body_util::Full;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
-use super::cache::TokenCache;
+use super::cache::{CredentialKey, TokenCache};
 use super::http::{HttpClient, fetch};
 use super::jwt::{claim_headers, consumer_of, scopes_of, seconds_until};
-use super::{Failure, Identity, credential_hash};
+use super::{Failure, Identity};
 use crate::bundle::IntrospectionCfg;
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -53,7 +53,7 @@ pub struct Introspector {
     /// `None`: known inactive.
     cache: TokenCache<Option<Arc<Identity>>>,
     /// Introspections under way, by credential hash.
-    flights: Mutex<HashMap<[u8; 32], Flight>>,
+    flights: Mutex<HashMap<CredentialKey, Flight>>,
     /// Caps the calls to the endpoint.
     calls: tokio::sync::Semaphore,
 }
@@ -92,7 +92,7 @@ impl Introspector {
         if token.is_empty() || token.len() > self.cfg.max_token_bytes {
             return Err(Failure::Invalid);
         }
-        let key = credential_hash(&self.name, token.as_bytes());
+        let key = self.cache.key(token.as_bytes());
         if let Some(hit) = self.cache.get(&key) {
             return hit.ok_or(Failure::Invalid);
         }
@@ -122,7 +122,7 @@ impl Introspector {
     }
 
     /// One call to the endpoint, within the concurrency cap; caches the answer.
-    async fn introspect(&self, token: &str, key: [u8; 32]) -> Result<Arc<Identity>, Failure> {
+    async fn introspect(&self, token: &str, key: CredentialKey) -> Result<Arc<Identity>, Failure> {
         let Ok(Ok(_slot)) = tokio::time::timeout(self.cfg.timeout, self.calls.acquire()).await
         else {
             tracing::warn!(provider = %self.name, "introspection calls at capacity");

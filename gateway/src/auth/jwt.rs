@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 
 use super::cache::TokenCache;
 use super::http::{HttpClient, fetch};
-use super::{Failure, Identity, credential_hash};
+use super::{Failure, Identity};
 use crate::bundle::{JwtCfg, KeyFamily, parse_jwk, parse_jwt_key};
 
 /// Longest a verified token stays cached, whatever its `exp`.
@@ -170,7 +170,7 @@ impl JwtVerifier {
         if token.is_empty() || token.len() > self.cfg.max_token_bytes {
             return Err(Failure::Invalid);
         }
-        let hash = credential_hash(&self.name, token.as_bytes());
+        let hash = self.cache.key(token.as_bytes());
         if let Some(hit) = self.cache.get(&hash) {
             return Ok(hit);
         }

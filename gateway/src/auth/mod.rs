@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 use ::http::header::{HeaderName, HeaderValue};
 use ::http::{HeaderMap, Request, Uri};
-use sha2::{Digest, Sha256};
 
 use crate::bundle::{
     ClientCertMode, Config, CredentialIn, ProviderCfg, ProviderKind, RouteCfg, SchemeCfg,
@@ -569,15 +568,6 @@ fn without_query_param(uri: &Uri, name: &str) -> Option<Uri> {
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(pq.parse().ok()?);
     Uri::from_parts(parts).ok()
-}
-
-/// sha256 of a credential with a domain label: cache keys never hold a secret.
-pub fn credential_hash(domain: &str, credential: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(domain.as_bytes());
-    h.update([0]);
-    h.update(credential);
-    h.finalize().into()
 }
 
 /// Claims as rate-limit keys (`key: {claim: NAME}`): strings as they are, other

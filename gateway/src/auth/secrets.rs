@@ -23,7 +23,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
 use super::cache::TokenCache;
-use super::{Failure, Identity, credential_hash};
+use super::{Failure, Identity};
 use crate::bundle::SecretFileCfg;
 use crate::metrics::Metrics;
 
@@ -269,7 +269,7 @@ impl BasicUsers {
         if credential.is_empty() || credential.len() > 1024 {
             return Err(Failure::Invalid);
         }
-        let key = credential_hash(&self.name, credential.as_bytes());
+        let key = self.verified.key(credential.as_bytes());
         if let Some(hit) = self.verified.get(&key) {
             return Ok(hit);
         }
