@@ -30,10 +30,12 @@ pub const LABEL_BUILDER: &str = "io.mgw.builder.version";
 pub enum GatewaySource {
     /// A static binary on disk, baked on top of the embedded base layer.
     Binary(PathBuf),
-    /// An existing image layout holding the gateway; its layers are reused.
+    /// An existing image layout holding the gateway; its layers are reused. When
+    /// the tag names an image index, the `architecture` image is taken.
     Base {
         layout: PathBuf,
         tag: Option<String>,
+        architecture: String,
     },
 }
 
@@ -83,8 +85,12 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
                 format!("mgw: gateway binary {IMAGE_PATH}"),
             ));
         }
-        GatewaySource::Base { layout, tag } => {
-            let base = oci::read_image(layout, tag.as_deref())?;
+        GatewaySource::Base {
+            layout,
+            tag,
+            architecture,
+        } => {
+            let base = oci::read_image_for(layout, tag.as_deref(), architecture)?;
             if base.read_file(IMAGE_PATH)?.is_none() {
                 return Err(BakeError::BaseWithoutGateway {
                     layout: layout.display().to_string(),

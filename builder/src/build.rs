@@ -20,6 +20,7 @@ use crate::deploy::Pinned;
 use crate::fs::write_atomic;
 use crate::gateway_binary::{self, IMAGE_PATH};
 use crate::oci::{self, Digest, OutputPaths};
+use crate::platform::Platform;
 use crate::project::{self, Compiled, Diagnostic, EnvVar};
 use crate::registry::{ClientOptions, Reference};
 use crate::{sbom, transfer};
@@ -35,9 +36,12 @@ pub struct Inputs {
     pub tag: Option<String>,
     /// Default: `image.repository` from `mgw.yaml`.
     pub repository: Option<String>,
-    /// The static gateway binary (default: [`gateway_binary::locate`]); not used
-    /// with `base`.
-    pub gateway_binary: Option<PathBuf>,
+    /// The platforms to build (empty: the host's). More than one gives an image
+    /// index with one manifest per platform.
+    pub platforms: Vec<Platform>,
+    /// The static gateway binary per platform (default: [`gateway_binary::locate`]);
+    /// not used with `base`.
+    pub gateway_binaries: Vec<(Platform, PathBuf)>,
     /// An image holding the gateway: an OCI layout (`DIR`, `DIR:TAG`) or a
     /// registry reference, pulled into the cache.
     pub base: Option<String>,
@@ -60,13 +64,18 @@ pub struct BuildMeta {
     pub reference: String,
     pub repository: String,
     pub tag: String,
-    /// The manifest digest.
+    /// What the tag names: the manifest digest, or the image index's digest for
+    /// a multi-platform image.
     #[serde(with = "digest_str")]
     pub digest: Digest,
     /// `repository@digest`.
     pub image: String,
     pub bundle_digest: String,
+    /// The architecture of the image `layers` describe (the host's when built).
     pub architecture: String,
+    /// Each platform's manifest, for a multi-platform image (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformMeta>,
     /// Compressed size of all blobs.
     pub size: u64,
     /// The OCI layout, relative to the output directory (`oci`).
@@ -91,6 +100,20 @@ pub struct LayerMeta {
     pub digest: Digest,
     pub size: u64,
     pub media_type: String,
+}
+
+/// One platform of a multi-platform image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformMeta {
+    /// `linux/amd64`.
+    pub platform: String,
+    pub architecture: String,
+    /// Its manifest digest.
+    #[serde(with = "digest_str")]
+    pub digest: Digest,
+    /// sha256 of its gateway executable.
+    pub gateway_sha256: String,
 }
 
 /// A base image pulled from a registry.
@@ -271,49 +294,46 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         Some(v) if !v.trim().is_empty() => oci::parse_source_date_epoch(v)?,
         _ => 0,
     };
+    let platforms = match inputs.platforms.as_slice() {
+        [] => vec![Platform::host()],
+        list => list.to_vec(),
+    };
+    let repository = inputs
+        .repository
+        .clone()
+        .unwrap_or_else(|| summary.repository.clone());
+    let tag = inputs
+        .tag
+        .clone()
+        .unwrap_or_else(|| bake::default_tag(&summary.version, &compiled.digest));
     let mut base_meta = None;
     let mut resolved_base = None;
-    let gateway = match &inputs.base {
-        Some(base) => match parse_base(base)? {
-            BaseArg::Layout(layout, tag) => GatewaySource::Base { layout, tag },
-            BaseArg::Registry(reference) => {
-                let cache = inputs.client.env.cache_dir();
-                let pulled =
-                    transfer::pull::pull(&reference, "amd64", &cache, inputs.client.clone())
-                        .with_context(|| format!("cannot pull base image `{reference}`"))?;
-                if pulled.resolved_tag {
-                    resolved_base = Some((reference.clone(), pulled.digest));
-                }
-                base_meta = Some(BaseMeta {
-                    reference: reference.to_string(),
-                    registry: reference.registry.clone(),
-                    repository: reference.repository.clone(),
-                    digest: pulled.digest,
-                    image: reference.with_digest(&pulled.digest),
-                });
-                GatewaySource::Base {
-                    layout: pulled.layout,
-                    tag: None,
-                }
-            }
-        },
-        None => GatewaySource::Binary(gateway_binary::locate(inputs.gateway_binary.as_deref())?),
-    };
-    let opts = BakeOptions {
-        repository: inputs
-            .repository
-            .clone()
-            .unwrap_or_else(|| summary.repository.clone()),
-        tag: inputs
-            .tag
-            .clone()
-            .unwrap_or_else(|| bake::default_tag(&summary.version, &compiled.digest)),
-        source_date_epoch: epoch,
-        source: inputs.source.clone(),
-        revision: inputs.revision.clone(),
-        gateway,
-    };
-    let spec = bake::image_spec(&compiled, &opts)?;
+    let mut specs = Vec::new();
+    let mut gateways = Vec::new();
+    for &platform in &platforms {
+        let gateway = gateway_source(inputs, platform, &mut base_meta, &mut resolved_base)?;
+        let opts = BakeOptions {
+            repository: repository.clone(),
+            tag: tag.clone(),
+            source_date_epoch: epoch,
+            source: inputs.source.clone(),
+            revision: inputs.revision.clone(),
+            gateway,
+        };
+        let spec = bake::image_spec(&compiled, &opts)?;
+        anyhow::ensure!(
+            spec.architecture == platform.architecture(),
+            "the gateway for `{platform}` is a linux/{} executable; pass the {platform} build with `--gateway-binary {platform}=PATH`",
+            spec.architecture
+        );
+        specs.push(spec);
+        gateways.push(opts.gateway);
+    }
+    // The docker-archive holds the host's image, else the first.
+    let archived = platforms
+        .iter()
+        .position(|p| *p == Platform::host())
+        .unwrap_or(0);
 
     let dir = inputs.out.join(&summary.name);
     std::fs::create_dir_all(&dir)
@@ -322,29 +342,53 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         layout: dir.join("oci"),
         tarball: inputs.tarball.then(|| dir.join("image.tar")),
     };
-    let image = oci::write_image(&spec, &paths)?;
+    let written = oci::write_images(&specs, archived, &paths)?;
+    let digest = written.digest();
+    let image = &written.images[archived];
 
-    let (gateway_sha256, base_contents) = sbom_parts(&opts.gateway, base_meta.as_ref())?;
+    let mut gateway_sha256 = Vec::new();
+    let mut base_contents = None;
+    for gateway in &gateways {
+        let (sha, contents) = sbom_parts(gateway, base_meta.as_ref())?;
+        gateway_sha256.push(sha);
+        base_contents.get_or_insert(contents);
+    }
     let sbom_doc = sbom::document(&sbom::SbomInput {
-        repository: opts.repository.clone(),
+        repository: repository.clone(),
         tag: image.tag.clone(),
-        image_digest: image.manifest_digest,
+        image_digest: digest,
         created: oci::rfc3339(epoch),
         gateway_version: env!("CARGO_PKG_VERSION").to_owned(),
-        gateway_sha256,
+        gateway_sha256: gateway_sha256[archived],
         bundle_digest: compiled.digest.clone(),
-        base: base_contents,
+        base: base_contents.expect("at least one platform"),
     });
+    let platform_meta = if written.index.is_some() {
+        platforms
+            .iter()
+            .zip(&written.images)
+            .zip(&gateway_sha256)
+            .map(|((p, img), sha)| PlatformMeta {
+                platform: p.to_string(),
+                architecture: p.architecture().to_owned(),
+                digest: img.manifest_digest,
+                gateway_sha256: sha.to_string(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let meta = BuildMeta {
         reference: image.reference.clone(),
-        repository: opts.repository.clone(),
+        repository: repository.clone(),
         tag: image.tag.clone(),
-        digest: image.manifest_digest,
-        image: format!("{}@{}", opts.repository, image.manifest_digest),
+        digest,
+        image: format!("{repository}@{digest}"),
         bundle_digest: compiled.digest.clone(),
-        architecture: spec.architecture.clone(),
-        size: image.total_size,
+        architecture: specs[archived].architecture.clone(),
+        platforms: platform_meta,
+        size: written.total_size(),
         layout: "oci".to_owned(),
         tarball: paths.tarball.as_ref().map(|_| "image.tar".to_owned()),
         layers: image
@@ -366,10 +410,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         &dir.join("sbom.spdx.json"),
         format!("{}\n", serde_json::to_string_pretty(&sbom_doc)?).as_bytes(),
     )?;
-    write_atomic(
-        &dir.join("image.digest"),
-        format!("{}\n", image.manifest_digest).as_bytes(),
-    )?;
+    write_atomic(&dir.join("image.digest"), format!("{digest}\n").as_bytes())?;
     write_atomic(
         &dir.join("build.json"),
         format!("{}\n", serde_json::to_string_pretty(&meta)?).as_bytes(),
@@ -394,6 +435,60 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
     })
 }
 
+/// Where `platform`'s gateway comes from: `--base` (pulled for that platform
+/// when it is a registry reference; the first pull fills `base_meta` and
+/// `resolved_base`), else its binary.
+fn gateway_source(
+    inputs: &Inputs,
+    platform: Platform,
+    base_meta: &mut Option<BaseMeta>,
+    resolved_base: &mut Option<(Reference, Digest)>,
+) -> Result<GatewaySource> {
+    let Some(base) = &inputs.base else {
+        let explicit = inputs
+            .gateway_binaries
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == platform)
+            .map(|(_, path)| path.as_path());
+        return Ok(GatewaySource::Binary(gateway_binary::locate(
+            explicit, platform,
+        )?));
+    };
+    Ok(match parse_base(base)? {
+        BaseArg::Layout(layout, tag) => GatewaySource::Base {
+            layout,
+            tag,
+            architecture: platform.architecture().to_owned(),
+        },
+        BaseArg::Registry(reference) => {
+            let cache = inputs.client.env.cache_dir();
+            let pulled = transfer::pull::pull(
+                &reference,
+                platform.architecture(),
+                &cache,
+                inputs.client.clone(),
+            )
+            .with_context(|| format!("cannot pull base image `{reference}` for `{platform}`"))?;
+            if pulled.resolved_tag && resolved_base.is_none() {
+                *resolved_base = Some((reference.clone(), pulled.digest));
+            }
+            base_meta.get_or_insert_with(|| BaseMeta {
+                reference: reference.to_string(),
+                registry: reference.registry.clone(),
+                repository: reference.repository.clone(),
+                digest: pulled.digest,
+                image: reference.with_digest(&pulled.digest),
+            });
+            GatewaySource::Base {
+                layout: pulled.layout,
+                tag: None,
+                architecture: platform.architecture().to_owned(),
+            }
+        }
+    })
+}
+
 /// The gateway executable's digest and the base contents, for the SBOM.
 fn sbom_parts(
     gateway: &GatewaySource,
@@ -408,8 +503,12 @@ fn sbom_parts(
                 sbom::BaseContents::Embedded(sbom::embedded_base_files()),
             ))
         }
-        GatewaySource::Base { layout, tag } => {
-            let base = oci::read_image(layout, tag.as_deref())?;
+        GatewaySource::Base {
+            layout,
+            tag,
+            architecture,
+        } => {
+            let base = oci::read_image_for(layout, tag.as_deref(), architecture)?;
             let bytes = base
                 .read_file(IMAGE_PATH)?
                 .with_context(|| format!("base image has no `{IMAGE_PATH}`"))?;
@@ -443,6 +542,7 @@ mod tests {
             image: format!("r/x@{d}"),
             bundle_digest: "sha256:00".into(),
             architecture: "amd64".into(),
+            platforms: Vec::new(),
             size: 3,
             layout: "oci".into(),
             tarball: None,

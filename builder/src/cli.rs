@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::platform::{self, Platform};
+
 const EXAMPLES: &str = "\
 Examples:
   mgw init openapi.yaml --dir petstore-gw   scaffold a project from an OpenAPI file
@@ -177,11 +179,17 @@ pub struct BuildInputArgs {
     /// Image tag (default: `<version>-<first 12 hex of the bundle digest>`).
     #[arg(long)]
     pub tag: Option<String>,
-    /// The static gateway binary to bake in [env: MGW_GATEWAY_BINARY] (default: the
-    /// workspace's musl build, or `mgw-gateway` next to the `mgw` executable). Not
-    /// used with `--base`, whose image brings the gateway.
-    #[arg(long, value_name = "PATH")]
-    pub gateway_binary: Option<PathBuf>,
+    /// Platforms to build, comma-separated, or `all` (default: the host's); more
+    /// than one gives an OCI image index, e.g. `--platform linux/amd64,linux/arm64`.
+    #[arg(long, value_name = "LIST", value_parser = parse_platforms)]
+    pub platform: Option<PlatformList>,
+    /// The static gateway binary to bake in, repeatable as `PLATFORM=PATH` (a bare
+    /// `PATH` is the host's platform) [env: MGW_GATEWAY_BINARY] (default: the
+    /// workspace's musl build per platform, or `mgw-gateway` next to `mgw`), e.g.
+    /// `--gateway-binary linux/arm64=target/aarch64-unknown-linux-musl/release/mgw-gateway`.
+    /// Not used with `--base`, whose image brings the gateway.
+    #[arg(long, value_name = "[PLATFORM=]PATH")]
+    pub gateway_binary: Vec<String>,
     /// An image that already holds the gateway: an OCI layout (`DIR` or `DIR:TAG`)
     /// or a registry reference (`registry/repo:tag`, `…@sha256:…`), pulled into the
     /// cache and verified by digest. Its layers are reused; only the bundle is added.
@@ -205,6 +213,7 @@ impl BuildInputArgs {
         let Self {
             out,
             tag,
+            platform,
             gateway_binary,
             base,
             source_date_epoch,
@@ -214,7 +223,8 @@ impl BuildInputArgs {
         [
             ("--out", out.is_some()),
             ("--tag", tag.is_some()),
-            ("--gateway-binary", gateway_binary.is_some()),
+            ("--platform", platform.is_some()),
+            ("--gateway-binary", !gateway_binary.is_empty()),
             ("--base", base.is_some()),
             ("--source-date-epoch", source_date_epoch.is_some()),
             ("--source", source.is_some()),
@@ -315,12 +325,20 @@ bump `version` in mgw.yaml (or pass a new --tag) instead of overwriting it.";
 pub struct ImageArg {
     /// A build output directory (`<out>/<name>`) or an OCI layout, optionally `:TAG`.
     pub image: String,
+    /// Which image of a multi-platform image (default: the host's), e.g.
+    /// `--platform linux/arm64`.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<Platform>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A build output directory (`<out>/<name>`) or an OCI layout, optionally `:TAG`.
     pub image: String,
+    /// Which image of a multi-platform image (default: the host's), e.g.
+    /// `--platform linux/arm64` (to run it, the host must execute arm64).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<Platform>,
     /// Extra environment for the gateway (`NAME=value`, repeatable).
     #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
     pub env: Vec<String>,
@@ -349,4 +367,14 @@ pub struct ResolveArgs {
     /// The repository the image was (or will be) pushed to, if not mgw.yaml's.
     #[arg(long)]
     pub repository: Option<String>,
+}
+
+/// A parsed `--platform` list (sorted, no repeats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformList(pub Vec<Platform>);
+
+fn parse_platforms(value: &str) -> Result<PlatformList, String> {
+    platform::parse_list(value)
+        .map(PlatformList)
+        .map_err(|e| e.to_string())
 }

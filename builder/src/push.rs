@@ -37,8 +37,21 @@ pub fn push(
     let target = Reference::from_repository(repository, &meta.tag)?;
     let layout = built.layout();
     let image = oci::read_image(&layout, Some(&meta.tag))?;
+    let index = image.index.clone();
+    let images = match &index {
+        // A multi-platform image: every platform's image of the index.
+        Some(index) => index
+            .platforms
+            .iter()
+            .map(|(arch, _, _)| oci::read_image_for(&layout, Some(&meta.tag), arch))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![image],
+    };
+    let top = index
+        .as_ref()
+        .map_or(images[0].manifest_digest, |i| i.digest);
     anyhow::ensure!(
-        meta.digest == image.manifest_digest,
+        meta.digest == top,
         "`{}` no longer holds the image `build.json` describes; build again",
         layout.display()
     );
@@ -55,9 +68,10 @@ pub fn push(
     progress.note(&format!("pushing `{target}`"));
     let client = Client::connect(&target.registry, target.api_host(), scopes, opts)?;
     let sbom = built.sbom();
-    let created = image.config.created().clone();
+    let created = images[0].config.created().clone();
     let req = PushRequest {
-        image: &image,
+        images: &images,
+        index: index.as_ref(),
         target: target.clone(),
         mount_from,
         sbom: sbom.is_file().then_some(sbom),

@@ -11,6 +11,7 @@ use crate::build::{self, Built, Inputs, Target};
 use crate::cli::{BuildInputArgs, RegistryArgs};
 use crate::commands::output::warn_all;
 use crate::env::Env;
+use crate::platform;
 use crate::registry::ClientOptions;
 
 /// Registry options from the flags, with `env` for credentials and the cache.
@@ -37,10 +38,15 @@ pub fn build_inputs(
         out: args.out.clone().unwrap_or_else(|| PathBuf::from("out")),
         tag: args.tag.clone(),
         repository: repository.map(str::to_owned),
-        gateway_binary: args
-            .gateway_binary
-            .clone()
-            .or_else(|| env.var("MGW_GATEWAY_BINARY").map(PathBuf::from)),
+        platforms: args.platform.clone().map(|l| l.0).unwrap_or_default(),
+        gateway_binaries: if args.gateway_binary.is_empty() {
+            env.var("MGW_GATEWAY_BINARY").into_iter().collect()
+        } else {
+            args.gateway_binary.clone()
+        }
+        .iter()
+        .map(|v| platform::parse_binary(v))
+        .collect(),
         base: args.base.clone(),
         source_date_epoch: args
             .source_date_epoch
