@@ -26,6 +26,8 @@ want unzip unzip
 want python3 python3
 # Runs the aarch64 gateway on an x86_64 host in the multi-platform tests.
 want qemu-aarch64-static qemu-user-static
+# Fakes the wall clock for the "same bytes on another day" build test.
+want faketime faketime
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 

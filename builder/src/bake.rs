@@ -46,6 +46,9 @@ pub struct BakeOptions {
     pub source_date_epoch: u64,
     pub source: Option<String>,
     pub revision: Option<String>,
+    /// Extra config labels and manifest annotations; mgw's own keys win.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
     pub gateway: GatewaySource,
 }
 
@@ -143,6 +146,7 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
     }
     annotations.insert(LABEL_BUNDLE_DIGEST.to_owned(), compiled.digest.clone());
     let mut labels = summary.labels.clone();
+    labels.extend(opts.labels.clone());
     labels.extend(annotations.clone());
     labels.insert(LABEL_APIS.to_owned(), apis_label(compiled));
     labels.insert(
@@ -150,7 +154,9 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
         env!("CARGO_PKG_VERSION").to_owned(),
     );
     spec.labels = labels;
-    spec.annotations = annotations;
+    let mut all_annotations = opts.annotations.clone();
+    all_annotations.extend(annotations);
+    spec.annotations = all_annotations;
     Ok(spec)
 }
 

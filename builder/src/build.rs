@@ -9,6 +9,7 @@
 //! [`BuildMeta`], written and read by the same type. This module prints nothing
 //! and reads the environment only through [`Inputs::client`]'s [`crate::env::Env`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,14 @@ pub struct Inputs {
     pub revision: Option<String>,
     /// Write `image.tar` besides the layout.
     pub tarball: bool,
+    /// Where the OCI layout goes (default: `<out>/<name>/oci`).
+    pub layout_path: Option<PathBuf>,
+    /// Where the tarball goes when `tarball` (default: `<out>/<name>/image.tar`).
+    pub tarball_path: Option<PathBuf>,
+    /// Extra config labels and manifest annotations (`--image-label`,
+    /// `--image-annotation`); mgw's own keys win.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
     /// How to reach a registry to pull `base`, and the environment (cache directory).
     pub client: ClientOptions,
 }
@@ -78,9 +87,11 @@ pub struct BuildMeta {
     pub platforms: Vec<PlatformMeta>,
     /// Compressed size of all blobs.
     pub size: u64,
-    /// The OCI layout, relative to the output directory (`oci`).
+    /// The OCI layout, relative to the output directory (`oci`), or absolute
+    /// (`--oci-layout-path`).
     pub layout: String,
-    /// The tarball, relative to the output directory, if one was written.
+    /// The tarball, relative to the output directory or absolute (`--tarball`),
+    /// if one was written.
     pub tarball: Option<String>,
     pub layers: Vec<LayerMeta>,
     /// The variables the bundle reads.
@@ -318,6 +329,8 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             source_date_epoch: epoch,
             source: inputs.source.clone(),
             revision: inputs.revision.clone(),
+            labels: inputs.labels.clone(),
+            annotations: inputs.annotations.clone(),
             gateway,
         };
         let spec = bake::image_spec(&compiled, &opts)?;
@@ -338,9 +351,17 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
     let dir = inputs.out.join(&summary.name);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create output directory `{}`", dir.display()))?;
+    let relative = |given: &Option<PathBuf>, default: &str| match given {
+        Some(p) => {
+            std::path::absolute(p).with_context(|| format!("cannot resolve `{}`", p.display()))
+        }
+        None => Ok(PathBuf::from(default)),
+    };
+    let layout_rel = relative(&inputs.layout_path, "oci")?;
+    let tarball_rel = relative(&inputs.tarball_path, "image.tar")?;
     let paths = OutputPaths {
-        layout: dir.join("oci"),
-        tarball: inputs.tarball.then(|| dir.join("image.tar")),
+        layout: dir.join(&layout_rel),
+        tarball: inputs.tarball.then(|| dir.join(&tarball_rel)),
     };
     let written = oci::write_images(&specs, archived, &paths)?;
     let digest = written.digest();
@@ -359,7 +380,21 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         image_digest: digest,
         created: oci::rfc3339(epoch),
         gateway_version: env!("CARGO_PKG_VERSION").to_owned(),
-        gateway_sha256: gateway_sha256[archived],
+        gateways: if written.index.is_some() {
+            platforms
+                .iter()
+                .zip(&gateway_sha256)
+                .map(|(p, sha)| sbom::GatewayFile {
+                    platform: Some(p.to_string()),
+                    sha256: *sha,
+                })
+                .collect()
+        } else {
+            vec![sbom::GatewayFile {
+                platform: None,
+                sha256: gateway_sha256[0],
+            }]
+        },
         bundle_digest: compiled.digest.clone(),
         base: base_contents.expect("at least one platform"),
     });
@@ -389,8 +424,11 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         architecture: specs[archived].architecture.clone(),
         platforms: platform_meta,
         size: written.total_size(),
-        layout: "oci".to_owned(),
-        tarball: paths.tarball.as_ref().map(|_| "image.tar".to_owned()),
+        layout: layout_rel.display().to_string(),
+        tarball: paths
+            .tarball
+            .as_ref()
+            .map(|_| tarball_rel.display().to_string()),
         layers: image
             .layers
             .iter()

@@ -66,11 +66,24 @@ Examples:
   mgw build gw --base ghcr.io/team/gw@sha256:…  the same, pulled from a registry
   mgw build gw --push                           build, then push (see `mgw push --help`)
   mgw build gw --load                           build, then load into Docker
+  mgw build gw --push=false                     a script's switch, off
+  mgw build gw --platform linux/amd64,linux/arm64   one image index, both platforms
+  mgw build gw --platform all --gateway-binary linux/arm64=./arm64/mgw-gateway
+  mgw build gw --image-label org.example.team=pets
+  mgw build gw --image-annotation org.opencontainers.image.vendor=Acme
+  mgw build gw --oci-layout-path /tmp/gw-layout --tarball /tmp/gw.tar
+  mgw build gw --tarball none                   the OCI layout only
+  MGW_REPOSITORY=ghcr.io/team/gw mgw build gw   the default repository (like KO_DOCKER_REPO)
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) mgw build gw
 
 Writes <out>/<name>/oci (OCI image layout), <out>/<name>/image.tar (OCI archive and
 docker-archive in one), bundle.json, build.json, image.digest and sbom.spdx.json
-(SPDX 2.3). The last line printed is <repository>@sha256:<manifest digest>.
+(SPDX 2.3). The last line printed is <repository>@sha256:<digest>: the manifest's,
+or with several platforms the image index's. The index's image.tar is an OCI archive
+of every platform and a docker-archive of the host's image only (what `docker
+load` gets).
+
+The repository is --repository, else $MGW_REPOSITORY, else image.repository in mgw.yaml.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project,
 65 (with --push) the tag already names a different image in the registry.")]
@@ -79,7 +92,8 @@ Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project,
     #[command(after_help = "\
 Examples:
   mgw inspect out/petstore
-  mgw inspect out/petstore/oci --output json")]
+  mgw inspect out/petstore/oci --output json
+  mgw inspect out/petstore --platform linux/arm64   one platform of an image index")]
     Inspect(ImageArg),
     /// Push an image to its registry (building the project first when given one).
     #[command(after_help = PUSH_HELP)]
@@ -98,6 +112,7 @@ Prints the loaded image id and its tags.")]
     #[command(after_help = "\
 Examples:
   mgw run out/petstore
+  mgw run out/petstore --platform linux/arm64   on an arm64 host, from an image index
   mgw run out/petstore --env PETSTORE_UPSTREAM=http://127.0.0.1:8081 --env MGW_LISTEN=127.0.0.1:8080
 
 The gateway reads ${VAR}s from the environment: --env adds to the current one.")]
@@ -149,16 +164,25 @@ pub struct BuildArgs {
     /// The project directory (holding mgw.yaml).
     #[arg(default_value = ".")]
     pub project: PathBuf,
-    /// Image repository (default: `image.repository` from mgw.yaml).
+    /// Image repository [env: MGW_REPOSITORY] (default: `image.repository` from mgw.yaml).
     #[arg(long)]
     pub repository: Option<String>,
     #[command(flatten)]
     pub inputs: BuildInputArgs,
-    /// Write only the OCI layout, no tarball.
-    #[arg(long, conflicts_with = "load")]
+    /// Write only the OCI layout, no tarball (as `--tarball none`).
+    #[arg(long, conflicts_with_all = ["load", "tarball"])]
     pub no_tarball: bool,
-    /// Push the image after building it (see `mgw push`).
-    #[arg(long)]
+    /// Where the tarball goes, or `none` for no tarball [default: <out>/<name>/image.tar],
+    /// e.g. `--tarball /tmp/gw.tar`.
+    #[arg(long, value_name = "PATH|none")]
+    pub tarball: Option<String>,
+    /// Where the OCI layout goes [default: <out>/<name>/oci], e.g.
+    /// `--oci-layout-path /tmp/gw-layout`.
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout_path: Option<PathBuf>,
+    /// Push the image after building it (see `mgw push`); `--push=false` turns it off,
+    /// e.g. in a script that passes it always.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", action = clap::ArgAction::Set)]
     pub push: bool,
     /// Load the image into Docker after building it (see `mgw load`).
     #[arg(long)]
@@ -205,6 +229,13 @@ pub struct BuildInputArgs {
     /// `org.opencontainers.image.revision` label (e.g. the commit being built).
     #[arg(long)]
     pub revision: Option<String>,
+    /// An extra image config label, repeatable, e.g. `--image-label org.example.team=pets`.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub image_label: Vec<(String, String)>,
+    /// An extra manifest annotation, repeatable, e.g.
+    /// `--image-annotation org.opencontainers.image.vendor=Acme`.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub image_annotation: Vec<(String, String)>,
 }
 
 impl BuildInputArgs {
@@ -219,6 +250,8 @@ impl BuildInputArgs {
             source_date_epoch,
             source,
             revision,
+            image_label,
+            image_annotation,
         } = self;
         [
             ("--out", out.is_some()),
@@ -229,6 +262,8 @@ impl BuildInputArgs {
             ("--source-date-epoch", source_date_epoch.is_some()),
             ("--source", source.is_some()),
             ("--revision", revision.is_some()),
+            ("--image-label", !image_label.is_empty()),
+            ("--image-annotation", !image_annotation.is_empty()),
         ]
         .into_iter()
         .filter_map(|(flag, given)| given.then_some(flag))
@@ -377,4 +412,12 @@ fn parse_platforms(value: &str) -> Result<PlatformList, String> {
     platform::parse_list(value)
         .map(PlatformList)
         .map_err(|e| e.to_string())
+}
+
+/// `KEY=VALUE`, with a non-empty key.
+fn parse_key_value(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("`{value}` is not `KEY=VALUE`")),
+    }
 }

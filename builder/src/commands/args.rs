@@ -37,7 +37,9 @@ pub fn build_inputs(
         project: project.to_owned(),
         out: args.out.clone().unwrap_or_else(|| PathBuf::from("out")),
         tag: args.tag.clone(),
-        repository: repository.map(str::to_owned),
+        repository: repository
+            .map(str::to_owned)
+            .or_else(|| env.var("MGW_REPOSITORY")),
         platforms: args.platform.clone().map(|l| l.0).unwrap_or_default(),
         gateway_binaries: if args.gateway_binary.is_empty() {
             env.var("MGW_GATEWAY_BINARY").into_iter().collect()
@@ -55,6 +57,10 @@ pub fn build_inputs(
         source: args.source.clone(),
         revision: args.revision.clone(),
         tarball: true,
+        layout_path: None,
+        tarball_path: None,
+        labels: args.image_label.iter().cloned().collect(),
+        annotations: args.image_annotation.iter().cloned().collect(),
         client: client_options(registry, env),
     }
 }
