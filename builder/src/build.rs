@@ -232,6 +232,25 @@ impl Built {
     pub fn sbom(&self) -> PathBuf {
         self.dir.join(&self.meta.sbom)
     }
+
+    /// The repository `mgw push` last pushed this image to (`image.ref`, when it
+    /// names this build's digest).
+    pub fn pushed_repository(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join("image.ref")).ok()?;
+        let (repository, digest) = text.trim().rsplit_once('@')?;
+        (digest == self.meta.digest.to_string()).then(|| repository.to_owned())
+    }
+
+    /// What deployment artifacts pin: `repository`, else the repository the image
+    /// was pushed to (`image.ref`), else the build's; with the bundle's drain grace.
+    pub fn pinned(&self, repository: Option<&str>) -> Pinned {
+        let grace_ms = std::fs::read(self.dir.join("bundle.json"))
+            .ok()
+            .and_then(|b| mgw_bundle::Bundle::from_json(&b).ok())
+            .map_or(20_000, |b| b.limits.shutdown_grace_ms);
+        let pushed = self.pushed_repository();
+        self.meta.pinned(repository.or(pushed.as_deref()), grace_ms)
+    }
 }
 
 /// What a path given to `push` or `load` is.

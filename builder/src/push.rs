@@ -67,7 +67,14 @@ pub fn push(
     opts.chunk_size = chunk_size(&opts.env);
     progress.note(&format!("pushing `{target}`"));
     let client = Client::connect(&target.registry, target.api_host(), scopes, opts)?;
-    let sbom = built.sbom();
+    // The SBOM and values name the repository the image is pushed to.
+    let mut sbom = built.sbom();
+    let retargeted = (repository != meta.repository && sbom.is_file())
+        .then(|| retargeted_sbom(&sbom, repository))
+        .transpose()?;
+    if let Some(file) = &retargeted {
+        sbom = file.path().to_owned();
+    }
     let created = images[0].config.created().clone();
     let req = PushRequest {
         images: &images,
@@ -81,5 +88,30 @@ pub fn push(
     let path = built.dir.join("image.ref");
     write_atomic(&path, format!("{}\n", outcome.image).as_bytes())
         .with_context(|| format!("pushed `{}`", outcome.image))?;
+    // The output directory now describes what was pushed: `values.yaml` pins the
+    // pushed reference and the SBOM names its repository.
+    if let Some(file) = retargeted {
+        let bytes = std::fs::read(file.path())?;
+        write_atomic(&built.sbom(), &bytes)?;
+    }
+    write_atomic(
+        &built.dir.join("values.yaml"),
+        crate::deploy::helm_values(&built.pinned(None)).as_bytes(),
+    )?;
     Ok(outcome)
+}
+
+/// A temporary copy of the SBOM at `path` naming `repository`.
+fn retargeted_sbom(path: &std::path::Path, repository: &str) -> Result<tempfile::NamedTempFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let mut doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("`{}` is not JSON", path.display()))?;
+    crate::sbom::retarget(&mut doc, repository);
+    let file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    std::fs::write(
+        file.path(),
+        format!("{}\n", serde_json::to_string_pretty(&doc)?),
+    )
+    .with_context(|| format!("cannot write `{}`", file.path().display()))?;
+    Ok(file)
 }

@@ -214,8 +214,46 @@ fn a_two_platform_index_is_reproducible_pushes_and_each_platform_runs() {
                 .map(str::to_owned)
         })
         .expect("a Deployment with a container image");
+    // The push went to another repository than mgw.yaml's: values.yaml,
+    // `mgw deploy-values`, `mgw resolve` and the SBOM follow the pushed reference.
+    assert_ne!(meta["repository"].as_str().unwrap(), repo);
+    assert_eq!(image_of_deployment, format!("{repo}@{index_digest}"));
+    let values = run(Command::new(mgw_bin()).arg("deploy-values").arg(&image)).unwrap();
+    let values: serde_yaml::Value = serde_yaml::from_slice(&values.stdout).unwrap();
+    assert_eq!(values["image"]["repository"].as_str(), Some(repo.as_str()));
     assert_eq!(
-        image_of_deployment,
-        format!("{}@{index_digest}", meta["repository"].as_str().unwrap())
+        values["image"]["digest"].as_str(),
+        Some(index_digest.as_str())
+    );
+    let manifests = home.path().join("k8s.yaml");
+    std::fs::write(
+        &manifests,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: gw}\nspec:\n  containers:\n  - {name: gw, image: mgw-gateway}\n",
+    )
+    .unwrap();
+    let resolved = run(Command::new(mgw_bin())
+        .args(["resolve", "--image"])
+        .arg(&image)
+        .arg("-f")
+        .arg(&manifests))
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&resolved.stdout).contains(&format!("{repo}@{index_digest}")),
+        "{}",
+        String::from_utf8_lossy(&resolved.stdout)
+    );
+    let sbom: Value =
+        serde_json::from_slice(&std::fs::read(image.join("sbom.spdx.json")).unwrap()).unwrap();
+    assert_eq!(sbom["name"], format!("{repo}:{tag}"));
+    let gateways: Vec<&str> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "mgw-gateway")
+        .map(|p| p["SPDXID"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        gateways,
+        ["SPDXRef-Gateway-linux-amd64", "SPDXRef-Gateway-linux-arm64"]
     );
 }

@@ -124,6 +124,38 @@ fn sha256(d: &Digest) -> Value {
     json!([{"algorithm": "SHA256", "checksumValue": d.hex()}])
 }
 
+/// Renames the image `doc` describes to `repository` (after `mgw push
+/// --repository OTHER`): the document name and namespace, the image package's
+/// name and purl. Its tag and digest stay.
+pub fn retarget(doc: &mut Value, repository: &str) {
+    let Some(image) = doc["packages"]
+        .as_array_mut()
+        .and_then(|ps| ps.iter_mut().find(|p| p["SPDXID"] == "SPDXRef-Image"))
+    else {
+        return;
+    };
+    let tag = image["versionInfo"].as_str().unwrap_or_default().to_owned();
+    let Some(digest) = image["checksums"][0]["checksumValue"]
+        .as_str()
+        .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
+    else {
+        return;
+    };
+    image["name"] = json!(repository);
+    image["externalRefs"][0]["referenceLocator"] = json!(purl_oci(repository, &digest));
+    doc["name"] = json!(format!("{repository}:{tag}"));
+    doc["documentNamespace"] = json!(namespace(repository, &digest));
+}
+
+fn namespace(repository: &str, digest: &Digest) -> String {
+    format!(
+        "{}/spdx/{}/sha256-{}",
+        env!("CARGO_PKG_REPOSITORY").trim_end_matches('/'),
+        repository,
+        digest.hex()
+    )
+}
+
 /// The SPDX 2.3 JSON document for an image.
 pub fn document(input: &SbomInput) -> Value {
     let mut packages = Vec::new();
@@ -278,12 +310,7 @@ pub fn document(input: &SbomInput) -> Value {
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": name,
-        "documentNamespace": format!(
-            "{}/spdx/{}/sha256-{}",
-            env!("CARGO_PKG_REPOSITORY").trim_end_matches('/'),
-            input.repository,
-            input.image_digest.hex()
-        ),
+        "documentNamespace": namespace(&input.repository, &input.image_digest),
         "creationInfo": {
             "created": input.created,
             "creators": [concat!("Tool: mgw-", env!("CARGO_PKG_VERSION"))],
@@ -512,5 +539,25 @@ mod tests {
                 tokio["SPDXID"].as_str().unwrap()
             ));
         }
+    }
+
+    #[test]
+    fn retargeting_renames_the_image_and_keeps_the_rest() {
+        let input = |repository: &str| SbomInput {
+            repository: repository.into(),
+            tag: "1.0.0-abc".into(),
+            image_digest: Digest::of(b"m"),
+            created: "1970-01-01T00:00:00Z".into(),
+            gateway_version: "0.1.0".into(),
+            gateways: vec![GatewayFile {
+                platform: None,
+                sha256: Digest::of(b"g"),
+            }],
+            bundle_digest: Digest::of(b"b").to_string(),
+            base: BaseContents::Embedded(embedded_base_files()),
+        };
+        let mut doc = document(&input("localhost:5000/petstore-gw"));
+        retarget(&mut doc, "127.0.0.1:5001/team/other");
+        assert_eq!(doc, document(&input("127.0.0.1:5001/team/other")));
     }
 }
