@@ -35,6 +35,8 @@ pub struct Inputs {
     pub out: PathBuf,
     /// Default: `<version>-<first 12 hex of the bundle digest>`.
     pub tag: Option<String>,
+    /// More tags `mgw push` sets on the same image (`--tag` given again).
+    pub extra_tags: Vec<String>,
     /// Default: `image.repository` from `mgw.yaml`.
     pub repository: Option<String>,
     /// The platforms to build (empty: the host's). More than one gives an image
@@ -73,6 +75,9 @@ pub struct BuildMeta {
     pub reference: String,
     pub repository: String,
     pub tag: String,
+    /// More tags `mgw push` sets on the same digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_tags: Vec<String>,
     /// What the tag names: the manifest digest, or the image index's digest for
     /// a multi-platform image.
     #[serde(with = "digest_str")]
@@ -336,6 +341,9 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         .tag
         .clone()
         .unwrap_or_else(|| bake::default_tag(&summary.version, &compiled.digest));
+    for extra in &inputs.extra_tags {
+        oci::image::validate_tag(extra)?;
+    }
     let mut base_meta = None;
     let mut resolved_base = None;
     let mut specs = Vec::new();
@@ -437,6 +445,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         reference: image.reference.clone(),
         repository: repository.clone(),
         tag: image.tag.clone(),
+        extra_tags: inputs.extra_tags.clone(),
         digest,
         image: format!("{repository}@{digest}"),
         bundle_digest: compiled.digest.clone(),
@@ -595,6 +604,7 @@ mod tests {
             reference: "r/x:1".into(),
             repository: "r/x".into(),
             tag: "1".into(),
+            extra_tags: Vec::new(),
             digest: d,
             image: format!("r/x@{d}"),
             bundle_digest: "sha256:00".into(),

@@ -200,9 +200,11 @@ pub struct BuildInputArgs {
     /// Output directory; the image goes to `<out>/<name>/` [default: out].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Image tag (default: `<version>-<first 12 hex of the bundle digest>`).
+    /// Image tag (default: `<version>-<first 12 hex of the bundle digest>`); repeatable:
+    /// the first names the image in the layout, `mgw push` sets them all, e.g.
+    /// `--tag 1.4.0 --tag stable`.
     #[arg(long)]
-    pub tag: Option<String>,
+    pub tag: Vec<String>,
     /// Platforms to build, comma-separated, or `all` (default: the host's); more
     /// than one gives an OCI image index, e.g. `--platform linux/amd64,linux/arm64`.
     #[arg(long, value_name = "LIST", value_parser = parse_platforms)]
@@ -255,7 +257,7 @@ impl BuildInputArgs {
         } = self;
         [
             ("--out", out.is_some()),
-            ("--tag", tag.is_some()),
+            ("--tag", !tag.is_empty()),
             ("--platform", platform.is_some()),
             ("--gateway-binary", !gateway_binary.is_empty()),
             ("--base", base.is_some()),

@@ -79,6 +79,7 @@ pub fn push(
     let req = PushRequest {
         images: &images,
         index: index.as_ref(),
+        extra_tags: meta.extra_tags.clone(),
         target: target.clone(),
         mount_from,
         sbom: sbom.is_file().then_some(sbom),

@@ -38,8 +38,8 @@ fn arm64_gateway_is_a_static_aarch64_elf_that_serves_under_qemu() {
     let built = run(Command::new(mgw_bin())
         .args(["build", "--output", "json", "--out"])
         .arg(out.path())
-        .arg("--gateway-binary")
-        .arg(&bin)
+        .args(["--platform", "linux/arm64", "--gateway-binary"])
+        .arg(format!("linux/arm64={}", bin.display()))
         .arg(root().join("examples/petstore")))
     .unwrap();
     let meta: serde_json::Value = serde_json::from_slice(&built.stdout).unwrap();

@@ -36,7 +36,8 @@ pub fn build_inputs(
     Inputs {
         project: project.to_owned(),
         out: args.out.clone().unwrap_or_else(|| PathBuf::from("out")),
-        tag: args.tag.clone(),
+        tag: args.tag.first().cloned(),
+        extra_tags: args.tag.iter().skip(1).cloned().collect(),
         repository: repository
             .map(str::to_owned)
             .or_else(|| env.var("MGW_REPOSITORY")),

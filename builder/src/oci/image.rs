@@ -448,7 +448,7 @@ fn validate_repository(repository: &str) -> Result<(), OciError> {
 }
 
 /// A tag as the distribution spec defines it: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn validate_tag(tag: &str) -> Result<(), OciError> {
+pub fn validate_tag(tag: &str) -> Result<(), OciError> {
     let valid = !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])

@@ -60,6 +60,9 @@ pub struct PushRequest<'a> {
     /// The image index the tag names, for a multi-platform image: its manifests
     /// are pushed by digest, then the index under the tag.
     pub index: Option<&'a IndexInfo>,
+    /// More tags for the same image (`mgw build --tag A --tag B`), each checked
+    /// like the first before anything is uploaded, and set after it.
+    pub extra_tags: Vec<String>,
     /// Registry, repository and tag to push to.
     pub target: Reference,
     /// A repository on the same registry that holds the base layers (`--base`),
@@ -150,10 +153,11 @@ pub fn push(
         .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_owned());
 
     progress.note(&format!("checking tag `{reference}`"));
-    let check_tag = || -> Result<bool, RegistryError> {
-        match client.manifest_digest(repo, &tag)? {
+    // Whether `tag` already names our image; a tag naming another one is a conflict.
+    let check = |tag: &str| -> Result<bool, RegistryError> {
+        match client.manifest_digest(repo, tag)? {
             Some(existing) if existing != ours => Err(RegistryError::TagConflict {
-                reference: reference.clone(),
+                reference: format!("{}:{tag}", req.target.name()),
                 existing: existing.to_string(),
                 ours: ours.to_string(),
             }),
@@ -161,7 +165,15 @@ pub fn push(
             None => Ok(false),
         }
     };
+    let check_tag = || check(&tag);
     let already_pushed = check_tag()?;
+    // Every extra tag is checked before anything is uploaded.
+    let mut extra_missing = Vec::new();
+    for extra in &req.extra_tags {
+        if !check(extra)? {
+            extra_missing.push(extra.as_str());
+        }
+    }
 
     let mut blobs = Vec::new();
     if !already_pushed {
@@ -219,6 +231,12 @@ pub fn push(
         if !check_tag()? {
             progress.note(&format!("tagging `{reference}`"));
             client.put_manifest(repo, &tag, &media_type, &manifest_bytes)?;
+        }
+    }
+    for extra in extra_missing {
+        if !check(extra)? {
+            progress.note(&format!("tagging `{}:{extra}`", req.target.name()));
+            client.put_manifest(repo, extra, &media_type, &manifest_bytes)?;
         }
     }
 
