@@ -361,11 +361,18 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             gateway,
         };
         let spec = bake::image_spec(&compiled, &opts)?;
-        anyhow::ensure!(
-            spec.architecture == platform.architecture(),
-            "the gateway for `{platform}` is a linux/{} executable; pass the {platform} build with `--gateway-binary {platform}=PATH`",
-            spec.architecture
-        );
+        if spec.architecture != platform.architecture() {
+            match &inputs.base {
+                Some(base) => anyhow::bail!(
+                    "`--base {base}` is a linux/{} image: it has no `{platform}` image to build on; pass a base index holding `{platform}`, or drop `{platform}` from `--platform`",
+                    spec.architecture
+                ),
+                None => anyhow::bail!(
+                    "the gateway for `{platform}` is a linux/{} executable; pass the {platform} build with `--gateway-binary {platform}=PATH`",
+                    spec.architecture
+                ),
+            }
+        }
         specs.push(spec);
         gateways.push(opts.gateway);
     }

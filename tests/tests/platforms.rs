@@ -257,3 +257,64 @@ fn a_two_platform_index_is_reproducible_pushes_and_each_platform_runs() {
         ["SPDXRef-Gateway-linux-amd64", "SPDXRef-Gateway-linux-arm64"]
     );
 }
+
+/// `mgw inspect --platform` of each platform of a layout's index.
+fn inspect(day: &str, home: &Path, layout: &str, platform: &str) -> Value {
+    mgw_on(day, home, &["inspect", layout, "--platform", platform])
+}
+
+#[test]
+fn base_takes_each_platforms_gateway_from_a_base_index_and_inspect_lists_platforms() {
+    let home = tempfile::tempdir().unwrap();
+    let a = tempfile::tempdir().unwrap();
+    let (meta, image) = build_both("2030-01-01", home.path(), a.path());
+    let base_layout = image.join("oci").display().to_string();
+
+    let c = tempfile::tempdir().unwrap();
+    let other = mgw_on(
+        "2030-01-01",
+        home.path(),
+        &[
+            "build",
+            "--platform",
+            "all",
+            "--base",
+            &base_layout,
+            "--out",
+            &c.path().display().to_string(),
+            &root()
+                .join("examples/petstore-ratelimit")
+                .display()
+                .to_string(),
+        ],
+    );
+    let other_layout = other["layout"].as_str().unwrap().to_owned();
+    for arch in ["amd64", "arm64"] {
+        let platform = format!("linux/{arch}");
+        let base = inspect("2030-01-01", home.path(), &base_layout, &platform);
+        let built = inspect("2030-01-01", home.path(), &other_layout, &platform);
+        assert_eq!(base["architecture"], arch, "{base}");
+        assert_eq!(built["architecture"], arch, "{built}");
+        assert_eq!(base["index"], meta["digest"]);
+        assert_eq!(built["index"], other["digest"]);
+        let listed: Vec<&str> = built["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["platform"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, ["linux/amd64", "linux/arm64"]);
+        // Base and gateway layers come from the base's same platform; the bundle differs.
+        let layers = |v: &Value| -> Vec<String> {
+            v["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (from, to) = (layers(&base), layers(&built));
+        assert_eq!(from[..2], to[..2], "{platform}");
+        assert_ne!(from[2], to[2], "{platform}");
+    }
+}
