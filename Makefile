@@ -47,7 +47,7 @@ mgw:
 
 ## demo: set up, build the example gateway image and serve a request through it
 ## (the CLI in the dev profile: it compiles in a fraction of the release time)
-demo: setup gateway
+demo: setup gateway-amd64
 	$(CARGO) build --locked -p mgw-builder
 	MGW=target/debug/mgw bash scripts/demo.sh
 
@@ -69,11 +69,11 @@ fmt:
 	$(CARGO) fmt --all
 
 ## bench: gateway vs nginx vs direct (not a test; see BENCHMARKS.md)
-bench: setup gateway
+bench: setup gateway-amd64
 	bash bench/run.sh
 
 ## bench-build: mgw build time for a 50-operation project vs the same image with umoci
-bench-build: setup gateway mgw
+bench-build: setup gateway-amd64 mgw
 	bash bench/build.sh
 
 ## fuzz: run every fuzz target for FUZZ_SECONDS each, with coverage feedback (stable Rust)
