@@ -61,6 +61,7 @@ Examples:
 Examples:
   mgw build examples/petstore
   mgw build gw --out dist --tag 1.4.0
+  mgw build gw --tag 1.4.0 --tag stable         `mgw push` sets both
   mgw build gw --gateway-binary ./mgw-gateway
   mgw build gw --base out/released-gw/oci       reuse a pinned image's gateway layers
   mgw build gw --base ghcr.io/team/gw@sha256:…  the same, pulled from a registry
@@ -336,6 +337,9 @@ Examples:
   mgw push out/petstore                         push what `mgw build` wrote
   mgw push gw --repository 127.0.0.1:5000/team/gw
   mgw push gw --tag 1.4.0 --base out/released-gw/oci   build with `mgw build`'s inputs, then push
+  mgw push gw --tag 1.4.0 --tag stable          every tag checked first, then all set
+  mgw push gw --platform linux/amd64,linux/arm64   every platform's manifest, then the index
+  REGISTRY_AUTH_FILE=$HOME/auth.json mgw push out/petstore   podman/skopeo credentials
 
 Build flags (--tag, --out, --base, --gateway-binary, --source-date-epoch, …) apply
 only when given a project; with a build output directory they are refused (exit 2).
@@ -346,12 +350,15 @@ Before tagging, the tag is looked up: if it names another image the push stops
 Blobs the registry has are skipped, base layers are mounted from the base's
 repository when the registry holds them, the rest is uploaded from disk in
 chunks that resume after a failure. The SBOM (sbom.spdx.json) is attached as an
-OCI referrer. Writes <out>/<name>/image.ref; the last line printed is
-<repository>@sha256:<digest>.
+OCI referrer. Writes <out>/<name>/image.ref and rewrites values.yaml to pin it
+(deploy-values and resolve follow it too; with --repository OTHER the SBOM names
+OTHER); the last line printed is <repository>@sha256:<digest> (of the image index
+for a multi-platform image).
 
 Credentials: MGW_REGISTRY_USERNAME and MGW_REGISTRY_PASSWORD (for CI; only for the
 host in MGW_REGISTRY when that is set), else the Docker config ($DOCKER_CONFIG/config.json
-or ~/.docker/config.json): credHelpers, credsStore, auths. They are never printed,
+or ~/.docker/config.json): credHelpers, credsStore, auths; then $REGISTRY_AUTH_FILE,
+then $XDG_RUNTIME_DIR/containers/auth.json (podman, skopeo). They are never printed,
 logged or written. Plain http:// is used only for loopback registries or --insecure.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 64 invalid project,

@@ -59,10 +59,23 @@ fn every_new_flag_has_a_help_line_with_an_example() {
         "--oci-layout-path /tmp/gw-layout",
         "--push=false",
         "MGW_REPOSITORY",
+        "--tag 1.4.0 --tag stable",
     ] {
         assert!(
             build.contains(example),
             "`mgw build --help` lacks `{example}`:\n{build}"
+        );
+    }
+    let push = help("push");
+    for example in [
+        "--tag 1.4.0 --tag stable",
+        "--platform linux/amd64,linux/arm64",
+        "REGISTRY_AUTH_FILE=",
+        "XDG_RUNTIME_DIR/containers/auth.json",
+    ] {
+        assert!(
+            push.contains(example),
+            "`mgw push --help` lacks `{example}`:\n{push}"
         );
     }
     for sub in ["inspect", "run"] {
