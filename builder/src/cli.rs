@@ -104,10 +104,13 @@ Examples:
 Examples:
   mgw load out/petstore                 the image built into out/petstore
   mgw load examples/petstore            build the project first, then load it
+  mgw load out/petstore --platform linux/arm64   another platform of an image index
   mgw load examples/petstore --tag dev --source-date-epoch 0   with `mgw build`'s inputs
   DOCKER_HOST=unix:///run/user/1000/docker.sock mgw load out/petstore
 
-Prints the loaded image id and its tags.")]
+Loads the docker-archive in image.tar (for an image index: the host's platform), or
+with --platform that platform's image, written from the layout. Prints the loaded
+image id and its tags.")]
     Load(LoadArgs),
     /// Run a built image's gateway locally, straight from the OCI layout (no daemon).
     #[command(after_help = "\

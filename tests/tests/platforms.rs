@@ -318,3 +318,47 @@ fn base_takes_each_platforms_gateway_from_a_base_index_and_inspect_lists_platfor
         assert_ne!(from[2], to[2], "{platform}");
     }
 }
+
+#[test]
+fn load_takes_the_hosts_platform_or_the_one_asked_for() {
+    let home = tempfile::tempdir().unwrap();
+    let a = tempfile::tempdir().unwrap();
+    let (meta, image) = build_both("2030-01-01", home.path(), a.path());
+    let reference = meta["reference"].as_str().unwrap();
+    let docker = Dockerd::start().unwrap();
+    let load = |extra: &[&str]| {
+        let out = run(Command::new(mgw_bin())
+            .arg("load")
+            .arg(&image)
+            .args(extra)
+            .env("DOCKER_HOST", &docker.host))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(out.status.success());
+        let arch = docker
+            .docker(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{.Architecture}}",
+                reference,
+            ])
+            .unwrap();
+        String::from_utf8_lossy(&arch.stdout).trim().to_owned()
+    };
+    assert_eq!(load(&[]), "amd64", "the host's platform (image.tar)");
+    assert_eq!(load(&["--platform", "linux/arm64"]), "arm64");
+    assert_eq!(load(&["--platform", "linux/amd64"]), "amd64");
+    let both = Command::new(mgw_bin())
+        .arg("load")
+        .arg(&image)
+        .args(["--platform", "all"])
+        .env("DOCKER_HOST", &docker.host)
+        .output()
+        .unwrap();
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+}

@@ -99,6 +99,8 @@ pub fn built_or_build(
             let mut given = args.given();
             if shipper == Shipper::Load {
                 given.extend(registry.given());
+                // `mgw load out/x --platform P` picks a platform of the built index.
+                given.retain(|f| *f != "--platform");
             }
             if let Some(flag) = given.first() {
                 let command = shipper.command();
@@ -110,6 +112,19 @@ pub fn built_or_build(
             }
             Built::open(&dir)
         }
+    }
+}
+
+/// The platform `mgw load` loads: the one `--platform` names (refused when it
+/// names several), else the host's image the tarball holds.
+pub fn load_platform(args: &BuildInputArgs) -> Result<Option<platform::Platform>> {
+    match args.platform.as_ref().map(|l| l.0.as_slice()) {
+        None => Ok(None),
+        Some([one]) => Ok(Some(*one)),
+        Some(_) => Err(UsageError(
+            "`mgw load` loads one platform: with `--platform A,B` give the build output to `mgw load --platform A`".to_owned(),
+        )
+        .into()),
     }
 }
 

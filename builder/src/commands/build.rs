@@ -41,7 +41,7 @@ pub fn run(args: &BuildArgs, output: Output) -> Result<()> {
         None
     };
     let loaded = if args.load {
-        Some(crate::load::load(&built, &env)?)
+        Some(crate::load::load(&built, None, &env)?)
     } else {
         None
     };

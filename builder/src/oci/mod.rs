@@ -22,6 +22,7 @@ mod json;
 pub mod layer;
 pub mod layout;
 
+pub use archive::write_docker_archive;
 pub use digest::{Digest, ParseDigestError};
 pub use error::OciError;
 pub use image::{
