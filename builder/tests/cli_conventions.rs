@@ -78,7 +78,7 @@ fn every_new_flag_has_a_help_line_with_an_example() {
             "`mgw push --help` lacks `{example}`:\n{push}"
         );
     }
-    for sub in ["inspect", "run"] {
+    for sub in ["inspect", "run", "load"] {
         assert!(
             help(sub).contains("--platform linux/arm64"),
             "`mgw {sub} --help`"
