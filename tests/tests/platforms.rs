@@ -256,6 +256,17 @@ fn a_two_platform_index_is_reproducible_pushes_and_each_platform_runs() {
         gateways,
         ["SPDXRef-Gateway-linux-amd64", "SPDXRef-Gateway-linux-arm64"]
     );
+    let validated = Command::new(tool("pyspdxtools", "bash scripts/install-spdx-tools.sh"))
+        .arg("-i")
+        .arg(image.join("sbom.spdx.json"))
+        .output()
+        .unwrap();
+    assert!(
+        validated.status.success(),
+        "pyspdxtools rejects the SBOM:\n{}{}",
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
 }
 
 /// `mgw inspect --platform` of each platform of a layout's index.
