@@ -329,9 +329,10 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         Some(v) if !v.trim().is_empty() => oci::parse_source_date_epoch(v)?,
         _ => 0,
     };
-    let platforms = match inputs.platforms.as_slice() {
-        [] => vec![Platform::host()],
-        list => list.to_vec(),
+    // `--platform`, else `image.platforms` from mgw.yaml, else the host's.
+    let platforms = match (inputs.platforms.as_slice(), summary.platforms.as_slice()) {
+        ([], []) => vec![Platform::host()],
+        ([], list) | (list, _) => list.to_vec(),
     };
     let repository = inputs
         .repository

@@ -59,6 +59,13 @@ impl fmt::Display for Platform {
     }
 }
 
+/// As its name, `linux/arm64`.
+impl serde::Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown platform `{0}`; mgw builds `linux/amd64` and `linux/arm64` (or `all`)")]
 pub struct UnknownPlatform(pub String);

@@ -266,3 +266,51 @@ fn platforms_are_checked_against_the_gateway_binaries() {
         "one platform, no index: {meta}"
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn mgw_yaml_image_platforms_is_the_default_and_the_flag_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("gw");
+    copy_dir(Path::new(&petstore()), &project);
+    let yaml = std::fs::read_to_string(project.join("mgw.yaml")).unwrap();
+    let yaml = yaml.replace("image:\n", "image:\n  platforms: [linux/arm64]\n");
+    std::fs::write(project.join("mgw.yaml"), yaml).unwrap();
+    let p = project.display().to_string();
+    // mgw.yaml asks for arm64: the (missing) arm64 binary is what the build reads.
+    let missing = dir.path().join("no-such-arm64-gateway");
+    let arm = format!("linux/arm64={}", missing.display());
+    let o = mgw(&["build", "--gateway-binary", &arm, &p], dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no-such-arm64-gateway"),
+        "{}",
+        stderr(&o)
+    );
+    // `--platform` wins over mgw.yaml.
+    let meta = json(&mgw(
+        &[
+            "build",
+            "--output",
+            "json",
+            "--gateway-binary",
+            &arm,
+            "--platform",
+            "linux/amd64",
+            &p,
+        ],
+        dir.path(),
+    ));
+    assert_eq!(meta["architecture"], "amd64");
+}
