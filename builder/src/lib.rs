@@ -13,6 +13,7 @@ pub mod fs;
 pub mod gateway_binary;
 pub mod load;
 pub mod oci;
+pub mod platform;
 pub mod project;
 pub mod push;
 pub mod registry;

@@ -37,8 +37,21 @@ pub fn push(
     let target = Reference::from_repository(repository, &meta.tag)?;
     let layout = built.layout();
     let image = oci::read_image(&layout, Some(&meta.tag))?;
+    let index = image.index.clone();
+    let images = match &index {
+        // A multi-platform image: every platform's image of the index.
+        Some(index) => index
+            .platforms
+            .iter()
+            .map(|(arch, _, _)| oci::read_image_for(&layout, Some(&meta.tag), arch))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![image],
+    };
+    let top = index
+        .as_ref()
+        .map_or(images[0].manifest_digest, |i| i.digest);
     anyhow::ensure!(
-        meta.digest == image.manifest_digest,
+        meta.digest == top,
         "`{}` no longer holds the image `build.json` describes; build again",
         layout.display()
     );
@@ -54,10 +67,19 @@ pub fn push(
     opts.chunk_size = chunk_size(&opts.env);
     progress.note(&format!("pushing `{target}`"));
     let client = Client::connect(&target.registry, target.api_host(), scopes, opts)?;
-    let sbom = built.sbom();
-    let created = image.config.created().clone();
+    // The SBOM and values name the repository the image is pushed to.
+    let mut sbom = built.sbom();
+    let retargeted = (repository != meta.repository && sbom.is_file())
+        .then(|| retargeted_sbom(&sbom, repository))
+        .transpose()?;
+    if let Some(file) = &retargeted {
+        sbom = file.path().to_owned();
+    }
+    let created = images[0].config.created().clone();
     let req = PushRequest {
-        image: &image,
+        images: &images,
+        index: index.as_ref(),
+        extra_tags: meta.extra_tags.clone(),
         target: target.clone(),
         mount_from,
         sbom: sbom.is_file().then_some(sbom),
@@ -67,5 +89,30 @@ pub fn push(
     let path = built.dir.join("image.ref");
     write_atomic(&path, format!("{}\n", outcome.image).as_bytes())
         .with_context(|| format!("pushed `{}`", outcome.image))?;
+    // The output directory now describes what was pushed: `values.yaml` pins the
+    // pushed reference and the SBOM names its repository.
+    if let Some(file) = retargeted {
+        let bytes = std::fs::read(file.path())?;
+        write_atomic(&built.sbom(), &bytes)?;
+    }
+    write_atomic(
+        &built.dir.join("values.yaml"),
+        crate::deploy::helm_values(&built.pinned(None)).as_bytes(),
+    )?;
     Ok(outcome)
+}
+
+/// A temporary copy of the SBOM at `path` naming `repository`.
+fn retargeted_sbom(path: &std::path::Path, repository: &str) -> Result<tempfile::NamedTempFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let mut doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("`{}` is not JSON", path.display()))?;
+    crate::sbom::retarget(&mut doc, repository);
+    let file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    std::fs::write(
+        file.path(),
+        format!("{}\n", serde_json::to_string_pretty(&doc)?),
+    )
+    .with_context(|| format!("cannot write `{}`", file.path().display()))?;
+    Ok(file)
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod container;
+pub mod qemu;
 pub mod registry;
 
 pub use container::{DockerContainer, RuncContainer};
@@ -50,6 +51,21 @@ pub fn gateway_bin() -> PathBuf {
     assert!(
         p.exists(),
         "static gateway binary `{}` is missing: run `make gateway` first",
+        p.display()
+    );
+    p
+}
+
+/// The static aarch64 gateway binary (`make gateway-arm64`):
+/// `MGW_GATEWAY_BINARY_ARM64`, else the workspace's aarch64 musl release build.
+pub fn gateway_bin_arm64() -> PathBuf {
+    let p = std::env::var_os("MGW_GATEWAY_BINARY_ARM64").map_or_else(
+        || target_dir().join("aarch64-unknown-linux-musl/release/mgw-gateway"),
+        PathBuf::from,
+    );
+    assert!(
+        p.exists(),
+        "static arm64 gateway binary `{}` is missing: run `make gateway-arm64` first",
         p.display()
     );
     p

@@ -11,6 +11,7 @@ use crate::build::{self, Built, Inputs, Target};
 use crate::cli::{BuildInputArgs, RegistryArgs};
 use crate::commands::output::warn_all;
 use crate::env::Env;
+use crate::platform;
 use crate::registry::ClientOptions;
 
 /// Registry options from the flags, with `env` for credentials and the cache.
@@ -35,12 +36,20 @@ pub fn build_inputs(
     Inputs {
         project: project.to_owned(),
         out: args.out.clone().unwrap_or_else(|| PathBuf::from("out")),
-        tag: args.tag.clone(),
-        repository: repository.map(str::to_owned),
-        gateway_binary: args
-            .gateway_binary
-            .clone()
-            .or_else(|| env.var("MGW_GATEWAY_BINARY").map(PathBuf::from)),
+        tag: args.tag.first().cloned(),
+        extra_tags: args.tag.iter().skip(1).cloned().collect(),
+        repository: repository
+            .map(str::to_owned)
+            .or_else(|| env.var("MGW_REPOSITORY")),
+        platforms: args.platform.clone().map(|l| l.0).unwrap_or_default(),
+        gateway_binaries: if args.gateway_binary.is_empty() {
+            env.var("MGW_GATEWAY_BINARY").into_iter().collect()
+        } else {
+            args.gateway_binary.clone()
+        }
+        .iter()
+        .map(|v| platform::parse_binary(v))
+        .collect(),
         base: args.base.clone(),
         source_date_epoch: args
             .source_date_epoch
@@ -49,6 +58,10 @@ pub fn build_inputs(
         source: args.source.clone(),
         revision: args.revision.clone(),
         tarball: true,
+        layout_path: None,
+        tarball_path: None,
+        labels: args.image_label.iter().cloned().collect(),
+        annotations: args.image_annotation.iter().cloned().collect(),
         client: client_options(registry, env),
     }
 }
@@ -86,6 +99,8 @@ pub fn built_or_build(
             let mut given = args.given();
             if shipper == Shipper::Load {
                 given.extend(registry.given());
+                // `mgw load out/x --platform P` picks a platform of the built index.
+                given.retain(|f| *f != "--platform");
             }
             if let Some(flag) = given.first() {
                 let command = shipper.command();
@@ -97,6 +112,19 @@ pub fn built_or_build(
             }
             Built::open(&dir)
         }
+    }
+}
+
+/// The platform `mgw load` loads: the one `--platform` names (refused when it
+/// names several), else the host's image the tarball holds.
+pub fn load_platform(args: &BuildInputArgs) -> Result<Option<platform::Platform>> {
+    match args.platform.as_ref().map(|l| l.0.as_slice()) {
+        None => Ok(None),
+        Some([one]) => Ok(Some(*one)),
+        Some(_) => Err(UsageError(
+            "`mgw load` loads one platform: with `--platform A,B` give the build output to `mgw load --platform A`".to_owned(),
+        )
+        .into()),
     }
 }
 

@@ -21,7 +21,12 @@ pub fn run(args: &BuildArgs, output: Output) -> Result<()> {
         &args.registry,
         &env,
     );
-    inputs.tarball = !args.no_tarball;
+    match args.tarball.as_deref() {
+        Some("none") => inputs.tarball = false,
+        Some(path) => inputs.tarball_path = Some(path.into()),
+        None => inputs.tarball = !args.no_tarball,
+    }
+    inputs.layout_path = args.oci_layout_path.clone();
     let built = super::args::build(&inputs)?;
     report_build(&built, output);
     let pushed = if args.push {
@@ -36,7 +41,7 @@ pub fn run(args: &BuildArgs, output: Output) -> Result<()> {
         None
     };
     let loaded = if args.load {
-        Some(crate::load::load(&built, &env)?)
+        Some(crate::load::load(&built, None, &env)?)
     } else {
         None
     };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::build::BuildMeta;
+use crate::build::Built;
 use crate::cli::{DeployValuesArgs, ResolveArgs};
 use crate::deploy::{self, Pinned};
 use crate::fs::write_atomic;
@@ -18,13 +18,7 @@ pub fn pinned(image_dir: &Path, repository: Option<&str>) -> Result<Pinned> {
     } else {
         image_dir
     };
-    let meta = BuildMeta::read(dir)?;
-    // The drain the bundle asks for, from the bundle itself.
-    let bundle = std::fs::read(dir.join("bundle.json"))
-        .ok()
-        .and_then(|b| mgw_bundle::Bundle::from_json(&b).ok());
-    let grace_ms = bundle.map_or(20_000, |b| b.limits.shutdown_grace_ms);
-    Ok(meta.pinned(repository, grace_ms))
+    Ok(Built::open(dir)?.pinned(repository))
 }
 
 pub fn values(args: &DeployValuesArgs) -> Result<()> {

@@ -8,10 +8,18 @@ use crate::bake::BUNDLE_PATH;
 use crate::cli::{ImageArg, Output};
 use crate::commands::output::{human, print_json};
 use crate::oci::{self, image_location};
+use crate::platform::Platform;
 
 pub fn run(args: &ImageArg, output: Output) -> Result<()> {
     let (layout, tag) = image_location(&args.image);
-    let info = oci::read_image(&layout, tag.as_deref())?;
+    let platform = args.platform.unwrap_or_else(Platform::host);
+    let info = oci::read_image_for(&layout, tag.as_deref(), platform.architecture())?;
+    let platforms: Vec<_> = info
+        .index
+        .iter()
+        .flat_map(|i| &i.platforms)
+        .map(|(arch, os, digest)| json!({"platform": format!("{os}/{arch}"), "digest": digest.to_string()}))
+        .collect();
     let bundle = match info.read_verified_file(BUNDLE_PATH)? {
         Some(bytes) => Some(
             Bundle::from_json(&bytes)
@@ -40,6 +48,20 @@ pub fn run(args: &ImageArg, output: Output) -> Result<()> {
     if human(output) {
         println!("image     {}", layout.display());
         println!("tag       {}", info.ref_name.as_deref().unwrap_or("-"));
+        if let Some(index) = &info.index {
+            println!(
+                "index     {} ({} platforms)",
+                index.digest,
+                index.platforms.len()
+            );
+            for p in &platforms {
+                println!(
+                    "  {:<13} {}",
+                    p["platform"].as_str().unwrap_or_default(),
+                    p["digest"].as_str().unwrap_or_default()
+                );
+            }
+        }
         println!("digest    {}", info.manifest_digest);
         println!(
             "platform  {}/{}",
@@ -82,6 +104,8 @@ pub fn run(args: &ImageArg, output: Output) -> Result<()> {
             "layout": layout.display().to_string(),
             "tag": info.ref_name,
             "digest": info.manifest_digest.to_string(),
+            "index": info.index.as_ref().map(|i| i.digest.to_string()),
+            "platforms": platforms,
             "os": info.config.os().to_string(),
             "architecture": info.config.architecture().to_string(),
             "size": info.total_size(),

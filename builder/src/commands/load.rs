@@ -9,6 +9,7 @@ use crate::env::Env;
 
 pub fn run(args: &LoadArgs, output: Output) -> Result<()> {
     let env = Env::process();
+    let platform = super::args::load_platform(&args.inputs)?;
     let built = built_or_build(
         Shipper::Load,
         &args.image,
@@ -18,7 +19,7 @@ pub fn run(args: &LoadArgs, output: Output) -> Result<()> {
         &env,
     )?;
     report_build(&built, output);
-    let loaded = crate::load::load(&built, &env)?;
+    let loaded = crate::load::load(&built, platform, &env)?;
     if human(output) {
         for line in describe_build(&built) {
             println!("{line}");

@@ -20,10 +20,12 @@ use crate::env::Env;
 use crate::fs::write_atomic;
 use crate::gateway_binary::IMAGE_PATH;
 use crate::oci::{self, image_location};
+use crate::platform::Platform;
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let (layout, tag) = image_location(&args.image);
-    let info = oci::read_image(&layout, tag.as_deref())?;
+    let platform = args.platform.unwrap_or_else(Platform::host);
+    let info = oci::read_image_for(&layout, tag.as_deref(), platform.architecture())?;
     let cfg = info.config.config().clone().unwrap_or_default();
     let entrypoint = cfg.entrypoint().clone().unwrap_or_default();
     if entrypoint.first().map(String::as_str) != Some(IMAGE_PATH) {

@@ -42,12 +42,39 @@ pub(crate) fn docker_manifest(
     config: Digest,
     layers: &[Layer],
 ) -> Result<Vec<u8>, OciError> {
+    docker_manifest_of(reference, config, layers.iter().map(|l| l.digest))
+}
+
+fn docker_manifest_of(
+    reference: &str,
+    config: Digest,
+    layers: impl Iterator<Item = Digest>,
+) -> Result<Vec<u8>, OciError> {
     let entry = DockerManifestEntry {
         config: blob_entry(config),
         repo_tags: vec![reference.to_owned()],
-        layers: layers.iter().map(|l| blob_entry(l.digest)).collect(),
+        layers: layers.map(blob_entry).collect(),
     };
     to_canonical_json(&[entry], "the docker-archive `manifest.json`")
+}
+
+/// Writes `dest`: the layout `image` was read from as an archive whose
+/// docker-archive half is `image`, named `reference` (`mgw load --platform` of a
+/// platform other than the one `image.tar` holds for `docker load`).
+pub fn write_docker_archive(
+    image: &super::ImageInfo,
+    reference: &str,
+    dest: &Path,
+) -> Result<(), OciError> {
+    let manifest = docker_manifest_of(
+        reference,
+        image.config_digest,
+        image.layers.iter().map(|l| l.digest),
+    )?;
+    let (tmp, _scratch) = write_archive(&image.layout, &manifest, 0, dest)?;
+    tmp.persist(dest)
+        .map_err(|e| OciError::io("move the image tarball into place at", dest)(e.error))?;
+    Ok(())
 }
 
 /// Writes the archive of the layout at `layout` (with `docker_manifest` added) into a

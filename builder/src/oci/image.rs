@@ -183,9 +183,80 @@ pub struct ImageOutput {
     pub tarball: Option<PathBuf>,
 }
 
+/// What [`write_images`] wrote: one image per platform, and the index naming them
+/// when there is more than one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagesOutput {
+    /// One per spec, in the order given.
+    pub images: Vec<ImageOutput>,
+    /// The image index (`application/vnd.oci.image.index.v1+json`) the layout's
+    /// `index.json` tags, with its size; `None` for a single image.
+    pub index: Option<(Digest, u64)>,
+}
+
+impl ImagesOutput {
+    /// What the tag names: the index, or the only manifest.
+    pub fn digest(&self) -> Digest {
+        self.index
+            .map_or_else(|| self.images[0].manifest_digest, |(d, _)| d)
+    }
+
+    /// Every distinct blob's size summed: layers shared between platforms count once.
+    pub fn total_size(&self) -> u64 {
+        let mut seen = BTreeSet::new();
+        let mut total = self.index.map_or(0, |(_, size)| size);
+        for image in &self.images {
+            total += image.config_size + image.manifest_size;
+            for layer in &image.layers {
+                if seen.insert(layer.digest) {
+                    total += layer.size;
+                }
+            }
+        }
+        total
+    }
+}
+
 /// Writes the image described by `spec` to `out`, atomically.
 pub fn write_image(spec: &ImageSpec, out: &OutputPaths) -> Result<ImageOutput, OciError> {
-    validate(spec)?;
+    let mut written = write_images(std::slice::from_ref(spec), 0, out)?;
+    Ok(written.images.remove(0))
+}
+
+/// Writes the images described by `specs` (one per platform: same repository and
+/// tag, different architectures) into one layout, atomically. With one spec the
+/// layout's entry is its manifest; with more it is an image index listing each
+/// manifest with its platform (shared layers are stored once). The tarball holds
+/// every blob and that entry (an OCI archive) and `specs[archived]` as the
+/// docker-archive's one image.
+pub fn write_images(
+    specs: &[ImageSpec],
+    archived: usize,
+    out: &OutputPaths,
+) -> Result<ImagesOutput, OciError> {
+    let Some(first) = specs.first() else {
+        return Err(invalid("no image to write"));
+    };
+    let mut architectures = BTreeSet::new();
+    for spec in specs {
+        validate(spec)?;
+        if spec.repository != first.repository || spec.tag != first.tag {
+            return Err(invalid(format!(
+                "the images of one index share one name; got `{}` and `{}`",
+                first.reference(),
+                spec.reference()
+            )));
+        }
+        if !architectures.insert((spec.os.as_str(), spec.architecture.as_str())) {
+            return Err(invalid(format!(
+                "two images for {}/{}",
+                spec.os, spec.architecture
+            )));
+        }
+    }
+    if archived >= specs.len() {
+        return Err(invalid("the docker-archive image is not one of the images"));
+    }
     layout::check_replaceable(&out.layout)?;
     if let Some(tarball) = &out.tarball {
         if tarball.is_dir() {
@@ -196,41 +267,52 @@ pub fn write_image(spec: &ImageSpec, out: &OutputPaths) -> Result<ImageOutput, O
     }
 
     let staging = Staging::new(&out.layout)?;
-    let epoch = spec.source_date_epoch;
-    let created = rfc3339(epoch);
-
-    let mut layers = Vec::with_capacity(spec.layers.len());
-    for input in &spec.layers {
-        let layer = match &input.content {
-            LayerContent::New(entries) => entries.write(staging.blobs(), epoch)?,
-            LayerContent::Cached { entries, cache_dir } => {
-                layer_cache::write(entries, &staging, epoch, cache_dir)?
-            }
-            LayerContent::Reuse(info) => staging.copy_layer(info)?,
-        };
-        tracing::debug!(digest = %layer.digest, size = layer.size, created_by = %input.created_by, "layer written");
-        layers.push(layer);
-    }
-
-    let config = config_json(spec, &layers, &created)?;
-    let (config_digest, config_size) = staging.write_blob(&config)?;
-    let manifest = manifest_json(spec, &layers, config_digest, config_size)?;
-    let (manifest_digest, manifest_size) = staging.write_blob(&manifest)?;
-    staging.write_index(
-        manifest_digest,
-        manifest_size,
-        &spec.tag,
-        &layout::containerd_name(&spec.repository, &spec.tag),
-        &spec.architecture,
-        &spec.os,
-    )?;
+    let staged = specs
+        .iter()
+        .map(|spec| stage(spec, &staging))
+        .collect::<Result<Vec<_>, _>>()?;
+    let containerd_name = layout::containerd_name(&first.repository, &first.tag);
+    let index = if let [only] = staged.as_slice() {
+        staging.write_index(
+            only.manifest_digest,
+            only.manifest_size,
+            &first.tag,
+            &containerd_name,
+            Some((&first.architecture, &first.os)),
+        )?;
+        None
+    } else {
+        let manifests = specs
+            .iter()
+            .zip(&staged)
+            .map(|(spec, s)| super::index::Entry {
+                digest: s.manifest_digest,
+                size: s.manifest_size,
+                architecture: &spec.architecture,
+                os: &spec.os,
+            })
+            .collect::<Vec<_>>();
+        let bytes = super::index::image_index_json(&manifests, &first.annotations)?;
+        let (digest, size) = staging.write_blob(&bytes)?;
+        staging.write_index(digest, size, &first.tag, &containerd_name, None)?;
+        Some((digest, size))
+    };
 
     let tarball = match &out.tarball {
         Some(dest) => {
-            let docker_manifest =
-                archive::docker_manifest(&spec.reference(), config_digest, &layers)?;
+            let shown = &staged[archived];
+            let docker_manifest = archive::docker_manifest(
+                &specs[archived].reference(),
+                shown.config_digest,
+                &shown.layers,
+            )?;
             Some((
-                archive::write_archive(staging.path(), &docker_manifest, epoch, dest)?,
+                archive::write_archive(
+                    staging.path(),
+                    &docker_manifest,
+                    first.source_date_epoch,
+                    dest,
+                )?,
                 dest,
             ))
         }
@@ -246,26 +328,72 @@ pub fn write_image(spec: &ImageSpec, out: &OutputPaths) -> Result<ImageOutput, O
     }
     staging.commit(&out.layout)?;
 
-    let total_size = layers.iter().map(|l| l.size).sum::<u64>() + config_size + manifest_size;
     let blobs = out.layout.join("blobs").join("sha256");
-    let layers = layers
-        .into_iter()
-        .map(|layer| Layer {
-            path: blobs.join(layer.digest.hex()),
-            ..layer
+    let images = specs
+        .iter()
+        .zip(staged)
+        .map(|(spec, s)| {
+            let total_size =
+                s.layers.iter().map(|l| l.size).sum::<u64>() + s.config_size + s.manifest_size;
+            ImageOutput {
+                reference: spec.reference(),
+                tag: spec.tag.clone(),
+                manifest_digest: s.manifest_digest,
+                manifest_size: s.manifest_size,
+                config_digest: s.config_digest,
+                config_size: s.config_size,
+                layers: s
+                    .layers
+                    .into_iter()
+                    .map(|layer| Layer {
+                        path: blobs.join(layer.digest.hex()),
+                        ..layer
+                    })
+                    .collect(),
+                total_size,
+                layout: out.layout.clone(),
+                tarball: out.tarball.clone(),
+            }
         })
         .collect();
-    Ok(ImageOutput {
-        reference: spec.reference(),
-        tag: spec.tag.clone(),
-        manifest_digest,
-        manifest_size,
+    Ok(ImagesOutput { images, index })
+}
+
+/// One image's blobs in a staging layout.
+struct Staged {
+    layers: Vec<Layer>,
+    config_digest: Digest,
+    config_size: u64,
+    manifest_digest: Digest,
+    manifest_size: u64,
+}
+
+/// Writes the layers, config and manifest of `spec` into `staging`.
+fn stage(spec: &ImageSpec, staging: &Staging) -> Result<Staged, OciError> {
+    let epoch = spec.source_date_epoch;
+    let created = rfc3339(epoch);
+    let mut layers = Vec::with_capacity(spec.layers.len());
+    for input in &spec.layers {
+        let layer = match &input.content {
+            LayerContent::New(entries) => entries.write(staging.blobs(), epoch)?,
+            LayerContent::Cached { entries, cache_dir } => {
+                layer_cache::write(entries, staging, epoch, cache_dir)?
+            }
+            LayerContent::Reuse(info) => staging.copy_layer(info)?,
+        };
+        tracing::debug!(digest = %layer.digest, size = layer.size, created_by = %input.created_by, "layer written");
+        layers.push(layer);
+    }
+    let config = config_json(spec, &layers, &created)?;
+    let (config_digest, config_size) = staging.write_blob(&config)?;
+    let manifest = manifest_json(spec, &layers, config_digest, config_size)?;
+    let (manifest_digest, manifest_size) = staging.write_blob(&manifest)?;
+    Ok(Staged {
+        layers,
         config_digest,
         config_size,
-        layers,
-        total_size,
-        layout: out.layout.clone(),
-        tarball: out.tarball.clone(),
+        manifest_digest,
+        manifest_size,
     })
 }
 
@@ -347,7 +475,7 @@ fn validate_repository(repository: &str) -> Result<(), OciError> {
 }
 
 /// A tag as the distribution spec defines it: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn validate_tag(tag: &str) -> Result<(), OciError> {
+pub fn validate_tag(tag: &str) -> Result<(), OciError> {
     let valid = !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
@@ -478,7 +606,7 @@ mod tests {
 
     use super::*;
     use crate::oci::base::base_layer_entries;
-    use crate::oci::read_image;
+    use crate::oci::{read_image, read_image_for};
 
     fn spec() -> ImageSpec {
         let mut app = LayerBuilder::new();
@@ -698,6 +826,118 @@ mod tests {
         bad.layers = vec![LayerInput::reuse(corrupt)];
         let err = write_image(&bad, &outputs(tempfile::tempdir().unwrap().path())).unwrap_err();
         assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
+    }
+
+    /// `spec()` for `arch`, its app layer differing per platform.
+    fn platform_spec(arch: &str) -> ImageSpec {
+        let mut spec = spec();
+        spec.architecture = arch.to_owned();
+        let mut app = LayerBuilder::new();
+        app.add_file_bytes("/usr/local/bin/app", arch.as_bytes().to_vec(), 0o755, 0, 0)
+            .unwrap();
+        spec.layers[1] = LayerInput::new(app, "app");
+        spec
+    }
+
+    #[test]
+    fn several_platforms_make_an_index_sharing_the_common_layers() {
+        let specs = [platform_spec("amd64"), platform_spec("arm64")];
+        let dir = tempfile::tempdir().unwrap();
+        let out = write_images(&specs, 1, &outputs(dir.path())).unwrap();
+        let (index_digest, _) = out.index.expect("an index for two platforms");
+        assert_eq!(out.digest(), index_digest);
+
+        let layout = dir.path().join("image");
+        let entry: Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let entries = entry["manifests"].as_array().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0]["mediaType"], crate::oci::MEDIA_TYPE_INDEX);
+        assert_eq!(entries[0]["digest"], index_digest.to_string());
+        assert_eq!(
+            entries[0]["annotations"]["org.opencontainers.image.ref.name"],
+            "1.0.0-abc"
+        );
+        let index: Value = serde_json::from_slice(
+            &fs::read(layout.join("blobs/sha256").join(index_digest.hex())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(index["mediaType"], crate::oci::MEDIA_TYPE_INDEX);
+        let platforms: Vec<(&str, &str)> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["platform"]["architecture"].as_str().unwrap(),
+                    m["digest"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let (amd, arm) = (&out.images[0], &out.images[1]);
+        assert_eq!(
+            platforms,
+            [
+                ("amd64", amd.manifest_digest.to_string().as_str()),
+                ("arm64", arm.manifest_digest.to_string().as_str())
+            ]
+        );
+        assert_eq!(index["annotations"]["org.example.07"], "7");
+        // Base layer shared, app layer per platform.
+        assert_eq!(amd.layers[0].digest, arm.layers[0].digest);
+        assert_ne!(amd.layers[1].digest, arm.layers[1].digest);
+        assert_eq!(
+            out.total_size(),
+            amd.total_size + arm.total_size - amd.layers[0].size + out.index.unwrap().1
+        );
+
+        // Each platform reads back by architecture, with the index it belongs to.
+        for (arch, image) in [("amd64", amd), ("arm64", arm)] {
+            let info = read_image_for(&layout, Some("1.0.0-abc"), arch).unwrap();
+            assert_eq!(info.manifest_digest, image.manifest_digest);
+            assert_eq!(info.config.architecture().to_string(), arch);
+            assert_eq!(info.index.as_ref().unwrap().digest, index_digest);
+        }
+        let err = read_image_for(&layout, None, "s390x").unwrap_err();
+        assert!(
+            err.to_string().contains("no `linux/s390x` image")
+                && err.to_string().contains("`linux/arm64`"),
+            "{err}"
+        );
+
+        // The docker-archive half of the tarball is the image asked for (arm64).
+        let tar = fs::read(dir.path().join("image.tar")).unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let docker: Value = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("manifest.json"))
+            .map(|e| serde_json::from_reader(e).unwrap())
+            .unwrap();
+        assert_eq!(
+            docker[0]["Config"],
+            format!("blobs/sha256/{}", arm.config_digest.hex())
+        );
+
+        // Reproducible: the same specs give the same index.
+        let again = tempfile::tempdir().unwrap();
+        let second = write_images(&specs, 1, &outputs(again.path())).unwrap();
+        assert_eq!(second.digest(), index_digest);
+        assert_eq!(
+            fs::read(again.path().join("image.tar")).unwrap(),
+            tar,
+            "the tarball differs between two identical builds"
+        );
+
+        // Two images for one platform are refused.
+        let twice = [platform_spec("arm64"), platform_spec("arm64")];
+        let err =
+            write_images(&twice, 0, &outputs(tempfile::tempdir().unwrap().path())).unwrap_err();
+        assert!(
+            err.to_string().contains("two images for linux/arm64"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -140,24 +140,17 @@ impl Staging {
         })
     }
 
-    /// Writes `index.json` (one manifest, tagged) and `oci-layout`.
+    /// Writes `index.json` (one entry, tagged) and `oci-layout`. The entry is an
+    /// image manifest for `Some((architecture, os))`, an image index for `None`.
     pub(crate) fn write_index(
         &self,
-        manifest_digest: Digest,
-        manifest_size: u64,
+        digest: Digest,
+        size: u64,
         tag: &str,
         containerd_name: &str,
-        architecture: &str,
-        os: &str,
+        platform: Option<(&str, &str)>,
     ) -> Result<(), OciError> {
-        let index = index_json(
-            manifest_digest,
-            manifest_size,
-            tag,
-            containerd_name,
-            architecture,
-            os,
-        )?;
+        let index = index_json(digest, size, tag, containerd_name, platform)?;
         write_synced(&self.path().join("index.json"), &index)?;
         write_synced(&self.path().join("oci-layout"), OCI_LAYOUT)
     }
@@ -174,27 +167,21 @@ impl Staging {
 }
 
 fn index_json(
-    manifest_digest: Digest,
-    manifest_size: u64,
+    digest: Digest,
+    size: u64,
     tag: &str,
     containerd_name: &str,
-    architecture: &str,
-    os: &str,
+    platform: Option<(&str, &str)>,
 ) -> Result<Vec<u8>, OciError> {
     let assemble = |source| OciError::Assemble {
         what: "index",
         source,
     };
-    let platform = oci_spec::image::PlatformBuilder::default()
-        .architecture(oci_spec::image::Arch::from(architecture))
-        .os(oci_spec::image::Os::from(os))
-        .build()
-        .map_err(assemble)?;
-    let mut manifest = Descriptor::new(
-        MediaType::ImageManifest,
-        manifest_size,
-        manifest_digest.to_oci(),
-    );
+    let media_type = match platform {
+        Some(_) => MediaType::ImageManifest,
+        None => MediaType::ImageIndex,
+    };
+    let mut manifest = Descriptor::new(media_type, size, digest.to_oci());
     manifest.set_annotations(Some(HashMap::from([
         (ANNOTATION_REF_NAME.to_owned(), tag.to_owned()),
         (
@@ -202,7 +189,11 @@ fn index_json(
             containerd_name.to_owned(),
         ),
     ])));
-    manifest.set_platform(Some(platform));
+    if let Some((architecture, os)) = platform {
+        manifest.set_platform(Some(
+            super::index::platform(architecture, os).map_err(assemble)?,
+        ));
+    }
     let index = oci_spec::image::ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
@@ -346,6 +337,9 @@ pub struct ImageInfo {
     pub layout: PathBuf,
     /// The manifest's `org.opencontainers.image.ref.name` in `index.json`, if any.
     pub ref_name: Option<String>,
+    /// The image index the tag names, when the image is one platform of a
+    /// multi-platform image.
+    pub index: Option<super::IndexInfo>,
     pub manifest_digest: Digest,
     pub manifest_size: u64,
     pub manifest: ImageManifest,
@@ -420,9 +414,24 @@ impl LayerInfo {
 
 /// Reads the image tagged `tag` (its `org.opencontainers.image.ref.name`) from the OCI
 /// image layout at `layout`; with `None`, the layout must hold exactly one image.
-/// The manifest and config are verified against their digests; layer blobs are not
-/// read (they are verified when copied or extracted).
+/// When the tag names an image index, the host's platform is read; see
+/// [`read_image_for`]. The manifest and config are verified against their digests;
+/// layer blobs are not read (they are verified when copied or extracted).
 pub fn read_image(layout: &Path, tag: Option<&str>) -> Result<ImageInfo, OciError> {
+    read_image_for(
+        layout,
+        tag,
+        crate::platform::Platform::host().architecture(),
+    )
+}
+
+/// [`read_image`], taking the `architecture` (`amd64`, `arm64`) image when the tag
+/// names an image index (a single image is read whatever its architecture).
+pub fn read_image_for(
+    layout: &Path,
+    tag: Option<&str>,
+    architecture: &str,
+) -> Result<ImageInfo, OciError> {
     let invalid = |message: String| OciError::InvalidLayout {
         path: layout.to_owned(),
         message,
@@ -486,10 +495,33 @@ pub fn read_image(layout: &Path, tag: Option<&str>) -> Result<ImageInfo, OciErro
             }
         },
     };
+    let ref_name = ref_name(descriptor);
+    let mut index_info = None;
+    let nested;
+    let descriptor = if descriptor.media_type().to_string() == super::MEDIA_TYPE_INDEX {
+        let (digest, bytes) = read_blob(layout, descriptor)?;
+        let index: ImageIndex = serde_json::from_slice(&bytes)
+            .map_err(|e| json_read(&blob_path(layout, &digest), e))?;
+        let platforms = super::index::platforms(&index)
+            .into_iter()
+            .map(|(arch, os, d)| Ok((arch, os, parse_digest(layout, &d)?)))
+            .collect::<Result<Vec<_>, OciError>>()?;
+        index_info = Some(super::IndexInfo {
+            digest,
+            size: bytes.len() as u64,
+            platforms,
+        });
+        nested = super::index::select(&index, architecture, "the image index")
+            .map_err(invalid)?
+            .clone();
+        &nested
+    } else {
+        descriptor
+    };
     let media_type = descriptor.media_type().to_string();
     if media_type != super::MEDIA_TYPE_MANIFEST && media_type != DOCKER_MANIFEST_V2 {
         return Err(invalid(format!(
-            "the selected entry of `index.json` is a `{media_type}`, not an image manifest (multi-platform indexes are not supported)"
+            "the selected entry of `index.json` is a `{media_type}`, not an image manifest or index"
         )));
     }
 
@@ -539,7 +571,8 @@ pub fn read_image(layout: &Path, tag: Option<&str>) -> Result<ImageInfo, OciErro
 
     Ok(ImageInfo {
         layout: layout.to_owned(),
-        ref_name: ref_name(descriptor),
+        ref_name,
+        index: index_info,
         manifest_digest,
         manifest_size: manifest_bytes.len() as u64,
         manifest,
@@ -821,6 +854,7 @@ mod tests {
         let info = ImageInfo {
             layout: dir.path().to_owned(),
             ref_name: None,
+            index: None,
             manifest_digest: Digest::of(b""),
             manifest_size: 0,
             manifest: oci_spec::image::ImageManifestBuilder::default()

@@ -17,17 +17,23 @@ pub mod base;
 mod digest;
 mod error;
 pub mod image;
+mod index;
 mod json;
 pub mod layer;
 mod layer_cache;
 pub mod layout;
 
+pub use archive::write_docker_archive;
 pub use digest::{Digest, ParseDigestError};
 pub use error::OciError;
-pub use image::{ImageOutput, ImageSpec, LayerContent, LayerInput, OutputPaths, write_image};
+pub use image::{
+    ImageOutput, ImageSpec, ImagesOutput, LayerContent, LayerInput, OutputPaths, write_image,
+    write_images,
+};
+pub use index::IndexInfo;
 pub(crate) use json::to_canonical_json;
 pub use layer::{Layer, LayerBuilder, parse_source_date_epoch};
-pub use layout::{ImageInfo, LayerInfo, extract_file, read_image, verify_blob};
+pub use layout::{ImageInfo, LayerInfo, extract_file, read_image, read_image_for, verify_blob};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};

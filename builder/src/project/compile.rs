@@ -62,6 +62,9 @@ pub struct Summary {
     pub version: String,
     pub repository: String,
     pub labels: BTreeMap<String, String>,
+    /// `image.platforms` from mgw.yaml (empty: the host's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<crate::platform::Platform>,
     pub apis: Vec<ApiSummary>,
     /// Total number of routes over all APIs.
     pub routes: usize,
@@ -1716,6 +1719,7 @@ fn summarize(project: &Project, bundle: &Bundle) -> Summary {
         version: m.version.clone(),
         repository: m.image.repository.clone(),
         labels: m.image.labels.clone(),
+        platforms: m.image.platforms.clone(),
         apis,
         routes: total,
     }

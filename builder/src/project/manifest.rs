@@ -68,6 +68,10 @@ struct ImageWire {
     repository: Option<String>,
     #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
+    /// `linux/amd64`, `linux/arm64` or `all`: what `mgw build` builds without
+    /// `--platform`.
+    #[serde(default)]
+    platforms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -545,6 +549,8 @@ pub struct ImageSettings {
     /// Repository without tag (`localhost:5000/petstore-gw`); defaults to the name.
     pub repository: String,
     pub labels: BTreeMap<String, String>,
+    /// `image.platforms`, sorted; empty: the host's platform.
+    pub platforms: Vec<crate::platform::Platform>,
 }
 
 /// Listener addresses; `${VAR}` templates are resolved by the gateway at start.
@@ -951,6 +957,7 @@ impl Validator<'_> {
         let w = w.unwrap_or(ImageWire {
             repository: None,
             labels: None,
+            platforms: None,
         });
         let repository = match w.repository {
             Some(r) => {
@@ -976,7 +983,27 @@ impl Validator<'_> {
                 );
             }
         }
-        ImageSettings { repository, labels }
+        let mut platforms = Vec::new();
+        for (i, p) in w.platforms.iter().flatten().enumerate() {
+            match crate::platform::parse_list(p) {
+                Ok(list) if !p.contains(',') => platforms.extend(list),
+                Ok(_) => self.err(
+                    &root().key("image").key("platforms").index(i),
+                    format!("`{p}`: one platform per entry"),
+                ),
+                Err(e) => self.err(
+                    &root().key("image").key("platforms").index(i),
+                    e.to_string(),
+                ),
+            }
+        }
+        platforms.sort();
+        platforms.dedup();
+        ImageSettings {
+            repository,
+            labels,
+            platforms,
+        }
     }
 
     fn listeners(&mut self, w: Option<ListenersWire>) -> ListenerSettings {
@@ -1947,6 +1974,39 @@ analytics:
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn image_platforms_parse_with_their_position() {
+        const REST: &str = "upstreams:\n  u: {urls: [\"http://127.0.0.1:1\"]}\napis:\n  - {name: x, spec: ./x.yaml, upstream: u, basePath: /x}\n";
+        let with = |platforms: &str| {
+            format!("name: a\nversion: 1.0.0\nimage:\n  platforms: {platforms}\n{REST}")
+        };
+        let m = parse_manifest(&with("[linux/arm64, linux/amd64, linux/arm64]")).unwrap();
+        use crate::platform::Platform;
+        assert_eq!(m.image.platforms, [Platform::Amd64, Platform::Arm64]);
+        assert_eq!(
+            parse_manifest(&with("[all]")).unwrap().image.platforms,
+            Platform::ALL
+        );
+        assert!(
+            parse_manifest(&format!("name: a\nversion: 1.0.0\n{REST}"))
+                .unwrap()
+                .image
+                .platforms
+                .is_empty()
+        );
+        let e = errors(&with("[linux/amd64, windows/arm64]"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "mgw.yaml:4:28: `image.platforms[1]`: unknown platform `windows/arm64`"
+            ),
+            "{}",
+            e[0]
+        );
+        let e = errors(&with("[\"linux/amd64,linux/arm64\"]"));
+        assert!(e[0].contains("one platform per entry"), "{e:?}");
     }
 
     #[test]

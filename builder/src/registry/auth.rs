@@ -4,7 +4,8 @@
 //! `MGW_REGISTRY_PASSWORD` (for CI; limited to the host in `MGW_REGISTRY` when that is
 //! set), then the Docker config (`$DOCKER_CONFIG/config.json`, else
 //! `~/.docker/config.json`): `credHelpers[host]`, then `credsStore`, then
-//! `auths[host]`. They live in [`Secret`]s whose `Debug` prints `***` and that have no
+//! `auths[host]`; then, in the same format, the containers auth files podman and
+//! skopeo write: `$REGISTRY_AUTH_FILE`, then `$XDG_RUNTIME_DIR/containers/auth.json`. They live in [`Secret`]s whose `Debug` prints `***` and that have no
 //! `Display`. This module must never print, log or write a credential, and never
 //! send one anywhere but the registry (basic) or the token realm it named (bearer).
 
@@ -155,9 +156,29 @@ pub fn lookup(host: &str, env: &Env) -> Result<Option<Found>, CredentialError> {
         _ => return Err(CredentialError::HalfEnv),
     }
 
-    let Some(path) = docker_config_path(env) else {
-        return Ok(None);
-    };
+    for path in auth_files(env) {
+        if let Some(found) = lookup_in(path, host, env)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// The files credentials are looked up in, in order: Docker's config, then the
+/// containers auth files (`$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`).
+pub fn auth_files(env: &Env) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = docker_config_path(env).into_iter().collect();
+    files.extend(env.var("REGISTRY_AUTH_FILE").map(PathBuf::from));
+    files.extend(
+        env.var("XDG_RUNTIME_DIR")
+            .map(|d| PathBuf::from(d).join("containers").join("auth.json")),
+    );
+    files
+}
+
+/// The credential for `host` in one Docker-format auth file; `Ok(None)` when the
+/// file is absent or has nothing for `host`.
+fn lookup_in(path: PathBuf, host: &str, env: &Env) -> Result<Option<Found>, CredentialError> {
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -403,6 +424,51 @@ mod tests {
         let mut vars = vec![("DOCKER_CONFIG".to_owned(), dir.display().to_string())];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Env::from_map(vars)
+    }
+
+    #[test]
+    fn containers_auth_files_come_after_the_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |user: &str| {
+            format!(
+                r#"{{"auths":{{"127.0.0.1:5000":{{"auth":"{}"}}}}}}"#,
+                BASE64.encode(format!("{user}:pw"))
+            )
+        };
+        let (docker, registry_auth, xdg) = (
+            dir.path().join("docker"),
+            dir.path().join("registry-auth.json"),
+            dir.path().join("run"),
+        );
+        std::fs::create_dir_all(&docker).unwrap();
+        std::fs::create_dir_all(xdg.join("containers")).unwrap();
+        let env = Env::from_map(vec![
+            ("DOCKER_CONFIG".to_owned(), docker.display().to_string()),
+            (
+                "REGISTRY_AUTH_FILE".to_owned(),
+                registry_auth.display().to_string(),
+            ),
+            ("XDG_RUNTIME_DIR".to_owned(), xdg.display().to_string()),
+        ]);
+        let user = |env: &Env| match lookup("127.0.0.1:5000", env).unwrap() {
+            Some(Found {
+                credential: Credential::Basic { username, .. },
+                source,
+            }) => Some((username, source)),
+            _ => None,
+        };
+        assert_eq!(user(&env), None);
+        std::fs::write(xdg.join("containers/auth.json"), entry("from-xdg")).unwrap();
+        let (name, source) = user(&env).unwrap();
+        assert_eq!(name, "from-xdg");
+        assert!(source.contains("containers/auth.json"), "{source}");
+        std::fs::write(&registry_auth, entry("from-registry-auth-file")).unwrap();
+        assert_eq!(user(&env).unwrap().0, "from-registry-auth-file");
+        // Docker's config first; one without an entry for the host is passed over.
+        std::fs::write(docker.join("config.json"), r#"{"auths":{"ghcr.io":{}}}"#).unwrap();
+        assert_eq!(user(&env).unwrap().0, "from-registry-auth-file");
+        std::fs::write(docker.join("config.json"), entry("from-docker")).unwrap();
+        assert_eq!(user(&env).unwrap().0, "from-docker");
     }
 
     #[test]

@@ -59,6 +59,14 @@ pub enum BaseContents {
     Image { reference: String, digest: Digest },
 }
 
+/// A gateway executable the image holds.
+#[derive(Debug, Clone)]
+pub struct GatewayFile {
+    /// `linux/arm64` for a platform of a multi-platform image, `None` otherwise.
+    pub platform: Option<String>,
+    pub sha256: Digest,
+}
+
 /// Everything the SBOM says.
 #[derive(Debug, Clone)]
 pub struct SbomInput {
@@ -68,8 +76,9 @@ pub struct SbomInput {
     pub image_digest: Digest,
     pub created: String,
     pub gateway_version: String,
-    /// sha256 of the gateway executable in the image.
-    pub gateway_sha256: Digest,
+    /// The gateway executable in the image: one, or one per platform of a
+    /// multi-platform image.
+    pub gateways: Vec<GatewayFile>,
     pub bundle_digest: String,
     pub base: BaseContents,
 }
@@ -115,6 +124,38 @@ fn sha256(d: &Digest) -> Value {
     json!([{"algorithm": "SHA256", "checksumValue": d.hex()}])
 }
 
+/// Renames the image `doc` describes to `repository` (after `mgw push
+/// --repository OTHER`): the document name and namespace, the image package's
+/// name and purl. Its tag and digest stay.
+pub fn retarget(doc: &mut Value, repository: &str) {
+    let Some(image) = doc["packages"]
+        .as_array_mut()
+        .and_then(|ps| ps.iter_mut().find(|p| p["SPDXID"] == "SPDXRef-Image"))
+    else {
+        return;
+    };
+    let tag = image["versionInfo"].as_str().unwrap_or_default().to_owned();
+    let Some(digest) = image["checksums"][0]["checksumValue"]
+        .as_str()
+        .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
+    else {
+        return;
+    };
+    image["name"] = json!(repository);
+    image["externalRefs"][0]["referenceLocator"] = json!(purl_oci(repository, &digest));
+    doc["name"] = json!(format!("{repository}:{tag}"));
+    doc["documentNamespace"] = json!(namespace(repository, &digest));
+}
+
+fn namespace(repository: &str, digest: &Digest) -> String {
+    format!(
+        "{}/spdx/{}/sha256-{}",
+        env!("CARGO_PKG_REPOSITORY").trim_end_matches('/'),
+        repository,
+        digest.hex()
+    )
+}
+
 /// The SPDX 2.3 JSON document for an image.
 pub fn document(input: &SbomInput) -> Value {
     let mut packages = Vec::new();
@@ -142,21 +183,40 @@ pub fn document(input: &SbomInput) -> Value {
     }));
     relationships.push(rel("SPDXRef-DOCUMENT", "DESCRIBES", image_id));
 
-    let gateway_id = "SPDXRef-Gateway";
-    packages.push(json!({
-        "SPDXID": gateway_id,
-        "name": "mgw-gateway",
-        "versionInfo": input.gateway_version,
-        "downloadLocation": "NOASSERTION",
-        "filesAnalyzed": false,
-        "checksums": sha256(&input.gateway_sha256),
-        "licenseConcluded": "NOASSERTION",
-        "licenseDeclared": env!("CARGO_PKG_LICENSE"),
-        "copyrightText": "NOASSERTION",
-        "primaryPackagePurpose": "APPLICATION",
-        "comment": format!("the static gateway executable {}", crate::gateway_binary::IMAGE_PATH),
-    }));
-    relationships.push(rel(image_id, "CONTAINS", gateway_id));
+    let mut gateway_ids = Vec::new();
+    for gateway in &input.gateways {
+        let (id, comment) = match &gateway.platform {
+            Some(platform) => (
+                spdx_id(&["Gateway", platform]),
+                format!(
+                    "the static gateway executable {} of the {platform} image",
+                    crate::gateway_binary::IMAGE_PATH
+                ),
+            ),
+            None => (
+                "SPDXRef-Gateway".to_owned(),
+                format!(
+                    "the static gateway executable {}",
+                    crate::gateway_binary::IMAGE_PATH
+                ),
+            ),
+        };
+        packages.push(json!({
+            "SPDXID": id,
+            "name": "mgw-gateway",
+            "versionInfo": input.gateway_version,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "checksums": sha256(&gateway.sha256),
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": env!("CARGO_PKG_LICENSE"),
+            "copyrightText": "NOASSERTION",
+            "primaryPackagePurpose": "APPLICATION",
+            "comment": comment,
+        }));
+        relationships.push(rel(image_id, "CONTAINS", &id));
+        gateway_ids.push(id);
+    }
 
     for c in gateway_crates() {
         let id = spdx_id(&["Crate", &c.name, &c.version]);
@@ -182,7 +242,9 @@ pub fn document(input: &SbomInput) -> Value {
             p["downloadLocation"] = json!("NOASSERTION");
         }
         packages.push(p);
-        relationships.push(rel(gateway_id, "STATIC_LINK", &id));
+        for gateway_id in &gateway_ids {
+            relationships.push(rel(gateway_id, "STATIC_LINK", &id));
+        }
     }
 
     match &input.base {
@@ -248,12 +310,7 @@ pub fn document(input: &SbomInput) -> Value {
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": name,
-        "documentNamespace": format!(
-            "{}/spdx/{}/sha256-{}",
-            env!("CARGO_PKG_REPOSITORY").trim_end_matches('/'),
-            input.repository,
-            input.image_digest.hex()
-        ),
+        "documentNamespace": namespace(&input.repository, &input.image_digest),
         "creationInfo": {
             "created": input.created,
             "creators": [concat!("Tool: mgw-", env!("CARGO_PKG_VERSION"))],
@@ -400,7 +457,10 @@ mod tests {
             image_digest: Digest::of(b"m"),
             created: "1970-01-01T00:00:00Z".into(),
             gateway_version: "0.1.0".into(),
-            gateway_sha256: Digest::of(b"g"),
+            gateways: vec![GatewayFile {
+                platform: None,
+                sha256: Digest::of(b"g"),
+            }],
             bundle_digest: Digest::of(b"b").to_string(),
             base: BaseContents::Embedded(embedded_base_files()),
         };
@@ -431,5 +491,73 @@ mod tests {
             assert!(ids.contains(b));
         }
         assert_eq!(document(&input), doc, "deterministic");
+    }
+
+    #[test]
+    fn a_multi_platform_image_lists_each_platforms_gateway() {
+        let gateways = ["linux/amd64", "linux/arm64"].map(|p| GatewayFile {
+            platform: Some(p.to_owned()),
+            sha256: Digest::of(p.as_bytes()),
+        });
+        let doc = document(&SbomInput {
+            repository: "127.0.0.1:5000/team/gw".into(),
+            tag: "1.0.0-abc".into(),
+            image_digest: Digest::of(b"index"),
+            created: "1970-01-01T00:00:00Z".into(),
+            gateway_version: "0.1.0".into(),
+            gateways: gateways.to_vec(),
+            bundle_digest: Digest::of(b"b").to_string(),
+            base: BaseContents::Embedded(embedded_base_files()),
+        });
+        let relationships = doc["relationships"].as_array().unwrap();
+        for g in &gateways {
+            let id = spdx_id(&["Gateway", g.platform.as_deref().unwrap()]);
+            let package = doc["packages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["SPDXID"] == id.as_str())
+                .unwrap_or_else(|| panic!("no package {id}"));
+            assert_eq!(package["checksums"][0]["checksumValue"], g.sha256.hex());
+            let linked = |kind: &str, a: &str, b: &str| {
+                relationships.iter().any(|r| {
+                    r["relationshipType"] == kind
+                        && r["spdxElementId"] == a
+                        && r["relatedSpdxElement"] == b
+                })
+            };
+            assert!(linked("CONTAINS", "SPDXRef-Image", &id));
+            let tokio = doc["packages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "tokio")
+                .unwrap();
+            assert!(linked(
+                "STATIC_LINK",
+                &id,
+                tokio["SPDXID"].as_str().unwrap()
+            ));
+        }
+    }
+
+    #[test]
+    fn retargeting_renames_the_image_and_keeps_the_rest() {
+        let input = |repository: &str| SbomInput {
+            repository: repository.into(),
+            tag: "1.0.0-abc".into(),
+            image_digest: Digest::of(b"m"),
+            created: "1970-01-01T00:00:00Z".into(),
+            gateway_version: "0.1.0".into(),
+            gateways: vec![GatewayFile {
+                platform: None,
+                sha256: Digest::of(b"g"),
+            }],
+            bundle_digest: Digest::of(b"b").to_string(),
+            base: BaseContents::Embedded(embedded_base_files()),
+        };
+        let mut doc = document(&input("localhost:5000/petstore-gw"));
+        retarget(&mut doc, "127.0.0.1:5001/team/other");
+        assert_eq!(doc, document(&input("127.0.0.1:5001/team/other")));
     }
 }

@@ -42,12 +42,16 @@ fn io_err<'a>(
     }
 }
 
-/// Whether every blob of the cached image still hashes to its name (a cache is
-/// on disk, and disks and people change files).
-fn cached_image_verifies(layout: &Path, blobs: &Path) -> bool {
-    let Ok(image) = oci::read_image(layout, None) else {
+/// Whether the cached image is for `architecture` and every blob of it still
+/// hashes to its name (a cache is on disk, and disks and people change files; a
+/// digest pinning an index names one cached image per platform).
+fn cached_image_verifies(layout: &Path, blobs: &Path, architecture: &str) -> bool {
+    let Ok(image) = oci::read_image_for(layout, None, architecture) else {
         return false;
     };
+    if image.config.architecture().to_string() != architecture {
+        return false;
+    }
     let config = blobs.join(image.config_digest.hex());
     oci::verify_blob(&config, image.config_digest).is_ok()
         && image
@@ -67,7 +71,9 @@ pub fn pull(
     std::fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
     if let Some(d) = reference.digest {
         let layout = cache.join("images").join(format!("sha256-{}", d.hex()));
-        if layout.join("index.json").is_file() && cached_image_verifies(&layout, &blobs) {
+        if layout.join("index.json").is_file()
+            && cached_image_verifies(&layout, &blobs, architecture)
+        {
             tracing::info!(%reference, "base image found in the cache");
             return Ok(Pulled {
                 layout,

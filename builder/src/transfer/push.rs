@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::oci::{Digest, ImageInfo, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::oci::{Digest, ImageInfo, IndexInfo, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::registry::client::BlobAction;
 use crate::registry::{Client, Reference, RegistryError};
 
@@ -55,7 +55,14 @@ impl Progress for NoProgress {
 /// What to push.
 #[derive(Debug, Clone)]
 pub struct PushRequest<'a> {
-    pub image: &'a ImageInfo,
+    /// The image, or each platform's image of `index` (read from one layout).
+    pub images: &'a [ImageInfo],
+    /// The image index the tag names, for a multi-platform image: its manifests
+    /// are pushed by digest, then the index under the tag.
+    pub index: Option<&'a IndexInfo>,
+    /// More tags for the same image (`mgw build --tag A --tag B`), each checked
+    /// like the first before anything is uploaded, and set after it.
+    pub extra_tags: Vec<String>,
     /// Registry, repository and tag to push to.
     pub target: Reference,
     /// A repository on the same registry that holds the base layers (`--base`),
@@ -117,31 +124,40 @@ pub fn push(
     req: &PushRequest<'_>,
     progress: &dyn Progress,
 ) -> Result<PushOutcome, RegistryError> {
-    let image = req.image;
+    let Some(image) = req.images.first() else {
+        return Err(RegistryError::Protocol {
+            registry: req.target.registry.clone(),
+            message: "nothing to push".to_owned(),
+        });
+    };
     let repo = req.target.repository.as_str();
     let tag = req
         .target
         .tag
         .clone()
         .unwrap_or_else(|| "latest".to_owned());
-    let ours = image.manifest_digest;
+    let ours = req.index.map_or(image.manifest_digest, |i| i.digest);
     let reference = format!("{}:{tag}", req.target.name());
-    let manifest_path = blob_path(&image.layout, &ours);
-    let manifest_bytes = std::fs::read(&manifest_path).map_err(|source| RegistryError::Io {
-        action: "read",
-        path: manifest_path.clone(),
-        source,
-    })?;
+    let read = |digest: &Digest| {
+        let path = blob_path(&image.layout, digest);
+        std::fs::read(&path).map_err(|source| RegistryError::Io {
+            action: "read",
+            path,
+            source,
+        })
+    };
+    let manifest_bytes = read(&ours)?;
     let media_type = serde_json::from_slice::<serde_json::Value>(&manifest_bytes)
         .ok()
         .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
         .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_owned());
 
     progress.note(&format!("checking tag `{reference}`"));
-    let check_tag = || -> Result<bool, RegistryError> {
-        match client.manifest_digest(repo, &tag)? {
+    // Whether `tag` already names our image; a tag naming another one is a conflict.
+    let check = |tag: &str| -> Result<bool, RegistryError> {
+        match client.manifest_digest(repo, tag)? {
             Some(existing) if existing != ours => Err(RegistryError::TagConflict {
-                reference: reference.clone(),
+                reference: format!("{}:{tag}", req.target.name()),
                 existing: existing.to_string(),
                 ours: ours.to_string(),
             }),
@@ -149,37 +165,78 @@ pub fn push(
             None => Ok(false),
         }
     };
+    let check_tag = || check(&tag);
     let already_pushed = check_tag()?;
+    // Every extra tag is checked before anything is uploaded.
+    let mut extra_missing = Vec::new();
+    for extra in &req.extra_tags {
+        if !check(extra)? {
+            extra_missing.push(extra.as_str());
+        }
+    }
 
     let mut blobs = Vec::new();
     if !already_pushed {
-        let mut work: Vec<(Digest, u64, PathBuf, String, bool)> = vec![(
-            image.config_digest,
-            image.config_size,
-            blob_path(&image.layout, &image.config_digest),
-            "config".to_owned(),
-            false,
-        )];
-        for (i, layer) in image.layers.iter().enumerate() {
-            let what = layer
-                .created_by
-                .clone()
-                .unwrap_or_else(|| format!("layer {}", i + 1));
-            work.push((
-                layer.digest,
-                layer.size,
-                layer.blob_path.clone(),
-                what,
-                true,
-            ));
+        // Every platform's config and layers; a layer two platforms share once.
+        let mut work: Vec<(Digest, u64, PathBuf, String, bool)> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for image in req.images {
+            let arch = image.config.architecture().to_string();
+            let named = |what: String| {
+                if req.index.is_some() {
+                    format!("{what} ({arch})")
+                } else {
+                    what
+                }
+            };
+            if seen.insert(image.config_digest) {
+                work.push((
+                    image.config_digest,
+                    image.config_size,
+                    blob_path(&image.layout, &image.config_digest),
+                    named("config".to_owned()),
+                    false,
+                ));
+            }
+            for (i, layer) in image.layers.iter().enumerate() {
+                if !seen.insert(layer.digest) {
+                    continue;
+                }
+                let what = layer
+                    .created_by
+                    .clone()
+                    .unwrap_or_else(|| format!("layer {}", i + 1));
+                work.push((
+                    layer.digest,
+                    layer.size,
+                    layer.blob_path.clone(),
+                    named(what),
+                    true,
+                ));
+            }
         }
         blobs = push_blobs(client, repo, work, req.mount_from.as_deref(), progress)?;
+        // An index's manifests by digest, before the index names them.
+        if req.index.is_some() {
+            for image in req.images {
+                let digest = image.manifest_digest.to_string();
+                progress.note(&format!("pushing manifest `{digest}`"));
+                let bytes = read(&image.manifest_digest)?;
+                client.put_manifest(repo, &digest, MEDIA_TYPE_MANIFEST, &bytes)?;
+            }
+        }
 
         // Between the first look and now, someone may have tagged: look again, so
         // the window for a race is one round trip, not the whole upload.
         if !check_tag()? {
             progress.note(&format!("tagging `{reference}`"));
             client.put_manifest(repo, &tag, &media_type, &manifest_bytes)?;
+        }
+    }
+    for extra in extra_missing {
+        if !check(extra)? {
+            progress.note(&format!("tagging `{}:{extra}`", req.target.name()));
+            client.put_manifest(repo, extra, &media_type, &manifest_bytes)?;
         }
     }
 
