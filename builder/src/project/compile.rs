@@ -21,13 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mgw_bundle::env;
 use mgw_bundle::{
-    Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation, Retry,
+    Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listeners, Operation, RateLimits,
     SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
 };
 use mgw_bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme};
-use mgw_bundle::{
-    CircuitBreaker, HealthCheck, PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits,
-};
 use serde::Serialize;
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
@@ -208,16 +205,6 @@ fn mpath() -> KeyPath {
     KeyPath::root()
 }
 
-/// The gateway's upstream defaults, read from its own wire type.
-fn upstream_defaults() -> Upstream {
-    serde_json::from_value(serde_json::json!({ "urls": [] }))
-        .expect("the gateway's upstream defaults deserialize")
-}
-
-fn ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl Compiler<'_> {
     fn manifest_origin(&self, path: &KeyPath) -> Origin {
         self.project.manifest.origin(path)
@@ -279,15 +266,6 @@ impl Compiler<'_> {
     }
 
     fn listeners(&mut self) -> Listeners {
-        let l = &self.project.manifest.listeners;
-        let api = l
-            .api
-            .clone()
-            .unwrap_or_else(|| Listener::DEFAULT_API.into());
-        let admin = l
-            .admin
-            .clone()
-            .unwrap_or_else(|| Listener::DEFAULT_ADMIN.into());
         self.map(
             "listeners.api.address",
             self.manifest_origin(&mpath().key("listeners").key("api")),
@@ -300,21 +278,10 @@ impl Compiler<'_> {
             "listeners.api.tls",
             self.manifest_origin(&mpath().key("listeners").key("api").key("tls")),
         );
-        Listeners {
-            api: Listener {
-                address: api,
-                tls: l.api_tls.clone(),
-            },
-            admin: Listener {
-                address: admin,
-                tls: None,
-            },
-        }
+        self.project.manifest.listeners.clone()
     }
 
     fn limits(&mut self) -> Limits {
-        let s = &self.project.manifest.limits;
-        let d = Limits::default();
         for (bundle_key, key) in [
             ("headerReadTimeoutMs", "headerReadTimeout"),
             ("maxHeaderBytes", "maxHeaderSize"),
@@ -329,34 +296,17 @@ impl Compiler<'_> {
                 self.manifest_origin(&mpath().key("limits").key(key)),
             );
         }
-        Limits {
-            header_read_timeout_ms: s.header_read_timeout.map_or(d.header_read_timeout_ms, ms),
-            max_header_bytes: s.max_header_bytes.unwrap_or(d.max_header_bytes),
-            max_headers: s.max_headers.unwrap_or(d.max_headers),
-            idle_timeout_ms: s.idle_timeout.map_or(d.idle_timeout_ms, ms),
-            max_body_bytes: s.max_body_bytes.unwrap_or(d.max_body_bytes),
-            shutdown_grace_ms: s.shutdown_grace.map_or(d.shutdown_grace_ms, ms),
-            h2_max_concurrent_streams: s
-                .h2_max_concurrent_streams
-                .unwrap_or(d.h2_max_concurrent_streams),
-        }
+        self.project.manifest.limits.clone()
     }
 
     fn analytics(&mut self) -> Analytics {
-        let a = &self.project.manifest.analytics;
         for key in ["sink", "path", "queueCapacity"] {
             self.map(
                 format!("analytics.{key}"),
                 self.manifest_origin(&mpath().key("analytics").key(key)),
             );
         }
-        Analytics {
-            sink: a.sink,
-            path: a.path.clone(),
-            queue_capacity: a
-                .queue_capacity
-                .unwrap_or(Analytics::default().queue_capacity),
-        }
+        self.project.manifest.analytics.clone()
     }
 
     /// Adds a declared upstream to the bundle (once) and returns its name.
@@ -367,7 +317,6 @@ impl Compiler<'_> {
         let Some(u) = self.project.manifest.upstreams.get(name) else {
             return name.to_owned();
         };
-        let d = upstream_defaults();
         let p = mpath().key("upstreams").key(name);
         let key = format!("upstreams.{name}");
         self.map(key.clone(), self.manifest_origin(&p));
@@ -415,29 +364,7 @@ impl Compiler<'_> {
                 ),
             ));
         }
-        let upstream = Upstream {
-            urls: u.urls.clone(),
-            load_balancing: u.load_balancing.unwrap_or(d.load_balancing),
-            connect_timeout_ms: u.connect_timeout.map_or(d.connect_timeout_ms, ms),
-            request_timeout_ms: u.timeout.map_or(d.request_timeout_ms, ms),
-            retry: Retry {
-                attempts: u.retry_attempts.unwrap_or(d.retry.attempts),
-                idempotent: u.retry_idempotent.unwrap_or(d.retry.idempotent),
-                budget_percent: u.retry_budget_percent.unwrap_or(d.retry.budget_percent),
-                min_retries_per_second: u
-                    .retry_min_per_second
-                    .unwrap_or(d.retry.min_retries_per_second),
-            },
-            pool_idle_timeout_ms: u.pool_idle_timeout.map_or(d.pool_idle_timeout_ms, ms),
-            pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(d.pool_max_idle_per_host),
-            max_concurrent_requests: u
-                .max_concurrent_requests
-                .unwrap_or(d.max_concurrent_requests),
-            circuit_breaker: circuit_breaker(u.circuit_breaker.as_ref(), d.circuit_breaker),
-            passive_health: passive_health(u.passive_health.as_ref(), d.passive_health),
-            health_check: u.health_check.as_ref().map(health_check),
-            tls: u.tls.clone(),
-        };
+        let upstream = u.clone();
         self.upstreams.insert(name.to_owned(), upstream);
         name.to_owned()
     }
@@ -450,9 +377,8 @@ impl Compiler<'_> {
             self.map(format!("{key}.urls[{i}]"), u.origin.clone());
         }
         let upstream = Upstream {
-            urls: ep.urls.iter().map(|u| u.value.clone()).collect(),
             load_balancing: ep.load_balancing,
-            ..upstream_defaults()
+            ..Upstream::new(ep.urls.iter().map(|u| u.value.clone()).collect())
         };
         self.upstreams.insert(name.clone(), upstream);
         name
@@ -1302,10 +1228,7 @@ impl Compiler<'_> {
             return false;
         };
         let manifest = &self.project.manifest;
-        let has_policies_file = manifest
-            .rate_limits
-            .as_ref()
-            .is_some_and(|r| r.wso2_policies.is_some());
+        let has_policies_file = manifest.wso2.file.is_some();
         if !is_wso2_project(spec)
             || !has_policies_file
             || !tier.origin.key_path.ends_with("/x-wso2-throttling-tier")
@@ -1413,7 +1336,7 @@ impl Compiler<'_> {
             let key = format!("rateLimits.policies.{name}");
             let used =
                 self.used_policies.contains(name) || r.unauthenticated.as_ref() == Some(name);
-            if let Some(origin) = &policy.origin {
+            if let Some(origin) = self.project.manifest.wso2.origins.get(name) {
                 // A tier of a WSO2 `policies.yaml`: a library, only used ones count.
                 if !used {
                     continue;
@@ -1444,26 +1367,11 @@ impl Compiler<'_> {
                     ),
                 ));
             }
-            policies.insert(
-                name.clone(),
-                RateLimitPolicy {
-                    requests: policy.requests,
-                    period_seconds: policy.period_seconds,
-                    burst: policy.burst,
-                    key: policy.key.clone(),
-                },
-            );
+            policies.insert(name.clone(), policy.clone());
         }
-        let d: RateLimits = serde_json::from_value(serde_json::json!({ "policies": {} }))
-            .expect("the gateway's rate-limit defaults deserialize");
         Some(RateLimits {
             policies,
-            unauthenticated: r.unauthenticated.clone(),
-            headers: RateLimitHeaders {
-                ietf: r.ietf_headers.unwrap_or(d.headers.ietf),
-                x_rate_limit: r.x_rate_limit_headers.unwrap_or(d.headers.x_rate_limit),
-            },
-            max_keys: r.max_keys.unwrap_or(d.max_keys),
+            ..r.clone()
         })
     }
 
@@ -1496,46 +1404,6 @@ impl Compiler<'_> {
                 format!("upstream `{name}` is not used by any API; it is left out of the bundle"),
             ));
         }
-    }
-}
-
-fn circuit_breaker(
-    s: Option<&super::manifest::CircuitBreakerSettings>,
-    d: CircuitBreaker,
-) -> CircuitBreaker {
-    let Some(s) = s else { return d };
-    CircuitBreaker {
-        enabled: s.enabled.unwrap_or(d.enabled),
-        consecutive_failures: s.consecutive_failures.unwrap_or(d.consecutive_failures),
-        failure_rate_percent: s.failure_rate_percent.unwrap_or(d.failure_rate_percent),
-        min_requests: s.min_requests.unwrap_or(d.min_requests),
-        window_ms: s.window.map_or(d.window_ms, ms),
-        open_ms: s.open_duration.map_or(d.open_ms, ms),
-        half_open_requests: s.half_open_requests.unwrap_or(d.half_open_requests),
-    }
-}
-
-fn passive_health(
-    s: Option<&super::manifest::PassiveHealthSettings>,
-    d: PassiveHealth,
-) -> PassiveHealth {
-    let Some(s) = s else { return d };
-    PassiveHealth {
-        enabled: s.enabled.unwrap_or(d.enabled),
-        consecutive_failures: s.consecutive_failures.unwrap_or(d.consecutive_failures),
-        ejection_ms: s.ejection_duration.map_or(d.ejection_ms, ms),
-    }
-}
-
-fn health_check(s: &super::manifest::HealthCheckSettings) -> HealthCheck {
-    let d: HealthCheck = serde_json::from_value(serde_json::json!({ "path": s.path }))
-        .expect("the gateway's health check defaults deserialize");
-    HealthCheck {
-        path: s.path.clone(),
-        interval_ms: s.interval.map_or(d.interval_ms, ms),
-        timeout_ms: s.timeout.map_or(d.timeout_ms, ms),
-        healthy_threshold: s.healthy_threshold.unwrap_or(d.healthy_threshold),
-        unhealthy_threshold: s.unhealthy_threshold.unwrap_or(d.unhealthy_threshold),
     }
 }
 
