@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
 use super::extensions::{Endpoints, Located};
+use super::keymap;
 use super::manifest::Include;
 use super::openapi::{ApiSpec, BasePathSource, SpecFormat, SpecOperation};
 use super::{MANIFEST_FILE, Project};
@@ -282,19 +283,10 @@ impl Compiler<'_> {
     }
 
     fn limits(&mut self) -> Limits {
-        for (bundle_key, key) in [
-            ("headerReadTimeoutMs", "headerReadTimeout"),
-            ("maxHeaderBytes", "maxHeaderSize"),
-            ("maxHeaders", "maxHeaders"),
-            ("idleTimeoutMs", "idleTimeout"),
-            ("maxBodyBytes", "maxBodySize"),
-            ("shutdownGraceMs", "shutdownGrace"),
-            ("h2MaxConcurrentStreams", "h2MaxConcurrentStreams"),
-        ] {
-            self.map(
-                format!("limits.{bundle_key}"),
-                self.manifest_origin(&mpath().key("limits").key(key)),
-            );
+        let at = mpath().key("limits");
+        for (bundle_key, _) in keymap::LIMITS {
+            let path = keymap::manifest_path(&at, bundle_key, keymap::LIMITS);
+            self.map(format!("limits.{bundle_key}"), self.manifest_origin(&path));
         }
         self.project.manifest.limits.clone()
     }
@@ -326,31 +318,8 @@ impl Compiler<'_> {
                 self.manifest_origin(&p.key("urls").index(i)),
             );
         }
-        for (bundle_key, k) in [
-            ("connectTimeoutMs", "connectTimeout"),
-            ("requestTimeoutMs", "timeout"),
-            ("poolIdleTimeoutMs", "poolIdleTimeout"),
-            ("poolMaxIdlePerHost", "poolMaxIdlePerHost"),
-            ("retry", "retry"),
-            ("loadBalancing", "loadBalancing"),
-            ("maxConcurrentRequests", "maxConcurrentRequests"),
-            ("retry.budgetPercent", "retry.budget.percent"),
-            ("retry.minRetriesPerSecond", "retry.budget.minPerSecond"),
-            ("circuitBreaker", "circuitBreaker"),
-            ("circuitBreaker.windowMs", "circuitBreaker.window"),
-            ("circuitBreaker.openMs", "circuitBreaker.openDuration"),
-            ("passiveHealth", "passiveHealth"),
-            ("passiveHealth.ejectionMs", "passiveHealth.ejectionDuration"),
-            ("healthCheck", "healthCheck"),
-            ("healthCheck.intervalMs", "healthCheck.interval"),
-            ("healthCheck.timeoutMs", "healthCheck.timeout"),
-            ("tls", "tls"),
-            ("tls.caFile", "tls.caFile"),
-            ("tls.certFile", "tls.certFile"),
-            ("tls.keyFile", "tls.keyFile"),
-            ("tls.serverName", "tls.serverName"),
-        ] {
-            let path = k.split('.').fold(p.clone(), |path, seg| path.key(seg));
+        for (bundle_key, _) in keymap::UPSTREAM {
+            let path = keymap::manifest_path(&p, bundle_key, keymap::UPSTREAM);
             self.map(format!("{key}.{bundle_key}"), self.manifest_origin(&path));
         }
         if u.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
@@ -1347,16 +1316,9 @@ impl Compiler<'_> {
                 }
             } else {
                 self.map(key.clone(), self.project.manifest.key_origin(&pp));
-                for (bundle_key, k) in [
-                    ("requests", "requests"),
-                    ("periodSeconds", "period"),
-                    ("burst", "burst"),
-                    ("key", "key"),
-                ] {
-                    self.map(
-                        format!("{key}.{bundle_key}"),
-                        self.manifest_origin(&pp.key(k)),
-                    );
+                for (bundle_key, _) in keymap::POLICY {
+                    let path = keymap::manifest_path(&pp, bundle_key, keymap::POLICY);
+                    self.map(format!("{key}.{bundle_key}"), self.manifest_origin(&path));
                 }
             }
             if !used {

@@ -16,10 +16,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mgw_bundle::check::Part;
 use mgw_bundle::env;
 use mgw_bundle::{
-    Analytics, CircuitBreaker, HealthCheck, Limits, Listener, Listeners, MAX_RETRY_ATTEMPTS,
-    PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits, Retry, SinkKind, Upstream,
+    Analytics, CircuitBreaker, HealthCheck, Limits, Listener, Listeners, PassiveHealth,
+    RateLimitHeaders, RateLimitPolicy, RateLimits, Retry, SinkKind, Upstream,
 };
 use mgw_bundle::{ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, UnderscoreHeaders};
 use serde::Deserialize;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use super::MANIFEST_FILE;
 use super::de::{DeError, from_node};
 use super::error::{Diagnostic, KeyPath, Origin, list, suggestion};
+use super::keymap;
 use super::refs::{Source, normalize_relative};
 use super::units::{duration_ms, parse_size};
 use super::yaml::{self, Node};
@@ -799,6 +801,21 @@ impl Validator<'_> {
         self.positive_duration(path, v).map_or(default, millis)
     }
 
+    /// Checks a part by the gateway's own rules and reports each problem at the
+    /// `mgw.yaml` key its bundle key (under `prefix`) comes from.
+    fn check_part(&mut self, part: Part<'_>, prefix: &str, at: &KeyPath, table: &[(&str, &str)]) {
+        for problem in part.problems() {
+            let rest = problem.key.strip_prefix(prefix).unwrap_or(&problem.key);
+            let rest = rest.trim_start_matches('.');
+            if rest.is_empty() && at.0.len() > 1 {
+                // About an entry of a map (a policy's name): point at the key.
+                self.key_err(at, problem.message);
+            } else {
+                self.err(&keymap::manifest_path(at, rest, table), problem.message);
+            }
+        }
+    }
+
     fn manifest(&mut self, w: ManifestWire) -> Manifest {
         check_name(self, &root().key("name"), &w.name, "the gateway name");
         self.version(&w.version);
@@ -964,11 +981,8 @@ impl Validator<'_> {
             return d;
         };
         let p = || root().key("limits");
-        if w.h2_max_concurrent_streams == Some(0) {
-            self.err(&p().key("h2MaxConcurrentStreams"), "must be at least 1");
-        }
-        Limits {
-            header_read_timeout_ms: self.positive_ms(
+        let limits = Limits {
+            header_read_timeout_ms: self.ms(
                 p().key("headerReadTimeout"),
                 w.header_read_timeout,
                 d.header_read_timeout_ms,
@@ -977,11 +991,7 @@ impl Validator<'_> {
                 .size(p().key("maxHeaderSize"), w.max_header_size)
                 .unwrap_or(d.max_header_bytes),
             max_headers: w.max_headers.unwrap_or(d.max_headers),
-            idle_timeout_ms: self.positive_ms(
-                p().key("idleTimeout"),
-                w.idle_timeout,
-                d.idle_timeout_ms,
-            ),
+            idle_timeout_ms: self.ms(p().key("idleTimeout"), w.idle_timeout, d.idle_timeout_ms),
             max_body_bytes: self
                 .size(p().key("maxBodySize"), w.max_body_size)
                 .unwrap_or(d.max_body_bytes),
@@ -993,7 +1003,9 @@ impl Validator<'_> {
             h2_max_concurrent_streams: w
                 .h2_max_concurrent_streams
                 .unwrap_or(d.h2_max_concurrent_streams),
-        }
+        };
+        self.check_part(Part::Limits(&limits), "limits", &p(), keymap::LIMITS);
+        limits
     }
 
     fn upstreams(&mut self, w: BTreeMap<String, UpstreamWire>) -> BTreeMap<String, Upstream> {
@@ -1001,58 +1013,24 @@ impl Validator<'_> {
         for (name, u) in w {
             let p = root().key("upstreams").key(name.clone());
             check_name(self, &p, &name, "an upstream name");
-            if u.urls.is_empty() {
-                self.err(
-                    &p.key("urls"),
-                    "needs at least one URL, such as `http://127.0.0.1:8000`",
-                );
-            }
-            for (i, url) in u.urls.iter().enumerate() {
-                if url.trim().is_empty() {
-                    self.err(&p.key("urls").index(i), "must not be empty");
-                }
-            }
             let d = Upstream::new(u.urls);
             let retry = u.retry.unwrap_or(RetryWire {
                 attempts: None,
                 idempotent: None,
                 budget: None,
             });
-            if let Some(a) = retry.attempts {
-                if a > MAX_RETRY_ATTEMPTS {
-                    self.err(
-                        &p.key("retry").key("attempts"),
-                        format!(
-                            "{a} is too many; at most {MAX_RETRY_ATTEMPTS} retries are allowed"
-                        ),
-                    );
-                }
-            }
             let budget = retry.budget.unwrap_or(RetryBudgetWire {
                 percent: None,
                 min_per_second: None,
             });
-            if budget.percent.is_some_and(|pct| pct > 1000) {
-                self.err(
-                    &p.key("retry").key("budget").key("percent"),
-                    "retries may add at most 1000 percent",
-                );
-            }
-            if u.max_concurrent_requests == Some(0) {
-                self.err(&p.key("maxConcurrentRequests"), "must be at least 1");
-            }
             let upstream = Upstream {
                 load_balancing: u.load_balancing.unwrap_or(d.load_balancing),
-                connect_timeout_ms: self.positive_ms(
+                connect_timeout_ms: self.ms(
                     p.key("connectTimeout"),
                     u.connect_timeout,
                     d.connect_timeout_ms,
                 ),
-                request_timeout_ms: self.positive_ms(
-                    p.key("timeout"),
-                    u.timeout,
-                    d.request_timeout_ms,
-                ),
+                request_timeout_ms: self.ms(p.key("timeout"), u.timeout, d.request_timeout_ms),
                 retry: Retry {
                     attempts: retry.attempts.unwrap_or(d.retry.attempts),
                     idempotent: retry.idempotent.unwrap_or(d.retry.idempotent),
@@ -1084,6 +1062,12 @@ impl Validator<'_> {
                 tls: u.tls,
                 urls: d.urls,
             };
+            self.check_part(
+                Part::Upstream(&name, &upstream),
+                &format!("upstreams.{name}"),
+                &p,
+                keymap::UPSTREAM,
+            );
             out.insert(name, upstream);
         }
         out
@@ -1201,33 +1185,29 @@ impl Validator<'_> {
 
     fn rate_limits(&mut self, w: RateLimitsWire) -> RateLimits {
         let p = || root().key("rateLimits");
-        let mut policies = BTreeMap::new();
+        let headers = w.headers.unwrap_or(RateLimitHeadersWire {
+            ietf: None,
+            x_rate_limit: None,
+        });
+        let d = RateLimits::default();
+        let mut limits = RateLimits {
+            policies: BTreeMap::new(),
+            // A reference, resolved below with suggestions, like `apis[].rateLimit`.
+            unauthenticated: None,
+            headers: RateLimitHeaders {
+                ietf: headers.ietf.unwrap_or(d.headers.ietf),
+                x_rate_limit: headers.x_rate_limit.unwrap_or(d.headers.x_rate_limit),
+            },
+            max_keys: w.max_keys.unwrap_or(d.max_keys),
+        };
+        self.check_part(Part::RateLimits(&limits), "rateLimits", &p(), &[]);
         for (name, pw) in w.policies.unwrap_or_default() {
             let pp = p().key("policies").key(name.clone());
-            let ok = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if !ok {
-                self.key_err(
-                    &pp,
-                    format!(
-                        "`{name}` is not valid as a policy name; use 1 to 64 letters, digits, `.`, `_` and `-` (it appears in response headers)"
-                    ),
-                );
-            }
             if name.eq_ignore_ascii_case(UNLIMITED) {
                 self.key_err(
                     &pp,
                     format!("`{name}` means no rate limit; give the policy another name"),
                 );
-            }
-            if pw.requests == 0 {
-                self.err(&pp.key("requests"), "must be at least 1");
-            }
-            if pw.burst == Some(0) {
-                self.err(&pp.key("burst"), "must be at least 1");
             }
             let period_seconds = match duration_ms(&pw.period) {
                 Ok(ms) if ms >= 1000 && ms % 1000 == 0 => ms / 1000,
@@ -1246,71 +1226,41 @@ impl Validator<'_> {
                     1
                 }
             };
-            let key = pw.key.unwrap_or_default();
-            if let RateLimitKey::Header(h) = &key {
-                let token = !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                if !token {
-                    self.err(
-                        &pp.key("key").key("header"),
-                        format!("`{h}` is not a header name"),
-                    );
-                }
-            }
-            if let RateLimitKey::Claim(c) = &key {
-                if c.trim().is_empty() {
-                    self.err(
-                        &pp.key("key").key("claim"),
-                        "must name a claim, such as `sub`",
-                    );
-                }
-            }
-            policies.insert(
-                name,
-                RateLimitPolicy {
-                    requests: pw.requests,
-                    period_seconds,
-                    burst: pw.burst,
-                    key,
-                },
+            let policy = RateLimitPolicy {
+                requests: pw.requests,
+                period_seconds,
+                burst: pw.burst,
+                key: pw.key.unwrap_or_default(),
+            };
+            let one = RateLimits {
+                policies: BTreeMap::from([(name.clone(), policy)]),
+                ..RateLimits::default()
+            };
+            self.check_part(
+                Part::RateLimits(&one),
+                &format!("rateLimits.policies.{name}"),
+                &pp,
+                keymap::POLICY,
             );
+            limits.policies.extend(one.policies);
         }
         if let Some(file) = &w.wso2_policies {
-            self.wso2_policies(&p().key("wso2Policies"), file, &mut policies);
+            self.wso2_policies(&p().key("wso2Policies"), file, &mut limits.policies);
         }
         if let Some(u) = &w.unauthenticated {
-            if !policies.contains_key(u) {
+            if !limits.policies.contains_key(u) {
                 self.err(
                     &p().key("unauthenticated"),
                     format!(
                         "no policy named `{u}`{}; declared policies: {}",
-                        suggestion(u, policies.keys().map(String::as_str)),
-                        list(policies.keys(), 20)
+                        suggestion(u, limits.policies.keys().map(String::as_str)),
+                        list(limits.policies.keys(), 20)
                     ),
                 );
             }
         }
-        if w.max_keys.is_some_and(|k| !(1024..=1 << 26).contains(&k)) {
-            self.err(
-                &p().key("maxKeys"),
-                format!("must be between 1024 and {} (16 bytes a key)", 1u64 << 26),
-            );
-        }
-        let headers = w.headers.unwrap_or(RateLimitHeadersWire {
-            ietf: None,
-            x_rate_limit: None,
-        });
-        let d = RateLimits::default();
-        RateLimits {
-            policies,
-            unauthenticated: w.unauthenticated,
-            headers: RateLimitHeaders {
-                ietf: headers.ietf.unwrap_or(d.headers.ietf),
-                x_rate_limit: headers.x_rate_limit.unwrap_or(d.headers.x_rate_limit),
-            },
-            max_keys: w.max_keys.unwrap_or(d.max_keys),
-        }
+        limits.unauthenticated = w.unauthenticated;
+        limits
     }
 
     /// Adds the tiers of a WSO2 `policies.yaml` to `policies`; a name both
@@ -1394,33 +1344,24 @@ impl Validator<'_> {
     }
 
     fn circuit_breaker(&mut self, p: KeyPath, w: CircuitBreakerWire) -> CircuitBreaker {
-        if w.failure_rate_percent.is_some_and(|r| r > 100) {
-            self.err(&p.key("failureRatePercent"), "is a percentage (0 to 100)");
-        }
-        if w.half_open_requests == Some(0) {
-            self.err(&p.key("halfOpenRequests"), "must be at least 1");
-        }
         let d = CircuitBreaker::default();
         CircuitBreaker {
             enabled: w.enabled.unwrap_or(d.enabled),
             consecutive_failures: w.consecutive_failures.unwrap_or(d.consecutive_failures),
             failure_rate_percent: w.failure_rate_percent.unwrap_or(d.failure_rate_percent),
             min_requests: w.min_requests.unwrap_or(d.min_requests),
-            window_ms: self.positive_ms(p.key("window"), w.window, d.window_ms),
-            open_ms: self.positive_ms(p.key("openDuration"), w.open_duration, d.open_ms),
+            window_ms: self.ms(p.key("window"), w.window, d.window_ms),
+            open_ms: self.ms(p.key("openDuration"), w.open_duration, d.open_ms),
             half_open_requests: w.half_open_requests.unwrap_or(d.half_open_requests),
         }
     }
 
     fn passive_health(&mut self, p: KeyPath, w: PassiveHealthWire) -> PassiveHealth {
-        if w.consecutive_failures == Some(0) {
-            self.err(&p.key("consecutiveFailures"), "must be at least 1");
-        }
         let d = PassiveHealth::default();
         PassiveHealth {
             enabled: w.enabled.unwrap_or(d.enabled),
             consecutive_failures: w.consecutive_failures.unwrap_or(d.consecutive_failures),
-            ejection_ms: self.positive_ms(
+            ejection_ms: self.ms(
                 p.key("ejectionDuration"),
                 w.ejection_duration,
                 d.ejection_ms,
@@ -1429,24 +1370,10 @@ impl Validator<'_> {
     }
 
     fn health_check(&mut self, p: KeyPath, w: HealthCheckWire) -> HealthCheck {
-        if !w.path.starts_with('/') {
-            self.err(
-                &p.key("path"),
-                format!("`{}` must be an absolute path such as `/healthz`", w.path),
-            );
-        }
-        for (k, v) in [
-            ("healthyThreshold", w.healthy_threshold),
-            ("unhealthyThreshold", w.unhealthy_threshold),
-        ] {
-            if v == Some(0) {
-                self.err(&p.key(k), "must be at least 1");
-            }
-        }
         let d = HealthCheck::new(w.path);
         HealthCheck {
-            interval_ms: self.positive_ms(p.key("interval"), w.interval, d.interval_ms),
-            timeout_ms: self.positive_ms(p.key("timeout"), w.timeout, d.timeout_ms),
+            interval_ms: self.ms(p.key("interval"), w.interval, d.interval_ms),
+            timeout_ms: self.ms(p.key("timeout"), w.timeout, d.timeout_ms),
             healthy_threshold: w.healthy_threshold.unwrap_or(d.healthy_threshold),
             unhealthy_threshold: w.unhealthy_threshold.unwrap_or(d.unhealthy_threshold),
             path: d.path,
@@ -1716,26 +1643,17 @@ impl Validator<'_> {
         };
         let sink = w.sink.unwrap_or(d.sink);
         let p = root().key("analytics");
-        match (sink, &w.path) {
-            (SinkKind::File, None) => {
-                self.err(
-                    &p.key("sink"),
-                    "`sink: file` needs `path`, such as `/var/log/mgw/analytics.jsonl`",
-                );
-            }
-            (SinkKind::Stdout | SinkKind::None, Some(_)) => {
-                self.err(&p.key("path"), "is only used with `sink: file`");
-            }
-            _ => {}
+        // Not a gateway rule (it ignores the path), but surely a mistake.
+        if matches!(sink, SinkKind::Stdout | SinkKind::None) && w.path.is_some() {
+            self.err(&p.key("path"), "is only used with `sink: file`");
         }
-        if w.queue_capacity == Some(0) {
-            self.err(&p.key("queueCapacity"), "must be at least 1");
-        }
-        Analytics {
+        let analytics = Analytics {
             sink,
             path: w.path,
             queue_capacity: w.queue_capacity.unwrap_or(d.queue_capacity),
-        }
+        };
+        self.check_part(Part::Analytics(&analytics), "analytics", &p, &[]);
+        analytics
     }
 }
 
@@ -2064,6 +1982,40 @@ apis:
             "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nrateLimits: {policies: {Unlimited: {requests: 1, period: 1s}}}\n",
         );
         assert!(e[0].contains("`Unlimited` means no rate limit"), "{e:?}");
+    }
+
+    /// The gateway's own rules, run on each part as `mgw.yaml` declares it and
+    /// reported at the key they come from in human units: no rule is restated
+    /// here, and none can drift.
+    #[test]
+    fn gateway_rules_are_located_in_mgw_yaml() {
+        let text = "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nlimits:\n  maxHeaders: 5000\n  idleTimeout: 0s\nupstreams:\n  spare:\n    urls: [ftp://x]\n    connectTimeout: 0s\n    maxConcurrentRequests: 0\n    retry: {attempts: 11, budget: {percent: 1001}}\n    circuitBreaker: {consecutiveFailures: 0, failureRatePercent: 0}\n    healthCheck: {path: '/a b', unhealthyThreshold: 0}\nrateLimits:\n  maxKeys: 10\n  policies:\n    bad name: {requests: 0, period: 1s, key: {header: 'a b'}}\nanalytics: {sink: file, queueCapacity: 0}\n";
+        let all = errors(text).join("\n");
+        for expected in [
+            "mgw.yaml:5:15: `limits.maxHeaders`: 5000 is out of range (1..=1000)",
+            "mgw.yaml:6:16: `limits.idleTimeout`: must be greater than 0",
+            "mgw.yaml:9:12: `upstreams.spare.urls[0]`: `ftp://x`: scheme `ftp` is not supported",
+            "mgw.yaml:10:21: `upstreams.spare.connectTimeout`: must be greater than 0",
+            "mgw.yaml:11:28: `upstreams.spare.maxConcurrentRequests`: 0 is out of range",
+            "mgw.yaml:12:23: `upstreams.spare.retry.attempts`: 11 is out of range (0..=10)",
+            "mgw.yaml:12:45: `upstreams.spare.retry.budget.percent`: 1001 is out of range",
+            "mgw.yaml:13:21: `upstreams.spare.circuitBreaker`: can never open",
+            "mgw.yaml:14:25: `upstreams.spare.healthCheck.path`: `/a b` must be an absolute path",
+            "mgw.yaml:14:53: `upstreams.spare.healthCheck.unhealthyThreshold`: must be at least 1",
+            "mgw.yaml:16:12: `rateLimits.maxKeys`: 10 is out of range (1024..=67108864)",
+            "mgw.yaml:18:5: `rateLimits.policies[\"bad name\"]`: `bad name` is not a valid policy name",
+            "mgw.yaml:18:26: `rateLimits.policies[\"bad name\"].requests`: 0 is out of range",
+            "mgw.yaml:18:55: `rateLimits.policies[\"bad name\"].key.header`: `a b` is not a header name",
+            "mgw.yaml:19:12: `analytics.path`: required when `sink` is `file`",
+            "mgw.yaml:19:40: `analytics.queueCapacity`: 0 is out of range",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in\n{all}");
+        }
+        // A switched-off breaker is not checked, by the gateway or here.
+        parse_manifest(
+            "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nupstreams:\n  u: {urls: ['http://x'], circuitBreaker: {enabled: false, halfOpenRequests: 0}}\n",
+        )
+        .unwrap();
     }
 
     #[test]
