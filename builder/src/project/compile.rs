@@ -25,7 +25,7 @@ use mgw_bundle::{
     SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
 };
 use mgw_bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
 use super::extensions::{Endpoints, Located};
@@ -51,7 +51,7 @@ pub struct Compiled {
 }
 
 /// What the image serves, for `mgw inspect`, labels and build output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub name: String,
@@ -63,7 +63,7 @@ pub struct Summary {
     pub routes: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiSummary {
     pub name: String,
@@ -79,7 +79,7 @@ pub struct ApiSummary {
     pub routes: Vec<RouteSummary>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteSummary {
     pub method: String,
@@ -88,16 +88,16 @@ pub struct RouteSummary {
     pub operation_id: String,
     pub upstream: String,
     /// Rate-limit policies that apply (API level, then operation level).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<String>,
     /// Who may call: one entry per alternative requirement, `scheme(scope …)`
     /// joined by ` + `; empty for an open operation.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<String>,
 }
 
 /// One environment variable the deployment may set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     pub name: String,
