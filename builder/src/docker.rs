@@ -1,18 +1,17 @@
-//! Loading a built image into a Docker engine through its API (bollard), the way
+//! Loading a built image into a Docker engine through its API, the way
 //! `docker load` does, without needing the `docker` CLI.
 //!
 //! The engine is the one `DOCKER_HOST` names (`unix://…`, `tcp://…`), else the local
-//! socket; the API version is negotiated, so older engines work. The tarball is
-//! streamed from disk. This module must never send registry credentials to the
-//! engine (loading needs none) or leave the engine with a half-loaded image on
-//! error without saying so.
+//! socket. Three calls of the Engine API, over the HTTP client the builder already
+//! has (reqwest, which dials Unix sockets): `GET /_ping`, `POST /images/load` and
+//! `GET /images/{name}/json`, on unversioned paths so the engine answers in its
+//! own API version and older engines work. The tarball is streamed from disk.
+//! This module must never send registry credentials to the engine (loading needs
+//! none) or leave the engine with a half-loaded image on error without saying so.
 
 use std::path::Path;
 
-use bollard::Docker;
-use bollard::query_parameters::ImportImageOptions;
-use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 
@@ -56,73 +55,150 @@ fn engine(env: &Env) -> String {
         .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
 }
 
+/// A client for `engine` and the base URL its requests go to.
+fn client(engine: &str) -> Result<(reqwest::blocking::Client, String), String> {
+    let builder = reqwest::blocking::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        // A large image takes as long as it takes to load.
+        .timeout(None)
+        .no_proxy();
+    let (builder, base) = if let Some(path) = engine.strip_prefix("unix://") {
+        (builder.unix_socket(path), "http://docker".to_owned())
+    } else if let Some(addr) = engine
+        .strip_prefix("tcp://")
+        .or_else(|| engine.strip_prefix("http://"))
+    {
+        (builder, format!("http://{}", addr.trim_end_matches('/')))
+    } else {
+        return Err("only `unix://` and `tcp://` engines are supported".into());
+    };
+    let client = builder.build().map_err(|e| e.to_string())?;
+    Ok((client, base))
+}
+
+/// One message of the `POST /images/load` progress stream.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Progress {
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(default)]
+    error_detail: Option<ErrorDetail>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// `GET /images/{name}/json`, the parts we report.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Inspect {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+}
+
+/// The engine's message for a refused request (`{"message": …}`), else the status.
+fn refusal(r: reqwest::blocking::Response) -> String {
+    let status = r.status();
+    #[derive(Deserialize)]
+    struct Message {
+        message: String,
+    }
+    match serde_json::from_reader::<_, Message>(r) {
+        Ok(m) => m.message,
+        Err(_) => status.to_string(),
+    }
+}
+
 /// Loads `tarball` (a docker-archive) and returns the image `reference` names.
 /// The engine is `DOCKER_HOST` from `env`, else the local socket.
 pub fn load(tarball: &Path, reference: &str, env: &Env) -> Result<Loaded, DockerError> {
     let engine = engine(env);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| DockerError::Connect {
-            engine: engine.clone(),
-            message: e.to_string(),
-        })?;
-    runtime.block_on(async {
-        let connect = |e: bollard::errors::Error| DockerError::Connect {
-            engine: engine.clone(),
-            message: e.to_string(),
-        };
-        let docker = Docker::connect_with_host(&engine).map_err(connect)?;
-        let docker = docker.negotiate_version().await.map_err(connect)?;
-        let file = tokio::fs::File::open(tarball)
-            .await
-            .map_err(|source| DockerError::Read {
-                path: tarball.to_owned(),
-                source,
-            })?;
-        let body = tokio_util::io::ReaderStream::new(file);
-        let mut stream = docker.import_image_stream(
-            ImportImageOptions {
-                quiet: true,
-                ..Default::default()
-            },
-            body,
-            None,
-        );
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| DockerError::Load {
-                engine: engine.clone(),
-                message: e.to_string(),
-            })?;
-            if let Some(detail) = info.error_detail {
-                return Err(DockerError::Load {
-                    engine: engine.clone(),
-                    message: detail.message.unwrap_or_default(),
-                });
-            }
-            if let Some(s) = info
-                .stream
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                tracing::info!(engine = %engine, message = s, "docker load");
-            }
+    let connect = |message: String| DockerError::Connect {
+        engine: engine.clone(),
+        message,
+    };
+    let (client, base) = client(&engine).map_err(connect)?;
+    let ping = client
+        .get(format!("{base}/_ping"))
+        .send()
+        .map_err(|e| connect(error_chain(&e)))?;
+    if !ping.status().is_success() {
+        return Err(connect(refusal(ping)));
+    }
+    let file = std::fs::File::open(tarball).map_err(|source| DockerError::Read {
+        path: tarball.to_owned(),
+        source,
+    })?;
+    let load_error = |message: String| DockerError::Load {
+        engine: engine.clone(),
+        message,
+    };
+    let response = client
+        .post(format!("{base}/images/load?quiet=1"))
+        .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+        .body(reqwest::blocking::Body::new(file))
+        .send()
+        .map_err(|e| load_error(error_chain(&e)))?;
+    if !response.status().is_success() {
+        return Err(load_error(refusal(response)));
+    }
+    for item in serde_json::Deserializer::from_reader(response).into_iter::<Progress>() {
+        let info = item.map_err(|e| load_error(e.to_string()))?;
+        if info.error_detail.is_some() || info.error.is_some() {
+            let message = info
+                .error_detail
+                .and_then(|d| d.message)
+                .or(info.error)
+                .unwrap_or_default();
+            return Err(load_error(message));
         }
-        let inspect = docker
-            .inspect_image(reference)
-            .await
-            .map_err(|e| DockerError::Missing {
-                engine: engine.clone(),
-                reference: reference.to_owned(),
-                message: e.to_string(),
-            })?;
-        Ok(Loaded {
-            id: inspect.id.unwrap_or_default(),
-            tags: inspect.repo_tags.unwrap_or_default(),
-            engine: engine.clone(),
-        })
+        if let Some(s) = info
+            .stream
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            tracing::info!(engine = %engine, message = s, "docker load");
+        }
+    }
+    let missing = |message: String| DockerError::Missing {
+        engine: engine.clone(),
+        reference: reference.to_owned(),
+        message,
+    };
+    let inspect = client
+        .get(format!("{base}/images/{reference}/json"))
+        .send()
+        .map_err(|e| missing(error_chain(&e)))?;
+    if !inspect.status().is_success() {
+        return Err(missing(refusal(inspect)));
+    }
+    let inspect: Inspect = serde_json::from_reader(inspect).map_err(|e| missing(e.to_string()))?;
+    Ok(Loaded {
+        id: inspect.id,
+        tags: inspect.repo_tags.unwrap_or_default(),
+        engine: engine.clone(),
     })
+}
+
+/// An error with its sources (reqwest's own message alone hides the OS error).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 #[cfg(test)]
