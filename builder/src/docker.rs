@@ -211,6 +211,25 @@ mod tests {
     use super::*;
     use std::io::{BufRead, Write};
 
+    /// Plays an engine that refuses the one request it reads; returns its head.
+    fn refuse<S>(stream: S) -> String
+    where
+        S: std::io::Read + Write + Copy,
+    {
+        let mut reader = std::io::BufReader::new(stream);
+        let mut head = String::new();
+        while reader.read_line(&mut head).unwrap() > 2 {}
+        let body = r#"{"message":"engine says no"}"#;
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        head
+    }
+
     #[test]
     fn the_engine_is_docker_host_from_the_env_seam() {
         assert_eq!(
@@ -225,17 +244,7 @@ mod tests {
         let (seen, heads) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
-            let mut reader = std::io::BufReader::new(&stream);
-            let mut head = String::new();
-            while reader.read_line(&mut head).unwrap() > 2 {}
-            seen.send(head).unwrap();
-            let body = r#"{"message":"engine says no"}"#;
-            write!(
-                &stream,
-                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
+            seen.send(refuse(&stream)).unwrap();
         });
         let host = format!("unix://{}", socket.display());
         let env = Env::from_map([("DOCKER_HOST", host.as_str())]);
@@ -251,6 +260,28 @@ mod tests {
             head.to_ascii_lowercase().contains("\r\nhost: docker\r\n"),
             "{head}"
         );
+    }
+
+    #[test]
+    fn a_tcp_engine_is_dialled_over_tcp() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("tcp://{}", listener.local_addr().unwrap());
+        let (seen, heads) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            seen.send(refuse(&stream)).unwrap();
+        });
+        let env = Env::from_map([("DOCKER_HOST", host.as_str())]);
+        let message = load(Path::new("/nonexistent.tar"), "x:y", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!("cannot reach the Docker engine at `{host}`")),
+            "{message}"
+        );
+        assert!(message.contains("engine says no"), "{message}");
+        let head = heads.try_recv().expect("nothing connected to the port");
+        assert!(head.starts_with("GET /version HTTP/1.1\r\n"), "{head}");
     }
 
     #[test]
