@@ -22,7 +22,7 @@ use crate::fs::write_atomic;
 use crate::gateway_binary::{self, IMAGE_PATH};
 use crate::oci::{self, Digest, OutputPaths};
 use crate::platform::Platform;
-use crate::project::{self, Compiled, Diagnostic, EnvVar};
+use crate::project::{self, Compiled, Diagnostic, EnvVar, Summary};
 use crate::registry::{ClientOptions, Reference};
 use crate::{sbom, transfer};
 
@@ -102,7 +102,7 @@ pub struct BuildMeta {
     /// The variables the bundle reads.
     pub env: Vec<EnvVar>,
     /// What the image serves, as `mgw validate --output json` prints it.
-    pub summary: serde_json::Value,
+    pub summary: Summary,
     /// The SBOM, relative to the output directory.
     pub sbom: String,
     /// The registry image the gateway layers came from (`--base` with a reference).
@@ -476,7 +476,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             })
             .collect(),
         env: compiled.env.clone(),
-        summary: serde_json::to_value(summary)?,
+        summary: summary.clone(),
         sbom: "sbom.spdx.json".to_owned(),
         base: base_meta,
     };
@@ -628,7 +628,31 @@ mod tests {
                 media_type: oci::MEDIA_TYPE_LAYER_GZIP.into(),
             }],
             env: Vec::new(),
-            summary: serde_json::json!({"name": "x"}),
+            summary: Summary {
+                name: "x".into(),
+                version: "1".into(),
+                repository: "r/x".into(),
+                labels: Default::default(),
+                platforms: Vec::new(),
+                apis: vec![project::ApiSummary {
+                    name: "x".into(),
+                    title: None,
+                    version: None,
+                    spec: "x.yaml".into(),
+                    format: project::openapi::SpecFormat::OpenApi31,
+                    base_path: "/".into(),
+                    upstream: "u".into(),
+                    routes: vec![project::RouteSummary {
+                        method: "GET".into(),
+                        path: "/x".into(),
+                        operation_id: "getX".into(),
+                        upstream: "u".into(),
+                        rate_limits: Vec::new(),
+                        security: vec!["s(read)".into()],
+                    }],
+                }],
+                routes: 1,
+            },
             sbom: "sbom.spdx.json".into(),
             base: None,
         };
@@ -638,6 +662,11 @@ mod tests {
         assert_eq!(json["bundleDigest"], "sha256:00");
         assert_eq!(json["layers"][0]["mediaType"], oci::MEDIA_TYPE_LAYER_GZIP);
         assert!(json["base"].is_null() && json["tarball"].is_null());
+        assert_eq!(json["summary"]["apis"][0]["format"], "openapi-3.1");
+        assert_eq!(
+            json["summary"]["apis"][0]["routes"][0]["operationId"],
+            "getX"
+        );
         let back: BuildMeta = serde_json::from_value(json).unwrap();
         assert_eq!(back, meta);
     }

@@ -66,6 +66,13 @@ impl serde::Serialize for Platform {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Platform, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown platform `{0}`; mgw builds `linux/amd64` and `linux/arm64` (or `all`)")]
 pub struct UnknownPlatform(pub String);

@@ -118,6 +118,19 @@ fn build(entry: &str, project: &Path, out: &Path, cwd: &Path) {
     );
 }
 
+/// What validates must start: the gateway's own check accepts the
+/// `bundle.json` that `mgw build` wrote under `out`, with every
+/// `${VAR:-default}` at its default.
+fn gateway_accepts(entry: &str, out: &Path) {
+    let image = std::fs::read_dir(out).unwrap().next().unwrap().unwrap();
+    let bytes = std::fs::read(image.path().join("bundle.json")).unwrap();
+    let bundle = mgw_bundle::Bundle::from_json(&bytes).unwrap();
+    let env = std::collections::BTreeMap::<String, String>::new();
+    if let Err(e) = mgw_bundle::Config::from_bundle(&bundle, String::new(), Some(&env)) {
+        panic!("{entry} validates, but the gateway refuses to start on it: {e}");
+    }
+}
+
 /// Runs init → validate → build on `tests/corpus/<entry>`; returns the routes
 /// served.
 fn builds_as_is(entry: &str) -> usize {
@@ -133,6 +146,7 @@ fn builds_as_is(entry: &str) -> usize {
         .sum();
     let warnings = report["warnings"].as_array().map_or(0, Vec::len);
     build(entry, &project, &tmp.path().join("out"), tmp.path());
+    gateway_accepts(entry, &tmp.path().join("out"));
     println!("corpus {entry}: {routes} routes, {warnings} warnings\n{warnings_text}");
     assert!(routes > 0, "{entry} serves no route");
     routes

@@ -224,6 +224,26 @@ pub struct UpstreamTls {
     pub insecure_skip_verify: bool,
 }
 
+impl Upstream {
+    /// An upstream of these URLs with every other setting at its default.
+    pub fn new(urls: Vec<String>) -> Self {
+        Self {
+            urls,
+            load_balancing: LoadBalancing::default(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            retry: Retry::default(),
+            pool_idle_timeout_ms: default_pool_idle_timeout_ms(),
+            pool_max_idle_per_host: default_pool_max_idle(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            circuit_breaker: CircuitBreaker::default(),
+            passive_health: PassiveHealth::default(),
+            health_check: None,
+            tls: None,
+        }
+    }
+}
+
 fn default_connect_timeout_ms() -> u64 {
     2_000
 }
@@ -517,6 +537,19 @@ impl OnRedisFailure {
     }
 }
 
+impl Default for RateLimits {
+    /// No policies, every other setting at its default.
+    fn default() -> Self {
+        Self {
+            policies: BTreeMap::new(),
+            unauthenticated: None,
+            headers: RateLimitHeaders::default(),
+            max_keys: default_rate_limit_max_keys(),
+            redis: None,
+        }
+    }
+}
+
 fn default_rate_limit_max_keys() -> u64 {
     1 << 20
 }
@@ -722,6 +755,19 @@ pub struct HealthCheck {
     /// Failures in a row that take a URL out.
     #[serde(default = "default_unhealthy_threshold")]
     pub unhealthy_threshold: u32,
+}
+
+impl HealthCheck {
+    /// A health check of `path` with every other setting at its default.
+    pub fn new(path: String) -> Self {
+        Self {
+            path,
+            interval_ms: default_health_interval_ms(),
+            timeout_ms: default_health_timeout_ms(),
+            healthy_threshold: default_healthy_threshold(),
+            unhealthy_threshold: default_unhealthy_threshold(),
+        }
+    }
 }
 
 fn default_health_interval_ms() -> u64 {
@@ -1027,13 +1073,77 @@ fn default_basic_users_file() -> String {
     BasicProvider::DEFAULT_FILE.into()
 }
 
+impl JwtProvider {
+    /// A provider for `issuer` and `algorithms` with every other setting at its
+    /// default.
+    pub fn new(issuer: String, algorithms: Vec<String>) -> Self {
+        Self {
+            issuer,
+            audiences: Vec::new(),
+            algorithms,
+            keys: Vec::new(),
+            jwks_url: None,
+            jwks_refresh_ms: default_jwks_refresh_ms(),
+            jwks_min_refresh_interval_ms: default_jwks_min_refresh_ms(),
+            jwks_timeout_ms: default_auth_timeout_ms(),
+            hmac_secret_file: None,
+            leeway_ms: default_leeway_ms(),
+            max_token_bytes: default_max_token_bytes(),
+            claim_headers: BTreeMap::new(),
+            forward_credentials: false,
+            consumer_claim: None,
+            cache_capacity: default_cache_capacity(),
+        }
+    }
+}
+
 impl ApiKeyProvider {
     pub const DEFAULT_FILE: &str = "${MGW_API_KEYS_FILE:-/etc/mgw/secrets/api-keys/api-keys}";
+}
+
+impl Default for ApiKeyProvider {
+    fn default() -> Self {
+        Self {
+            file: default_api_keys_file(),
+            reload_interval_ms: default_reload_ms(),
+            forward_credentials: false,
+        }
+    }
 }
 
 impl BasicProvider {
     pub const DEFAULT_FILE: &str =
         "${MGW_BASIC_AUTH_USERS_FILE:-/etc/mgw/secrets/basic-auth/users}";
+}
+
+impl Default for BasicProvider {
+    fn default() -> Self {
+        Self {
+            file: default_basic_users_file(),
+            reload_interval_ms: default_reload_ms(),
+            realm: None,
+            forward_credentials: false,
+        }
+    }
+}
+
+impl IntrospectionProvider {
+    /// A provider of this endpoint and client files with every other setting at
+    /// its default.
+    pub fn new(endpoint: String, client_id_file: String, client_secret_file: String) -> Self {
+        Self {
+            endpoint,
+            client_id_file,
+            client_secret_file,
+            timeout_ms: default_auth_timeout_ms(),
+            cache_ttl_ms: default_positive_ttl_ms(),
+            negative_cache_ttl_ms: default_negative_ttl_ms(),
+            cache_capacity: default_cache_capacity(),
+            max_token_bytes: default_max_token_bytes(),
+            claim_headers: BTreeMap::new(),
+            forward_credentials: false,
+        }
+    }
 }
 
 /// `MGW_JWT_HMAC_<NAME>_FILE` and friends: the provider name upper-cased, `-` → `_`.

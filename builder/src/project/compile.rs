@@ -21,17 +21,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mgw_bundle::env;
 use mgw_bundle::{
-    Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listener, Listeners, Operation, Retry,
+    Analytics, Api, Bundle, Config, GatewayInfo, Limits, Listeners, Operation, RateLimits,
     SCHEMA_VERSION, Upstream, canonical_template, digest_of, join_paths,
 };
 use mgw_bundle::{Auth, Cors, CredentialIn, JwtKey, Provider, Sandbox, SecurityScheme, Transforms};
-use mgw_bundle::{
-    CircuitBreaker, HealthCheck, PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimits,
-};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{Diagnostic, KeyPath, Origin, ProjectError, list, suggestion};
 use super::extensions::{Endpoints, Located};
+use super::keymap;
 use super::manifest::Include;
 use super::openapi::{ApiSpec, BasePathSource, SpecFormat, SpecOperation};
 use super::transforms;
@@ -55,7 +53,7 @@ pub struct Compiled {
 }
 
 /// What the image serves, for `mgw inspect`, labels and build output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub name: String,
@@ -63,14 +61,14 @@ pub struct Summary {
     pub repository: String,
     pub labels: BTreeMap<String, String>,
     /// `image.platforms` from mgw.yaml (empty: the host's).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<crate::platform::Platform>,
     pub apis: Vec<ApiSummary>,
     /// Total number of routes over all APIs.
     pub routes: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiSummary {
     pub name: String,
@@ -86,7 +84,7 @@ pub struct ApiSummary {
     pub routes: Vec<RouteSummary>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteSummary {
     pub method: String,
@@ -95,16 +93,16 @@ pub struct RouteSummary {
     pub operation_id: String,
     pub upstream: String,
     /// Rate-limit policies that apply (API level, then operation level).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<String>,
     /// Who may call: one entry per alternative requirement, `scheme(scope …)`
     /// joined by ` + `; empty for an open operation.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<String>,
 }
 
 /// One environment variable the deployment may set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     pub name: String,
@@ -213,16 +211,6 @@ fn mpath() -> KeyPath {
     KeyPath::root()
 }
 
-/// The gateway's upstream defaults, read from its own wire type.
-fn upstream_defaults() -> Upstream {
-    serde_json::from_value(serde_json::json!({ "urls": [] }))
-        .expect("the gateway's upstream defaults deserialize")
-}
-
-fn ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl Compiler<'_> {
     fn manifest_origin(&self, path: &KeyPath) -> Origin {
         self.project.manifest.origin(path)
@@ -300,15 +288,6 @@ impl Compiler<'_> {
     }
 
     fn listeners(&mut self) -> Listeners {
-        let l = &self.project.manifest.listeners;
-        let api = l
-            .api
-            .clone()
-            .unwrap_or_else(|| Listener::DEFAULT_API.into());
-        let admin = l
-            .admin
-            .clone()
-            .unwrap_or_else(|| Listener::DEFAULT_ADMIN.into());
         self.map(
             "listeners.api.address",
             self.manifest_origin(&mpath().key("listeners").key("api")),
@@ -321,63 +300,26 @@ impl Compiler<'_> {
             "listeners.api.tls",
             self.manifest_origin(&mpath().key("listeners").key("api").key("tls")),
         );
-        Listeners {
-            api: Listener {
-                address: api,
-                tls: l.api_tls.clone(),
-            },
-            admin: Listener {
-                address: admin,
-                tls: None,
-            },
-        }
+        self.project.manifest.listeners.clone()
     }
 
     fn limits(&mut self) -> Limits {
-        let s = &self.project.manifest.limits;
-        let d = Limits::default();
-        for (bundle_key, key) in [
-            ("headerReadTimeoutMs", "headerReadTimeout"),
-            ("maxHeaderBytes", "maxHeaderSize"),
-            ("maxHeaders", "maxHeaders"),
-            ("idleTimeoutMs", "idleTimeout"),
-            ("maxBodyBytes", "maxBodySize"),
-            ("shutdownGraceMs", "shutdownGrace"),
-            ("h2MaxConcurrentStreams", "h2MaxConcurrentStreams"),
-        ] {
-            self.map(
-                format!("limits.{bundle_key}"),
-                self.manifest_origin(&mpath().key("limits").key(key)),
-            );
+        let at = mpath().key("limits");
+        for (bundle_key, _) in keymap::LIMITS {
+            let path = keymap::manifest_path(&at, bundle_key, keymap::LIMITS);
+            self.map(format!("limits.{bundle_key}"), self.manifest_origin(&path));
         }
-        Limits {
-            header_read_timeout_ms: s.header_read_timeout.map_or(d.header_read_timeout_ms, ms),
-            max_header_bytes: s.max_header_bytes.unwrap_or(d.max_header_bytes),
-            max_headers: s.max_headers.unwrap_or(d.max_headers),
-            idle_timeout_ms: s.idle_timeout.map_or(d.idle_timeout_ms, ms),
-            max_body_bytes: s.max_body_bytes.unwrap_or(d.max_body_bytes),
-            shutdown_grace_ms: s.shutdown_grace.map_or(d.shutdown_grace_ms, ms),
-            h2_max_concurrent_streams: s
-                .h2_max_concurrent_streams
-                .unwrap_or(d.h2_max_concurrent_streams),
-        }
+        self.project.manifest.limits.clone()
     }
 
     fn analytics(&mut self) -> Analytics {
-        let a = &self.project.manifest.analytics;
         for key in ["sink", "path", "queueCapacity"] {
             self.map(
                 format!("analytics.{key}"),
                 self.manifest_origin(&mpath().key("analytics").key(key)),
             );
         }
-        Analytics {
-            sink: a.sink,
-            path: a.path.clone(),
-            queue_capacity: a
-                .queue_capacity
-                .unwrap_or(Analytics::default().queue_capacity),
-        }
+        self.project.manifest.analytics.clone()
     }
 
     /// Adds a declared upstream to the bundle (once) and returns its name.
@@ -388,7 +330,6 @@ impl Compiler<'_> {
         let Some(u) = self.project.manifest.upstreams.get(name) else {
             return name.to_owned();
         };
-        let d = upstream_defaults();
         let p = mpath().key("upstreams").key(name);
         let key = format!("upstreams.{name}");
         self.map(key.clone(), self.manifest_origin(&p));
@@ -398,31 +339,8 @@ impl Compiler<'_> {
                 self.manifest_origin(&p.key("urls").index(i)),
             );
         }
-        for (bundle_key, k) in [
-            ("connectTimeoutMs", "connectTimeout"),
-            ("requestTimeoutMs", "timeout"),
-            ("poolIdleTimeoutMs", "poolIdleTimeout"),
-            ("poolMaxIdlePerHost", "poolMaxIdlePerHost"),
-            ("retry", "retry"),
-            ("loadBalancing", "loadBalancing"),
-            ("maxConcurrentRequests", "maxConcurrentRequests"),
-            ("retry.budgetPercent", "retry.budget.percent"),
-            ("retry.minRetriesPerSecond", "retry.budget.minPerSecond"),
-            ("circuitBreaker", "circuitBreaker"),
-            ("circuitBreaker.windowMs", "circuitBreaker.window"),
-            ("circuitBreaker.openMs", "circuitBreaker.openDuration"),
-            ("passiveHealth", "passiveHealth"),
-            ("passiveHealth.ejectionMs", "passiveHealth.ejectionDuration"),
-            ("healthCheck", "healthCheck"),
-            ("healthCheck.intervalMs", "healthCheck.interval"),
-            ("healthCheck.timeoutMs", "healthCheck.timeout"),
-            ("tls", "tls"),
-            ("tls.caFile", "tls.caFile"),
-            ("tls.certFile", "tls.certFile"),
-            ("tls.keyFile", "tls.keyFile"),
-            ("tls.serverName", "tls.serverName"),
-        ] {
-            let path = k.split('.').fold(p.clone(), |path, seg| path.key(seg));
+        for (bundle_key, _) in keymap::UPSTREAM {
+            let path = keymap::manifest_path(&p, bundle_key, keymap::UPSTREAM);
             self.map(format!("{key}.{bundle_key}"), self.manifest_origin(&path));
         }
         if u.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
@@ -436,29 +354,7 @@ impl Compiler<'_> {
                 ),
             ));
         }
-        let upstream = Upstream {
-            urls: u.urls.clone(),
-            load_balancing: u.load_balancing.unwrap_or(d.load_balancing),
-            connect_timeout_ms: u.connect_timeout.map_or(d.connect_timeout_ms, ms),
-            request_timeout_ms: u.timeout.map_or(d.request_timeout_ms, ms),
-            retry: Retry {
-                attempts: u.retry_attempts.unwrap_or(d.retry.attempts),
-                idempotent: u.retry_idempotent.unwrap_or(d.retry.idempotent),
-                budget_percent: u.retry_budget_percent.unwrap_or(d.retry.budget_percent),
-                min_retries_per_second: u
-                    .retry_min_per_second
-                    .unwrap_or(d.retry.min_retries_per_second),
-            },
-            pool_idle_timeout_ms: u.pool_idle_timeout.map_or(d.pool_idle_timeout_ms, ms),
-            pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(d.pool_max_idle_per_host),
-            max_concurrent_requests: u
-                .max_concurrent_requests
-                .unwrap_or(d.max_concurrent_requests),
-            circuit_breaker: circuit_breaker(u.circuit_breaker.as_ref(), d.circuit_breaker),
-            passive_health: passive_health(u.passive_health.as_ref(), d.passive_health),
-            health_check: u.health_check.as_ref().map(health_check),
-            tls: u.tls.clone(),
-        };
+        let upstream = u.clone();
         self.upstreams.insert(name.to_owned(), upstream);
         name.to_owned()
     }
@@ -471,9 +367,8 @@ impl Compiler<'_> {
             self.map(format!("{key}.urls[{i}]"), u.origin.clone());
         }
         let upstream = Upstream {
-            urls: ep.urls.iter().map(|u| u.value.clone()).collect(),
             load_balancing: ep.load_balancing,
-            ..upstream_defaults()
+            ..Upstream::new(ep.urls.iter().map(|u| u.value.clone()).collect())
         };
         self.upstreams.insert(name.clone(), upstream);
         name
@@ -1372,10 +1267,7 @@ impl Compiler<'_> {
             return false;
         };
         let manifest = &self.project.manifest;
-        let has_policies_file = manifest
-            .rate_limits
-            .as_ref()
-            .is_some_and(|r| r.wso2_policies.is_some());
+        let has_policies_file = manifest.wso2.file.is_some();
         if !is_wso2_project(spec)
             || !has_policies_file
             || !tier.origin.key_path.ends_with("/x-wso2-throttling-tier")
@@ -1490,7 +1382,7 @@ impl Compiler<'_> {
             let key = format!("rateLimits.policies.{name}");
             let used =
                 self.used_policies.contains(name) || r.unauthenticated.as_ref() == Some(name);
-            if let Some(origin) = &policy.origin {
+            if let Some(origin) = self.project.manifest.wso2.origins.get(name) {
                 // A tier of a WSO2 `policies.yaml`: a library, only used ones count.
                 if !used {
                     continue;
@@ -1501,18 +1393,9 @@ impl Compiler<'_> {
                 }
             } else {
                 self.map(key.clone(), self.project.manifest.key_origin(&pp));
-                for (bundle_key, k) in [
-                    ("requests", "requests"),
-                    ("periodSeconds", "period"),
-                    ("burst", "burst"),
-                    ("key", "key"),
-                    ("scope", "scope"),
-                    ("onRedisFailure", "onRedisFailure"),
-                ] {
-                    self.map(
-                        format!("{key}.{bundle_key}"),
-                        self.manifest_origin(&pp.key(k)),
-                    );
+                for (bundle_key, _) in keymap::POLICY {
+                    let path = keymap::manifest_path(&pp, bundle_key, keymap::POLICY);
+                    self.map(format!("{key}.{bundle_key}"), self.manifest_origin(&path));
                 }
             }
             if !used {
@@ -1523,29 +1406,11 @@ impl Compiler<'_> {
                     ),
                 ));
             }
-            policies.insert(
-                name.clone(),
-                RateLimitPolicy {
-                    requests: policy.requests,
-                    period_seconds: policy.period_seconds,
-                    burst: policy.burst,
-                    key: policy.key.clone(),
-                    scope: policy.scope,
-                    on_redis_failure: policy.on_redis_failure,
-                },
-            );
+            policies.insert(name.clone(), policy.clone());
         }
-        let d: RateLimits = serde_json::from_value(serde_json::json!({ "policies": {} }))
-            .expect("the gateway's rate-limit defaults deserialize");
         Some(RateLimits {
             policies,
-            unauthenticated: r.unauthenticated.clone(),
-            headers: RateLimitHeaders {
-                ietf: r.ietf_headers.unwrap_or(d.headers.ietf),
-                x_rate_limit: r.x_rate_limit_headers.unwrap_or(d.headers.x_rate_limit),
-            },
-            max_keys: r.max_keys.unwrap_or(d.max_keys),
-            redis: r.redis.clone(),
+            ..r.clone()
         })
     }
 
@@ -1578,46 +1443,6 @@ impl Compiler<'_> {
                 format!("upstream `{name}` is not used by any API; it is left out of the bundle"),
             ));
         }
-    }
-}
-
-fn circuit_breaker(
-    s: Option<&super::manifest::CircuitBreakerSettings>,
-    d: CircuitBreaker,
-) -> CircuitBreaker {
-    let Some(s) = s else { return d };
-    CircuitBreaker {
-        enabled: s.enabled.unwrap_or(d.enabled),
-        consecutive_failures: s.consecutive_failures.unwrap_or(d.consecutive_failures),
-        failure_rate_percent: s.failure_rate_percent.unwrap_or(d.failure_rate_percent),
-        min_requests: s.min_requests.unwrap_or(d.min_requests),
-        window_ms: s.window.map_or(d.window_ms, ms),
-        open_ms: s.open_duration.map_or(d.open_ms, ms),
-        half_open_requests: s.half_open_requests.unwrap_or(d.half_open_requests),
-    }
-}
-
-fn passive_health(
-    s: Option<&super::manifest::PassiveHealthSettings>,
-    d: PassiveHealth,
-) -> PassiveHealth {
-    let Some(s) = s else { return d };
-    PassiveHealth {
-        enabled: s.enabled.unwrap_or(d.enabled),
-        consecutive_failures: s.consecutive_failures.unwrap_or(d.consecutive_failures),
-        ejection_ms: s.ejection_duration.map_or(d.ejection_ms, ms),
-    }
-}
-
-fn health_check(s: &super::manifest::HealthCheckSettings) -> HealthCheck {
-    let d: HealthCheck = serde_json::from_value(serde_json::json!({ "path": s.path }))
-        .expect("the gateway's health check defaults deserialize");
-    HealthCheck {
-        path: s.path.clone(),
-        interval_ms: s.interval.map_or(d.interval_ms, ms),
-        timeout_ms: s.timeout.map_or(d.timeout_ms, ms),
-        healthy_threshold: s.healthy_threshold.unwrap_or(d.healthy_threshold),
-        unhealthy_threshold: s.unhealthy_threshold.unwrap_or(d.unhealthy_threshold),
     }
 }
 

@@ -17,7 +17,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use mgw_bundle::{Limits, Listener};
+use mgw_bundle::{Analytics, ApiKeyProvider, Limits, Listener, Upstream};
 
 use super::error::{Diagnostic, ProjectError};
 use super::openapi::{self, ApiSpec};
@@ -337,6 +337,14 @@ fn duration(ms: u64) -> String {
     humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
 }
 
+/// How a bundle enum value is written (`roundRobin`, `stdout`).
+fn wire_name(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => unreachable!("a unit enum serializes as a string, got {other:?}"),
+    }
+}
+
 fn size(bytes: u64) -> String {
     for (unit, n) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
         if bytes >= n && bytes % n == 0 {
@@ -362,6 +370,7 @@ struct Template<'a> {
 
 fn render(t: &Template<'_>) -> String {
     let l = Limits::default();
+    let u = Upstream::new(Vec::new());
     let ids: Vec<&str> = t.spec.operations.iter().map(|o| o.id.as_str()).collect();
     let tags = t.spec.all_tags();
     let mut ops_note = format!(
@@ -419,15 +428,15 @@ limits:
 {c}      - {upstream}
 {c}    # `roundRobin` spreads requests over the URLs; `failover` sticks to the first
 {c}    # one that accepts connections.
-{c}    loadBalancing: roundRobin
-{c}    connectTimeout: 2s
+{c}    loadBalancing: {lb}
+{c}    connectTimeout: {ct}
 {c}    # Time until the upstream's response head arrives.
-{c}    timeout: 30s
+{c}    timeout: {rt}
 {c}    retry:
 {c}      # Further attempts after the first (connect failures are always retryable).
-{c}      attempts: 1
+{c}      attempts: {ra}
 {c}      # Also retry idempotent requests without a body that failed after being sent.
-{c}      idempotent: false
+{c}      idempotent: {ri}
 
 # The APIs this gateway serves.
 apis:
@@ -451,7 +460,7 @@ apis:
 {auth}# One JSON event per request, written off the request path:
 # `stdout`, `file` (with `path: /var/log/mgw/analytics.jsonl`) or `none`.
 analytics:
-  sink: stdout
+  sink: {sink}
 {rate_limits}"#,
         name = scalar(t.name),
         version = scalar(t.version),
@@ -463,6 +472,12 @@ analytics:
         it = duration(l.idle_timeout_ms),
         mbs = size(l.max_body_bytes),
         sg = duration(l.shutdown_grace_ms),
+        lb = wire_name(&u.load_balancing),
+        ct = duration(u.connect_timeout_ms),
+        rt = duration(u.request_timeout_ms),
+        ra = u.retry.attempts,
+        ri = u.retry.idempotent,
+        sink = wire_name(&Analytics::default().sink),
         var = t
             .upstream
             .split(":-")
@@ -511,13 +526,18 @@ fn auth_scaffold(spec: &ApiSpec) -> String {
         let key = scalar(name);
         match scheme.kind.as_str() {
             "apiKey" => out.push_str(&format!(
-                "#    {key}: {{type: apiKey}}    # key in {} `{}`; keys file: ${{MGW_API_KEYS_FILE:-/etc/mgw/secrets/api-keys/api-keys}}\n",
+                "#    {key}: {{type: apiKey}}    # key in {} `{}`; keys file: {}\n",
                 field("in"),
-                field("name")
+                field("name"),
+                ApiKeyProvider::DEFAULT_FILE,
             )),
-            "basic" => out.push_str(&format!("#    {key}: {{type: basic}}    # users file: htpasswd (bcrypt)\n")),
+            "basic" => out.push_str(&format!(
+                "#    {key}: {{type: basic}}    # users file: htpasswd (bcrypt)\n"
+            )),
             "http" if field("scheme").eq_ignore_ascii_case("basic") => {
-                out.push_str(&format!("#    {key}: {{type: basic}}    # users file: htpasswd (bcrypt)\n"));
+                out.push_str(&format!(
+                    "#    {key}: {{type: basic}}    # users file: htpasswd (bcrypt)\n"
+                ));
             }
             "http" | "oauth2" | "openIdConnect" => out.push_str(&format!(
                 "#    {key}:    # {} bearer tokens: signed JWTs (or `type: introspection`)\n\

@@ -2,26 +2,34 @@
 //! domain types.
 //!
 //! Two layers, as everywhere in mgw: the `*Wire` structs mirror the file exactly
-//! (`deny_unknown_fields`, camelCase), and [`Manifest`] holds checked, typed values
-//! (durations as [`Duration`], sizes in bytes, paths normalized and kept inside the
-//! project). Settings left out stay `None` so that the gateway's own defaults (from
-//! `mgw_bundle`) apply; this module never invents a default the gateway
-//! does not have. It does not read the specs or the filesystem: it only checks what
-//! `mgw.yaml` alone can tell, and every problem names its key path and position.
+//! (`deny_unknown_fields`, camelCase, human units such as `10s` and `64KiB`), and
+//! [`Manifest`] holds checked values. A setting the gateway has is validated
+//! straight into its `mgw_bundle` type (durations in milliseconds, sizes in
+//! bytes); a setting left out takes that type's default, so this module never
+//! invents a default the gateway does not have, and no setting is declared a
+//! third time in between. Only what the builder alone needs keeps a type of its
+//! own here (the spec and its selection per API, the image, key files to
+//! inline). It reads no spec and no file but `rateLimits.wso2Policies`: it checks
+//! what `mgw.yaml` alone can tell, and every problem names its key path and
+//! position.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mgw_bundle::check::Part;
 use mgw_bundle::env;
 use mgw_bundle::{
-    ClientAuth, ClientCertMode, LoadBalancing, OnRedisFailure, RateLimitKey, RateLimitRedis,
-    RateLimitScope, SinkKind, UnderscoreHeaders,
+    Analytics, CircuitBreaker, HealthCheck, Limits, Listener, Listeners, OnRedisFailure,
+    PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimitRedis, RateLimitScope, RateLimits,
+    Retry, SinkKind, Upstream,
 };
+use mgw_bundle::{ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, UnderscoreHeaders};
 use serde::Deserialize;
 
 use super::MANIFEST_FILE;
 use super::de::{DeError, from_node};
 use super::error::{Diagnostic, KeyPath, Origin, list, suggestion};
+use super::keymap;
 use super::refs::{Source, normalize_relative};
 use super::units::{duration_ms, parse_size};
 use super::yaml::{self, Node};
@@ -516,17 +524,20 @@ pub struct Manifest {
     pub name: String,
     pub version: String,
     pub image: ImageSettings,
-    pub listeners: ListenerSettings,
-    pub limits: LimitSettings,
-    /// `None` when `mgw.yaml` has no `rateLimits`.
-    pub rate_limits: Option<RateLimitSettings>,
+    pub listeners: Listeners,
+    pub limits: Limits,
+    /// `None` when `mgw.yaml` has no `rateLimits`. Tiers of
+    /// `rateLimits.wso2Policies` are among the policies (see [`Manifest::wso2`]).
+    pub rate_limits: Option<RateLimits>,
+    /// What `rateLimits.wso2Policies` brought in.
+    pub wso2: Wso2Tiers,
     /// CIDR ranges (or `${VAR}` templates of comma-separated ranges).
     pub trusted_proxies: Vec<String>,
     /// Declared upstreams by name.
-    pub upstreams: BTreeMap<String, UpstreamSettings>,
+    pub upstreams: BTreeMap<String, Upstream>,
     /// In the order written; `apis[i]` in key paths.
     pub apis: Vec<ApiSettings>,
-    pub analytics: AnalyticsSettings,
+    pub analytics: Analytics,
     pub auth: AuthSettings,
     /// Top-level CORS, for APIs that set none of their own.
     pub cors: Option<mgw_bundle::Cors>,
@@ -553,100 +564,16 @@ pub struct ImageSettings {
     pub platforms: Vec<crate::platform::Platform>,
 }
 
-/// Listener addresses; `${VAR}` templates are resolved by the gateway at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerSettings {
-    pub api: Option<String>,
-    pub admin: Option<String>,
-    pub api_tls: Option<mgw_bundle::ListenerTls>,
-}
-
+/// The tiers of a WSO2 `policies.yaml` named by `rateLimits.wso2Policies`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LimitSettings {
-    pub header_read_timeout: Option<Duration>,
-    pub max_header_bytes: Option<u64>,
-    pub max_headers: Option<u64>,
-    pub idle_timeout: Option<Duration>,
-    pub max_body_bytes: Option<u64>,
-    pub shutdown_grace: Option<Duration>,
-    pub h2_max_concurrent_streams: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamSettings {
-    pub urls: Vec<String>,
-    pub load_balancing: Option<LoadBalancing>,
-    pub connect_timeout: Option<Duration>,
-    /// Time from sending the request until the response head arrives.
-    pub timeout: Option<Duration>,
-    pub retry_attempts: Option<u32>,
-    pub retry_idempotent: Option<bool>,
-    pub pool_idle_timeout: Option<Duration>,
-    pub pool_max_idle_per_host: Option<u64>,
-    pub retry_budget_percent: Option<u32>,
-    pub retry_min_per_second: Option<u32>,
-    pub max_concurrent_requests: Option<u64>,
-    pub circuit_breaker: Option<CircuitBreakerSettings>,
-    pub passive_health: Option<PassiveHealthSettings>,
-    pub health_check: Option<HealthCheckSettings>,
-    /// Checked with the URLs by the gateway's own rules at compile time.
-    pub tls: Option<mgw_bundle::UpstreamTls>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CircuitBreakerSettings {
-    pub enabled: Option<bool>,
-    pub consecutive_failures: Option<u32>,
-    pub failure_rate_percent: Option<u32>,
-    pub min_requests: Option<u32>,
-    pub window: Option<Duration>,
-    pub open_duration: Option<Duration>,
-    pub half_open_requests: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PassiveHealthSettings {
-    pub enabled: Option<bool>,
-    pub consecutive_failures: Option<u32>,
-    pub ejection_duration: Option<Duration>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheckSettings {
-    pub path: String,
-    pub interval: Option<Duration>,
-    pub timeout: Option<Duration>,
-    pub healthy_threshold: Option<u32>,
-    pub unhealthy_threshold: Option<u32>,
-}
-
-/// `rateLimits` in `mgw.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimitSettings {
-    pub policies: BTreeMap<String, PolicySettings>,
-    /// Tiers of `wso2Policies` mgw cannot enforce, with the reason.
-    pub refused_tiers: BTreeMap<String, String>,
+pub struct Wso2Tiers {
     /// `wso2Policies`, project-relative.
-    pub wso2_policies: Option<String>,
-    /// A key of `policies`.
-    pub unauthenticated: Option<String>,
-    pub ietf_headers: Option<bool>,
-    pub x_rate_limit_headers: Option<bool>,
-    pub max_keys: Option<u64>,
-    pub redis: Option<RateLimitRedis>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicySettings {
-    pub requests: u64,
-    pub period_seconds: u64,
-    pub burst: Option<u64>,
-    pub key: RateLimitKey,
-    pub scope: RateLimitScope,
-    pub on_redis_failure: OnRedisFailure,
-    /// Where a tier of `rateLimits.wso2Policies` is written; `None` for a
-    /// policy of `mgw.yaml`. Tiers no API uses stay out of the bundle.
-    pub origin: Option<Origin>,
+    pub file: Option<String>,
+    /// Where each tier that became a policy is written. Tiers no API uses stay
+    /// out of the bundle.
+    pub origins: BTreeMap<String, Origin>,
+    /// Tiers mgw cannot enforce, with the reason.
+    pub refused: BTreeMap<String, String>,
 }
 
 /// The name that means "no rate limit" (WSO2's built-in tier), unless a policy
@@ -672,10 +599,7 @@ impl Manifest {
 
     /// Why a tier of `rateLimits.wso2Policies` named `name` cannot be used.
     pub fn refused_tier(&self, name: &str) -> Option<&str> {
-        self.rate_limits
-            .as_ref()
-            .and_then(|r| r.refused_tiers.get(name))
-            .map(String::as_str)
+        self.wso2.refused.get(name).map(String::as_str)
     }
 
     /// Declared policy names, sorted.
@@ -726,16 +650,6 @@ pub struct Include {
     pub operations: Vec<String>,
     pub tags: Vec<String>,
 }
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnalyticsSettings {
-    pub sink: SinkKind,
-    pub path: Option<String>,
-    pub queue_capacity: Option<u64>,
-}
-
-/// At most this many retries per request; the gateway caps silently, we refuse.
-const MAX_RETRY_ATTEMPTS: u32 = 10;
 
 impl Manifest {
     /// The origin of a key path's value (or of its deepest existing parent).
@@ -807,7 +721,7 @@ pub fn parse_manifest_in(text: &str, source: &Source) -> Result<Manifest, Vec<Di
         tree: &tree,
         diags: Vec::new(),
         source,
-        refused_tiers: BTreeMap::new(),
+        wso2: Wso2Tiers::default(),
     };
     let m = v.manifest(wire);
     if v.diags.is_empty() {
@@ -822,7 +736,8 @@ struct Validator<'a> {
     diags: Vec<Diagnostic>,
     /// Reads another project file (`rateLimits.wso2Policies`).
     source: &'a Source,
-    refused_tiers: BTreeMap<String, String>,
+    /// Filled by `rateLimits.wso2Policies`.
+    wso2: Wso2Tiers,
 }
 
 fn root() -> KeyPath {
@@ -899,6 +814,36 @@ impl Validator<'_> {
         }
     }
 
+    /// A duration in milliseconds, or `default` when absent (or invalid, which
+    /// is reported).
+    fn ms(&mut self, path: KeyPath, v: Option<String>, default: u64) -> u64 {
+        self.duration(path, v).map_or(default, millis)
+    }
+
+    /// Like [`Self::ms`], and more than zero.
+    fn positive_ms(&mut self, path: KeyPath, v: Option<String>, default: u64) -> u64 {
+        self.positive_duration(path, v).map_or(default, millis)
+    }
+
+    /// Checks a part by the gateway's own rules and reports each problem at the
+    /// `mgw.yaml` key its bundle key (under `prefix`) comes from.
+    fn check_part(&mut self, part: Part<'_>, prefix: &str, at: &KeyPath, table: &[(&str, &str)]) {
+        // Only the part's own problems: a policy checked with the Redis settings
+        // it needs must not repeat theirs.
+        for problem in part.problems() {
+            let Some(rest) = problem.key.strip_prefix(prefix) else {
+                continue;
+            };
+            let rest = rest.trim_start_matches('.');
+            if rest.is_empty() && at.0.len() > 1 {
+                // About an entry of a map (a policy's name): point at the key.
+                self.key_err(at, problem.message);
+            } else {
+                self.err(&keymap::manifest_path(at, rest, table), problem.message);
+            }
+        }
+    }
+
     fn manifest(&mut self, w: ManifestWire) -> Manifest {
         check_name(self, &root().key("name"), &w.name, "the gateway name");
         self.version(&w.version);
@@ -923,6 +868,7 @@ impl Validator<'_> {
             listeners,
             limits,
             rate_limits,
+            wso2: std::mem::take(&mut self.wso2),
             trusted_proxies,
             upstreams,
             apis,
@@ -1006,13 +952,9 @@ impl Validator<'_> {
         }
     }
 
-    fn listeners(&mut self, w: Option<ListenersWire>) -> ListenerSettings {
+    fn listeners(&mut self, w: Option<ListenersWire>) -> Listeners {
         let Some(w) = w else {
-            return ListenerSettings {
-                api: None,
-                admin: None,
-                api_tls: None,
-            };
+            return Listeners::default();
         };
         let api_tls =
             w.api
@@ -1059,8 +1001,8 @@ impl Validator<'_> {
             let t = t.as_deref().unwrap_or(default);
             env::substitute(t, &BTreeMap::<String, String>::new()).ok()
         };
-        let a = probe(&api, mgw_bundle::Listener::DEFAULT_API);
-        let b = probe(&admin, mgw_bundle::Listener::DEFAULT_ADMIN);
+        let a = probe(&api, Listener::DEFAULT_API);
+        let b = probe(&admin, Listener::DEFAULT_ADMIN);
         if let (Some(a), Some(b)) = (a, b) {
             if a == b && !a.ends_with(":0") {
                 self.err(
@@ -1071,108 +1013,112 @@ impl Validator<'_> {
                 );
             }
         }
-        ListenerSettings {
-            api,
-            admin,
-            api_tls,
+        Listeners {
+            api: Listener {
+                address: api.unwrap_or_else(|| Listener::DEFAULT_API.into()),
+                tls: api_tls,
+            },
+            admin: Listener {
+                address: admin.unwrap_or_else(|| Listener::DEFAULT_ADMIN.into()),
+                tls: None,
+            },
         }
     }
 
-    fn limits(&mut self, w: Option<LimitsWire>) -> LimitSettings {
+    fn limits(&mut self, w: Option<LimitsWire>) -> Limits {
+        let d = Limits::default();
         let Some(w) = w else {
-            return LimitSettings::default();
+            return d;
         };
         let p = || root().key("limits");
-        let l = LimitSettings {
-            header_read_timeout: self
-                .positive_duration(p().key("headerReadTimeout"), w.header_read_timeout),
-            max_header_bytes: self.size(p().key("maxHeaderSize"), w.max_header_size),
-            max_headers: w.max_headers,
-            idle_timeout: self.positive_duration(p().key("idleTimeout"), w.idle_timeout),
-            max_body_bytes: self.size(p().key("maxBodySize"), w.max_body_size),
-            shutdown_grace: self.duration(p().key("shutdownGrace"), w.shutdown_grace),
-            h2_max_concurrent_streams: w.h2_max_concurrent_streams,
+        let limits = Limits {
+            header_read_timeout_ms: self.ms(
+                p().key("headerReadTimeout"),
+                w.header_read_timeout,
+                d.header_read_timeout_ms,
+            ),
+            max_header_bytes: self
+                .size(p().key("maxHeaderSize"), w.max_header_size)
+                .unwrap_or(d.max_header_bytes),
+            max_headers: w.max_headers.unwrap_or(d.max_headers),
+            idle_timeout_ms: self.ms(p().key("idleTimeout"), w.idle_timeout, d.idle_timeout_ms),
+            max_body_bytes: self
+                .size(p().key("maxBodySize"), w.max_body_size)
+                .unwrap_or(d.max_body_bytes),
+            shutdown_grace_ms: self.ms(
+                p().key("shutdownGrace"),
+                w.shutdown_grace,
+                d.shutdown_grace_ms,
+            ),
+            h2_max_concurrent_streams: w
+                .h2_max_concurrent_streams
+                .unwrap_or(d.h2_max_concurrent_streams),
         };
-        if l.h2_max_concurrent_streams == Some(0) {
-            self.err(&p().key("h2MaxConcurrentStreams"), "must be at least 1");
-        }
-        l
+        self.check_part(Part::Limits(&limits), "limits", &p(), keymap::LIMITS);
+        limits
     }
 
-    fn upstreams(
-        &mut self,
-        w: BTreeMap<String, UpstreamWire>,
-    ) -> BTreeMap<String, UpstreamSettings> {
+    fn upstreams(&mut self, w: BTreeMap<String, UpstreamWire>) -> BTreeMap<String, Upstream> {
         let mut out = BTreeMap::new();
         for (name, u) in w {
             let p = root().key("upstreams").key(name.clone());
             check_name(self, &p, &name, "an upstream name");
-            if u.urls.is_empty() {
-                self.err(
-                    &p.key("urls"),
-                    "needs at least one URL, such as `http://127.0.0.1:8000`",
-                );
-            }
-            for (i, url) in u.urls.iter().enumerate() {
-                if url.trim().is_empty() {
-                    self.err(&p.key("urls").index(i), "must not be empty");
-                }
-            }
+            let d = Upstream::new(u.urls);
             let retry = u.retry.unwrap_or(RetryWire {
                 attempts: None,
                 idempotent: None,
                 budget: None,
             });
-            if let Some(a) = retry.attempts {
-                if a > MAX_RETRY_ATTEMPTS {
-                    self.err(
-                        &p.key("retry").key("attempts"),
-                        format!(
-                            "{a} is too many; at most {MAX_RETRY_ATTEMPTS} retries are allowed"
-                        ),
-                    );
-                }
-            }
             let budget = retry.budget.unwrap_or(RetryBudgetWire {
                 percent: None,
                 min_per_second: None,
             });
-            if budget.percent.is_some_and(|pct| pct > 1000) {
-                self.err(
-                    &p.key("retry").key("budget").key("percent"),
-                    "retries may add at most 1000 percent",
-                );
-            }
-            if u.max_concurrent_requests == Some(0) {
-                self.err(&p.key("maxConcurrentRequests"), "must be at least 1");
-            }
-            let circuit_breaker = u
-                .circuit_breaker
-                .map(|b| self.circuit_breaker(p.key("circuitBreaker"), b));
-            let passive_health = u
-                .passive_health
-                .map(|h| self.passive_health(p.key("passiveHealth"), h));
-            let health_check = u
-                .health_check
-                .map(|h| self.health_check(p.key("healthCheck"), h));
-            let settings = UpstreamSettings {
-                retry_budget_percent: budget.percent,
-                retry_min_per_second: budget.min_per_second,
-                max_concurrent_requests: u.max_concurrent_requests,
-                circuit_breaker,
-                passive_health,
-                health_check,
-                load_balancing: u.load_balancing,
-                connect_timeout: self.positive_duration(p.key("connectTimeout"), u.connect_timeout),
-                timeout: self.positive_duration(p.key("timeout"), u.timeout),
-                retry_attempts: retry.attempts,
-                retry_idempotent: retry.idempotent,
-                pool_idle_timeout: self.duration(p.key("poolIdleTimeout"), u.pool_idle_timeout),
-                pool_max_idle_per_host: u.pool_max_idle_per_host,
-                urls: u.urls,
+            let upstream = Upstream {
+                load_balancing: u.load_balancing.unwrap_or(d.load_balancing),
+                connect_timeout_ms: self.ms(
+                    p.key("connectTimeout"),
+                    u.connect_timeout,
+                    d.connect_timeout_ms,
+                ),
+                request_timeout_ms: self.ms(p.key("timeout"), u.timeout, d.request_timeout_ms),
+                retry: Retry {
+                    attempts: retry.attempts.unwrap_or(d.retry.attempts),
+                    idempotent: retry.idempotent.unwrap_or(d.retry.idempotent),
+                    budget_percent: budget.percent.unwrap_or(d.retry.budget_percent),
+                    min_retries_per_second: budget
+                        .min_per_second
+                        .unwrap_or(d.retry.min_retries_per_second),
+                },
+                pool_idle_timeout_ms: self.ms(
+                    p.key("poolIdleTimeout"),
+                    u.pool_idle_timeout,
+                    d.pool_idle_timeout_ms,
+                ),
+                pool_max_idle_per_host: u
+                    .pool_max_idle_per_host
+                    .unwrap_or(d.pool_max_idle_per_host),
+                max_concurrent_requests: u
+                    .max_concurrent_requests
+                    .unwrap_or(d.max_concurrent_requests),
+                circuit_breaker: u.circuit_breaker.map_or(d.circuit_breaker, |b| {
+                    self.circuit_breaker(p.key("circuitBreaker"), b)
+                }),
+                passive_health: u.passive_health.map_or(d.passive_health, |h| {
+                    self.passive_health(p.key("passiveHealth"), h)
+                }),
+                health_check: u
+                    .health_check
+                    .map(|h| self.health_check(p.key("healthCheck"), h)),
                 tls: u.tls,
+                urls: d.urls,
             };
-            out.insert(name, settings);
+            self.check_part(
+                Part::Upstream(&name, &upstream),
+                &format!("upstreams.{name}"),
+                &p,
+                keymap::UPSTREAM,
+            );
+            out.insert(name, upstream);
         }
         out
     }
@@ -1180,7 +1126,7 @@ impl Validator<'_> {
     fn apis(
         &mut self,
         w: Vec<ApiWire>,
-        upstreams: &BTreeMap<String, UpstreamSettings>,
+        upstreams: &BTreeMap<String, Upstream>,
     ) -> Vec<ApiSettings> {
         if w.is_empty() {
             self.err(
@@ -1288,35 +1234,32 @@ impl Validator<'_> {
         out
     }
 
-    fn rate_limits(&mut self, w: RateLimitsWire) -> RateLimitSettings {
+    fn rate_limits(&mut self, w: RateLimitsWire) -> RateLimits {
         let p = || root().key("rateLimits");
-        let mut policies = BTreeMap::new();
+        let headers = w.headers.unwrap_or(RateLimitHeadersWire {
+            ietf: None,
+            x_rate_limit: None,
+        });
+        let d = RateLimits::default();
+        let mut limits = RateLimits {
+            policies: BTreeMap::new(),
+            // A reference, resolved below with suggestions, like `apis[].rateLimit`.
+            unauthenticated: None,
+            headers: RateLimitHeaders {
+                ietf: headers.ietf.unwrap_or(d.headers.ietf),
+                x_rate_limit: headers.x_rate_limit.unwrap_or(d.headers.x_rate_limit),
+            },
+            max_keys: w.max_keys.unwrap_or(d.max_keys),
+            redis: w.redis.clone(),
+        };
+        self.check_part(Part::RateLimits(&limits), "rateLimits", &p(), &[]);
         for (name, pw) in w.policies.unwrap_or_default() {
             let pp = p().key("policies").key(name.clone());
-            let ok = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if !ok {
-                self.key_err(
-                    &pp,
-                    format!(
-                        "`{name}` is not valid as a policy name; use 1 to 64 letters, digits, `.`, `_` and `-` (it appears in response headers)"
-                    ),
-                );
-            }
             if name.eq_ignore_ascii_case(UNLIMITED) {
                 self.key_err(
                     &pp,
                     format!("`{name}` means no rate limit; give the policy another name"),
                 );
-            }
-            if pw.requests == 0 {
-                self.err(&pp.key("requests"), "must be at least 1");
-            }
-            if pw.burst == Some(0) {
-                self.err(&pp.key("burst"), "must be at least 1");
             }
             let period_seconds = match duration_ms(&pw.period) {
                 Ok(ms) if ms >= 1000 && ms % 1000 == 0 => ms / 1000,
@@ -1335,74 +1278,46 @@ impl Validator<'_> {
                     1
                 }
             };
-            let key = pw.key.unwrap_or_default();
-            if let RateLimitKey::Header(h) = &key {
-                let token = !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                if !token {
-                    self.err(
-                        &pp.key("key").key("header"),
-                        format!("`{h}` is not a header name"),
-                    );
-                }
-            }
-            if let RateLimitKey::Claim(c) = &key {
-                if c.trim().is_empty() {
-                    self.err(
-                        &pp.key("key").key("claim"),
-                        "must name a claim, such as `sub`",
-                    );
-                }
-            }
-            policies.insert(
-                name,
-                PolicySettings {
-                    requests: pw.requests,
-                    period_seconds,
-                    burst: pw.burst,
-                    key,
-                    scope: pw.scope,
-                    on_redis_failure: pw.on_redis_failure,
-                    origin: None,
-                },
+            let policy = RateLimitPolicy {
+                requests: pw.requests,
+                period_seconds,
+                burst: pw.burst,
+                key: pw.key.unwrap_or_default(),
+                scope: pw.scope,
+                on_redis_failure: pw.on_redis_failure,
+            };
+            // With the Redis settings, which a `global` policy needs; their own
+            // problems are reported once, above.
+            let one = RateLimits {
+                policies: BTreeMap::from([(name.clone(), policy)]),
+                redis: w.redis.clone(),
+                ..RateLimits::default()
+            };
+            self.check_part(
+                Part::RateLimits(&one),
+                &format!("rateLimits.policies.{name}"),
+                &pp,
+                keymap::POLICY,
             );
+            limits.policies.extend(one.policies);
         }
         if let Some(file) = &w.wso2_policies {
-            self.wso2_policies(&p().key("wso2Policies"), file, &mut policies);
+            self.wso2_policies(&p().key("wso2Policies"), file, &mut limits.policies);
         }
         if let Some(u) = &w.unauthenticated {
-            if !policies.contains_key(u) {
+            if !limits.policies.contains_key(u) {
                 self.err(
                     &p().key("unauthenticated"),
                     format!(
                         "no policy named `{u}`{}; declared policies: {}",
-                        suggestion(u, policies.keys().map(String::as_str)),
-                        list(policies.keys(), 20)
+                        suggestion(u, limits.policies.keys().map(String::as_str)),
+                        list(limits.policies.keys(), 20)
                     ),
                 );
             }
         }
-        if w.max_keys.is_some_and(|k| !(1024..=1 << 26).contains(&k)) {
-            self.err(
-                &p().key("maxKeys"),
-                format!("must be between 1024 and {} (16 bytes a key)", 1u64 << 26),
-            );
-        }
-        let headers = w.headers.unwrap_or(RateLimitHeadersWire {
-            ietf: None,
-            x_rate_limit: None,
-        });
-        RateLimitSettings {
-            policies,
-            refused_tiers: std::mem::take(&mut self.refused_tiers),
-            wso2_policies: w.wso2_policies.clone(),
-            unauthenticated: w.unauthenticated,
-            ietf_headers: headers.ietf,
-            x_rate_limit_headers: headers.x_rate_limit,
-            max_keys: w.max_keys,
-            redis: w.redis,
-        }
+        limits.unauthenticated = w.unauthenticated;
+        limits
     }
 
     /// Adds the tiers of a WSO2 `policies.yaml` to `policies`; a name both
@@ -1411,7 +1326,7 @@ impl Validator<'_> {
         &mut self,
         at: &KeyPath,
         file: &str,
-        policies: &mut BTreeMap<String, PolicySettings>,
+        policies: &mut BTreeMap<String, RateLimitPolicy>,
     ) {
         let file = match normalize_relative("", file) {
             Ok(f) if !f.is_empty() => f,
@@ -1432,25 +1347,26 @@ impl Validator<'_> {
             Err(d) => return self.diags.extend(d),
         };
         let (enforced, refused) = super::wso2_policies::policies(tiers);
-        self.refused_tiers.extend(refused);
-        for (name, tier) in enforced {
+        self.wso2.refused.extend(refused);
+        for (name, (policy, origin)) in enforced {
             if policies.contains_key(&name) {
-                let origin = tier.origin.as_ref().map(Origin::position);
                 self.key_err(
                     &root().key("rateLimits").key("policies").key(name.clone()),
                     format!(
                         "policy `{name}` is also a tier of `{file}` (at {}); rename one",
-                        origin.unwrap_or_default()
+                        origin.position()
                     ),
                 );
                 continue;
             }
-            policies.insert(name, tier);
+            policies.insert(name.clone(), policy);
+            self.wso2.origins.insert(name, origin);
         }
+        self.wso2.file = Some(file);
     }
 
     /// `apis[].rateLimit` must name a declared policy (or `Unlimited`).
-    fn api_rate_limits(&mut self, apis: &[ApiSettings], rate_limits: Option<&RateLimitSettings>) {
+    fn api_rate_limits(&mut self, apis: &[ApiSettings], rate_limits: Option<&RateLimits>) {
         let declared: Vec<&str> = rate_limits
             .map(|r| r.policies.keys().map(String::as_str).collect())
             .unwrap_or_default();
@@ -1484,57 +1400,40 @@ impl Validator<'_> {
         w
     }
 
-    fn circuit_breaker(&mut self, p: KeyPath, w: CircuitBreakerWire) -> CircuitBreakerSettings {
-        if w.failure_rate_percent.is_some_and(|r| r > 100) {
-            self.err(&p.key("failureRatePercent"), "is a percentage (0 to 100)");
-        }
-        if w.half_open_requests == Some(0) {
-            self.err(&p.key("halfOpenRequests"), "must be at least 1");
-        }
-        CircuitBreakerSettings {
-            enabled: w.enabled,
-            consecutive_failures: w.consecutive_failures,
-            failure_rate_percent: w.failure_rate_percent,
-            min_requests: w.min_requests,
-            window: self.positive_duration(p.key("window"), w.window),
-            open_duration: self.positive_duration(p.key("openDuration"), w.open_duration),
-            half_open_requests: w.half_open_requests,
+    fn circuit_breaker(&mut self, p: KeyPath, w: CircuitBreakerWire) -> CircuitBreaker {
+        let d = CircuitBreaker::default();
+        CircuitBreaker {
+            enabled: w.enabled.unwrap_or(d.enabled),
+            consecutive_failures: w.consecutive_failures.unwrap_or(d.consecutive_failures),
+            failure_rate_percent: w.failure_rate_percent.unwrap_or(d.failure_rate_percent),
+            min_requests: w.min_requests.unwrap_or(d.min_requests),
+            window_ms: self.ms(p.key("window"), w.window, d.window_ms),
+            open_ms: self.ms(p.key("openDuration"), w.open_duration, d.open_ms),
+            half_open_requests: w.half_open_requests.unwrap_or(d.half_open_requests),
         }
     }
 
-    fn passive_health(&mut self, p: KeyPath, w: PassiveHealthWire) -> PassiveHealthSettings {
-        if w.consecutive_failures == Some(0) {
-            self.err(&p.key("consecutiveFailures"), "must be at least 1");
-        }
-        PassiveHealthSettings {
-            enabled: w.enabled,
-            consecutive_failures: w.consecutive_failures,
-            ejection_duration: self
-                .positive_duration(p.key("ejectionDuration"), w.ejection_duration),
+    fn passive_health(&mut self, p: KeyPath, w: PassiveHealthWire) -> PassiveHealth {
+        let d = PassiveHealth::default();
+        PassiveHealth {
+            enabled: w.enabled.unwrap_or(d.enabled),
+            consecutive_failures: w.consecutive_failures.unwrap_or(d.consecutive_failures),
+            ejection_ms: self.ms(
+                p.key("ejectionDuration"),
+                w.ejection_duration,
+                d.ejection_ms,
+            ),
         }
     }
 
-    fn health_check(&mut self, p: KeyPath, w: HealthCheckWire) -> HealthCheckSettings {
-        if !w.path.starts_with('/') {
-            self.err(
-                &p.key("path"),
-                format!("`{}` must be an absolute path such as `/healthz`", w.path),
-            );
-        }
-        for (k, v) in [
-            ("healthyThreshold", w.healthy_threshold),
-            ("unhealthyThreshold", w.unhealthy_threshold),
-        ] {
-            if v == Some(0) {
-                self.err(&p.key(k), "must be at least 1");
-            }
-        }
-        HealthCheckSettings {
-            interval: self.positive_duration(p.key("interval"), w.interval),
-            timeout: self.positive_duration(p.key("timeout"), w.timeout),
-            healthy_threshold: w.healthy_threshold,
-            unhealthy_threshold: w.unhealthy_threshold,
-            path: w.path,
+    fn health_check(&mut self, p: KeyPath, w: HealthCheckWire) -> HealthCheck {
+        let d = HealthCheck::new(w.path);
+        HealthCheck {
+            interval_ms: self.ms(p.key("interval"), w.interval, d.interval_ms),
+            timeout_ms: self.ms(p.key("timeout"), w.timeout, d.timeout_ms),
+            healthy_threshold: w.healthy_threshold.unwrap_or(d.healthy_threshold),
+            unhealthy_threshold: w.unhealthy_threshold.unwrap_or(d.unhealthy_threshold),
+            path: d.path,
         }
     }
 
@@ -1668,14 +1567,9 @@ impl Validator<'_> {
                 }
             }
             let ms = |v: &mut Self, key: &str, text: Option<String>, default: u64| {
-                v.positive_duration(p.key(key), text).map_or(default, |d| {
-                    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-                })
+                v.positive_ms(p.key(key), text, default)
             };
-            let defaults_jwt: b::JwtProvider = serde_json::from_value(serde_json::json!({
-                "issuer": "", "algorithms": []
-            }))
-            .expect("the gateway's JWT defaults deserialize");
+            let defaults_jwt = b::JwtProvider::new(String::new(), Vec::new());
             let max_token = self
                 .size(p.key("maxTokenSize"), pw.max_token_size.clone())
                 .unwrap_or(defaults_jwt.max_token_bytes);
@@ -1725,11 +1619,11 @@ impl Validator<'_> {
                             .hmac_secret_file
                             .clone()
                             .or_else(|| hmac.then(|| b::default_hmac_secret_file(&name))),
-                        leeway_ms: self
-                            .duration(p.key("leeway"), pw.leeway.clone())
-                            .map_or(defaults_jwt.leeway_ms, |d| {
-                                u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-                            }),
+                        leeway_ms: self.ms(
+                            p.key("leeway"),
+                            pw.leeway.clone(),
+                            defaults_jwt.leeway_ms,
+                        ),
                         max_token_bytes: max_token,
                         claim_headers: pw.claim_headers.clone().unwrap_or_default(),
                         forward_credentials: forward,
@@ -1746,7 +1640,7 @@ impl Validator<'_> {
                         self,
                         "reloadInterval",
                         pw.reload_interval.clone(),
-                        5_000,
+                        b::ApiKeyProvider::default().reload_interval_ms,
                     ),
                     forward_credentials: forward,
                 }),
@@ -1759,7 +1653,7 @@ impl Validator<'_> {
                         self,
                         "reloadInterval",
                         pw.reload_interval.clone(),
-                        5_000,
+                        b::BasicProvider::default().reload_interval_ms,
                     ),
                     realm: pw.realm.clone(),
                     forward_credentials: forward,
@@ -1773,10 +1667,8 @@ impl Validator<'_> {
                         continue;
                     };
                     let (id, secret) = b::default_introspection_files(&name);
-                    let d: b::IntrospectionProvider = serde_json::from_value(serde_json::json!({
-                        "endpoint": "", "clientIdFile": "", "clientSecretFile": ""
-                    }))
-                    .expect("the gateway's introspection defaults deserialize");
+                    let d =
+                        b::IntrospectionProvider::new(String::new(), String::new(), String::new());
                     b::Provider::Introspection(b::IntrospectionProvider {
                         endpoint,
                         client_id_file: pw.client_id_file.clone().unwrap_or(id),
@@ -1801,37 +1693,29 @@ impl Validator<'_> {
         out
     }
 
-    fn analytics(&mut self, w: Option<AnalyticsWire>) -> AnalyticsSettings {
+    fn analytics(&mut self, w: Option<AnalyticsWire>) -> Analytics {
+        let d = Analytics::default();
         let Some(w) = w else {
-            return AnalyticsSettings {
-                sink: SinkKind::Stdout,
-                path: None,
-                queue_capacity: None,
-            };
+            return d;
         };
-        let sink = w.sink.unwrap_or_default();
+        let sink = w.sink.unwrap_or(d.sink);
         let p = root().key("analytics");
-        match (sink, &w.path) {
-            (SinkKind::File, None) => {
-                self.err(
-                    &p.key("sink"),
-                    "`sink: file` needs `path`, such as `/var/log/mgw/analytics.jsonl`",
-                );
-            }
-            (SinkKind::Stdout | SinkKind::None, Some(_)) => {
-                self.err(&p.key("path"), "is only used with `sink: file`");
-            }
-            _ => {}
+        // Not a gateway rule (it ignores the path), but surely a mistake.
+        if matches!(sink, SinkKind::Stdout | SinkKind::None) && w.path.is_some() {
+            self.err(&p.key("path"), "is only used with `sink: file`");
         }
-        if w.queue_capacity == Some(0) {
-            self.err(&p.key("queueCapacity"), "must be at least 1");
-        }
-        AnalyticsSettings {
+        let analytics = Analytics {
             sink,
             path: w.path,
-            queue_capacity: w.queue_capacity,
-        }
+            queue_capacity: w.queue_capacity.unwrap_or(d.queue_capacity),
+        };
+        self.check_part(Part::Analytics(&analytics), "analytics", &p, &[]);
+        analytics
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Names of the gateway, upstreams and APIs: they appear in metrics, analytics
@@ -1951,13 +1835,13 @@ analytics:
     fn full_manifest_validates() {
         let m = parse_manifest(FULL).unwrap();
         assert_eq!(m.image.repository, "localhost:5000/petstore-gw");
-        assert_eq!(m.listeners.admin.as_deref(), Some("0.0.0.0:9091"));
-        assert_eq!(m.limits.max_header_bytes, Some(32 * 1024));
-        assert_eq!(m.limits.idle_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(m.listeners.admin.address, "0.0.0.0:9091");
+        assert_eq!(m.limits.max_header_bytes, 32 * 1024);
+        assert_eq!(m.limits.idle_timeout_ms, 60_000);
         let u = &m.upstreams["pets"];
-        assert_eq!(u.load_balancing, Some(LoadBalancing::Failover));
-        assert_eq!(u.connect_timeout, Some(Duration::from_millis(500)));
-        assert_eq!(u.retry_attempts, Some(2));
+        assert_eq!(u.load_balancing, LoadBalancing::Failover);
+        assert_eq!(u.connect_timeout_ms, 500);
+        assert_eq!(u.retry.attempts, 2);
         let a = &m.apis[0];
         assert_eq!(a.spec, "apis/petstore.yaml");
         assert_eq!(a.base_path.as_deref(), Some("/petstore/v1"));
@@ -2071,7 +1955,7 @@ analytics:
             "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml, mtls: required}]\nlisteners:\n  api: {address: '0.0.0.0:8443', tls: {clientAuth: optional}}\nauth:\n  providers:\n    internal: {type: jwt, issuer: me, algorithms: [HS256]}\ncors: {allowOrigins: ['https://a.example'], maxAge: 10m}\n",
         )
         .unwrap();
-        let tls = m.listeners.api_tls.unwrap();
+        let tls = m.listeners.api.tls.unwrap();
         assert_eq!(
             tls.cert_file,
             "${MGW_TLS_CERT_FILE:-/etc/mgw/secrets/tls/tls.crt}"
@@ -2124,7 +2008,7 @@ apis:
         let m = parse_manifest(TRAFFIC).unwrap();
         let r = m.rate_limits.as_ref().unwrap();
         assert_eq!(r.unauthenticated.as_deref(), Some("anonymous"));
-        assert_eq!(r.x_rate_limit_headers, Some(false));
+        assert!(!r.headers.x_rate_limit);
         assert_eq!(r.policies["anonymous"].period_seconds, 60);
         assert_eq!(r.policies["anonymous"].key, RateLimitKey::Consumer);
         assert_eq!(r.policies["gold"].burst, Some(20));
@@ -2140,11 +2024,11 @@ apis:
         assert_eq!(m.policy_exists("unlimited"), Some(false));
         assert_eq!(m.policy_exists("Gold"), None);
         let u = &m.upstreams["pets"];
-        assert_eq!(u.max_concurrent_requests, Some(64));
-        assert_eq!(u.retry_budget_percent, Some(10));
-        let b = u.circuit_breaker.as_ref().unwrap();
-        assert_eq!(b.open_duration, Some(Duration::from_secs(2)));
-        assert_eq!(u.passive_health.as_ref().unwrap().enabled, Some(false));
+        assert_eq!(u.max_concurrent_requests, 64);
+        assert_eq!(u.retry.budget_percent, 10);
+        assert_eq!(u.circuit_breaker.open_ms, 2_000);
+        assert_eq!(u.circuit_breaker.consecutive_failures, 3);
+        assert!(!u.passive_health.enabled);
         assert_eq!(u.health_check.as_ref().unwrap().path, "/healthz");
     }
 
@@ -2188,6 +2072,40 @@ apis:
             "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nrateLimits: {policies: {Unlimited: {requests: 1, period: 1s}}}\n",
         );
         assert!(e[0].contains("`Unlimited` means no rate limit"), "{e:?}");
+    }
+
+    /// The gateway's own rules, run on each part as `mgw.yaml` declares it and
+    /// reported at the key they come from in human units: no rule is restated
+    /// here, and none can drift.
+    #[test]
+    fn gateway_rules_are_located_in_mgw_yaml() {
+        let text = "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nlimits:\n  maxHeaders: 5000\n  idleTimeout: 0s\nupstreams:\n  spare:\n    urls: [ftp://x]\n    connectTimeout: 0s\n    maxConcurrentRequests: 0\n    retry: {attempts: 11, budget: {percent: 1001}}\n    circuitBreaker: {consecutiveFailures: 0, failureRatePercent: 0}\n    healthCheck: {path: '/a b', unhealthyThreshold: 0}\nrateLimits:\n  maxKeys: 10\n  policies:\n    bad name: {requests: 0, period: 1s, key: {header: 'a b'}}\nanalytics: {sink: file, queueCapacity: 0}\n";
+        let all = errors(text).join("\n");
+        for expected in [
+            "mgw.yaml:5:15: `limits.maxHeaders`: 5000 is out of range (1..=1000)",
+            "mgw.yaml:6:16: `limits.idleTimeout`: must be greater than 0",
+            "mgw.yaml:9:12: `upstreams.spare.urls[0]`: `ftp://x`: scheme `ftp` is not supported",
+            "mgw.yaml:10:21: `upstreams.spare.connectTimeout`: must be greater than 0",
+            "mgw.yaml:11:28: `upstreams.spare.maxConcurrentRequests`: 0 is out of range",
+            "mgw.yaml:12:23: `upstreams.spare.retry.attempts`: 11 is out of range (0..=10)",
+            "mgw.yaml:12:45: `upstreams.spare.retry.budget.percent`: 1001 is out of range",
+            "mgw.yaml:13:21: `upstreams.spare.circuitBreaker`: can never open",
+            "mgw.yaml:14:25: `upstreams.spare.healthCheck.path`: `/a b` must be an absolute path",
+            "mgw.yaml:14:53: `upstreams.spare.healthCheck.unhealthyThreshold`: must be at least 1",
+            "mgw.yaml:16:12: `rateLimits.maxKeys`: 10 is out of range (1024..=67108864)",
+            "mgw.yaml:18:5: `rateLimits.policies[\"bad name\"]`: `bad name` is not a valid policy name",
+            "mgw.yaml:18:26: `rateLimits.policies[\"bad name\"].requests`: 0 is out of range",
+            "mgw.yaml:18:55: `rateLimits.policies[\"bad name\"].key.header`: `a b` is not a header name",
+            "mgw.yaml:19:12: `analytics.path`: required when `sink` is `file`",
+            "mgw.yaml:19:40: `analytics.queueCapacity`: 0 is out of range",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in\n{all}");
+        }
+        // A switched-off breaker is not checked, by the gateway or here.
+        parse_manifest(
+            "name: a\nversion: '1'\napis: [{name: a, spec: a.yaml}]\nupstreams:\n  u: {urls: ['http://x'], circuitBreaker: {enabled: false, halfOpenRequests: 0}}\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod de;
 pub mod error;
 pub mod extensions;
 pub mod init;
+pub mod keymap;
 pub mod manifest;
 pub mod openapi;
 pub mod refs;

@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{Diagnostic, Origin, did_you_mean, list, suggestion};
 use super::extensions::{self, Level, Located, Policies, RootExtensions, SecurityRequirement};
@@ -34,7 +34,7 @@ pub const METHODS: &[&str] = &[
 ];
 
 /// Which flavour of OpenAPI a spec is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpecFormat {
     #[serde(rename = "swagger-2.0")]
     Swagger2,

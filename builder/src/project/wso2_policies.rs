@@ -15,10 +15,10 @@
 
 use std::collections::BTreeMap;
 
-use mgw_bundle::RateLimitKey;
+use mgw_bundle::{RateLimitKey, RateLimitPolicy};
 
 use super::error::{Diagnostic, Origin, list, suggestion};
-use super::manifest::{PolicySettings, UNLIMITED};
+use super::manifest::UNLIMITED;
 use super::refs::Loc;
 use super::yaml::{self, Node};
 
@@ -41,11 +41,11 @@ const UNITS: [(&str, u64); 6] = [
 ];
 
 /// One tier, as a policy with the place its name is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tier {
     pub name: String,
     pub origin: Origin,
-    pub policy: PolicySettings,
+    pub policy: RateLimitPolicy,
     /// Why mgw cannot enforce this tier, if it cannot.
     pub refused: Option<String>,
 }
@@ -148,7 +148,7 @@ fn tier(
     loc: &Loc,
     key: RateLimitKey,
     diags: &mut Vec<Diagnostic>,
-) -> Option<(PolicySettings, Option<String>)> {
+) -> Option<(RateLimitPolicy, Option<String>)> {
     let Some(entries) = node.as_map() else {
         diags.push(Diagnostic::new(
             &loc.origin(node.mark),
@@ -242,21 +242,20 @@ fn tier(
         ));
         return None;
     };
-    let policy = PolicySettings {
+    let policy = RateLimitPolicy {
         requests,
         period_seconds,
         burst: None,
         key,
         scope: Default::default(),
         on_redis_failure: Default::default(),
-        origin: None,
     };
     Some((policy, refused))
 }
 
-/// The tiers mgw enforces, as `mgw.yaml` policies by name; and the others, by
-/// name, with the reason.
-pub fn policies(tiers: Vec<Tier>) -> (BTreeMap<String, PolicySettings>, BTreeMap<String, String>) {
+/// The tiers mgw enforces, as policies by name with where each is written; and
+/// the others, by name, with the reason.
+pub fn policies(tiers: Vec<Tier>) -> (Enforced, BTreeMap<String, String>) {
     let mut enforced = BTreeMap::new();
     let mut refused = BTreeMap::new();
     for t in tiers {
@@ -264,12 +263,13 @@ pub fn policies(tiers: Vec<Tier>) -> (BTreeMap<String, PolicySettings>, BTreeMap
             refused.insert(t.name, why);
             continue;
         }
-        let mut p = t.policy;
-        p.origin = Some(t.origin);
-        enforced.insert(t.name, p);
+        enforced.insert(t.name, (t.policy, t.origin));
     }
     (enforced, refused)
 }
+
+/// Enforced tiers by name: the policy, and where the tier is written.
+pub type Enforced = BTreeMap<String, (RateLimitPolicy, Origin)>;
 
 #[cfg(test)]
 mod tests {
@@ -297,14 +297,11 @@ mod tests {
         let (p, refused) = policies(parse("policies.yaml", &text).unwrap());
         assert!(refused.is_empty());
         assert_eq!(p.len(), 11);
-        assert_eq!(p["10kPerMin"].requests, 10_000);
-        assert_eq!(p["10kPerMin"].period_seconds, 60);
-        assert_eq!(p["10kPerMin"].key, RateLimitKey::Api);
-        assert_eq!(p["Gold"].key, RateLimitKey::Consumer);
-        assert_eq!(
-            p["Gold"].origin.as_ref().unwrap().position(),
-            "policies.yaml:28:5"
-        );
+        assert_eq!(p["10kPerMin"].0.requests, 10_000);
+        assert_eq!(p["10kPerMin"].0.period_seconds, 60);
+        assert_eq!(p["10kPerMin"].0.key, RateLimitKey::Api);
+        assert_eq!(p["Gold"].0.key, RateLimitKey::Consumer);
+        assert_eq!(p["Gold"].1.position(), "policies.yaml:28:5");
     }
 
     #[test]

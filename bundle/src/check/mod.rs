@@ -345,31 +345,7 @@ impl Config {
             });
         }
 
-        let a = &bundle.analytics;
-        let queue_capacity = bounded(
-            &mut c,
-            "analytics.queueCapacity",
-            a.queue_capacity,
-            1,
-            1 << 24,
-        );
-        let analytics = match a.sink {
-            SinkKind::Stdout => AnalyticsCfg::Stdout { queue_capacity },
-            SinkKind::None => AnalyticsCfg::Disabled,
-            SinkKind::File => match &a.path {
-                None => {
-                    c.push("analytics.path", "required when `sink` is `file`");
-                    AnalyticsCfg::Disabled
-                }
-                Some(p) => {
-                    let path = c.resolve("analytics.path", p).unwrap_or_default();
-                    AnalyticsCfg::File {
-                        path,
-                        queue_capacity,
-                    }
-                }
-            },
-        };
+        let analytics = check_analytics(&mut c, &bundle.analytics);
 
         if !c.problems.is_empty() {
             return Err(BundleError::Invalid(c.problems));
@@ -409,6 +385,64 @@ fn claim_headers_of(bundle: &Bundle, api: &Api) -> BTreeSet<String> {
         })
         .map(|h| h.to_ascii_lowercase())
         .collect()
+}
+
+fn check_analytics(c: &mut Checker<'_>, a: &Analytics) -> AnalyticsCfg {
+    let queue_capacity = bounded(c, "analytics.queueCapacity", a.queue_capacity, 1, 1 << 24);
+    match a.sink {
+        SinkKind::Stdout => AnalyticsCfg::Stdout { queue_capacity },
+        SinkKind::None => AnalyticsCfg::Disabled,
+        SinkKind::File => match &a.path {
+            None => {
+                c.push("analytics.path", "required when `sink` is `file`");
+                AnalyticsCfg::Disabled
+            }
+            Some(p) => {
+                let path = c.resolve("analytics.path", p).unwrap_or_default();
+                AnalyticsCfg::File {
+                    path,
+                    queue_capacity,
+                }
+            }
+        },
+    }
+}
+
+/// One part of a bundle, checked on its own by the same rules as
+/// [`Config::from_bundle`] (templates only for syntax): how the builder checks
+/// `mgw.yaml`'s settings, where it has no whole bundle yet, so `mgw validate`
+/// refuses exactly what the gateway would. Problems name bundle key paths
+/// (`upstreams.pets.connectTimeoutMs`).
+pub enum Part<'a> {
+    Limits(&'a Limits),
+    /// A declared upstream and its name.
+    Upstream(&'a str, &'a Upstream),
+    RateLimits(&'a RateLimits),
+    Analytics(&'a Analytics),
+}
+
+impl Part<'_> {
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut c = Checker {
+            env: None,
+            problems: Vec::new(),
+        };
+        match self {
+            Part::Limits(l) => {
+                check_limits(&mut c, l);
+            }
+            Part::Upstream(name, u) => {
+                check_upstream(&mut c, &format!("upstreams.{name}"), name, u);
+            }
+            Part::RateLimits(r) => {
+                check_rate_limits(&mut c, r);
+            }
+            Part::Analytics(a) => {
+                check_analytics(&mut c, a);
+            }
+        }
+        c.problems
+    }
 }
 
 fn bounded(c: &mut Checker<'_>, key: &str, v: u64, min: u64, max: u64) -> usize {
