@@ -184,6 +184,10 @@ pub struct RouteCfg {
     pub security: Vec<Vec<SchemeReq>>,
     /// A WebSocket upgrade may be spliced to the upstream.
     pub websocket: bool,
+    /// What a validated operation accepts, schemas compiled.
+    pub request: Option<std::sync::Arc<crate::contract::CheckedRequest>>,
+    /// The answer of a mocked operation (no upstream call).
+    pub mock: Option<std::sync::Arc<crate::contract::MockContract>>,
 }
 
 /// A route's sandbox upstream and what selects it.

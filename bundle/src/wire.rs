@@ -336,6 +336,13 @@ pub struct Operation {
     /// is stripped before forwarding, and so is `websocket` when this is off).
     #[serde(default, skip_serializing_if = "is_false")]
     pub websocket: bool,
+    /// Request validation against the document (`x-mgw-validate-request`,
+    /// `apis[].validation.request`): present only for validated operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::contract::RequestContract>,
+    /// Answered from the document's examples, never sent upstream (`x-mgw-mock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<crate::contract::MockContract>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -17,6 +17,7 @@ pub mod error;
 pub mod header_names;
 pub mod headers;
 pub mod metrics;
+pub mod mock;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
@@ -26,6 +27,7 @@ pub mod router;
 pub mod server;
 pub mod tls;
 pub mod upstream_tls;
+pub mod validate;
 
 // The bundle contract (wire types, `${VAR}` templates, validation into `Config`)
 // lives in the `mgw-bundle` crate, shared with the builder; re-exported so

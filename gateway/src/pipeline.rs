@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! header hygiene → request id → [CORS preflight] → route → authenticate
-//!   → authorize → rate-limit → body limit → proxy → record
+//!   → authorize → rate-limit → body limit → validate → proxy | mock → record
 //! ```
 //!
 //! Each stage is a step in [`Gateway::handle`] and returns early with a
@@ -16,6 +16,7 @@
 //! preflights are answered before authentication: browsers send them without
 //! credentials.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,11 +35,13 @@ use crate::error::GatewayError;
 use crate::header_names::X_REQUEST_ID;
 use crate::headers;
 use crate::metrics::{AuthOutcome, Metrics, RouteMetrics};
+use crate::mock;
 use crate::proxy::{self, Outbound, Upstream};
 use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
 use crate::request_id;
 use crate::resilience::ConcurrencyPermit;
 use crate::router::{Lookup, Router, RouterBuilder};
+use crate::validate::{self, Checked};
 
 /// A route with its runtime handles.
 struct Route {
@@ -262,14 +265,51 @@ impl Gateway {
             return self.reject(GatewayError::PayloadTooLarge { limit }, Some(route), ctx);
         }
 
-        // Stage 6: proxy.
-        let (req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
-            (req.map(|_| RequestBody::Empty), None)
-        } else {
-            let (parts, body) = req.into_parts();
-            let (body, state) = RequestBody::streaming(body, limit);
-            (Request::from_parts(parts, body), Some(state))
+        // Stage 6: request validation against the operation's OpenAPI contract.
+        // After authentication and rate limiting, so an unknown or over-quota
+        // caller costs no parsing and sees no schema detail; after the body limit,
+        // so an oversized declared body is refused before it is read; before the
+        // mock and the proxy, so an invalid request costs no upstream work. Only a
+        // JSON body with a schema is buffered; every other body keeps streaming.
+        let (parts, incoming) = req.into_parts();
+        let source = match &route.cfg.request {
+            None => Checked::Stream(incoming),
+            Some(contract) => {
+                let params = self.path_params(&parts.method, parts.uri.path());
+                match validate::request(contract, &parts, &params, incoming, limit).await {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        let reason = match &e {
+                            GatewayError::InvalidRequest(i) => i.reason,
+                            other => other.kind(),
+                        };
+                        self.metrics.validation_failed(
+                            &self.config.apis[api].name,
+                            &route.cfg.operation_id,
+                            reason,
+                        );
+                        return self.reject(e, Some(route), ctx);
+                    }
+                }
+            }
         };
+
+        // Stage 7: proxy (or the mock answer of an operation that asks for one).
+        let (body, body_state) = match source {
+            Checked::Stream(b) if hyper::body::Body::is_end_stream(&b) => {
+                (RequestBody::Empty, None)
+            }
+            Checked::Stream(b) => {
+                let (body, state) = RequestBody::streaming(b, limit);
+                (body, Some(state))
+            }
+            Checked::Buffered(b) if b.is_empty() => (RequestBody::Empty, None),
+            Checked::Buffered(b) => {
+                let (body, state) = RequestBody::buffered(b, limit);
+                (body, Some(state))
+            }
+        };
+        let req = Request::from_parts(parts, body);
         // Sandbox traffic (a claim of the authenticated caller, or a header) has
         // its own upstream.
         let sandbox = route.cfg.sandbox.as_ref().filter(|sb| match &sb.by {
@@ -291,7 +331,9 @@ impl Gateway {
             // request goes upstream as a plain one.
             websocket: hygiene.websocket && route.cfg.websocket,
         };
-        let (mut response, upstream_latency, error, tunnel) =
+        let (mut response, upstream_latency, error, tunnel) = if let Some(m) = &route.cfg.mock {
+            (mock::answer(m, req.headers()), None, None, None)
+        } else {
             match proxy::forward(outbound, req).await {
                 Ok(answer) => {
                     // Counted against the upstream's concurrency cap until the body ends.
@@ -304,7 +346,8 @@ impl Gateway {
                     let kind = e.kind();
                     (e.into_response(&ctx.request_id), None, Some(kind), None)
                 }
-            };
+            }
+        };
         response
             .headers_mut()
             .insert(X_REQUEST_ID, ctx.request_id.clone());
@@ -356,6 +399,24 @@ impl Gateway {
             Lookup::NotFound => Err(GatewayError::NotFound),
             Lookup::InvalidPath(_) => Err(GatewayError::BadPath),
         }
+    }
+
+    /// The path parameters of a validated request (the route stage found its
+    /// route; this finds the values again, also for a tolerated trailing `/`).
+    fn path_params<'p>(&self, method: &Method, path: &'p str) -> Vec<(&str, Cow<'p, str>)> {
+        let found = match self.router.lookup(method, path) {
+            Lookup::Found(m) => Some(m),
+            _ => match self
+                .router
+                .lookup(method, path.strip_suffix('/').unwrap_or(path))
+            {
+                Lookup::Found(m) => Some(m),
+                _ => None,
+            },
+        };
+        found
+            .map(|m| m.params.into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// The gateway's answer to a CORS preflight for a route whose API

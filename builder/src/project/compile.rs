@@ -154,6 +154,17 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
     })
 }
 
+/// The value, or its problems added to `diags`.
+fn taken<T: Clone>(r: &Result<T, Vec<Diagnostic>>, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v.clone()),
+        Err(d) => {
+            diags.extend(d.iter().cloned());
+            None
+        }
+    }
+}
+
 /// A spec declares itself a WSO2 Microgateway 3.x project with `x-wso2-basePath`
 /// at its root (3.x requires it); such a project keeps WSO2's defaults. Other
 /// `x-wso2-*` extensions alone are just settings mgw reads.
@@ -581,6 +592,7 @@ impl Compiler<'_> {
                 .as_ref()
                 .or(spec.policies.websocket.as_ref())
                 .is_some_and(|w| w.value);
+            let (request, mock) = self.op_contract(settings, spec, op);
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
@@ -590,6 +602,8 @@ impl Compiler<'_> {
                 sandbox_upstream,
                 security,
                 websocket,
+                request,
+                mock,
             });
         }
         self.report_wso2_default(&settings.name, spec, &needs_default);
@@ -658,6 +672,43 @@ impl Compiler<'_> {
             ignore_trailing_slash: settings.ignore_trailing_slash,
             sandbox,
         })
+    }
+
+    /// The request contract of a validated operation and the answer of a mocked
+    /// one. The operation's extension wins, then `mgw.yaml`, then the document's.
+    fn op_contract(
+        &mut self,
+        settings: &super::manifest::ApiSettings,
+        spec: &ApiSpec,
+        op: &SpecOperation,
+    ) -> (
+        Option<mgw_bundle::contract::RequestContract>,
+        Option<mgw_bundle::contract::MockContract>,
+    ) {
+        let asked =
+            |own: &Option<Located<bool>>, manifest: Option<bool>, doc: &Option<Located<bool>>| {
+                own.as_ref()
+                    .map(|l| l.value)
+                    .or(manifest)
+                    .or(doc.as_ref().map(|l| l.value))
+                    .unwrap_or(false)
+            };
+        let validate = asked(
+            &op.policies.validate_request,
+            settings.validation.map(|v| v.request),
+            &spec.policies.validate_request,
+        );
+        let mock = asked(&op.policies.mock, settings.mock, &spec.policies.mock);
+        let Some(contract) = &op.contract else {
+            return (None, None);
+        };
+        let request = validate
+            .then(|| taken(&contract.request, &mut self.diags))
+            .flatten();
+        let mock = mock
+            .then(|| taken(&contract.mock, &mut self.diags))
+            .flatten();
+        (request, mock)
     }
 
     /// The operations `include` selects and `exclude` does not leave out, in spec

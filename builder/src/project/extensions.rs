@@ -63,6 +63,10 @@ pub struct Policies {
     pub sandbox_endpoints: Option<Endpoints>,
     /// `x-mgw-catch-all`: the path's last parameter takes the rest of the path.
     pub catch_all: Option<Located<bool>>,
+    /// `x-mgw-validate-request`: requests are checked against the document.
+    pub validate_request: Option<Located<bool>>,
+    /// `x-mgw-mock`: answered from the document's examples, no upstream.
+    pub mock: Option<Located<bool>>,
 }
 
 /// Where in a document an extension sits.
@@ -98,6 +102,8 @@ enum Ext {
     Upstream,
     WebSocket,
     CatchAll,
+    ValidateRequest,
+    Mock,
 }
 
 const API_AND_OP: &[Level] = &[Level::Root, Level::Operation];
@@ -127,6 +133,8 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
     ("x-mgw-auth-header", Ext::AuthHeader, API_AND_OP),
     ("x-mgw-websocket", Ext::WebSocket, API_AND_OP),
     ("x-mgw-catch-all", Ext::CatchAll, &[Level::Operation]),
+    ("x-mgw-validate-request", Ext::ValidateRequest, API_AND_OP),
+    ("x-mgw-mock", Ext::Mock, API_AND_OP),
 ];
 
 /// WSO2 extensions that exist but that mgw will not honour, with the reason.
@@ -268,6 +276,14 @@ pub fn read(
                 Some(b) => policies.websocket = Some(Located { value: b, origin }),
                 None => bad("`true` or `false`"),
             },
+            Ext::ValidateRequest => match e.value.as_bool() {
+                Some(b) => policies.validate_request = Some(Located { value: b, origin }),
+                None => bad("`true` or `false`"),
+            },
+            Ext::Mock => match e.value.as_bool() {
+                Some(b) => policies.mock = Some(Located { value: b, origin }),
+                None => bad("`true` or `false`"),
+            },
             Ext::Cors => {
                 if e.value.as_map().is_some() {
                     policies.cors = Some(Located {
@@ -321,6 +337,8 @@ fn ext_group(ext: Ext) -> &'static str {
         Ext::AuthHeader => "authHeader",
         Ext::WebSocket => "websocket",
         Ext::CatchAll => "catchAll",
+        Ext::ValidateRequest => "validateRequest",
+        Ext::Mock => "mock",
     }
 }
 

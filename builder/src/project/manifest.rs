@@ -215,6 +215,12 @@ struct ApiWire {
     /// What selects the sandbox upstreams (`x-wso2-sandbox-endpoints`).
     #[serde(default)]
     sandbox: Option<SandboxWire>,
+    /// Checks against the document (`request: true`).
+    #[serde(default)]
+    validation: Option<mgw_bundle::contract::ValidationSettings>,
+    /// Answer every operation from the document's examples.
+    #[serde(default)]
+    mock: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -690,6 +696,10 @@ pub struct ApiSettings {
     /// What selects sandbox traffic (`upstream` unset); `None`: WSO2's `keytype`
     /// claim equal to `SANDBOX`.
     pub sandbox: Option<mgw_bundle::Sandbox>,
+    /// `None`: as the document says (`x-mgw-validate-request`).
+    pub validation: Option<mgw_bundle::contract::ValidationSettings>,
+    /// `None`: as the document says (`x-mgw-mock`).
+    pub mock: Option<bool>,
 }
 
 /// A selection of operations (to serve, or to leave out): those with a listed
@@ -1233,6 +1243,8 @@ impl Validator<'_> {
                     value: s.value,
                     upstream: None,
                 }),
+                validation: a.validation,
+                mock: a.mock,
             });
         }
         out

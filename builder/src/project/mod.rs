@@ -15,6 +15,7 @@
 //! resolves `${VAR}` templates; the gateway does that at start.
 
 pub mod compile;
+pub mod contract;
 pub mod de;
 pub mod error;
 pub mod extensions;

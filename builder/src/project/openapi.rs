@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::contract;
 use super::error::{Diagnostic, Origin, did_you_mean, list, suggestion};
 use super::extensions::{self, Level, Located, Policies, RootExtensions, SecurityRequirement};
 use super::refs::{Loc, Source, Store, Target};
@@ -92,6 +93,8 @@ pub struct Parameter {
     /// `path`, `query`, `header`, `cookie`, `body`, `formData`.
     pub location: String,
     pub required: bool,
+    /// The parameter object (after `$ref`s), for its schema.
+    pub loc: Loc,
 }
 
 /// One operation of a spec.
@@ -114,6 +117,10 @@ pub struct SpecOperation {
     /// or is not a valid template); compiling it is an error unless
     /// `include`/`exclude` leave it out.
     pub unservable: Option<String>,
+    /// The operation object (after `$ref`s).
+    pub loc: Loc,
+    /// What it accepts and what a mock answers (used only when asked for).
+    pub contract: Option<contract::OpContract>,
 }
 
 /// A loaded spec: what mgw uses of it, with origins for every value.
@@ -840,6 +847,14 @@ impl<'s> Reader<'s> {
             self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
         }
         assign_ids(&mut ops, &mut self.diags);
+        for op in &mut ops {
+            let node = self
+                .store
+                .doc(&op.loc.file)
+                .and_then(|d| super::yaml::resolve_pointer(d, &op.loc.pointer).ok());
+            op.contract =
+                node.map(|n| contract::read(self.store, format, &op.loc, n, &op.parameters));
+        }
         ops
     }
 
@@ -958,6 +973,8 @@ impl<'s> Reader<'s> {
             // The method key in the path item.
             origin: f.loc.origin(f.key_mark),
             unservable: None,
+            loc: tloc.clone(),
+            contract: None,
         };
         let doc_root = self.store.doc(target.file).unwrap_or(self.root);
         let mut ignored = RootExtensions::default();
@@ -1043,6 +1060,7 @@ impl<'s> Reader<'s> {
                         .get("required")
                         .and_then(Node::as_bool)
                         .unwrap_or(l == "path"),
+                    loc: t.loc(),
                 }),
                 _ => self.err(
                     t.loc().origin(t.node.mark),

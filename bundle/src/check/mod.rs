@@ -294,6 +294,16 @@ impl Config {
                 );
                 let security =
                     check_requirements(&mut c, &okey, &op.security, &api.security_schemes);
+                let request = op.request.as_ref().and_then(|r| {
+                    crate::contract::CheckedRequest::new(r)
+                        .map_err(|problems| {
+                            for (k, m) in problems {
+                                c.push(format!("{okey}.request.{k}"), m);
+                            }
+                        })
+                        .ok()
+                        .map(std::sync::Arc::new)
+                });
                 routes.push(RouteCfg {
                     api: ai,
                     operation_id: op.id.clone(),
@@ -309,6 +319,8 @@ impl Config {
                     ignore_trailing_slash: api.ignore_trailing_slash,
                     security,
                     websocket: op.websocket,
+                    request,
+                    mock: op.mock.clone().map(std::sync::Arc::new),
                 });
             }
             let (schemes, cors) = check_api_security(&mut c, &key, api, &auth);
