@@ -260,10 +260,16 @@ impl Cx<'_> {
             content_type: None,
             examples: Vec::new(),
         };
-        let Some((media, mnode)) = resp
+        // A JSON media type if one is declared (examples are JSON values), else
+        // the first.
+        let content = resp
             .get("content")
             .and_then(Node::as_map)
-            .and_then(|m| m.first())
+            .unwrap_or_default();
+        let Some((media, mnode)) = content
+            .iter()
+            .find(|e| is_json(&e.key))
+            .or(content.first())
             .map(|e| (e.key.clone(), &e.value))
         else {
             return Ok(out);
@@ -284,11 +290,16 @@ impl Cx<'_> {
             }
         }
         if out.examples.is_empty() {
-            let example = mnode.get("example").map(Node::to_json).or_else(|| {
-                let s = mnode.get("schema")?;
-                let (_, s) = self.deref(&mloc.child("schema"), s).ok()?;
-                s.get("example").map(Node::to_json)
-            });
+            let example = match (mnode.get("example"), mnode.get("schema")) {
+                (Some(e), _) => Some(e.to_json()),
+                (None, Some(s)) => {
+                    let doc = self
+                        .schema(&mloc.child("schema"), s, Direction::Response)
+                        .map_err(|d| vec![d])?;
+                    synthesize(&doc, &doc, 0)
+                }
+                (None, None) => None,
+            };
             if let Some(v) = example {
                 out.examples.push(NamedExample {
                     name: "example".into(),
@@ -397,7 +408,7 @@ impl Cx<'_> {
                     match e.key.as_str() {
                         // References are rewritten above; a resource's own base
                         // would change what they resolve against.
-                        "$ref" | "$id" | "$schema" | "$anchor" => {}
+                        "$ref" | "$id" | "$schema" | "$anchor" | "$vocabulary" => {}
                         // Values, not schemas.
                         k if VALUES.contains(&k) => {
                             m.insert(e.key.clone(), e.value.to_json());
@@ -448,6 +459,88 @@ impl Cx<'_> {
             Kind::Scalar(_) => n.to_json(),
         })
     }
+}
+
+/// An example built from a schema, the way mock servers do: the schema's own
+/// `example`/`examples`/`default`/`enum`/`const` where it has one, objects from
+/// their properties (`writeOnly` ones left out), arrays of one item, and a
+/// placeholder per type otherwise.
+fn synthesize(root: &Value, s: &Value, depth: usize) -> Option<Value> {
+    if depth > 12 {
+        return None;
+    }
+    let mut s = s;
+    for _ in 0..16 {
+        match s
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+        {
+            Some(ptr) => s = root.pointer(ptr)?,
+            None => break,
+        }
+    }
+    if let Some(v) = s.get("example").or(s.get("const")).or(s.get("default")) {
+        return Some(v.clone());
+    }
+    for k in ["examples", "enum"] {
+        if let Some(v) = s.get(k).and_then(Value::as_array).and_then(|a| a.first()) {
+            return Some(v.clone());
+        }
+    }
+    for k in ["allOf", "oneOf", "anyOf"] {
+        if let Some(all) = s.get(k).and_then(Value::as_array) {
+            let parts: Vec<Value> = all
+                .iter()
+                .filter_map(|p| synthesize(root, p, depth + 1))
+                .collect();
+            if k != "allOf" || parts.iter().any(|p| !p.is_object()) {
+                return parts.into_iter().next();
+            }
+            let mut m = Map::new();
+            for p in parts {
+                if let Value::Object(o) = p {
+                    m.extend(o);
+                }
+            }
+            return Some(Value::Object(m));
+        }
+    }
+    let ty = match s.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null")?,
+        _ if s.get("properties").is_some() => "object",
+        _ => return None,
+    };
+    Some(match ty {
+        "object" => {
+            let mut m = Map::new();
+            for (k, p) in s
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if p.get("writeOnly") == Some(&Value::Bool(true)) {
+                    continue;
+                }
+                if let Some(v) = synthesize(root, p, depth + 1) {
+                    m.insert(k.clone(), v);
+                }
+            }
+            Value::Object(m)
+        }
+        "array" => Value::Array(
+            s.get("items")
+                .and_then(|i| synthesize(root, i, depth + 1))
+                .into_iter()
+                .collect(),
+        ),
+        "string" => Value::String("string".into()),
+        "integer" | "number" => Value::from(0),
+        "boolean" => Value::Bool(true),
+        _ => Value::Null,
+    })
 }
 
 /// Keywords whose value maps names to schemas.
@@ -523,5 +616,74 @@ fn rewrite_30(v: &mut Value, dir: Direction) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::compile::compile;
+    use super::super::load_from;
+    use super::super::refs::Source;
+
+    fn corpus(path: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../tests/corpus/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// Compiles a corpus document with request validation and mocks on.
+    fn bundle(doc: &str, api: &str) -> Result<mgw_bundle::Bundle, String> {
+        let manifest = format!(
+            "name: a\nversion: '1'\nupstreams: {{u: {{urls: ['http://127.0.0.1:1']}}}}\napis: [{{name: a, spec: api.yaml, upstream: u, basePath: /, {api}}}]\nauth: {{providers: {{jwt: {{type: jwt, issuer: i, jwksUrl: 'https://127.0.0.1:1/jwks'}}, key: {{type: apiKey, file: /keys}}}}, schemes: {{petstore_auth: jwt, api_key: key}}}}\n"
+        );
+        let files: BTreeMap<String, String> = [
+            ("mgw.yaml".to_owned(), manifest),
+            ("api.yaml".to_owned(), corpus(doc)),
+        ]
+        .into();
+        let project = load_from(Source::Memory(files)).map_err(|e| e.to_string())?;
+        compile(&project)
+            .map(|c| c.bundle)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn petstore_30_and_31_compile_with_validation() {
+        for doc in [
+            "swagger-petstore/openapi.yaml",
+            "swagger-petstore-v31/design-first/petstore.yaml",
+            "swagger-petstore-v31/code-first/openapi.yaml",
+        ] {
+            let b = bundle(doc, "validation: {request: true}, mock: true")
+                .unwrap_or_else(|e| panic!("{doc}: {e}"));
+            let add = b.apis[0]
+                .operations
+                .iter()
+                .find(|o| o.id == "addPet")
+                .unwrap();
+            let req = add.request.as_ref().unwrap();
+            eprintln!("{doc}: {}", serde_json::to_string(req).unwrap());
+            assert!(
+                req.body
+                    .as_ref()
+                    .unwrap()
+                    .content
+                    .iter()
+                    .any(|m| m.schema.is_some())
+            );
+            let get = b.apis[0]
+                .operations
+                .iter()
+                .find(|o| o.id == "getPetById")
+                .unwrap();
+            let mock = get.mock.as_ref().unwrap();
+            eprintln!("{doc}: {}", serde_json::to_string(mock).unwrap());
+            assert_eq!(mock.status, 200);
+            assert_eq!(mock.examples[0].value["name"], "doggie");
+        }
     }
 }
