@@ -92,7 +92,8 @@ fn bundle(doc: &str, settings: &str, upstream: SocketAddr) -> Value {
     let project = load_from(Source::Memory(files)).unwrap();
     let compiled = compile(&project).unwrap_or_else(|e| panic!("{e}"));
     let mut b = serde_json::to_value(&compiled.bundle).unwrap();
-    b["listeners"] = json!({"api": {"address": "127.0.0.1:0"}, "admin": {"address": "127.0.0.1:0"}});
+    b["listeners"] =
+        json!({"api": {"address": "127.0.0.1:0"}, "admin": {"address": "127.0.0.1:0"}});
     b["analytics"] = json!({"sink": "none"});
     b.as_object_mut().unwrap().remove("auth");
     let api = b["apis"][0].as_object_mut().unwrap();
@@ -108,7 +109,11 @@ async fn call(gw: &Gw, method: Method, path: &str, headers: &[(&str, &str)], bod
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    send(req.body::<TestBody>(full(Bytes::copy_from_slice(body))).unwrap()).await
+    send(
+        req.body::<TestBody>(full(Bytes::copy_from_slice(body)))
+            .unwrap(),
+    )
+    .await
 }
 
 /// `(in, name)` of each violation of a `400`.
@@ -148,7 +153,14 @@ async fn petstore_30_valid_requests_pass_unchanged() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(&r.body[..], &body[..]);
     let xml = b"<pet><name>x</name></pet>";
-    let r = call(&gw, Method::PUT, "/pet", &[("content-type", "application/xml")], xml).await;
+    let r = call(
+        &gw,
+        Method::PUT,
+        "/pet",
+        &[("content-type", "application/xml")],
+        xml,
+    )
+    .await;
     assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &xml[..]));
     let r = call(&gw, Method::GET, "/pet/findByStatus?status=sold", &[], b"").await;
     assert_eq!(r.status, StatusCode::OK);
@@ -174,9 +186,21 @@ async fn petstore_30_violations_are_refused_with_their_location() {
     .await;
     let cases: Vec<(Method, &str, Vec<(&str, &str)>, &[u8], Vec<(&str, &str)>)> = vec![
         // Query parameter outside its enum.
-        (Method::GET, "/pet/findByStatus?status=lost", vec![], b"", vec![("query", "status")]),
+        (
+            Method::GET,
+            "/pet/findByStatus?status=lost",
+            vec![],
+            b"",
+            vec![("query", "status")],
+        ),
         // Path parameter of the wrong type.
-        (Method::GET, "/pet/abc", vec![], b"", vec![("path", "petId")]),
+        (
+            Method::GET,
+            "/pet/abc",
+            vec![],
+            b"",
+            vec![("path", "petId")],
+        ),
         // A body property of the wrong type: a JSON pointer to it.
         (
             Method::POST,
@@ -194,9 +218,21 @@ async fn petstore_30_violations_are_refused_with_their_location() {
             vec![("body", "/tags/0/id")],
         ),
         // A required property missing: the pointer of the object that lacks it.
-        (Method::POST, "/pet", vec![JSON], br#"{"name": "x"}"#, vec![("body", "")]),
+        (
+            Method::POST,
+            "/pet",
+            vec![JSON],
+            br#"{"name": "x"}"#,
+            vec![("body", "")],
+        ),
         // Not JSON at all.
-        (Method::POST, "/pet", vec![JSON], b"{name", vec![("body", "")]),
+        (
+            Method::POST,
+            "/pet",
+            vec![JSON],
+            b"{name",
+            vec![("body", "")],
+        ),
         // The required body missing.
         (Method::POST, "/pet", vec![], b"", vec![("body", "")]),
         // Two at once: both listed.
@@ -216,10 +252,22 @@ async fn petstore_30_violations_are_refused_with_their_location() {
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect();
-        assert_eq!(got, expected, "{method} {path}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            got,
+            expected,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
     }
     // An undeclared content type.
-    let r = call(&gw, Method::POST, "/pet", &[("content-type", "text/plain")], b"x").await;
+    let r = call(
+        &gw,
+        Method::POST,
+        "/pet",
+        &[("content-type", "text/plain")],
+        b"x",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(up.hits.load(Ordering::SeqCst), 0, "no upstream call");
     // Counted by operation and reason.
@@ -249,7 +297,14 @@ async fn a_violation_echoes_only_an_excerpt_of_the_value() {
     ))
     .await;
     let long = "x".repeat(10_000);
-    let r = call(&gw, Method::GET, &format!("/pet/findByStatus?status={long}"), &[], b"").await;
+    let r = call(
+        &gw,
+        Method::GET,
+        &format!("/pet/findByStatus?status={long}"),
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(violations(&r), [("query".to_owned(), "status".to_owned())]);
     assert!(r.body.len() < 1_000, "{} bytes", r.body.len());
     gw.shutdown().await;
@@ -265,7 +320,8 @@ async fn petstore_31_validates_with_json_schema_2020_12() {
         up.addr,
     ))
     .await;
-    let ok = br#"{"id": 1, "name": "x", "photoUrls": [], "availableInstances": 9, "petDetailsId": 4}"#;
+    let ok =
+        br#"{"id": 1, "name": "x", "photoUrls": [], "availableInstances": 9, "petDetailsId": 4}"#;
     let r = call(&gw, Method::POST, "/pet", &[JSON], ok).await;
     assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &ok[..]));
     // `exclusiveMaximum: 10` is a number in 2020-12.
@@ -277,7 +333,10 @@ async fn petstore_31_validates_with_json_schema_2020_12() {
         br#"{"id": 1, "name": "x", "photoUrls": [], "availableInstances": 10}"#,
     )
     .await;
-    assert_eq!(violations(&r), [("body".to_owned(), "/availableInstances".to_owned())]);
+    assert_eq!(
+        violations(&r),
+        [("body".to_owned(), "/availableInstances".to_owned())]
+    );
     // Through a `$ref` to an `$anchor` inside a `$id` resource.
     let r = call(
         &gw,
@@ -287,7 +346,10 @@ async fn petstore_31_validates_with_json_schema_2020_12() {
         br#"{"id": 1, "name": "x", "photoUrls": [], "petDetailsId": "four"}"#,
     )
     .await;
-    assert_eq!(violations(&r), [("body".to_owned(), "/petDetailsId".to_owned())]);
+    assert_eq!(
+        violations(&r),
+        [("body".to_owned(), "/petDetailsId".to_owned())]
+    );
     assert_eq!(up.hits.load(Ordering::SeqCst), 1);
     gw.shutdown().await;
 }
@@ -321,12 +383,24 @@ paths:
         '201': {description: created}
 "#;
     let up = echo().await;
-    let gw = start(bundle(doc, "mock: true, validation: {request: true}", up.addr)).await;
+    let gw = start(bundle(
+        doc,
+        "mock: true, validation: {request: true}",
+        up.addr,
+    ))
+    .await;
     let r = call(&gw, Method::GET, "/pets/1", &[], b"").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "application/json");
     assert_eq!(r.json(), json!({"name": "Tom"}));
-    let r = call(&gw, Method::GET, "/pets/1", &[("prefer", "example=dog")], b"").await;
+    let r = call(
+        &gw,
+        Method::GET,
+        "/pets/1",
+        &[("prefer", "example=dog")],
+        b"",
+    )
+    .await;
     assert_eq!(r.json(), json!({"name": "Rex"}));
     assert_eq!(r.headers["preference-applied"], "example=dog");
     // Validation still comes first.

@@ -96,6 +96,12 @@ pub struct RouteSummary {
     /// joined by ` + `; empty for an open operation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<String>,
+    /// Requests are validated against the document.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub validates: bool,
+    /// Answered from the document's examples, never upstream.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mock: bool,
 }
 
 /// One environment variable the deployment may set.
@@ -1668,6 +1674,8 @@ fn summarize(project: &Project, bundle: &Bundle) -> Summary {
                                 .join(" + ")
                         })
                         .collect(),
+                    validates: o.request.is_some(),
+                    mock: o.mock.is_some(),
                 })
                 .collect();
             total += routes.len();
