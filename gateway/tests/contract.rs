@@ -135,6 +135,15 @@ fn violations(r: &Reply) -> Vec<(String, String)> {
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
+/// Method, path, headers, body, and the violations (`in`, name) expected.
+type Case = (
+    Method,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static [u8],
+    Vec<(&'static str, &'static str)>,
+);
+
 /// Valid requests reach the upstream unchanged, byte for byte: a JSON body as
 /// the client wrote it (spacing, escapes, key order), parameters of every kind,
 /// and a body of a media type that is not JSON (streamed, not checked).
@@ -184,7 +193,7 @@ async fn petstore_30_violations_are_refused_with_their_location() {
         up.addr,
     ))
     .await;
-    let cases: Vec<(Method, &str, Vec<(&str, &str)>, &[u8], Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         // Query parameter outside its enum.
         (
             Method::GET,
