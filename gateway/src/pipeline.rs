@@ -356,7 +356,7 @@ impl Gateway {
         }
         self.apply_cors(route, ctx.origin.as_ref(), &mut response);
 
-        // Stage 7: record, when the response body is done; for a spliced
+        // Stage 8: record, when the response body is done; for a spliced
         // WebSocket, when the tunnel closes, with the bytes it carried.
         if let Some(tunnel) = tunnel {
             let record = self.record_of(&response, Some(route), ctx, upstream_latency, None, None);
