@@ -31,6 +31,8 @@
 #   BENCH_ALLOC        1: also build and measure the musl-malloc variant (default 1)
 #   BENCH_READY_RUNS   runs of the time-to-ready measurement (default 9)
 #   BENCH_RESULTS      where raw outputs and the table go (default target/bench-results)
+#   BENCH_VALIDATION   1: also a validated POST with a 1 KiB JSON body vs the same
+#                      POST without validation (default 1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -292,12 +294,15 @@ start_target() {
     gateway-musl) start_gateway "$SYSALLOC" "$TMP/bundle.json" ;;
     gateway-threads) start_gateway "$GATEWAY" "$TMP/bundle.json" "$NPROC" unpinned ;;
     gateway-threads-musl) start_gateway "$SYSALLOC" "$TMP/bundle.json" "$NPROC" unpinned ;;
+    gateway-post) start_gateway "$GATEWAY" "$TMP/bundle-no-analytics.json" ;;
+    gateway-post-validated) start_gateway "$GATEWAY" "$TMP/bundle-validate.json" ;;
     *) die "unknown target \`$1\`" ;;
   esac
   [ "$1" = direct ] || TARGET_PID=$PROXY_PID
   case $1 in
     direct) TARGET_URL=http://127.0.0.1:$BACKEND_PORT/items/42 ;;
     nginx*) TARGET_URL=http://127.0.0.1:$NGINX_PORT/bench/v1/items/42 ;;
+    gateway-post*) TARGET_URL=http://127.0.0.1:$GW_PORT/bench/v1/items ;;
     gateway*) TARGET_URL=http://127.0.0.1:$GW_PORT/bench/v1/items/42 ;;
   esac
 }
@@ -314,11 +319,11 @@ throughput() {
     threads=$NPROC
   fi
   if [ "$WARMUP" -gt 0 ]; then
-    "${PRIO[@]}" "${load[@]}" wrk -t "$threads" -c "$CONNECTIONS" -d "${WARMUP}s" "$TARGET_URL" >/dev/null
+    "${PRIO[@]}" "${load[@]}" wrk "${WRK_SCRIPT[@]}" -t "$threads" -c "$CONNECTIONS" -d "${WARMUP}s" "$TARGET_URL" >/dev/null
   fi
   local t0 t1 rps requests cpu bad
   t0=$(cpu_ticks "$TARGET_PID")
-  "${PRIO[@]}" "${load[@]}" wrk -t "$threads" -c "$CONNECTIONS" -d "${DURATION}s" --latency "$TARGET_URL" >"$out"
+  "${PRIO[@]}" "${load[@]}" wrk "${WRK_SCRIPT[@]}" -t "$threads" -c "$CONNECTIONS" -d "${DURATION}s" --latency "$TARGET_URL" >"$out"
   t1=$(cpu_ticks "$TARGET_PID")
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   requests=$(awk '/requests in/ { print $1 }' "$out")
@@ -389,6 +394,17 @@ bundle --routes "$ROUTES" --analytics "$TMP/analytics.jsonl" --out "$TMP/bundle.
   --nginx-locations "$TMP/locations.conf"
 bundle --routes "$ROUTES" --analytics none --out "$TMP/bundle-no-analytics.json"
 bundle --routes 1000 --analytics "$TMP/analytics.jsonl" --out "$TMP/bundle-1000.json"
+bundle --routes "$ROUTES" --analytics none --validate --out "$TMP/bundle-validate.json" \
+  --post-body "$TMP/item.json"
+# wrk: GETs unless a script makes the request (the validation section posts JSON).
+WRK_SCRIPT=()
+cat >"$TMP/post.lua" <<LUA
+local f = io.open("$TMP/item.json", "r")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+LUA
 
 say "$NPROC CPUs, $SETUP_TEXT; $WORKERS worker(s); $CONNECTIONS connections; $ROUNDS rounds of ${DURATION}s; load average $LOAD_BEFORE"
 start_backend
@@ -445,6 +461,25 @@ if [ -n "$OHA" ]; then
     P999[$t]=$(median '%.0f' ${P999[$t]})
   done
 fi
+if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
+  say "request validation: POST with a 1 KiB JSON body, validated vs not"
+  WRK_SCRIPT=(-s "$TMP/post.lua")
+  VALIDATION=(gateway-post gateway-post-validated)
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for t in "${VALIDATION[@]}"; do
+      start_target "$t"
+      throughput "$t"
+      stop_target "$t"
+    done
+  done
+  WRK_SCRIPT=()
+  # shellcheck disable=SC2086
+  for t in "${VALIDATION[@]}"; do
+    RPS_SPREAD[$t]=$(spread ${RPS[$t]})
+    RPS[$t]=$(median '%.0f' ${RPS[$t]})
+    CPU[$t]=$(median '%.1f' ${CPU[$t]})
+  done
+fi
 stop_tracked "$BACKEND_PID"
 
 say "time to ready and idle RSS (1,000 routes, $READY_RUNS runs)"
@@ -484,6 +519,10 @@ ms='(. * 10 | round / 10)'
     row gateway-threads "gateway, $NPROC workers unpinned, mimalloc"
     row gateway-threads-musl "gateway, $NPROC workers unpinned, musl malloc"
   fi
+  if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
+    row gateway-post "gateway, POST 1 KiB JSON, analytics off"
+    row gateway-post-validated "gateway, same POST with request validation"
+  fi
   echo
   echo "Medians over $ROUNDS rounds. req/s: wrk, closed loop, $CONNECTIONS connections. CPU µs/req: CPU"
   echo "time of the server under test (all its threads or processes) per request; for"
@@ -499,6 +538,9 @@ ms='(. * 10 | round / 10)'
   echo "- CPU per request gateway / nginx: $(ratio "${CPU[gateway]}" "${CPU[nginx]}") against access_log off, $(ratio "${CPU[gateway]}" "${CPU[nginx-log]}") against access_log on (lower is better)"
   if [ -n "$OHA" ]; then
     echo "- p99 added over direct: gateway $(minus "${P99[gateway]}" "${P99[direct]}") µs, nginx $(minus "${P99[nginx]}" "${P99[direct]}") µs, nginx with access_log $(minus "${P99[nginx-log]}" "${P99[direct]}") µs (goal ≤ 150 µs)"
+  fi
+  if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
+    echo "- request validation of a 1 KiB JSON body: $(awk -v a="${CPU[gateway-post-validated]:-0}" -v b="${CPU[gateway-post]:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%+.1f", a - b; else printf "–" }') µs CPU per request (goal < 10 µs)"
   fi
   echo "- analytics in the gateway throughput runs: $GW_WRITTEN events written, $GW_DROPPED dropped"
   echo "- ready with 1,000 routes: $(ready_field "$RESULTS/ready-mimalloc.json" "\"\\(.ready_ms.median | $ms) ms median (\\(.ready_ms.min | $ms)–\\(.ready_ms.max | $ms))\"") over $READY_RUNS runs (goal ≤ 20 ms)"

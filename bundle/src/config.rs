@@ -188,6 +188,8 @@ pub struct RouteCfg {
     pub request: Option<std::sync::Arc<crate::contract::CheckedRequest>>,
     /// The answer of a mocked operation (no upstream call).
     pub mock: Option<std::sync::Arc<crate::contract::MockContract>>,
+    /// Response checks (report mode), schemas compiled.
+    pub responses: Option<std::sync::Arc<crate::contract::CheckedResponses>>,
 }
 
 /// A route's sandbox upstream and what selects it.

@@ -21,6 +21,42 @@ pub struct ValidationSettings {
     /// operation; `x-mgw-validate-request` on an operation overrides it.
     #[serde(default)]
     pub request: bool,
+    /// Check upstream responses against the document, in report mode (never
+    /// blocking): status, content type and, for a sample, the JSON body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<ResponseCheckSettings>,
+}
+
+/// `apis[].validation.responses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResponseCheckSettings {
+    /// Percentage (0–100) of responses whose JSON body is checked; status and
+    /// content type are checked on every response.
+    #[serde(default = "default_sample_percent")]
+    pub body_sample_percent: u8,
+}
+
+fn default_sample_percent() -> u8 {
+    100
+}
+
+/// What the document declares an operation answers, for response checks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResponseContract {
+    pub dialect: Dialect,
+    pub body_sample_percent: u8,
+    /// In document order: `200`, `4XX`, `default`.
+    pub responses: Vec<DeclaredResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeclaredResponse {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<MediaContract>,
 }
 
 /// The JSON Schema dialect of an operation's schemas.
@@ -169,6 +205,27 @@ pub fn is_json(media_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
+/// The declared media type (or range such as `application/*`, `*/*`) that
+/// `content_type` matches, by essence: an exact match first, then a range.
+pub fn media_index(declared: &[MediaContract], content_type: &str) -> Option<usize> {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let (ty, _) = essence.split_once('/')?;
+    let exact = declared
+        .iter()
+        .position(|m| m.media_type.to_ascii_lowercase() == essence);
+    exact.or_else(|| {
+        declared.iter().position(|m| {
+            let d = m.media_type.to_ascii_lowercase();
+            d == "*/*" || d.strip_suffix("/*").is_some_and(|t| t == ty)
+        })
+    })
+}
+
 /// The one rule that compiles a schema of the bundle: the dialect's draft, formats
 /// asserted, no reference resolved outside the schema itself.
 pub fn compile_schema(dialect: Dialect, schema: &Value) -> Result<jsonschema::Validator, String> {
@@ -232,6 +289,68 @@ impl CheckedRequest {
         } else {
             Err(problems)
         }
+    }
+}
+
+/// A [`ResponseContract`] with its schemas compiled.
+pub struct CheckedResponses {
+    pub contract: ResponseContract,
+    /// `bodies[i][j]` validates `contract.responses[i].content[j]`.
+    pub bodies: Vec<Vec<Option<jsonschema::Validator>>>,
+}
+
+impl std::fmt::Debug for CheckedResponses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedResponses")
+            .field("contract", &self.contract)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckedResponses {
+    pub fn new(contract: &ResponseContract) -> Result<CheckedResponses, Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        let mut bodies = Vec::new();
+        for (i, r) in contract.responses.iter().enumerate() {
+            let mut row = Vec::new();
+            for (j, m) in r.content.iter().enumerate() {
+                match m
+                    .schema
+                    .as_ref()
+                    .map(|s| compile_schema(contract.dialect, s))
+                {
+                    None => row.push(None),
+                    Some(Ok(v)) => row.push(Some(v)),
+                    Some(Err(e)) => {
+                        problems.push((format!("responses[{i}].content[{j}].schema"), e));
+                    }
+                }
+            }
+            bodies.push(row);
+        }
+        if problems.is_empty() {
+            Ok(CheckedResponses {
+                contract: contract.clone(),
+                bodies,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The declared response for `status`: exact, then its range (`4XX`), then
+    /// `default`.
+    pub fn declared(&self, status: u16) -> Option<usize> {
+        let exact = status.to_string();
+        let range = format!("{}XX", status / 100);
+        let rs = &self.contract.responses;
+        rs.iter()
+            .position(|r| r.status == exact)
+            .or_else(|| {
+                rs.iter()
+                    .position(|r| r.status.eq_ignore_ascii_case(&range))
+            })
+            .or_else(|| rs.iter().position(|r| r.status == "default"))
     }
 }
 

@@ -343,6 +343,9 @@ pub struct Operation {
     /// Answered from the document's examples, never sent upstream (`x-mgw-mock`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<crate::contract::MockContract>,
+    /// Response checks in report mode (`apis[].validation.responses`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<crate::contract::ResponseContract>,
 }
 
 fn is_false(b: &bool) -> bool {

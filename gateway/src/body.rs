@@ -211,6 +211,15 @@ pub struct ResponseBody {
     inner: Inner,
     bytes: u64,
     finish: Option<Box<dyn Finish>>,
+    tee: Option<Tee>,
+}
+
+/// A copy of a response body as it streams past, for a check that never holds
+/// it up: handed over when the body ends, dropped once it grows over `cap`.
+struct Tee {
+    cap: usize,
+    buf: Vec<u8>,
+    done: Box<dyn FnOnce(Bytes) + Send + Sync>,
 }
 
 enum Inner {
@@ -232,6 +241,7 @@ impl ResponseBody {
             inner: Inner::Full(Some(bytes)),
             bytes: 0,
             finish: None,
+            tee: None,
         }
     }
 
@@ -244,6 +254,7 @@ impl ResponseBody {
             inner: Inner::Upstream(body),
             bytes: 0,
             finish: None,
+            tee: None,
         }
     }
 
@@ -253,6 +264,22 @@ impl ResponseBody {
         if self.is_end_stream() {
             // Hyper may never poll an empty body; record now.
             self.run_finish();
+        }
+    }
+
+    /// Hands a copy of the whole body to `done` once it has been sent, if it is
+    /// at most `cap` bytes; the client's stream is not held up.
+    pub fn tee(&mut self, cap: usize, done: Box<dyn FnOnce(Bytes) + Send + Sync>) {
+        self.tee = Some(Tee {
+            cap,
+            buf: Vec::new(),
+            done,
+        });
+    }
+
+    fn run_tee(&mut self) {
+        if let Some(t) = self.tee.take() {
+            (t.done)(Bytes::from(t.buf));
         }
     }
 
@@ -290,9 +317,23 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
+                    if let Some(t) = &mut this.tee {
+                        if t.buf.len() + data.len() > t.cap {
+                            this.tee = None;
+                        } else {
+                            t.buf.extend_from_slice(data);
+                        }
+                    }
+                }
+                // Hyper stops polling once the body says it has ended.
+                if this.tee.is_some() && this.is_end_stream() {
+                    this.run_tee();
                 }
             }
-            Poll::Ready(None) => this.run_finish(),
+            Poll::Ready(None) => {
+                this.run_tee();
+                this.run_finish();
+            }
             _ => {}
         }
         polled

@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod request_id;
 pub mod resilience;
+pub mod response_check;
 pub mod router;
 pub mod server;
 pub mod tls;

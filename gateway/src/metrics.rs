@@ -187,6 +187,7 @@ pub struct Metrics {
     auth_reloads: Family<ReloadLabels, Counter>,
     tls_reloads: Family<ResultLabels, Counter>,
     validation_failures: Family<ContractLabels, Counter>,
+    response_mismatches: Family<ContractLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -316,7 +317,15 @@ impl Metrics {
             validation_failures.clone(),
         );
 
+        let response_mismatches = Family::<ContractLabels, Counter>::default();
+        registry.register(
+            "response_contract_mismatches",
+            "Upstream responses that do not match the document (report mode), by operation and reason (undeclared_status, undeclared_content_type, body)",
+            response_mismatches.clone(),
+        );
+
         Self {
+            response_mismatches,
             validation_failures,
             registry,
             requests,
@@ -406,6 +415,17 @@ impl Metrics {
     /// A request refused by request validation.
     pub fn validation_failed(&self, api: &str, operation: &str, reason: &'static str) {
         self.validation_failures
+            .get_or_create_owned(&ContractLabels {
+                api: api.to_owned(),
+                operation: operation.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// An upstream response that does not match the document.
+    pub fn response_mismatch(&self, api: &str, operation: &str, reason: &'static str) {
+        self.response_mismatches
             .get_or_create_owned(&ContractLabels {
                 api: api.to_owned(),
                 operation: operation.to_owned(),

@@ -40,6 +40,7 @@ use crate::proxy::{self, Outbound, Upstream};
 use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
 use crate::request_id;
 use crate::resilience::ConcurrencyPermit;
+use crate::response_check;
 use crate::router::{Lookup, Router, RouterBuilder};
 use crate::validate::{self, Checked};
 
@@ -339,7 +340,15 @@ impl Gateway {
                     // Counted against the upstream's concurrency cap until the body ends.
                     ctx.upstream_permit = Some(answer.permit);
                     let (parts, body) = answer.response.into_parts();
-                    let response = Response::from_parts(parts, ResponseBody::upstream(body));
+                    let mut response = Response::from_parts(parts, ResponseBody::upstream(body));
+                    // Report mode: compared with the document, never held up.
+                    if let Some(rc) = &route.cfg.responses {
+                        let op = response_check::Operation {
+                            api: &self.config.apis[api].name,
+                            id: &route.cfg.operation_id,
+                        };
+                        response_check::observe(rc, &mut response, &self.metrics, op, limit);
+                    }
                     (response, Some(answer.latency), None, answer.tunnel)
                 }
                 Err(e) => {

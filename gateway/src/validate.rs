@@ -19,7 +19,7 @@ use http::HeaderMap;
 use http::header::{CONTENT_TYPE, COOKIE};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use mgw_bundle::contract::{CheckedRequest, ParamIn, ParamStyle, ParameterContract};
+use mgw_bundle::contract::{CheckedRequest, ParamIn, ParamStyle, ParameterContract, media_index};
 use serde_json::{Map, Value};
 
 use crate::error::{GatewayError, Invalid, Violation};
@@ -52,8 +52,8 @@ pub async fn request(
         .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let empty = hyper::body::Body::is_end_stream(&body);
-    if empty && content_type.is_none() {
+    // No body (whatever `Content-Type` says): only its required-ness matters.
+    if hyper::body::Body::is_end_stream(&body) {
         if bc.required {
             if violations.is_empty() {
                 reason = "body_required";
@@ -140,30 +140,7 @@ impl ClassifyStr for serde_json::Error {
     }
 }
 
-/// The declared media type (or range) `content_type` matches, by essence.
-fn media_index(
-    declared: &[mgw_bundle::contract::MediaContract],
-    content_type: &str,
-) -> Option<usize> {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let (ty, _) = essence.split_once('/')?;
-    let exact = declared
-        .iter()
-        .position(|m| m.media_type.to_ascii_lowercase() == essence);
-    exact.or_else(|| {
-        declared.iter().position(|m| {
-            let d = m.media_type.to_ascii_lowercase();
-            d == "*/*" || d.strip_suffix("/*").is_some_and(|t| t == ty)
-        })
-    })
-}
-
-fn excerpt(s: &str) -> String {
+pub(crate) fn excerpt(s: &str) -> String {
     if s.len() <= MAX_EXCERPT {
         return s.to_owned();
     }
@@ -441,5 +418,113 @@ fn object_pairs(p: &ParameterContract, text: &str) -> Vec<(String, String)> {
             .filter(|c| c.len() == 2)
             .map(|c| (c[0].to_owned(), c[1].to_owned()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn param(
+        location: ParamIn,
+        style: ParamStyle,
+        explode: bool,
+        schema: Value,
+    ) -> ParameterContract {
+        ParameterContract {
+            name: "p".into(),
+            location,
+            required: false,
+            style,
+            explode,
+            schema,
+        }
+    }
+
+    fn query(p: &ParameterContract, q: &str) -> Value {
+        let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+            form_urlencoded::parse(q.as_bytes()).collect();
+        coerce(p, query_raw(p, &pairs).expect("present"))
+    }
+
+    #[test]
+    fn query_styles_become_typed_json() {
+        let ints = json!({"type": "array", "items": {"type": "integer"}});
+        let form = param(ParamIn::Query, ParamStyle::Form, false, ints.clone());
+        assert_eq!(query(&form, "p=1,2,3"), json!([1, 2, 3]));
+        let exploded = param(ParamIn::Query, ParamStyle::Form, true, ints.clone());
+        assert_eq!(query(&exploded, "p=1&x=y&p=2"), json!([1, 2]));
+        let pipes = param(
+            ParamIn::Query,
+            ParamStyle::PipeDelimited,
+            false,
+            ints.clone(),
+        );
+        assert_eq!(query(&pipes, "p=1|x"), json!([1, "x"]));
+        let spaces = param(ParamIn::Query, ParamStyle::SpaceDelimited, false, ints);
+        assert_eq!(query(&spaces, "p=1%202"), json!([1, 2]));
+        let deep = param(
+            ParamIn::Query,
+            ParamStyle::DeepObject,
+            true,
+            json!({"type": "object", "properties": {"size": {"type": "integer"}}}),
+        );
+        assert_eq!(
+            query(&deep, "p[color]=red&p[size]=2"),
+            json!({"color": "red", "size": 2})
+        );
+        let obj = json!({"type": "object", "properties": {"a": {"type": "boolean"}, "b": {"type": "number"}}});
+        let form_obj = param(ParamIn::Query, ParamStyle::Form, true, obj);
+        assert_eq!(
+            query(&form_obj, "a=true&b=1.5&c=x"),
+            json!({"a": true, "b": 1.5})
+        );
+        // Through the builder's `$ref` into the schema's own definitions.
+        let r = json!({"$ref": "#/definitions/0", "definitions": {"0": {"type": "integer"}}});
+        let via_ref = param(ParamIn::Query, ParamStyle::Form, true, r);
+        assert_eq!(query(&via_ref, "p=7"), json!(7));
+    }
+
+    #[test]
+    fn path_styles_become_typed_json() {
+        let ints = json!({"type": "array", "items": {"type": "integer"}});
+        let coerce_one = |p: &ParameterContract, t: &str| coerce(p, Raw::One(t.into()));
+        let simple = param(ParamIn::Path, ParamStyle::Simple, false, ints.clone());
+        assert_eq!(coerce_one(&simple, "3,4"), json!([3, 4]));
+        let label = param(ParamIn::Path, ParamStyle::Label, true, ints.clone());
+        assert_eq!(coerce_one(&label, ".3.4"), json!([3, 4]));
+        let matrix = param(ParamIn::Path, ParamStyle::Matrix, true, ints);
+        assert_eq!(coerce_one(&matrix, ";p=3;p=4"), json!([3, 4]));
+        let one = param(
+            ParamIn::Path,
+            ParamStyle::Matrix,
+            false,
+            json!({"type": "integer"}),
+        );
+        assert_eq!(coerce_one(&one, ";p=5"), json!(5));
+        let obj = param(
+            ParamIn::Header,
+            ParamStyle::Simple,
+            false,
+            json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
+        );
+        assert_eq!(coerce_one(&obj, "n,1,s,x"), json!({"n": 1, "s": "x"}));
+        // Not a number: left a string, so the schema says why.
+        let int = param(
+            ParamIn::Path,
+            ParamStyle::Simple,
+            false,
+            json!({"type": "integer"}),
+        );
+        assert_eq!(coerce_one(&int, "abc"), json!("abc"));
+    }
+
+    #[test]
+    fn excerpts_are_bounded_on_char_boundaries() {
+        let e = excerpt(&"é".repeat(100));
+        assert!(e.len() <= MAX_EXCERPT + '…'.len_utf8(), "{}", e.len());
+        assert!(e.ends_with('…'));
+        assert_eq!(excerpt("short"), "short");
     }
 }

@@ -477,3 +477,110 @@ fn random_valid_pets_are_never_refused() {
     });
     rt.block_on(gw.shutdown());
 }
+
+/// A small OpenAPI 3.0 document for the 3.0 dialect rules and response checks.
+const THINGS: &str = r#"
+openapi: 3.0.3
+info: {title: things, version: '1'}
+paths:
+  /things:
+    post:
+      operationId: addThing
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [id, name]
+              properties:
+                id: {type: integer, readOnly: true}
+                name: {type: string, nullable: true}
+          text/plain: {}
+      responses:
+        '200':
+          description: the thing
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id]
+                properties:
+                  id: {type: integer, nullable: true}
+  /other:
+    post:
+      operationId: other
+      responses:
+        '201': {description: created}
+"#;
+
+/// OpenAPI 3.0: `nullable` admits `null`; a `readOnly` property is not required
+/// in a request.
+#[tokio::test]
+async fn openapi_30_nullable_and_read_only() {
+    let up = echo().await;
+    let gw = start(bundle(THINGS, "validation: {request: true}", up.addr)).await;
+    for ok in [&br#"{"name": null}"#[..], br#"{"name": "x", "id": 3}"#] {
+        let r = call(&gw, Method::POST, "/things", &[JSON], ok).await;
+        assert_eq!((r.status, &r.body[..]), (StatusCode::OK, ok));
+    }
+    let r = call(&gw, Method::POST, "/things", &[JSON], br#"{"name": 1}"#).await;
+    assert_eq!(violations(&r), [("body".to_owned(), "/name".to_owned())]);
+    let r = call(&gw, Method::POST, "/things", &[JSON], br#"{}"#).await;
+    assert_eq!(violations(&r), [("body".to_owned(), String::new())]);
+    gw.shutdown().await;
+}
+
+/// Response checks report (count and log) an undeclared status, an undeclared
+/// content type and a body against its schema — and never change the response.
+#[tokio::test]
+async fn response_checks_report_drift_and_never_block() {
+    let up = echo().await;
+    let gw = start(bundle(
+        THINGS,
+        "validation: {responses: {bodySamplePercent: 100}}",
+        up.addr,
+    ))
+    .await;
+    let sample = |reason: &str, op: &str| {
+        format!(
+            r#"mgw_response_contract_mismatches_total{{api="pets",operation="{op}",reason="{reason}"}}"#
+        )
+    };
+    // Matches: nothing counted (`id: null` is allowed by `nullable`).
+    for ok in [&br#"{"id": 1}"#[..], br#"{"id": null}"#] {
+        let r = call(&gw, Method::POST, "/things", &[JSON], ok).await;
+        assert_eq!((r.status, &r.body[..]), (StatusCode::OK, ok));
+    }
+    // The body breaks the response schema: passed through unchanged, counted.
+    let bad = br#"{"id": "one"}"#;
+    let r = call(&gw, Method::POST, "/things", &[JSON], bad).await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &bad[..]));
+    let r = call(
+        &gw,
+        Method::POST,
+        "/things",
+        &[("content-type", "text/plain")],
+        b"hi",
+    )
+    .await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &b"hi"[..]));
+    let r = call(&gw, Method::POST, "/other", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    for (reason, op) in [
+        ("body", "addThing"),
+        ("undeclared_content_type", "addThing"),
+        ("undeclared_status", "other"),
+    ] {
+        let s = sample(reason, op);
+        assert!(
+            support::eventually(std::time::Duration::from_secs(5), || async {
+                metric(&gw, &s).await == Some(1.0)
+            })
+            .await,
+            "{s}: {:?}",
+            metric(&gw, &s).await
+        );
+    }
+    gw.shutdown().await;
+}

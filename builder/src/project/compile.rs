@@ -598,7 +598,7 @@ impl Compiler<'_> {
                 .as_ref()
                 .or(spec.policies.websocket.as_ref())
                 .is_some_and(|w| w.value);
-            let (request, mock) = self.op_contract(settings, spec, op);
+            let (request, mock, responses) = self.op_contract(settings, spec, op);
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
@@ -610,6 +610,7 @@ impl Compiler<'_> {
                 websocket,
                 request,
                 mock,
+                responses,
             });
         }
         self.report_wso2_default(&settings.name, spec, &needs_default);
@@ -690,6 +691,7 @@ impl Compiler<'_> {
     ) -> (
         Option<mgw_bundle::contract::RequestContract>,
         Option<mgw_bundle::contract::MockContract>,
+        Option<mgw_bundle::contract::ResponseContract>,
     ) {
         let asked =
             |own: &Option<Located<bool>>, manifest: Option<bool>, doc: &Option<Located<bool>>| {
@@ -706,7 +708,7 @@ impl Compiler<'_> {
         );
         let mock = asked(&op.policies.mock, settings.mock, &spec.policies.mock);
         let Some(contract) = &op.contract else {
-            return (None, None);
+            return (None, None, None);
         };
         let request = validate
             .then(|| taken(&contract.request, &mut self.diags))
@@ -714,7 +716,15 @@ impl Compiler<'_> {
         let mock = mock
             .then(|| taken(&contract.mock, &mut self.diags))
             .flatten();
-        (request, mock)
+        let responses = settings.validation.and_then(|v| v.responses).and_then(|r| {
+            let declared = taken(&contract.responses, &mut self.diags)?;
+            Some(mgw_bundle::contract::ResponseContract {
+                dialect: contract.dialect,
+                body_sample_percent: r.body_sample_percent.min(100),
+                responses: declared,
+            })
+        });
+        (request, mock, responses)
     }
 
     /// The operations `include` selects and `exclude` does not leave out, in spec

@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 
 use mgw_bundle::contract::{
-    BodyContract, Dialect, MediaContract, MockContract, NamedExample, ParamIn, ParamStyle,
-    ParameterContract, RequestContract, compile_schema, is_json,
+    BodyContract, DeclaredResponse, Dialect, MediaContract, MockContract, NamedExample, ParamIn,
+    ParamStyle, ParameterContract, RequestContract, compile_schema, is_json,
 };
 use serde_json::{Map, Value};
 
@@ -30,8 +30,11 @@ use super::yaml::{Mark, Node, resolve_pointer};
 /// The contract of one operation, or why it cannot be had.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpContract {
+    pub dialect: Dialect,
     pub request: Result<RequestContract, Vec<Diagnostic>>,
     pub mock: Result<MockContract, Vec<Diagnostic>>,
+    /// Every declared response, for response checks.
+    pub responses: Result<Vec<DeclaredResponse>, Vec<Diagnostic>>,
 }
 
 /// Reads the contract of the operation at `op` (its node, after `$ref`s).
@@ -52,8 +55,10 @@ pub fn read(
         format,
     };
     OpContract {
+        dialect,
         request: cx.request(op, node, parameters),
         mock: cx.mock(op, node),
+        responses: cx.responses(op, node),
     }
 }
 
@@ -136,6 +141,15 @@ impl Cx<'_> {
             // Swagger 2.0 only; refused above.
             _ => return Ok(None),
         };
+        // OpenAPI: these header parameters "SHALL be ignored" (the media type and
+        // the security scheme describe them).
+        if location == ParamIn::Header
+            && ["accept", "content-type", "authorization"]
+                .iter()
+                .any(|h| p.name.eq_ignore_ascii_case(h))
+        {
+            return Ok(None);
+        }
         let style = match node.get("style") {
             None => location.default_style(),
             Some(s) => match s.as_str().and_then(ParamStyle::parse) {
@@ -213,6 +227,63 @@ impl Cx<'_> {
                 media_type: e.key.clone(),
                 schema,
             });
+        }
+        if diags.is_empty() {
+            Ok(out)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// Every declared response with its media types (JSON ones with their schema).
+    fn responses(&self, op: &Loc, node: &Node) -> Result<Vec<DeclaredResponse>, Vec<Diagnostic>> {
+        let rloc = op.child("responses");
+        let mut out = Vec::new();
+        let mut diags = Vec::new();
+        for e in node
+            .get("responses")
+            .and_then(Node::as_map)
+            .unwrap_or_default()
+        {
+            if e.key.starts_with("x-") {
+                continue;
+            }
+            let (loc, resp) = match self.deref(&rloc.child(e.key.clone()), &e.value) {
+                Ok(t) => t,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
+            let mut declared = DeclaredResponse {
+                status: e.key.clone(),
+                content: Vec::new(),
+            };
+            let cloc = loc.child("content");
+            for m in resp
+                .get("content")
+                .and_then(Node::as_map)
+                .unwrap_or_default()
+            {
+                let schema = match m.value.get("schema").filter(|_| is_json(&m.key)) {
+                    None => None,
+                    Some(s) => {
+                        let sloc = cloc.child(m.key.clone()).child("schema");
+                        match self.schema(&sloc, s, Direction::Response) {
+                            Ok(v) => Some(v),
+                            Err(d) => {
+                                diags.push(d);
+                                None
+                            }
+                        }
+                    }
+                };
+                declared.content.push(MediaContract {
+                    media_type: m.key.clone(),
+                    schema,
+                });
+            }
+            out.push(declared);
         }
         if diags.is_empty() {
             Ok(out)
