@@ -167,6 +167,18 @@ pub fn load_spec(
     file: &str,
     referrer: Option<&Origin>,
 ) -> Result<ApiSpec, Vec<Diagnostic>> {
+    load_spec_with(store, file, referrer, false)
+}
+
+/// [`load_spec`], reading every operation's contract when `contracts` (`mgw.yaml`
+/// validates or mocks the API); otherwise only for operations whose extensions
+/// ask for it (reading schemas costs time on large documents).
+pub fn load_spec_with(
+    store: &mut Store,
+    file: &str,
+    referrer: Option<&Origin>,
+    contracts: bool,
+) -> Result<ApiSpec, Vec<Diagnostic>> {
     let ref_problems = store.load_closure(file, referrer);
     let store: &Store = store;
     let Some(root) = store.doc(file) else {
@@ -179,6 +191,7 @@ pub fn load_spec(
         diags: Vec::new(),
         warnings: Vec::new(),
         ref_problems: &ref_problems,
+        contracts,
     };
     let spec = r.read();
     let (diags, mut warnings) = (r.diags, r.warnings);
@@ -228,6 +241,8 @@ struct Reader<'s> {
     /// Broken references found by `load_closure` anywhere in the files; one the
     /// reader has to follow becomes an error with this (more precise) message.
     ref_problems: &'s [Diagnostic],
+    /// Read every operation's contract (else only where extensions ask).
+    contracts: bool,
 }
 
 /// A field of an object after `$ref` siblings were merged: value and location.
@@ -847,7 +862,29 @@ impl<'s> Reader<'s> {
             self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
         }
         assign_ids(&mut ops, &mut self.diags);
-        for op in &mut ops {
+        let wants = |p: &Policies| {
+            p.validate_request.as_ref().is_some_and(|l| l.value)
+                || p.mock.as_ref().is_some_and(|l| l.value)
+        };
+        let root_wants = {
+            let mut root_policies = Policies::default();
+            let mut ignored = RootExtensions::default();
+            let mut ignored_diags = Vec::new();
+            extensions::read(
+                root,
+                &self.root_loc(),
+                Level::Root,
+                root,
+                &mut root_policies,
+                &mut ignored,
+                &mut ignored_diags,
+            );
+            wants(&root_policies)
+        };
+        for op in ops
+            .iter_mut()
+            .filter(|op| self.contracts || root_wants || wants(&op.policies))
+        {
             let node = self
                 .store
                 .doc(&op.loc.file)
