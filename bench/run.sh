@@ -31,6 +31,7 @@
 #   BENCH_ALLOC        1: also build and measure the musl-malloc variant (default 1)
 #   BENCH_READY_RUNS   runs of the time-to-ready measurement (default 9)
 #   BENCH_RESULTS      where raw outputs and the table go (default target/bench-results)
+#   BENCH_OHA          0: skip the latency runs (and installing oha) (default 1)
 #   BENCH_VALIDATION   1: also a validated POST with a 1 KiB JSON body vs the same
 #                      POST without validation (default 1)
 set -euo pipefail
@@ -72,7 +73,10 @@ done
 
 # oha: an open-loop load generator that corrects for coordinated omission.
 OHA=$TOOLS/bin/oha
-if [ ! -x "$OHA" ]; then
+if [ "${BENCH_OHA:-1}" = 0 ]; then
+  say "BENCH_OHA=0: latency at a fixed rate is skipped"
+  OHA=
+elif [ ! -x "$OHA" ]; then
   mkdir -p "$TOOLS"
   say "installing oha $OHA_VERSION into $TOOLS (once; a few minutes)"
   # native-tls instead of the default rustls: no aws-lc C build, and TLS is unused.

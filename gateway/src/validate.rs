@@ -520,6 +520,36 @@ mod tests {
         assert_eq!(coerce_one(&int, "abc"), json!("abc"));
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, parsing parameters never panics.
+        #[test]
+        fn any_parameter_text_parses_without_panicking(q in ".{0,64}", t in ".{0,32}") {
+            let schemas = [
+                json!({"type": "array", "items": {"type": "integer"}}),
+                json!({"type": "object", "properties": {"a": {"type": "number"}}}),
+                json!({"type": ["integer", "null"]}),
+                json!({"type": "boolean"}),
+            ];
+            let styles = [
+                ParamStyle::Simple, ParamStyle::Label, ParamStyle::Matrix, ParamStyle::Form,
+                ParamStyle::SpaceDelimited, ParamStyle::PipeDelimited, ParamStyle::DeepObject,
+            ];
+            for schema in &schemas {
+                for style in styles {
+                    for explode in [false, true] {
+                        let p = param(ParamIn::Query, style, explode, schema.clone());
+                        let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+                            form_urlencoded::parse(q.as_bytes()).collect();
+                        if let Some(raw) = query_raw(&p, &pairs) {
+                            coerce(&p, raw);
+                        }
+                        coerce(&p, Raw::One(t.clone()));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn excerpts_are_bounded_on_char_boundaries() {
         let e = excerpt(&"é".repeat(100));

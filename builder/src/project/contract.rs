@@ -23,9 +23,19 @@ use mgw_bundle::contract::{
 use serde_json::{Map, Value};
 
 use super::error::Diagnostic;
-use super::openapi::{Parameter, SpecFormat};
 use super::refs::{Loc, Store, ref_of};
 use super::yaml::{Mark, Node, resolve_pointer};
+
+/// A declared parameter (path-item and operation parameters merged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    pub name: String,
+    /// `path`, `query`, `header`, `cookie`, `body`, `formData`.
+    pub location: String,
+    pub required: bool,
+    /// The parameter object (after `$ref`s), for its schema.
+    pub loc: Loc,
+}
 
 /// The contract of one operation, or why it cannot be had.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,25 +47,23 @@ pub struct OpContract {
     pub responses: Result<Vec<DeclaredResponse>, Vec<Diagnostic>>,
 }
 
-/// Reads the contract of the operation at `op` (its node, after `$ref`s).
+/// Reads the contract of the operation at `op` (its node, after `$ref`s) of a
+/// document whose schemas are in `dialect` (`None`: Swagger 2.0, which cannot be
+/// validated).
 pub fn read(
     store: &Store,
-    format: SpecFormat,
+    dialect: Option<Dialect>,
     op: &Loc,
     node: &Node,
     parameters: &[Parameter],
 ) -> OpContract {
-    let dialect = match format {
-        SpecFormat::OpenApi31 => Dialect::Draft202012,
-        _ => Dialect::Draft4,
-    };
     let cx = Cx {
         store,
-        dialect,
-        format,
+        dialect: dialect.unwrap_or_default(),
+        swagger2: dialect.is_none(),
     };
     OpContract {
-        dialect,
+        dialect: cx.dialect,
         request: cx.request(op, node, parameters),
         mock: cx.mock(op, node),
         responses: cx.responses(op, node),
@@ -65,7 +73,7 @@ pub fn read(
 struct Cx<'s> {
     store: &'s Store,
     dialect: Dialect,
-    format: SpecFormat,
+    swagger2: bool,
 }
 
 /// Whether a schema is read for a request or a response (`readOnly`/`writeOnly`).
@@ -93,7 +101,7 @@ impl Cx<'_> {
         node: &Node,
         parameters: &[Parameter],
     ) -> Result<RequestContract, Vec<Diagnostic>> {
-        if self.format == SpecFormat::Swagger2 {
+        if self.swagger2 {
             return Err(vec![Self::err(
                 op,
                 node,

@@ -86,16 +86,7 @@ pub struct SecurityScheme {
     pub origin: Origin,
 }
 
-/// A declared parameter (path-item and operation parameters merged).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parameter {
-    pub name: String,
-    /// `path`, `query`, `header`, `cookie`, `body`, `formData`.
-    pub location: String,
-    pub required: bool,
-    /// The parameter object (after `$ref`s), for its schema.
-    pub loc: Loc,
-}
+pub use super::contract::Parameter;
 
 /// One operation of a spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -889,8 +880,13 @@ impl<'s> Reader<'s> {
                 .store
                 .doc(&op.loc.file)
                 .and_then(|d| super::yaml::resolve_pointer(d, &op.loc.pointer).ok());
+            let dialect = match format {
+                SpecFormat::Swagger2 => None,
+                SpecFormat::OpenApi30 => Some(mgw_bundle::contract::Dialect::Draft4),
+                SpecFormat::OpenApi31 => Some(mgw_bundle::contract::Dialect::Draft202012),
+            };
             op.contract =
-                node.map(|n| contract::read(self.store, format, &op.loc, n, &op.parameters));
+                node.map(|n| contract::read(self.store, dialect, &op.loc, n, &op.parameters));
         }
         ops
     }
