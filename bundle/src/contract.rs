@@ -243,6 +243,8 @@ pub fn compile_schema(dialect: Dialect, schema: &Value) -> Result<jsonschema::Va
 /// A [`RequestContract`] with every schema compiled, once, at start.
 pub struct CheckedRequest {
     pub contract: RequestContract,
+    /// Some parameter is `in: path` (the gateway then looks its value up).
+    pub has_path_parameters: bool,
     /// `parameters[i]` validates `contract.parameters[i]`.
     pub parameters: Vec<jsonschema::Validator>,
     /// `bodies[i]` validates `contract.body.content[i]` when it has a schema.
@@ -283,6 +285,10 @@ impl CheckedRequest {
         if problems.is_empty() {
             Ok(CheckedRequest {
                 contract: contract.clone(),
+                has_path_parameters: contract
+                    .parameters
+                    .iter()
+                    .any(|p| p.location == ParamIn::Path),
                 parameters,
                 bodies,
             })

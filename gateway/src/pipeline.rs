@@ -276,7 +276,11 @@ impl Gateway {
         let source = match &route.cfg.request {
             None => Checked::Stream(incoming),
             Some(contract) => {
-                let params = self.path_params(&parts.method, parts.uri.path());
+                let params = if contract.has_path_parameters {
+                    self.path_params(&parts.method, parts.uri.path())
+                } else {
+                    Vec::new()
+                };
                 match validate::request(contract, &parts, &params, incoming, limit).await {
                     Ok(checked) => checked,
                     Err(e) => {
