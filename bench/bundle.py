@@ -46,6 +46,45 @@ def filler_ops(n):
     return ops[:n]
 
 
+# The request contract of `POST /bench/v1/items` with `--validate`: a JSON item as
+# an OpenAPI 3.0 document would describe it (draft 4 after the builder's rewrite).
+ITEM_SCHEMA = {
+    "type": "object",
+    "required": ["id", "name", "priceCents", "tags"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^item-[0-9]+$"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": {"type": "string", "maxLength": 2000},
+        "priceCents": {"type": "integer", "minimum": 0},
+        "currency": {"type": "string", "enum": ["EUR", "USD", "GBP"]},
+        "stock": {"type": "integer", "minimum": 0},
+        "tags": {"type": "array", "maxItems": 50, "items": {"type": "string", "maxLength": 40}},
+        "dimensions": {
+            "type": "object",
+            "properties": {k: {"type": "number", "minimum": 0} for k in ("width", "height", "depth", "weight")},
+        },
+        "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+        "active": {"type": "boolean"},
+    },
+}
+
+# A 1 KiB body that satisfies ITEM_SCHEMA.
+def item_body():
+    body = {
+        "id": "item-42", "name": "benchmark item", "priceCents": 1999, "currency": "EUR",
+        "stock": 7, "active": True,
+        "tags": [f"tag-{i}" for i in range(12)],
+        "dimensions": {"width": 10.5, "height": 20.25, "depth": 3, "weight": 0.75},
+        "attributes": {f"attr{i}": f"value number {i}" for i in range(14)},
+        "description": "",
+    }
+    text = json.dumps(body, separators=(",", ":"))
+    body["description"] = "x" * (1024 - len(text))
+    text = json.dumps(body, separators=(",", ":"))
+    assert len(text) == 1024, len(text)
+    return text
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--routes", type=int, required=True, help="operations in total")
@@ -59,6 +98,9 @@ def main():
     p.add_argument("--jwt-pem", help="the product scenario: the bench API needs an RS256 "
                    "bearer token checked with this public key, and has a per-consumer rate limit")
     p.add_argument("--jwt-cache", type=int, default=10000, help="the JWT provider's cacheSize")
+    p.add_argument("--validate", action="store_true",
+                   help="request validation on `POST /bench/v1/items` (1 KiB JSON item schema)")
+    p.add_argument("--post-body", help="write the 1 KiB JSON item body here")
     a = p.parse_args()
 
     apis, upstreams = [], {}
@@ -75,9 +117,16 @@ def main():
         left -= len(ops)
         i += 1
     upstreams["bench"] = {"urls": [a.backend]}
+    bench_ops = [{"id": o, "method": m, "path": path} for o, m, path in BENCH_OPS]
+    if a.validate:
+        bench_ops[1]["request"] = {
+            "dialect": "draft4",
+            "body": {"required": True, "content": [
+                {"mediaType": "application/json", "schema": ITEM_SCHEMA}]},
+        }
     bench = {
         "name": "bench", "version": "v1", "basePath": "/bench/v1", "upstream": "bench",
-        "operations": [{"id": o, "method": m, "path": path} for o, m, path in BENCH_OPS],
+        "operations": bench_ops,
     }
     apis.append(bench)
     extra = {}
@@ -95,6 +144,9 @@ def main():
             "provider": "idp", "in": "header", "name": "Authorization", "prefix": "Bearer"}}
         for op in bench["operations"]:
             op["security"] = [{"bearer": []}]
+    if a.post_body:
+        with open(a.post_body, "w") as f:
+            f.write(item_body())
 
     if a.analytics in ("none", "stdout"):
         analytics = {"sink": a.analytics}

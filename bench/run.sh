@@ -37,6 +37,8 @@
 #   BENCH_JWT_CACHE    the JWT cacheSize of the 2x-cacheSize scenario (default 256)
 #   BENCH_BASELINE     another gateway binary (e.g. built before a change), also run
 #                      in the 2x-cacheSize and product scenarios, for a side-by-side
+#   BENCH_VALIDATION   1: also a validated POST with a 1 KiB JSON body vs the same
+#                      POST without validation (default 1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -90,6 +92,7 @@ fi
 # oha: an open-loop load generator that corrects for coordinated omission.
 OHA=$TOOLS/bin/oha
 if [ "${BENCH_LATENCY:-1}" = 0 ]; then
+  say "BENCH_LATENCY=0: latency at a fixed rate is skipped"
   OHA=
 elif [ ! -x "$OHA" ]; then
   mkdir -p "$TOOLS"
@@ -334,6 +337,7 @@ start_target() {
   case $1 in
     *-jwt-2x) TARGET_WRK=(-s "$TMP/tokens-$((2 * JWT_CACHE)).lua") ;;
     *-jwt*) TARGET_WRK=(-s "$TMP/tokens-1.lua") ;;
+    gateway-post*) TARGET_WRK=(-s "$TMP/post.lua") ;;
   esac
   [[ $1 != *-jwt* ]] || TOKEN_HEADER=(-H "Authorization: Bearer $TOKEN")
   case $1 in
@@ -352,12 +356,15 @@ start_target() {
     gateway-jwt-2x) start_gateway "$GATEWAY" "$TMP/bundle-jwt-2x.json" ;;
     baseline-jwt) start_gateway "$BASELINE" "$TMP/bundle-jwt.json" ;;
     baseline-jwt-2x) start_gateway "$BASELINE" "$TMP/bundle-jwt-2x.json" ;;
+    gateway-post) start_gateway "$GATEWAY" "$TMP/bundle-no-analytics.json" ;;
+    gateway-post-validated) start_gateway "$GATEWAY" "$TMP/bundle-validate.json" ;;
     *) die "unknown target \`$1\`" ;;
   esac
   [ "$1" = direct ] || TARGET_PID=$PROXY_PID
   case $1 in
     direct) TARGET_URL=http://127.0.0.1:$BACKEND_PORT/items/42 ;;
     nginx* | haproxy*) TARGET_URL=http://127.0.0.1:$NGINX_PORT/bench/v1/items/42 ;;
+    gateway-post*) TARGET_URL=http://127.0.0.1:$GW_PORT/bench/v1/items ;;
     gateway* | baseline*) TARGET_URL=http://127.0.0.1:$GW_PORT/bench/v1/items/42 ;;
   esac
 }
@@ -459,6 +466,16 @@ if [ "$JWT" = 1 ]; then
   jwt_bundle --jwt-cache 0 --out "$TMP/bundle-jwt-miss.json"
   jwt_bundle --jwt-cache "$JWT_CACHE" --out "$TMP/bundle-jwt-2x.json"
 fi
+bundle --routes "$ROUTES" --analytics none --validate --out "$TMP/bundle-validate.json" \
+  --post-body "$TMP/item.json"
+# wrk posts JSON with this script for the gateway-post targets.
+cat >"$TMP/post.lua" <<LUA
+local f = io.open("$TMP/item.json", "r")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+LUA
 
 say "$NPROC CPUs, $SETUP_TEXT; $WORKERS worker(s); $CONNECTIONS connections; $ROUNDS rounds of ${DURATION}s; load average $LOAD_BEFORE"
 start_backend
@@ -521,6 +538,23 @@ if [ -n "$OHA" ]; then
     P999[$t]=$(median '%.0f' ${P999[$t]})
   done
 fi
+if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
+  say "request validation: POST with a 1 KiB JSON body, validated vs not"
+  VALIDATION=(gateway-post gateway-post-validated)
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for t in "${VALIDATION[@]}"; do
+      start_target "$t"
+      throughput "$t"
+      stop_target "$t"
+    done
+  done
+  # shellcheck disable=SC2086
+  for t in "${VALIDATION[@]}"; do
+    RPS_SPREAD[$t]=$(spread ${RPS[$t]})
+    RPS[$t]=$(median '%.0f' ${RPS[$t]})
+    CPU[$t]=$(median '%.1f' ${CPU[$t]})
+  done
+fi
 stop_tracked "$BACKEND_PID"
 
 say "time to ready and idle RSS (1,000 routes, $READY_RUNS runs)"
@@ -571,6 +605,10 @@ ms='(. * 10 | round / 10)'
     row gateway-threads "gateway, $NPROC workers unpinned, mimalloc"
     row gateway-threads-musl "gateway, $NPROC workers unpinned, musl malloc"
   fi
+  if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
+    row gateway-post "gateway, POST 1 KiB JSON, analytics off"
+    row gateway-post-validated "gateway, same POST with request validation"
+  fi
   echo
   echo "Medians over $ROUNDS rounds. req/s: wrk, closed loop, $CONNECTIONS connections. CPU µs/req: CPU"
   echo "time of the server under test (all its threads or processes) per request; for"
@@ -592,6 +630,9 @@ ms='(. * 10 | round / 10)'
     echo "- CPU per request, product: gateway / nginx $(ratio "${CPU[gateway-jwt]}" "${CPU[nginx]}") (goal ≤ 1.2); gateway / haproxy-jwt $(ratio "${CPU[gateway-jwt]}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.5)"
     echo "- CPU per request, every token verified: gateway cacheSize 0 / haproxy-jwt $(ratio "${CPU[gateway-jwt-miss]}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.8)"
     echo "- CPU per request, 2x cacheSize tokens / one token: $(ratio "${CPU[gateway-jwt-2x]}" "${CPU[gateway-jwt]}")$([ -z "$BASELINE" ] || printf '; baseline %s' "$(ratio "${CPU[baseline-jwt-2x]}" "${CPU[baseline-jwt]}")")"
+  fi
+  if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
+    echo "- request validation of a 1 KiB JSON body: $(awk -v a="${CPU[gateway-post-validated]:-0}" -v b="${CPU[gateway-post]:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%+.1f", a - b; else printf "–" }') µs CPU per request (goal < 10 µs)"
   fi
   echo "- analytics in the gateway throughput runs: $GW_WRITTEN events written, $GW_DROPPED dropped"
   echo "- ready with 1,000 routes: $(ready_field "$RESULTS/ready-mimalloc.json" "\"\\(.ready_ms.median | $ms) ms median (\\(.ready_ms.min | $ms)–\\(.ready_ms.max | $ms))\"") over $READY_RUNS runs (goal ≤ 20 ms)"

@@ -649,6 +649,8 @@ mod tests {
                         upstream: "u".into(),
                         rate_limits: Vec::new(),
                         security: vec!["s(read)".into()],
+                        validates: false,
+                        mock: false,
                     }],
                 }],
                 routes: 1,

@@ -794,3 +794,54 @@ fn build_warnings_come_before_a_failing_bake() {
         )
     );
 }
+
+/// A project of one OpenAPI 3.0 document `doc` served at `/`.
+fn contract_project(dir: &Path, doc: &str) -> PathBuf {
+    let p = dir.join("c");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("mgw.yaml"),
+        "name: c\nversion: '1'\nupstreams: {u: {urls: ['http://127.0.0.1:8081']}}\napis: [{name: c, spec: api.yaml, upstream: u, basePath: /}]\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("api.yaml"), doc).unwrap();
+    p
+}
+
+#[test]
+fn validate_lists_which_operations_validate_or_mock() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = contract_project(
+        dir.path(),
+        "openapi: 3.0.3\ninfo: {title: c, version: '1'}\npaths:\n  /a:\n    post:\n      operationId: checked\n      x-mgw-validate-request: true\n      requestBody: {content: {application/json: {schema: {type: object}}}}\n      responses: {'200': {description: ok}}\n  /b:\n    get:\n      operationId: mocked\n      x-mgw-mock: true\n      responses: {'200': {description: ok, content: {application/json: {example: {ok: true}}}}}\n  /c:\n    get:\n      operationId: plain\n      responses: {'200': {description: ok}}\n",
+    );
+    let o = mgw(&["validate", p.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!("({id})")))
+            .unwrap_or_else(|| panic!("no `{id}` in:\n{out}"))
+            .to_owned()
+    };
+    assert!(line("checked").ends_with("validates requests"), "{out}");
+    assert!(line("mocked").ends_with("mock"), "{out}");
+    assert!(
+        !line("plain").contains("validates") && !line("plain").contains("mock"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_schema_that_does_not_compile_fails_validate_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = contract_project(
+        dir.path(),
+        "openapi: 3.0.3\ninfo: {title: c, version: '1'}\npaths:\n  /a:\n    post:\n      operationId: checked\n      x-mgw-validate-request: true\n      requestBody:\n        content:\n          application/json:\n            schema:\n              type: object\n              properties: {n: {type: 12}}\n      responses: {'200': {description: ok}}\n",
+    );
+    let o = mgw(&["validate", p.to_str().unwrap()], dir.path());
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("api.yaml:12:15"), "{err}");
+    assert!(err.contains("does not compile"), "{err}");
+}

@@ -214,6 +214,12 @@ pub struct RouteCfg {
     pub websocket: bool,
     /// The API's and the operation's transforms, merged; `None`: nothing to do.
     pub transforms: Option<std::sync::Arc<crate::transform::TransformCfg>>,
+    /// What a validated operation accepts, schemas compiled.
+    pub request: Option<std::sync::Arc<crate::contract::CheckedRequest>>,
+    /// The answer of a mocked operation (no upstream call).
+    pub mock: Option<std::sync::Arc<crate::contract::MockContract>>,
+    /// Response checks (report mode), schemas compiled.
+    pub responses: Option<std::sync::Arc<crate::contract::CheckedResponses>>,
 }
 
 /// A route's sandbox upstream and what selects it.

@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod config;
+pub mod contract;
 pub mod env;
 pub mod error;
 pub mod keys;

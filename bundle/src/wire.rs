@@ -397,6 +397,16 @@ pub struct Operation {
     /// This operation's transforms, applied after the API's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transforms: Option<Transforms>,
+    /// Request validation against the document (`x-mgw-validate-request`,
+    /// `apis[].validation.request`): present only for validated operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::contract::RequestContract>,
+    /// Answered from the document's examples, never sent upstream (`x-mgw-mock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<crate::contract::MockContract>,
+    /// Response checks in report mode (`apis[].validation.responses`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<crate::contract::ResponseContract>,
 }
 
 fn is_false(b: &bool) -> bool {

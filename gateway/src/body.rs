@@ -1,4 +1,7 @@
-//! Body types for both directions; bodies are streamed, never buffered whole.
+//! Body types for both directions; bodies are streamed, never buffered whole —
+//! except the JSON body of an operation with request validation, which
+//! [`crate::validate`] reads (within the body limit) to check it and hands back
+//! as [`RequestBody::buffered`].
 //!
 //! [`RequestBody`] carries the client's body upstream. It counts bytes, enforces
 //! the size limit while streaming (a `Content-Length` over the limit is refused
@@ -24,7 +27,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// State shared between the pipeline and the body while it is being sent.
 #[derive(Debug)]
 pub struct BodyState {
-    slot: Mutex<Option<Incoming>>,
+    slot: Mutex<Option<Source>>,
     limit: u64,
     bytes: AtomicU64,
     /// Set once the body has been polled: it can no longer be replayed.
@@ -51,13 +54,51 @@ impl BodyState {
     }
 }
 
+/// Where a request body's bytes come from: the client's stream, or a body the
+/// validation stage buffered (a JSON body it checked).
+#[derive(Debug)]
+pub enum Source {
+    Client(Incoming),
+    Buffered(Option<Bytes>),
+}
+
+impl Source {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self {
+            Source::Client(b) => Pin::new(b).poll_frame(cx),
+            Source::Buffered(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Source::Client(b) => b.is_end_stream(),
+            Source::Buffered(b) => b.as_ref().is_none_or(Bytes::is_empty),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Source::Client(b) => b.size_hint(),
+            Source::Buffered(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
 /// The body sent to the upstream.
 #[derive(Debug)]
 pub enum RequestBody {
     Empty,
     Streaming {
         state: Arc<BodyState>,
-        body: Option<Incoming>,
+        body: Option<Source>,
     },
 }
 
@@ -68,6 +109,15 @@ pub struct TooLarge(u64);
 impl RequestBody {
     /// Wraps a client body; returns the shared state for the pipeline to inspect.
     pub fn streaming(body: Incoming, limit: u64) -> (RequestBody, Arc<BodyState>) {
+        Self::from_source(Source::Client(body), limit)
+    }
+
+    /// A body the validation stage already read whole (within `limit`).
+    pub fn buffered(body: Bytes, limit: u64) -> (RequestBody, Arc<BodyState>) {
+        Self::from_source(Source::Buffered(Some(body)), limit)
+    }
+
+    fn from_source(body: Source, limit: u64) -> (RequestBody, Arc<BodyState>) {
         let state = Arc::new(BodyState {
             slot: Mutex::new(Some(body)),
             limit,
@@ -109,7 +159,7 @@ impl Body for RequestBody {
             }
         }
         let inner = body.as_mut().expect("set above");
-        match Pin::new(inner).poll_frame(cx) {
+        match inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let total = state.bytes.fetch_add(data.len() as u64, Ordering::Relaxed)
@@ -145,7 +195,7 @@ impl Body for RequestBody {
                 .slot
                 .lock()
                 .ok()
-                .and_then(|s| s.as_ref().map(Body::size_hint))
+                .and_then(|s| s.as_ref().map(Source::size_hint))
                 .unwrap_or_default(),
         }
     }
@@ -161,6 +211,15 @@ pub struct ResponseBody {
     inner: Inner,
     bytes: u64,
     finish: Option<Box<dyn Finish>>,
+    tee: Option<Tee>,
+}
+
+/// A copy of a response body as it streams past, for a check that never holds
+/// it up: handed over when the body ends, dropped once it grows over `cap`.
+struct Tee {
+    cap: usize,
+    buf: Vec<u8>,
+    done: Box<dyn FnOnce(Bytes) + Send + Sync>,
 }
 
 enum Inner {
@@ -182,6 +241,7 @@ impl ResponseBody {
             inner: Inner::Full(Some(bytes)),
             bytes: 0,
             finish: None,
+            tee: None,
         }
     }
 
@@ -194,6 +254,7 @@ impl ResponseBody {
             inner: Inner::Upstream(body),
             bytes: 0,
             finish: None,
+            tee: None,
         }
     }
 
@@ -203,6 +264,22 @@ impl ResponseBody {
         if self.is_end_stream() {
             // Hyper may never poll an empty body; record now.
             self.run_finish();
+        }
+    }
+
+    /// Hands a copy of the whole body to `done` once it has been sent, if it is
+    /// at most `cap` bytes; the client's stream is not held up.
+    pub fn tee(&mut self, cap: usize, done: Box<dyn FnOnce(Bytes) + Send + Sync>) {
+        self.tee = Some(Tee {
+            cap,
+            buf: Vec::new(),
+            done,
+        });
+    }
+
+    fn run_tee(&mut self) {
+        if let Some(t) = self.tee.take() {
+            (t.done)(Bytes::from(t.buf));
         }
     }
 
@@ -240,9 +317,23 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
+                    if let Some(t) = &mut this.tee {
+                        if t.buf.len() + data.len() > t.cap {
+                            this.tee = None;
+                        } else {
+                            t.buf.extend_from_slice(data);
+                        }
+                    }
+                }
+                // Hyper stops polling once the body says it has ended.
+                if this.tee.is_some() && this.is_end_stream() {
+                    this.run_tee();
                 }
             }
-            Poll::Ready(None) => this.run_finish(),
+            Poll::Ready(None) => {
+                this.run_tee();
+                this.run_finish();
+            }
             _ => {}
         }
         polled

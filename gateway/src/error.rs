@@ -13,6 +13,27 @@ use http::{Response, StatusCode};
 use crate::body::ResponseBody;
 use crate::header_names::X_REQUEST_ID;
 
+/// One way a request breaks the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// `path`, `query`, `header`, `cookie` or `body`.
+    pub location: &'static str,
+    /// The parameter's name (with a JSON pointer into its value when it is
+    /// structured), or a JSON pointer into the body (`""` for the whole body).
+    pub name: String,
+    pub reason: String,
+    /// A bounded excerpt of the offending value.
+    pub value: Option<String>,
+}
+
+/// Why validation refused a request: the metric label, and the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// `parameter`, `body` or `body_required` (the first violation's kind).
+    pub reason: &'static str,
+    pub violations: Vec<Violation>,
+}
+
 /// Why a request did not get an upstream response.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
@@ -26,6 +47,12 @@ pub enum GatewayError {
     BadRequest(&'static str),
     #[error("request body too large")]
     PayloadTooLarge { limit: u64 },
+    /// The request breaks the operation's OpenAPI contract (request validation).
+    #[error("invalid request")]
+    InvalidRequest(Box<Invalid>),
+    /// The body's `Content-Type` is not one the operation declares.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     // Traffic policies (rate limits, upstream resilience).
     /// A rate-limit policy refused the request.
     #[error("rate limited")]
@@ -82,6 +109,8 @@ impl GatewayError {
             Self::BadPath => "bad_path",
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge { .. } => "body_too_large",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RateLimited(_) => "rate_limited",
             Self::CircuitOpen { .. } => "circuit_open",
             Self::UpstreamOverloaded => "upstream_overloaded",
@@ -104,7 +133,10 @@ impl GatewayError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BadPath | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadPath | Self::BadRequest(_) | Self::InvalidRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::CircuitOpen { .. } | Self::UpstreamOverloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -144,6 +176,10 @@ impl GatewayError {
                 "the request path has an invalid percent-escape or a dot segment".into()
             }
             Self::BadRequest(why) => (*why).into(),
+            Self::InvalidRequest(_) => "the request does not match the API's contract".into(),
+            Self::UnsupportedMediaType => {
+                "this operation does not accept a body of this content type".into()
+            }
             Self::PayloadTooLarge { limit } => {
                 format!("the request body exceeds the limit of {limit} bytes")
             }
@@ -183,6 +219,9 @@ impl GatewayError {
     pub fn into_response(self, request_id: &HeaderValue) -> Response<ResponseBody> {
         if let Self::RateLimited(limited) = &self {
             return quota_exceeded(limited, &self.detail(), request_id);
+        }
+        if let Self::InvalidRequest(invalid) = &self {
+            return invalid_request(invalid, &self.detail(), request_id);
         }
         problem(
             self.status(),
@@ -242,6 +281,43 @@ pub fn problem(
     );
     res.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     extra(&mut res);
+    res
+}
+
+/// The `400` answer of request validation: the problem with a `violations` list
+/// (`in`, `name` or JSON pointer, `reason`, a bounded excerpt of the `value`).
+fn invalid_request(
+    invalid: &Invalid,
+    detail: &str,
+    request_id: &HeaderValue,
+) -> Response<ResponseBody> {
+    let violations: Vec<serde_json::Value> = invalid
+        .violations
+        .iter()
+        .map(|v| {
+            let mut o = serde_json::json!({"in": v.location, "name": v.name, "reason": v.reason});
+            if let Some(value) = &v.value {
+                o["value"] = value.clone().into();
+            }
+            o
+        })
+        .collect();
+    let status = StatusCode::BAD_REQUEST;
+    let body = serde_json::json!({
+        "type": "https://mgw.dev/problems/invalid_request",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "violations": violations,
+        "requestId": request_id.to_str().unwrap_or_default(),
+    });
+    let mut res = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     res
 }
 

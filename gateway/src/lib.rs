@@ -19,17 +19,20 @@ pub mod filter;
 pub mod header_names;
 pub mod headers;
 pub mod metrics;
+pub mod mock;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
 pub mod request_id;
 pub mod resilience;
+pub mod response_check;
 pub mod router;
 pub mod server;
 pub mod tls;
 pub mod trace;
 pub mod transform;
 pub mod upstream_tls;
+pub mod validate;
 
 // The bundle contract (wire types, `${VAR}` templates, validation into `Config`)
 // lives in the `mgw-bundle` crate, shared with the builder; re-exported so

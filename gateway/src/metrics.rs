@@ -28,6 +28,13 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ContractLabels {
+    api: String,
+    operation: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     api: String,
     operation: String,
@@ -179,6 +186,8 @@ pub struct Metrics {
     auth_outcomes: Family<AuthLabels, Counter>,
     auth_reloads: Family<ReloadLabels, Counter>,
     tls_reloads: Family<ResultLabels, Counter>,
+    validation_failures: Family<ContractLabels, Counter>,
+    response_mismatches: Family<ContractLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -301,7 +310,23 @@ impl Metrics {
             tls_reloads.clone(),
         );
 
+        let validation_failures = Family::<ContractLabels, Counter>::default();
+        registry.register(
+            "request_validation_failures",
+            "Requests refused by request validation, by operation and reason (parameter, body, body_required, unsupported_media_type)",
+            validation_failures.clone(),
+        );
+
+        let response_mismatches = Family::<ContractLabels, Counter>::default();
+        registry.register(
+            "response_contract_mismatches",
+            "Upstream responses that do not match the document (report mode), by operation and reason (undeclared_status, undeclared_content_type, body)",
+            response_mismatches.clone(),
+        );
+
         Self {
+            response_mismatches,
+            validation_failures,
             registry,
             requests,
             unrouted,
@@ -387,6 +412,28 @@ impl Metrics {
     }
 
     /// Counts a request that never reached an operation.
+    /// A request refused by request validation.
+    pub fn validation_failed(&self, api: &str, operation: &str, reason: &'static str) {
+        self.validation_failures
+            .get_or_create_owned(&ContractLabels {
+                api: api.to_owned(),
+                operation: operation.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// An upstream response that does not match the document.
+    pub fn response_mismatch(&self, api: &str, operation: &str, reason: &'static str) {
+        self.response_mismatches
+            .get_or_create_owned(&ContractLabels {
+                api: api.to_owned(),
+                operation: operation.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
     pub fn unrouted(&self, kind: &'static str) {
         self.unrouted.get_or_create(&KindLabels { kind }).inc();
     }

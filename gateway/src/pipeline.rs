@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! header hygiene → request id → [CORS preflight] → route → authenticate
-//!   → authorize → rate-limit → body limit → transform → filters → proxy → record
+//!   → authorize → rate-limit → body limit → validate → transform → filters
+//!   → proxy | mock → record
 //! ```
 //!
 //! Each stage is a step in [`Gateway::handle`] and returns early with a
@@ -36,13 +37,16 @@ use crate::filter::{Filters, RouteInfo, Session};
 use crate::header_names::X_REQUEST_ID;
 use crate::headers;
 use crate::metrics::{AuthOutcome, Metrics, RouteMetrics};
+use crate::mock;
 use crate::proxy::{self, Outbound, Upstream};
 use crate::ratelimit::{self, Caller, RateLimiter, RouteLimits, Verdict};
 use crate::request_id;
 use crate::resilience::ConcurrencyPermit;
+use crate::response_check;
 use crate::router::{Lookup, Params, Router, RouterBuilder};
 use crate::trace::{self, Exporter, RequestTrace, Stage, Tracer};
 use crate::transform::{self, Facts};
+use crate::validate::{self, Checked};
 
 /// A route with its runtime handles.
 struct Route {
@@ -307,9 +311,47 @@ impl Gateway {
             return self.reject(GatewayError::PayloadTooLarge { limit }, Some(route), ctx);
         }
 
-        // Stage 6: transforms (`transform`), after every check so policies judge
-        // the request as the client sent it, and just before the filters and the
-        // proxy so the upstream sees what they produce. A route without any skips it.
+        // Stage 6: request validation against the operation's OpenAPI contract.
+        // After authentication and rate limiting, so an unknown or over-quota
+        // caller costs no parsing and sees no schema detail; after the body limit,
+        // so an oversized declared body is refused before it is read; before the
+        // mock and the proxy, so an invalid request costs no upstream work. Only a
+        // JSON body with a schema is buffered; every other body keeps streaming.
+        let (parts, incoming) = req.into_parts();
+        let source = match &route.cfg.request {
+            None => Checked::Stream(incoming),
+            Some(contract) => {
+                let params = if contract.has_path_parameters {
+                    self.params(&parts.method, parts.uri.path())
+                        .into_iter()
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                match validate::request(contract, &parts, &params, incoming, limit).await {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        let reason = match &e {
+                            GatewayError::InvalidRequest(i) => i.reason,
+                            other => other.kind(),
+                        };
+                        self.metrics.validation_failed(
+                            &self.config.apis[api].name,
+                            &route.cfg.operation_id,
+                            reason,
+                        );
+                        return self.reject(e, Some(route), ctx);
+                    }
+                }
+            }
+        };
+
+        let mut req = Request::from_parts(parts, source);
+
+        // Stage 7: transforms (`transform`), after every check so policies and
+        // validation judge the request as the client sent it, and just before the
+        // filters and the proxy so the upstream sees what they produce. A route
+        // without any skips it.
         let response_edits = match &route.cfg.transforms {
             None => None,
             Some(t) => match self.transform(t, &mut req, &ctx, route.cfg.base_segments) {
@@ -321,7 +363,7 @@ impl Gateway {
             },
         };
 
-        // Stage 6b: native filters, after the transforms they may build on; a
+        // Stage 7b: native filters, after the transforms they may build on; a
         // gateway without filters skips it.
         if !self.filters.is_empty() {
             req = match self.filter_request(route, req, &mut ctx) {
@@ -333,14 +375,23 @@ impl Gateway {
             };
         }
 
-        // Stage 7: proxy.
-        let (mut req, body_state) = if hyper::body::Body::is_end_stream(req.body()) {
-            (req.map(|_| RequestBody::Empty), None)
-        } else {
-            let (parts, body) = req.into_parts();
-            let (body, state) = RequestBody::streaming(body, limit);
-            (Request::from_parts(parts, body), Some(state))
+        // Stage 8: proxy (or the mock answer of an operation that asks for one).
+        let (parts, source) = req.into_parts();
+        let (body, body_state) = match source {
+            Checked::Stream(b) if hyper::body::Body::is_end_stream(&b) => {
+                (RequestBody::Empty, None)
+            }
+            Checked::Stream(b) => {
+                let (body, state) = RequestBody::streaming(b, limit);
+                (body, Some(state))
+            }
+            Checked::Buffered(b) if b.is_empty() => (RequestBody::Empty, None),
+            Checked::Buffered(b) => {
+                let (body, state) = RequestBody::buffered(b, limit);
+                (body, Some(state))
+            }
         };
+        let mut req = Request::from_parts(parts, body);
         // Sandbox traffic (a claim of the authenticated caller, or a header) has
         // its own upstream.
         let sandbox = route.cfg.sandbox.as_ref().filter(|sb| match &sb.by {
@@ -362,27 +413,40 @@ impl Gateway {
             // request goes upstream as a plain one.
             websocket: hygiene.websocket && route.cfg.websocket,
         };
-        // The upstream call is a client span, the parent of the upstream's own.
-        if let Some(tr) = &mut ctx.trace {
-            tr.propagate(req.headers_mut());
-        }
-        let t = SystemTime::now();
-        let forwarded = proxy::forward(outbound, req).await;
-        ctx.stage(Stage::Upstream, t);
-        let (mut response, upstream_latency, error, tunnel) = match forwarded {
-            Ok(answer) => {
-                // Counted against the upstream's concurrency cap until the body ends.
-                ctx.upstream_permit = Some(answer.permit);
-                let (parts, body) = answer.response.into_parts();
-                let response = Response::from_parts(parts, ResponseBody::upstream(body));
-                (response, Some(answer.latency), None, answer.tunnel)
+        let (mut response, upstream_latency, error, tunnel) = if let Some(m) = &route.cfg.mock {
+            (mock::answer(m, req.headers()), None, None, None)
+        } else {
+            // The upstream call is a client span, the parent of the upstream's own.
+            if let Some(tr) = &mut ctx.trace {
+                tr.propagate(req.headers_mut());
             }
-            Err(e) => {
-                let kind = e.kind();
-                (e.into_response(&ctx.request_id), None, Some(kind), None)
+            let t = SystemTime::now();
+            let forwarded = proxy::forward(outbound, req).await;
+            ctx.stage(Stage::Upstream, t);
+            match forwarded {
+                Ok(answer) => {
+                    // Counted against the upstream's concurrency cap until the body ends.
+                    ctx.upstream_permit = Some(answer.permit);
+                    let (parts, body) = answer.response.into_parts();
+                    let mut response = Response::from_parts(parts, ResponseBody::upstream(body));
+                    // Report mode: compared with the document, never held up.
+                    if let Some(rc) = &route.cfg.responses {
+                        let op = response_check::Operation {
+                            api: &self.config.apis[api].name,
+                            id: &route.cfg.operation_id,
+                        };
+                        response_check::observe(rc, &mut response, &self.metrics, op, limit);
+                    }
+                    (response, Some(answer.latency), None, answer.tunnel)
+                }
+                Err(e) => {
+                    let kind = e.kind();
+                    (e.into_response(&ctx.request_id), None, Some(kind), None)
+                }
             }
         };
-        // The upstream's answer only, before the gateway's own headers below.
+        // The upstream's answer (or the mock standing in for it) only, before the
+        // gateway's own headers below.
         if let (Some(edits), None) = (&response_edits, error) {
             edits.apply(response.headers_mut());
         }
@@ -397,7 +461,7 @@ impl Gateway {
         }
         self.apply_cors(route, ctx.origin.as_ref(), &mut response);
 
-        // Stage 8: record, when the response body is done; for a spliced
+        // Stage 9: record, when the response body is done; for a spliced
         // WebSocket, when the tunnel closes, with the bytes it carried.
         if let Some(tunnel) = tunnel {
             let record = self.record_of(&response, Some(route), ctx, upstream_latency, None, None);
@@ -444,10 +508,10 @@ impl Gateway {
 
     /// The transform stage. Path parameters are looked up again (the route
     /// stage keeps none) only when a template reads one.
-    fn transform(
+    fn transform<B>(
         &self,
         t: &Arc<TransformCfg>,
-        req: &mut Request<Incoming>,
+        req: &mut Request<B>,
         ctx: &Ctx,
         base_segments: usize,
     ) -> Result<transform::Outcome, GatewayError> {
@@ -491,12 +555,12 @@ impl Gateway {
     }
 
     /// The filters' request phase: the request to forward, or their answer.
-    fn filter_request(
+    fn filter_request<B>(
         &self,
         route: &Route,
-        req: Request<Incoming>,
+        req: Request<B>,
         ctx: &mut Ctx,
-    ) -> Result<Request<Incoming>, Box<Response<bytes::Bytes>>> {
+    ) -> Result<Request<B>, Box<Response<bytes::Bytes>>> {
         let (mut parts, body) = req.into_parts();
         let mut session = Session {
             route: self.route_info(&route.cfg),

@@ -47,6 +47,12 @@ pub fn run(args: &ProjectArg, output: Output) -> Result<()> {
                 if !r.rate_limits.is_empty() {
                     extra.push_str(&format!("  rate limits: {}", r.rate_limits.join(", ")));
                 }
+                if r.validates {
+                    extra.push_str("  validates requests");
+                }
+                if r.mock {
+                    extra.push_str("  mock");
+                }
                 println!(
                     "    {:<7} {}  ({}){extra}",
                     r.method, r.path, r.operation_id

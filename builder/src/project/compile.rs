@@ -99,6 +99,12 @@ pub struct RouteSummary {
     /// joined by ` + `; empty for an open operation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<String>,
+    /// Requests are validated against the document.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub validates: bool,
+    /// Answered from the document's examples, never upstream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mock: bool,
 }
 
 /// One environment variable the deployment may set.
@@ -155,6 +161,17 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         env,
         warnings: c.warnings,
     })
+}
+
+/// The value, or its problems added to `diags`.
+fn taken<T: Clone>(r: &Result<T, Vec<Diagnostic>>, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v.clone()),
+        Err(d) => {
+            diags.extend(d.iter().cloned());
+            None
+        }
+    }
 }
 
 /// A spec declares itself a WSO2 Microgateway 3.x project with `x-wso2-basePath`
@@ -497,6 +514,7 @@ impl Compiler<'_> {
                 .as_ref()
                 .or(spec.policies.websocket.as_ref())
                 .is_some_and(|w| w.value);
+            let (request, mock, responses) = self.op_contract(settings, spec, op);
             operations.push(Operation {
                 id: op.id.clone(),
                 method: op.method.clone(),
@@ -511,6 +529,9 @@ impl Compiler<'_> {
                     .transforms
                     .as_ref()
                     .and_then(|l| self.spec_transforms(l)),
+                request,
+                mock,
+                responses,
             });
         }
         self.report_wso2_default(&settings.name, spec, &needs_default);
@@ -584,6 +605,52 @@ impl Compiler<'_> {
             sandbox,
             transforms,
         })
+    }
+
+    /// The request contract of a validated operation and the answer of a mocked
+    /// one. The operation's extension wins, then `mgw.yaml`, then the document's.
+    fn op_contract(
+        &mut self,
+        settings: &super::manifest::ApiSettings,
+        spec: &ApiSpec,
+        op: &SpecOperation,
+    ) -> (
+        Option<mgw_bundle::contract::RequestContract>,
+        Option<mgw_bundle::contract::MockContract>,
+        Option<mgw_bundle::contract::ResponseContract>,
+    ) {
+        let asked =
+            |own: &Option<Located<bool>>, manifest: Option<bool>, doc: &Option<Located<bool>>| {
+                own.as_ref()
+                    .map(|l| l.value)
+                    .or(manifest)
+                    .or(doc.as_ref().map(|l| l.value))
+                    .unwrap_or(false)
+            };
+        let validate = asked(
+            &op.policies.validate_request,
+            settings.validation.map(|v| v.request),
+            &spec.policies.validate_request,
+        );
+        let mock = asked(&op.policies.mock, settings.mock, &spec.policies.mock);
+        let Some(contract) = &op.contract else {
+            return (None, None, None);
+        };
+        let request = validate
+            .then(|| taken(&contract.request, &mut self.diags))
+            .flatten();
+        let mock = mock
+            .then(|| taken(&contract.mock, &mut self.diags))
+            .flatten();
+        let responses = settings.validation.and_then(|v| v.responses).and_then(|r| {
+            let declared = taken(&contract.responses, &mut self.diags)?;
+            Some(mgw_bundle::contract::ResponseContract {
+                dialect: contract.dialect,
+                body_sample_percent: r.body_sample_percent.min(100),
+                responses: declared,
+            })
+        });
+        (request, mock, responses)
     }
 
     /// The operations `include` selects and `exclude` does not leave out, in spec
@@ -1524,6 +1591,8 @@ fn summarize(project: &Project, bundle: &Bundle) -> Summary {
                                 .join(" + ")
                         })
                         .collect(),
+                    validates: o.request.is_some(),
+                    mock: o.mock.is_some(),
                 })
                 .collect();
             total += routes.len();

@@ -67,6 +67,10 @@ pub struct Policies {
     /// (read into `mgw_bundle::Transforms` by `project::transforms`; the node
     /// keeps every key's position).
     pub transforms: Option<Located<Node>>,
+    /// `x-mgw-validate-request`: requests are checked against the document.
+    pub validate_request: Option<Located<bool>>,
+    /// `x-mgw-mock`: answered from the document's examples, no upstream.
+    pub mock: Option<Located<bool>>,
 }
 
 /// Where in a document an extension sits.
@@ -103,6 +107,8 @@ enum Ext {
     WebSocket,
     CatchAll,
     Transforms,
+    ValidateRequest,
+    Mock,
 }
 
 const API_AND_OP: &[Level] = &[Level::Root, Level::Operation];
@@ -133,6 +139,8 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
     ("x-mgw-websocket", Ext::WebSocket, API_AND_OP),
     ("x-mgw-catch-all", Ext::CatchAll, &[Level::Operation]),
     ("x-mgw-transforms", Ext::Transforms, API_AND_OP),
+    ("x-mgw-validate-request", Ext::ValidateRequest, API_AND_OP),
+    ("x-mgw-mock", Ext::Mock, API_AND_OP),
 ];
 
 /// WSO2 extensions that exist but that mgw will not honour, with the reason.
@@ -274,6 +282,14 @@ pub fn read(
                 Some(b) => policies.websocket = Some(Located { value: b, origin }),
                 None => bad("`true` or `false`"),
             },
+            Ext::ValidateRequest => match e.value.as_bool() {
+                Some(b) => policies.validate_request = Some(Located { value: b, origin }),
+                None => bad("`true` or `false`"),
+            },
+            Ext::Mock => match e.value.as_bool() {
+                Some(b) => policies.mock = Some(Located { value: b, origin }),
+                None => bad("`true` or `false`"),
+            },
             Ext::Cors => {
                 if e.value.as_map().is_some() {
                     policies.cors = Some(Located {
@@ -338,6 +354,8 @@ fn ext_group(ext: Ext) -> &'static str {
         Ext::WebSocket => "websocket",
         Ext::CatchAll => "catchAll",
         Ext::Transforms => "transforms",
+        Ext::ValidateRequest => "validateRequest",
+        Ext::Mock => "mock",
     }
 }
 

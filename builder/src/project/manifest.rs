@@ -235,6 +235,12 @@ struct ApiWire {
     /// `mgw_bundle` when the bundle is).
     #[serde(default)]
     transforms: Option<mgw_bundle::Transforms>,
+    /// Checks against the document (`request: true`).
+    #[serde(default)]
+    validation: Option<mgw_bundle::contract::ValidationSettings>,
+    /// Answer every operation from the document's examples.
+    #[serde(default)]
+    mock: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -641,6 +647,10 @@ pub struct ApiSettings {
     pub sandbox: Option<mgw_bundle::Sandbox>,
     /// The API's transforms (`x-mgw-transforms` at the top of the spec otherwise).
     pub transforms: Option<mgw_bundle::Transforms>,
+    /// `None`: as the document says (`x-mgw-validate-request`).
+    pub validation: Option<mgw_bundle::contract::ValidationSettings>,
+    /// `None`: as the document says (`x-mgw-mock`).
+    pub mock: Option<bool>,
 }
 
 /// A selection of operations (to serve, or to leave out): those with a listed
@@ -1229,6 +1239,8 @@ impl Validator<'_> {
                     upstream: None,
                 }),
                 transforms: a.transforms,
+                validation: a.validation,
+                mock: a.mock,
             });
         }
         out

@@ -15,6 +15,7 @@
 //! resolves `${VAR}` templates; the gateway does that at start.
 
 pub mod compile;
+pub mod contract;
 pub mod de;
 pub mod error;
 pub mod extensions;
@@ -78,7 +79,11 @@ pub fn load_from(source: Source) -> Result<Project, ProjectError> {
         let referrer = manifest.origin(&KeyPath::root().key("apis").index(i).key("spec"));
         // One store per spec, so `ApiSpec::files` lists exactly that spec's files.
         let mut store = Store::new(source.clone());
-        match openapi::load_spec(&mut store, &api.spec, Some(&referrer)) {
+        let contracts = api.mock == Some(true)
+            || api
+                .validation
+                .is_some_and(|v| v.request || v.responses.is_some());
+        match openapi::load_spec_with(&mut store, &api.spec, Some(&referrer), contracts) {
             Ok(spec) => specs.push(spec),
             Err(d) => diags.extend(d),
         }

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::contract;
 use super::error::{Diagnostic, Origin, did_you_mean, list, suggestion};
 use super::extensions::{self, Level, Located, Policies, RootExtensions, SecurityRequirement};
 use super::refs::{Loc, Source, Store, Target};
@@ -85,14 +86,7 @@ pub struct SecurityScheme {
     pub origin: Origin,
 }
 
-/// A declared parameter (path-item and operation parameters merged).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parameter {
-    pub name: String,
-    /// `path`, `query`, `header`, `cookie`, `body`, `formData`.
-    pub location: String,
-    pub required: bool,
-}
+pub use super::contract::Parameter;
 
 /// One operation of a spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +108,10 @@ pub struct SpecOperation {
     /// or is not a valid template); compiling it is an error unless
     /// `include`/`exclude` leave it out.
     pub unservable: Option<String>,
+    /// The operation object (after `$ref`s).
+    pub loc: Loc,
+    /// What it accepts and what a mock answers (used only when asked for).
+    pub contract: Option<contract::OpContract>,
 }
 
 /// A loaded spec: what mgw uses of it, with origins for every value.
@@ -160,6 +158,18 @@ pub fn load_spec(
     file: &str,
     referrer: Option<&Origin>,
 ) -> Result<ApiSpec, Vec<Diagnostic>> {
+    load_spec_with(store, file, referrer, false)
+}
+
+/// [`load_spec`], reading every operation's contract when `contracts` (`mgw.yaml`
+/// validates or mocks the API); otherwise only for operations whose extensions
+/// ask for it (reading schemas costs time on large documents).
+pub fn load_spec_with(
+    store: &mut Store,
+    file: &str,
+    referrer: Option<&Origin>,
+    contracts: bool,
+) -> Result<ApiSpec, Vec<Diagnostic>> {
     let ref_problems = store.load_closure(file, referrer);
     let store: &Store = store;
     let Some(root) = store.doc(file) else {
@@ -172,6 +182,7 @@ pub fn load_spec(
         diags: Vec::new(),
         warnings: Vec::new(),
         ref_problems: &ref_problems,
+        contracts,
     };
     let spec = r.read();
     let (diags, mut warnings) = (r.diags, r.warnings);
@@ -221,6 +232,8 @@ struct Reader<'s> {
     /// Broken references found by `load_closure` anywhere in the files; one the
     /// reader has to follow becomes an error with this (more precise) message.
     ref_problems: &'s [Diagnostic],
+    /// Read every operation's contract (else only where extensions ask).
+    contracts: bool,
 }
 
 /// A field of an object after `$ref` siblings were merged: value and location.
@@ -840,6 +853,41 @@ impl<'s> Reader<'s> {
             self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
         }
         assign_ids(&mut ops, &mut self.diags);
+        let wants = |p: &Policies| {
+            p.validate_request.as_ref().is_some_and(|l| l.value)
+                || p.mock.as_ref().is_some_and(|l| l.value)
+        };
+        let root_wants = {
+            let mut root_policies = Policies::default();
+            let mut ignored = RootExtensions::default();
+            let mut ignored_diags = Vec::new();
+            extensions::read(
+                root,
+                &self.root_loc(),
+                Level::Root,
+                root,
+                &mut root_policies,
+                &mut ignored,
+                &mut ignored_diags,
+            );
+            wants(&root_policies)
+        };
+        for op in ops
+            .iter_mut()
+            .filter(|op| self.contracts || root_wants || wants(&op.policies))
+        {
+            let node = self
+                .store
+                .doc(&op.loc.file)
+                .and_then(|d| super::yaml::resolve_pointer(d, &op.loc.pointer).ok());
+            let dialect = match format {
+                SpecFormat::Swagger2 => None,
+                SpecFormat::OpenApi30 => Some(mgw_bundle::contract::Dialect::Draft4),
+                SpecFormat::OpenApi31 => Some(mgw_bundle::contract::Dialect::Draft202012),
+            };
+            op.contract =
+                node.map(|n| contract::read(self.store, dialect, &op.loc, n, &op.parameters));
+        }
         ops
     }
 
@@ -958,6 +1006,8 @@ impl<'s> Reader<'s> {
             // The method key in the path item.
             origin: f.loc.origin(f.key_mark),
             unservable: None,
+            loc: tloc.clone(),
+            contract: None,
         };
         let doc_root = self.store.doc(target.file).unwrap_or(self.root);
         let mut ignored = RootExtensions::default();
@@ -1043,6 +1093,7 @@ impl<'s> Reader<'s> {
                         .get("required")
                         .and_then(Node::as_bool)
                         .unwrap_or(l == "path"),
+                    loc: t.loc(),
                 }),
                 _ => self.err(
                     t.loc().origin(t.node.mark),

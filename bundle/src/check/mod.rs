@@ -31,6 +31,23 @@ use upstreams::check_upstream;
 pub use upstreams::parse_target;
 
 /// Collects problems instead of stopping at the first.
+/// A contract whose schemas compiled, or its problems under `key`.
+fn compiled<T>(
+    c: &mut Checker<'_>,
+    key: &str,
+    r: Result<T, Vec<(String, String)>>,
+) -> Option<std::sync::Arc<T>> {
+    match r {
+        Ok(v) => Some(std::sync::Arc::new(v)),
+        Err(problems) => {
+            for (k, m) in problems {
+                c.push(format!("{key}.{k}"), m);
+            }
+            None
+        }
+    }
+}
+
 struct Checker<'a> {
     env: Option<&'a dyn Env>,
     problems: Vec<Problem>,
@@ -315,6 +332,20 @@ impl Config {
                 }
                 let transforms = TransformCfg::merge(api_transforms.as_ref(), op_transforms)
                     .map(std::sync::Arc::new);
+                let request = op.request.as_ref().and_then(|r| {
+                    compiled(
+                        &mut c,
+                        &format!("{okey}.request"),
+                        crate::contract::CheckedRequest::new(r),
+                    )
+                });
+                let responses = op.responses.as_ref().and_then(|r| {
+                    compiled(
+                        &mut c,
+                        &format!("{okey}.responses"),
+                        crate::contract::CheckedResponses::new(r),
+                    )
+                });
                 routes.push(RouteCfg {
                     api: ai,
                     operation_id: op.id.clone(),
@@ -331,6 +362,9 @@ impl Config {
                     security,
                     websocket: op.websocket,
                     transforms,
+                    request,
+                    mock: op.mock.clone().map(std::sync::Arc::new),
+                    responses,
                 });
             }
             let (schemes, cors) = check_api_security(&mut c, &key, api, &auth);

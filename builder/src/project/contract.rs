@@ -1,0 +1,768 @@
+//! An operation's contract, read from the document for the gateway: what a
+//! validated operation accepts (parameters, request body, schemas) and what a
+//! mocked one answers (its first success response and examples).
+//!
+//! Schemas leave here as self-contained JSON Schema documents: every `$ref`
+//! (local, to another file, to a 3.1 `$id`/`$anchor`) is copied into the
+//! document's definitions and rewritten to point there, so the gateway never
+//! resolves anything. OpenAPI 3.0's dialect is rewritten to draft 4 (`nullable`
+//! becomes a `null` type; `readOnly` properties are not required in requests).
+//! Every schema is compiled here with the gateway's own rule
+//! ([`mgw_bundle::contract::compile_schema`]), so a broken one fails
+//! `mgw validate`/`mgw build` at its file:line:col, never at start.
+//!
+//! Never: report a problem here for an operation nobody validates or mocks — the
+//! caller keeps the `Err` and shows it only then.
+
+use std::collections::BTreeMap;
+
+use mgw_bundle::contract::{
+    BodyContract, DeclaredResponse, Dialect, MediaContract, MockContract, NamedExample, ParamIn,
+    ParamStyle, ParameterContract, RequestContract, compile_schema, is_json,
+};
+use serde_json::{Map, Value};
+
+use super::error::Diagnostic;
+use super::refs::{Loc, Store, ref_of};
+use super::yaml::{Mark, Node, resolve_pointer};
+
+/// A declared parameter (path-item and operation parameters merged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    pub name: String,
+    /// `path`, `query`, `header`, `cookie`, `body`, `formData`.
+    pub location: String,
+    pub required: bool,
+    /// The parameter object (after `$ref`s), for its schema.
+    pub loc: Loc,
+}
+
+/// The contract of one operation, or why it cannot be had.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpContract {
+    pub dialect: Dialect,
+    pub request: Result<RequestContract, Vec<Diagnostic>>,
+    pub mock: Result<MockContract, Vec<Diagnostic>>,
+    /// Every declared response, for response checks.
+    pub responses: Result<Vec<DeclaredResponse>, Vec<Diagnostic>>,
+}
+
+/// Reads the contract of the operation at `op` (its node, after `$ref`s) of a
+/// document whose schemas are in `dialect` (`None`: Swagger 2.0, which cannot be
+/// validated).
+pub fn read(
+    store: &Store,
+    dialect: Option<Dialect>,
+    op: &Loc,
+    node: &Node,
+    parameters: &[Parameter],
+) -> OpContract {
+    let cx = Cx {
+        store,
+        dialect: dialect.unwrap_or_default(),
+        swagger2: dialect.is_none(),
+    };
+    OpContract {
+        dialect: cx.dialect,
+        request: cx.request(op, node, parameters),
+        mock: cx.mock(op, node),
+        responses: cx.responses(op, node),
+    }
+}
+
+struct Cx<'s> {
+    store: &'s Store,
+    dialect: Dialect,
+    swagger2: bool,
+}
+
+/// Whether a schema is read for a request or a response (`readOnly`/`writeOnly`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Request,
+    Response,
+}
+
+impl Cx<'_> {
+    fn err(loc: &Loc, node: &Node, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(&loc.origin(node.mark), message)
+    }
+
+    /// Follows `$ref`s from `node` at `loc`.
+    fn deref<'n>(&'n self, loc: &Loc, node: &'n Node) -> Result<(Loc, &'n Node), Diagnostic> {
+        let file = self.store.file_name(&loc.file).unwrap_or_default();
+        let t = self.store.deref(file, loc.pointer.clone(), node)?;
+        Ok((t.loc(), t.node))
+    }
+
+    fn request(
+        &self,
+        op: &Loc,
+        node: &Node,
+        parameters: &[Parameter],
+    ) -> Result<RequestContract, Vec<Diagnostic>> {
+        if self.swagger2 {
+            return Err(vec![Self::err(
+                op,
+                node,
+                "request validation needs an OpenAPI 3.0 or 3.1 document; this is Swagger 2.0",
+            )]);
+        }
+        let mut diags = Vec::new();
+        let mut out = RequestContract {
+            dialect: self.dialect,
+            parameters: Vec::new(),
+            body: None,
+        };
+        for p in parameters {
+            match self.parameter(p) {
+                Ok(Some(pc)) => out.parameters.push(pc),
+                Ok(None) => {}
+                Err(d) => diags.push(d),
+            }
+        }
+        if let Some(rb) = node.get("requestBody") {
+            match self.body(&op.child("requestBody"), rb) {
+                Ok(b) => out.body = Some(b),
+                Err(d) => diags.extend(d),
+            }
+        }
+        if diags.is_empty() {
+            Ok(out)
+        } else {
+            Err(diags)
+        }
+    }
+
+    fn parameter(&self, p: &Parameter) -> Result<Option<ParameterContract>, Diagnostic> {
+        let doc = self
+            .store
+            .doc(&p.loc.file)
+            .ok_or_else(|| Diagnostic::new(&p.loc.origin(Mark::UNKNOWN), "file not loaded"))?;
+        let node = resolve_pointer(doc, &p.loc.pointer)
+            .map_err(|_| Diagnostic::new(&p.loc.origin(Mark::UNKNOWN), "parameter not found"))?;
+        let location = match p.location.as_str() {
+            "path" => ParamIn::Path,
+            "query" => ParamIn::Query,
+            "header" => ParamIn::Header,
+            "cookie" => ParamIn::Cookie,
+            // Swagger 2.0 only; refused above.
+            _ => return Ok(None),
+        };
+        // OpenAPI: these header parameters "SHALL be ignored" (the media type and
+        // the security scheme describe them).
+        if location == ParamIn::Header
+            && ["accept", "content-type", "authorization"]
+                .iter()
+                .any(|h| p.name.eq_ignore_ascii_case(h))
+        {
+            return Ok(None);
+        }
+        let style = match node.get("style") {
+            None => location.default_style(),
+            Some(s) => match s.as_str().and_then(ParamStyle::parse) {
+                Some(st) => st,
+                None => {
+                    return Err(Self::err(
+                        &p.loc.child("style"),
+                        s,
+                        "unknown `style`; OpenAPI defines `simple`, `label`, `matrix`, `form`, `spaceDelimited`, `pipeDelimited` and `deepObject`",
+                    ));
+                }
+            },
+        };
+        let explode = node
+            .get("explode")
+            .and_then(Node::as_bool)
+            .unwrap_or(style == ParamStyle::Form);
+        let schema = match node.get("schema") {
+            Some(s) => self.schema(&p.loc.child("schema"), s, Direction::Request)?,
+            None => match node
+                .get("content")
+                .and_then(|c| c.as_map())
+                .and_then(|m| m.first())
+            {
+                // `content` parameters (a JSON value in a query string): the
+                // schema applies to the parsed value; not checked further here.
+                Some(_) => Value::Object(Map::new()),
+                None => Value::Object(Map::new()),
+            },
+        };
+        Ok(Some(ParameterContract {
+            name: p.name.clone(),
+            location,
+            required: p.required,
+            style,
+            explode,
+            schema,
+        }))
+    }
+
+    fn body(&self, loc: &Loc, node: &Node) -> Result<BodyContract, Vec<Diagnostic>> {
+        let (loc, node) = self.deref(loc, node).map_err(|d| vec![d])?;
+        let mut out = BodyContract {
+            required: node
+                .get("required")
+                .and_then(Node::as_bool)
+                .unwrap_or(false),
+            content: Vec::new(),
+        };
+        let mut diags = Vec::new();
+        let cloc = loc.child("content");
+        for e in node
+            .get("content")
+            .and_then(Node::as_map)
+            .unwrap_or_default()
+        {
+            let schema = if is_json(&e.key) {
+                match e.value.get("schema") {
+                    Some(s) => {
+                        let sloc = cloc.child(e.key.clone()).child("schema");
+                        match self.schema(&sloc, s, Direction::Request) {
+                            Ok(v) => Some(v),
+                            Err(d) => {
+                                diags.push(d);
+                                None
+                            }
+                        }
+                    }
+                    None => None,
+                }
+            } else {
+                None
+            };
+            out.content.push(MediaContract {
+                media_type: e.key.clone(),
+                schema,
+            });
+        }
+        if diags.is_empty() {
+            Ok(out)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// Every declared response with its media types (JSON ones with their schema).
+    fn responses(&self, op: &Loc, node: &Node) -> Result<Vec<DeclaredResponse>, Vec<Diagnostic>> {
+        let rloc = op.child("responses");
+        let mut out = Vec::new();
+        let mut diags = Vec::new();
+        for e in node
+            .get("responses")
+            .and_then(Node::as_map)
+            .unwrap_or_default()
+        {
+            if e.key.starts_with("x-") {
+                continue;
+            }
+            let (loc, resp) = match self.deref(&rloc.child(e.key.clone()), &e.value) {
+                Ok(t) => t,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
+            let mut declared = DeclaredResponse {
+                status: e.key.clone(),
+                content: Vec::new(),
+            };
+            let cloc = loc.child("content");
+            for m in resp
+                .get("content")
+                .and_then(Node::as_map)
+                .unwrap_or_default()
+            {
+                let schema = match m.value.get("schema").filter(|_| is_json(&m.key)) {
+                    None => None,
+                    Some(s) => {
+                        let sloc = cloc.child(m.key.clone()).child("schema");
+                        match self.schema(&sloc, s, Direction::Response) {
+                            Ok(v) => Some(v),
+                            Err(d) => {
+                                diags.push(d);
+                                None
+                            }
+                        }
+                    }
+                };
+                declared.content.push(MediaContract {
+                    media_type: m.key.clone(),
+                    schema,
+                });
+            }
+            out.push(declared);
+        }
+        if diags.is_empty() {
+            Ok(out)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// The first success response (lowest `2XX`, else `default`) with its first
+    /// media type and examples.
+    fn mock(&self, op: &Loc, node: &Node) -> Result<MockContract, Vec<Diagnostic>> {
+        let rloc = op.child("responses");
+        let Some(responses) = node.get("responses").and_then(Node::as_map) else {
+            return Err(vec![Self::err(
+                op,
+                node,
+                "a mocked operation needs `responses`",
+            )]);
+        };
+        let mut best: Option<(u16, &super::yaml::Entry)> = None;
+        for e in responses {
+            let status = match e.key.parse::<u16>() {
+                Ok(s) if (200..300).contains(&s) => s,
+                _ if e.key.eq_ignore_ascii_case("2XX") => 200,
+                _ if e.key == "default" => 999,
+                _ => continue,
+            };
+            if best.is_none_or(|(b, _)| status < b) {
+                best = Some((status, e));
+            }
+        }
+        let Some((status, entry)) = best else {
+            return Err(vec![Self::err(
+                &rloc,
+                node.get("responses").unwrap_or(node),
+                "a mocked operation needs a `2XX` or `default` response to answer with",
+            )]);
+        };
+        let status = if status == 999 { 200 } else { status };
+        let (loc, resp) = self
+            .deref(&rloc.child(entry.key.clone()), &entry.value)
+            .map_err(|d| vec![d])?;
+        let mut out = MockContract {
+            status,
+            content_type: None,
+            examples: Vec::new(),
+        };
+        // A JSON media type if one is declared (examples are JSON values), else
+        // the first.
+        let content = resp
+            .get("content")
+            .and_then(Node::as_map)
+            .unwrap_or_default();
+        let Some((media, mnode)) = content
+            .iter()
+            .find(|e| is_json(&e.key))
+            .or(content.first())
+            .map(|e| (e.key.clone(), &e.value))
+        else {
+            return Ok(out);
+        };
+        let mloc = loc.child("content").child(media.clone());
+        out.content_type = Some(media);
+        if let Some(ex) = mnode.get("examples").and_then(Node::as_map) {
+            for e in ex {
+                let (_, ex_node) = self
+                    .deref(&mloc.child("examples").child(e.key.clone()), &e.value)
+                    .map_err(|d| vec![d])?;
+                if let Some(v) = ex_node.get("value") {
+                    out.examples.push(NamedExample {
+                        name: e.key.clone(),
+                        value: v.to_json(),
+                    });
+                }
+            }
+        }
+        if out.examples.is_empty() {
+            let example = match (mnode.get("example"), mnode.get("schema")) {
+                (Some(e), _) => Some(e.to_json()),
+                (None, Some(s)) => {
+                    let doc = self
+                        .schema(&mloc.child("schema"), s, Direction::Response)
+                        .map_err(|d| vec![d])?;
+                    synthesize(&doc, &doc, 0)
+                }
+                (None, None) => None,
+            };
+            if let Some(v) = example {
+                out.examples.push(NamedExample {
+                    name: "example".into(),
+                    value: v,
+                });
+            }
+        }
+        if out.examples.is_empty() {
+            return Err(vec![Self::err(
+                &mloc,
+                mnode,
+                "a mocked operation needs an `example` or `examples` for its response",
+            )]);
+        }
+        Ok(out)
+    }
+
+    /// A self-contained schema document for the schema at `loc`, compiled once
+    /// to prove it compiles.
+    fn schema(&self, loc: &Loc, node: &Node, dir: Direction) -> Result<Value, Diagnostic> {
+        let defs_key = match self.dialect {
+            Dialect::Draft4 => "definitions",
+            Dialect::Draft202012 => "$defs",
+        };
+        let mut defs: Vec<Value> = Vec::new();
+        let mut names: BTreeMap<Loc, usize> = BTreeMap::new();
+        let mut work: Vec<(Loc, &Node, usize)> = Vec::new();
+        defs.push(Value::Null);
+        work.push((loc.clone(), node, 0));
+        let mut steps = 0usize;
+        while let Some((at, n, slot)) = work.pop() {
+            steps += 1;
+            if steps > 10_000 {
+                return Err(Self::err(
+                    loc,
+                    node,
+                    "the schema references too many schemas",
+                ));
+            }
+            let v = self.copy(&at, n, defs_key, &mut names, &mut defs, &mut work)?;
+            defs[slot] = v;
+        }
+        for d in &mut defs {
+            if self.dialect == Dialect::Draft4 {
+                rewrite_30(d, dir);
+            }
+        }
+        let schema = if defs.len() == 1 {
+            defs.pop().unwrap_or_default()
+        } else {
+            let mut root = Map::new();
+            root.insert("$ref".into(), Value::String(format!("#/{defs_key}/0")));
+            root.insert(
+                defs_key.into(),
+                Value::Object(
+                    defs.into_iter()
+                        .enumerate()
+                        .map(|(i, d)| (i.to_string(), d))
+                        .collect(),
+                ),
+            );
+            Value::Object(root)
+        };
+        compile_schema(self.dialect, &schema).map_err(|e| Self::err(loc, node, e))?;
+        Ok(schema)
+    }
+
+    /// JSON of `n` with every `$ref` rewritten to a definition slot (queued).
+    fn copy<'n>(
+        &'n self,
+        at: &Loc,
+        n: &'n Node,
+        defs_key: &str,
+        names: &mut BTreeMap<Loc, usize>,
+        defs: &mut Vec<Value>,
+        work: &mut Vec<(Loc, &'n Node, usize)>,
+    ) -> Result<Value, Diagnostic> {
+        use super::yaml::Kind;
+        Ok(match &n.kind {
+            Kind::Map(entries) => {
+                let mut m = Map::new();
+                if let Some(raw) = ref_of(n) {
+                    let target = self
+                        .store
+                        .locate(&at.child("$ref"), raw)
+                        .map_err(|e| Self::err(at, n, e))?;
+                    let slot = match names.get(&target) {
+                        Some(&s) => s,
+                        None => {
+                            let doc = self.store.doc(&target.file).ok_or_else(|| {
+                                Self::err(at, n, format!("`$ref` `{raw}`: file not loaded"))
+                            })?;
+                            let tnode = resolve_pointer(doc, &target.pointer).map_err(|_| {
+                                Self::err(at, n, format!("`$ref` `{raw}` points to nothing"))
+                            })?;
+                            let s = defs.len();
+                            defs.push(Value::Null);
+                            names.insert(target.clone(), s);
+                            work.push((target, tnode, s));
+                            s
+                        }
+                    };
+                    m.insert("$ref".into(), Value::String(format!("#/{defs_key}/{slot}")));
+                }
+                for e in entries {
+                    match e.key.as_str() {
+                        // References are rewritten above; a resource's own base
+                        // would change what they resolve against.
+                        "$ref" | "$id" | "$schema" | "$anchor" | "$vocabulary" => {}
+                        // Values, not schemas.
+                        k if VALUES.contains(&k) => {
+                            m.insert(e.key.clone(), e.value.to_json());
+                        }
+                        // Maps of name → schema: the names are not keywords.
+                        k if SCHEMA_MAPS.contains(&k) && e.value.as_map().is_some() => {
+                            let mut inner = Map::new();
+                            let mloc = at.child(e.key.clone());
+                            for pe in e.value.as_map().unwrap_or_default() {
+                                let v = self.copy(
+                                    &mloc.child(pe.key.clone()),
+                                    &pe.value,
+                                    defs_key,
+                                    names,
+                                    defs,
+                                    work,
+                                )?;
+                                inner.insert(pe.key.clone(), v);
+                            }
+                            m.insert(e.key.clone(), Value::Object(inner));
+                        }
+                        _ => {
+                            m.insert(
+                                e.key.clone(),
+                                self.copy(
+                                    &at.child(e.key.clone()),
+                                    &e.value,
+                                    defs_key,
+                                    names,
+                                    defs,
+                                    work,
+                                )?,
+                            );
+                        }
+                    }
+                }
+                Value::Object(m)
+            }
+            Kind::Seq(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, it)| {
+                        self.copy(&at.child(i.to_string()), it, defs_key, names, defs, work)
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Kind::Scalar(_) => n.to_json(),
+        })
+    }
+}
+
+/// An example built from a schema, the way mock servers do: the schema's own
+/// `example`/`examples`/`default`/`enum`/`const` where it has one, objects from
+/// their properties (`writeOnly` ones left out), arrays of one item, and a
+/// placeholder per type otherwise.
+fn synthesize(root: &Value, s: &Value, depth: usize) -> Option<Value> {
+    if depth > 12 {
+        return None;
+    }
+    let mut s = s;
+    for _ in 0..16 {
+        match s
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+        {
+            Some(ptr) => s = root.pointer(ptr)?,
+            None => break,
+        }
+    }
+    if let Some(v) = s.get("example").or(s.get("const")).or(s.get("default")) {
+        return Some(v.clone());
+    }
+    for k in ["examples", "enum"] {
+        if let Some(v) = s.get(k).and_then(Value::as_array).and_then(|a| a.first()) {
+            return Some(v.clone());
+        }
+    }
+    for k in ["allOf", "oneOf", "anyOf"] {
+        if let Some(all) = s.get(k).and_then(Value::as_array) {
+            let parts: Vec<Value> = all
+                .iter()
+                .filter_map(|p| synthesize(root, p, depth + 1))
+                .collect();
+            if k != "allOf" || parts.iter().any(|p| !p.is_object()) {
+                return parts.into_iter().next();
+            }
+            let mut m = Map::new();
+            for p in parts {
+                if let Value::Object(o) = p {
+                    m.extend(o);
+                }
+            }
+            return Some(Value::Object(m));
+        }
+    }
+    let ty = match s.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null")?,
+        _ if s.get("properties").is_some() => "object",
+        _ => return None,
+    };
+    Some(match ty {
+        "object" => {
+            let mut m = Map::new();
+            for (k, p) in s
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if p.get("writeOnly") == Some(&Value::Bool(true)) {
+                    continue;
+                }
+                if let Some(v) = synthesize(root, p, depth + 1) {
+                    m.insert(k.clone(), v);
+                }
+            }
+            Value::Object(m)
+        }
+        "array" => Value::Array(
+            s.get("items")
+                .and_then(|i| synthesize(root, i, depth + 1))
+                .into_iter()
+                .collect(),
+        ),
+        "string" => Value::String("string".into()),
+        "integer" | "number" => Value::from(0),
+        "boolean" => Value::Bool(true),
+        _ => Value::Null,
+    })
+}
+
+/// Keywords whose value maps names to schemas.
+const SCHEMA_MAPS: &[&str] = &[
+    "properties",
+    "patternProperties",
+    "definitions",
+    "$defs",
+    "dependentSchemas",
+];
+
+/// Keywords whose value is data, not a schema.
+const VALUES: &[&str] = &["enum", "const", "example", "examples", "default"];
+
+/// OpenAPI 3.0 schema objects to draft 4: `nullable: true` adds `null` to `type`
+/// (and to `enum`); `readOnly` properties are not required in a request, nor
+/// `writeOnly` ones in a response.
+fn rewrite_30(v: &mut Value, dir: Direction) {
+    match v {
+        Value::Object(m) => {
+            if m.get("nullable") == Some(&Value::Bool(true)) {
+                if let Some(t) = m.get_mut("type") {
+                    match t {
+                        Value::String(s) => {
+                            *t = Value::Array(vec![Value::String(s.clone()), "null".into()])
+                        }
+                        Value::Array(a) if !a.contains(&"null".into()) => a.push("null".into()),
+                        _ => {}
+                    }
+                }
+                if let Some(Value::Array(e)) = m.get_mut("enum") {
+                    if !e.contains(&Value::Null) {
+                        e.push(Value::Null);
+                    }
+                }
+            }
+            m.remove("nullable");
+            let hidden = match dir {
+                Direction::Request => "readOnly",
+                Direction::Response => "writeOnly",
+            };
+            let skip: Vec<String> = match m.get("properties") {
+                Some(Value::Object(props)) => props
+                    .iter()
+                    .filter(|(_, p)| p.get(hidden) == Some(&Value::Bool(true)))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if !skip.is_empty() {
+                if let Some(Value::Array(req)) = m.get_mut("required") {
+                    req.retain(|r| r.as_str().is_none_or(|r| !skip.iter().any(|s| s == r)));
+                    if req.is_empty() {
+                        m.remove("required");
+                    }
+                }
+            }
+            for (k, child) in m.iter_mut() {
+                if SCHEMA_MAPS.contains(&k.as_str()) {
+                    if let Value::Object(named) = child {
+                        for schema in named.values_mut() {
+                            rewrite_30(schema, dir);
+                        }
+                    }
+                } else if !VALUES.contains(&k.as_str()) {
+                    rewrite_30(child, dir);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                rewrite_30(x, dir);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::compile::compile;
+    use super::super::load_from;
+    use super::super::refs::Source;
+
+    fn corpus(path: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../tests/corpus/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// Compiles a corpus document with request validation and mocks on.
+    fn bundle(doc: &str, api: &str) -> Result<mgw_bundle::Bundle, String> {
+        let manifest = format!(
+            "name: a\nversion: '1'\nupstreams: {{u: {{urls: ['http://127.0.0.1:1']}}}}\napis: [{{name: a, spec: api.yaml, upstream: u, basePath: /, {api}}}]\nauth: {{providers: {{jwt: {{type: jwt, issuer: i, jwksUrl: 'https://127.0.0.1:1/jwks'}}, key: {{type: apiKey, file: /keys}}}}, schemes: {{petstore_auth: jwt, api_key: key}}}}\n"
+        );
+        let files: BTreeMap<String, String> = [
+            ("mgw.yaml".to_owned(), manifest),
+            ("api.yaml".to_owned(), corpus(doc)),
+        ]
+        .into();
+        let project = load_from(Source::Memory(files)).map_err(|e| e.to_string())?;
+        compile(&project)
+            .map(|c| c.bundle)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn petstore_30_and_31_compile_with_validation() {
+        for doc in [
+            "swagger-petstore/openapi.yaml",
+            "swagger-petstore-v31/design-first/petstore.yaml",
+            "swagger-petstore-v31/code-first/openapi.yaml",
+        ] {
+            let b = bundle(doc, "validation: {request: true}, mock: true")
+                .unwrap_or_else(|e| panic!("{doc}: {e}"));
+            let add = b.apis[0]
+                .operations
+                .iter()
+                .find(|o| o.id == "addPet")
+                .unwrap();
+            let req = add.request.as_ref().unwrap();
+            eprintln!("{doc}: {}", serde_json::to_string(req).unwrap());
+            assert!(
+                req.body
+                    .as_ref()
+                    .unwrap()
+                    .content
+                    .iter()
+                    .any(|m| m.schema.is_some())
+            );
+            let get = b.apis[0]
+                .operations
+                .iter()
+                .find(|o| o.id == "getPetById")
+                .unwrap();
+            let mock = get.mock.as_ref().unwrap();
+            eprintln!("{doc}: {}", serde_json::to_string(mock).unwrap());
+            assert_eq!(mock.status, 200);
+            assert_eq!(mock.examples[0].value["name"], "doggie");
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! The OpenAPI document as a contract (issue 16), end to end: public documents
+//! from `tests/corpus` (swagger-petstore OpenAPI 3.0 and 3.1, unchanged) compiled
+//! by the builder, served by an in-process gateway in front of a loopback echo
+//! upstream that returns the exact bytes it received.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use mgw_builder::project::compile::compile;
+use mgw_builder::project::load_from;
+use mgw_builder::project::refs::Source;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use support::{Gw, Reply, TestBody, full, metric, send, start};
+use tokio::net::TcpListener;
+
+/// An upstream that answers with the request's body, byte for byte, and its
+/// path and query in `x-seen-uri`.
+struct Echo {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+}
+
+async fn echo() -> Echo {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let h = h.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let uri = req.uri().to_string();
+                        let ct = req.headers().get("content-type").cloned();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let mut res = Response::new(full(body));
+                        res.headers_mut().insert("x-seen-uri", uri.parse().unwrap());
+                        if let Some(ct) = ct {
+                            res.headers_mut().insert("content-type", ct);
+                        }
+                        Ok::<_, Infallible>(res)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Echo { addr, hits }
+}
+
+fn corpus(path: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../tests/corpus/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The bundle `mgw build` makes of `doc` as API `pets` at `/` with `settings`
+/// (`validation: {request: true}`, `mock: true`), made servable by the test:
+/// loopback listeners, no analytics, and its operations' security left out
+/// (the contract is under test here, not the petstore's OAuth).
+fn bundle(doc: &str, settings: &str, upstream: SocketAddr) -> Value {
+    let manifest = format!(
+        "name: t\nversion: '1'\nupstreams: {{u: {{urls: ['http://{upstream}']}}}}\n\
+         apis: [{{name: pets, spec: api.yaml, upstream: u, basePath: /, {settings}}}]\n\
+         auth: {{providers: {{jwt: {{type: jwt, issuer: i, jwksUrl: 'https://127.0.0.1:1/jwks'}}, \
+         key: {{type: apiKey, file: /keys}}}}, schemes: {{petstore_auth: jwt, api_key: key}}}}\n"
+    );
+    let files: BTreeMap<String, String> = [
+        ("mgw.yaml".to_owned(), manifest),
+        ("api.yaml".to_owned(), doc.to_owned()),
+    ]
+    .into();
+    let project = load_from(Source::Memory(files)).unwrap();
+    let compiled = compile(&project).unwrap_or_else(|e| panic!("{e}"));
+    let mut b = serde_json::to_value(&compiled.bundle).unwrap();
+    b["listeners"] =
+        json!({"api": {"address": "127.0.0.1:0"}, "admin": {"address": "127.0.0.1:0"}});
+    b["analytics"] = json!({"sink": "none"});
+    b.as_object_mut().unwrap().remove("auth");
+    let api = b["apis"][0].as_object_mut().unwrap();
+    api.remove("securitySchemes");
+    for op in api["operations"].as_array_mut().unwrap() {
+        op.as_object_mut().unwrap().remove("security");
+    }
+    b
+}
+
+async fn call(gw: &Gw, method: Method, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut req = Request::builder().method(method).uri(gw.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(
+        req.body::<TestBody>(full(Bytes::copy_from_slice(body)))
+            .unwrap(),
+    )
+    .await
+}
+
+/// `(in, name)` of each violation of a `400`.
+fn violations(r: &Reply) -> Vec<(String, String)> {
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    r.json()["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["in"].as_str().unwrap().to_owned(),
+                v["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// Method, path, headers, body, and the violations (`in`, name) expected.
+type Case = (
+    Method,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static [u8],
+    Vec<(&'static str, &'static str)>,
+);
+
+/// Valid requests reach the upstream unchanged, byte for byte: a JSON body as
+/// the client wrote it (spacing, escapes, key order), parameters of every kind,
+/// and a body of a media type that is not JSON (streamed, not checked).
+#[tokio::test]
+async fn petstore_30_valid_requests_pass_unchanged() {
+    let up = echo().await;
+    let gw = start(bundle(
+        &corpus("swagger-petstore/openapi.yaml"),
+        "validation: {request: true}",
+        up.addr,
+    ))
+    .await;
+    let body = br#"{ "name" : "d\u00f6ggie",  "photoUrls":["a"], "id": 7,
+        "status":"sold", "tags":[{"id":1,"name":"x"}], "category": {"id": 2} }"#;
+    let r = call(&gw, Method::POST, "/pet", &[JSON], body).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(&r.body[..], &body[..]);
+    let xml = b"<pet><name>x</name></pet>";
+    let r = call(
+        &gw,
+        Method::PUT,
+        "/pet",
+        &[("content-type", "application/xml")],
+        xml,
+    )
+    .await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &xml[..]));
+    let r = call(&gw, Method::GET, "/pet/findByStatus?status=sold", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["x-seen-uri"], "/pet/findByStatus?status=sold");
+    let r = call(&gw, Method::GET, "/pet/findByTags?tags=a&tags=b", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = call(&gw, Method::DELETE, "/pet/12", &[("api_key", "k")], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 5);
+    gw.shutdown().await;
+}
+
+/// Each kind of violation gets its answer with the right location, and none
+/// reaches the upstream.
+#[tokio::test]
+async fn petstore_30_violations_are_refused_with_their_location() {
+    let up = echo().await;
+    let gw = start(bundle(
+        &corpus("swagger-petstore/openapi.yaml"),
+        "validation: {request: true}",
+        up.addr,
+    ))
+    .await;
+    let cases: Vec<Case> = vec![
+        // Query parameter outside its enum.
+        (
+            Method::GET,
+            "/pet/findByStatus?status=lost",
+            vec![],
+            b"",
+            vec![("query", "status")],
+        ),
+        // Path parameter of the wrong type.
+        (
+            Method::GET,
+            "/pet/abc",
+            vec![],
+            b"",
+            vec![("path", "petId")],
+        ),
+        // A body property of the wrong type: a JSON pointer to it.
+        (
+            Method::POST,
+            "/pet",
+            vec![JSON],
+            br#"{"name": 5, "photoUrls": []}"#,
+            vec![("body", "/name")],
+        ),
+        // A nested one.
+        (
+            Method::POST,
+            "/pet",
+            vec![JSON],
+            br#"{"name": "x", "photoUrls": [], "tags": [{"id": "one"}]}"#,
+            vec![("body", "/tags/0/id")],
+        ),
+        // A required property missing: the pointer of the object that lacks it.
+        (
+            Method::POST,
+            "/pet",
+            vec![JSON],
+            br#"{"name": "x"}"#,
+            vec![("body", "")],
+        ),
+        // Not JSON at all.
+        (
+            Method::POST,
+            "/pet",
+            vec![JSON],
+            b"{name",
+            vec![("body", "")],
+        ),
+        // The required body missing.
+        (Method::POST, "/pet", vec![], b"", vec![("body", "")]),
+        // Two at once: both listed.
+        (
+            Method::POST,
+            "/pet",
+            vec![JSON],
+            br#"{"name": 5, "photoUrls": "a"}"#,
+            vec![("body", "/name"), ("body", "/photoUrls")],
+        ),
+    ];
+    for (method, path, headers, body, expected) in cases {
+        let r = call(&gw, method.clone(), path, &headers, body).await;
+        let mut got = violations(&r);
+        got.sort();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
+        assert_eq!(
+            got,
+            expected,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    // An undeclared content type.
+    let r = call(
+        &gw,
+        Method::POST,
+        "/pet",
+        &[("content-type", "text/plain")],
+        b"x",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 0, "no upstream call");
+    // Counted by operation and reason.
+    let body = metric(
+        &gw,
+        r#"mgw_request_validation_failures_total{api="pets",operation="addPet",reason="body"}"#,
+    )
+    .await;
+    assert_eq!(body, Some(5.0));
+    let media = metric(
+        &gw,
+        r#"mgw_request_validation_failures_total{api="pets",operation="addPet",reason="unsupported_media_type"}"#,
+    )
+    .await;
+    assert_eq!(media, Some(1.0));
+    gw.shutdown().await;
+}
+
+/// A client's value is echoed only as a bounded excerpt.
+#[tokio::test]
+async fn a_violation_echoes_only_an_excerpt_of_the_value() {
+    let up = echo().await;
+    let gw = start(bundle(
+        &corpus("swagger-petstore/openapi.yaml"),
+        "validation: {request: true}",
+        up.addr,
+    ))
+    .await;
+    let long = "x".repeat(10_000);
+    let r = call(
+        &gw,
+        Method::GET,
+        &format!("/pet/findByStatus?status={long}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(violations(&r), [("query".to_owned(), "status".to_owned())]);
+    assert!(r.body.len() < 1_000, "{} bytes", r.body.len());
+    gw.shutdown().await;
+}
+
+/// OpenAPI 3.1 (JSON Schema 2020-12, `$id`/`$anchor` references).
+#[tokio::test]
+async fn petstore_31_validates_with_json_schema_2020_12() {
+    let up = echo().await;
+    let gw = start(bundle(
+        &corpus("swagger-petstore-v31/design-first/petstore.yaml"),
+        "validation: {request: true}",
+        up.addr,
+    ))
+    .await;
+    let ok =
+        br#"{"id": 1, "name": "x", "photoUrls": [], "availableInstances": 9, "petDetailsId": 4}"#;
+    let r = call(&gw, Method::POST, "/pet", &[JSON], ok).await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &ok[..]));
+    // `exclusiveMaximum: 10` is a number in 2020-12.
+    let r = call(
+        &gw,
+        Method::POST,
+        "/pet",
+        &[JSON],
+        br#"{"id": 1, "name": "x", "photoUrls": [], "availableInstances": 10}"#,
+    )
+    .await;
+    assert_eq!(
+        violations(&r),
+        [("body".to_owned(), "/availableInstances".to_owned())]
+    );
+    // Through a `$ref` to an `$anchor` inside a `$id` resource.
+    let r = call(
+        &gw,
+        Method::POST,
+        "/pet",
+        &[JSON],
+        br#"{"id": 1, "name": "x", "photoUrls": [], "petDetailsId": "four"}"#,
+    )
+    .await;
+    assert_eq!(
+        violations(&r),
+        [("body".to_owned(), "/petDetailsId".to_owned())]
+    );
+    assert_eq!(up.hits.load(Ordering::SeqCst), 1);
+    gw.shutdown().await;
+}
+
+/// `mock: true` answers from the document's examples with the declared status
+/// and content type, and never calls the upstream.
+#[tokio::test]
+async fn mocked_operations_answer_from_examples() {
+    let doc = r#"
+openapi: 3.1.0
+info: {title: m, version: '1'}
+paths:
+  /pets/{id}:
+    get:
+      operationId: getPet
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+      responses:
+        '404': {description: none}
+        '200':
+          description: a pet
+          content:
+            application/json:
+              examples:
+                cat: {value: {name: Tom}}
+                dog: {value: {name: Rex}}
+  /pets:
+    post:
+      operationId: addPet
+      x-mgw-mock: false
+      responses:
+        '201': {description: created}
+"#;
+    let up = echo().await;
+    let gw = start(bundle(
+        doc,
+        "mock: true, validation: {request: true}",
+        up.addr,
+    ))
+    .await;
+    let r = call(&gw, Method::GET, "/pets/1", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.json(), json!({"name": "Tom"}));
+    let r = call(
+        &gw,
+        Method::GET,
+        "/pets/1",
+        &[("prefer", "example=dog")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.json(), json!({"name": "Rex"}));
+    assert_eq!(r.headers["preference-applied"], "example=dog");
+    // Validation still comes first.
+    let r = call(&gw, Method::GET, "/pets/x", &[], b"").await;
+    assert_eq!(violations(&r), [("path".to_owned(), "id".to_owned())]);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 0);
+    // The operation's own `x-mgw-mock: false` wins over the API's setting.
+    let r = call(&gw, Method::POST, "/pets", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 1);
+    gw.shutdown().await;
+}
+
+/// A petstore `Pet` (the 3.0 schema): required `name` and `photoUrls`, the rest
+/// optional, every value within its schema.
+fn pet() -> impl Strategy<Value = Value> {
+    let tag = (any::<i64>(), ".{0,12}").prop_map(|(id, name)| json!({"id": id, "name": name}));
+    (
+        ".{0,24}",
+        prop::collection::vec(".{0,16}", 0..4),
+        prop::option::of(any::<i64>()),
+        prop::option::of(prop::sample::select(vec!["available", "pending", "sold"])),
+        prop::option::of(prop::collection::vec(tag, 0..3)),
+        prop::option::of((any::<i64>(), ".{0,8}")),
+    )
+        .prop_map(|(name, urls, id, status, tags, category)| {
+            let mut p = json!({"name": name, "photoUrls": urls});
+            if let Some(id) = id {
+                p["id"] = id.into();
+            }
+            if let Some(s) = status {
+                p["status"] = s.into();
+            }
+            if let Some(t) = tags {
+                p["tags"] = t.into();
+            }
+            if let Some((id, name)) = category {
+                p["category"] = json!({"id": id, "name": name});
+            }
+            p
+        })
+}
+
+/// Random valid instances of the schema are never refused, and arrive unchanged.
+#[test]
+fn random_valid_pets_are_never_refused() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (gw, _up) = rt.block_on(async {
+        let up = echo().await;
+        let gw = start(bundle(
+            &corpus("swagger-petstore/openapi.yaml"),
+            "validation: {request: true}",
+            up.addr,
+        ))
+        .await;
+        (gw, up)
+    });
+    proptest!(ProptestConfig::with_cases(64), |(p in pet(), status in prop::sample::select(vec!["available", "pending", "sold"]))| {
+        let body = serde_json::to_vec(&p).unwrap();
+        let r = rt.block_on(call(&gw, Method::POST, "/pet", &[JSON], &body));
+        prop_assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        prop_assert_eq!(&r.body[..], &body[..]);
+        let r = rt.block_on(call(&gw, Method::GET, &format!("/pet/findByStatus?status={status}"), &[], b""));
+        prop_assert_eq!(r.status, StatusCode::OK);
+    });
+    rt.block_on(gw.shutdown());
+}
+
+/// A small OpenAPI 3.0 document for the 3.0 dialect rules and response checks.
+const THINGS: &str = r#"
+openapi: 3.0.3
+info: {title: things, version: '1'}
+paths:
+  /things:
+    post:
+      operationId: addThing
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [id, name]
+              properties:
+                id: {type: integer, readOnly: true}
+                name: {type: string, nullable: true}
+          text/plain: {}
+      responses:
+        '200':
+          description: the thing
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id]
+                properties:
+                  id: {type: integer, nullable: true}
+  /other:
+    post:
+      operationId: other
+      responses:
+        '201': {description: created}
+"#;
+
+/// OpenAPI 3.0: `nullable` admits `null`; a `readOnly` property is not required
+/// in a request.
+#[tokio::test]
+async fn openapi_30_nullable_and_read_only() {
+    let up = echo().await;
+    let gw = start(bundle(THINGS, "validation: {request: true}", up.addr)).await;
+    for ok in [&br#"{"name": null}"#[..], br#"{"name": "x", "id": 3}"#] {
+        let r = call(&gw, Method::POST, "/things", &[JSON], ok).await;
+        assert_eq!((r.status, &r.body[..]), (StatusCode::OK, ok));
+    }
+    let r = call(&gw, Method::POST, "/things", &[JSON], br#"{"name": 1}"#).await;
+    assert_eq!(violations(&r), [("body".to_owned(), "/name".to_owned())]);
+    let r = call(&gw, Method::POST, "/things", &[JSON], br#"{}"#).await;
+    assert_eq!(violations(&r), [("body".to_owned(), String::new())]);
+    gw.shutdown().await;
+}
+
+/// Response checks report (count and log) an undeclared status, an undeclared
+/// content type and a body against its schema — and never change the response.
+#[tokio::test]
+async fn response_checks_report_drift_and_never_block() {
+    let up = echo().await;
+    let gw = start(bundle(
+        THINGS,
+        "validation: {responses: {bodySamplePercent: 100}}",
+        up.addr,
+    ))
+    .await;
+    let sample = |reason: &str, op: &str| {
+        format!(
+            r#"mgw_response_contract_mismatches_total{{api="pets",operation="{op}",reason="{reason}"}}"#
+        )
+    };
+    // Matches: nothing counted (`id: null` is allowed by `nullable`).
+    for ok in [&br#"{"id": 1}"#[..], br#"{"id": null}"#] {
+        let r = call(&gw, Method::POST, "/things", &[JSON], ok).await;
+        assert_eq!((r.status, &r.body[..]), (StatusCode::OK, ok));
+    }
+    // The body breaks the response schema: passed through unchanged, counted.
+    let bad = br#"{"id": "one"}"#;
+    let r = call(&gw, Method::POST, "/things", &[JSON], bad).await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &bad[..]));
+    let r = call(
+        &gw,
+        Method::POST,
+        "/things",
+        &[("content-type", "text/plain")],
+        b"hi",
+    )
+    .await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &b"hi"[..]));
+    let r = call(&gw, Method::POST, "/other", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    for (reason, op) in [
+        ("body", "addThing"),
+        ("undeclared_content_type", "addThing"),
+        ("undeclared_status", "other"),
+    ] {
+        let s = sample(reason, op);
+        assert!(
+            support::eventually(std::time::Duration::from_secs(5), || async {
+                metric(&gw, &s).await == Some(1.0)
+            })
+            .await,
+            "{s}: {:?}",
+            metric(&gw, &s).await
+        );
+    }
+    gw.shutdown().await;
+}
