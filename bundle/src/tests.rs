@@ -233,3 +233,28 @@ fn upstream_url_checks() {
     );
     assert_eq!(parse_target("http://x:1/a/b/").unwrap().path_prefix, "/a/b");
 }
+
+/// The gateway refuses what `mgw validate` refuses: a zero JWKS refresh floor
+/// (every unknown `kid` would fetch the JWKS) and zero introspection TTLs.
+#[test]
+fn zero_refresh_floor_and_cache_ttls_are_refused() {
+    let mut v = serde_json::to_value(sample()).unwrap();
+    v["auth"] = serde_json::json!({"providers": {
+        "idp": {"type": "jwt", "issuer": "x", "algorithms": ["RS256"], "jwksUrl": "https://idp.example/jwks",
+                "jwksMinRefreshIntervalMs": 0},
+        "opaque": {"type": "introspection", "endpoint": "https://idp.example/introspect",
+                   "clientIdFile": "/id", "clientSecretFile": "/secret",
+                   "cacheTtlMs": 0, "negativeCacheTtlMs": 0}
+    }});
+    let b = Bundle::from_json(v.to_string().as_bytes()).unwrap();
+    let msg = Config::from_bundle(&b, String::new(), None)
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "`auth.providers.idp.jwksMinRefreshIntervalMs`: must be greater than 0",
+        "`auth.providers.opaque.cacheTtlMs`: must be greater than 0",
+        "`auth.providers.opaque.negativeCacheTtlMs`: must be greater than 0",
+    ] {
+        assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+    }
+}

@@ -152,7 +152,11 @@ pub(super) fn check_jwt(c: &mut Checker<'_>, key: &str, j: &JwtProvider) -> JwtC
         keys: j.keys.clone(),
         jwks_url,
         jwks_refresh: c.millis(&format!("{key}.jwksRefreshMs"), j.jwks_refresh_ms),
-        jwks_min_refresh_interval: Duration::from_millis(j.jwks_min_refresh_interval_ms),
+        // 0 would let every unknown `kid` fetch the JWKS again.
+        jwks_min_refresh_interval: c.millis(
+            &format!("{key}.jwksMinRefreshIntervalMs"),
+            j.jwks_min_refresh_interval_ms,
+        ),
         jwks_timeout: c.millis(&format!("{key}.jwksTimeoutMs"), j.jwks_timeout_ms),
         hmac_secret_file,
         leeway: Duration::from_millis(j.leeway_ms.min(600_000)),
@@ -208,8 +212,12 @@ pub(super) fn check_introspection(
             .resolve(&format!("{key}.clientSecretFile"), &i.client_secret_file)
             .unwrap_or_default(),
         timeout: c.millis(&format!("{key}.timeoutMs"), i.timeout_ms),
-        cache_ttl: Duration::from_millis(i.cache_ttl_ms),
-        negative_cache_ttl: Duration::from_millis(i.negative_cache_ttl_ms),
+        // Switching the cache off is `cacheCapacity: 0`, not a zero TTL.
+        cache_ttl: c.millis(&format!("{key}.cacheTtlMs"), i.cache_ttl_ms),
+        negative_cache_ttl: c.millis(
+            &format!("{key}.negativeCacheTtlMs"),
+            i.negative_cache_ttl_ms,
+        ),
         cache_capacity: bounded(
             c,
             &format!("{key}.cacheCapacity"),
