@@ -1620,9 +1620,10 @@ impl Validator<'_> {
                             pw.jwks_refresh.clone(),
                             defaults_jwt.jwks_refresh_ms,
                         ),
-                        jwks_min_refresh_interval_ms: ms(
-                            self,
-                            "jwksMinRefreshInterval",
+                        // `0s`: refetch on every unknown `kid` (one fetch at a
+                        // time), as the gateway allows.
+                        jwks_min_refresh_interval_ms: self.ms(
+                            p.key("jwksMinRefreshInterval"),
                             pw.jwks_min_refresh_interval.clone(),
                             defaults_jwt.jwks_min_refresh_interval_ms,
                         ),

@@ -152,11 +152,7 @@ pub(super) fn check_jwt(c: &mut Checker<'_>, key: &str, j: &JwtProvider) -> JwtC
         keys: j.keys.clone(),
         jwks_url,
         jwks_refresh: c.millis(&format!("{key}.jwksRefreshMs"), j.jwks_refresh_ms),
-        // 0 would let every unknown `kid` fetch the JWKS again.
-        jwks_min_refresh_interval: c.millis(
-            &format!("{key}.jwksMinRefreshIntervalMs"),
-            j.jwks_min_refresh_interval_ms,
-        ),
+        jwks_min_refresh_interval: Duration::from_millis(j.jwks_min_refresh_interval_ms),
         jwks_timeout: c.millis(&format!("{key}.jwksTimeoutMs"), j.jwks_timeout_ms),
         hmac_secret_file,
         leeway: Duration::from_millis(j.leeway_ms.min(600_000)),
