@@ -17,6 +17,8 @@ want dockerd docker.io
 want docker-registry docker-registry
 want nginx nginx-light
 want wrk wrk
+# `make bench`'s second peer (plain proxy, and RS256 jwt_verify + stick table).
+want haproxy haproxy
 want curl curl
 # Global rate limits: the gateway tests start their own redis-server (and a cluster).
 want redis-server redis-server
@@ -41,7 +43,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start services we do not use; tests start their own.
-  for svc in docker docker-registry nginx redis-server; do
+  for svc in docker docker-registry nginx redis-server haproxy; do
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
 fi
