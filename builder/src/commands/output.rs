@@ -52,10 +52,12 @@ pub fn describe_build(built: &Built) -> Vec<String> {
     };
     let m = &built.meta;
     let mut lines = vec![format!(
-        "built `{}` ({} APIs, {} routes) in {:.2}s",
+        "built `{}` ({} API{}, {} route{}) in {:.2}s",
         m.reference,
         r.apis,
+        if r.apis == 1 { "" } else { "s" },
         r.routes,
+        if r.routes == 1 { "" } else { "s" },
         r.elapsed.as_secs_f64()
     )];
     lines.push(format!("  bundle  {}", m.bundle_digest));

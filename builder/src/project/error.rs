@@ -132,8 +132,14 @@ fn render(diags: &[Diagnostic]) -> String {
     match diags {
         [one] => format!("invalid project: {one}"),
         many => {
-            let mut s = format!("invalid project: {} problems", many.len());
-            for line in grouped(many) {
+            // Count what the user reads: one cause repeated on many
+            // operations is one problem with its places, not many.
+            let lines = grouped(many);
+            if let [one] = lines.as_slice() {
+                return format!("invalid project: {one}");
+            }
+            let mut s = format!("invalid project: {} problems", lines.len());
+            for line in lines {
                 s.push_str("\n  - ");
                 s.push_str(&line);
             }
@@ -386,8 +392,16 @@ mod tests {
                 "mgw.yaml: something else".to_owned(),
             ]
         );
-        let e = ProjectError::invalid(diags).to_string();
+        let e = ProjectError::invalid(diags.clone()).to_string();
         assert_eq!(e.lines().count(), 3, "{e}");
+        assert!(e.starts_with("invalid project: 2 problems\n"), "{e}");
+        // One cause on many operations is one problem, said on one line.
+        diags.remove(1);
+        let e = ProjectError::invalid(diags).to_string();
+        assert_eq!(
+            e,
+            "invalid project: scheme `k` has no provider (5 places: api.yaml:1:3 `#/paths/~1p1`, api.yaml:2:3 `#/paths/~1p2`, api.yaml:3:3 `#/paths/~1p3`, 2 more)"
+        );
     }
 
     #[test]
