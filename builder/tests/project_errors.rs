@@ -760,3 +760,43 @@ fn everything_that_builds_starts_in_the_gateway() {
         assert!(started.iter().any(|s| s == example), "{started:?}");
     }
 }
+
+#[test]
+fn init_scaffold_comments_for_platforms_validation_mock_and_transforms_build_when_uncommented() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = fixture("openapi31").join("apis/api.yaml");
+    let outcome = project::init(&spec, tmp.path(), &InitOptions::default()).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    let manifest = tmp.path().join("mgw.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    // Uncomment the optional blocks the scaffold offers (and only those).
+    let starts = [
+        "  # platforms:",
+        "    # validation:",
+        "    # mock:",
+        "    # transforms:",
+    ];
+    let mut in_block = false;
+    let mut uncommented = 0;
+    let enabled: String = text
+        .lines()
+        .map(|l| {
+            let start = starts.iter().any(|s| l.starts_with(s));
+            in_block = start || (in_block && l.starts_with("    #   "));
+            if in_block {
+                uncommented += 1;
+                l.replacen("# ", "", 1)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(uncommented, 8, "{enabled}");
+    std::fs::write(&manifest, enabled).unwrap();
+    let c = project::build(tmp.path()).unwrap();
+    assert_eq!(c.summary.platforms.len(), 2);
+    let routes = &c.summary.apis[0].routes;
+    assert!(!routes.is_empty());
+    assert!(routes.iter().all(|r| r.validates && r.mock), "{routes:?}");
+}

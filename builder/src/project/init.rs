@@ -403,6 +403,8 @@ image:
   repository: {name}
   # Extra OCI labels for the image.
   labels: {{}}
+  # Platforms to build (one image index for several): default linux/amd64.
+  # platforms: [linux/amd64, linux/arm64]
 
 # Where the gateway listens: API traffic, and the admin port
 # (/healthz, /readyz, /metrics, /info). `host:port`.
@@ -456,6 +458,17 @@ apis:
     #   operations: []
     # Request body limit for this API (default: `limits.maxBodySize`).
     # maxBodySize: 1MiB
+    # Check requests against the document (400/415 before the upstream), and
+    # report upstream answers that drift from it (never blocking):
+    # validation: {{request: true, responses: {{bodySamplePercent: 10}}}}
+    # Answer every operation from the document's examples, without an upstream:
+    # mock: true
+    # Edit requests and responses on the way (see README "Customising the gateway"):
+    # transforms:
+    #   request:
+    #     headers: {{set: {{X-Env: "${{DEPLOY_ENV:-dev}}"}}, remove: [X-Debug]}}
+    #   response:
+    #     headers: {{remove: [Server]}}
 
 {auth}# One JSON event per request, written off the request path:
 # `stdout`, `file` (with `path: /var/log/mgw/analytics.jsonl`) or `none`.
