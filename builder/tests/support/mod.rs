@@ -47,6 +47,12 @@ pub fn mgw(args: &[&str], cwd: &Path) -> Output {
         .current_dir(cwd)
         .env_remove("SOURCE_DATE_EPOCH")
         .env("MGW_GATEWAY_BINARY", gateway())
+        // The layer cache of these builds stays in target/, not in the
+        // home of whoever runs the tests (safe under concurrent builds).
+        .env(
+            "MGW_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("mgw-cache"),
+        )
         .output()
         .unwrap()
 }
