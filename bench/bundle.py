@@ -103,6 +103,8 @@ def main():
     p.add_argument("--jwt-cache", type=int, default=10000, help="the JWT provider's cacheSize")
     p.add_argument("--redis-url", help="with --jwt-pem: the per-consumer limit is `scope: global`, "
                    "its state in this Redis (`redis://127.0.0.1:PORT`)")
+    p.add_argument("--redis-timeout-ms", type=int, default=5,
+                   help="rateLimits.redis.timeoutMs (the gateway's default is 5)")
     p.add_argument("--validate", action="store_true",
                    help="request validation on `POST /bench/v1/items` (1 KiB JSON item schema)")
     p.add_argument("--post-body", help="write the 1 KiB JSON item body here")
@@ -149,7 +151,7 @@ def main():
         if a.redis_url:
             # The same policy, decided by one Lua script on Redis per request.
             policy["scope"] = "global"
-            extra["rateLimits"]["redis"] = {"url": a.redis_url}
+            extra["rateLimits"]["redis"] = {"url": a.redis_url, "timeoutMs": a.redis_timeout_ms}
         bench["rateLimit"] = "perConsumer"
         bench["securitySchemes"] = {"bearer": {
             "provider": "idp", "in": "header", "name": "Authorization", "prefix": "Bearer"}}
