@@ -7,6 +7,9 @@ list, the `bench` API whose `GET /bench/v1/items/{id}` is what the load hits.
 Every API has its own upstream (all pointing at the one backend), as a real
 bundle would. nginx gets one prefix `location` per API, which is how one would
 configure nginx in front of the same services.
+
+`--jwt-pem` makes it the product scenario (RS256 bearer token, per-consumer rate
+limit); `--redis-url` then makes that limit `scope: global`, on that Redis.
 """
 
 import argparse
@@ -98,10 +101,16 @@ def main():
     p.add_argument("--jwt-pem", help="the product scenario: the bench API needs an RS256 "
                    "bearer token checked with this public key, and has a per-consumer rate limit")
     p.add_argument("--jwt-cache", type=int, default=10000, help="the JWT provider's cacheSize")
+    p.add_argument("--redis-url", help="with --jwt-pem: the per-consumer limit is `scope: global`, "
+                   "its state in this Redis (`redis://127.0.0.1:PORT`)")
+    p.add_argument("--redis-timeout-ms", type=int, default=5,
+                   help="rateLimits.redis.timeoutMs (the gateway's default is 5)")
     p.add_argument("--validate", action="store_true",
                    help="request validation on `POST /bench/v1/items` (1 KiB JSON item schema)")
     p.add_argument("--post-body", help="write the 1 KiB JSON item body here")
     a = p.parse_args()
+    if a.redis_url and not a.jwt_pem:
+        p.error("--redis-url needs --jwt-pem (the global limit is the product scenario's)")
 
     apis, upstreams = [], {}
     left = a.routes - len(BENCH_OPS)
@@ -137,8 +146,12 @@ def main():
             "type": "jwt", "issuer": "https://idp.bench.invalid/", "algorithms": ["RS256"],
             "keys": [{"pem": pem}], "cacheCapacity": a.jwt_cache}}}
         # Never reached: the limit is checked and counted on every request.
-        extra["rateLimits"] = {"policies": {"perConsumer": {
-            "requests": 1_000_000_000, "periodSeconds": 1, "key": "consumer"}}}
+        policy = {"requests": 1_000_000_000, "periodSeconds": 1, "key": "consumer"}
+        extra["rateLimits"] = {"policies": {"perConsumer": policy}}
+        if a.redis_url:
+            # The same policy, decided by one Lua script on Redis per request.
+            policy["scope"] = "global"
+            extra["rateLimits"]["redis"] = {"url": a.redis_url, "timeoutMs": a.redis_timeout_ms}
         bench["rateLimit"] = "perConsumer"
         bench["securitySchemes"] = {"bearer": {
             "provider": "idp", "in": "header", "name": "Authorization", "prefix": "Bearer"}}

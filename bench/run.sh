@@ -35,6 +35,13 @@
 #   BENCH_JWT          1: also the JWT scenarios (product, cache miss, 2x cacheSize)
 #                      and haproxy as a peer, when haproxy and openssl are there (default 1)
 #   BENCH_JWT_CACHE    the JWT cacheSize of the 2x-cacheSize scenario (default 256)
+#   BENCH_GLOBAL       1: also the product scenario with its per-consumer limit as
+#                      `scope: global` on a redis-server the bench starts on
+#                      loopback, vs the same `scope: local` route (default 1 when
+#                      BENCH_JWT=1 and redis-server is there)
+#   BENCH_REDIS_TIMEOUT_MS  the global policy's Redis deadline (default 100: the
+#                      gateway's 5 ms default is missed under closed-loop
+#                      saturation, and fallbacks would be measured instead)
 #   BENCH_BASELINE     another gateway binary (e.g. built before a change), also run
 #                      in the 2x-cacheSize and product scenarios, for a side-by-side
 #   BENCH_VALIDATION   1: also a validated POST with a 1 KiB JSON body vs the same
@@ -62,6 +69,7 @@ RESULTS=${BENCH_RESULTS:-$ROOT/target/bench-results}
 JWT=${BENCH_JWT:-1}
 JWT_CACHE=${BENCH_JWT_CACHE:-256}
 BASELINE=${BENCH_BASELINE:-}
+GLOBAL=${BENCH_GLOBAL:-$JWT}
 NPROC=$(nproc)
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -86,6 +94,14 @@ if [ "$JWT" = 1 ]; then
     HAPROXY=$(command -v haproxy)
   else
     say "haproxy not found (apt-get install -y haproxy): the haproxy peers are skipped"
+  fi
+fi
+if [ "$GLOBAL" = 1 ]; then
+  [ "$JWT" = 1 ] || die "BENCH_GLOBAL=1 needs BENCH_JWT=1 (the global limit is the product scenario's)"
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    [ -z "${BENCH_GLOBAL:-}" ] || die "\`redis-server\` not found; apt-get install -y redis-server, or BENCH_GLOBAL=0"
+    say "redis-server not found (apt-get install -y redis-server): the global-limit scenario is skipped"
+    GLOBAL=0
   fi
 fi
 
@@ -188,9 +204,9 @@ stop_tracked() {
 }
 
 # Free loopback ports, chosen by the kernel.
-read -r BACKEND_PORT NGINX_PORT GW_PORT GW_ADMIN < <(python3 -c '
+read -r BACKEND_PORT NGINX_PORT GW_PORT GW_ADMIN REDIS_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(4)]
+ss = [socket.socket() for _ in range(5)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 
@@ -225,6 +241,22 @@ start_backend() {
   BACKEND_PID=$!
   PIDS+=("$BACKEND_PID")
   wait_200 "http://127.0.0.1:$BACKEND_PORT/items/1" backend "$BACKEND_PID"
+}
+
+# start_redis: the Redis of the global-limit scenario, on loopback, no persistence,
+# on the load generator's CPUs (it stands for a Redis on another node).
+start_redis() {
+  local i
+  "${PRIO[@]}" "${LOAD_PIN[@]}" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
+    --save '' --appendonly no --dir "$TMP" --logfile "$TMP/redis.log" &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  for ((i = 0; i < 200; i++)); do
+    running "$REDIS_PID" || die "redis-server exited at start (see $TMP/redis.log)"
+    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null || true)" = PONG ] && return 0
+    sleep 0.025
+  done
+  die "redis-server did not answer PING on port $REDIS_PORT within 5 s"
 }
 
 # start_nginx on|off: nginx as the proxy, with or without an access log.
@@ -283,10 +315,10 @@ stop_proxy() {
   rm -f "$TMP/analytics.jsonl" "$TMP/access.log"
 }
 
-# gateway_metric NAME: a counter from the admin /metrics.
+# gateway_metric NAME: a counter from the admin /metrics, summed over its labels.
 gateway_metric() {
   curl -s --max-time 2 "http://127.0.0.1:$GW_ADMIN/metrics" |
-    awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print 0 }'
+    awk -v n="$1" '$1 == n || index($1, n "{") == 1 { sum += $2 } END { printf "%d\n", sum }'
 }
 
 # vm_mib PID FIELD: VmRSS or VmHWM in MiB.
@@ -306,7 +338,7 @@ cpu_ticks() {
 
 # --- Measurements ------------------------------------------------------------
 
-declare -A RPS RPS_SPREAD CPU P50 P99 P999 NOTE
+declare -A RPS RPS_SPREAD CPU REDIS_CPU P50 P99 P999 NOTE
 
 # add MAP KEY VALUE: appends VALUE to the space-separated list MAP[KEY].
 add() {
@@ -354,6 +386,7 @@ start_target() {
     gateway-jwt) start_gateway "$GATEWAY" "$TMP/bundle-jwt.json" ;;
     gateway-jwt-miss) start_gateway "$GATEWAY" "$TMP/bundle-jwt-miss.json" ;;
     gateway-jwt-2x) start_gateway "$GATEWAY" "$TMP/bundle-jwt-2x.json" ;;
+    gateway-jwt-global) start_gateway "$GATEWAY" "$TMP/bundle-jwt-global.json" ;;
     baseline-jwt) start_gateway "$BASELINE" "$TMP/bundle-jwt.json" ;;
     baseline-jwt-2x) start_gateway "$BASELINE" "$TMP/bundle-jwt-2x.json" ;;
     gateway-post) start_gateway "$GATEWAY" "$TMP/bundle-no-analytics.json" ;;
@@ -383,15 +416,20 @@ throughput() {
   if [ "$WARMUP" -gt 0 ]; then
     "${PRIO[@]}" "${load[@]}" wrk -t "$threads" -c "$CONNECTIONS" -d "${WARMUP}s" "${TARGET_WRK[@]}" "$TARGET_URL" >/dev/null
   fi
-  local t0 t1 rps requests cpu bad
+  local t0 t1 r0=0 r1=0 rps requests cpu bad
   t0=$(cpu_ticks "$TARGET_PID")
+  [[ $name != *-global ]] || r0=$(cpu_ticks "$REDIS_PID")
   "${PRIO[@]}" "${load[@]}" wrk -t "$threads" -c "$CONNECTIONS" -d "${DURATION}s" --latency "${TARGET_WRK[@]}" "$TARGET_URL" >"$out"
   t1=$(cpu_ticks "$TARGET_PID")
+  [[ $name != *-global ]] || r1=$(cpu_ticks "$REDIS_PID")
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   requests=$(awk '/requests in/ { print $1 }' "$out")
-  cpu=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n }')
+  per_request() { awk -v t="$1" -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n }'; }
+  cpu=$(per_request $((t1 - t0)))
   add RPS "$name" "$rps"
   add CPU "$name" "$cpu"
+  # The Redis server's share of a global decision, which the gateway's CPU leaves out.
+  [[ $name != *-global ]] || add REDIS_CPU "$name" "$(per_request $((r1 - r0)))"
   bad=$(awk '/Non-2xx or 3xx responses:/ { n += $NF }
              /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
              END { print n + 0 }' "$out")
@@ -404,7 +442,7 @@ throughput() {
 latency() {
   local name=$1 rate=$2 out="$RESULTS/oha-$1-$round.json"
   "${PRIO[@]}" "${LOAD_PIN[@]}" "$OHA" --no-tui -z "${DURATION}s" -c "$CONNECTIONS" -q "$rate" \
-    --latency-correction -w --output-format json "$TARGET_URL" >"$out"
+    --latency-correction -w --output-format json "${TOKEN_HEADER[@]}" "$TARGET_URL" >"$out"
   local us='(. * 1e6 | round)' p50 p99 p999 ok achieved
   p50=$(jq ".latencyPercentiles.p50 | $us" "$out")
   p99=$(jq ".latencyPercentiles.p99 | $us" "$out")
@@ -465,6 +503,8 @@ if [ "$JWT" = 1 ]; then
   jwt_bundle --out "$TMP/bundle-jwt.json"
   jwt_bundle --jwt-cache 0 --out "$TMP/bundle-jwt-miss.json"
   jwt_bundle --jwt-cache "$JWT_CACHE" --out "$TMP/bundle-jwt-2x.json"
+  [ "$GLOBAL" != 1 ] || jwt_bundle --redis-url "redis://127.0.0.1:$REDIS_PORT" \
+    --redis-timeout-ms "${BENCH_REDIS_TIMEOUT_MS:-100}" --out "$TMP/bundle-jwt-global.json"
 fi
 bundle --routes "$ROUTES" --analytics none --validate --out "$TMP/bundle-validate.json" \
   --post-body "$TMP/item.json"
@@ -479,6 +519,7 @@ LUA
 
 say "$NPROC CPUs, $SETUP_TEXT; $WORKERS worker(s); $CONNECTIONS connections; $ROUNDS rounds of ${DURATION}s; load average $LOAD_BEFORE"
 start_backend
+[ "$GLOBAL" != 1 ] || start_redis
 
 THROUGHPUT=(direct nginx nginx-log gateway gateway-no-analytics)
 LATENCY=(direct nginx nginx-log gateway)
@@ -487,6 +528,11 @@ if [ "$JWT" = 1 ]; then
   THROUGHPUT+=(gateway-jwt gateway-jwt-miss gateway-jwt-2x)
   [ -z "$HAPROXY" ] || THROUGHPUT+=(haproxy-jwt)
   [ -z "$BASELINE" ] || THROUGHPUT+=(baseline-jwt baseline-jwt-2x)
+fi
+if [ "$GLOBAL" = 1 ]; then
+  # The same route and policy, `scope: local` (gateway-jwt) vs `scope: global`.
+  THROUGHPUT+=(gateway-jwt-global)
+  LATENCY+=(gateway-jwt gateway-jwt-global)
 fi
 if [ -n "$SYSALLOC" ]; then
   # "Slow under threads": the allocators also with one worker per CPU, unpinned.
@@ -497,6 +543,8 @@ fi
 say "throughput (wrk, closed loop)"
 GW_WRITTEN=0
 GW_DROPPED=0
+GLOBAL_FALLBACKS=0
+GLOBAL_ERRORS=0
 for ((round = 1; round <= ROUNDS; round++)); do
   for t in "${THROUGHPUT[@]}"; do
     start_target "$t"
@@ -509,6 +557,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
         GW_LOAD_HWM=$(vm_mib "$TARGET_PID" VmHWM)
         ;;
       gateway-musl) SYS_LOAD_RSS=$(vm_mib "$TARGET_PID" VmRSS) ;;
+      gateway-jwt-global)
+        # Decisions Redis did not make in time (the policy's onRedisFailure made them).
+        GLOBAL_FALLBACKS=$((GLOBAL_FALLBACKS + $(gateway_metric mgw_ratelimit_redis_fallbacks_total)))
+        GLOBAL_ERRORS=$((GLOBAL_ERRORS + $(gateway_metric mgw_ratelimit_redis_errors_total)))
+        ;;
     esac
     stop_target "$t"
   done
@@ -519,6 +572,7 @@ for t in "${THROUGHPUT[@]}"; do
   RPS_SPREAD[$t]=$(spread ${RPS[$t]})
   RPS[$t]=$(median '%.0f' ${RPS[$t]})
   CPU[$t]=$(median '%.1f' ${CPU[$t]})
+  REDIS_CPU[$t]=$(median '%.1f' ${REDIS_CPU[$t]:-})
 done
 
 RATE=${BENCH_RATE:-$((RPS[nginx] / 2))}
@@ -556,6 +610,7 @@ if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
   done
 fi
 stop_tracked "$BACKEND_PID"
+[ "$GLOBAL" != 1 ] || stop_tracked "$REDIS_PID"
 
 say "time to ready and idle RSS (1,000 routes, $READY_RUNS runs)"
 ready() {
@@ -595,6 +650,7 @@ ms='(. * 10 | round / 10)'
     row gateway-jwt-miss "gateway, product with cacheSize 0 (every request verifies)"
     row gateway-jwt-2x "gateway, product, $((2 * JWT_CACHE)) tokens at random, cacheSize $JWT_CACHE"
     [ -z "$HAPROXY" ] || row haproxy-jwt "haproxy, jwt_verify RS256 + stick-table limit + log"
+    [ "$GLOBAL" != 1 ] || row gateway-jwt-global "gateway, product with the limit \`scope: global\` (Redis on loopback)"
     if [ -n "$BASELINE" ]; then
       row baseline-jwt "baseline gateway, product"
       row baseline-jwt-2x "baseline gateway, product, $((2 * JWT_CACHE)) tokens, cacheSize $JWT_CACHE"
@@ -630,6 +686,10 @@ ms='(. * 10 | round / 10)'
     echo "- CPU per request, product: gateway / nginx $(ratio "${CPU[gateway-jwt]}" "${CPU[nginx]}") (goal ≤ 1.2); gateway / haproxy-jwt $(ratio "${CPU[gateway-jwt]}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.5)"
     echo "- CPU per request, every token verified: gateway cacheSize 0 / haproxy-jwt $(ratio "${CPU[gateway-jwt-miss]}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.8)"
     echo "- CPU per request, 2x cacheSize tokens / one token: $(ratio "${CPU[gateway-jwt-2x]}" "${CPU[gateway-jwt]}")$([ -z "$BASELINE" ] || printf '; baseline %s' "$(ratio "${CPU[baseline-jwt-2x]}" "${CPU[baseline-jwt]}")")"
+  fi
+  if [ "$GLOBAL" = 1 ]; then
+    diff_us() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a != "" && b != "") printf "%+.1f", a - b; else printf "–" }'; }
+    echo "- global limit vs local, same route and policy: gateway CPU $(diff_us "${CPU[gateway-jwt-global]}" "${CPU[gateway-jwt]}") µs per request, plus $(cell "${REDIS_CPU[gateway-jwt-global]:-}") µs in redis-server; p99 $(diff_us "${P99[gateway-jwt-global]:-}" "${P99[gateway-jwt]:-}") µs; $GLOBAL_FALLBACKS decisions fell back (Redis past timeoutMs = ${BENCH_REDIS_TIMEOUT_MS:-100} ms, or down), $GLOBAL_ERRORS Redis errors"
   fi
   if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
     echo "- request validation of a 1 KiB JSON body: $(awk -v a="${CPU[gateway-post-validated]:-0}" -v b="${CPU[gateway-post]:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%+.1f", a - b; else printf "–" }') µs CPU per request (goal < 10 µs)"

@@ -332,4 +332,22 @@ fn init_brings_the_wso2_policies_and_keeps_the_spec_endpoints() {
         "{manifest}"
     );
     assert!(manifest.contains("\n#     upstream: "), "{manifest}");
+
+    // Uncommented, init's hint (global tiers on Redis) is a valid project.
+    let edited = manifest
+        .replace("  # wso2Scope: global\n", "  wso2Scope: global\n")
+        .replace("  # redis:\n", "  redis:\n")
+        .replace("  #   url: ", "    url: ")
+        .replace("  #   replicas: ", "    replicas: ");
+    assert_eq!(
+        edited
+            .matches("\n  wso2Scope: global\n  redis:\n    url: ")
+            .count(),
+        1,
+        "{edited}"
+    );
+    std::fs::write(project.join("mgw.yaml"), edited).unwrap();
+    add_providers(&project, "samples/policies_sample.yaml");
+    let validate = mgw(&["validate", "gw"], tmp.path());
+    assert!(validate.status.success(), "{}", text(&validate));
 }

@@ -40,8 +40,12 @@ pub struct Config {
 /// Checked `tracing`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracingCfg {
-    /// `<endpoint>/v1/traces`, resolved.
+    /// Where export requests go, resolved: `<endpoint>/v1/traces` (OTLP/HTTP)
+    /// or `<endpoint>/opentelemetry.proto.collector.trace.v1.TraceService/Export`.
     pub traces_url: String,
+    pub protocol: OtlpProtocol,
+    /// Extra CA certificates for an `https://` collector, resolved.
+    pub ca_file: Option<String>,
     pub sample_ratio: f64,
     pub queue_size: usize,
 }

@@ -255,3 +255,116 @@ fn zero_introspection_cache_ttls_are_refused() {
         assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
     }
 }
+
+/// `rateLimits.redis.replicas` may be a template (the helm chart sets
+/// `MGW_REPLICAS`): resolved at start into the count the fallback divides by.
+#[test]
+fn redis_replicas_may_be_a_template() {
+    let with = |replicas: serde_json::Value| {
+        let mut b = sample();
+        b.rate_limits = Some(
+            serde_json::from_value(serde_json::json!({
+                "redis": {"url": "redis://127.0.0.1:6379", "replicas": replicas},
+                "policies": {"shared": {"requests": 6, "periodSeconds": 60, "key": "api", "scope": "global"}}
+            }))
+            .unwrap(),
+        );
+        b
+    };
+    let replicas = |b: &Bundle, e: &[(&str, &str)]| {
+        Config::from_bundle(b, String::new(), Some(&env(e)))
+            .map(|c| c.rate_limits.unwrap().redis.unwrap().replicas)
+    };
+    let templated = with("${MGW_REPLICAS:-1}".into());
+    assert_eq!(replicas(&templated, &[("MGW_REPLICAS", "4")]).unwrap(), 4);
+    assert_eq!(replicas(&templated, &[]).unwrap(), 1);
+    assert_eq!(replicas(&with(3.into()), &[]).unwrap(), 3);
+    // The bundle keeps the template as written.
+    let json = serde_json::to_value(&templated).unwrap();
+    assert_eq!(
+        json["rateLimits"]["redis"]["replicas"],
+        "${MGW_REPLICAS:-1}"
+    );
+
+    let problems = |r: Result<u64, BundleError>| r.unwrap_err().to_string();
+    let e = problems(replicas(&templated, &[("MGW_REPLICAS", "three")]));
+    assert!(
+        e.contains("rateLimits.redis.replicas")
+            && e.contains("`${MGW_REPLICAS:-1}` gives `three`, which is not a whole number"),
+        "{e}"
+    );
+    let e = problems(replicas(&templated, &[("MGW_REPLICAS", "0")]));
+    assert!(
+        e.contains("rateLimits.redis.replicas") && e.contains("0 is out of range (1..=10000)"),
+        "{e}"
+    );
+    let e = problems(replicas(&with("${MGW_REPLICAS}".into()), &[]));
+    assert!(
+        e.contains("rateLimits.redis.replicas") && e.contains("MGW_REPLICAS"),
+        "{e}"
+    );
+    // The builder (no environment) checks a default it can see.
+    let e =
+        Config::from_bundle(&with("${MGW_REPLICAS:-x}".into()), String::new(), None).unwrap_err();
+    assert!(e.to_string().contains("which is not a whole number"), "{e}");
+    assert!(Config::from_bundle(&with("${MGW_REPLICAS}".into()), String::new(), None).is_ok());
+    // Neither a negative number nor another type is a count.
+    let e = serde_json::from_value::<RateLimitRedis>(
+        serde_json::json!({"url": "redis://h", "replicas": -2}),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("a whole number or a `${VAR}` template"),
+        "{e}"
+    );
+}
+
+/// `tracing.otlp`: `https://` collectors, `caFile` only with them, and the path
+/// each protocol posts to.
+#[test]
+fn otlp_endpoints_protocols_and_ca_files_are_checked() {
+    let with = |otlp: serde_json::Value| {
+        let mut b = sample();
+        b.tracing = Some(serde_json::from_value(serde_json::json!({"otlp": otlp})).unwrap());
+        Config::from_bundle(&b, String::new(), Some(&env(&[("CA", "/ca.pem")])))
+    };
+    let t = with(serde_json::json!({"endpoint": "https://c:4318/", "caFile": "${CA}"}))
+        .unwrap()
+        .tracing
+        .unwrap();
+    assert_eq!(t.traces_url, "https://c:4318/v1/traces");
+    assert_eq!(t.ca_file.as_deref(), Some("/ca.pem"));
+    let t = with(serde_json::json!({"endpoint": "http://c:4317", "protocol": "grpc"}))
+        .unwrap()
+        .tracing
+        .unwrap();
+    assert_eq!(t.protocol, OtlpProtocol::Grpc);
+    assert_eq!(
+        t.traces_url,
+        "http://c:4317/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    );
+    let e = with(serde_json::json!({"endpoint": "http://c:4318", "caFile": "/ca.pem"}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tracing.otlp.caFile") && e.contains("only used with an `https://` endpoint"),
+        "{e}"
+    );
+    let e = with(serde_json::json!({"endpoint": "grpc://c:4317"}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tracing.otlp.endpoint"), "{e}");
+    // Problems in `tracing` refuse the bundle like any other.
+    let mut b = sample();
+    b.tracing = Some(
+        serde_json::from_value(
+            serde_json::json!({"otlp": {"endpoint": "http://c:4318"}, "sampleRatio": 2.0}),
+        )
+        .unwrap(),
+    );
+    let e = Config::from_bundle(&b, String::new(), Some(&env(&[])))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tracing.sampleRatio"), "{e}");
+}

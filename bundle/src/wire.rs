@@ -69,9 +69,34 @@ pub struct Tracing {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Otlp {
-    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans go to
-    /// `<endpoint>/v1/traces`. `${VAR}` templates allowed.
+    /// The collector's base URL, `http://` or `https://`: OTLP/HTTP
+    /// (`http://collector:4318`, spans go to `<endpoint>/v1/traces`) or OTLP/gRPC
+    /// (`http://collector:4317`). `${VAR}` templates allowed.
     pub endpoint: String,
+    /// `http` (OTLP/HTTP with protobuf, the default) or `grpc`.
+    #[serde(default, skip_serializing_if = "OtlpProtocol::is_http")]
+    pub protocol: OtlpProtocol,
+    /// PEM CA bundle that signs an `https://` collector's certificate, on top of
+    /// the image's CA bundle; `${VAR}` templates allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// How spans are sent to the collector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP, protobuf body, `POST <endpoint>/v1/traces`.
+    #[default]
+    Http,
+    /// OTLP/gRPC, unary `TraceService/Export` over HTTP/2.
+    Grpc,
+}
+
+impl OtlpProtocol {
+    pub fn is_http(&self) -> bool {
+        *self == OtlpProtocol::Http
+    }
 }
 
 fn default_sample_ratio() -> f64 {
@@ -498,17 +523,59 @@ pub struct RateLimitRedis {
     #[serde(default = "default_redis_timeout_ms")]
     pub timeout_ms: u64,
     /// Gateway replicas sharing the quota: the local fallback allows
-    /// `requests / replicas` per replica.
+    /// `requests / replicas` per replica. A number, or a `${VAR}` template
+    /// (`${MGW_REPLICAS}`, set by the helm chart) resolved at start.
     #[serde(default = "default_redis_replicas")]
-    pub replicas: u64,
+    pub replicas: CountOrTemplate,
+}
+
+/// A whole number written as such (`3`) or as a `${VAR}` template resolved at
+/// start (`${MGW_REPLICAS:-1}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CountOrTemplate {
+    Count(u64),
+    Template(String),
+}
+
+impl Serialize for CountOrTemplate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Count(n) => s.serialize_u64(*n),
+            Self::Template(t) => s.serialize_str(t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CountOrTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CountOrTemplate;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a whole number or a `${VAR}` template")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(CountOrTemplate::Count(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                u64::try_from(n)
+                    .map(CountOrTemplate::Count)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Self::Value, E> {
+                Ok(CountOrTemplate::Template(t.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn default_redis_timeout_ms() -> u64 {
     5
 }
 
-fn default_redis_replicas() -> u64 {
-    1
+fn default_redis_replicas() -> CountOrTemplate {
+    CountOrTemplate::Count(1)
 }
 
 /// Where a policy's budgets live.

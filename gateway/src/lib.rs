@@ -20,6 +20,7 @@ pub mod header_names;
 pub mod headers;
 pub mod metrics;
 pub mod mock;
+pub mod otlp;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;

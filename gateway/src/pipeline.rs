@@ -87,6 +87,8 @@ pub enum BuildError {
     UpstreamTls(#[from] crate::upstream_tls::UpstreamTlsError),
     #[error(transparent)]
     Redis(#[from] crate::ratelimit::redis::RedisSetupError),
+    #[error(transparent)]
+    Otlp(#[from] crate::otlp::OtlpSetupError),
 }
 
 impl Gateway {
@@ -126,7 +128,7 @@ impl Gateway {
             .collect::<Result<_, _>>()?;
         let (tracer, exporter) = match &config.tracing {
             Some(t) => {
-                let (tr, ex) = Tracer::new(t, &config.gateway.name, metrics.traffic.trace.clone());
+                let (tr, ex) = Tracer::new(t, &config.gateway.name, metrics.traffic.trace.clone())?;
                 (Some(tr), Some(ex))
             }
             None => (None, None),

@@ -199,20 +199,25 @@ pub struct Tracer {
 
 /// The export side of the queue; run with [`Exporter::run`].
 pub struct Exporter {
-    url: String,
+    transport: crate::otlp::Transport,
     rx: mpsc::Receiver<Vec<Span>>,
     counters: TraceCounters,
     resource: Resource,
 }
 
 impl Tracer {
-    pub fn new(cfg: &TracingCfg, service: &str, counters: TraceCounters) -> (Tracer, Exporter) {
+    pub fn new(
+        cfg: &TracingCfg,
+        service: &str,
+        counters: TraceCounters,
+    ) -> Result<(Tracer, Exporter), crate::otlp::OtlpSetupError> {
+        let transport = crate::otlp::Transport::new(cfg)?;
         let (tx, rx) = mpsc::channel(cfg.queue_size.max(1));
         let resource = Resource {
             attributes: vec![kv_str("service.name", service)],
             ..Default::default()
         };
-        (
+        Ok((
             Tracer {
                 ratio: cfg.sample_ratio,
                 queue: tx,
@@ -220,12 +225,12 @@ impl Tracer {
                 service: service.to_owned(),
             },
             Exporter {
-                url: cfg.traces_url.clone(),
+                transport,
                 rx,
                 counters,
                 resource,
             },
-        )
+        ))
     }
 
     /// Joins the caller's trace (`traceparent`) or starts one.
@@ -330,9 +335,6 @@ impl Tracer {
 impl Exporter {
     /// Batches queued spans and posts them until the tracer is dropped.
     pub async fn run(mut self) {
-        let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
         let mut batch: Vec<Span> = Vec::new();
         loop {
             let first = match self.rx.recv().await {
@@ -350,23 +352,16 @@ impl Exporter {
             }
             let n = batch.len() as u64;
             let body = self.encode(std::mem::take(&mut batch));
-            let req = http::Request::post(&self.url)
-                .header(http::header::CONTENT_TYPE, "application/x-protobuf")
-                .body(http_body_util::Full::new(bytes::Bytes::from(body)));
-            let Ok(req) = req else {
-                self.counters.dropped.inc_by(n);
-                continue;
-            };
-            match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
-                Ok(Ok(res)) if res.status().is_success() => {
+            match tokio::time::timeout(Duration::from_secs(10), self.transport.export(body)).await {
+                Ok(Ok(())) => {
                     self.counters.exported.inc_by(n);
                 }
-                Ok(Ok(res)) => {
-                    tracing::debug!(status = res.status().as_u16(), "otlp export refused");
+                Ok(Err(why)) => {
+                    tracing::debug!(%why, "otlp export failed");
                     self.counters.dropped.inc_by(n);
                 }
-                _ => {
-                    tracing::debug!("otlp export failed");
+                Err(_) => {
+                    tracing::debug!("otlp export timed out");
                     self.counters.dropped.inc_by(n);
                 }
             }

@@ -155,14 +155,19 @@ pub fn client_config(
     }
 }
 
-/// The image's CA bundle, plus the upstream's own CA file.
-fn roots(upstream: &str, ca_file: Option<&str>) -> Result<rustls::RootCertStore, UpstreamTlsError> {
-    let mut roots = rustls::RootCertStore::empty();
+/// Adds the image's CA bundle (if there is one) to `roots`.
+pub(crate) fn add_ca_bundle(roots: &mut rustls::RootCertStore) {
     if let Ok(iter) = CertificateDer::pem_file_iter(CA_BUNDLE) {
         for cert in iter.flatten() {
             let _ = roots.add(cert);
         }
     }
+}
+
+/// The image's CA bundle, plus the upstream's own CA file.
+fn roots(upstream: &str, ca_file: Option<&str>) -> Result<rustls::RootCertStore, UpstreamTlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    add_ca_bundle(&mut roots);
     if let Some(path) = ca_file {
         let ca_err = |message: String| UpstreamTlsError::CaFile {
             upstream: upstream.to_owned(),
@@ -184,7 +189,7 @@ fn roots(upstream: &str, ca_file: Option<&str>) -> Result<rustls::RootCertStore,
 }
 
 /// All PEM certificates of a file; an empty file is an error.
-fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| e.to_string())?;

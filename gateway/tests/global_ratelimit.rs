@@ -293,7 +293,8 @@ async fn redis_going_away_falls_back_per_policy_and_recovers() {
     let v = bundle(
         &b,
         json!({
-            "redis": {"url": redis.url(), "timeoutMs": 250, "replicas": 2},
+            // The replica count as the helm chart sets it, from the environment.
+            "redis": {"url": redis.url(), "timeoutMs": 250, "replicas": "${MGW_REPLICAS}"},
             "policies": {
                 "deny": {"requests": 1000, "periodSeconds": 3600, "key": "api",
                          "scope": "global", "onRedisFailure": "deny"},
@@ -310,7 +311,7 @@ async fn redis_going_away_falls_back_per_policy_and_recovers() {
             (CREATE_PET, "local"),
         ],
     );
-    let gw = GwProcess::start(dir.path(), &v, &[]);
+    let gw = GwProcess::start(dir.path(), &v, &[("MGW_REPLICAS", "2")]);
     gw.wait_redis_up(true).await;
     assert_eq!(gw.status("GET", "/pets-api/v1/pets").await, StatusCode::OK);
     // With Redis, `allow`'s budget of one holds.

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -25,8 +26,27 @@ struct Received {
     service_names: Vec<String>,
 }
 
+/// How a test receiver speaks: OTLP/HTTP, or OTLP/gRPC answering with this
+/// `grpc-status` in the trailers.
+#[derive(Clone, Copy)]
+enum Wire {
+    Http,
+    Grpc { status: u32 },
+}
+
+const GRPC_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
 /// An OTLP/HTTP receiver: `POST /v1/traces` with a protobuf body.
 async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
+    receiver_with(Wire::Http, None).await
+}
+
+/// An OTLP receiver speaking `wire`, behind TLS when `tls` is given (HTTP/1.1
+/// and HTTP/2 in clear, by prior knowledge; over TLS as ALPN says).
+async fn receiver_with(
+    wire: Wire,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let got = Arc::new(Mutex::new(Received::default()));
@@ -34,37 +54,84 @@ async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
     tokio::spawn(async move {
         loop {
             let (s, _) = l.accept().await.unwrap();
-            let g = g.clone();
+            let (g, tls) = (g.clone(), tls.clone());
             tokio::spawn(async move {
-                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let g = g.clone();
-                    async move {
-                        assert_eq!(req.uri().path(), "/v1/traces");
-                        assert_eq!(req.headers()["content-type"], "application/x-protobuf");
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let msg = ExportTraceServiceRequest::decode(body.clone()).unwrap();
-                        let mut r = g.lock().unwrap();
-                        r.raw.extend_from_slice(&body);
-                        for rs in msg.resource_spans {
-                            for a in rs.resource.unwrap_or_default().attributes {
-                                if a.key == "service.name" {
-                                    r.service_names.push(string(&a.value));
-                                }
-                            }
-                            for ss in rs.scope_spans {
-                                r.spans.extend(ss.spans);
-                            }
+                match tls {
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        if let Ok(s) = acceptor.accept(s).await {
+                            serve_otlp(s, g, wire).await;
                         }
-                        Ok::<_, std::convert::Infallible>(http::Response::new(full(Bytes::new())))
                     }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
+                    None => serve_otlp(s, g, wire).await,
+                }
             });
         }
     });
     (addr, got)
+}
+
+async fn serve_otlp<S>(s: S, g: Arc<Mutex<Received>>, wire: Wire)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let g = g.clone();
+        async move {
+            let grpc = match wire {
+                Wire::Http => {
+                    assert_eq!(req.uri().path(), "/v1/traces");
+                    assert_eq!(req.headers()["content-type"], "application/x-protobuf");
+                    None
+                }
+                Wire::Grpc { status } => {
+                    assert_eq!(req.uri().path(), GRPC_PATH);
+                    assert_eq!(req.version(), http::Version::HTTP_2);
+                    assert_eq!(req.headers()["content-type"], "application/grpc");
+                    Some(status)
+                }
+            };
+            let mut body = req.into_body().collect().await.unwrap().to_bytes();
+            if grpc.is_some() {
+                // The 5-byte prefix: not compressed, then the message length.
+                assert_eq!(body[0], 0);
+                let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+                assert_eq!(len, body.len() - 5);
+                body = body.slice(5..);
+            }
+            let msg = ExportTraceServiceRequest::decode(body.clone()).unwrap();
+            let mut r = g.lock().unwrap();
+            r.raw.extend_from_slice(&body);
+            for rs in msg.resource_spans {
+                for a in rs.resource.unwrap_or_default().attributes {
+                    if a.key == "service.name" {
+                        r.service_names.push(string(&a.value));
+                    }
+                }
+                for ss in rs.scope_spans {
+                    r.spans.extend(ss.spans);
+                }
+            }
+            let Some(status) = grpc else {
+                return Ok::<_, std::convert::Infallible>(http::Response::new(full(Bytes::new())));
+            };
+            // An empty ExportTraceServiceResponse, then the status in trailers.
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", status.into());
+            let frames: Vec<Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>> = vec![
+                Ok(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0]))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
+            Ok(http::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body)
+                .unwrap())
+        }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(TokioIo::new(s), svc)
+        .await;
 }
 
 fn string(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
@@ -239,6 +306,129 @@ async fn a_collector_that_is_down_costs_requests_nothing_and_spans_are_counted_d
     assert!(
         dropped,
         "spans for a dead collector were not counted as dropped"
+    );
+    gw.shutdown().await;
+}
+
+/// One sampled request through a gateway exporting to `endpoint`; `extra` is
+/// merged into `tracing.otlp`. Returns the gateway (still running).
+async fn one_traced_request(endpoint: &str, extra: serde_json::Value) -> Gw {
+    let b = backend("a").await;
+    let mut v = bundle_json(&[format!("http://{}", b.addr)]);
+    let mut otlp = json!({"endpoint": endpoint});
+    otlp.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    v["tracing"] = json!({"otlp": otlp});
+    let gw = start(v).await;
+    let r = send(
+        http::Request::get(gw.url("/pets-api/v1/pets"))
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    gw
+}
+
+/// Waits (bounded) until the gateway counts a span under `sample`.
+async fn counted(gw: &Gw, sample: &str) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        metric(gw, sample).await.is_some_and(|n| n >= 1.0)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn spans_reach_an_https_collector_that_its_ca_file_signs() {
+    let pki = auth::Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    pki.write(dir.path());
+    let ca = dir.path().join("ca.crt");
+    let tls = tls_server_config(&pki.server_cert, &pki.server_key, None, &[b"http/1.1"]);
+    let (otlp, got) = receiver_with(Wire::Http, Some(tls)).await;
+    let endpoint = format!("https://localhost:{}", otlp.port());
+
+    let gw = one_traced_request(&endpoint, json!({"caFile": ca.to_str().unwrap()})).await;
+    assert!(
+        counted(&gw, "mgw_trace_spans_exported_total").await,
+        "no spans exported over https"
+    );
+    let r = std::mem::take(&mut *got.lock().unwrap());
+    assert!(!r.spans.is_empty());
+    assert!(
+        r.spans
+            .iter()
+            .all(|s| hex::encode(&s.trace_id) == "4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    gw.shutdown().await;
+
+    // Without the CA file the collector's certificate is not trusted.
+    let gw = one_traced_request(&endpoint, json!({})).await;
+    assert!(
+        counted(&gw, "mgw_trace_spans_dropped_total").await,
+        "spans to an untrusted collector were not counted as dropped"
+    );
+    assert_eq!(
+        metric(&gw, "mgw_trace_spans_exported_total").await,
+        Some(0.0)
+    );
+    assert!(got.lock().unwrap().spans.is_empty());
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn spans_reach_a_grpc_collector_and_its_grpc_status_is_read() {
+    let pki = auth::Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    pki.write(dir.path());
+    let ca = dir.path().join("ca.crt");
+    let tls = tls_server_config(&pki.server_cert, &pki.server_key, None, &[b"h2"]);
+    // h2c (prior knowledge) and HTTP/2 over TLS (ALPN `h2`).
+    for tls in [None, Some(tls)] {
+        let over_tls = tls.is_some();
+        let (otlp, got) = receiver_with(Wire::Grpc { status: 0 }, tls).await;
+        let (endpoint, extra) = match over_tls {
+            true => (
+                format!("https://localhost:{}", otlp.port()),
+                json!({"protocol": "grpc", "caFile": ca.to_str().unwrap()}),
+            ),
+            false => (format!("http://{otlp}"), json!({"protocol": "grpc"})),
+        };
+        let gw = one_traced_request(&endpoint, extra).await;
+        assert!(
+            counted(&gw, "mgw_trace_spans_exported_total").await,
+            "no spans exported over gRPC (TLS: {over_tls})"
+        );
+        let r = std::mem::take(&mut *got.lock().unwrap());
+        assert!(!r.spans.is_empty(), "TLS: {over_tls}");
+        assert_eq!(r.service_names[0], "test-gw");
+        assert_eq!(
+            metric(&gw, "mgw_trace_spans_dropped_total").await,
+            Some(0.0)
+        );
+        gw.shutdown().await;
+    }
+
+    // A collector that answers `grpc-status: 14` (UNAVAILABLE) in its trailers
+    // did not take the spans.
+    let (otlp, got) = receiver_with(Wire::Grpc { status: 14 }, None).await;
+    let gw = one_traced_request(&format!("http://{otlp}"), json!({"protocol": "grpc"})).await;
+    assert!(
+        counted(&gw, "mgw_trace_spans_dropped_total").await,
+        "spans refused by grpc-status were not counted as dropped"
+    );
+    assert!(
+        !got.lock().unwrap().spans.is_empty(),
+        "the collector was reached"
+    );
+    assert_eq!(
+        metric(&gw, "mgw_trace_spans_exported_total").await,
+        Some(0.0)
     );
     gw.shutdown().await;
 }

@@ -23,6 +23,11 @@ variables naming mounted secret files, then the bundle's own `${VAR}`s (`env`,
       resource: limits.cpu
       divisor: "1"
   {{- end }}
+# The most replicas that can run at once (the HPA's maximum, else replicaCount):
+# `rateLimits.redis.replicas: ${MGW_REPLICAS}` divides a global quota by it while
+# Redis is down, so the replicas together never exceed it.
+- name: MGW_REPLICAS
+  value: {{ ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled | int | toString | quote }}
 - name: MGW_LOG
   value: {{ .Values.gateway.logLevel | quote }}
 - name: MGW_LOG_FORMAT

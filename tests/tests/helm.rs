@@ -549,6 +549,7 @@ fn schema_rejects_wrong_values_at_render_time() {
         ("replicas=3", "replicas"),
         ("image.sha=abc", "sha"),
         ("env.MGW_LISTEN=0.0.0.0:1", "MGW_LISTEN"),
+        ("env.MGW_REPLICAS=3", "MGW_REPLICAS"),
         // A password never goes in values: it comes from `existingSecret`.
         (
             "rateLimits.redis.url=redis://u:p@h:6379",
@@ -638,6 +639,26 @@ fn workers_follow_the_cpu_limit_unless_set() {
         &["-f", minimal, "--set", "gateway.workers=3"],
     )));
     assert_eq!(env["MGW_WORKERS"].as_str(), Some("3"));
+}
+
+/// `MGW_REPLICAS` (for `rateLimits.redis.replicas: ${MGW_REPLICAS}`) is the most
+/// replicas that can run: the HPA's maximum, else `replicaCount`.
+#[test]
+fn replicas_variable_is_the_most_replicas_that_can_run() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let minimal = chart().join("ci/minimal-values.yaml");
+    let minimal = minimal.to_str().unwrap();
+    let replicas = |args: &[&str]| {
+        let mut all = vec!["-f", minimal];
+        all.extend_from_slice(args);
+        env_of(&documents(&render(home.path(), &all)))["MGW_REPLICAS"].clone()
+    };
+    assert_eq!(replicas(&["--set", "replicaCount=4"]).as_str(), Some("4"));
+    let hpa = chart().join("ci/hpa-values.yaml");
+    assert_eq!(
+        replicas(&["-f", hpa.to_str().unwrap(), "--set", "replicaCount=4"]).as_str(),
+        Some("20")
+    );
 }
 
 #[test]

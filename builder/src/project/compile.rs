@@ -277,6 +277,7 @@ impl Compiler<'_> {
                 "tracing.otlp.endpoint",
                 Some(["otlp", "endpoint"].as_slice()),
             ),
+            ("tracing.otlp.caFile", Some(["otlp", "caFile"].as_slice())),
             ("tracing.sampleRatio", Some(["sampleRatio"].as_slice())),
             ("tracing.queueSize", Some(["queueSize"].as_slice())),
         ] {
@@ -2186,7 +2187,10 @@ mod tests {
         let redis = r.redis.as_ref().unwrap();
         assert_eq!(redis.url, "${MGW_REDIS_URL}");
         assert_eq!(redis.password_file.as_deref(), Some("/run/secrets/redis"));
-        assert_eq!((redis.timeout_ms, redis.replicas), (5, 1));
+        assert_eq!(
+            (redis.timeout_ms, &redis.replicas),
+            (5, &mgw_bundle::CountOrTemplate::Count(1))
+        );
 
         // A global policy without Redis; a password written into the URL.
         let no_redis = m.replace(
@@ -2416,25 +2420,38 @@ mod wso2_corpus {
     /// Compiles `doc` as the API `a` of a project with the 3.x `policies.yaml`
     /// and `providers`; returns the bundle, errors and warnings as text.
     fn compile_doc(doc: &str, providers: &str) -> (Bundle, Vec<String>, Vec<String>) {
+        compile_with(doc, providers, "{wso2Policies: policies.yaml}")
+    }
+
+    /// [`compile_doc`] with `rate_limits` as the manifest's `rateLimits`.
+    fn compile_with(
+        doc: &str,
+        providers: &str,
+        rate_limits: &str,
+    ) -> (Bundle, Vec<String>, Vec<String>) {
+        let project = load_from(Source::Memory(files(doc, providers, rate_limits))).unwrap();
+        let mut c = Compiler::new(&project);
+        let bundle = c.bundle();
+        let text = |d: &[Diagnostic]| d.iter().map(ToString::to_string).collect();
+        (bundle, text(&c.diags), text(&c.warnings))
+    }
+
+    /// The project files of [`compile_with`].
+    fn files(doc: &str, providers: &str, rate_limits: &str) -> BTreeMap<String, String> {
         let policies = if doc.starts_with("tests/") {
             "tests/src/test/resources/policies.yaml"
         } else {
             "distribution/resources/definitions/policies.yaml"
         };
         let manifest = format!(
-            "name: a\nversion: '1'\napis: [{{name: a, spec: api.yaml}}]\nrateLimits: {{wso2Policies: policies.yaml}}\nauth:\n  providers:\n{providers}"
+            "name: a\nversion: '1'\napis: [{{name: a, spec: api.yaml}}]\nrateLimits: {rate_limits}\nauth:\n  providers:\n{providers}"
         );
-        let files: BTreeMap<String, String> = [
+        [
             ("mgw.yaml".to_owned(), manifest),
             ("api.yaml".to_owned(), corpus(doc)),
             ("policies.yaml".to_owned(), corpus(policies)),
         ]
-        .into();
-        let project = load_from(Source::Memory(files)).unwrap();
-        let mut c = Compiler::new(&project);
-        let bundle = c.bundle();
-        let text = |d: &[Diagnostic]| d.iter().map(ToString::to_string).collect();
-        (bundle, text(&c.diags), text(&c.warnings))
+        .into()
     }
 
     fn op<'b>(b: &'b Bundle, id: &str) -> &'b mgw_bundle::Operation {
@@ -2492,6 +2509,64 @@ mod wso2_corpus {
             assert_eq!(b.upstreams["x-wso2:a"].load_balancing, lb, "{doc}");
             assert_eq!(b.upstreams["x-wso2:a"].urls.len(), 2, "{doc}");
         }
+    }
+
+    /// `rateLimits.wso2Scope: global` makes every tier a global policy, which
+    /// needs `rateLimits.redis`.
+    #[test]
+    fn tiers_become_global_when_asked() {
+        let doc = "samples/policies_sample.yaml";
+        let providers = format!("    default: {JWT}\n");
+        let scopes = |b: &Bundle| {
+            let r = b.rate_limits.as_ref().unwrap();
+            r.policies.values().map(|p| p.scope).collect::<Vec<_>>()
+        };
+        let (b, e, _) = compile_with(
+            doc,
+            &providers,
+            "{wso2Policies: policies.yaml, wso2Scope: global, redis: {url: '${MGW_REDIS_URL}'}}",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(scopes(&b), [mgw_bundle::RateLimitScope::Global; 2]);
+        assert_eq!(
+            b.rate_limits.as_ref().unwrap().redis.as_ref().unwrap().url,
+            "${MGW_REDIS_URL}"
+        );
+        // `local` is the default, also when written.
+        let (b, e, _) = compile_with(
+            doc,
+            &providers,
+            "{wso2Policies: policies.yaml, wso2Scope: local}",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(scopes(&b), [mgw_bundle::RateLimitScope::Local; 2]);
+
+        // The manifest is refused, at the key's position.
+        let refused = |rate_limits: &str| {
+            load_from(Source::Memory(files(doc, &providers, rate_limits)))
+                .map(|_| ())
+                .expect_err("a refused manifest")
+                .to_string()
+        };
+        let e = refused("{wso2Policies: policies.yaml, wso2Scope: global}");
+        assert!(
+            e.contains("mgw.yaml:4:54")
+                && e.contains("rateLimits.wso2Scope")
+                && e.contains(
+                    "`global` keeps the WSO2 tiers' budgets in Redis; set `rateLimits.redis.url`"
+                ),
+            "{e}"
+        );
+        let e = refused("{wso2Scope: global}");
+        assert!(
+            e.contains("rateLimits.wso2Scope")
+                && e.contains(
+                    "applies to the tiers of `rateLimits.wso2Policies`, which is not set"
+                ),
+            "{e}"
+        );
+        let e = refused("{wso2Policies: policies.yaml, wso2Scope: shared}");
+        assert!(e.contains("wso2Scope") && e.contains("shared"), "{e}");
     }
 
     #[test]

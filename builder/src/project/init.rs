@@ -512,7 +512,7 @@ analytics:
         },
         rate_limits = match t.wso2_policies {
             Some(file) => format!(
-                "\n# The WSO2 Microgateway project's throttling tiers (`x-wso2-throttling-tier`\n# names them), read into rate-limit policies; only tiers in use are compiled.\nrateLimits:\n  wso2Policies: {}\n",
+                "\n# The WSO2 Microgateway project's throttling tiers (`x-wso2-throttling-tier`\n# names them), read into rate-limit policies; only tiers in use are compiled.\nrateLimits:\n  wso2Policies: {}\n  # One budget per tier for all replicas together, on Redis (else per replica):\n  # wso2Scope: global\n  # redis:\n  #   url: ${{MGW_REDIS_URL}}\n  #   replicas: ${{MGW_REPLICAS:-1}}\n",
                 scalar(file)
             ),
             None => String::new(),

@@ -289,6 +289,10 @@ struct RateLimitsWire {
     /// A WSO2 Microgateway 3.x `policies.yaml` whose tiers become policies.
     #[serde(default)]
     wso2_policies: Option<String>,
+    /// Where those tiers keep their budgets: `local` (each replica) or
+    /// `global` (in `redis`, shared by every replica).
+    #[serde(default)]
+    wso2_scope: Option<RateLimitScope>,
     /// The wire type itself: checked by the bundle's own rules at compile.
     #[serde(default)]
     redis: Option<RateLimitRedis>,
@@ -1314,7 +1318,13 @@ impl Validator<'_> {
             limits.policies.extend(one.policies);
         }
         if let Some(file) = &w.wso2_policies {
-            self.wso2_policies(&p().key("wso2Policies"), file, &mut limits.policies);
+            let scope = self.wso2_scope(w.wso2_scope, w.redis.is_some());
+            self.wso2_policies(&p().key("wso2Policies"), file, scope, &mut limits.policies);
+        } else if w.wso2_scope.is_some() {
+            self.err(
+                &p().key("wso2Scope"),
+                "applies to the tiers of `rateLimits.wso2Policies`, which is not set",
+            );
         }
         if let Some(u) = &w.unauthenticated {
             if !limits.policies.contains_key(u) {
@@ -1332,12 +1342,26 @@ impl Validator<'_> {
         limits
     }
 
-    /// Adds the tiers of a WSO2 `policies.yaml` to `policies`; a name both
-    /// files declare is an error.
+    /// The scope of the WSO2 tiers: `global` needs `rateLimits.redis`.
+    fn wso2_scope(&mut self, scope: Option<RateLimitScope>, has_redis: bool) -> RateLimitScope {
+        let scope = scope.unwrap_or_default();
+        if scope == RateLimitScope::Global && !has_redis {
+            self.err(
+                &root().key("rateLimits").key("wso2Scope"),
+                "`global` keeps the WSO2 tiers' budgets in Redis; set `rateLimits.redis.url` (such as `url: ${MGW_REDIS_URL}`), or drop `wso2Scope` for per-replica limits",
+            );
+            return RateLimitScope::Local;
+        }
+        scope
+    }
+
+    /// Adds the tiers of a WSO2 `policies.yaml` to `policies`, with `scope`; a
+    /// name both files declare is an error.
     fn wso2_policies(
         &mut self,
         at: &KeyPath,
         file: &str,
+        scope: RateLimitScope,
         policies: &mut BTreeMap<String, RateLimitPolicy>,
     ) {
         let file = match normalize_relative("", file) {
@@ -1360,7 +1384,8 @@ impl Validator<'_> {
         };
         let (enforced, refused) = super::wso2_policies::policies(tiers);
         self.wso2.refused.extend(refused);
-        for (name, (policy, origin)) in enforced {
+        for (name, (mut policy, origin)) in enforced {
+            policy.scope = scope;
             if policies.contains_key(&name) {
                 self.key_err(
                     &root().key("rateLimits").key("policies").key(name.clone()),

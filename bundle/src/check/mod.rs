@@ -380,6 +380,10 @@ impl Config {
         }
 
         let analytics = check_analytics(&mut c, &bundle.analytics);
+        let tracing = bundle
+            .tracing
+            .as_ref()
+            .map(|t| tracing::check_tracing(&mut c, t));
 
         if !c.problems.is_empty() {
             return Err(BundleError::Invalid(c.problems));
@@ -398,10 +402,7 @@ impl Config {
             analytics,
             tls,
             auth,
-            tracing: bundle
-                .tracing
-                .as_ref()
-                .map(|t| tracing::check_tracing(&mut c, t)),
+            tracing,
         })
     }
 }

@@ -54,7 +54,7 @@ pub(super) fn check_redis(
         );
     }
     let timeout_ms = bounded(c, &format!("{key}.timeoutMs"), r.timeout_ms, 1, 10_000) as u64;
-    let replicas = bounded(c, &format!("{key}.replicas"), r.replicas, 1, 10_000) as u64;
+    let replicas = count(c, &format!("{key}.replicas"), &r.replicas, 1, 10_000);
     Some(RedisCfg {
         url,
         username,
@@ -64,6 +64,28 @@ pub(super) fn check_redis(
         timeout: std::time::Duration::from_millis(timeout_ms),
         replicas,
     })
+}
+
+/// A count within `min..=max`, resolving a template. Without an environment (the
+/// builder), a template with an unset variable is only checked for syntax.
+fn count(c: &mut Checker<'_>, key: &str, v: &CountOrTemplate, min: u64, max: u64) -> u64 {
+    let n = match v {
+        CountOrTemplate::Count(n) => *n,
+        CountOrTemplate::Template(t) => match c.resolve(key, t) {
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(n) => n,
+                Err(_) => {
+                    c.push(
+                        key,
+                        format!("`{t}` gives `{text}`, which is not a whole number"),
+                    );
+                    return min;
+                }
+            },
+            None => return min,
+        },
+    };
+    bounded(c, key, n, min, max) as u64
 }
 
 /// `redis://user:secret@host` carries a password; `redis://user@host` does not.

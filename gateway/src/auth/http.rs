@@ -16,8 +16,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 /// Where the base image puts the CA bundle.
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -27,11 +25,22 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// A pooled HTTP/1.1 client for `https://` and `http://` URLs.
 pub fn client() -> HttpClient {
     let mut roots = rustls::RootCertStore::empty();
-    if let Ok(iter) = CertificateDer::pem_file_iter(CA_BUNDLE) {
-        for cert in iter.flatten() {
-            let _ = roots.add(cert);
-        }
-    }
+    crate::upstream_tls::add_ca_bundle(&mut roots);
+    let (tls, http) = client_parts(roots);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
+/// The pieces of the gateway's own clients (this one, the OTLP exporter): TLS
+/// trusting `roots` (ring), and a TCP connector with a 5 s connect timeout.
+pub(crate) fn client_parts(roots: rustls::RootCertStore) -> (rustls::ClientConfig, HttpConnector) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -42,15 +51,7 @@ pub fn client() -> HttpClient {
     http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
     http.set_nodelay(true);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_timer(TokioTimer::new())
-        .build(connector)
+    (tls, http)
 }
 
 #[derive(Debug, thiserror::Error)]
