@@ -378,8 +378,14 @@ impl<T> RouterBuilder<T> {
             });
             if let Some(leaf) = &mut node.leaf {
                 leaf.allow = leaf.compute_allow();
+                // Most paths have one method: without this a leaf keeps the
+                // capacity of four endpoints for as long as the gateway runs.
+                leaf.endpoints.shrink_to_fit();
             }
+            node.patterns.shrink_to_fit();
         }
+        // The arena grew by doubling; the frozen router keeps only what it uses.
+        self.nodes.shrink_to_fit();
         Router {
             nodes: self.nodes,
             max_literal_len,
