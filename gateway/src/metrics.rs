@@ -6,6 +6,7 @@
 //! here may carry a label value that comes from a client (paths, header values):
 //! unknown methods are folded into `OTHER`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
 
@@ -14,16 +15,17 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::bundle::Config;
+use crate::histogram::LatencyHistogram;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    api: String,
-    operation: String,
-    method: String,
+    // Shared by the five status classes and the route's histogram.
+    api: Arc<str>,
+    operation: Arc<str>,
+    method: Arc<str>,
     status_class: &'static str,
 }
 
@@ -36,8 +38,8 @@ struct ContractLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    api: String,
-    operation: String,
+    api: Arc<str>,
+    operation: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,16 +67,11 @@ struct InfoLabels {
 }
 
 /// Latency buckets in seconds: 100µs to 30s.
-const LATENCY_BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    10.0, 30.0,
-];
-
 /// Handles for one route, created at start.
 #[derive(Clone)]
 pub struct RouteMetrics {
     by_class: [Counter; 5],
-    duration: Histogram,
+    duration: LatencyHistogram,
 }
 
 impl RouteMetrics {
@@ -89,7 +86,7 @@ impl RouteMetrics {
 #[derive(Clone)]
 pub struct UpstreamMetrics {
     name: String,
-    duration: Histogram,
+    duration: LatencyHistogram,
     errors: Family<UpstreamErrorLabels, Counter>,
     pub resilience: ResilienceMetrics,
 }
@@ -179,8 +176,8 @@ pub struct Metrics {
     pub analytics_written: Counter<u64, AtomicU64>,
     connection_errors: Family<KindLabels, Counter>,
     pub connections_open: Gauge<i64, AtomicI64>,
-    route_duration: Family<RouteLabels, Histogram>,
-    upstream_duration: Family<UpstreamLabels, Histogram>,
+    route_duration: Family<RouteLabels, LatencyHistogram>,
+    upstream_duration: Family<UpstreamLabels, LatencyHistogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     pub traffic: TrafficMetrics,
     auth_outcomes: Family<AuthLabels, Counter>,
@@ -195,10 +192,6 @@ struct ResultLabels {
     result: &'static str,
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
-}
-
 impl Metrics {
     pub fn new(config: &Config) -> Self {
         let mut registry = Registry::with_prefix("mgw");
@@ -209,11 +202,8 @@ impl Metrics {
         let analytics_written = Counter::<u64, AtomicU64>::default();
         let connection_errors = Family::<KindLabels, Counter>::default();
         let connections_open = Gauge::<i64, AtomicI64>::default();
-        let route_duration =
-            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
-        let upstream_duration = Family::<UpstreamLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> _,
-        );
+        let route_duration = Family::<RouteLabels, LatencyHistogram>::default();
+        let upstream_duration = Family::<UpstreamLabels, LatencyHistogram>::default();
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         let info = Family::<InfoLabels, Gauge>::default();
         info.get_or_create(&InfoLabels {
@@ -376,11 +366,13 @@ impl Metrics {
 
     /// Creates the handles for one route.
     pub fn route(&self, api: &str, operation: &str, method: &Method) -> RouteMetrics {
+        let (api, operation): (Arc<str>, Arc<str>) = (api.into(), operation.into());
+        let method: Arc<str> = method.as_str().into();
         let class = |status_class| {
             self.requests.get_or_create_owned(&RequestLabels {
-                api: api.to_owned(),
-                operation: operation.to_owned(),
-                method: method.as_str().to_owned(),
+                api: api.clone(),
+                operation: operation.clone(),
+                method: method.clone(),
                 status_class,
             })
         };
@@ -392,10 +384,9 @@ impl Metrics {
                 class("4xx"),
                 class("5xx"),
             ],
-            duration: self.route_duration.get_or_create_owned(&RouteLabels {
-                api: api.to_owned(),
-                operation: operation.to_owned(),
-            }),
+            duration: self
+                .route_duration
+                .get_or_create_owned(&RouteLabels { api, operation }),
         }
     }
 
@@ -528,7 +519,7 @@ struct ActionLabels {
 #[derive(Clone)]
 pub struct RedisMetrics {
     /// Seconds per decision that Redis answered.
-    pub latency: Histogram,
+    pub latency: LatencyHistogram,
     errors: Family<KindLabels, Counter>,
     fallbacks: Family<ActionLabels, Counter>,
     /// 1 while decisions go to Redis, 0 while the fallback decides.
@@ -571,7 +562,7 @@ impl TrafficMetrics {
         let m = TrafficMetrics {
             trace: crate::trace::TraceCounters::default(),
             redis: RedisMetrics {
-                latency: Histogram::new(LATENCY_BUCKETS),
+                latency: LatencyHistogram::default(),
                 errors: Family::default(),
                 fallbacks: Family::default(),
                 up: Gauge::default(),

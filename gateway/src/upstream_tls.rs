@@ -68,7 +68,7 @@ pub fn connectors(cfg: &UpstreamCfg) -> Result<(Connector, Option<Connector>), U
     let Some(tls) = &cfg.tls else {
         // Only `http://` URLs (the bundle check guarantees it): no TLS is ever set
         // up, so the configuration trusts nothing and no file is read.
-        let none = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut none = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
@@ -78,6 +78,9 @@ pub fn connectors(cfg: &UpstreamCfg) -> Result<(Connector, Option<Connector>), U
         })?
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
+        // Never used for a handshake: no session cache (the default one takes
+        // about 15 KiB per upstream).
+        none.resumption = rustls::client::Resumption::disabled();
         let plain = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(none)
             .https_or_http()

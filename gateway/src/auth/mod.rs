@@ -170,7 +170,9 @@ impl Security {
     /// tasks. A provider that cannot start is a configuration error (exit 64).
     /// Must run inside a tokio runtime.
     pub async fn load(config: &Config, metrics: &Arc<Metrics>) -> Result<Security, SetupError> {
-        let client = http::client();
+        // Built on first use: parsing the image's CA bundle costs start-up time
+        // and memory that a bundle without JWT or introspection never needs.
+        let mut client: Option<http::HttpClient> = None;
         let mut tasks = Vec::new();
         let mut providers = Vec::with_capacity(config.auth.providers.len());
         for p in &config.auth.providers {
@@ -182,7 +184,12 @@ impl Security {
             let checker = match &p.kind {
                 ProviderKind::Jwt(cfg) => {
                     let v = Arc::new(
-                        jwt::JwtVerifier::new(name, cfg.clone(), client.clone()).map_err(err)?,
+                        jwt::JwtVerifier::new(
+                            name,
+                            cfg.clone(),
+                            client.get_or_insert_with(http::client).clone(),
+                        )
+                        .map_err(err)?,
                     );
                     if let Some(task) = v.start().await {
                         tasks.push(AbortOnDrop(task));
@@ -205,8 +212,12 @@ impl Security {
                     Checker::Basic(b)
                 }
                 ProviderKind::Introspection(cfg) => Checker::Introspection(Arc::new(
-                    introspect::Introspector::new(name, cfg.clone(), client.clone())
-                        .map_err(err)?,
+                    introspect::Introspector::new(
+                        name,
+                        cfg.clone(),
+                        client.get_or_insert_with(http::client).clone(),
+                    )
+                    .map_err(err)?,
                 )),
             };
             providers.push(checker);
