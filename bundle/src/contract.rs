@@ -240,6 +240,27 @@ pub fn compile_schema(dialect: Dialect, schema: &Value) -> Result<jsonschema::Va
         .map_err(|e| format!("the schema does not compile: {e}"))
 }
 
+/// What to report of a validation error `e`: itself, except a failed
+/// implication `anyOf: [{not: A}, B]` (how draft 4 writes "if A then B", as the
+/// builder does for a `discriminator`'s branch), which is reported by the errors
+/// of `B` — where the instance actually breaks the branch its `A` selected.
+pub fn reasons<'e, 'a>(
+    e: &'e jsonschema::ValidationError<'a>,
+) -> Vec<&'e jsonschema::ValidationError<'a>> {
+    if let jsonschema::error::ValidationErrorKind::AnyOf { context } = e.kind() {
+        if let [guard, branch] = context.as_slice() {
+            if let [g] = guard.as_slice() {
+                if matches!(g.kind(), jsonschema::error::ValidationErrorKind::Not { .. })
+                    && !branch.is_empty()
+                {
+                    return branch.iter().flat_map(reasons).collect();
+                }
+            }
+        }
+    }
+    vec![e]
+}
+
 /// A [`RequestContract`] with every schema compiled, once, at start.
 pub struct CheckedRequest {
     pub contract: RequestContract,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use http::Response;
 use http::header::CONTENT_TYPE;
-use mgw_bundle::contract::{CheckedResponses, media_index};
+use mgw_bundle::contract::{CheckedResponses, media_index, reasons};
 
 use crate::body::ResponseBody;
 use crate::metrics::Metrics;
@@ -80,7 +80,9 @@ pub fn observe(
                 Err(_) => report(&metrics, &op, "body", status, "not JSON"),
                 Ok(v) => {
                     if let Some(e) = validator.iter_errors(&v).next() {
-                        report(&metrics, &op, "body", status, e.instance_path().as_str());
+                        let why = reasons(&e);
+                        let at = why.first().map_or("", |r| r.instance_path().as_str());
+                        report(&metrics, &op, "body", status, at);
                     }
                 }
             }

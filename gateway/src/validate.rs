@@ -19,7 +19,9 @@ use http::HeaderMap;
 use http::header::{CONTENT_TYPE, COOKIE};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use mgw_bundle::contract::{CheckedRequest, ParamIn, ParamStyle, ParameterContract, media_index};
+use mgw_bundle::contract::{
+    CheckedRequest, ParamIn, ParamStyle, ParameterContract, media_index, reasons,
+};
 use serde_json::{Map, Value};
 
 use crate::error::{GatewayError, Invalid, Violation};
@@ -98,7 +100,8 @@ pub async fn request(
             value: Some(excerpt(&String::from_utf8_lossy(&bytes))),
         }),
         Ok(v) => {
-            for e in validator.iter_errors(&v).take(MAX_VIOLATIONS) {
+            let errors = validator.iter_errors(&v).collect::<Vec<_>>();
+            for e in errors.iter().flat_map(reasons).take(MAX_VIOLATIONS) {
                 violations.push(Violation {
                     location: "body",
                     name: e.instance_path().as_str().to_owned(),

@@ -78,17 +78,32 @@ fn corpus(path: &str) -> String {
 /// loopback listeners, no analytics, and its operations' security left out
 /// (the contract is under test here, not the petstore's OAuth).
 fn bundle(doc: &str, settings: &str, upstream: SocketAddr) -> Value {
+    let files = [("api.yaml".to_owned(), doc.to_owned())].into();
+    bundle_of(
+        files,
+        "api.yaml",
+        "petstore_auth: jwt, api_key: key",
+        settings,
+        upstream,
+    )
+}
+
+/// [`bundle`] of a document in several `files`, `spec` the entry, `schemes`
+/// mapping its security schemes to the providers `jwt` and `key`.
+fn bundle_of(
+    mut files: BTreeMap<String, String>,
+    spec: &str,
+    schemes: &str,
+    settings: &str,
+    upstream: SocketAddr,
+) -> Value {
     let manifest = format!(
         "name: t\nversion: '1'\nupstreams: {{u: {{urls: ['http://{upstream}']}}}}\n\
-         apis: [{{name: pets, spec: api.yaml, upstream: u, basePath: /, {settings}}}]\n\
+         apis: [{{name: pets, spec: {spec}, upstream: u, basePath: /, {settings}}}]\n\
          auth: {{providers: {{jwt: {{type: jwt, issuer: i, jwksUrl: 'https://127.0.0.1:1/jwks'}}, \
-         key: {{type: apiKey, file: /keys}}}}, schemes: {{petstore_auth: jwt, api_key: key}}}}\n"
+         key: {{type: apiKey, file: /keys}}}}, schemes: {{{schemes}}}}}\n"
     );
-    let files: BTreeMap<String, String> = [
-        ("mgw.yaml".to_owned(), manifest),
-        ("api.yaml".to_owned(), doc.to_owned()),
-    ]
-    .into();
+    files.insert("mgw.yaml".to_owned(), manifest);
     let project = load_from(Source::Memory(files)).unwrap();
     let compiled = compile(&project).unwrap_or_else(|e| panic!("{e}"));
     let mut b = serde_json::to_value(&compiled.bundle).unwrap();
@@ -583,4 +598,287 @@ async fn response_checks_report_drift_and_never_block() {
         );
     }
     gw.shutdown().await;
+}
+
+/// The files of a multi-file corpus document, keyed `<prefix>/<path below dir>`.
+fn corpus_files(dir: &str, prefix: &str) -> BTreeMap<String, String> {
+    fn walk(
+        root: &std::path::Path,
+        at: &std::path::Path,
+        prefix: &str,
+        out: &mut BTreeMap<String, String>,
+    ) {
+        for e in std::fs::read_dir(at).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, prefix, out);
+            } else if path.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                let rel = path.strip_prefix(root).unwrap().to_str().unwrap();
+                out.insert(
+                    format!("{prefix}/{rel}"),
+                    std::fs::read_to_string(&path).unwrap(),
+                );
+            }
+        }
+    }
+    let root = std::path::PathBuf::from(format!(
+        "{}/../tests/corpus/{dir}",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    let mut out = BTreeMap::new();
+    walk(&root, &root, prefix, &mut out);
+    out
+}
+
+/// The violations `(in, name)` a request should get.
+type Want = &'static [(&'static str, &'static str)];
+
+/// `(in, name)` pairs, owned.
+fn expect(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+/// A real document's `anyOf` + `discriminator` (DigitalOcean, OpenAPI 3.0,
+/// multi-file, `mapping` to other files): the `type` selects the branch. Without
+/// it an MX record lacking its `priority` passed as an SOA record, and an
+/// unmapped `type` passed through any branch.
+#[tokio::test]
+async fn a_discriminator_selects_the_branch_in_a_real_document() {
+    let up = echo().await;
+    let gw = start(bundle_of(
+        corpus_files("digitalocean/specification", "do"),
+        "do/DigitalOcean-public.v2.yaml",
+        "bearer_auth: jwt",
+        "validation: {request: true}, include: {operations: [domains_create_record, volumeActions_post]}",
+        up.addr,
+    ))
+    .await;
+    let records = "/v2/domains/example.com/records";
+    let ok = br#"{"type": "MX", "data": "mail.example.com", "priority": 10}"#;
+    let r = call(&gw, Method::POST, records, &[JSON], ok).await;
+    assert_eq!(
+        (r.status, &r.body[..]),
+        (StatusCode::OK, &ok[..]),
+        "{:?}",
+        r.body
+    );
+    let attach = br#"{"type": "attach", "volume_name": "example", "droplet_id": 11612190, "region": "nyc1"}"#;
+    let r = call(&gw, Method::POST, "/v2/volumes/actions", &[JSON], attach).await;
+    assert_eq!(
+        (r.status, &r.body[..]),
+        (StatusCode::OK, &attach[..]),
+        "{:?}",
+        r.body
+    );
+    let cases: [(&str, &[u8], Want); 3] = [
+        // Valid as an SOA record, but `MX` selects the MX branch.
+        (
+            records,
+            br#"{"type": "MX", "data": "mail.example.com", "ttl": 1800}"#,
+            &[("body", "")],
+        ),
+        // An unknown value is refused at the discriminator property.
+        (
+            records,
+            br#"{"type": "XX", "data": "x", "ttl": 1800}"#,
+            &[("body", "/type")],
+        ),
+        // `resize` is in the base schema's enum, but no branch is mapped to it.
+        (
+            "/v2/volumes/actions",
+            br#"{"type": "resize", "volume_name": "example", "droplet_id": 1, "region": "nyc1"}"#,
+            &[("body", "/type")],
+        ),
+    ];
+    for (path, body, want) in cases {
+        let r = call(&gw, Method::POST, path, &[JSON], body).await;
+        assert_eq!(
+            violations(&r),
+            expect(want),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+    gw.shutdown().await;
+}
+
+/// Petstore-style polymorphism where the branches overlap (every `Cat` is also
+/// a valid `Dog` and `Lizard`, so a plain `oneOf` refuses every pet): `mapping`
+/// by reference and by bare schema name, and the implicit mapping by name.
+fn polymorphic_pets(openapi: &str) -> String {
+    format!(
+        r#"
+openapi: {openapi}
+info: {{title: pets, version: '1'}}
+paths:
+  /pets:
+    post:
+      operationId: addPet
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              oneOf:
+                - $ref: '#/components/schemas/Cat'
+                - $ref: '#/components/schemas/Dog'
+                - $ref: '#/components/schemas/Lizard'
+              discriminator:
+                propertyName: petType
+                mapping:
+                  dog: '#/components/schemas/Dog'
+                  lizard: Lizard
+      responses:
+        '201':
+          description: created
+          content:
+            application/json:
+              schema:
+                oneOf:
+                  - $ref: '#/components/schemas/Cat'
+                  - $ref: '#/components/schemas/Dog'
+                discriminator: {{propertyName: petType, mapping: {{dog: Dog}}}}
+components:
+  schemas:
+    Pet:
+      type: object
+      required: [petType, name]
+      properties:
+        petType: {{type: string}}
+        name: {{type: string}}
+    Cat:
+      allOf:
+        - $ref: '#/components/schemas/Pet'
+        - type: object
+          properties:
+            huntingSkill: {{type: string, enum: [clueless, lazy, adventurous]}}
+    Dog:
+      allOf:
+        - $ref: '#/components/schemas/Pet'
+        - type: object
+          required: [packSize]
+          properties:
+            packSize: {{type: integer, minimum: 0}}
+    Lizard:
+      allOf:
+        - $ref: '#/components/schemas/Pet'
+        - type: object
+          properties:
+            lovesRocks: {{type: boolean}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_discriminator_selects_one_of_overlapping_branches() {
+    for openapi in ["3.0.3", "3.1.0"] {
+        let up = echo().await;
+        let gw = start(bundle(
+            &polymorphic_pets(openapi),
+            "validation: {request: true}",
+            up.addr,
+        ))
+        .await;
+        for ok in [
+            &br#"{"petType": "Cat", "name": "Tom", "huntingSkill": "lazy"}"#[..],
+            br#"{"petType": "dog", "name": "Rex", "packSize": 3}"#,
+            br#"{"petType": "lizard", "name": "Liz", "lovesRocks": true}"#,
+        ] {
+            let r = call(&gw, Method::POST, "/pets", &[JSON], ok).await;
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (StatusCode::OK, ok),
+                "{openapi}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+        let cases: [(&[u8], Want); 5] = [
+            // The selected branch's own rules, at their pointer.
+            (
+                br#"{"petType": "dog", "name": "Rex", "packSize": -1}"#,
+                &[("body", "/packSize")],
+            ),
+            (
+                br#"{"petType": "Cat", "name": "Tom", "huntingSkill": "sleepy"}"#,
+                &[("body", "/huntingSkill")],
+            ),
+            // A dog without its required `packSize` (a valid cat otherwise).
+            (br#"{"petType": "dog", "name": "Rex"}"#, &[("body", "")]),
+            // Unknown, or the schema name where a mapping renames it.
+            (
+                br#"{"petType": "Cow", "name": "x"}"#,
+                &[("body", "/petType")],
+            ),
+            (
+                br#"{"petType": "Dog", "name": "x", "packSize": 1}"#,
+                &[("body", "/petType")],
+            ),
+        ];
+        for (body, want) in cases {
+            let r = call(&gw, Method::POST, "/pets", &[JSON], body).await;
+            assert_eq!(
+                violations(&r),
+                expect(want),
+                "{openapi}: {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(up.hits.load(Ordering::SeqCst), 3);
+        gw.shutdown().await;
+    }
+}
+
+/// A random valid `Cat`, `Dog` or `Lizard` of [`polymorphic_pets`].
+fn polymorphic_pet() -> impl Strategy<Value = Value> {
+    let cat = prop::option::of(prop::sample::select(vec![
+        "clueless",
+        "lazy",
+        "adventurous",
+    ]))
+    .prop_map(|s| {
+        s.map_or(
+            json!({"petType": "Cat"}),
+            |s| json!({"petType": "Cat", "huntingSkill": s}),
+        )
+    });
+    let dog = (0..i64::MAX).prop_map(|n| json!({"petType": "dog", "packSize": n}));
+    let lizard = prop::option::of(any::<bool>()).prop_map(|b| {
+        b.map_or(
+            json!({"petType": "lizard"}),
+            |b| json!({"petType": "lizard", "lovesRocks": b}),
+        )
+    });
+    (prop_oneof![cat, dog, lizard], ".{0,16}").prop_map(|(mut p, name)| {
+        p["name"] = name.into();
+        p
+    })
+}
+
+/// Random valid instances of overlapping discriminated branches are never
+/// refused, in either dialect.
+#[test]
+fn random_valid_polymorphic_pets_are_never_refused() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for openapi in ["3.0.3", "3.1.0"] {
+        let (gw, _up) = rt.block_on(async {
+            let up = echo().await;
+            let gw = start(bundle(
+                &polymorphic_pets(openapi),
+                "validation: {request: true}",
+                up.addr,
+            ))
+            .await;
+            (gw, up)
+        });
+        proptest!(ProptestConfig::with_cases(48), |(p in polymorphic_pet())| {
+            let body = serde_json::to_vec(&p).unwrap();
+            let r = rt.block_on(call(&gw, Method::POST, "/pets", &[JSON], &body));
+            prop_assert_eq!(r.status, StatusCode::OK, "{}: {}", openapi, String::from_utf8_lossy(&r.body));
+            prop_assert_eq!(&r.body[..], &body[..]);
+        });
+        rt.block_on(gw.shutdown());
+    }
 }

@@ -22,6 +22,7 @@ use mgw_bundle::contract::{
 };
 use serde_json::{Map, Value};
 
+use super::discriminator::Branch;
 use super::error::Diagnostic;
 use super::refs::{Loc, Store, ref_of};
 use super::yaml::{Mark, Node, resolve_pointer};
@@ -74,6 +75,17 @@ struct Cx<'s> {
     store: &'s Store,
     dialect: Dialect,
     swagger2: bool,
+}
+
+/// The definitions a self-contained schema is being copied into.
+struct Defs<'n> {
+    /// `definitions` (draft 4) or `$defs`.
+    key: &'static str,
+    /// Slot of each referenced schema already queued.
+    names: BTreeMap<Loc, usize>,
+    defs: Vec<Value>,
+    /// Schemas still to copy, with their slot.
+    work: Vec<(Loc, &'n Node, usize)>,
 }
 
 /// Whether a schema is read for a request or a response (`readOnly`/`writeOnly`).
@@ -403,13 +415,14 @@ impl Cx<'_> {
             Dialect::Draft4 => "definitions",
             Dialect::Draft202012 => "$defs",
         };
-        let mut defs: Vec<Value> = Vec::new();
-        let mut names: BTreeMap<Loc, usize> = BTreeMap::new();
-        let mut work: Vec<(Loc, &Node, usize)> = Vec::new();
-        defs.push(Value::Null);
-        work.push((loc.clone(), node, 0));
+        let mut d = Defs {
+            key: defs_key,
+            names: BTreeMap::new(),
+            defs: vec![Value::Null],
+            work: vec![(loc.clone(), node, 0)],
+        };
         let mut steps = 0usize;
-        while let Some((at, n, slot)) = work.pop() {
+        while let Some((at, n, slot)) = d.work.pop() {
             steps += 1;
             if steps > 10_000 {
                 return Err(Self::err(
@@ -418,9 +431,10 @@ impl Cx<'_> {
                     "the schema references too many schemas",
                 ));
             }
-            let v = self.copy(&at, n, defs_key, &mut names, &mut defs, &mut work)?;
-            defs[slot] = v;
+            let v = self.copy(&at, n, &mut d)?;
+            d.defs[slot] = v;
         }
+        let mut defs = d.defs;
         for d in &mut defs {
             if self.dialect == Dialect::Draft4 {
                 rewrite_30(d, dir);
@@ -447,41 +461,14 @@ impl Cx<'_> {
     }
 
     /// JSON of `n` with every `$ref` rewritten to a definition slot (queued).
-    fn copy<'n>(
-        &'n self,
-        at: &Loc,
-        n: &'n Node,
-        defs_key: &str,
-        names: &mut BTreeMap<Loc, usize>,
-        defs: &mut Vec<Value>,
-        work: &mut Vec<(Loc, &'n Node, usize)>,
-    ) -> Result<Value, Diagnostic> {
+    fn copy<'n>(&'n self, at: &Loc, n: &'n Node, d: &mut Defs<'n>) -> Result<Value, Diagnostic> {
         use super::yaml::Kind;
         Ok(match &n.kind {
             Kind::Map(entries) => {
                 let mut m = Map::new();
                 if let Some(raw) = ref_of(n) {
-                    let target = self
-                        .store
-                        .locate(&at.child("$ref"), raw)
-                        .map_err(|e| Self::err(at, n, e))?;
-                    let slot = match names.get(&target) {
-                        Some(&s) => s,
-                        None => {
-                            let doc = self.store.doc(&target.file).ok_or_else(|| {
-                                Self::err(at, n, format!("`$ref` `{raw}`: file not loaded"))
-                            })?;
-                            let tnode = resolve_pointer(doc, &target.pointer).map_err(|_| {
-                                Self::err(at, n, format!("`$ref` `{raw}` points to nothing"))
-                            })?;
-                            let s = defs.len();
-                            defs.push(Value::Null);
-                            names.insert(target.clone(), s);
-                            work.push((target, tnode, s));
-                            s
-                        }
-                    };
-                    m.insert("$ref".into(), Value::String(format!("#/{defs_key}/{slot}")));
+                    let (_, slot) = self.slot(at, n, raw, d)?;
+                    m.insert("$ref".into(), Value::String(format!("#/{}/{slot}", d.key)));
                 }
                 for e in entries {
                     match e.key.as_str() {
@@ -497,14 +484,7 @@ impl Cx<'_> {
                             let mut inner = Map::new();
                             let mloc = at.child(e.key.clone());
                             for pe in e.value.as_map().unwrap_or_default() {
-                                let v = self.copy(
-                                    &mloc.child(pe.key.clone()),
-                                    &pe.value,
-                                    defs_key,
-                                    names,
-                                    defs,
-                                    work,
-                                )?;
+                                let v = self.copy(&mloc.child(pe.key.clone()), &pe.value, d)?;
                                 inner.insert(pe.key.clone(), v);
                             }
                             m.insert(e.key.clone(), Value::Object(inner));
@@ -512,17 +492,13 @@ impl Cx<'_> {
                         _ => {
                             m.insert(
                                 e.key.clone(),
-                                self.copy(
-                                    &at.child(e.key.clone()),
-                                    &e.value,
-                                    defs_key,
-                                    names,
-                                    defs,
-                                    work,
-                                )?,
+                                self.copy(&at.child(e.key.clone()), &e.value, d)?,
                             );
                         }
                     }
+                }
+                if n.get("discriminator").is_some() {
+                    self.discriminate(at, n, &mut m, d)?;
                 }
                 Value::Object(m)
             }
@@ -530,13 +506,130 @@ impl Cx<'_> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, it)| {
-                        self.copy(&at.child(i.to_string()), it, defs_key, names, defs, work)
-                    })
+                    .map(|(i, it)| self.copy(&at.child(i.to_string()), it, d))
                     .collect::<Result<_, _>>()?,
             ),
             Kind::Scalar(_) => n.to_json(),
         })
+    }
+}
+
+impl Cx<'_> {
+    /// The definition slot of the schema `raw` (a `$ref` written at `at`)
+    /// points to, queued for copying the first time; with its location.
+    fn slot<'n>(
+        &'n self,
+        at: &Loc,
+        n: &'n Node,
+        raw: &str,
+        d: &mut Defs<'n>,
+    ) -> Result<(Loc, usize), Diagnostic> {
+        let target = self
+            .store
+            .locate(&at.child("$ref"), raw)
+            .map_err(|e| Self::err(at, n, e))?;
+        if let Some(&s) = d.names.get(&target) {
+            return Ok((target, s));
+        }
+        let doc = self
+            .store
+            .doc(&target.file)
+            .ok_or_else(|| Self::err(at, n, format!("`$ref` `{raw}`: file not loaded")))?;
+        let tnode = resolve_pointer(doc, &target.pointer)
+            .map_err(|_| Self::err(at, n, format!("`$ref` `{raw}` points to nothing")))?;
+        let s = d.defs.len();
+        d.defs.push(Value::Null);
+        d.names.insert(target.clone(), s);
+        d.work.push((target.clone(), tnode, s));
+        Ok((target, s))
+    }
+
+    /// A `oneOf`/`anyOf` with a `discriminator` (OpenAPI 3.0 and 3.1): the
+    /// branch is selected by the property's value — the `mapping`'s, then each
+    /// `$ref` branch's schema name (the last segment of its pointer) — and the
+    /// copy in `m` is rewritten so a standard validator does the same
+    /// ([`super::discriminator`]). Left as written when a branch has no value
+    /// (an inline schema the mapping does not name).
+    fn discriminate<'n>(
+        &'n self,
+        at: &Loc,
+        n: &'n Node,
+        m: &mut Map<String, Value>,
+        d: &mut Defs<'n>,
+    ) -> Result<(), Diagnostic> {
+        let Some(disc) = n.get("discriminator") else {
+            return Ok(());
+        };
+        let Some(property) = disc.get("propertyName").and_then(Node::as_str) else {
+            return Ok(());
+        };
+        let Some((keyword, items)) = ["oneOf", "anyOf"]
+            .into_iter()
+            .find_map(|k| n.get(k).and_then(Node::as_seq).map(|s| (k, s)))
+        else {
+            return Ok(());
+        };
+        // (slot, values) in the order branches are first named.
+        let mut branches: Vec<(usize, Vec<String>)> = Vec::new();
+        fn add(branches: &mut Vec<(usize, Vec<String>)>, slot: usize, value: String) {
+            match branches.iter_mut().find(|b| b.0 == slot) {
+                Some(b) => b.1.push(value),
+                None => branches.push((slot, vec![value])),
+            }
+        }
+        let mloc = at.child("discriminator").child("mapping");
+        for e in disc
+            .get("mapping")
+            .and_then(Node::as_map)
+            .unwrap_or_default()
+        {
+            let Some(raw) = e.value.as_str() else {
+                continue;
+            };
+            // A bare schema name, or a reference.
+            let named = format!("#/components/schemas/{raw}");
+            let raw = if !raw.contains(['/', '#'])
+                && self
+                    .store
+                    .locate(&mloc.child("$ref"), &named)
+                    .ok()
+                    .and_then(|t| {
+                        let doc = self.store.doc(&t.file)?;
+                        resolve_pointer(doc, &t.pointer).ok()
+                    })
+                    .is_some()
+            {
+                named.as_str()
+            } else {
+                raw
+            };
+            let (_, slot) = self.slot(&mloc.child(e.key.clone()), &e.value, raw, d)?;
+            add(&mut branches, slot, e.key.clone());
+        }
+        let mapped: Vec<usize> = branches.iter().map(|b| b.0).collect();
+        let iloc = at.child(keyword);
+        for (i, item) in items.iter().enumerate() {
+            let Some(raw) = ref_of(item) else {
+                return Ok(());
+            };
+            let (target, slot) = self.slot(&iloc.child(i.to_string()), item, raw, d)?;
+            if mapped.contains(&slot) {
+                continue;
+            }
+            let Some(name) = target.pointer.last() else {
+                return Ok(());
+            };
+            add(&mut branches, slot, name.clone());
+        }
+        let branches: Vec<Branch> = branches
+            .into_iter()
+            .map(|(slot, values)| Branch {
+                target: format!("#/{}/{slot}", d.key),
+                values,
+            })
+            .collect();
+        super::discriminator::rewrite(m, keyword, property, &branches, self.dialect);
+        Ok(())
     }
 }
 
@@ -569,9 +662,22 @@ fn synthesize(root: &Value, s: &Value, depth: usize) -> Option<Value> {
     }
     for k in ["allOf", "oneOf", "anyOf"] {
         if let Some(all) = s.get(k).and_then(Value::as_array) {
+            // A discriminator's guards: the first branch, with its value.
+            let mut guarded = false;
             let parts: Vec<Value> = all
                 .iter()
-                .filter_map(|p| synthesize(root, p, depth + 1))
+                .flat_map(|p| match super::discriminator::guard(p) {
+                    Some(_) if guarded => vec![],
+                    Some((selected, branch)) => {
+                        guarded = true;
+                        vec![
+                            synthesize(root, branch, depth + 1),
+                            synthesize(root, selected, depth + 1),
+                        ]
+                    }
+                    None => vec![synthesize(root, p, depth + 1)],
+                })
+                .flatten()
                 .collect();
             if k != "allOf" || parts.iter().any(|p| !p.is_object()) {
                 return parts.into_iter().next();

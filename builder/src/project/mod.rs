@@ -17,6 +17,7 @@
 pub mod compile;
 pub mod contract;
 pub mod de;
+pub mod discriminator;
 pub mod error;
 pub mod extensions;
 pub mod init;
