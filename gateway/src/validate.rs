@@ -24,6 +24,8 @@ use mgw_bundle::contract::{
 };
 use serde_json::{Map, Value};
 
+use crate::auth::TakenCredentials;
+use crate::bundle::CredentialIn;
 use crate::error::{GatewayError, Invalid, Violation};
 
 /// Longest excerpt of a client's value in a violation.
@@ -184,7 +186,7 @@ fn parameters(
             ParamIn::Cookie => cookie_raw(&parts.headers, &p.name),
         };
         let Some(raw) = raw else {
-            if p.required {
+            if p.required && !taken(parts, p) {
                 out.push(Violation {
                     location: p.location.as_str(),
                     name: p.name.clone(),
@@ -206,6 +208,22 @@ fn parameters(
         }
     }
     out
+}
+
+/// Whether `p` is a credential the authenticate stage verified and removed: it
+/// was sent (its value is the security scheme's to judge, and gone from the
+/// request).
+fn taken(parts: &http::request::Parts, p: &ParameterContract) -> bool {
+    let location = match p.location {
+        ParamIn::Header => CredentialIn::Header,
+        ParamIn::Query => CredentialIn::Query,
+        ParamIn::Cookie => CredentialIn::Cookie,
+        ParamIn::Path => return false,
+    };
+    parts
+        .extensions
+        .get::<TakenCredentials>()
+        .is_some_and(|t| t.contains(location, &p.name))
 }
 
 /// A parameter as sent, before its schema gives it a type.

@@ -91,6 +91,25 @@ fn bundle(doc: &str, settings: &str, upstream: SocketAddr) -> Value {
 /// [`bundle`] of a document in several `files`, `spec` the entry, `schemes`
 /// mapping its security schemes to the providers `jwt` and `key`.
 fn bundle_of(
+    files: BTreeMap<String, String>,
+    spec: &str,
+    schemes: &str,
+    settings: &str,
+    upstream: SocketAddr,
+) -> Value {
+    let mut b = secured_bundle_of(files, spec, schemes, settings, upstream);
+    b.as_object_mut().unwrap().remove("auth");
+    let api = b["apis"][0].as_object_mut().unwrap();
+    api.remove("securitySchemes");
+    for op in api["operations"].as_array_mut().unwrap() {
+        op.as_object_mut().unwrap().remove("security");
+    }
+    b
+}
+
+/// [`bundle_of`] with its security kept: the `key` provider reads
+/// `/keys` (the test points it at a file of its own).
+fn secured_bundle_of(
     mut files: BTreeMap<String, String>,
     spec: &str,
     schemes: &str,
@@ -110,12 +129,6 @@ fn bundle_of(
     b["listeners"] =
         json!({"api": {"address": "127.0.0.1:0"}, "admin": {"address": "127.0.0.1:0"}});
     b["analytics"] = json!({"sink": "none"});
-    b.as_object_mut().unwrap().remove("auth");
-    let api = b["apis"][0].as_object_mut().unwrap();
-    api.remove("securitySchemes");
-    for op in api["operations"].as_array_mut().unwrap() {
-        op.as_object_mut().unwrap().remove("security");
-    }
     b
 }
 
@@ -881,4 +894,79 @@ fn random_valid_polymorphic_pets_are_never_refused() {
         });
         rt.block_on(gw.shutdown());
     }
+}
+
+/// An API key the document declares twice: as a security scheme and as a
+/// required parameter (a common way to document it).
+const KEYED: &str = r#"
+openapi: 3.0.3
+info: {title: keyed, version: '1'}
+security: [{api_key: []}]
+paths:
+  /things:
+    get:
+      operationId: listThings
+      parameters:
+        - {name: X-API-Key, in: header, required: true, schema: {type: string}}
+        - {name: limit, in: query, schema: {type: integer}}
+      responses: {'200': {description: ok}}
+  /q:
+    get:
+      operationId: query
+      security: [{qkey: []}]
+      parameters:
+        - {name: api_key, in: query, required: true, schema: {type: string}}
+      responses: {'200': {description: ok}}
+components:
+  securitySchemes:
+    api_key: {type: apiKey, in: header, name: X-API-Key}
+    qkey: {type: apiKey, in: query, name: api_key}
+"#;
+
+/// Regression: authentication verified and removed the credential, then
+/// validation refused the request for the missing required parameter. The
+/// credential counts as sent; everything else is still validated.
+#[tokio::test]
+async fn a_credential_declared_as_a_required_parameter_is_not_missing() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let digest = hex::encode(sha2::Sha256::digest(b"key-a"));
+    std::fs::write(&keys, format!("team-a:sha256:{digest}\n")).unwrap();
+    let up = echo().await;
+    let files = [("api.yaml".to_owned(), KEYED.to_owned())].into();
+    let mut b = secured_bundle_of(
+        files,
+        "api.yaml",
+        "api_key: key, qkey: key",
+        "validation: {request: true}",
+        up.addr,
+    );
+    let providers = b["auth"]["providers"].as_object_mut().unwrap();
+    providers.remove("jwt");
+    providers["key"]["file"] = keys.to_str().unwrap().into();
+    let gw = start(b).await;
+    let key = ("x-api-key", "key-a");
+    let r = call(&gw, Method::GET, "/things?limit=2", &[key], b"").await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = call(&gw, Method::GET, "/q?api_key=key-a&x=1", &[], b"").await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.headers["x-seen-uri"], "/q?x=1", "the key is removed");
+    // Still validated; and still refused without the key (by authentication).
+    let r = call(&gw, Method::GET, "/things?limit=two", &[key], b"").await;
+    assert_eq!(violations(&r), expect(&[("query", "limit")]));
+    let r = call(&gw, Method::GET, "/things", &[], b"").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+    gw.shutdown().await;
 }
