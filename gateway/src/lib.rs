@@ -18,6 +18,7 @@ pub mod error;
 pub mod filter;
 pub mod header_names;
 pub mod headers;
+pub mod log_gate;
 pub mod metrics;
 pub mod mock;
 pub mod pipeline;
