@@ -115,7 +115,8 @@ mod tests {
             dialect,
         );
         root[defs] = json!({
-            "cat": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "lives": {"type": "integer"}}},
+            "cat": {"type": "object", "required": ["name"], "additionalProperties": false,
+                    "properties": {"petType": {}, "name": {"type": "string"}, "lives": {"type": "integer"}}},
             "dog": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "bark": {"type": "boolean"}}},
         });
         root
@@ -142,6 +143,18 @@ mod tests {
                 .collect();
             assert_eq!(e, ["/petType"], "{d:?}");
             assert!(!v.is_valid(&json!({"name": "x"})));
+        }
+    }
+
+    /// A mock's example of a discriminated schema is its first branch, with
+    /// the value that selects it, and valid.
+    #[test]
+    fn an_example_of_a_discriminated_schema_is_valid() {
+        for d in [Dialect::Draft4, Dialect::Draft202012] {
+            let s = pets(d);
+            let v = super::super::example::synthesize(&s).unwrap();
+            assert_eq!(v["petType"], "Cat", "{d:?}: {v}");
+            assert!(compile_schema(d, &s).unwrap().is_valid(&v), "{d:?}: {v}");
         }
     }
 

@@ -19,6 +19,7 @@ pub mod contract;
 pub mod de;
 pub mod discriminator;
 pub mod error;
+pub mod example;
 pub mod extensions;
 pub mod init;
 pub mod keymap;
