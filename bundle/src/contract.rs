@@ -170,8 +170,34 @@ pub struct BodyContract {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MediaContract {
     pub media_type: String,
+    /// JSON media types, and `application/x-www-form-urlencoded` request bodies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Value>,
+    /// How a form body's properties are serialized (OpenAPI `encoding`): the
+    /// properties the document names; every other one is `style: form`,
+    /// `explode: true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encoding: Vec<PropertyEncoding>,
+}
+
+/// One property of a form body, serialized like a query parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PropertyEncoding {
+    pub name: String,
+    pub style: ParamStyle,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explode: bool,
+}
+
+/// Is `media_type` (parameters ignored) `application/x-www-form-urlencoded`?
+pub fn is_form(media_type: &str) -> bool {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
 /// The answer of a mocked operation.

@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 
 use mgw_bundle::contract::{
     BodyContract, DeclaredResponse, Dialect, MediaContract, MockContract, NamedExample, ParamIn,
-    ParamStyle, ParameterContract, RequestContract, compile_schema, is_json,
+    ParamStyle, ParameterContract, PropertyEncoding, RequestContract, compile_schema, is_form,
+    is_json,
 };
 use serde_json::{Map, Value};
 
@@ -75,6 +76,38 @@ struct Cx<'s> {
     store: &'s Store,
     dialect: Dialect,
     swagger2: bool,
+}
+
+/// A form body's `encoding` (OpenAPI 3: per property `style`, default `form`,
+/// and `explode`, default true for `form`).
+fn form_encoding(loc: &Loc, node: Option<&Node>) -> Result<Vec<PropertyEncoding>, Diagnostic> {
+    let mut out = Vec::new();
+    for e in node.and_then(Node::as_map).unwrap_or_default() {
+        let style = match e.value.get("style") {
+            None => ParamStyle::Form,
+            Some(s) => match s.as_str().and_then(ParamStyle::parse) {
+                Some(ParamStyle::Simple | ParamStyle::Label | ParamStyle::Matrix) | None => {
+                    return Err(Cx::err(
+                        &loc.child(e.key.clone()).child("style"),
+                        s,
+                        "a form body property's `style` is `form`, `spaceDelimited`, `pipeDelimited` or `deepObject`",
+                    ));
+                }
+                Some(st) => st,
+            },
+        };
+        let explode = e
+            .value
+            .get("explode")
+            .and_then(Node::as_bool)
+            .unwrap_or(style == ParamStyle::Form);
+        out.push(PropertyEncoding {
+            name: e.key.clone(),
+            style,
+            explode,
+        });
+    }
+    Ok(out)
 }
 
 /// The definitions a self-contained schema is being copied into.
@@ -226,7 +259,9 @@ impl Cx<'_> {
             .and_then(Node::as_map)
             .unwrap_or_default()
         {
-            let schema = if is_json(&e.key) {
+            // JSON and form bodies are validated; other media types (XML,
+            // `multipart/form-data`) only by their content type.
+            let schema = if is_json(&e.key) || is_form(&e.key) {
                 match e.value.get("schema") {
                     Some(s) => {
                         let sloc = cloc.child(e.key.clone()).child("schema");
@@ -243,9 +278,22 @@ impl Cx<'_> {
             } else {
                 None
             };
+            let encoding = if is_form(&e.key) {
+                let eloc = cloc.child(e.key.clone()).child("encoding");
+                match form_encoding(&eloc, e.value.get("encoding")) {
+                    Ok(enc) => enc,
+                    Err(d) => {
+                        diags.push(d);
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
             out.content.push(MediaContract {
                 media_type: e.key.clone(),
                 schema,
+                encoding,
             });
         }
         if diags.is_empty() {
@@ -301,6 +349,7 @@ impl Cx<'_> {
                 declared.content.push(MediaContract {
                     media_type: m.key.clone(),
                     schema,
+                    encoding: Vec::new(),
                 });
             }
             out.push(declared);
