@@ -762,6 +762,8 @@ fn rewrite_30(v: &mut Value, dir: Direction) {
 mod tests {
     use std::collections::BTreeMap;
 
+    use mgw_bundle::contract::ParamStyle;
+
     use super::super::compile::compile;
     use super::super::load_from;
     use super::super::refs::Source;
@@ -776,12 +778,17 @@ mod tests {
 
     /// Compiles a corpus document with request validation and mocks on.
     fn bundle(doc: &str, api: &str) -> Result<mgw_bundle::Bundle, String> {
+        bundle_text(&corpus(doc), api)
+    }
+
+    /// [`bundle`] of a document given as text.
+    fn bundle_text(doc: &str, api: &str) -> Result<mgw_bundle::Bundle, String> {
         let manifest = format!(
             "name: a\nversion: '1'\nupstreams: {{u: {{urls: ['http://127.0.0.1:1']}}}}\napis: [{{name: a, spec: api.yaml, upstream: u, basePath: /, {api}}}]\nauth: {{providers: {{jwt: {{type: jwt, issuer: i, jwksUrl: 'https://127.0.0.1:1/jwks'}}, key: {{type: apiKey, file: /keys}}}}, schemes: {{petstore_auth: jwt, api_key: key}}}}\n"
         );
         let files: BTreeMap<String, String> = [
             ("mgw.yaml".to_owned(), manifest),
-            ("api.yaml".to_owned(), corpus(doc)),
+            ("api.yaml".to_owned(), doc.to_owned()),
         ]
         .into();
         let project = load_from(Source::Memory(files)).map_err(|e| e.to_string())?;
@@ -825,6 +832,44 @@ mod tests {
             }
             assert!(checked >= 3, "{doc}: {checked}");
         }
+    }
+
+    /// A form body's `encoding` is read with its defaults; a `style` a form
+    /// body cannot have is an error at its place.
+    #[test]
+    fn form_encodings_are_read_and_a_bad_style_is_refused_where_it_is() {
+        let doc = |style: &str| {
+            format!(
+                "openapi: 3.0.3\ninfo: {{title: f, version: '1'}}\npaths:\n  /f:\n    post:\n      operationId: f\n      requestBody:\n        content:\n          application/x-www-form-urlencoded:\n            schema: {{type: object, properties: {{a: {{type: array, items: {{type: integer}}}}, b: {{type: string}}}}}}\n            encoding:\n              a: {{style: {style}}}\n              b: {{explode: false}}\n      responses: {{'200': {{description: ok}}}}\n"
+            )
+        };
+        let b = bundle_text(&doc("pipeDelimited"), "validation: {request: true}").unwrap();
+        let media = &b.apis[0].operations[0]
+            .request
+            .as_ref()
+            .unwrap()
+            .body
+            .as_ref()
+            .unwrap()
+            .content[0];
+        assert!(media.schema.is_some());
+        let enc: Vec<(&str, ParamStyle, bool)> = media
+            .encoding
+            .iter()
+            .map(|e| (e.name.as_str(), e.style, e.explode))
+            .collect();
+        assert_eq!(
+            enc,
+            [
+                ("a", ParamStyle::PipeDelimited, false),
+                ("b", ParamStyle::Form, false)
+            ]
+        );
+        let e = bundle_text(&doc("matrix"), "validation: {request: true}").unwrap_err();
+        assert!(
+            e.contains("api.yaml:12:") && e.contains("encoding/a/style") && e.contains("`form`"),
+            "{e}"
+        );
     }
 
     #[test]
