@@ -657,6 +657,51 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever form body a client sends, reading it never panics and gives
+        /// an object.
+        #[test]
+        fn any_form_body_reads_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96), text in "[a-z=&%\\[\\]|,0-9]{0,64}") {
+            let root = json!({"$ref": "#/definitions/0", "definitions": {"0": {"type": "object", "properties": {
+                "a": {"type": "array", "items": {"type": "integer"}},
+                "o": {"type": "object", "properties": {"n": {"type": "number"}}},
+                "b": {"type": "boolean"},
+                "p": {"type": "array", "items": {"type": "string"}},
+            }}}});
+            let media = MediaContract {
+                media_type: "application/x-www-form-urlencoded".into(),
+                schema: Some(root.clone()),
+                encoding: vec![
+                    mgw_bundle::contract::PropertyEncoding { name: "o".into(), style: ParamStyle::DeepObject, explode: true },
+                    mgw_bundle::contract::PropertyEncoding { name: "p".into(), style: ParamStyle::PipeDelimited, explode: false },
+                ],
+            };
+            proptest::prop_assert!(form_json(&media, &root, &body).is_object());
+            proptest::prop_assert!(form_json(&media, &root, text.as_bytes()).is_object());
+        }
+    }
+
+    #[test]
+    fn form_bodies_become_typed_json() {
+        let root = json!({"type": "object", "properties": {
+            "n": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "integer"}},
+            "f": {"type": "object", "properties": {"s": {"type": "integer"}}},
+        }});
+        let media = MediaContract {
+            media_type: "application/x-www-form-urlencoded".into(),
+            schema: Some(root.clone()),
+            encoding: vec![mgw_bundle::contract::PropertyEncoding {
+                name: "f".into(),
+                style: ParamStyle::DeepObject,
+                explode: true,
+            }],
+        };
+        assert_eq!(
+            form_json(&media, &root, b"n=1&ids=2&ids=3&f%5Bs%5D=4&x=y&x=z"),
+            json!({"n": 1, "ids": [2, 3], "f": {"s": 4}, "x": ["y", "z"]})
+        );
+    }
+
     #[test]
     fn excerpts_are_bounded_on_char_boundaries() {
         let e = excerpt(&"é".repeat(100));
