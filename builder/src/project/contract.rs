@@ -531,8 +531,14 @@ impl Cx<'_> {
                         // Maps of name → schema: the names are not keywords.
                         k if SCHEMA_MAPS.contains(&k) && e.value.as_map().is_some() => {
                             let mut inner = Map::new();
-                            let mloc = at.child(e.key.clone());
-                            for pe in e.value.as_map().unwrap_or_default() {
+                            // The map itself may be a reference (`properties:
+                            // {$ref: attributes.yml#/ids}`, as DigitalOcean writes).
+                            let (mloc, map) = if ref_of(&e.value).is_some() {
+                                self.deref(&at.child(e.key.clone()), &e.value)?
+                            } else {
+                                (at.child(e.key.clone()), &e.value)
+                            };
+                            for pe in map.as_map().unwrap_or_default() {
                                 let v = self.copy(&mloc.child(pe.key.clone()), &pe.value, d)?;
                                 inner.insert(pe.key.clone(), v);
                             }
