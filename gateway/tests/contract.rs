@@ -659,15 +659,19 @@ fn expect(v: &[(&str, &str)]) -> Vec<(String, String)> {
 /// A real document's `anyOf` + `discriminator` (DigitalOcean, OpenAPI 3.0,
 /// multi-file, `mapping` to other files): the `type` selects the branch. Without
 /// it an MX record lacking its `priority` passed as an SOA record, and an
-/// unmapped `type` passed through any branch.
+/// unmapped `type` passed through any branch. Also a regression test for the
+/// whole document building with validation (a `properties` map by `$ref`, an
+/// integer beyond 64 bits).
 #[tokio::test]
 async fn a_discriminator_selects_the_branch_in_a_real_document() {
     let up = echo().await;
     let gw = start(bundle_of(
         corpus_files("digitalocean/specification", "do"),
         "do/DigitalOcean-public.v2.yaml",
-        "bearer_auth: jwt",
-        "validation: {request: true}, include: {operations: [domains_create_record, volumeActions_post]}",
+        "bearer_auth: jwt, inference_bearer_auth: jwt",
+        // Every operation (659): the whole document's schemas compile, in the
+        // builder and again at start.
+        "validation: {request: true, responses: {}}",
         up.addr,
     ))
     .await;
