@@ -170,8 +170,34 @@ pub struct BodyContract {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MediaContract {
     pub media_type: String,
+    /// JSON media types, and `application/x-www-form-urlencoded` request bodies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Value>,
+    /// How a form body's properties are serialized (OpenAPI `encoding`): the
+    /// properties the document names; every other one is `style: form`,
+    /// `explode: true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encoding: Vec<PropertyEncoding>,
+}
+
+/// One property of a form body, serialized like a query parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PropertyEncoding {
+    pub name: String,
+    pub style: ParamStyle,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explode: bool,
+}
+
+/// Is `media_type` (parameters ignored) `application/x-www-form-urlencoded`?
+pub fn is_form(media_type: &str) -> bool {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
 /// The answer of a mocked operation.
@@ -238,6 +264,27 @@ pub fn compile_schema(dialect: Dialect, schema: &Value) -> Result<jsonschema::Va
         .should_validate_formats(true)
         .build(schema)
         .map_err(|e| format!("the schema does not compile: {e}"))
+}
+
+/// What to report of a validation error `e`: itself, except a failed
+/// implication `anyOf: [{not: A}, B]` (how draft 4 writes "if A then B", as the
+/// builder does for a `discriminator`'s branch), which is reported by the errors
+/// of `B` — where the instance actually breaks the branch its `A` selected.
+pub fn reasons<'e, 'a>(
+    e: &'e jsonschema::ValidationError<'a>,
+) -> Vec<&'e jsonschema::ValidationError<'a>> {
+    if let jsonschema::error::ValidationErrorKind::AnyOf { context } = e.kind() {
+        if let [guard, branch] = context.as_slice() {
+            if let [g] = guard.as_slice() {
+                if matches!(g.kind(), jsonschema::error::ValidationErrorKind::Not { .. })
+                    && !branch.is_empty()
+                {
+                    return branch.iter().flat_map(reasons).collect();
+                }
+            }
+        }
+    }
+    vec![e]
 }
 
 /// A [`RequestContract`] with every schema compiled, once, at start.

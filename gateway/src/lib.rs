@@ -19,6 +19,7 @@ pub mod filter;
 pub mod header_names;
 pub mod headers;
 pub mod histogram;
+pub mod log_gate;
 pub mod metrics;
 pub mod mock;
 pub mod otlp;

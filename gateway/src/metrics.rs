@@ -185,6 +185,8 @@ pub struct Metrics {
     tls_reloads: Family<ResultLabels, Counter>,
     validation_failures: Family<ContractLabels, Counter>,
     response_mismatches: Family<ContractLabels, Counter>,
+    /// Which response-contract mismatches are also logged (each is counted).
+    pub mismatch_logs: crate::log_gate::LogGate,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -316,6 +318,7 @@ impl Metrics {
 
         Self {
             response_mismatches,
+            mismatch_logs: crate::log_gate::LogGate::new(crate::log_gate::MISMATCH_LOG_INTERVAL),
             validation_failures,
             registry,
             requests,

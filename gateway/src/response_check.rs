@@ -6,13 +6,14 @@
 //! Never: change, delay or refuse a response. The status and content type are
 //! read from the head; the body is copied as it streams past (up to the route's
 //! body limit) and checked after the client has it. Mismatches are counted in
-//! `mgw_response_contract_mismatches_total{api,operation,reason}` and logged.
+//! `mgw_response_contract_mismatches_total{api,operation,reason}` (every one)
+//! and logged (at most a line per operation per interval, [`crate::log_gate`]).
 
 use std::sync::Arc;
 
 use http::Response;
 use http::header::CONTENT_TYPE;
-use mgw_bundle::contract::{CheckedResponses, media_index};
+use mgw_bundle::contract::{CheckedResponses, media_index, reasons};
 
 use crate::body::ResponseBody;
 use crate::metrics::Metrics;
@@ -23,15 +24,24 @@ pub struct Operation<'a> {
     pub id: &'a str,
 }
 
+/// Counts every mismatch; logs at most one line per operation per
+/// [`crate::log_gate::MISMATCH_LOG_INTERVAL`], with how many were left out.
 fn report(metrics: &Metrics, op: &Operation<'_>, reason: &'static str, status: u16, at: &str) {
     metrics.response_mismatch(op.api, op.id, reason);
+    let Some(suppressed) = metrics
+        .mismatch_logs
+        .admit(op.api, op.id, std::time::Instant::now())
+    else {
+        return;
+    };
     tracing::warn!(
         api = op.api,
         operation = op.id,
         reason,
         status,
         at,
-        "the upstream's response does not match the API's contract"
+        suppressed,
+        "the upstream's response does not match the API's contract (`suppressed`: mismatches of this operation not logged since its last line)"
     );
 }
 
@@ -80,7 +90,9 @@ pub fn observe(
                 Err(_) => report(&metrics, &op, "body", status, "not JSON"),
                 Ok(v) => {
                     if let Some(e) = validator.iter_errors(&v).next() {
-                        report(&metrics, &op, "body", status, e.instance_path().as_str());
+                        let why = reasons(&e);
+                        let at = why.first().map_or("", |r| r.instance_path().as_str());
+                        report(&metrics, &op, "body", status, at);
                     }
                 }
             }

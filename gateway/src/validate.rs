@@ -4,10 +4,14 @@
 //! Parameters (path, query, header, cookie) are parsed by their `style` and
 //! `explode`, turned into JSON by their schema's type and checked against the
 //! schema; a missing required one, a missing required body, and a body whose
-//! `Content-Type` the operation does not declare (`415`) are refused. Only a JSON
-//! body of a validated operation is buffered (up to the route's body limit) to be
-//! checked; every other body keeps streaming. Schemas were compiled once, at
-//! start ([`mgw_bundle::contract::CheckedRequest`]).
+//! `Content-Type` the operation does not declare (`415`) are refused. A
+//! credential the authenticate stage verified and removed counts as sent. Only a
+//! JSON or `application/x-www-form-urlencoded` body of a validated operation is
+//! buffered (up to the route's body limit) to be checked — a form's properties
+//! parsed like query parameters by the document's `encoding`; every other body
+//! (`multipart/form-data`, XML, ...) is checked by its content type only and
+//! keeps streaming. Schemas were compiled once, at start
+//! ([`mgw_bundle::contract::CheckedRequest`]).
 //!
 //! Never: echo more than a bounded excerpt of a client's value, or report a
 //! violation without saying where (`in`, and a name or a JSON pointer).
@@ -19,9 +23,14 @@ use http::HeaderMap;
 use http::header::{CONTENT_TYPE, COOKIE};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use mgw_bundle::contract::{CheckedRequest, ParamIn, ParamStyle, ParameterContract, media_index};
+use mgw_bundle::contract::{
+    CheckedRequest, MediaContract, ParamIn, ParamStyle, ParameterContract, is_form, media_index,
+    reasons,
+};
 use serde_json::{Map, Value};
 
+use crate::auth::TakenCredentials;
+use crate::bundle::CredentialIn;
 use crate::error::{GatewayError, Invalid, Violation};
 
 /// Longest excerpt of a client's value in a violation.
@@ -90,7 +99,12 @@ pub async fn request(
     if violations.is_empty() {
         reason = "body";
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    let media = &bc.content[i];
+    let parsed = match &media.schema {
+        Some(root) if is_form(&media.media_type) => Ok(form_json(media, root, &bytes)),
+        _ => serde_json::from_slice::<Value>(&bytes),
+    };
+    match parsed {
         Err(e) => violations.push(Violation {
             location: "body",
             name: String::new(),
@@ -98,7 +112,8 @@ pub async fn request(
             value: Some(excerpt(&String::from_utf8_lossy(&bytes))),
         }),
         Ok(v) => {
-            for e in validator.iter_errors(&v).take(MAX_VIOLATIONS) {
+            let errors = validator.iter_errors(&v).collect::<Vec<_>>();
+            for e in errors.iter().flat_map(reasons).take(MAX_VIOLATIONS) {
                 violations.push(Violation {
                     location: "body",
                     name: e.instance_path().as_str().to_owned(),
@@ -181,7 +196,7 @@ fn parameters(
             ParamIn::Cookie => cookie_raw(&parts.headers, &p.name),
         };
         let Some(raw) = raw else {
-            if p.required {
+            if p.required && !taken(parts, p) {
                 out.push(Violation {
                     location: p.location.as_str(),
                     name: p.name.clone(),
@@ -205,6 +220,22 @@ fn parameters(
     out
 }
 
+/// Whether `p` is a credential the authenticate stage verified and removed: it
+/// was sent (its value is the security scheme's to judge, and gone from the
+/// request).
+fn taken(parts: &http::request::Parts, p: &ParameterContract) -> bool {
+    let location = match p.location {
+        ParamIn::Header => CredentialIn::Header,
+        ParamIn::Query => CredentialIn::Query,
+        ParamIn::Cookie => CredentialIn::Cookie,
+        ParamIn::Path => return false,
+    };
+    parts
+        .extensions
+        .get::<TakenCredentials>()
+        .is_some_and(|t| t.contains(location, &p.name))
+}
+
 /// A parameter as sent, before its schema gives it a type.
 enum Raw {
     One(String),
@@ -215,6 +246,16 @@ enum Raw {
 }
 
 fn query_raw(p: &ParameterContract, query: &[(Cow<'_, str>, Cow<'_, str>)]) -> Option<Raw> {
+    query_raw_in(p, &p.schema, &p.schema, query)
+}
+
+/// [`query_raw`] of a parameter whose schema is `schema` inside `root`.
+fn query_raw_in(
+    p: &ParameterContract,
+    root: &Value,
+    schema: &Value,
+    query: &[(Cow<'_, str>, Cow<'_, str>)],
+) -> Option<Raw> {
     match p.style {
         ParamStyle::DeepObject => {
             let prefix = format!("{}[", p.name);
@@ -227,9 +268,8 @@ fn query_raw(p: &ParameterContract, query: &[(Cow<'_, str>, Cow<'_, str>)]) -> O
                 .collect();
             (!pairs.is_empty()).then_some(Raw::Pairs(pairs))
         }
-        ParamStyle::Form if p.explode && type_is(&p.schema, &p.schema, "object") => {
-            let root = &p.schema;
-            let props = resolve(root, root)
+        ParamStyle::Form if p.explode && type_is(root, schema, "object") => {
+            let props = resolve(root, schema)
                 .get("properties")
                 .and_then(Value::as_object);
             let pairs: Vec<(String, String)> = query
@@ -362,9 +402,14 @@ fn separator(p: &ParameterContract) -> String {
 
 /// The parameter's value as JSON, by its style and its schema's type.
 fn coerce(p: &ParameterContract, raw: Raw) -> Value {
-    let root = &p.schema;
-    let schema = resolve(root, root);
-    if type_is(root, root, "array") {
+    coerce_in(p, &p.schema, &p.schema, raw)
+}
+
+/// [`coerce`] by the schema `schema` inside `root`.
+fn coerce_in(p: &ParameterContract, root: &Value, schema: &Value, raw: Raw) -> Value {
+    let top = schema;
+    let schema = resolve(root, schema);
+    if type_is(root, top, "array") {
         let items = schema.get("items").unwrap_or(&Value::Null);
         let parts: Vec<String> = match raw {
             Raw::Many(v) => v,
@@ -380,7 +425,7 @@ fn coerce(p: &ParameterContract, raw: Raw) -> Value {
         };
         return Value::Array(parts.iter().map(|t| scalar(root, items, t)).collect());
     }
-    if type_is(root, root, "object") {
+    if type_is(root, top, "object") {
         let props = schema.get("properties");
         let pairs: Vec<(String, String)> = match raw {
             Raw::Pairs(kv) => kv,
@@ -399,7 +444,69 @@ fn coerce(p: &ParameterContract, raw: Raw) -> Value {
         Raw::Many(v) => v.into_iter().next().unwrap_or_default(),
         Raw::Pairs(kv) => kv.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
     };
-    scalar(root, root, unprefix(p, &text))
+    scalar(root, top, unprefix(p, &text))
+}
+
+/// A `application/x-www-form-urlencoded` body as the JSON object its schema
+/// describes: each property parsed like a query parameter by its `encoding`
+/// (default `style: form`, `explode: true`) and typed by its schema; names the
+/// schema does not declare are kept as strings (or arrays, when repeated), so
+/// `additionalProperties` still judges them.
+fn form_json(media: &MediaContract, root: &Value, body: &[u8]) -> Value {
+    let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = form_urlencoded::parse(body).collect();
+    let props = resolve(root, root)
+        .get("properties")
+        .and_then(Value::as_object);
+    let mut out = Map::new();
+    for (name, schema) in props.into_iter().flatten() {
+        let (style, explode) = media
+            .encoding
+            .iter()
+            .find(|e| e.name == *name)
+            .map_or((ParamStyle::Form, true), |e| (e.style, e.explode));
+        let p = ParameterContract {
+            name: name.clone(),
+            location: ParamIn::Query,
+            required: false,
+            style,
+            explode,
+            schema: Value::Null,
+        };
+        // Only names the body sends (`name=` or `name[…]=`): an exploded
+        // `form` object's keys would be the body's own top-level names.
+        let sent = pairs.iter().any(|(k, _)| {
+            k.strip_prefix(name.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+        });
+        if !sent {
+            continue;
+        }
+        if let Some(raw) = query_raw_in(&p, root, schema, &pairs) {
+            out.insert(name.clone(), coerce_in(&p, root, schema, raw));
+        }
+    }
+    for (k, v) in &pairs {
+        let declared = props.is_some_and(|ps| ps.contains_key(k.as_ref()))
+            || k.split_once('[')
+                .is_some_and(|(n, _)| props.is_some_and(|ps| ps.contains_key(n)));
+        if declared {
+            continue;
+        }
+        match out.get_mut(k.as_ref()) {
+            Some(Value::Array(a)) => a.push(Value::String(v.to_string())),
+            Some(first) => {
+                let first = first.take();
+                out.insert(
+                    k.to_string(),
+                    Value::Array(vec![first, Value::String(v.to_string())]),
+                );
+            }
+            None => {
+                out.insert(k.to_string(), Value::String(v.to_string()));
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// `k,v,k,v` (not exploded) or `k=v,k=v` (exploded) object values.
@@ -548,6 +655,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    proptest::proptest! {
+        /// Whatever form body a client sends, reading it never panics and gives
+        /// an object.
+        #[test]
+        fn any_form_body_reads_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96), text in "[a-z=&%\\[\\]|,0-9]{0,64}") {
+            let root = json!({"$ref": "#/definitions/0", "definitions": {"0": {"type": "object", "properties": {
+                "a": {"type": "array", "items": {"type": "integer"}},
+                "o": {"type": "object", "properties": {"n": {"type": "number"}}},
+                "b": {"type": "boolean"},
+                "p": {"type": "array", "items": {"type": "string"}},
+            }}}});
+            let media = MediaContract {
+                media_type: "application/x-www-form-urlencoded".into(),
+                schema: Some(root.clone()),
+                encoding: vec![
+                    mgw_bundle::contract::PropertyEncoding { name: "o".into(), style: ParamStyle::DeepObject, explode: true },
+                    mgw_bundle::contract::PropertyEncoding { name: "p".into(), style: ParamStyle::PipeDelimited, explode: false },
+                ],
+            };
+            proptest::prop_assert!(form_json(&media, &root, &body).is_object());
+            proptest::prop_assert!(form_json(&media, &root, text.as_bytes()).is_object());
+        }
+    }
+
+    #[test]
+    fn form_bodies_become_typed_json() {
+        let root = json!({"type": "object", "properties": {
+            "n": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "integer"}},
+            "f": {"type": "object", "properties": {"s": {"type": "integer"}}},
+        }});
+        let media = MediaContract {
+            media_type: "application/x-www-form-urlencoded".into(),
+            schema: Some(root.clone()),
+            encoding: vec![mgw_bundle::contract::PropertyEncoding {
+                name: "f".into(),
+                style: ParamStyle::DeepObject,
+                explode: true,
+            }],
+        };
+        assert_eq!(
+            form_json(&media, &root, b"n=1&ids=2&ids=3&f%5Bs%5D=4&x=y&x=z"),
+            json!({"n": 1, "ids": [2, 3], "f": {"s": 4}, "x": ["y", "z"]})
+        );
     }
 
     #[test]

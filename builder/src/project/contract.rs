@@ -18,10 +18,12 @@ use std::collections::BTreeMap;
 
 use mgw_bundle::contract::{
     BodyContract, DeclaredResponse, Dialect, MediaContract, MockContract, NamedExample, ParamIn,
-    ParamStyle, ParameterContract, RequestContract, compile_schema, is_json,
+    ParamStyle, ParameterContract, PropertyEncoding, RequestContract, compile_schema, is_form,
+    is_json,
 };
 use serde_json::{Map, Value};
 
+use super::discriminator::Branch;
 use super::error::Diagnostic;
 use super::refs::{Loc, Store, ref_of};
 use super::yaml::{Mark, Node, resolve_pointer};
@@ -74,6 +76,49 @@ struct Cx<'s> {
     store: &'s Store,
     dialect: Dialect,
     swagger2: bool,
+}
+
+/// A form body's `encoding` (OpenAPI 3: per property `style`, default `form`,
+/// and `explode`, default true for `form`).
+fn form_encoding(loc: &Loc, node: Option<&Node>) -> Result<Vec<PropertyEncoding>, Diagnostic> {
+    let mut out = Vec::new();
+    for e in node.and_then(Node::as_map).unwrap_or_default() {
+        let style = match e.value.get("style") {
+            None => ParamStyle::Form,
+            Some(s) => match s.as_str().and_then(ParamStyle::parse) {
+                Some(ParamStyle::Simple | ParamStyle::Label | ParamStyle::Matrix) | None => {
+                    return Err(Cx::err(
+                        &loc.child(e.key.clone()).child("style"),
+                        s,
+                        "a form body property's `style` is `form`, `spaceDelimited`, `pipeDelimited` or `deepObject`",
+                    ));
+                }
+                Some(st) => st,
+            },
+        };
+        let explode = e
+            .value
+            .get("explode")
+            .and_then(Node::as_bool)
+            .unwrap_or(style == ParamStyle::Form);
+        out.push(PropertyEncoding {
+            name: e.key.clone(),
+            style,
+            explode,
+        });
+    }
+    Ok(out)
+}
+
+/// The definitions a self-contained schema is being copied into.
+struct Defs<'n> {
+    /// `definitions` (draft 4) or `$defs`.
+    key: &'static str,
+    /// Slot of each referenced schema already queued.
+    names: BTreeMap<Loc, usize>,
+    defs: Vec<Value>,
+    /// Schemas still to copy, with their slot.
+    work: Vec<(Loc, &'n Node, usize)>,
 }
 
 /// Whether a schema is read for a request or a response (`readOnly`/`writeOnly`).
@@ -214,7 +259,9 @@ impl Cx<'_> {
             .and_then(Node::as_map)
             .unwrap_or_default()
         {
-            let schema = if is_json(&e.key) {
+            // JSON and form bodies are validated; other media types (XML,
+            // `multipart/form-data`) only by their content type.
+            let schema = if is_json(&e.key) || is_form(&e.key) {
                 match e.value.get("schema") {
                     Some(s) => {
                         let sloc = cloc.child(e.key.clone()).child("schema");
@@ -231,9 +278,22 @@ impl Cx<'_> {
             } else {
                 None
             };
+            let encoding = if is_form(&e.key) {
+                let eloc = cloc.child(e.key.clone()).child("encoding");
+                match form_encoding(&eloc, e.value.get("encoding")) {
+                    Ok(enc) => enc,
+                    Err(d) => {
+                        diags.push(d);
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
             out.content.push(MediaContract {
                 media_type: e.key.clone(),
                 schema,
+                encoding,
             });
         }
         if diags.is_empty() {
@@ -289,6 +349,7 @@ impl Cx<'_> {
                 declared.content.push(MediaContract {
                     media_type: m.key.clone(),
                     schema,
+                    encoding: Vec::new(),
                 });
             }
             out.push(declared);
@@ -375,7 +436,7 @@ impl Cx<'_> {
                     let doc = self
                         .schema(&mloc.child("schema"), s, Direction::Response)
                         .map_err(|d| vec![d])?;
-                    synthesize(&doc, &doc, 0)
+                    super::example::synthesize(&doc)
                 }
                 (None, None) => None,
             };
@@ -403,13 +464,14 @@ impl Cx<'_> {
             Dialect::Draft4 => "definitions",
             Dialect::Draft202012 => "$defs",
         };
-        let mut defs: Vec<Value> = Vec::new();
-        let mut names: BTreeMap<Loc, usize> = BTreeMap::new();
-        let mut work: Vec<(Loc, &Node, usize)> = Vec::new();
-        defs.push(Value::Null);
-        work.push((loc.clone(), node, 0));
+        let mut d = Defs {
+            key: defs_key,
+            names: BTreeMap::new(),
+            defs: vec![Value::Null],
+            work: vec![(loc.clone(), node, 0)],
+        };
         let mut steps = 0usize;
-        while let Some((at, n, slot)) = work.pop() {
+        while let Some((at, n, slot)) = d.work.pop() {
             steps += 1;
             if steps > 10_000 {
                 return Err(Self::err(
@@ -418,9 +480,10 @@ impl Cx<'_> {
                     "the schema references too many schemas",
                 ));
             }
-            let v = self.copy(&at, n, defs_key, &mut names, &mut defs, &mut work)?;
-            defs[slot] = v;
+            let v = self.copy(&at, n, &mut d)?;
+            d.defs[slot] = v;
         }
+        let mut defs = d.defs;
         for d in &mut defs {
             if self.dialect == Dialect::Draft4 {
                 rewrite_30(d, dir);
@@ -447,41 +510,14 @@ impl Cx<'_> {
     }
 
     /// JSON of `n` with every `$ref` rewritten to a definition slot (queued).
-    fn copy<'n>(
-        &'n self,
-        at: &Loc,
-        n: &'n Node,
-        defs_key: &str,
-        names: &mut BTreeMap<Loc, usize>,
-        defs: &mut Vec<Value>,
-        work: &mut Vec<(Loc, &'n Node, usize)>,
-    ) -> Result<Value, Diagnostic> {
+    fn copy<'n>(&'n self, at: &Loc, n: &'n Node, d: &mut Defs<'n>) -> Result<Value, Diagnostic> {
         use super::yaml::Kind;
         Ok(match &n.kind {
             Kind::Map(entries) => {
                 let mut m = Map::new();
                 if let Some(raw) = ref_of(n) {
-                    let target = self
-                        .store
-                        .locate(&at.child("$ref"), raw)
-                        .map_err(|e| Self::err(at, n, e))?;
-                    let slot = match names.get(&target) {
-                        Some(&s) => s,
-                        None => {
-                            let doc = self.store.doc(&target.file).ok_or_else(|| {
-                                Self::err(at, n, format!("`$ref` `{raw}`: file not loaded"))
-                            })?;
-                            let tnode = resolve_pointer(doc, &target.pointer).map_err(|_| {
-                                Self::err(at, n, format!("`$ref` `{raw}` points to nothing"))
-                            })?;
-                            let s = defs.len();
-                            defs.push(Value::Null);
-                            names.insert(target.clone(), s);
-                            work.push((target, tnode, s));
-                            s
-                        }
-                    };
-                    m.insert("$ref".into(), Value::String(format!("#/{defs_key}/{slot}")));
+                    let (_, slot) = self.slot(at, n, raw, d)?;
+                    m.insert("$ref".into(), Value::String(format!("#/{}/{slot}", d.key)));
                 }
                 for e in entries {
                     match e.key.as_str() {
@@ -495,16 +531,15 @@ impl Cx<'_> {
                         // Maps of name → schema: the names are not keywords.
                         k if SCHEMA_MAPS.contains(&k) && e.value.as_map().is_some() => {
                             let mut inner = Map::new();
-                            let mloc = at.child(e.key.clone());
-                            for pe in e.value.as_map().unwrap_or_default() {
-                                let v = self.copy(
-                                    &mloc.child(pe.key.clone()),
-                                    &pe.value,
-                                    defs_key,
-                                    names,
-                                    defs,
-                                    work,
-                                )?;
+                            // The map itself may be a reference (`properties:
+                            // {$ref: attributes.yml#/ids}`, as DigitalOcean writes).
+                            let (mloc, map) = if ref_of(&e.value).is_some() {
+                                self.deref(&at.child(e.key.clone()), &e.value)?
+                            } else {
+                                (at.child(e.key.clone()), &e.value)
+                            };
+                            for pe in map.as_map().unwrap_or_default() {
+                                let v = self.copy(&mloc.child(pe.key.clone()), &pe.value, d)?;
                                 inner.insert(pe.key.clone(), v);
                             }
                             m.insert(e.key.clone(), Value::Object(inner));
@@ -512,17 +547,13 @@ impl Cx<'_> {
                         _ => {
                             m.insert(
                                 e.key.clone(),
-                                self.copy(
-                                    &at.child(e.key.clone()),
-                                    &e.value,
-                                    defs_key,
-                                    names,
-                                    defs,
-                                    work,
-                                )?,
+                                self.copy(&at.child(e.key.clone()), &e.value, d)?,
                             );
                         }
                     }
+                }
+                if n.get("discriminator").is_some() {
+                    self.discriminate(at, n, &mut m, d)?;
                 }
                 Value::Object(m)
             }
@@ -530,9 +561,7 @@ impl Cx<'_> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, it)| {
-                        self.copy(&at.child(i.to_string()), it, defs_key, names, defs, work)
-                    })
+                    .map(|(i, it)| self.copy(&at.child(i.to_string()), it, d))
                     .collect::<Result<_, _>>()?,
             ),
             Kind::Scalar(_) => n.to_json(),
@@ -540,86 +569,123 @@ impl Cx<'_> {
     }
 }
 
-/// An example built from a schema, the way mock servers do: the schema's own
-/// `example`/`examples`/`default`/`enum`/`const` where it has one, objects from
-/// their properties (`writeOnly` ones left out), arrays of one item, and a
-/// placeholder per type otherwise.
-fn synthesize(root: &Value, s: &Value, depth: usize) -> Option<Value> {
-    if depth > 12 {
-        return None;
+impl Cx<'_> {
+    /// The definition slot of the schema `raw` (a `$ref` written at `at`)
+    /// points to, queued for copying the first time; with its location.
+    fn slot<'n>(
+        &'n self,
+        at: &Loc,
+        n: &'n Node,
+        raw: &str,
+        d: &mut Defs<'n>,
+    ) -> Result<(Loc, usize), Diagnostic> {
+        let target = self
+            .store
+            .locate(&at.child("$ref"), raw)
+            .map_err(|e| Self::err(at, n, e))?;
+        if let Some(&s) = d.names.get(&target) {
+            return Ok((target, s));
+        }
+        let doc = self
+            .store
+            .doc(&target.file)
+            .ok_or_else(|| Self::err(at, n, format!("`$ref` `{raw}`: file not loaded")))?;
+        let tnode = resolve_pointer(doc, &target.pointer)
+            .map_err(|_| Self::err(at, n, format!("`$ref` `{raw}` points to nothing")))?;
+        let s = d.defs.len();
+        d.defs.push(Value::Null);
+        d.names.insert(target.clone(), s);
+        d.work.push((target.clone(), tnode, s));
+        Ok((target, s))
     }
-    let mut s = s;
-    for _ in 0..16 {
-        match s
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
+
+    /// A `oneOf`/`anyOf` with a `discriminator` (OpenAPI 3.0 and 3.1): the
+    /// branch is selected by the property's value — the `mapping`'s, then each
+    /// `$ref` branch's schema name (the last segment of its pointer) — and the
+    /// copy in `m` is rewritten so a standard validator does the same
+    /// ([`super::discriminator`]). Left as written when a branch has no value
+    /// (an inline schema the mapping does not name).
+    fn discriminate<'n>(
+        &'n self,
+        at: &Loc,
+        n: &'n Node,
+        m: &mut Map<String, Value>,
+        d: &mut Defs<'n>,
+    ) -> Result<(), Diagnostic> {
+        let Some(disc) = n.get("discriminator") else {
+            return Ok(());
+        };
+        let Some(property) = disc.get("propertyName").and_then(Node::as_str) else {
+            return Ok(());
+        };
+        let Some((keyword, items)) = ["oneOf", "anyOf"]
+            .into_iter()
+            .find_map(|k| n.get(k).and_then(Node::as_seq).map(|s| (k, s)))
+        else {
+            return Ok(());
+        };
+        // (slot, values) in the order branches are first named.
+        let mut branches: Vec<(usize, Vec<String>)> = Vec::new();
+        fn add(branches: &mut Vec<(usize, Vec<String>)>, slot: usize, value: String) {
+            match branches.iter_mut().find(|b| b.0 == slot) {
+                Some(b) => b.1.push(value),
+                None => branches.push((slot, vec![value])),
+            }
+        }
+        let mloc = at.child("discriminator").child("mapping");
+        for e in disc
+            .get("mapping")
+            .and_then(Node::as_map)
+            .unwrap_or_default()
         {
-            Some(ptr) => s = root.pointer(ptr)?,
-            None => break,
-        }
-    }
-    if let Some(v) = s.get("example").or(s.get("const")).or(s.get("default")) {
-        return Some(v.clone());
-    }
-    for k in ["examples", "enum"] {
-        if let Some(v) = s.get(k).and_then(Value::as_array).and_then(|a| a.first()) {
-            return Some(v.clone());
-        }
-    }
-    for k in ["allOf", "oneOf", "anyOf"] {
-        if let Some(all) = s.get(k).and_then(Value::as_array) {
-            let parts: Vec<Value> = all
-                .iter()
-                .filter_map(|p| synthesize(root, p, depth + 1))
-                .collect();
-            if k != "allOf" || parts.iter().any(|p| !p.is_object()) {
-                return parts.into_iter().next();
-            }
-            let mut m = Map::new();
-            for p in parts {
-                if let Value::Object(o) = p {
-                    m.extend(o);
-                }
-            }
-            return Some(Value::Object(m));
-        }
-    }
-    let ty = match s.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null")?,
-        _ if s.get("properties").is_some() => "object",
-        _ => return None,
-    };
-    Some(match ty {
-        "object" => {
-            let mut m = Map::new();
-            for (k, p) in s
-                .get("properties")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
+            let Some(raw) = e.value.as_str() else {
+                continue;
+            };
+            // A bare schema name, or a reference.
+            let named = format!("#/components/schemas/{raw}");
+            let raw = if !raw.contains(['/', '#'])
+                && self
+                    .store
+                    .locate(&mloc.child("$ref"), &named)
+                    .ok()
+                    .and_then(|t| {
+                        let doc = self.store.doc(&t.file)?;
+                        resolve_pointer(doc, &t.pointer).ok()
+                    })
+                    .is_some()
             {
-                if p.get("writeOnly") == Some(&Value::Bool(true)) {
-                    continue;
-                }
-                if let Some(v) = synthesize(root, p, depth + 1) {
-                    m.insert(k.clone(), v);
-                }
-            }
-            Value::Object(m)
+                named.as_str()
+            } else {
+                raw
+            };
+            let (_, slot) = self.slot(&mloc.child(e.key.clone()), &e.value, raw, d)?;
+            add(&mut branches, slot, e.key.clone());
         }
-        "array" => Value::Array(
-            s.get("items")
-                .and_then(|i| synthesize(root, i, depth + 1))
-                .into_iter()
-                .collect(),
-        ),
-        "string" => Value::String("string".into()),
-        "integer" | "number" => Value::from(0),
-        "boolean" => Value::Bool(true),
-        _ => Value::Null,
-    })
+        let mapped: Vec<usize> = branches.iter().map(|b| b.0).collect();
+        let iloc = at.child(keyword);
+        for (i, item) in items.iter().enumerate() {
+            let Some(raw) = ref_of(item) else {
+                return Ok(());
+            };
+            let (target, slot) = self.slot(&iloc.child(i.to_string()), item, raw, d)?;
+            if mapped.contains(&slot) {
+                continue;
+            }
+            let Some(name) = target.pointer.last() else {
+                return Ok(());
+            };
+            add(&mut branches, slot, name.clone());
+        }
+        let branches: Vec<Branch> = branches
+            .into_iter()
+            .map(|(slot, values)| Branch {
+                target: format!("#/{}/{slot}", d.key),
+                values,
+            })
+            .collect();
+        super::discriminator::rewrite(m, keyword, property, &branches, self.dialect);
+        Ok(())
+    }
 }
 
 /// Keywords whose value maps names to schemas.
@@ -702,6 +768,8 @@ fn rewrite_30(v: &mut Value, dir: Direction) {
 mod tests {
     use std::collections::BTreeMap;
 
+    use mgw_bundle::contract::ParamStyle;
+
     use super::super::compile::compile;
     use super::super::load_from;
     use super::super::refs::Source;
@@ -716,18 +784,98 @@ mod tests {
 
     /// Compiles a corpus document with request validation and mocks on.
     fn bundle(doc: &str, api: &str) -> Result<mgw_bundle::Bundle, String> {
+        bundle_text(&corpus(doc), api)
+    }
+
+    /// [`bundle`] of a document given as text.
+    fn bundle_text(doc: &str, api: &str) -> Result<mgw_bundle::Bundle, String> {
         let manifest = format!(
             "name: a\nversion: '1'\nupstreams: {{u: {{urls: ['http://127.0.0.1:1']}}}}\napis: [{{name: a, spec: api.yaml, upstream: u, basePath: /, {api}}}]\nauth: {{providers: {{jwt: {{type: jwt, issuer: i, jwksUrl: 'https://127.0.0.1:1/jwks'}}, key: {{type: apiKey, file: /keys}}}}, schemes: {{petstore_auth: jwt, api_key: key}}}}\n"
         );
         let files: BTreeMap<String, String> = [
             ("mgw.yaml".to_owned(), manifest),
-            ("api.yaml".to_owned(), corpus(doc)),
+            ("api.yaml".to_owned(), doc.to_owned()),
         ]
         .into();
         let project = load_from(Source::Memory(files)).map_err(|e| e.to_string())?;
         compile(&project)
             .map(|c| c.bundle)
             .map_err(|e| e.to_string())
+    }
+
+    /// A mocked operation without examples answers a value built from its
+    /// schema: for every declared JSON response of the petstore documents
+    /// (OpenAPI 3.0 and 3.1), that value validates against the schema itself.
+    #[test]
+    fn built_examples_validate_against_their_own_schema() {
+        for doc in [
+            "swagger-petstore/openapi.yaml",
+            "swagger-petstore-v31/design-first/petstore.yaml",
+            "swagger-petstore-v31/code-first/openapi.yaml",
+        ] {
+            let b = bundle(doc, "validation: {responses: {}}, mock: true")
+                .unwrap_or_else(|e| panic!("{doc}: {e}"));
+            let mut checked = 0;
+            for op in &b.apis[0].operations {
+                let rc = op.responses.as_ref().unwrap();
+                for r in &rc.responses {
+                    for m in r.content.iter().filter_map(|m| m.schema.as_ref()) {
+                        let v = super::super::example::synthesize(m)
+                            .unwrap_or_else(|| panic!("{doc} {}: no example of {m}", op.id));
+                        let validator =
+                            mgw_bundle::contract::compile_schema(rc.dialect, m).unwrap();
+                        let errors: Vec<String> =
+                            validator.iter_errors(&v).map(|e| e.to_string()).collect();
+                        assert!(
+                            errors.is_empty(),
+                            "{doc} {} {}: {v}: {errors:?}",
+                            op.id,
+                            r.status
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+            assert!(checked >= 3, "{doc}: {checked}");
+        }
+    }
+
+    /// A form body's `encoding` is read with its defaults; a `style` a form
+    /// body cannot have is an error at its place.
+    #[test]
+    fn form_encodings_are_read_and_a_bad_style_is_refused_where_it_is() {
+        let doc = |style: &str| {
+            format!(
+                "openapi: 3.0.3\ninfo: {{title: f, version: '1'}}\npaths:\n  /f:\n    post:\n      operationId: f\n      requestBody:\n        content:\n          application/x-www-form-urlencoded:\n            schema: {{type: object, properties: {{a: {{type: array, items: {{type: integer}}}}, b: {{type: string}}}}}}\n            encoding:\n              a: {{style: {style}}}\n              b: {{explode: false}}\n      responses: {{'200': {{description: ok}}}}\n"
+            )
+        };
+        let b = bundle_text(&doc("pipeDelimited"), "validation: {request: true}").unwrap();
+        let media = &b.apis[0].operations[0]
+            .request
+            .as_ref()
+            .unwrap()
+            .body
+            .as_ref()
+            .unwrap()
+            .content[0];
+        assert!(media.schema.is_some());
+        let enc: Vec<(&str, ParamStyle, bool)> = media
+            .encoding
+            .iter()
+            .map(|e| (e.name.as_str(), e.style, e.explode))
+            .collect();
+        assert_eq!(
+            enc,
+            [
+                ("a", ParamStyle::PipeDelimited, false),
+                ("b", ParamStyle::Form, false)
+            ]
+        );
+        let e = bundle_text(&doc("matrix"), "validation: {request: true}").unwrap_err();
+        assert!(
+            e.contains("api.yaml:12:") && e.contains("encoding/a/style") && e.contains("`form`"),
+            "{e}"
+        );
     }
 
     #[test]

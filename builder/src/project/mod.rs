@@ -17,7 +17,9 @@
 pub mod compile;
 pub mod contract;
 pub mod de;
+pub mod discriminator;
 pub mod error;
+pub mod example;
 pub mod extensions;
 pub mod init;
 pub mod keymap;

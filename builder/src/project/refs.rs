@@ -545,6 +545,23 @@ fn collect_refs(
             }
         }
         Kind::Map(entries) => {
+            // A map of names that is itself a reference (`properties: {$ref:
+            // 'attributes.yml#/ids'}`, as DigitalOcean writes): a JSON Reference
+            // stands for the whole map. A `$ref` whose value is not a string is a
+            // name like any other.
+            if ctx == Ctx::Names {
+                if let Some(raw) = ref_of(node) {
+                    let mark = node.entry("$ref").map_or(node.mark, |x| x.value.mark);
+                    let mut at = Loc::new(file, ptr.clone());
+                    at.pointer.push("$ref".into());
+                    out.push(RefSite {
+                        at,
+                        raw: raw.to_owned(),
+                        mark,
+                    });
+                    return;
+                }
+            }
             for e in entries {
                 ptr.push(e.key.clone());
                 match ctx {
@@ -823,6 +840,21 @@ mod tests {
             "components:\n  schemas:\n    Tree:\n      properties:\n        children: {type: array, items: {$ref: '#/components/schemas/Tree'}}\n",
         )]);
         assert!(s.load_closure("a.yaml", None).is_empty());
+    }
+
+    /// Regression: a `properties` map given by reference was read as a
+    /// property named `$ref`, and the file it names was never loaded.
+    #[test]
+    fn a_map_of_names_given_by_reference_is_loaded() {
+        let mut s = mem(&[
+            (
+                "a.yaml",
+                "schema:\n  properties: {$ref: 'attrs.yaml#/ids'}\n",
+            ),
+            ("attrs.yaml", "ids:\n  droplet_ids: {type: array}\n"),
+        ]);
+        assert!(s.load_closure("a.yaml", None).is_empty());
+        assert!(s.doc("attrs.yaml").is_some());
     }
 
     #[test]

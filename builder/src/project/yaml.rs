@@ -275,7 +275,8 @@ impl Node {
         }
     }
 
-    /// Converts to JSON. Non-finite floats become `null`.
+    /// Converts to JSON. Non-finite floats become `null`; an integer beyond
+    /// 64 bits becomes the nearest float, as a JSON parser reads it.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match &self.kind {
@@ -288,7 +289,9 @@ impl Node {
                     } else if let Ok(v) = u64::try_from(i) {
                         Value::from(v)
                     } else {
-                        Value::String(s.text.clone())
+                        #[allow(clippy::cast_precision_loss)]
+                        serde_json::Number::from_f64(i as f64)
+                            .map_or_else(|| Value::String(s.text.clone()), Value::Number)
                     }
                 }
                 Resolved::Float(f) => serde_json::Number::from_f64(f)
@@ -838,6 +841,17 @@ mod tests {
         assert_eq!(r("g"), Resolved::Str("12"));
         assert_eq!(r("h"), Resolved::Str("1.2.3"));
         assert_eq!(r("i"), Resolved::Float(f64::INFINITY));
+    }
+
+    /// Regression: DigitalOcean's `maximum: 18446744073709552000` (beyond
+    /// `u64`) became a string, and its schema did not compile.
+    #[test]
+    fn integers_beyond_64_bits_are_numbers() {
+        let n = parse("a: 18446744073709552000\nb: 18446744073709551615\n", false).unwrap();
+        let j = n.to_json();
+        assert!(j["a"].is_f64(), "{j}");
+        assert_eq!(j["a"].as_f64(), Some(18_446_744_073_709_552_000.0));
+        assert_eq!(j["b"].as_u64(), Some(u64::MAX));
     }
 
     #[test]

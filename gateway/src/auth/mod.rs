@@ -416,11 +416,13 @@ impl Security {
         req: &mut Request<B>,
         identity: &Identity,
     ) {
+        let mut taken = TakenCredentials::default();
         for r in requirement {
             let scheme = &api.schemes[r.scheme];
             if self.providers[scheme.provider].forwards_credentials() {
                 continue;
             }
+            taken.0.push((scheme.location, scheme.param.clone()));
             match scheme.location {
                 CredentialIn::Header => {
                     if let Ok(h) = HeaderName::from_bytes(scheme.param.as_bytes()) {
@@ -438,6 +440,31 @@ impl Security {
         for (name, value) in &identity.headers {
             req.headers_mut().insert(name.clone(), value.clone());
         }
+        if !taken.0.is_empty() {
+            req.extensions_mut().insert(taken);
+        }
+    }
+}
+
+/// The credentials (where, and the header, query or cookie name) the
+/// authenticate stage verified and removed from a request, kept in its
+/// extensions: a later stage that looks for them (request validation of a
+/// parameter the document declares as well as the security scheme) knows they
+/// were there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TakenCredentials(pub Vec<(CredentialIn, String)>);
+
+impl TakenCredentials {
+    /// Whether the credential `name` sent in `location` was taken (header names
+    /// without regard to case).
+    pub fn contains(&self, location: CredentialIn, name: &str) -> bool {
+        self.0.iter().any(|(l, n)| {
+            *l == location
+                && match location {
+                    CredentialIn::Header => n.eq_ignore_ascii_case(name),
+                    _ => n == name,
+                }
+        })
     }
 }
 
