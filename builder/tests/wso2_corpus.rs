@@ -120,16 +120,17 @@ const REFUSED: &[(&str, &[&str])] = &[
         &[
             "interceptors_sample.yaml:43:7",
             "`#/paths/~1pet~1findByStatus/get/x-wso2-request-interceptor`",
-            "`x-wso2-request-interceptor` cannot be used: interceptors are not supported by mgw",
+            "`x-wso2-request-interceptor: ",
+            "names a native filter, and this project has no `runtime/` crate: run `mgw init --runtime`",
         ],
     ),
     (
         "tests/src/test/resources/openAPIs/interceptor/interceptor.yaml",
-        &["interceptors are not supported by mgw"],
+        &["names a native filter, and this project has no `runtime/` crate"],
     ),
     (
         "tests/src/test/resources/openAPIs/interceptor/PerAPIInterceptor.yaml",
-        &["interceptors are not supported by mgw"],
+        &["names a native filter, and this project has no `runtime/` crate"],
     ),
     (
         "tests/src/test/resources/openAPIs/serviceDiscovery/etcd_test.yaml",

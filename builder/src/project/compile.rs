@@ -50,6 +50,8 @@ pub struct Compiled {
     /// Problems that do not stop the build (an unused upstream, an overridden
     /// spec endpoint).
     pub warnings: Vec<Diagnostic>,
+    /// Native filters the documents name (WSO2 interceptors), where.
+    pub filters: Vec<super::interceptors::FilterRef>,
 }
 
 /// What the image serves, for `mgw inspect`, labels and build output.
@@ -160,6 +162,7 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         summary,
         env,
         warnings: c.warnings,
+        filters: c.filter_refs.into_iter().collect(),
     })
 }
 
@@ -203,6 +206,7 @@ impl<'p> Compiler<'p> {
             used_policies: BTreeSet::new(),
             reported: BTreeSet::new(),
             used_providers: BTreeSet::new(),
+            filter_refs: BTreeSet::new(),
         }
     }
 }
@@ -222,6 +226,8 @@ struct Compiler<'p> {
     reported: BTreeSet<(Origin, String)>,
     /// Providers some operation uses.
     used_providers: BTreeSet<String>,
+    /// Native filters named by interceptors.
+    filter_refs: BTreeSet<super::interceptors::FilterRef>,
 }
 
 fn mpath() -> KeyPath {
@@ -532,6 +538,11 @@ impl Compiler<'_> {
                 request,
                 mock,
                 responses,
+                filters: super::interceptors::for_operation(
+                    &spec.policies,
+                    &op.policies,
+                    &mut self.filter_refs,
+                ),
             });
         }
         self.report_wso2_default(&settings.name, spec, &needs_default);

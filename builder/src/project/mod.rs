@@ -20,6 +20,7 @@ pub mod de;
 pub mod error;
 pub mod extensions;
 pub mod init;
+pub mod interceptors;
 pub mod keymap;
 pub mod manifest;
 pub mod openapi;
@@ -124,5 +125,12 @@ pub fn load_from(source: Source) -> Result<Project, ProjectError> {
 
 /// Loads and compiles the project in `dir`: what `mgw validate` and `mgw build` run.
 pub fn build(dir: &Path) -> Result<Compiled, ProjectError> {
-    compile(&load(dir)?)
+    let compiled = compile(&load(dir)?)?;
+    // Interceptors name filters of `runtime/`: without one, nothing can run them.
+    if !compiled.filters.is_empty() && crate::runtime::crate_dir(dir).is_none() {
+        return Err(ProjectError::invalid(interceptors::without_runtime(
+            &compiled.filters,
+        )));
+    }
+    Ok(compiled)
 }
