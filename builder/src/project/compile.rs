@@ -133,6 +133,11 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         c.warnings.extend(spec.warnings.iter().cloned());
     }
     let bundle = c.bundle();
+    // Interceptors name filters of `runtime/`: without one, nothing can run them.
+    if !project.has_runtime {
+        let refs: Vec<_> = c.filter_refs.iter().cloned().collect();
+        c.diags.extend(super::interceptors::without_runtime(&refs));
+    }
     if !c.diags.is_empty() {
         return Err(ProjectError::invalid(c.diags));
     }

@@ -53,6 +53,9 @@ pub struct Project {
     pub specs: Vec<ApiSpec>,
     /// Verification key files named by JWT providers: project path → text.
     pub key_files: std::collections::BTreeMap<String, String>,
+    /// The project has a `runtime/` crate (native filters, which WSO2
+    /// interceptors name); never for a project in memory.
+    pub has_runtime: bool,
 }
 
 /// Loads the project in `dir` (which holds `mgw.yaml`).
@@ -116,21 +119,19 @@ pub fn load_from(source: Source) -> Result<Project, ProjectError> {
     if !diags.is_empty() {
         return Err(ProjectError::invalid(diags));
     }
+    let has_runtime = match &source {
+        Source::Dir(dir) => crate::runtime::crate_dir(dir).is_some(),
+        Source::Memory(_) => false,
+    };
     Ok(Project {
         manifest,
         specs,
         key_files,
+        has_runtime,
     })
 }
 
 /// Loads and compiles the project in `dir`: what `mgw validate` and `mgw build` run.
 pub fn build(dir: &Path) -> Result<Compiled, ProjectError> {
-    let compiled = compile(&load(dir)?)?;
-    // Interceptors name filters of `runtime/`: without one, nothing can run them.
-    if !compiled.filters.is_empty() && crate::runtime::crate_dir(dir).is_none() {
-        return Err(ProjectError::invalid(interceptors::without_runtime(
-            &compiled.filters,
-        )));
-    }
-    Ok(compiled)
+    compile(&load(dir)?)
 }
