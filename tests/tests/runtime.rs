@@ -78,7 +78,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// `examples/petstore-filters` copied to `to`, with the test's public key, and
 /// its runtime's path dependency on this repository's `gateway/` made absolute
 /// (the relative one only resolves inside `examples/`).
-fn project_copy(to: &Path, idp: &Idp) -> PathBuf {
+fn project_copy(to: &Path, idp: &Idp) {
     copy_dir(&root().join("examples/petstore-filters"), to);
     std::fs::write(
         to.join("keys/idp.jwks.json"),
@@ -91,7 +91,6 @@ fn project_copy(to: &Path, idp: &Idp) -> PathBuf {
     assert!(text.contains(relative), "{text}");
     let absolute = format!("path = {:?}", root().join("gateway").display().to_string());
     std::fs::write(&manifest, text.replace(relative, &absolute)).unwrap();
-    to.to_path_buf()
 }
 
 /// `mgw build --output json` of `project` into `out`, compiling its runtime.
@@ -135,8 +134,12 @@ fn labels(layout: &Path, digest: &str) -> serde_json::Value {
 fn a_projects_runtime_is_compiled_baked_and_rebuilt_to_the_same_digest() {
     require("runc", "apt-get install runc");
     let idp = idp();
+    // At a fixed path: the remaps (and so cargo's cache) stay the same from one
+    // run of this test to the next.
+    let project = target_dir().join("runtime-tests/petstore-filters");
+    let _ = std::fs::remove_dir_all(&project);
+    project_copy(&project, &idp);
     let work = tempfile::tempdir().unwrap();
-    let project = project_copy(&work.path().join("petstore-filters"), &idp);
     let out = work.path().join("out");
     let meta = build(&project, &out.join("first"));
     let exe = std::fs::read(executable()).unwrap();

@@ -102,3 +102,49 @@ pub fn missing(refs: &[FilterRef], have: &[String]) -> Vec<Diagnostic> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str, line: usize) -> Option<Located<String>> {
+        Some(Located {
+            value: name.to_owned(),
+            origin: Origin::file(format!("a.yaml:{line}")),
+        })
+    }
+
+    #[test]
+    fn an_operations_interceptor_replaces_its_documents_of_the_same_kind() {
+        let document = Policies {
+            request_interceptor: named("audit", 1),
+            response_interceptor: named("stamp", 2),
+            ..Policies::default()
+        };
+        let operation = Policies {
+            request_interceptor: named("no-cats", 3),
+            ..Policies::default()
+        };
+        let mut refs = BTreeSet::new();
+        assert_eq!(
+            for_operation(&document, &operation, &mut refs),
+            ["no-cats", "stamp"]
+        );
+        assert_eq!(
+            for_operation(&document, &Policies::default(), &mut refs),
+            ["audit", "stamp"]
+        );
+        // Each place once, however many operations it applies to.
+        assert_eq!(refs.len(), 3);
+        let refs: Vec<_> = refs.into_iter().collect();
+        let missing = missing(&refs, &["stamp".to_owned(), "audit".to_owned()]);
+        assert_eq!(missing.len(), 1);
+        assert!(
+            missing[0]
+                .to_string()
+                .contains("`x-wso2-request-interceptor: no-cats` names a native filter that `runtime/` does not register (it has `stamp`, `audit`)"),
+            "{}",
+            missing[0]
+        );
+    }
+}
