@@ -3,8 +3,8 @@
 //! `tenant-header` adds the caller's tenant claim; the image's `io.mgw.filters`
 //! label names both; and a second build gives the same image digest.
 //!
-//! The runtime build is a full gateway compile: every build uses one cargo
-//! target directory (`<target>/runtime-tests`) and the release profile without
+//! The runtime build is a full gateway compile: each test keeps its own cargo
+//! target directory under `<target>/runtime-tests` and uses the release profile without
 //! LTO (`CARGO_PROFILE_RELEASE_LTO=false`, 16 codegen units), so it takes
 //! minutes, not tens of minutes. The second build comes after the runtime's
 //! `src/main.rs` is touched, so cargo compiles the runtime crate and links the
@@ -93,12 +93,25 @@ fn project_copy(to: &Path, idp: &Idp) {
     std::fs::write(&manifest, text.replace(relative, &absolute)).unwrap();
 }
 
-/// `mgw build --output json` of `project` into `out`, compiling its runtime.
+/// `mgw build --output json` of `project` into `out`, compiling its runtime
+/// in the filters test's cargo target directory.
 fn build(project: &Path, out: &Path) -> serde_json::Value {
-    build_with(project, out, &[])
+    build_with(project, out, &filters_target(), &[])
 }
 
-fn build_with(project: &Path, out: &Path, env: &[(&str, &str)]) -> serde_json::Value {
+/// Each test has its own cargo target directory: cargo leaves the rustflags
+/// (which hold the project's path) out of its artifact names, so two projects
+/// in one directory would rebuild every dependency over each other's.
+fn filters_target() -> PathBuf {
+    target_dir().join("runtime-tests/filters")
+}
+
+fn build_with(
+    project: &Path,
+    out: &Path,
+    target: &Path,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
     let built = run(Command::new(mgw_bin())
         .envs(env.iter().copied())
         .args(["build", "--output", "json", "--no-tarball", "--out"])
@@ -106,7 +119,7 @@ fn build_with(project: &Path, out: &Path, env: &[(&str, &str)]) -> serde_json::V
         .arg(project)
         .env_remove("MGW_GATEWAY_BINARY")
         .env_remove("SOURCE_DATE_EPOCH")
-        .env("CARGO_TARGET_DIR", target_dir().join("runtime-tests"))
+        .env("CARGO_TARGET_DIR", target)
         .env("CARGO_PROFILE_RELEASE_LTO", "false")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16"))
     .unwrap_or_else(|e| panic!("{e:#}"));
@@ -115,7 +128,7 @@ fn build_with(project: &Path, out: &Path, env: &[(&str, &str)]) -> serde_json::V
 
 /// The runtime's executable in the shared target directory.
 fn executable() -> PathBuf {
-    target_dir().join("runtime-tests/x86_64-unknown-linux-musl/release/mgw-gateway")
+    filters_target().join("x86_64-unknown-linux-musl/release/mgw-gateway")
 }
 
 /// The image config's labels, read from the OCI layout.
@@ -234,7 +247,12 @@ fn init_runtime_gives_a_crate_that_builds_offline() {
     );
 
     let out = tempfile::tempdir().unwrap();
-    let meta = build_with(&project, out.path(), &[("CARGO_NET_OFFLINE", "true")]);
+    let meta = build_with(
+        &project,
+        out.path(),
+        &target_dir().join("runtime-tests/init"),
+        &[("CARGO_NET_OFFLINE", "true")],
+    );
     let name = meta["summary"]["name"].as_str().unwrap();
     let labels = labels(
         &out.path().join(name).join("oci"),
