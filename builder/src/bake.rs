@@ -50,6 +50,9 @@ pub struct BakeOptions {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub gateway: GatewaySource,
+    /// The native filters the gateway carries (a project's `runtime/`), for the
+    /// [`crate::runtime::LABEL_FILTERS`] label; `None`: the stock gateway, no label.
+    pub filters: Option<Vec<String>>,
     /// Where compressed gateway layers are cached (`<mgw cache dir>/layers`);
     /// `None`: compress every time.
     pub layer_cache: Option<PathBuf>,
@@ -165,6 +168,9 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
         LABEL_BUILDER.to_owned(),
         env!("CARGO_PKG_VERSION").to_owned(),
     );
+    if let Some(filters) = &opts.filters {
+        labels.insert(crate::runtime::LABEL_FILTERS.to_owned(), filters.join(","));
+    }
     spec.labels = labels;
     let mut all_annotations = opts.annotations.clone();
     all_annotations.extend(annotations);

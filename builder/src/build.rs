@@ -24,6 +24,7 @@ use crate::oci::{self, Digest, OutputPaths};
 use crate::platform::Platform;
 use crate::project::{self, Compiled, Diagnostic, EnvVar, Summary};
 use crate::registry::{ClientOptions, Reference};
+use crate::runtime;
 use crate::{sbom, transfer};
 
 /// Everything a build takes.
@@ -345,12 +346,40 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
     for extra in &inputs.extra_tags {
         oci::image::validate_tag(extra)?;
     }
+    let dir = inputs.out.join(&summary.name);
+    let runtime_dir = runtime::crate_dir(&inputs.project);
+    let cargo = runtime_dir.as_deref().map(|d| runtime::CargoBuild {
+        dir: d,
+        log_dir: &dir,
+        source_date_epoch: epoch,
+        env: &inputs.client.env,
+    });
     let mut base_meta = None;
     let mut resolved_base = None;
-    let mut specs = Vec::new();
     let mut gateways = Vec::new();
     for &platform in &platforms {
-        let gateway = gateway_source(inputs, platform, &mut base_meta, &mut resolved_base)?;
+        gateways.push(gateway_source(
+            inputs,
+            platform,
+            cargo.as_ref(),
+            &mut base_meta,
+            &mut resolved_base,
+        )?);
+    }
+    // A project with `runtime/` labels its image with the filters its gateway
+    // carries (not with `--base`: that image's gateway is what it is).
+    let filters = match (&runtime_dir, &inputs.base) {
+        (Some(_), None) => Some(gateway_filters(&platforms, &gateways)?),
+        _ => None,
+    };
+    if let Some(have) = &filters {
+        let missing = project::interceptors::missing(&compiled.filters, have);
+        if !missing.is_empty() {
+            return Err(project::ProjectError::invalid(missing).into());
+        }
+    }
+    let mut specs = Vec::new();
+    for (&platform, gateway) in platforms.iter().zip(&gateways) {
         let opts = BakeOptions {
             repository: repository.clone(),
             tag: tag.clone(),
@@ -359,7 +388,8 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             revision: inputs.revision.clone(),
             labels: inputs.labels.clone(),
             annotations: inputs.annotations.clone(),
-            gateway,
+            gateway: gateway.clone(),
+            filters: filters.clone(),
             layer_cache: Some(inputs.client.env.cache_dir().join("layers")),
         };
         let spec = bake::image_spec(&compiled, &opts)?;
@@ -376,7 +406,6 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             }
         }
         specs.push(spec);
-        gateways.push(opts.gateway);
     }
     // The docker-archive holds the host's image, else the first.
     let archived = platforms
@@ -384,7 +413,6 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         .position(|p| *p == Platform::host())
         .unwrap_or(0);
 
-    let dir = inputs.out.join(&summary.name);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create output directory `{}`", dir.display()))?;
     let relative = |given: &Option<PathBuf>, default: &str| match given {
@@ -512,10 +540,12 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
 
 /// Where `platform`'s gateway comes from: `--base` (pulled for that platform
 /// when it is a registry reference; the first pull fills `base_meta` and
-/// `resolved_base`), else its binary.
+/// `resolved_base`), else its `--gateway-binary`, else the project's `runtime/`
+/// compiled by `cargo`, else the stock binary ([`gateway_binary::locate`]).
 fn gateway_source(
     inputs: &Inputs,
     platform: Platform,
+    cargo: Option<&runtime::CargoBuild<'_>>,
     base_meta: &mut Option<BaseMeta>,
     resolved_base: &mut Option<(Reference, Digest)>,
 ) -> Result<GatewaySource> {
@@ -526,9 +556,10 @@ fn gateway_source(
             .rev()
             .find(|(p, _)| *p == platform)
             .map(|(_, path)| path.as_path());
-        return Ok(GatewaySource::Binary(gateway_binary::locate(
-            explicit, platform,
-        )?));
+        return Ok(GatewaySource::Binary(match (explicit, cargo) {
+            (None, Some(cargo)) => runtime::compile(cargo, platform)?,
+            _ => gateway_binary::locate(explicit, platform)?,
+        }));
     };
     Ok(match parse_base(base)? {
         BaseArg::Layout(layout, tag) => GatewaySource::Base {
@@ -562,6 +593,23 @@ fn gateway_source(
             }
         }
     })
+}
+
+/// The filters of the gateway executables (they are one crate built per
+/// platform): asked of the host's, else of the first.
+fn gateway_filters(platforms: &[Platform], gateways: &[GatewaySource]) -> Result<Vec<String>> {
+    let binaries = platforms.iter().zip(gateways).filter_map(|(p, g)| match g {
+        GatewaySource::Binary(path) => Some((*p, path)),
+        GatewaySource::Base { .. } => None,
+    });
+    let mut chosen = None;
+    for (platform, path) in binaries {
+        if chosen.is_none() || platform == Platform::host() {
+            chosen = Some((platform, path));
+        }
+    }
+    let (platform, path) = chosen.context("no gateway executable to list the filters of")?;
+    Ok(runtime::list_filters(path, platform)?)
 }
 
 /// The gateway executable's digest and the base contents, for the SBOM.

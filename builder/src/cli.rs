@@ -47,7 +47,9 @@ pub enum Command {
 Examples:
   mgw init petstore.yaml                        writes ./mgw.yaml and ./apis/petstore.yaml
   mgw init api.json --dir gw --name orders      into ./gw, named `orders`
-  mgw init api.yaml --upstream-url http://orders.svc:8080")]
+  mgw init api.yaml --upstream-url http://orders.svc:8080
+  mgw init --runtime --dir gw                   add runtime/ (native filters) to the project in ./gw
+  mgw init api.yaml --runtime                   both")]
     Init(InitArgs),
     /// Check a project and print the APIs and routes it would serve.
     #[command(after_help = "\
@@ -150,8 +152,10 @@ pub struct ProjectArg {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The OpenAPI (3.0, 3.1) or Swagger 2.0 file, YAML or JSON.
-    pub spec: PathBuf,
+    /// The OpenAPI (3.0, 3.1) or Swagger 2.0 file, YAML or JSON (optional with
+    /// `--runtime`: then `--dir` is an existing project).
+    #[arg(required_unless_present = "runtime")]
+    pub spec: Option<PathBuf>,
     /// Where to write the project.
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
@@ -161,6 +165,10 @@ pub struct InitArgs {
     /// Default upstream URL written into mgw.yaml.
     #[arg(long)]
     pub upstream_url: Option<String>,
+    /// Add `runtime/`: a Cargo crate with an example native filter and the
+    /// gateway library vendored from this mgw (`mgw build` compiles it).
+    #[arg(long)]
+    pub runtime: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub mod platform;
 pub mod project;
 pub mod push;
 pub mod registry;
+pub mod runtime;
 pub mod sbom;
 pub mod scratch;
 pub mod transfer;

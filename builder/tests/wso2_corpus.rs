@@ -116,22 +116,6 @@ const REFUSED: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "samples/interceptors_sample.yaml",
-        &[
-            "interceptors_sample.yaml:43:7",
-            "`#/paths/~1pet~1findByStatus/get/x-wso2-request-interceptor`",
-            "`x-wso2-request-interceptor` cannot be used: interceptors are not supported by mgw",
-        ],
-    ),
-    (
-        "tests/src/test/resources/openAPIs/interceptor/interceptor.yaml",
-        &["interceptors are not supported by mgw"],
-    ),
-    (
-        "tests/src/test/resources/openAPIs/interceptor/PerAPIInterceptor.yaml",
-        &["interceptors are not supported by mgw"],
-    ),
-    (
         "tests/src/test/resources/openAPIs/serviceDiscovery/etcd_test.yaml",
         &[
             "etcd_test.yaml:388:7",
@@ -168,6 +152,28 @@ fn migrate(doc: &str, dir: &Path) -> (PathBuf, Output) {
     let out = mgw(&["init", &spec, "--dir", "gw"], dir);
     (dir.join("gw"), out)
 }
+
+/// WSO2 interceptors name native filters: the migrated project is written, and
+/// `mgw validate` says where each is named and how to add a `runtime/` with it.
+const INTERCEPTORS: &[(&str, &[&str])] = &[
+    (
+        "samples/interceptors_sample.yaml",
+        &[
+            "interceptors_sample.yaml:43:7",
+            "`#/paths/~1pet~1findByStatus/get/x-wso2-request-interceptor`",
+            "`x-wso2-request-interceptor: ",
+            "names a native filter, and this project has no `runtime/` crate: run `mgw init --runtime`",
+        ],
+    ),
+    (
+        "tests/src/test/resources/openAPIs/interceptor/interceptor.yaml",
+        &["names a native filter, and this project has no `runtime/` crate"],
+    ),
+    (
+        "tests/src/test/resources/openAPIs/interceptor/PerAPIInterceptor.yaml",
+        &["names a native filter, and this project has no `runtime/` crate"],
+    ),
+];
 
 /// The one addition a test makes: a provider per declared security scheme, and
 /// `default` for WSO2's default OAuth2 security.
@@ -311,6 +317,27 @@ fn wso2_projects_mgw_cannot_serve_are_refused_with_the_place_and_the_reason() {
         let (_, init) = migrate(doc, &dir);
         assert_eq!(init.status.code(), Some(64), "{doc}:\n{}", text(&init));
         let t = text(&init);
+        for part in expected {
+            assert!(t.contains(part), "{doc}: expected `{part}` in:\n{t}");
+        }
+    }
+}
+
+#[test]
+fn wso2_interceptors_ask_for_a_runtime_with_their_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, &(doc, expected)) in INTERCEPTORS.iter().enumerate() {
+        let dir = tmp.path().join(i.to_string());
+        let (_, init) = migrate(doc, &dir);
+        assert!(init.status.success(), "{doc}:\n{}", text(&init));
+        let validate = mgw(&["validate", "gw"], &dir);
+        assert_eq!(
+            validate.status.code(),
+            Some(64),
+            "{doc}:\n{}",
+            text(&validate)
+        );
+        let t = text(&validate);
         for part in expected {
             assert!(t.contains(part), "{doc}: expected `{part}` in:\n{t}");
         }

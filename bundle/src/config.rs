@@ -224,6 +224,8 @@ pub struct RouteCfg {
     pub mock: Option<std::sync::Arc<crate::contract::MockContract>>,
     /// Response checks (report mode), schemas compiled.
     pub responses: Option<std::sync::Arc<crate::contract::CheckedResponses>>,
+    /// Native filters named for this operation (`Operation::filters`).
+    pub filters: Vec<String>,
 }
 
 /// A route's sandbox upstream and what selects it.

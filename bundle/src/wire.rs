@@ -432,6 +432,11 @@ pub struct Operation {
     /// Response checks in report mode (`apis[].validation.responses`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responses: Option<crate::contract::ResponseContract>,
+    /// Native filters named for this operation (WSO2's
+    /// `x-wso2-request-interceptor`/`x-wso2-response-interceptor`): a filter a
+    /// bundle names runs only on the operations that name it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
 }
 
 fn is_false(b: &bool) -> bool {

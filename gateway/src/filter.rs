@@ -6,8 +6,10 @@
 //! upstream (it may answer instead); [`Filter::on_upstream_response`] on the
 //! upstream's response head; [`Filter::on_end`] once the response is done
 //! (logging, counting). Filters run in registration order, every filter on
-//! every route: a filter that is for some routes only checks
-//! [`Session::route`]. A filter reads the route, the identity and its claims
+//! every route — except a filter the bundle names (a WSO2
+//! `x-wso2-*-interceptor` on an operation or its API, [`Filters::select`]):
+//! that one runs only on the operations naming it. Otherwise a filter that is
+//! for some routes only checks [`Session::route`]. A filter reads the route, the identity and its claims
 //! through [`Session`], and keeps per-request state in [`Session::ctx`] (a
 //! typed map, empty and free until a filter inserts something).
 //!
@@ -90,7 +92,28 @@ pub trait Filter: Send + Sync + 'static {
 
 /// The filters a gateway runs, in order.
 #[derive(Default)]
-pub struct Filters(Vec<Box<dyn Filter>>);
+pub struct Filters {
+    list: Vec<Box<dyn Filter>>,
+    /// Per filter: `None` runs everywhere; `Some` only on these operations
+    /// (those the bundle names it on).
+    only: Vec<Option<Vec<OperationKey>>>,
+}
+
+/// `(API name, operation id)`.
+type OperationKey = (Box<str>, Box<str>);
+
+/// The bundle names a filter the gateway was not built with.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "operation `{operation}` of API `{api}` names the native filter `{name}`, and this gateway has {}; build the image from the project with that filter in its `runtime/`",
+    if .have.is_empty() { "none".to_owned() } else { .have.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ") }
+)]
+pub struct UnknownFilter {
+    pub name: String,
+    pub api: String,
+    pub operation: String,
+    pub have: Vec<String>,
+}
 
 impl Filters {
     pub fn new() -> Self {
@@ -100,16 +123,54 @@ impl Filters {
     /// Adds a filter after those already registered.
     #[must_use]
     pub fn with(mut self, filter: impl Filter) -> Self {
-        self.0.push(Box::new(filter));
+        self.list.push(Box::new(filter));
+        self.only.push(None);
         self
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list.is_empty()
     }
 
     pub fn names(&self) -> Vec<&str> {
-        self.0.iter().map(|f| f.name()).collect()
+        self.list.iter().map(|f| f.name()).collect()
+    }
+
+    /// Restricts each filter that `operations` (`(API, operation id, filter
+    /// names)`) name to those operations.
+    pub fn select<'a>(
+        &mut self,
+        operations: impl IntoIterator<Item = (&'a str, &'a str, &'a [String])>,
+    ) -> Result<(), UnknownFilter> {
+        for (api, operation, names) in operations {
+            for name in names {
+                let Some(i) = self.list.iter().position(|f| f.name() == name) else {
+                    return Err(UnknownFilter {
+                        name: name.clone(),
+                        api: api.to_owned(),
+                        operation: operation.to_owned(),
+                        have: self.names().into_iter().map(str::to_owned).collect(),
+                    });
+                };
+                self.only[i]
+                    .get_or_insert_with(Vec::new)
+                    .push((api.into(), operation.into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The filters that run on this request's route.
+    fn active<'s>(&'s self, route: &RouteInfo<'_>) -> impl Iterator<Item = &'s dyn Filter> {
+        let (api, id) = (route.api, route.operation_id);
+        self.list
+            .iter()
+            .zip(&self.only)
+            .filter(move |(_, only)| {
+                only.as_ref()
+                    .is_none_or(|ops| ops.iter().any(|(a, o)| **a == *api && **o == *id))
+            })
+            .map(|(f, _)| &**f)
     }
 
     /// Runs every filter's request phase; the first answer wins.
@@ -118,7 +179,9 @@ impl Filters {
         session: &mut Session<'_>,
         request: &mut http::request::Parts,
     ) -> Option<Response<Bytes>> {
-        self.0.iter().find_map(|f| f.on_request(session, request))
+        let route = session.route;
+        self.active(&route)
+            .find_map(|f| f.on_request(session, request))
     }
 
     pub fn on_upstream_response(
@@ -126,13 +189,15 @@ impl Filters {
         session: &mut Session<'_>,
         response: &mut http::response::Parts,
     ) {
-        for f in self.0.iter() {
+        let route = session.route;
+        for f in self.active(&route) {
             f.on_upstream_response(session, response);
         }
     }
 
     pub fn on_end(&self, session: &mut Session<'_>, status: StatusCode) {
-        for f in self.0.iter() {
+        let route = session.route;
+        for f in self.active(&route) {
             f.on_end(session, status);
         }
     }

@@ -72,6 +72,7 @@ impl RunError {
             RunError::Bundle(_) => EXIT_BAD_CONFIG,
             RunError::Serve(server::ServeError::Pipeline(_)) => EXIT_BAD_CONFIG,
             RunError::Serve(server::ServeError::Security(_)) => EXIT_BAD_CONFIG,
+            RunError::Serve(server::ServeError::Filters(_)) => EXIT_BAD_CONFIG,
             RunError::Serve(_) => 1,
         }
     }

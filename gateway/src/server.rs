@@ -46,6 +46,8 @@ pub enum ServeError {
     Pipeline(#[from] crate::pipeline::BuildError),
     #[error(transparent)]
     Security(#[from] SetupError),
+    #[error(transparent)]
+    Filters(#[from] crate::filter::UnknownFilter),
 }
 
 /// A gateway with its listeners bound, ready to [`Server::run`].
@@ -67,6 +69,11 @@ impl Server {
 
     /// [`Server::bind`], with native filters on every route (a custom runtime).
     pub async fn bind_with(config: Config, filters: Filters) -> Result<Server, ServeError> {
+        let mut filters = filters;
+        filters.select(config.routes.iter().map(|r| {
+            let api = &config.apis[r.api].name;
+            (api.as_str(), r.operation_id.as_str(), r.filters.as_slice())
+        }))?;
         let config = Arc::new(config);
         let api = bind(config.api_addr, "API listener").await?;
         let admin = bind(config.admin_addr, "admin listener").await?;

@@ -140,3 +140,66 @@ async fn filters_deny_by_a_custom_rule_and_add_a_header_from_a_claim() {
     );
     gw.shutdown().await;
 }
+
+/// Marks the upstream's response with `x-<name>: 1`.
+struct Marker(&'static str);
+
+impl Filter for Marker {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    fn on_upstream_response(&self, _s: &mut Session<'_>, res: &mut http::response::Parts) {
+        res.headers.insert(
+            format!("x-{}", self.0).parse::<http::HeaderName>().unwrap(),
+            "1".parse().unwrap(),
+        );
+    }
+}
+
+/// A filter the bundle names for an operation (a WSO2 interceptor) runs only on
+/// that operation; a filter nobody names runs everywhere; a name the gateway
+/// has no filter for stops it at start.
+#[tokio::test]
+async fn a_filter_the_bundle_names_runs_only_on_the_operations_naming_it() {
+    let b = backend("pets").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    for op in bundle["apis"][0]["operations"].as_array_mut().unwrap() {
+        if op["id"] == "getPet" {
+            op["filters"] = json!(["named"]);
+        }
+    }
+    let filters = Filters::new()
+        .with(Marker("named"))
+        .with(Marker("everywhere"));
+    let gw = start_with_filters(bundle.clone(), filters).await;
+    let r = get(&gw.url("/pets-api/v1/pets/1")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["x-named"], "1");
+    assert_eq!(r.headers["x-everywhere"], "1");
+    let r = get(&gw.url("/pets-api/v1/pets")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers.get("x-named").is_none(), "{:?}", r.headers);
+    assert_eq!(r.headers["x-everywhere"], "1");
+    gw.shutdown().await;
+
+    bundle["apis"][0]["operations"][0]["filters"] = json!(["nope"]);
+    let parsed: mgw_gateway::bundle::Bundle = serde_json::from_value(bundle).unwrap();
+    let config = mgw_gateway::bundle::Config::from_bundle(
+        &parsed,
+        mgw_gateway::bundle::digest_of(&parsed.to_canonical_json()),
+        Some(&std::collections::BTreeMap::<String, String>::new()),
+    )
+    .unwrap();
+    let err =
+        match mgw_gateway::server::Server::bind_with(config, Filters::new().with(Marker("named")))
+            .await
+        {
+            Ok(_) => panic!("the gateway started"),
+            Err(e) => e.to_string(),
+        };
+    assert!(
+        err.contains("names the native filter `nope`") && err.contains("this gateway has `named`"),
+        "{err}"
+    );
+}

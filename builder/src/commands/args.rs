@@ -133,5 +133,19 @@ pub fn build(inputs: &Inputs) -> Result<Built> {
     let started = std::time::Instant::now();
     let compiled = build::compile(inputs)?;
     warn_all(&compiled.warnings);
+    // The runtime's compile takes minutes: say so (cargo's output is in a log).
+    if let (Some(dir), None) = (crate::runtime::crate_dir(&inputs.project), &inputs.base)
+        && inputs.gateway_binaries.is_empty()
+    {
+        eprintln!(
+            "compiling `{}` with cargo (its output: `{}`)",
+            dir.display(),
+            inputs
+                .out
+                .join(&compiled.summary.name)
+                .join("runtime-<arch>.log")
+                .display()
+        );
+    }
     build::bake(inputs, compiled, started)
 }

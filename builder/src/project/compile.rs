@@ -50,6 +50,8 @@ pub struct Compiled {
     /// Problems that do not stop the build (an unused upstream, an overridden
     /// spec endpoint).
     pub warnings: Vec<Diagnostic>,
+    /// Native filters the documents name (WSO2 interceptors), where.
+    pub filters: Vec<super::interceptors::FilterRef>,
 }
 
 /// What the image serves, for `mgw inspect`, labels and build output.
@@ -131,6 +133,11 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         c.warnings.extend(spec.warnings.iter().cloned());
     }
     let bundle = c.bundle();
+    // Interceptors name filters of `runtime/`: without one, nothing can run them.
+    if !project.has_runtime {
+        let refs: Vec<_> = c.filter_refs.iter().cloned().collect();
+        c.diags.extend(super::interceptors::without_runtime(&refs));
+    }
     if !c.diags.is_empty() {
         return Err(ProjectError::invalid(c.diags));
     }
@@ -160,6 +167,7 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
         summary,
         env,
         warnings: c.warnings,
+        filters: c.filter_refs.into_iter().collect(),
     })
 }
 
@@ -203,6 +211,7 @@ impl<'p> Compiler<'p> {
             used_policies: BTreeSet::new(),
             reported: BTreeSet::new(),
             used_providers: BTreeSet::new(),
+            filter_refs: BTreeSet::new(),
         }
     }
 }
@@ -222,6 +231,8 @@ struct Compiler<'p> {
     reported: BTreeSet<(Origin, String)>,
     /// Providers some operation uses.
     used_providers: BTreeSet<String>,
+    /// Native filters named by interceptors.
+    filter_refs: BTreeSet<super::interceptors::FilterRef>,
 }
 
 fn mpath() -> KeyPath {
@@ -533,6 +544,11 @@ impl Compiler<'_> {
                 request,
                 mock,
                 responses,
+                filters: super::interceptors::for_operation(
+                    &spec.policies,
+                    &op.policies,
+                    &mut self.filter_refs,
+                ),
             });
         }
         self.report_wso2_default(&settings.name, spec, &needs_default);

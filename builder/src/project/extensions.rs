@@ -71,6 +71,11 @@ pub struct Policies {
     pub validate_request: Option<Located<bool>>,
     /// `x-mgw-mock`: answered from the document's examples, no upstream.
     pub mock: Option<Located<bool>>,
+    /// `x-wso2-request-interceptor`: the native filter (in the project's
+    /// `runtime/`) of that name runs on the operation.
+    pub request_interceptor: Option<Located<String>>,
+    /// `x-wso2-response-interceptor`: the same, named for the response.
+    pub response_interceptor: Option<Located<String>>,
 }
 
 /// Where in a document an extension sits.
@@ -109,6 +114,8 @@ enum Ext {
     Transforms,
     ValidateRequest,
     Mock,
+    RequestInterceptor,
+    ResponseInterceptor,
 }
 
 const API_AND_OP: &[Level] = &[Level::Root, Level::Operation];
@@ -141,18 +148,20 @@ const KNOWN: &[(&str, Ext, &[Level])] = &[
     ("x-mgw-transforms", Ext::Transforms, API_AND_OP),
     ("x-mgw-validate-request", Ext::ValidateRequest, API_AND_OP),
     ("x-mgw-mock", Ext::Mock, API_AND_OP),
+    (
+        "x-wso2-request-interceptor",
+        Ext::RequestInterceptor,
+        API_AND_OP,
+    ),
+    (
+        "x-wso2-response-interceptor",
+        Ext::ResponseInterceptor,
+        API_AND_OP,
+    ),
 ];
 
 /// WSO2 extensions that exist but that mgw will not honour, with the reason.
 const REFUSED: &[(&str, &str)] = &[
-    (
-        "x-wso2-request-interceptor",
-        "interceptors are not supported by mgw",
-    ),
-    (
-        "x-wso2-response-interceptor",
-        "interceptors are not supported by mgw",
-    ),
     (
         "x-wso2-application-security",
         "application security (API keys, basic auth) is not supported yet by this mgw version",
@@ -310,6 +319,21 @@ pub fn read(
                     bad("a mapping (`request`, `response`, `staticResponse`)");
                 }
             }
+            Ext::RequestInterceptor | Ext::ResponseInterceptor => match e.value.as_str() {
+                Some(s) if !s.trim().is_empty() => {
+                    // The key's position: the error names the extension.
+                    let name = Some(Located {
+                        value: s.trim().to_owned(),
+                        origin: key_origin.clone(),
+                    });
+                    if ext == Ext::RequestInterceptor {
+                        policies.request_interceptor = name;
+                    } else {
+                        policies.response_interceptor = name;
+                    }
+                }
+                _ => bad("the name of a native filter in the project's `runtime/`"),
+            },
             Ext::Upstream => match e.value.as_str() {
                 Some(s) => {
                     policies.upstream = Some(Located {
@@ -356,6 +380,8 @@ fn ext_group(ext: Ext) -> &'static str {
         Ext::Transforms => "transforms",
         Ext::ValidateRequest => "validateRequest",
         Ext::Mock => "mock",
+        Ext::RequestInterceptor => "requestInterceptor",
+        Ext::ResponseInterceptor => "responseInterceptor",
     }
 }
 
@@ -596,9 +622,27 @@ mod tests {
     }
 
     #[test]
+    fn interceptors_name_filters() {
+        let (p, _, d) = run(
+            "x-wso2-request-interceptor: ' no-cats '\nx-wso2-response-interceptor: tenant-header\n",
+            Level::Operation,
+        );
+        assert!(d.is_empty(), "{d:?}");
+        let req = p.request_interceptor.unwrap();
+        assert_eq!(req.value, "no-cats");
+        assert_eq!(req.origin.key_path, "#/x-wso2-request-interceptor");
+        assert_eq!(p.response_interceptor.unwrap().value, "tenant-header");
+        let (_, _, d) = run("x-wso2-request-interceptor: [a]\n", Level::Root);
+        assert!(
+            d[0].contains("must be the name of a native filter"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
     fn unknown_misplaced_refused_and_doubled_extensions() {
         let (_, _, d) = run(
-            "x-wso2-basepath: /x\nx-mgw-foo: 1\nx-wso2-request-interceptor: validate\nx-wso2-throttling-tier: Gold\nx-mgw-rate-limit: gold\n",
+            "x-wso2-basepath: /x\nx-mgw-foo: 1\nx-wso2-mutual-ssl: mandatory\nx-wso2-throttling-tier: Gold\nx-mgw-rate-limit: gold\n",
             Level::Root,
         );
         assert_eq!(d.len(), 4, "{d:?}");
@@ -607,7 +651,7 @@ mod tests {
             "{d:?}"
         );
         assert!(d[1].contains("mgw understands `x-wso2-basePath`"), "{d:?}");
-        assert!(d[2].contains("interceptors are not supported"), "{d:?}");
+        assert!(d[2].contains("mutual TLS is not supported"), "{d:?}");
         assert!(
             d[3].contains("both `x-wso2-throttling-tier` and `x-mgw-rate-limit`"),
             "{d:?}"

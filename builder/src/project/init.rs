@@ -31,6 +31,9 @@ pub struct InitOptions {
     pub name: Option<String>,
     /// Default upstream URL; default `http://127.0.0.1:8000`.
     pub upstream_url: Option<String>,
+    /// Also add `runtime/` ([`crate::runtime::scaffold`]), before the new
+    /// project is validated (its interceptors need it).
+    pub runtime: bool,
 }
 
 /// What `init` wrote.
@@ -174,6 +177,14 @@ pub fn init(
     files.sort();
     write_new(&manifest_path, text.as_bytes())?;
     files.push(MANIFEST_FILE.to_owned());
+    if options.runtime {
+        let runtime =
+            crate::runtime::scaffold::write(out_dir).map_err(|e| ProjectError::Write {
+                path: out_dir.join(crate::runtime::DIR).display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        files.extend(runtime);
+    }
 
     let (problems, warnings) = match super::build(out_dir) {
         Ok(c) => (Vec::new(), c.warnings),

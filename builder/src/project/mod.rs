@@ -22,6 +22,7 @@ pub mod error;
 pub mod example;
 pub mod extensions;
 pub mod init;
+pub mod interceptors;
 pub mod keymap;
 pub mod manifest;
 pub mod openapi;
@@ -54,6 +55,9 @@ pub struct Project {
     pub specs: Vec<ApiSpec>,
     /// Verification key files named by JWT providers: project path → text.
     pub key_files: std::collections::BTreeMap<String, String>,
+    /// The project has a `runtime/` crate (native filters, which WSO2
+    /// interceptors name); never for a project in memory.
+    pub has_runtime: bool,
 }
 
 /// Loads the project in `dir` (which holds `mgw.yaml`).
@@ -117,10 +121,15 @@ pub fn load_from(source: Source) -> Result<Project, ProjectError> {
     if !diags.is_empty() {
         return Err(ProjectError::invalid(diags));
     }
+    let has_runtime = match &source {
+        Source::Dir(dir) => crate::runtime::crate_dir(dir).is_some(),
+        Source::Memory(_) => false,
+    };
     Ok(Project {
         manifest,
         specs,
         key_files,
+        has_runtime,
     })
 }
 

@@ -365,6 +365,7 @@ impl Config {
                     request,
                     mock: op.mock.clone().map(std::sync::Arc::new),
                     responses,
+                    filters: op.filters.clone(),
                 });
             }
             let (schemes, cors) = check_api_security(&mut c, &key, api, &auth);
