@@ -63,6 +63,8 @@ struct Endpoint {
 
 struct Shared {
     idle: Vec<Mutex<Vec<Idle>>>,
+    /// Per URL: a connection went back to the idle list.
+    released: Vec<tokio::sync::Notify>,
     max_idle: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -116,10 +118,12 @@ impl H1Pool {
             return None;
         }
         let idle = targets.iter().map(|_| Mutex::new(Vec::new())).collect();
+        let released = targets.iter().map(|_| tokio::sync::Notify::new()).collect();
         Some(Self {
             targets,
             shared: Arc::new(Shared {
                 idle,
+                released,
                 max_idle,
                 idle_timeout,
                 connect_timeout,
@@ -149,7 +153,7 @@ impl H1Pool {
         loop {
             let (mut live, reused) = match self.checkout(target) {
                 Some(live) => (live, true),
-                None => (self.connect(target, endpoint).await?, false),
+                None => self.connect_or_reuse(target, endpoint).await?,
             };
             let mut sent = std::pin::pin!(live.send.try_send_request(req));
             let result = poll_fn(|cx| {
@@ -186,26 +190,59 @@ impl H1Pool {
         }
     }
 
-    async fn connect(&self, target: usize, endpoint: &Endpoint) -> Result<Box<Live>, SendError> {
-        let stream = tokio::time::timeout(
-            self.shared.connect_timeout,
-            TcpStream::connect(endpoint.authority.as_str()),
-        )
+    /// A new connection, or one that another request gives back first: under a
+    /// burst, requests take the connections that free up instead of each
+    /// waiting for a connection of its own; the connection being opened then
+    /// goes to the idle list (as with the pooled client).
+    async fn connect_or_reuse(
+        &self,
+        target: usize,
+        endpoint: &Endpoint,
+    ) -> Result<(Box<Live>, bool), SendError> {
+        let mut connect = Box::pin(connect(
+            self.shared.clone(),
+            target,
+            endpoint.authority.clone(),
+        ));
+        tokio::select! {
+            biased;
+            live = &mut connect => Ok((live?, false)),
+            () = self.shared.released[target].notified() => match self.checkout(target) {
+                Some(live) => {
+                    tokio::spawn(async move {
+                        if let Ok(opened) = connect.await {
+                            opened.release();
+                        }
+                    });
+                    Ok((live, true))
+                }
+                // Taken by another request meanwhile.
+                None => Ok((connect.await?, false)),
+            },
+        }
+    }
+}
+
+async fn connect(
+    pool: Arc<Shared>,
+    target: usize,
+    authority: String,
+) -> Result<Box<Live>, SendError> {
+    let stream = tokio::time::timeout(pool.connect_timeout, TcpStream::connect(authority.as_str()))
         .await
         .map_err(|_| SendError::ConnectTimeout)?
         .map_err(SendError::Connect)?;
-        // As the pooled client: small writes go out at once.
-        let _ = stream.set_nodelay(true);
-        let (send, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(SendError::Exchange)?;
-        Ok(Box::new(Live {
-            send,
-            conn: Some(Box::pin(conn)),
-            target,
-            pool: self.shared.clone(),
-        }))
-    }
+    // As the pooled client: small writes go out at once.
+    let _ = stream.set_nodelay(true);
+    let (send, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(SendError::Exchange)?;
+    Ok(Box::new(Live {
+        send,
+        conn: Some(Box::pin(conn)),
+        target,
+        pool,
+    }))
 }
 
 /// `host:port` to connect to, and `Host` as the pooled client sends it (the
@@ -240,11 +277,9 @@ impl Live {
         if self.conn.is_none() || self.pool.max_idle == 0 {
             return;
         }
-        let pool = self.pool.clone();
+        let (pool, target) = (self.pool.clone(), self.target);
         {
-            let mut idle = pool.idle[self.target]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut idle = pool.idle[target].lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() >= pool.max_idle {
                 return;
             }
@@ -253,6 +288,7 @@ impl Live {
                 since: Instant::now(),
             });
         }
+        pool.released[target].notify_one();
         if !pool.reaper.load(Ordering::Relaxed) && !pool.reaper.swap(true, Ordering::Relaxed) {
             tokio::spawn(reap(
                 Arc::downgrade(&pool),
