@@ -22,6 +22,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::upstream_pool::UpstreamBody;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// State shared between the pipeline and the body while it is being sent.
@@ -224,7 +226,7 @@ struct Tee {
 
 enum Inner {
     Full(Option<Bytes>),
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -249,7 +251,7 @@ impl ResponseBody {
         Self::full(Bytes::new())
     }
 
-    pub fn upstream(body: Incoming) -> Self {
+    pub fn upstream(body: UpstreamBody) -> Self {
         Self {
             inner: Inner::Upstream(body),
             bytes: 0,

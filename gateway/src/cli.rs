@@ -41,10 +41,15 @@ pub fn main_with(filters: Filters) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_tracing(&args.log_format);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a current-thread runtime (no work-stealing bookkeeping, no
+    // cross-thread wake-ups); more: the work-stealing one.
+    let mut rt = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
     rt.enable_all();
-    if let Some(n) = args.workers {
-        rt.worker_threads(n.max(1));
+    if let Some(n) = args.workers.filter(|n| *n > 1) {
+        rt.worker_threads(n);
     }
     let rt = match rt.build() {
         Ok(rt) => rt,

@@ -34,6 +34,7 @@ pub mod server;
 pub mod tls;
 pub mod trace;
 pub mod transform;
+pub mod upstream_pool;
 pub mod upstream_tls;
 pub mod validate;
 

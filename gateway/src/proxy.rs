@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
@@ -29,11 +28,16 @@ use crate::header_names::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, 
 use crate::headers::{is_websocket, strip_hop_by_hop};
 use crate::metrics::UpstreamMetrics;
 use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
+use crate::upstream_pool::{H1Pool, SendError, UpstreamBody};
 use crate::upstream_tls::{self, Connector, UpstreamTlsError};
 
 /// An upstream cluster: its URLs, a pooled client and its metrics.
 pub struct Upstream {
     pub cfg: UpstreamCfg,
+    /// `http://` URLs: connections driven by the requests that use them.
+    h1: Option<H1Pool>,
+    /// `https://` URLs (HTTP/2 multiplexed where the upstream offers it),
+    /// WebSocket upgrades and health checks.
     client: Client<Connector, RequestBody>,
     /// For HTTP/1.1 `Upgrade` requests to `https://` URLs: offers only
     /// `http/1.1`, since an upstream that picks `h2` could not switch protocols.
@@ -64,8 +68,15 @@ impl Upstream {
         let client = pooled(connector);
         let upgrade_client = upgrade_connector.map(pooled);
         let resilience = Resilience::new(&cfg, metrics.resilience.clone());
+        let h1 = H1Pool::new(
+            cfg.targets.iter().map(|t| t.origin.clone()),
+            cfg.pool_max_idle_per_host,
+            cfg.pool_idle_timeout,
+            cfg.connect_timeout,
+        );
         Ok(Self {
             cfg,
+            h1,
             client,
             upgrade_client,
             tls_warned_ms: AtomicU64::new(u64::MAX),
@@ -126,7 +137,7 @@ pub struct Outbound<'a> {
 
 /// The upstream's response and how long its head took.
 pub struct UpstreamResponse {
-    pub response: Response<Incoming>,
+    pub response: Response<UpstreamBody>,
     pub latency: Duration,
     /// The request's place under the upstream's concurrency cap: keep it until
     /// the response body ends.
@@ -190,14 +201,20 @@ pub async fn forward(
         }
         let index = res.pick(&mut pos);
         let target = &cfg.targets[index];
+        let pooled = upstream
+            .h1
+            .as_ref()
+            .filter(|p| !out.websocket && p.serves(index));
+        // The pool takes the origin-form target and sets `Host`; the client
+        // takes the absolute URL.
+        let uri = match pooled {
+            Some(_) => origin_form(&target.path_prefix, &path_and_query),
+            None => target_uri(&target.origin, &target.path_prefix, &path_and_query),
+        };
         let mut builder = Request::builder()
             .method(parts.method.clone())
             .version(Version::HTTP_11)
-            .uri(target_uri(
-                &target.origin,
-                &target.path_prefix,
-                &path_and_query,
-            ));
+            .uri(uri);
         if let Some(h) = builder.headers_mut() {
             h.clone_from(&parts.headers);
         }
@@ -205,11 +222,23 @@ pub async fn forward(
             .body(body)
             .map_err(|_| GatewayError::BadRequest("the request target is not valid"))?;
         let sent = Instant::now();
-        let client = match &upstream.upgrade_client {
-            Some(h1) if out.websocket => h1,
-            _ => &upstream.client,
+        let result = match pooled {
+            Some(pool) => tokio::time::timeout(cfg.request_timeout, pool.send(index, request))
+                .await
+                .map(|r| r.map_err(Failure::Pool)),
+            None => {
+                let client = match &upstream.upgrade_client {
+                    Some(h1) if out.websocket => h1,
+                    _ => &upstream.client,
+                };
+                tokio::time::timeout(cfg.request_timeout, client.request(request))
+                    .await
+                    .map(|r| {
+                        r.map(|r| r.map(UpstreamBody::from))
+                            .map_err(Failure::Client)
+                    })
+            }
         };
-        let result = tokio::time::timeout(cfg.request_timeout, client.request(request)).await;
         let elapsed = sent.elapsed();
         let err = match result {
             Ok(Ok(mut response)) => {
@@ -240,7 +269,15 @@ pub async fn forward(
                     tunnel,
                 });
             }
-            Ok(Err(e)) => {
+            Ok(Err(Failure::Pool(e))) => match e {
+                SendError::ConnectTimeout => GatewayError::UpstreamConnectTimeout,
+                SendError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                    GatewayError::UpstreamConnectTimeout
+                }
+                SendError::Connect(_) => GatewayError::UpstreamConnect,
+                SendError::Exchange(_) => classify_exchange(&out),
+            },
+            Ok(Err(Failure::Client(e))) => {
                 let tls = upstream_tls::tls_failure(&e);
                 if let Some(tls) = tls {
                     upstream.log_tls_failure(&target.origin, tls);
@@ -293,6 +330,12 @@ fn classify(e: &hyper_util::client::legacy::Error, out: &Outbound<'_>) -> Gatewa
         }
         return GatewayError::UpstreamConnect;
     }
+    classify_exchange(out)
+}
+
+/// How a request the upstream may have seen failed: the client's body, or the
+/// upstream.
+fn classify_exchange(out: &Outbound<'_>) -> GatewayError {
     if let Some(state) = &out.body {
         if state.too_large() {
             return GatewayError::PayloadTooLarge {
@@ -375,15 +418,33 @@ pub(crate) fn split_base(path: &str, base_segments: usize) -> (&str, &str) {
     (&path[..path.len() - rest.len()], rest)
 }
 
-fn target_uri(origin: &Uri, prefix: &str, rest: &str) -> Uri {
+/// Why an attempt got no response: from the pool or from the client.
+enum Failure {
+    Pool(SendError),
+    Client(hyper_util::client::legacy::Error),
+}
+
+/// The upstream path: its prefix, then the rest of the client's path.
+fn upstream_path(prefix: &str, rest: &str) -> Option<PathAndQuery> {
     let mut path = String::with_capacity(prefix.len() + rest.len() + 1);
     path.push_str(prefix);
     if !rest.starts_with('/') {
         path.push('/');
     }
     path.push_str(rest);
+    PathAndQuery::from_maybe_shared(path).ok()
+}
+
+/// An origin-form request target (`/path?query`), for a connection of our own.
+fn origin_form(prefix: &str, rest: &str) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = upstream_path(prefix, rest);
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+fn target_uri(origin: &Uri, prefix: &str, rest: &str) -> Uri {
     let mut parts = origin.clone().into_parts();
-    parts.path_and_query = PathAndQuery::from_maybe_shared(path).ok();
+    parts.path_and_query = upstream_path(prefix, rest);
     Uri::from_parts(parts).unwrap_or_else(|_| origin.clone())
 }
 
@@ -391,7 +452,7 @@ fn target_uri(origin: &Uri, prefix: &str, rest: &str) -> Uri {
 /// learns the byte counts when the tunnel closes (zero if it never opened).
 fn splice_upgrade(
     client: hyper::upgrade::OnUpgrade,
-    response: &mut Response<Incoming>,
+    response: &mut Response<UpstreamBody>,
 ) -> tokio::sync::oneshot::Receiver<Tunnel> {
     let upstream = hyper::upgrade::on(response);
     let (done, closed) = tokio::sync::oneshot::channel();

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Instructions per request of the gateway, counted by callgrind: deterministic,
+# so a change can be judged on a busy shared machine where CPU time is noise.
+#
+#   bench/instructions.sh GATEWAY_BINARY [SCENARIO...]
+#
+# Scenarios: plain (analytics off, the default), analytics (to a file), product
+# (JWT RS256 cached + per-consumer limit + analytics). For each, the gateway (one
+# worker) runs under `valgrind --tool=callgrind` against a loopback nginx
+# backend twice, serving N1 and then N2 requests over 8 keep-alive connections;
+# (Ir(N2) - Ir(N1)) / (N2 - N1) is what one request costs, start-up and
+# shutdown cancel out. Knobs: INSN_N1 (default 500), INSN_N2 (default 2500),
+# INSN_KEEP=DIR keeps the callgrind profiles (callgrind_annotate them).
+# Not a test; prints one line per scenario.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+GATEWAY=$(realpath "$1")
+shift
+SCENARIOS=("${@:-plain}")
+N1=${INSN_N1:-500}
+N2=${INSN_N2:-2500}
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install valgrind)" >&2; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BACKEND_PORT=$(free_port)
+GW_PORT=$(free_port)
+GW_ADMIN=$(free_port)
+
+sed -e "s#@DIR@#$TMP#g" -e "s#@PORT@#$BACKEND_PORT#g" "$ROOT/bench/backend.conf.in" >"$TMP/backend.conf"
+nginx -e "$TMP/backend-error.log" -p "$TMP" -c "$TMP/backend.conf" &
+PIDS+=($!)
+
+bundle() {
+  python3 "$ROOT/bench/bundle.py" --routes 300 --backend "http://127.0.0.1:$BACKEND_PORT" \
+    --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN" "$@"
+}
+
+# load N [HEADER]: N GETs over 8 keep-alive connections, each answer read whole.
+load() {
+  python3 - "$GW_PORT" "$1" "${2:-}" <<'EOF'
+import socket, sys, time
+port, n, header = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+extra = (header + "\r\n") if header else ""
+req = f"GET /bench/v1/items/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode()
+deadline = time.time() + 60
+while True:
+    try:
+        conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+        break
+    except OSError:
+        if time.time() > deadline: raise
+        time.sleep(0.2)
+bufs = [b""] * 8
+def one(i):
+    s = conns[i]
+    s.sendall(req)
+    buf = bufs[i]
+    while True:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buf[:head_end].decode("latin-1")
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                k, _, v = line.partition(":")
+                if k.strip().lower() == "content-length": length = int(v)
+            total = head_end + 4 + length
+            if len(buf) >= total:
+                status = head.split(" ")[1]
+                if status != "200": sys.exit(f"status {status}: {head}")
+                bufs[i] = buf[total:]
+                return
+        chunk = s.recv(65536)
+        if not chunk: sys.exit("connection closed")
+        buf += chunk
+for k in range(n):
+    one(k % 8)
+EOF
+}
+
+# count BUNDLE N [HEADER]: callgrind's instruction total for a gateway serving N requests.
+count() {
+  local out=$TMP/cg.$2.out
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$GATEWAY" --bundle "$1" --workers 1 \
+    >/dev/null 2>"$TMP/cg.log" &
+  local pid=$!
+  load 20 "${3:-}" # wait until it answers (the same 20 in every run)
+  load "$2" "${3:-}"
+  kill -TERM "$pid"
+  wait "$pid" || true
+  [ -n "${INSN_KEEP:-}" ] && mkdir -p "$INSN_KEEP" && cp "$out" "$INSN_KEEP/$(basename "$GATEWAY").$SCENARIO.$2.callgrind"
+  sed -n 's/^summary: //p; s/^totals: //p' "$out" | head -1
+}
+
+for SCENARIO in "${SCENARIOS[@]}"; do
+  header=
+  case $SCENARIO in
+    plain) bundle --analytics none --out "$TMP/b.json" ;;
+    analytics) bundle --analytics "$TMP/analytics.jsonl" --out "$TMP/b.json" ;;
+    product)
+      python3 "$ROOT/bench/jwt.py" --dir "$TMP" --counts 1 >/dev/null
+      bundle --analytics "$TMP/analytics.jsonl" --jwt-pem "$TMP/jwt-pub.pem" --out "$TMP/b.json"
+      header="Authorization: Bearer $(grep -o '"ey[^"]*"' "$TMP/tokens-1.lua" | tr -d '"')"
+      ;;
+    *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
+  esac
+  i1=$(count "$TMP/b.json" "$N1" "$header")
+  i2=$(count "$TMP/b.json" "$N2" "$header")
+  echo "$SCENARIO: $(( (i2 - i1) / (N2 - N1) )) instructions per request ($(basename "$GATEWAY"); Ir $i1 @ $N1, $i2 @ $N2)"
+done

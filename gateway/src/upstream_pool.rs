@@ -1,0 +1,379 @@
+//! Keep-alive HTTP/1.1 connections to plain `http://` upstream URLs, driven by
+//! the request that uses them.
+//!
+//! hyper-util's pooled client spawns a task per connection and hands every
+//! request to it over a channel: a pool checkout, a channel send and a wake-up
+//! of another task per request. Here a request checks a `hyper::client::conn::http1`
+//! connection out of its URL's idle list and polls the connection itself, in
+//! its own task, while it waits for the response head and, through
+//! [`UpstreamBody`], while the response body streams to the client; when the
+//! body has ended the connection goes back to the idle list. No task, no
+//! channel hop, no wake-up of another task.
+//!
+//! Kept from the pooled client: at most `poolMaxIdlePerHost` idle connections
+//! per URL, none kept idle longer than `poolIdleTimeout` (checked when one is
+//! taken, and a reaper closes them on time), a connection the upstream closed is
+//! never handed out, and a request the upstream never saw (its pooled connection
+//! closed under it) is sent again on a new connection. `https://` URLs, HTTP/2
+//! and WebSocket upgrades stay on the pooled client ([`crate::proxy`]).
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::body::RequestBody;
+
+type Conn = http1::Connection<TokioIo<TcpStream>, RequestBody>;
+
+/// Why a request got no response head.
+#[derive(Debug)]
+pub enum SendError {
+    /// The TCP connection could not be opened.
+    Connect(std::io::Error),
+    /// Nor within the upstream's connect timeout.
+    ConnectTimeout,
+    /// The exchange broke after the request was handed to a connection.
+    Exchange(hyper::Error),
+}
+
+/// One upstream's connections, per URL; `None` for URLs this pool does not
+/// serve (`https://`).
+pub struct H1Pool {
+    targets: Vec<Option<Endpoint>>,
+    shared: Arc<Shared>,
+}
+
+/// Where a plain URL connects, and the `Host` header its requests carry.
+struct Endpoint {
+    authority: String,
+    host: HeaderValue,
+}
+
+struct Shared {
+    idle: Vec<Mutex<Vec<Idle>>>,
+    /// Per URL: a connection went back to the idle list.
+    released: Vec<tokio::sync::Notify>,
+    max_idle: usize,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+    reaper: AtomicBool,
+}
+
+struct Idle {
+    conn: Box<Live>,
+    since: Instant,
+}
+
+/// A connection's two halves, the handle requests are sent on and the
+/// connection future, which must be polled for anything to move, and where it
+/// goes back to. Boxed once per connection, so that a response body carries
+/// only a pointer.
+struct Live {
+    send: http1::SendRequest<RequestBody>,
+    /// `None` once the connection has closed.
+    conn: Option<Pin<Box<Conn>>>,
+    target: usize,
+    pool: Arc<Shared>,
+}
+
+impl Live {
+    /// Moves the connection along; notes when it has closed.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(conn) = &mut self.conn {
+            if conn.as_mut().poll(cx).is_ready() {
+                self.conn = None;
+            }
+        }
+    }
+
+    /// Open, and idle: ready for a request.
+    fn usable(&mut self) -> bool {
+        self.drive(&mut Context::from_waker(Waker::noop()));
+        self.conn.is_some() && self.send.is_ready()
+    }
+}
+
+impl H1Pool {
+    /// A pool for the upstream's `http://` URLs, or `None` when it has none.
+    pub fn new(
+        origins: impl Iterator<Item = Uri>,
+        max_idle: usize,
+        idle_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Option<Self> {
+        let targets: Vec<Option<Endpoint>> = origins.map(|o| endpoint(&o)).collect();
+        if targets.iter().all(Option::is_none) {
+            return None;
+        }
+        let idle = targets.iter().map(|_| Mutex::new(Vec::new())).collect();
+        let released = targets.iter().map(|_| tokio::sync::Notify::new()).collect();
+        Some(Self {
+            targets,
+            shared: Arc::new(Shared {
+                idle,
+                released,
+                max_idle,
+                idle_timeout,
+                connect_timeout,
+                reaper: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Whether the URL at `target` is served by this pool.
+    pub fn serves(&self, target: usize) -> bool {
+        self.targets.get(target).is_some_and(Option::is_some)
+    }
+
+    /// Sends `req` (origin-form target, headers set except `Host`) to the URL
+    /// at `target` and returns the response head; the body drives the
+    /// connection and returns it to the pool when it ends.
+    pub async fn send(
+        &self,
+        target: usize,
+        mut req: Request<RequestBody>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let Some(Some(endpoint)) = self.targets.get(target) else {
+            return Err(SendError::Connect(std::io::ErrorKind::Unsupported.into()));
+        };
+        req.headers_mut()
+            .insert(header::HOST, endpoint.host.clone());
+        loop {
+            let (mut live, reused) = match self.checkout(target) {
+                Some(live) => (live, true),
+                None => self.connect_or_reuse(target, endpoint).await?,
+            };
+            let mut sent = std::pin::pin!(live.send.try_send_request(req));
+            let result = poll_fn(|cx| {
+                live.drive(cx);
+                sent.as_mut().poll(cx)
+            })
+            .await;
+            match result {
+                Ok(response) => {
+                    return Ok(response.map(|body| UpstreamBody {
+                        body,
+                        lease: Some(live),
+                    }));
+                }
+                Err(mut e) => match e.take_message() {
+                    // A pooled connection closed before the request went out:
+                    // the upstream never saw it, so it goes out on another one.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(SendError::Exchange(e.into_error())),
+                },
+            }
+        }
+    }
+
+    fn checkout(&self, target: usize) -> Option<Box<Live>> {
+        let slot = &self.shared.idle[target];
+        loop {
+            let idle = slot.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let mut live = idle.conn;
+            // Dropped (closed) when too old, closed by the upstream, or not idle.
+            if idle.since.elapsed() < self.shared.idle_timeout && live.usable() {
+                return Some(live);
+            }
+        }
+    }
+
+    /// A new connection, or one that another request gives back first: under a
+    /// burst, requests take the connections that free up instead of each
+    /// waiting for a connection of its own; the connection being opened then
+    /// goes to the idle list (as with the pooled client).
+    async fn connect_or_reuse(
+        &self,
+        target: usize,
+        endpoint: &Endpoint,
+    ) -> Result<(Box<Live>, bool), SendError> {
+        let mut connect = Box::pin(connect(
+            self.shared.clone(),
+            target,
+            endpoint.authority.clone(),
+        ));
+        tokio::select! {
+            biased;
+            live = &mut connect => Ok((live?, false)),
+            () = self.shared.released[target].notified() => match self.checkout(target) {
+                Some(live) => {
+                    tokio::spawn(async move {
+                        if let Ok(opened) = connect.await {
+                            opened.release();
+                        }
+                    });
+                    Ok((live, true))
+                }
+                // Taken by another request meanwhile.
+                None => Ok((connect.await?, false)),
+            },
+        }
+    }
+}
+
+async fn connect(
+    pool: Arc<Shared>,
+    target: usize,
+    authority: String,
+) -> Result<Box<Live>, SendError> {
+    let stream = tokio::time::timeout(pool.connect_timeout, TcpStream::connect(authority.as_str()))
+        .await
+        .map_err(|_| SendError::ConnectTimeout)?
+        .map_err(SendError::Connect)?;
+    // As the pooled client: small writes go out at once.
+    let _ = stream.set_nodelay(true);
+    let (send, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(SendError::Exchange)?;
+    Ok(Box::new(Live {
+        send,
+        conn: Some(Box::pin(conn)),
+        target,
+        pool,
+    }))
+}
+
+/// `host:port` to connect to, and `Host` as the pooled client sends it (the
+/// port only when it is not 80); `None` for an `https://` URL.
+fn endpoint(origin: &Uri) -> Option<Endpoint> {
+    if origin.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = origin.host()?;
+    let port = origin.port_u16().unwrap_or(80);
+    let value = if port == 80 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    Some(Endpoint {
+        authority: if bare.contains(':') {
+            format!("[{bare}]:{port}")
+        } else {
+            format!("{bare}:{port}")
+        },
+        host: HeaderValue::from_str(&value).ok()?,
+    })
+}
+
+impl Live {
+    /// Back to the idle list, if it is still open and there is room.
+    fn release(mut self: Box<Self>) {
+        // The connection finishes its exchange and becomes idle.
+        self.drive(&mut Context::from_waker(Waker::noop()));
+        if self.conn.is_none() || self.pool.max_idle == 0 {
+            return;
+        }
+        let (pool, target) = (self.pool.clone(), self.target);
+        {
+            let mut idle = pool.idle[target].lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() >= pool.max_idle {
+                return;
+            }
+            idle.push(Idle {
+                conn: self,
+                since: Instant::now(),
+            });
+        }
+        pool.released[target].notify_one();
+        if !pool.reaper.load(Ordering::Relaxed) && !pool.reaper.swap(true, Ordering::Relaxed) {
+            tokio::spawn(reap(
+                Arc::downgrade(&pool),
+                pool.idle_timeout.max(Duration::from_millis(100)),
+            ));
+        }
+    }
+}
+
+/// Closes connections idle for longer than the timeout, and those the
+/// upstream closed, while the pool lives.
+async fn reap(pool: Weak<Shared>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        for slot in &pool.idle {
+            let mut idle = slot.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain_mut(|c| c.since.elapsed() < pool.idle_timeout && c.conn.usable());
+        }
+    }
+}
+
+/// An upstream response body: from a pooled connection it also drives that
+/// connection, and gives it back when the body has ended.
+pub struct UpstreamBody {
+    body: Incoming,
+    /// The pooled connection the body comes over.
+    lease: Option<Box<Live>>,
+}
+
+impl From<Incoming> for UpstreamBody {
+    fn from(body: Incoming) -> Self {
+        Self { body, lease: None }
+    }
+}
+
+impl UpstreamBody {
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(lease) = &mut this.lease {
+            lease.drive(cx);
+        }
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            // Hyper stops polling once a body says it has ended.
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
+            Poll::Ready(None) => this.release(),
+            // A broken body: its connection closes with the lease.
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // An empty body (`HEAD`, `204`, `Content-Length: 0`) is never polled;
+        // one dropped half-read closes its connection.
+        if self.body.is_end_stream() {
+            self.release();
+        }
+    }
+}
