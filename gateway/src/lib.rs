@@ -26,6 +26,7 @@ pub mod otlp;
 pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
+pub mod request_body;
 pub mod request_id;
 pub mod resilience;
 pub mod response_check;

@@ -51,7 +51,7 @@ impl Transport {
                 roots.add(cert).map_err(|e| err(e.to_string()))?;
             }
         }
-        let (tls, http) = crate::auth::http::client_parts(roots);
+        let (tls, http) = crate::upstream_tls::client_parts(roots);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http();

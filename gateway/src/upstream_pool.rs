@@ -33,7 +33,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::body::RequestBody;
+use crate::request_body::RequestBody;
 
 type Conn = http1::Connection<TokioIo<TcpStream>, RequestBody>;
 

@@ -24,8 +24,26 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::auth::http::CA_BUNDLE;
 use crate::bundle::{UpstreamCfg, UpstreamTlsCfg};
+
+/// Where the base image puts the CA bundle.
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The pieces of the gateway's own clients (this one, the OTLP exporter): TLS
+/// trusting `roots` (ring), and a TCP connector with a 5 s connect timeout.
+pub(crate) fn client_parts(roots: rustls::RootCertStore) -> (rustls::ClientConfig, HttpConnector) {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    http.set_nodelay(true);
+    (tls, http)
+}
 
 /// What an upstream's pooled client connects with: plain TCP for `http://`
 /// URLs, rustls for `https://` ones.

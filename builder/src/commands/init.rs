@@ -24,7 +24,12 @@ pub fn run(args: &InitArgs, output: Output) -> Result<()> {
     };
     // An existing project: only `runtime/`.
     let runtime = match (&outcome, args.runtime) {
-        (None, true) => runtime::scaffold::write(&args.dir)?,
+        (None, true) => {
+            if !args.dir.join(project::MANIFEST_FILE).is_file() {
+                return Err(runtime::scaffold::ScaffoldError::NoProject(args.dir.clone()).into());
+            }
+            runtime::scaffold::write(&args.dir)?
+        }
         _ => Vec::new(),
     };
     if let Some(outcome) = &outcome {

@@ -56,12 +56,10 @@ pub enum ScaffoldError {
     },
 }
 
-/// Writes `runtime/` into `project`; returns the files written, relative to the
-/// project, sorted (the vendored library as one entry, `runtime/vendor/mgw/`).
+/// Writes `runtime/` into `project` (the caller knows it is one: a directory
+/// with an `mgw.yaml`); returns the files written, relative to the project,
+/// sorted (the vendored library as one entry, `runtime/vendor/mgw/`).
 pub fn write(project: &Path) -> Result<Vec<String>, ScaffoldError> {
-    if !project.join(crate::project::MANIFEST_FILE).is_file() {
-        return Err(ScaffoldError::NoProject(project.to_path_buf()));
-    }
     let target = project.join(DIR);
     if target.exists() {
         return Err(ScaffoldError::Exists(target));

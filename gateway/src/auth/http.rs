@@ -6,7 +6,6 @@
 //! and a cap on the response size. It never follows redirects and never sends
 //! anything but what the caller built.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,16 +16,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-/// Where the base image puts the CA bundle.
-pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A pooled HTTP/1.1 client for `https://` and `http://` URLs.
 pub fn client() -> HttpClient {
     let mut roots = rustls::RootCertStore::empty();
     crate::upstream_tls::add_ca_bundle(&mut roots);
-    let (tls, http) = client_parts(roots);
+    let (tls, http) = crate::upstream_tls::client_parts(roots);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -36,22 +32,6 @@ pub fn client() -> HttpClient {
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_timer(TokioTimer::new())
         .build(connector)
-}
-
-/// The pieces of the gateway's own clients (this one, the OTLP exporter): TLS
-/// trusting `roots` (ring), and a TCP connector with a 5 s connect timeout.
-pub(crate) fn client_parts(roots: rustls::RootCertStore) -> (rustls::ClientConfig, HttpConnector) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(5)));
-    http.set_nodelay(true);
-    (tls, http)
 }
 
 #[derive(Debug, thiserror::Error)]
