@@ -263,7 +263,15 @@ pub fn compile_schema(dialect: Dialect, schema: &Value) -> Result<jsonschema::Va
         .with_draft(draft)
         .should_validate_formats(true)
         .build(schema)
-        .map_err(|e| format!("the schema does not compile: {e}"))
+        .map_err(|e| {
+            // The error's instance is the schema itself: say where in it.
+            let at = e.instance_path().to_string();
+            if at.is_empty() {
+                format!("the schema does not compile: {e}")
+            } else {
+                format!("the schema does not compile at `{at}`: {e}")
+            }
+        })
 }
 
 /// What to report of a validation error `e`: itself, except a failed
