@@ -189,6 +189,7 @@ corpus_tests! {
     twilio_api_v2010 => "twilio/twilio_api_v2010.yaml",
     digitalocean => "digitalocean/specification/DigitalOcean-public.v2.yaml",
     moby_docker_engine => "moby/swagger.yaml",
+    openai => "openai/openapi.yaml",
 }
 
 /// OAI's webhook example declares only `webhooks` (calls the API makes): a gateway

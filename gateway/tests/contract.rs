@@ -1103,3 +1103,66 @@ async fn petstore_30_form_bodies_are_validated() {
     assert_eq!(up.hits.load(Ordering::SeqCst), 1);
     gw.shutdown().await;
 }
+
+/// OpenAI's OpenAPI 3.1 document (`tests/corpus/openai`, unchanged) writes what
+/// JSON Schema 2020-12 does not allow: 2019-09's `$recursiveAnchor` /
+/// `$recursiveRef: "#"` (a compound filter of filters), draft 4's
+/// `exclusiveMinimum: true` beside `minimum: 0`, and `required` lists naming a
+/// property twice. Every operation the gateway can serve validates (the build
+/// and the start compile every schema), and what those keywords meant is
+/// enforced: the recursion reaches nested filters, the bound excludes 0.
+#[tokio::test]
+async fn a_real_31_document_partly_in_older_dialects_validates_as_meant() {
+    let up = echo().await;
+    let files = [("openai.yaml".to_owned(), corpus("openai/openapi.yaml"))].into();
+    let gw = start(bundle_of(
+        files,
+        "openai.yaml",
+        "ApiKeyAuth: jwt, AdminApiKeyAuth: jwt",
+        "validation: {request: true, responses: {}}, exclude: {operations: [\
+         beta_createResponse, beta_getResponse, beta_deleteResponse, beta_cancelResponse, \
+         beta_Compactconversation, beta_listInputItems, beta_Getinputtokencounts]}",
+        up.addr,
+    ))
+    .await;
+    let search = "/vector_stores/vs_1/search";
+    let nested = br#"{"query": "q", "filters": {"type": "and", "filters": [
+        {"type": "eq", "key": "a", "value": "b"},
+        {"type": "or", "filters": [{"type": "gt", "key": "n", "value": 3}]}]}}"#;
+    let r = call(&gw, Method::POST, search, &[JSON], nested).await;
+    assert_eq!(
+        (r.status, &r.body[..]),
+        (StatusCode::OK, &nested[..]),
+        "{:?}",
+        r.body
+    );
+    let jobs = "/fine_tuning/jobs";
+    let rate = |m: &str| {
+        format!(
+            r#"{{"model": "gpt-4o-mini", "training_file": "file-1", "hyperparameters": {{"learning_rate_multiplier": {m}}}}}"#
+        )
+    };
+    let r = call(&gw, Method::POST, jobs, &[JSON], rate("0.5").as_bytes()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // A compound filter two levels down with an unknown operator, and a
+    // multiplier of 0 (`minimum: 0, exclusiveMinimum: true`): both refused.
+    let bad_nested = br#"{"query": "q", "filters": {"type": "and", "filters": [
+        {"type": "or", "filters": [{"type": "xor", "filters": []}]}]}}"#;
+    let r = call(&gw, Method::POST, search, &[JSON], bad_nested).await;
+    let v = violations(&r);
+    assert!(
+        v.iter()
+            .all(|(at, p)| at == "body" && p.starts_with("/filters")),
+        "{v:?}"
+    );
+    let r = call(&gw, Method::POST, jobs, &[JSON], rate("0").as_bytes()).await;
+    let v = violations(&r);
+    assert!(
+        v.iter()
+            .all(|(at, p)| at == "body"
+                && p.starts_with("/hyperparameters/learning_rate_multiplier")),
+        "{v:?}"
+    );
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+    gw.shutdown().await;
+}

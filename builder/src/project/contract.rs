@@ -119,6 +119,10 @@ struct Defs<'n> {
     defs: Vec<Value>,
     /// Schemas still to copy, with their slot.
     work: Vec<(Loc, &'n Node, usize)>,
+    /// The slot being copied, when its schema has `$recursiveAnchor: true`.
+    anchor: Option<usize>,
+    /// A `$recursiveRef` was written as a `$ref` to a slot (maybe slot 0).
+    recursive: bool,
 }
 
 /// Whether a schema is read for a request or a response (`readOnly`/`writeOnly`).
@@ -469,6 +473,8 @@ impl Cx<'_> {
             names: BTreeMap::new(),
             defs: vec![Value::Null],
             work: vec![(loc.clone(), node, 0)],
+            anchor: None,
+            recursive: false,
         };
         let mut steps = 0usize;
         while let Some((at, n, slot)) = d.work.pop() {
@@ -480,16 +486,19 @@ impl Cx<'_> {
                     "the schema references too many schemas",
                 ));
             }
+            d.anchor =
+                (n.get("$recursiveAnchor").and_then(Node::as_bool) == Some(true)).then_some(slot);
             let v = self.copy(&at, n, &mut d)?;
             d.defs[slot] = v;
         }
+        let recursive = d.recursive;
         let mut defs = d.defs;
         for d in &mut defs {
             if self.dialect == Dialect::Draft4 {
                 rewrite_30(d, dir);
             }
         }
-        let schema = if defs.len() == 1 {
+        let schema = if defs.len() == 1 && !recursive {
             defs.pop().unwrap_or_default()
         } else {
             let mut root = Map::new();
@@ -523,7 +532,17 @@ impl Cx<'_> {
                     match e.key.as_str() {
                         // References are rewritten above; a resource's own base
                         // would change what they resolve against.
-                        "$ref" | "$id" | "$schema" | "$anchor" | "$vocabulary" => {}
+                        "$ref" | "$id" | "$schema" | "$anchor" | "$vocabulary"
+                        | "$recursiveAnchor" => {}
+                        "$recursiveRef" => {
+                            let anchor = d.anchor.map(|s| format!("#/{}/{s}", d.key));
+                            let r = super::leniency::recursive_ref(&e.value.to_json(), anchor)
+                                .map_err(|msg| {
+                                    Self::err(&at.child(e.key.clone()), &e.value, msg)
+                                })?;
+                            d.recursive = true;
+                            m.insert("$ref".into(), r);
+                        }
                         // Values, not schemas.
                         k if VALUES.contains(&k) => {
                             m.insert(e.key.clone(), e.value.to_json());
@@ -552,6 +571,7 @@ impl Cx<'_> {
                         }
                     }
                 }
+                super::leniency::normalise(&mut m, self.dialect);
                 if n.get("discriminator").is_some() {
                     self.discriminate(at, n, &mut m, d)?;
                 }

@@ -24,6 +24,7 @@ pub mod extensions;
 pub mod init;
 pub mod interceptors;
 pub mod keymap;
+pub mod leniency;
 pub mod manifest;
 pub mod openapi;
 pub mod refs;
