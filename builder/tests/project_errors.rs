@@ -800,3 +800,34 @@ fn init_scaffold_comments_for_platforms_validation_mock_and_transforms_build_whe
     assert!(!routes.is_empty());
     assert!(routes.iter().all(|r| r.validates && r.mock), "{routes:?}");
 }
+
+#[test]
+fn init_leaves_out_operations_the_gateway_cannot_serve_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("api.yaml");
+    // As OpenAI's document does: a second operation told apart by a query.
+    std::fs::write(
+        &spec,
+        "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /responses:\n    post: {operationId: create, responses: {'200': {description: ok}}}\n  /responses?beta=true:\n    post: {operationId: betaCreate, responses: {'200': {description: ok}}}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("gw");
+    let outcome = project::init(&spec, &out, &InitOptions::default()).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert!(
+        outcome.warnings.iter().any(|w| w
+            .message
+            .starts_with("1 operation(s) of the spec cannot be served")),
+        "{:?}",
+        outcome.warnings
+    );
+    let text = std::fs::read_to_string(out.join("mgw.yaml")).unwrap();
+    assert!(
+        text.contains(
+            "    #   betaCreate: path `/responses?beta=true` must not contain a query or fragment\n    exclude:\n      operations: [betaCreate]\n"
+        ),
+        "{text}"
+    );
+    let c = project::build(&out).unwrap();
+    assert_eq!(c.summary.routes, 1);
+}

@@ -186,7 +186,7 @@ pub fn init(
         files.extend(runtime);
     }
 
-    let (problems, warnings) = match super::build(out_dir) {
+    let (problems, mut warnings) = match super::build(out_dir) {
         Ok(c) => (Vec::new(), c.warnings),
         Err(ProjectError::Invalid(d)) => (d, Vec::new()),
         Err(e) => (
@@ -197,6 +197,19 @@ pub fn init(
             Vec::new(),
         ),
     };
+    let left_out = spec
+        .operations
+        .iter()
+        .filter(|o| o.unservable.is_some())
+        .count();
+    if left_out > 0 {
+        warnings.push(Diagnostic::new(
+            &super::Origin::file(MANIFEST_FILE),
+            format!(
+                "{left_out} operation(s) of the spec cannot be served (a path with a query string or not a template); `apis[0].exclude` leaves them out and says why"
+            ),
+        ));
+    }
     Ok(InitOutcome {
         manifest: manifest_path,
         files,
@@ -464,10 +477,7 @@ apis:
     # include:
     #   operations: [{example_id}]
     #   tags: []
-    # Leave operations out (after `include`), same shape:
-    # exclude:
-    #   operations: []
-    # Request body limit for this API (default: `limits.maxBodySize`).
+{exclude}    # Request body limit for this API (default: `limits.maxBodySize`).
     # maxBodySize: 1MiB
     # Check requests against the document (400/415 before the upstream), and
     # report upstream answers that drift from it (never blocking):
@@ -513,6 +523,7 @@ analytics:
         note = t.base_path_note,
         base_path = scalar(t.base_path),
         auth = auth_scaffold(t.spec),
+        exclude = exclude_scaffold(t.spec),
         // A WSO2 project's `x-wso2-production-endpoints` stay its upstreams
         // (load balancing, failover, per operation) unless the user opts in.
         c = if t.spec_endpoints { "# " } else { "" },
@@ -529,6 +540,32 @@ analytics:
             None => String::new(),
         },
     )
+}
+
+/// The `exclude` block: commented out, or — when the spec has operations the
+/// gateway cannot serve (a path with a query string, as some public documents
+/// write to tell two operations apart) — those operations, each with why, so the
+/// new project builds and says what it leaves out.
+fn exclude_scaffold(spec: &ApiSpec) -> String {
+    let unservable: Vec<(&str, &str)> = spec
+        .operations
+        .iter()
+        .filter_map(|o| Some((o.id.as_str(), o.unservable.as_deref()?)))
+        .collect();
+    if unservable.is_empty() {
+        return "    # Leave operations out (after `include`), same shape:\n    # exclude:\n    #   operations: []\n".to_owned();
+    }
+    let mut s =
+        String::from("    # Left out: the gateway cannot serve these operations of the spec.\n");
+    for (id, why) in &unservable {
+        s.push_str(&format!("    #   {id}: {why}\n"));
+    }
+    let ids: Vec<String> = unservable.iter().map(|(id, _)| scalar(id)).collect();
+    s.push_str(&format!(
+        "    exclude:\n      operations: [{}]\n",
+        ids.join(", ")
+    ));
+    s
 }
 
 /// A commented `auth.providers` block with one entry per security scheme the spec
