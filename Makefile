@@ -57,7 +57,8 @@ test: setup gateway-amd64 lint
 	@# Fuzz targets are linked (not run: a libFuzzer binary fuzzes until stopped).
 	$(CARGO) build --locked -p mgw-fuzz --bins
 	@# No --all-targets here: it would run the fuzz binaries as tests.
-	MGW_GATEWAY_BINARY=$(CURDIR)/$(GATEWAY_BIN) MGW_GATEWAY_BINARY_ARM64=$(CURDIR)/$(ARM64_GATEWAY_BIN) $(CARGO) test --workspace --locked
+	@# --no-fail-fast: one red test binary does not hide the others' results.
+	MGW_GATEWAY_BINARY=$(CURDIR)/$(GATEWAY_BIN) MGW_GATEWAY_BINARY_ARM64=$(CURDIR)/$(ARM64_GATEWAY_BIN) $(CARGO) test --workspace --locked --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check

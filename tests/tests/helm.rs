@@ -716,6 +716,18 @@ fn kustomize_example_overlay_pins_the_digest_and_validates() {
     );
     let cm = only(&objs, "ConfigMap");
     assert!(cm["data"]["PETSTORE_URL"].is_string());
+    // With the hpa component, the Redis fallback divides by its maxReplicas.
+    let hpa = only(&objs, "HorizontalPodAutoscaler");
+    assert_eq!(
+        env_of(&objs)["MGW_REPLICAS"].as_str(),
+        Some(
+            hpa["spec"]["maxReplicas"]
+                .as_u64()
+                .unwrap()
+                .to_string()
+                .as_str()
+        )
+    );
     for o in &objs {
         assert_eq!(
             o["metadata"]["namespace"].as_str(),
