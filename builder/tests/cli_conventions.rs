@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{MGW, gateway, mgw};
+use support::{MGW, copy_dir, gateway, mgw};
 
 fn petstore() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -265,18 +265,6 @@ fn platforms_are_checked_against_the_gateway_binaries() {
         meta.get("platforms").is_none(),
         "one platform, no index: {meta}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -4,27 +4,12 @@
 //! gateway, passed as the runtime's build with `--gateway-binary`, so no cargo
 //! runs), `mgw build` refuses it at that line too, writing no image.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-const MGW: &str = env!("CARGO_BIN_EXE_mgw");
-
-/// The stock musl gateway (`make gateway`): no filters.
-fn gateway() -> PathBuf {
-    let p = std::env::var_os("MGW_GATEWAY_BINARY").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/x86_64-unknown-linux-musl/release/mgw-gateway")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        p.exists(),
-        "`{}` is missing: run `make gateway` first",
-        p.display()
-    );
-    p
-}
+use support::{MGW, gateway};
 
 fn text(o: &Output) -> String {
     format!(

@@ -2,11 +2,14 @@
 //! reproducibly, and every kind of broken project fails with a message naming the
 //! file, the position and the key path.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use mgw_builder::project::{self, InitOptions, ProjectError, openapi};
 use mgw_bundle::{Bundle, Config, digest_of};
 use proptest::prelude::*;
+use support::copy_dir;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -18,19 +21,6 @@ fn example(name: &str) -> PathBuf {
 
 fn fixture(name: &str) -> PathBuf {
     root().join("tests").join("fixtures").join(name)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The rendered error of a project that must fail.

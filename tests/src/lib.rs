@@ -14,10 +14,29 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod container;
+pub mod idp;
 pub mod qemu;
 pub mod registry;
 
 pub use container::{DockerContainer, RuncContainer};
+
+/// Copies the directory tree `from` to `to`, leaving out `target` folders
+/// (a project's runtime build output).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "target" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
 
 /// The workspace root.
 pub fn root() -> PathBuf {

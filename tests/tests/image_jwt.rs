@@ -3,60 +3,10 @@
 //! request with a valid token and refuses one without, run by runc and by dockerd.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mgw_tests::idp::Idp;
 use mgw_tests::*;
-
-/// A P-256 key: the JWKS to bake and the key to sign with.
-struct Idp {
-    encoding: jsonwebtoken::EncodingKey,
-    jwks: serde_json::Value,
-}
-
-fn idp() -> Idp {
-    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let raw = kp.public_key_raw();
-    let jwks = serde_json::json!({"keys": [{
-        "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": "test-1",
-        "x": URL_SAFE_NO_PAD.encode(&raw[1..33]), "y": URL_SAFE_NO_PAD.encode(&raw[33..]),
-    }]});
-    Idp {
-        encoding: jsonwebtoken::EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes()).unwrap(),
-        jwks,
-    }
-}
-
-impl Idp {
-    fn token(&self, scope: &str) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some("test-1".into());
-        let claims = serde_json::json!({
-            "iss": "https://idp.example.com/", "aud": "petstore", "sub": "client-42",
-            "scope": scope, "iat": now, "exp": now + 600,
-        });
-        jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// Builds the example with this test's public key in place of the example's.
 fn build(idp: &Idp) -> BuiltImage {
@@ -80,7 +30,7 @@ fn check_requests(addr: SocketAddr, idp: &Idp) {
         "/petstore/v1/pets",
         &[(
             "Authorization",
-            &format!("Bearer {}", idp.token("pets:read")),
+            &format!("Bearer {}", idp.token("pets:read", serde_json::json!({}))),
         )],
     )
     .unwrap();
@@ -93,7 +43,10 @@ fn check_requests(addr: SocketAddr, idp: &Idp) {
     let (status, _) = http_get(
         addr,
         "/petstore/v1/pets/1",
-        &[("Authorization", &format!("Bearer {}", idp.token("other")))],
+        &[(
+            "Authorization",
+            &format!("Bearer {}", idp.token("other", serde_json::json!({}))),
+        )],
     )
     .unwrap();
     assert_eq!(status, 403, "a token without the scope");
@@ -103,7 +56,7 @@ fn check_requests(addr: SocketAddr, idp: &Idp) {
 
 #[test]
 fn runc_runs_a_jwt_image_that_refuses_requests_without_a_token() {
-    let idp = idp();
+    let idp = Idp::generate();
     let img = build(&idp);
     let backend = Backend::start();
     let upstream = format!("http://{}/v1", backend.addr);
@@ -126,7 +79,7 @@ fn runc_runs_a_jwt_image_that_refuses_requests_without_a_token() {
 
 #[test]
 fn dockerd_runs_a_jwt_image_that_refuses_requests_without_a_token() {
-    let idp = idp();
+    let idp = Idp::generate();
     let img = build(&idp);
     let docker = Dockerd::start().unwrap();
     let reference = img.reference();

@@ -15,65 +15,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mgw_tests::idp::Idp;
 use mgw_tests::*;
-
-/// A P-256 key: the JWKS to bake and the key to sign with.
-struct Idp {
-    encoding: jsonwebtoken::EncodingKey,
-    jwks: serde_json::Value,
-}
-
-fn idp() -> Idp {
-    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let raw = kp.public_key_raw();
-    let jwks = serde_json::json!({"keys": [{
-        "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": "test-1",
-        "x": URL_SAFE_NO_PAD.encode(&raw[1..33]), "y": URL_SAFE_NO_PAD.encode(&raw[33..]),
-    }]});
-    Idp {
-        encoding: jsonwebtoken::EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes()).unwrap(),
-        jwks,
-    }
-}
-
-impl Idp {
-    fn bearer(&self, scope: &str) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some("test-1".into());
-        let claims = serde_json::json!({
-            "iss": "https://idp.example.com/", "aud": "petstore", "sub": "client-42",
-            "scope": scope, "tenant": "acme", "iat": now, "exp": now + 600,
-        });
-        format!(
-            "Bearer {}",
-            jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
-        )
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == "target" {
-            continue;
-        }
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// `examples/petstore-filters` copied to `to`, with the test's public key, and
 /// its runtime's path dependency on this repository's `gateway/` made absolute
@@ -146,7 +91,7 @@ fn labels(layout: &Path, digest: &str) -> serde_json::Value {
 #[test]
 fn a_projects_runtime_is_compiled_baked_and_rebuilt_to_the_same_digest() {
     require("runc", "apt-get install runc");
-    let idp = idp();
+    let idp = Idp::generate();
     // At a fixed path: the remaps (and so cargo's cache) stay the same from one
     // run of this test to the next.
     let project = target_dir().join("runtime-tests/petstore-filters");
@@ -187,7 +132,13 @@ fn a_projects_runtime_is_compiled_baked_and_rebuilt_to_the_same_digest() {
     let upstream = format!("http://{}/v1", backend.addr);
     let c = RuncContainer::start(&layout, tag, &[("PETSTORE_UPSTREAM", &upstream)]).unwrap();
     c.wait_ready(Duration::from_secs(20)).unwrap();
-    let write = idp.bearer("pets:write pets:read");
+    let write = format!(
+        "Bearer {}",
+        idp.token(
+            "pets:write pets:read",
+            serde_json::json!({"tenant": "acme"})
+        )
+    );
     let cat = http_request(
         c.api,
         "POST",
