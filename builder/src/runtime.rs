@@ -35,11 +35,12 @@ const TAIL_LINES: usize = 30;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(
-        "cannot run `cargo` to compile `{dir}`: {source}; install Rust (https://rustup.rs), or build the runtime yourself and pass it with `--gateway-binary`"
+        "cannot run `cargo` to compile `{dir}`: {error}; install Rust (https://rustup.rs), or build the runtime yourself and pass it with `--gateway-binary`"
     )]
     CargoMissing {
         dir: PathBuf,
-        source: std::io::Error,
+        // In the message, not the error chain: it reads best before the advice.
+        error: std::io::Error,
     },
     #[error("cannot write cargo's log `{path}`")]
     Log {
@@ -64,6 +65,14 @@ pub enum RuntimeError {
         "`{dir}` builds several executables ({names}); name the gateway's `[[bin]]` `{BINARY_NAME}`"
     )]
     Ambiguous { dir: PathBuf, names: String },
+    #[error(
+        "compiling `{dir}` for {platform} on a {host} machine needs `cargo-zigbuild` and Zig (`pip install ziglang cargo-zigbuild`; with this repository, `scripts/install-zigbuild.sh` puts both in `target/tools`), or build it on a {platform} machine and pass it with `--gateway-binary {platform}=PATH`"
+    )]
+    CrossToolsMissing {
+        dir: PathBuf,
+        platform: Platform,
+        host: Platform,
+    },
     #[error("cannot list the filters of `{binary}`: {detail}")]
     ListFilters { binary: PathBuf, detail: String },
 }
@@ -103,12 +112,20 @@ pub fn compile(b: &CargoBuild<'_>, platform: Platform) -> Result<PathBuf, Runtim
     })?;
 
     let mut cmd = Command::new("cargo");
-    // arm64 from another machine: cargo-zigbuild, Zig as the C cross toolchain.
-    cmd.arg(if platform == Platform::host() {
-        "build"
+    if platform == Platform::host() {
+        cmd.arg("build");
     } else {
-        "zigbuild"
-    });
+        // arm64 from another machine: cargo-zigbuild, Zig as the C cross toolchain.
+        let zigbuild = find_program("cargo-zigbuild").ok_or(RuntimeError::CrossToolsMissing {
+            dir: dir.clone(),
+            platform,
+            host: Platform::host(),
+        })?;
+        if let Some(path) = path_for_zig(&zigbuild) {
+            cmd.env("PATH", path);
+        }
+        cmd.arg("zigbuild");
+    }
     cmd.args(["--release", "--locked", "--target", platform.musl_target()])
         .arg("--message-format=json-render-diagnostics")
         .current_dir(&dir)
@@ -121,9 +138,9 @@ pub fn compile(b: &CargoBuild<'_>, platform: Platform) -> Result<PathBuf, Runtim
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file);
-    let mut child = cmd.spawn().map_err(|source| RuntimeError::CargoMissing {
+    let mut child = cmd.spawn().map_err(|error| RuntimeError::CargoMissing {
         dir: dir.clone(),
-        source,
+        error,
     })?;
     let manifest = dir.join("Cargo.toml");
     let mut executables = Vec::new();
@@ -134,9 +151,9 @@ pub fn compile(b: &CargoBuild<'_>, platform: Platform) -> Result<PathBuf, Runtim
             }
         }
     }
-    let status = child.wait().map_err(|source| RuntimeError::CargoMissing {
+    let status = child.wait().map_err(|error| RuntimeError::CargoMissing {
         dir: dir.clone(),
-        source,
+        error,
     })?;
     if !status.success() {
         return Err(RuntimeError::Compile {
@@ -278,8 +295,35 @@ pub fn list_filters(binary: &Path, platform: Platform) -> Result<Vec<String>, Ru
 }
 
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    find_program(program).is_some()
+}
+
+/// `program`'s path on `PATH`.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The `PATH` for `cargo zigbuild` when Zig itself is not on it but
+/// `cargo-zigbuild` was installed with pip into a virtualenv, as
+/// `pip install ziglang cargo-zigbuild` does: cargo-zigbuild then finds Zig as
+/// `python3 -m ziglang`, which only the virtualenv's Python can import, so that
+/// `bin` directory goes first. `None`: leave `PATH` as it is.
+fn path_for_zig(zigbuild: &Path) -> Option<std::ffi::OsString> {
+    if which("zig") || std::env::var_os("CARGO_ZIGBUILD_ZIG_PATH").is_some() {
+        return None;
+    }
+    let bin = std::fs::canonicalize(zigbuild)
+        .ok()?
+        .parent()?
+        .to_path_buf();
+    if !bin.join("python3").exists() && !bin.join("python").exists() {
+        return None;
+    }
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&rest))).ok()
 }
 
 #[cfg(test)]

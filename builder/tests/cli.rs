@@ -832,3 +832,38 @@ fn a_schema_that_does_not_compile_fails_validate_at_its_position() {
     assert!(err.contains("api.yaml:12:15"), "{err}");
     assert!(err.contains("does not compile"), "{err}");
 }
+
+#[test]
+fn a_runtime_for_another_platform_without_cargo_zigbuild_says_what_to_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    copy_dir(&root().join("../examples/petstore-filters"), &project);
+    let other = if std::env::consts::ARCH == "aarch64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let out = tmp.path().join("out");
+    // No `cargo-zigbuild` on PATH, and no gateway binary given: the runtime
+    // must be cross-compiled, and mgw says so before cargo runs.
+    let build = Command::new(MGW)
+        .args(["build", "--platform", other, "--out"])
+        .arg(&out)
+        .arg(&project)
+        .env_remove("MGW_GATEWAY_BINARY")
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(!build.status.success(), "{}", stderr(&build));
+    let err = stderr(&build);
+    assert!(
+        err.contains(&format!("for {other} on a "))
+            && err.contains("needs `cargo-zigbuild` and Zig (`pip install ziglang cargo-zigbuild`")
+            && err.contains(&format!("--gateway-binary {other}=PATH")),
+        "{err}"
+    );
+    assert!(
+        !out.join("petstore-filters/oci").exists(),
+        "an image was written"
+    );
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum OciError {
     /// An I/O operation on a named file failed.
-    #[error("cannot {action} `{path}`: {source}")]
+    #[error("cannot {action} `{path}`")]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -73,7 +73,7 @@ pub enum OciError {
     InvalidSpec { message: String },
 
     /// `oci-spec` refused a document we assembled.
-    #[error("cannot assemble the image {what}: {source}")]
+    #[error("cannot assemble the image {what}")]
     Assemble {
         what: &'static str,
         #[source]
@@ -81,7 +81,7 @@ pub enum OciError {
     },
 
     /// A JSON document could not be written or read.
-    #[error("cannot {action} {what}: {source}")]
+    #[error("cannot {action} {what}")]
     Json {
         action: &'static str,
         what: String,

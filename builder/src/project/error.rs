@@ -120,7 +120,7 @@ pub enum ProjectError {
     )]
     AlreadyExists { path: String },
     /// `mgw init` could not write its output.
-    #[error("cannot write `{path}`: {source}")]
+    #[error("cannot write `{path}`")]
     Write {
         path: String,
         #[source]

@@ -92,7 +92,7 @@ pub enum RegistryError {
     #[error("registry `{registry}`: {message}")]
     Protocol { registry: String, message: String },
     /// A local file could not be read or written.
-    #[error("cannot {action} `{path}`: {source}")]
+    #[error("cannot {action} `{path}`")]
     Io {
         action: &'static str,
         path: std::path::PathBuf,
