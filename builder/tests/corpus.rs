@@ -190,6 +190,7 @@ corpus_tests! {
     digitalocean => "digitalocean/specification/DigitalOcean-public.v2.yaml",
     moby_docker_engine => "moby/swagger.yaml",
     openai => "openai/openapi.yaml",
+    box_platform => "box/openapi.json",
 }
 
 /// OAI's webhook example declares only `webhooks` (calls the API makes): a gateway

@@ -1,136 +1,222 @@
 //! Examples built from schemas, for mocked operations whose document gives
 //! none: the value a mock server answers with, valid against its own schema
-//! where the schema says enough (formats, bounds, lengths, the discriminator's
-//! first branch).
+//! where the schema says enough (formats, bounds, lengths, patterns, the
+//! discriminator's first branch, required properties).
 //!
-//! Never: invent a value for a `pattern` — a schema with one and no example
-//! gets a placeholder that may not match it (the document should carry an
-//! example then).
+//! A `pattern` beyond the regex syntax (look-arounds, back-references) gets a
+//! placeholder that may not match it (the document should carry an example then).
 
 use serde_json::{Map, Value};
 
 /// An example of the self-contained schema document `root` (its `$ref`s point
 /// into its own definitions).
 pub fn synthesize(root: &Value) -> Option<Value> {
-    build(root, root, 0)
+    Synth::new(root, true).build(root)
 }
+
+/// [`synthesize`] without the document's own values (`example`, `default`,
+/// `examples`; `enum` and `const` still count): what the schema alone gives,
+/// to check it against the schema (a document's example may not be valid).
+#[cfg(test)]
+pub fn synthesize_from_schema(root: &Value) -> Option<Value> {
+    Synth::new(root, false).build(root)
+}
+
+/// The value of a string that nothing more is known of.
+const PLACEHOLDER: &str = "string";
+
+/// How deep a value may nest at most: a bound on the output of schemas that
+/// branch wide (recursion itself stops at the first repeated `$ref`).
+const MAX_DEPTH: usize = 48;
 
 /// An example built from a schema, the way mock servers do: the schema's own
 /// `example`/`examples`/`default`/`enum`/`const` where it has one, objects from
 /// their properties (`writeOnly` ones left out), arrays of one item, and a
-/// placeholder per type otherwise.
-fn build(root: &Value, s: &Value, depth: usize) -> Option<Value> {
-    if depth > 12 {
-        return None;
-    }
-    let mut s = s;
-    for _ in 0..16 {
-        match s
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
-        {
-            Some(ptr) => s = root.pointer(ptr)?,
-            None => break,
+/// placeholder per type otherwise. A `$ref` already being expanded (a
+/// recursive schema) gives nothing, so an optional property that recurses is
+/// left out.
+struct Synth<'a> {
+    root: &'a Value,
+    /// The references being expanded, outermost first (`""` for a nested
+    /// schema that is not one).
+    refs: Vec<String>,
+    /// Whether the document's `example`/`default`/`examples` are used.
+    given: bool,
+}
+
+impl<'a> Synth<'a> {
+    fn new(root: &'a Value, given: bool) -> Self {
+        Synth {
+            root,
+            refs: Vec::new(),
+            given,
         }
     }
-    if let Some(v) = s.get("const") {
-        return Some(v.clone());
+
+    fn build(&mut self, s: &Value) -> Option<Value> {
+        let (root, refs) = (self.root, &mut self.refs);
+        if refs.len() > MAX_DEPTH {
+            return None;
+        }
+        let mark = refs.len();
+        let mut s = s;
+        let mut value = None;
+        for _ in 0..16 {
+            match s
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix('#'))
+            {
+                Some(ptr) if refs[..mark].iter().any(|r| r == ptr) => {
+                    s = &Value::Null;
+                    break;
+                }
+                Some(ptr) => match root.pointer(ptr) {
+                    Some(target) => {
+                        refs.push(ptr.to_owned());
+                        s = target;
+                    }
+                    None => {
+                        s = &Value::Null;
+                        break;
+                    }
+                },
+                None => break,
+            }
+        }
+        if s.is_object() {
+            // Every nested schema counts one level, referenced or not.
+            refs.push(String::new());
+            value = self.build_resolved(s);
+        }
+        self.refs.truncate(mark);
+        value
     }
-    // The document's own values — those of the declared type (an `example: "7"`
-    // of an integer is a documentation slip, not an answer).
-    let given = [s.get("example"), s.get("default")]
-        .into_iter()
-        .flatten()
-        .chain(
-            ["examples", "enum"]
-                .iter()
-                .filter_map(|k| s.get(*k).and_then(Value::as_array).and_then(|a| a.first())),
-        );
-    for v in given {
-        if of_type(s, v) {
+
+    /// [`Synth::build`] of a schema that is not a `$ref`.
+    fn build_resolved(&mut self, s: &Value) -> Option<Value> {
+        if let Some(v) = s.get("const") {
             return Some(v.clone());
         }
-    }
-    for k in ["allOf", "oneOf", "anyOf"] {
-        if let Some(all) = s.get(k).and_then(Value::as_array) {
-            // A discriminator's guards: the first branch, with its value.
-            let mut guarded = false;
-            let parts: Vec<Value> = all
-                .iter()
-                .flat_map(|p| match super::discriminator::guard(p) {
-                    Some(_) if guarded => vec![],
-                    Some((selected, branch)) => {
-                        guarded = true;
-                        vec![
-                            build(root, branch, depth + 1),
-                            build(root, selected, depth + 1),
-                        ]
+        // The document's own values — those of the declared type (an `example: "7"`
+        // of an integer is a documentation slip, not an answer).
+        let documented = [s.get("example"), s.get("default")]
+            .into_iter()
+            .flatten()
+            .chain(
+                s.get("examples")
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.first()),
+            )
+            .filter(|_| self.given);
+        let given = documented.chain(
+            s.get("enum")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first()),
+        );
+        for v in given {
+            if of_type(s, v) {
+                return Some(v.clone());
+            }
+        }
+        for k in ["allOf", "oneOf", "anyOf"] {
+            if let Some(all) = s.get(k).and_then(Value::as_array) {
+                // A discriminator's guards: the first branch, with its value.
+                let mut guarded = false;
+                let parts: Vec<Value> = all
+                    .iter()
+                    .flat_map(|p| match super::discriminator::guard(p) {
+                        Some(_) if guarded => vec![],
+                        Some((selected, branch)) => {
+                            guarded = true;
+                            vec![self.build(branch), self.build(selected)]
+                        }
+                        None => vec![self.build(p)],
+                    })
+                    .flatten()
+                    .collect();
+                // Nothing built (every branch recursed): no value, not `{}`.
+                if k != "allOf" || parts.iter().any(|p| !p.is_object()) || parts.is_empty() {
+                    return parts.into_iter().next();
+                }
+                let mut m = Map::new();
+                for p in parts {
+                    if let Value::Object(o) = p {
+                        for (k, v) in o {
+                            // One branch's placeholder never hides another's value.
+                            if !(v == PLACEHOLDER && m.contains_key(&k)) {
+                                m.insert(k, v);
+                            }
+                        }
                     }
-                    None => vec![build(root, p, depth + 1)],
+                }
+                return Some(Value::Object(m));
+            }
+        }
+        let ty = match s.get("type") {
+            Some(Value::String(t)) => t.as_str(),
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null")?,
+            _ if s.get("properties").is_some() => "object",
+            _ => return None,
+        };
+        Some(match ty {
+            "object" => {
+                let mut m = Map::new();
+                for (k, p) in s
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    if p.get("writeOnly") == Some(&Value::Bool(true)) {
+                        continue;
+                    }
+                    if let Some(v) = self.build(p) {
+                        m.insert(k.clone(), v);
+                    }
+                }
+                // Required but not described (a slip in the document, such as
+                // Box's `accessed` beside an `access` property): a placeholder,
+                // so the answer still has every required property.
+                let described = s.get("properties").and_then(Value::as_object);
+                for name in s
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    if !described.is_some_and(|d| d.contains_key(name)) && !m.contains_key(name) {
+                        m.insert(name.to_owned(), Value::String(PLACEHOLDER.to_owned()));
+                    }
+                }
+                Value::Object(m)
+            }
+            "array" => {
+                let item = s.get("items").and_then(|i| self.build(i));
+                let n = s
+                    .get("minItems")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1)
+                    .max(1);
+                Value::Array(match item {
+                    // Distinct items are not made up; one is as good as any.
+                    Some(_) if n > 1 && s.get("uniqueItems") == Some(&Value::Bool(true)) => {
+                        item.into_iter().collect()
+                    }
+                    Some(v) => {
+                        std::iter::repeat_n(v, usize::try_from(n.min(16)).unwrap_or(1)).collect()
+                    }
+                    None => Vec::new(),
                 })
-                .flatten()
-                .collect();
-            if k != "allOf" || parts.iter().any(|p| !p.is_object()) {
-                return parts.into_iter().next();
             }
-            let mut m = Map::new();
-            for p in parts {
-                if let Value::Object(o) = p {
-                    m.extend(o);
-                }
-            }
-            return Some(Value::Object(m));
-        }
+            "string" => string(s),
+            "integer" => integer(s),
+            "number" => number(s),
+            "boolean" => Value::Bool(true),
+            _ => Value::Null,
+        })
     }
-    let ty = match s.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null")?,
-        _ if s.get("properties").is_some() => "object",
-        _ => return None,
-    };
-    Some(match ty {
-        "object" => {
-            let mut m = Map::new();
-            for (k, p) in s
-                .get("properties")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
-                if p.get("writeOnly") == Some(&Value::Bool(true)) {
-                    continue;
-                }
-                if let Some(v) = build(root, p, depth + 1) {
-                    m.insert(k.clone(), v);
-                }
-            }
-            Value::Object(m)
-        }
-        "array" => {
-            let item = s.get("items").and_then(|i| build(root, i, depth + 1));
-            let n = s
-                .get("minItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(1)
-                .max(1);
-            Value::Array(match item {
-                // Distinct items are not made up; one is as good as any.
-                Some(_) if n > 1 && s.get("uniqueItems") == Some(&Value::Bool(true)) => {
-                    item.into_iter().collect()
-                }
-                Some(v) => {
-                    std::iter::repeat_n(v, usize::try_from(n.min(16)).unwrap_or(1)).collect()
-                }
-                None => Vec::new(),
-            })
-        }
-        "string" => string(s),
-        "integer" => integer(s),
-        "number" => number(s),
-        "boolean" => Value::Bool(true),
-        _ => Value::Null,
-    })
 }
 
 /// Whether `v` is of the schema's `type` (any, when it declares none).
@@ -172,11 +258,18 @@ fn string(s: &Value) -> Value {
         "json-pointer" => "/example",
         "relative-json-pointer" => "0",
         "regex" => ".*",
-        _ => "string",
+        _ => PLACEHOLDER,
     };
-    let mut text = text.to_owned();
     let min = s.get("minLength").and_then(Value::as_u64).unwrap_or(0);
     let max = s.get("maxLength").and_then(Value::as_u64);
+    if let Some(text) = s
+        .get("pattern")
+        .and_then(Value::as_str)
+        .and_then(|p| matching(p, min, max))
+    {
+        return Value::String(text);
+    }
+    let mut text = text.to_owned();
     while (text.chars().count() as u64) < min.min(4096) {
         text.push('x');
     }
@@ -187,6 +280,70 @@ fn string(s: &Value) -> Value {
             .collect();
     }
     Value::String(text)
+}
+
+/// A string that `pattern` matches whole, of `min..=max` characters, in ASCII
+/// where the pattern allows (`\d`, `\w`, `\s` and `.` read as their ASCII
+/// ranges): drawn with a fixed seed, so every build answers the same. `None`
+/// when the pattern is beyond the regex syntax (look-arounds, back-references)
+/// or no draw fits the lengths.
+fn matching(pattern: &str, min: u64, max: Option<u64>) -> Option<String> {
+    use rand::{SeedableRng, rngs::StdRng};
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(&ascii_classes(unanchored(pattern)))
+        .ok()?;
+    let generator = rand_regex::Regex::with_hir(hir, 8).ok()?;
+    let mut rng = StdRng::seed_from_u64(0);
+    (0..32)
+        .map(|_| rand::RngExt::sample::<String, _>(&mut rng, &generator))
+        .find(|t| {
+            let n = t.chars().count() as u64;
+            n >= min && max.is_none_or(|max| n <= max)
+        })
+}
+
+/// `pattern` without a leading `^` and a trailing `$` (the generator draws a
+/// whole match, so those anchors hold; it refuses anchors elsewhere).
+fn unanchored(pattern: &str) -> &str {
+    let p = pattern.strip_prefix('^').unwrap_or(pattern);
+    match p.strip_suffix('$') {
+        Some(rest) if !rest.ends_with('\\') || rest.ends_with("\\\\") => rest,
+        _ => p,
+    }
+}
+
+/// `pattern` with the classes that are Unicode-wide in the regex syntax
+/// (`\d`, `\w`, `\s`, and `.` outside brackets) spelled as ASCII ranges.
+fn ascii_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('d') => out.push_str("[0-9]"),
+                Some('w') => out.push_str("[A-Za-z0-9_]"),
+                Some('s') => out.push_str("[ ]"),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            '.' if !in_class => out.push_str("[ -~]"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The bound the schema sets (`minimum`, else `maximum`; draft-4 booleans and
@@ -265,10 +422,15 @@ mod tests {
             json!({"type": "number", "minimum": 0.5}),
             json!({"type": "array", "minItems": 2, "items": {"type": "integer"}}),
             json!({"type": "object", "required": ["at"], "properties": {"at": {"type": "string", "format": "date-time"}}}),
+            json!({"type": "string", "pattern": "^[A-Z]{3}-\\d{4}$"}),
+            json!({"type": "string", "pattern": "^.{2,9}$", "maxLength": 3}),
+            json!({"type": "string", "pattern": "(\\{a\\}[\\s\\S]*?\\{b\\}|\\{b\\}[\\s\\S]*?\\{a\\})"}),
+            json!({"type": "object", "required": ["accessed", "url"], "properties": {"url": {"type": "string"}}}),
+            json!({"allOf": [{"required": ["id"]}, {"properties": {"id": {"type": "integer"}}}]}),
         ];
         for d in [Dialect::Draft4, Dialect::Draft202012] {
             for s in &schemas {
-                let v = build(s, s, 0).unwrap();
+                let v = synthesize(s).unwrap();
                 let validator = compile_schema(d, s).unwrap();
                 assert!(validator.is_valid(&v), "{d:?}: {v} against {s}");
             }
@@ -278,19 +440,59 @@ mod tests {
         assert!(
             compile_schema(Dialect::Draft4, &d4)
                 .unwrap()
-                .is_valid(&build(&d4, &d4, 0).unwrap())
+                .is_valid(&synthesize(&d4).unwrap())
         );
         let d20 = json!({"type": "integer", "exclusiveMinimum": 5});
         assert!(
             compile_schema(Dialect::Draft202012, &d20)
                 .unwrap()
-                .is_valid(&build(&d20, &d20, 0).unwrap())
+                .is_valid(&synthesize(&d20).unwrap())
         );
         let neg = json!({"type": "number", "exclusiveMaximum": 0});
         assert!(
             compile_schema(Dialect::Draft202012, &neg)
                 .unwrap()
-                .is_valid(&build(&neg, &neg, 0).unwrap())
+                .is_valid(&synthesize(&neg).unwrap())
         );
+    }
+
+    /// A pattern's string is ASCII where the pattern allows and the same on
+    /// every build.
+    #[test]
+    fn pattern_strings_are_ascii_and_reproducible() {
+        let s = json!({"type": "string", "pattern": "^\\w+@\\d+\\.[a-z]{2}$"});
+        let v = synthesize(&s).unwrap();
+        assert!(v.as_str().unwrap().is_ascii(), "{v}");
+        assert_eq!(synthesize(&s), Some(v));
+        // Beyond the regex syntax: the placeholder.
+        let look = json!({"type": "string", "pattern": "^(?!x)a$"});
+        assert_eq!(synthesize(&look), Some(json!("string")));
+    }
+
+    /// Nesting does not cut values short (Box's upload answer nests a string
+    /// example 13 schemas deep, under `allOf`s: it came out as `{}`), and a
+    /// recursive schema stops at its first repeated reference.
+    #[test]
+    fn deep_schemas_keep_their_leaves_and_recursion_stops() {
+        let mut leaf = json!({"allOf": [{"type": ["string", "null"], "example": "3"}, {}]});
+        for i in 0..20 {
+            leaf = json!({"type": "object", "properties": {format!("p{i}"): {"allOf": [leaf]}}});
+        }
+        let v = synthesize(&leaf).unwrap();
+        let path: String = (0..20).rev().map(|i| format!("/p{i}")).collect();
+        assert_eq!(v.pointer(&path), Some(&json!("3")), "{v}");
+
+        let tree = json!({
+            "$ref": "#/definitions/node",
+            "definitions": {"node": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "example": "root"},
+                "children": {"type": "array", "items": {"$ref": "#/definitions/node"}},
+                "parent": {"allOf": [{"$ref": "#/definitions/node"}]},
+            }}},
+        });
+        let v = synthesize(&tree).unwrap();
+        // The node's own reference is being expanded: no child and no parent
+        // value is made up, and no `{}` stands in for one.
+        assert_eq!(v, json!({"name": "root", "children": []}), "{v}");
     }
 }
