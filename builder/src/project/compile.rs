@@ -659,6 +659,33 @@ impl Compiler<'_> {
         let mock = mock
             .then(|| taken(&contract.mock, &mut self.diags))
             .flatten();
+        // No `2XX` or `default` to answer with: an error when this operation
+        // asks for a mock itself (`x-mgw-mock: true`), else a warning, and the
+        // mock answers 501.
+        if let Some(m) = mock
+            .as_ref()
+            .filter(|m| super::contract::answers_no_success(m))
+        {
+            let message = format!(
+                "operation `{}` declares no `2XX` or `default` response, so a mock has nothing to answer with",
+                op.id
+            );
+            match &op.policies.mock {
+                Some(own) if own.value => {
+                    self.diags.push(Diagnostic::new(
+                        &own.origin,
+                        format!("{message}; declare one, or remove `x-mgw-mock`"),
+                    ));
+                }
+                _ => self.warnings.push(Diagnostic::new(
+                    &op.origin,
+                    format!(
+                        "{message}: it answers {} until the document declares one (or leave it out with `exclude`)",
+                        m.status
+                    ),
+                )),
+            }
+        }
         let responses = settings.validation.and_then(|v| v.responses).and_then(|r| {
             let declared = taken(&contract.responses, &mut self.diags)?;
             Some(mgw_bundle::contract::ResponseContract {
@@ -1782,6 +1809,55 @@ mod tests {
 
     fn warnings(c: &Compiled) -> Vec<String> {
         c.warnings.iter().map(ToString::to_string).collect()
+    }
+
+    /// Nothing to answer with: with `mock` on the API, a warning and a 501
+    /// answer; asked on the operation itself, an error at that line.
+    #[test]
+    fn a_mock_without_a_success_response_answers_501_or_is_an_error_when_asked_for() {
+        let m = MANIFEST.replace(
+            "    upstream: pets\n",
+            "    upstream: pets\n    mock: true\n",
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter().any(|w| w.contains("api.yaml:6:5: `#/paths/~1pets~1{id}/get`: operation `getPet` declares no `2XX` or `default` response, so a mock has nothing to answer with: it answers 501")),
+            "{w:?}"
+        );
+        let op = &c.bundle.apis[0].operations[0];
+        assert_eq!(op.mock.as_ref().map(|m| m.status), Some(501));
+
+        let spec = SPEC.replace(
+            "get: {operationId: getPet}",
+            "get: {operationId: getPet, x-mgw-mock: true}",
+        );
+        let e = errors(&[("mgw.yaml", MANIFEST), ("api.yaml", &spec)]);
+        assert!(
+            e.contains("operation `getPet` declares no `2XX` or `default` response, so a mock has nothing to answer with; declare one, or remove `x-mgw-mock`"),
+            "{e}"
+        );
+    }
+
+    /// A `$ref` whose pointer passes through another `$ref` (PagerDuty's
+    /// discriminator mappings do) means the place the inner one points to.
+    #[test]
+    fn a_pointer_through_a_ref_follows_it() {
+        let m = MANIFEST.replace(
+            "    upstream: pets\n",
+            "    upstream: pets\n    validation: {request: true}\n",
+        );
+        let spec = format!(
+            "{SPEC}    post:\n      operationId: addPet\n      requestBody:\n        content:\n          application/json:\n            schema: {{$ref: '#/components/schemas/Alias/properties/name'}}\ncomponents:\n  schemas:\n    Alias: {{$ref: '#/components/schemas/Pet'}}\n    Pet: {{type: object, properties: {{name: {{type: string, maxLength: 3}}}}}}\n"
+        );
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", &spec)]).unwrap_or_else(|e| panic!("{e}"));
+        let add = c.bundle.apis[0]
+            .operations
+            .iter()
+            .find(|o| o.id == "addPet")
+            .unwrap();
+        let request = serde_json::to_string(&add.request).unwrap();
+        assert!(request.contains(r#""maxLength":3"#), "{request}");
     }
 
     #[test]

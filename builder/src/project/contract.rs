@@ -49,6 +49,38 @@ pub struct OpContract {
     pub responses: Result<Vec<DeclaredResponse>, Vec<Diagnostic>>,
 }
 
+/// The name of the one example of [`no_success_answer`].
+const NO_SUCCESS_RESPONSE: &str = "no-success-response";
+
+/// The mock of an operation whose document declares no `2XX` or `default`
+/// response: `501 Not Implemented`, a problem saying why (a mock server's
+/// answer; Prism's is a 500 `NO_SUCCESS_RESPONSE_DEFINED`).
+fn no_success_answer() -> MockContract {
+    MockContract {
+        status: 501,
+        content_type: Some("application/problem+json".into()),
+        examples: vec![NamedExample {
+            name: NO_SUCCESS_RESPONSE.into(),
+            value: serde_json::json!({
+                "type": "https://mgw.dev/problems/mock_without_success_response",
+                "title": "Not Implemented",
+                "status": 501,
+                "detail": "the API document declares no `2XX` or `default` response for this operation, so its mock has nothing to answer with",
+            }),
+        }],
+    }
+}
+
+/// Whether `mock` is [`no_success_answer`]: the operation cannot be mocked as
+/// its document stands.
+pub fn answers_no_success(mock: &MockContract) -> bool {
+    mock.status == 501
+        && mock
+            .examples
+            .first()
+            .is_some_and(|e| e.name == NO_SUCCESS_RESPONSE)
+}
+
 /// Reads the contract of the operation at `op` (its node, after `$ref`s) of a
 /// document whose schemas are in `dialect` (`None`: Swagger 2.0, which cannot be
 /// validated).
@@ -370,11 +402,7 @@ impl Cx<'_> {
     fn mock(&self, op: &Loc, node: &Node) -> Result<MockContract, Vec<Diagnostic>> {
         let rloc = op.child("responses");
         let Some(responses) = node.get("responses").and_then(Node::as_map) else {
-            return Err(vec![Self::err(
-                op,
-                node,
-                "a mocked operation needs `responses`",
-            )]);
+            return Ok(no_success_answer());
         };
         let mut best: Option<(u16, &super::yaml::Entry)> = None;
         for e in responses {
@@ -389,11 +417,7 @@ impl Cx<'_> {
             }
         }
         let Some((status, entry)) = best else {
-            return Err(vec![Self::err(
-                &rloc,
-                node.get("responses").unwrap_or(node),
-                "a mocked operation needs a `2XX` or `default` response to answer with",
-            )]);
+            return Ok(no_success_answer());
         };
         let status = if status == 999 { 200 } else { status };
         let (loc, resp) = self
@@ -602,6 +626,7 @@ impl Cx<'_> {
         let target = self
             .store
             .locate(&at.child("$ref"), raw)
+            .map(|t| self.store.through_refs(t))
             .map_err(|e| Self::err(at, n, e))?;
         if let Some(&s) = d.names.get(&target) {
             return Ok((target, s));

@@ -410,6 +410,34 @@ impl Store {
         diags
     }
 
+    /// `target` with the `$ref`s its pointer passes through followed: tools
+    /// write pointers such as `#/paths/~1a/get/responses/200/content/application~1json/schema/allOf/0`
+    /// where `schema` is itself a `$ref` (PagerDuty's document does), and
+    /// resolvers such as json-schema-ref-parser follow them. Unchanged when the
+    /// pointer resolves as written or the reference on the way cannot be followed.
+    pub fn through_refs(&self, target: Loc) -> Loc {
+        let mut cur = target;
+        for _ in 0..16 {
+            let Some(doc) = self.docs.get(&cur.file) else {
+                return cur;
+            };
+            let Err(miss) = resolve_pointer(doc, &cur.pointer) else {
+                return cur;
+            };
+            let at = Loc::new(cur.file.clone(), cur.pointer[..miss.matched].to_vec());
+            let Some(raw) = resolve_pointer(doc, &at.pointer).ok().and_then(ref_of) else {
+                return cur;
+            };
+            let Ok(mut next) = self.locate(&at.child("$ref"), raw) else {
+                return cur;
+            };
+            next.pointer
+                .extend(cur.pointer[miss.matched..].iter().cloned());
+            cur = next;
+        }
+        cur
+    }
+
     /// Turns one `$ref` into a location, loading its file; checks the target exists.
     fn resolve_site(&mut self, site: &RefSite) -> Result<Loc, Diagnostic> {
         let origin = site.at.origin(site.mark);
@@ -438,6 +466,7 @@ impl Store {
             }
             return Err(d);
         }
+        let target = self.through_refs(target);
         let doc = &self.docs[&target.file];
         if let Err(miss) = resolve_pointer(doc, &target.pointer) {
             let parent = pointer_string(&target.pointer[..miss.matched]);
@@ -488,6 +517,7 @@ impl Store {
             }
             let target = self
                 .locate(&here.child("$ref"), raw)
+                .map(|t| self.through_refs(t))
                 .map_err(|m| Diagnostic::new(&origin, m))?;
             let Some((file_key, doc)) = self.docs.get_key_value(&target.file) else {
                 return Err(Diagnostic::new(
