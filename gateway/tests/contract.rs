@@ -1166,3 +1166,94 @@ async fn a_real_31_document_partly_in_older_dialects_validates_as_meant() {
     assert_eq!(up.hits.load(Ordering::SeqCst), 2);
     gw.shutdown().await;
 }
+
+/// Swagger 2.0 documents are validated too: parameters by their own keywords
+/// (`type`, `format`, `collectionFormat`), the body by the `in: body`
+/// parameter's schema in the media types of `consumes` (OAI's petstore-expanded,
+/// unchanged), and `formData` parameters as a form body.
+#[tokio::test]
+async fn swagger_20_requests_are_validated() {
+    let up = echo().await;
+    let gw = start(bundle(
+        &corpus("oai-examples/v2.0/yaml/petstore-expanded.yaml"),
+        "validation: {request: true}",
+        up.addr,
+    ))
+    .await;
+    let r = call(&gw, Method::GET, "/pets?tags=a,b&limit=5", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = call(&gw, Method::GET, "/pets?limit=many", &[], b"").await;
+    assert_eq!(violations(&r), expect(&[("query", "limit")]));
+    let r = call(&gw, Method::GET, "/pets/seven", &[], b"").await;
+    assert_eq!(violations(&r), expect(&[("path", "id")]));
+    let body = br#"{"name": "rex", "tag": "dog"}"#;
+    let r = call(&gw, Method::POST, "/pets", &[JSON], body).await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &body[..]));
+    let r = call(&gw, Method::POST, "/pets", &[JSON], br#"{"tag": "dog"}"#).await;
+    assert_eq!(violations(&r), expect(&[("body", "")]));
+    let r = call(
+        &gw,
+        Method::POST,
+        "/pets",
+        &[("content-type", "text/plain")],
+        b"rex",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+    gw.shutdown().await;
+
+    let form = "swagger: '2.0'\ninfo: {title: f, version: '1'}\nconsumes: [application/x-www-form-urlencoded]\npaths:\n  /login:\n    post:\n      operationId: login\n      parameters:\n        - {name: user, in: formData, required: true, type: string, minLength: 3}\n        - {name: days, in: formData, type: integer, maximum: 30}\n        - {name: roles, in: formData, type: array, items: {type: string}, collectionFormat: multi}\n      responses: {'200': {description: ok}}\n";
+    let gw = start(bundle(form, "validation: {request: true}", up.addr)).await;
+    let urlencoded = ("content-type", "application/x-www-form-urlencoded");
+    let r = call(
+        &gw,
+        Method::POST,
+        "/login",
+        &[urlencoded],
+        b"user=ada&days=7&roles=a&roles=b",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = call(
+        &gw,
+        Method::POST,
+        "/login",
+        &[urlencoded],
+        b"user=al&days=70",
+    )
+    .await;
+    let mut got = violations(&r);
+    got.sort();
+    assert_eq!(got, expect(&[("body", "/days"), ("body", "/user")]));
+    let r = call(&gw, Method::POST, "/login", &[urlencoded], b"days=7").await;
+    assert_eq!(violations(&r), expect(&[("body", "")]));
+    assert_eq!(up.hits.load(Ordering::SeqCst), 3);
+    gw.shutdown().await;
+
+    // Mocks: a response's JSON `examples` (OAI's api-with-examples), else a
+    // value built from its `schema` (petstore-expanded: `Pet` is `NewPet` + `id`).
+    let gw = start(bundle(
+        &corpus("oai-examples/v2.0/yaml/api-with-examples.yaml"),
+        "mock: true",
+        up.addr,
+    ))
+    .await;
+    let r = call(&gw, Method::GET, "/", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["versions"][0]["id"], "v2.0", "{:?}", r.body);
+    gw.shutdown().await;
+    let gw = start(bundle(
+        &corpus("oai-examples/v2.0/yaml/petstore-expanded.yaml"),
+        "mock: true",
+        up.addr,
+    ))
+    .await;
+    let r = call(&gw, Method::GET, "/pets/7", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let pet = r.json();
+    assert!(pet["name"].is_string() && pet["id"].is_i64(), "{pet}");
+    assert_eq!(up.hits.load(Ordering::SeqCst), 3);
+    gw.shutdown().await;
+}

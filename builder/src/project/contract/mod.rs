@@ -14,6 +14,8 @@
 //! Never: report a problem here for an operation nobody validates or mocks — the
 //! caller keeps the `Err` and shows it only then.
 
+mod swagger2;
+
 use std::collections::BTreeMap;
 
 use mgw_bundle::contract::{
@@ -82,8 +84,8 @@ pub fn answers_no_success(mock: &MockContract) -> bool {
 }
 
 /// Reads the contract of the operation at `op` (its node, after `$ref`s) of a
-/// document whose schemas are in `dialect` (`None`: Swagger 2.0, which cannot be
-/// validated).
+/// document whose schemas are in `dialect` (`None`: Swagger 2.0, whose schemas
+/// are draft 4 and whose parameters carry their own keywords).
 pub fn read(
     store: &Store,
     dialect: Option<Dialect>,
@@ -142,6 +144,14 @@ fn form_encoding(loc: &Loc, node: Option<&Node>) -> Result<Vec<PropertyEncoding>
     Ok(out)
 }
 
+/// OpenAPI: these header parameters "SHALL be ignored" (the media type and the
+/// security scheme describe them).
+fn ignored_header(name: &str) -> bool {
+    ["accept", "content-type", "authorization"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
 /// The definitions a self-contained schema is being copied into.
 struct Defs<'n> {
     /// `definitions` (draft 4) or `$defs`.
@@ -183,11 +193,7 @@ impl Cx<'_> {
         parameters: &[Parameter],
     ) -> Result<RequestContract, Vec<Diagnostic>> {
         if self.swagger2 {
-            return Err(vec![Self::err(
-                op,
-                node,
-                "request validation needs an OpenAPI 3.0 or 3.1 document; this is Swagger 2.0",
-            )]);
+            return self.request_swagger2(op, node, parameters);
         }
         let mut diags = Vec::new();
         let mut out = RequestContract {
@@ -232,11 +238,7 @@ impl Cx<'_> {
         };
         // OpenAPI: these header parameters "SHALL be ignored" (the media type and
         // the security scheme describe them).
-        if location == ParamIn::Header
-            && ["accept", "content-type", "authorization"]
-                .iter()
-                .any(|h| p.name.eq_ignore_ascii_case(h))
-        {
+        if location == ParamIn::Header && ignored_header(&p.name) {
             return Ok(None);
         }
         let style = match node.get("style") {
@@ -363,6 +365,14 @@ impl Cx<'_> {
                 status: e.key.clone(),
                 content: Vec::new(),
             };
+            if self.swagger2 {
+                match self.response_media_swagger2(op, node, &loc, resp) {
+                    Ok(content) => declared.content = content,
+                    Err(d) => diags.push(d),
+                }
+                out.push(declared);
+                continue;
+            }
             let cloc = loc.child("content");
             for m in resp
                 .get("content")
@@ -428,6 +438,11 @@ impl Cx<'_> {
             content_type: None,
             examples: Vec::new(),
         };
+        if self.swagger2 {
+            return self
+                .mock_swagger2(op, node, &loc, resp, out)
+                .map_err(|d| vec![d]);
+        }
         // A JSON media type if one is declared (examples are JSON values), else
         // the first.
         let content = resp
@@ -751,7 +766,10 @@ const VALUES: &[&str] = &["enum", "const", "example", "examples", "default"];
 fn rewrite_30(v: &mut Value, dir: Direction) {
     match v {
         Value::Object(m) => {
-            if m.get("nullable") == Some(&Value::Bool(true)) {
+            // `x-nullable`: Swagger 2.0's spelling (its tools' extension).
+            if m.get("nullable") == Some(&Value::Bool(true))
+                || m.get("x-nullable") == Some(&Value::Bool(true))
+            {
                 if let Some(t) = m.get_mut("type") {
                     match t {
                         Value::String(s) => {
@@ -768,6 +786,7 @@ fn rewrite_30(v: &mut Value, dir: Direction) {
                 }
             }
             m.remove("nullable");
+            m.remove("x-nullable");
             let hidden = match dir {
                 Direction::Request => "readOnly",
                 Direction::Response => "writeOnly",
@@ -883,6 +902,37 @@ mod tests {
             }
             assert!(checked >= 3, "{doc}: {checked}");
         }
+    }
+
+    /// Swagger 2.0 responses are declared by their `schema` in the media
+    /// types of `produces` (OAI's petstore-expanded, unchanged), for checks.
+    #[test]
+    fn swagger_20_responses_are_declared_for_checks() {
+        let b = bundle(
+            "oai-examples/v2.0/yaml/petstore-expanded.yaml",
+            "validation: {responses: {}}",
+        )
+        .unwrap();
+        let op = b.apis[0]
+            .operations
+            .iter()
+            .find(|o| o.id == "find pet by id")
+            .unwrap();
+        let rc = op.responses.as_ref().unwrap();
+        let ok = rc.responses.iter().find(|r| r.status == "200").unwrap();
+        let media: Vec<(&str, bool)> = ok
+            .content
+            .iter()
+            .map(|m| (m.media_type.as_str(), m.schema.is_some()))
+            .collect();
+        assert_eq!(media, [("application/json", true)]);
+        let validator = mgw_bundle::contract::compile_schema(
+            rc.dialect,
+            ok.content[0].schema.as_ref().unwrap(),
+        )
+        .unwrap();
+        assert!(validator.is_valid(&serde_json::json!({"id": 1, "name": "rex"})));
+        assert!(!validator.is_valid(&serde_json::json!({"name": "rex"})));
     }
 
     /// The same for a large real document, Box's (OpenAPI 3.0.2, 296
