@@ -30,6 +30,7 @@ pub mod request_body;
 pub mod request_id;
 pub mod resilience;
 pub mod response_check;
+pub mod route_series;
 pub mod router;
 pub mod server;
 pub mod tls;

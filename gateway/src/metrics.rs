@@ -19,27 +19,14 @@ use prometheus_client::registry::Registry;
 
 use crate::bundle::Config;
 use crate::histogram::LatencyHistogram;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    // Shared by the five status classes and the route's histogram.
-    api: Arc<str>,
-    operation: Arc<str>,
-    method: Arc<str>,
-    status_class: &'static str,
-}
+pub use crate::route_series::RouteMetrics;
+use crate::route_series::RouteSeries;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ContractLabels {
     api: String,
     operation: String,
     reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    api: Arc<str>,
-    operation: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,22 +51,6 @@ struct InfoLabels {
     version: String,
     bundle_digest: String,
     gateway_build: &'static str,
-}
-
-/// Latency buckets in seconds: 100µs to 30s.
-/// Handles for one route, created at start.
-#[derive(Clone)]
-pub struct RouteMetrics {
-    by_class: [Counter; 5],
-    duration: LatencyHistogram,
-}
-
-impl RouteMetrics {
-    pub fn observe(&self, status: u16, elapsed: Duration) {
-        let class = usize::from((status / 100).clamp(1, 5)) - 1;
-        self.by_class[class].inc();
-        self.duration.observe(elapsed.as_secs_f64());
-    }
 }
 
 /// Handles for one upstream, created at start.
@@ -169,14 +140,14 @@ impl AuthMetrics {
 /// All gateway metrics.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
+    /// `requests` and `request_duration_seconds`: one series per route.
+    routes: Arc<RouteSeries>,
     unrouted: Family<KindLabels, Counter>,
     pub in_flight: Gauge<i64, AtomicI64>,
     pub analytics_dropped: Counter<u64, AtomicU64>,
     pub analytics_written: Counter<u64, AtomicU64>,
     connection_errors: Family<KindLabels, Counter>,
     pub connections_open: Gauge<i64, AtomicI64>,
-    route_duration: Family<RouteLabels, LatencyHistogram>,
     upstream_duration: Family<UpstreamLabels, LatencyHistogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     pub traffic: TrafficMetrics,
@@ -197,14 +168,13 @@ struct ResultLabels {
 impl Metrics {
     pub fn new(config: &Config) -> Self {
         let mut registry = Registry::with_prefix("mgw");
-        let requests = Family::<RequestLabels, Counter>::default();
+        let routes = Arc::new(RouteSeries::new(config));
         let unrouted = Family::<KindLabels, Counter>::default();
         let in_flight = Gauge::<i64, AtomicI64>::default();
         let analytics_dropped = Counter::<u64, AtomicU64>::default();
         let analytics_written = Counter::<u64, AtomicU64>::default();
         let connection_errors = Family::<KindLabels, Counter>::default();
         let connections_open = Gauge::<i64, AtomicI64>::default();
-        let route_duration = Family::<RouteLabels, LatencyHistogram>::default();
         let upstream_duration = Family::<UpstreamLabels, LatencyHistogram>::default();
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         let info = Family::<InfoLabels, Gauge>::default();
@@ -216,20 +186,11 @@ impl Metrics {
         })
         .set(1);
 
-        registry.register(
-            "requests",
-            "Requests answered, by API, operation, method and status class",
-            requests.clone(),
-        );
+        registry.register_collector(Box::new(routes.clone()));
         registry.register(
             "unrouted_requests",
             "Requests that matched no operation, by reason",
             unrouted.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Time from request head to the end of the response body",
-            route_duration.clone(),
         );
         registry.register(
             "upstream_duration_seconds",
@@ -321,14 +282,13 @@ impl Metrics {
             mismatch_logs: crate::log_gate::LogGate::new(crate::log_gate::MISMATCH_LOG_INTERVAL),
             validation_failures,
             registry,
-            requests,
+            routes,
             unrouted,
             in_flight,
             analytics_dropped,
             analytics_written,
             connection_errors,
             connections_open,
-            route_duration,
             upstream_duration,
             upstream_errors,
             traffic,
@@ -367,30 +327,10 @@ impl Metrics {
             .inc();
     }
 
-    /// Creates the handles for one route.
-    pub fn route(&self, api: &str, operation: &str, method: &Method) -> RouteMetrics {
-        let (api, operation): (Arc<str>, Arc<str>) = (api.into(), operation.into());
-        let method: Arc<str> = method.as_str().into();
-        let class = |status_class| {
-            self.requests.get_or_create_owned(&RequestLabels {
-                api: api.clone(),
-                operation: operation.clone(),
-                method: method.clone(),
-                status_class,
-            })
-        };
-        RouteMetrics {
-            by_class: [
-                class("1xx"),
-                class("2xx"),
-                class("3xx"),
-                class("4xx"),
-                class("5xx"),
-            ],
-            duration: self
-                .route_duration
-                .get_or_create_owned(&RouteLabels { api, operation }),
-        }
+    /// The handles of every route, in `config.routes` order (the config
+    /// [`Metrics::new`] was given).
+    pub fn routes(&self) -> impl ExactSizeIterator<Item = RouteMetrics> + '_ {
+        self.routes.handles()
     }
 
     /// Creates the handles for one upstream.

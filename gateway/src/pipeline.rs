@@ -48,10 +48,10 @@ use crate::trace::{self, Exporter, RequestTrace, Stage, Tracer};
 use crate::transform::{self, Facts};
 use crate::validate::{self, Checked};
 
-/// A route with its runtime handles.
+/// A route with its runtime handles. Its configuration is read from
+/// `config.routes[index]` ([`Gateway::cfg`]), kept there once.
 struct Route {
     index: u32,
-    cfg: RouteCfg,
     metrics: RouteMetrics,
     /// The rate-limit scopes that apply to this route.
     limits: RouteLimits,
@@ -107,12 +107,13 @@ impl Gateway {
             .iter()
             .map(|a| a.cors.clone().map(|c| Arc::new(CorsPolicy::new(c))))
             .collect();
-        for (i, r) in config.routes.iter().enumerate() {
-            let api = &config.apis[r.api];
+        // `metrics` was built from this `config`: one series per route, in order.
+        let series = metrics.routes();
+        debug_assert_eq!(series.len(), config.routes.len());
+        for ((i, r), route_metrics) in config.routes.iter().enumerate().zip(series) {
             let route = Route {
                 index: u32::try_from(i).unwrap_or(u32::MAX),
-                cfg: r.clone(),
-                metrics: metrics.route(&api.name, &r.operation_id, &r.method),
+                metrics: route_metrics,
                 limits: rate_limiter
                     .as_mut()
                     .map(|rl| rl.route(&config, r))
@@ -253,8 +254,9 @@ impl Gateway {
         if route.cors.is_some() {
             ctx.origin = req.headers().get(ORIGIN).cloned();
         }
+        let cfg = self.cfg(route);
         // Header names with `_`, by the API's policy, before any stage reads them.
-        let api = route.cfg.api;
+        let api = cfg.api;
         if let Err(e) = headers::underscores(
             req.headers_mut(),
             self.config.apis[api].underscore_headers,
@@ -266,7 +268,7 @@ impl Gateway {
         // Stage 3: authenticate and authorize. The operation names its security
         // requirements; the identity feeds analytics and rate-limit keys.
         let t = SystemTime::now();
-        let (checked, outcome) = self.security.check(&route.cfg, &mut req, &conn).await;
+        let (checked, outcome) = self.security.check(cfg, &mut req, &conn).await;
         ctx.stage(Stage::Auth, t);
         ctx.auth = Some(outcome);
         match checked {
@@ -308,7 +310,7 @@ impl Gateway {
 
         // Stage 5: body limit. Before the proxy so an oversized declared body costs
         // no upstream connection; bodies without a length are limited while streaming.
-        let limit = route.cfg.max_body_bytes;
+        let limit = cfg.max_body_bytes;
         if declared_length(&req).is_some_and(|len| len > limit) {
             return self.reject(GatewayError::PayloadTooLarge { limit }, Some(route), ctx);
         }
@@ -320,7 +322,7 @@ impl Gateway {
         // mock and the proxy, so an invalid request costs no upstream work. Only a
         // JSON body with a schema is buffered; every other body keeps streaming.
         let (parts, incoming) = req.into_parts();
-        let source = match &route.cfg.request {
+        let source = match &cfg.request {
             None => Checked::Stream(incoming),
             Some(contract) => {
                 let params = if contract.has_path_parameters {
@@ -339,7 +341,7 @@ impl Gateway {
                         };
                         self.metrics.validation_failed(
                             &self.config.apis[api].name,
-                            &route.cfg.operation_id,
+                            &cfg.operation_id,
                             reason,
                         );
                         return self.reject(e, Some(route), ctx);
@@ -354,9 +356,9 @@ impl Gateway {
         // validation judge the request as the client sent it, and just before the
         // filters and the proxy so the upstream sees what they produce. A route
         // without any skips it.
-        let response_edits = match &route.cfg.transforms {
+        let response_edits = match &cfg.transforms {
             None => None,
-            Some(t) => match self.transform(t, &mut req, &ctx, route.cfg.base_segments) {
+            Some(t) => match self.transform(t, &mut req, &ctx, cfg.base_segments) {
                 Ok(transform::Outcome::Forward(edits)) => edits,
                 Ok(transform::Outcome::Answer(r)) => {
                     return self.answer(route, r, allowed.as_ref(), ctx);
@@ -396,26 +398,26 @@ impl Gateway {
         let mut req = Request::from_parts(parts, body);
         // Sandbox traffic (a claim of the authenticated caller, or a header) has
         // its own upstream.
-        let sandbox = route.cfg.sandbox.as_ref().filter(|sb| match &sb.by {
+        let sandbox = cfg.sandbox.as_ref().filter(|sb| match &sb.by {
             SandboxBy::Claim(claim) => ctx
                 .identity
                 .as_ref()
                 .is_some_and(|id| id.claim_is(claim, &sb.value)),
             SandboxBy::Header(h) => req.headers().get(h).is_some_and(|v| v == sb.value.as_str()),
         });
-        let upstream = sandbox.map_or(route.cfg.upstream, |sb| sb.upstream);
+        let upstream = sandbox.map_or(cfg.upstream, |sb| sb.upstream);
         let outbound = Outbound {
             upstream: &self.upstreams[upstream],
-            base_segments: route.cfg.base_segments,
+            base_segments: cfg.base_segments,
             client: conn.peer,
             request_id: &ctx.request_id,
             body: body_state.clone(),
             proto: if conn.tls { "https" } else { "http" },
             // Opt-in per operation: elsewhere the upgrade was stripped and the
             // request goes upstream as a plain one.
-            websocket: hygiene.websocket && route.cfg.websocket,
+            websocket: hygiene.websocket && cfg.websocket,
         };
-        let (mut response, upstream_latency, error, tunnel) = if let Some(m) = &route.cfg.mock {
+        let (mut response, upstream_latency, error, tunnel) = if let Some(m) = &cfg.mock {
             (mock::answer(m, req.headers()), None, None, None)
         } else {
             // The upstream call is a client span, the parent of the upstream's own.
@@ -432,10 +434,10 @@ impl Gateway {
                     let (parts, body) = answer.response.into_parts();
                     let mut response = Response::from_parts(parts, ResponseBody::upstream(body));
                     // Report mode: compared with the document, never held up.
-                    if let Some(rc) = &route.cfg.responses {
+                    if let Some(rc) = &cfg.responses {
                         let op = response_check::Operation {
                             api: &self.config.apis[api].name,
-                            id: &route.cfg.operation_id,
+                            id: &cfg.operation_id,
                         };
                         response_check::observe(rc, &mut response, &self.metrics, op, limit);
                     }
@@ -496,7 +498,7 @@ impl Gateway {
             Lookup::Found(m) => Ok(m.value),
             Lookup::NotFound if path.len() > 1 && path.ends_with('/') => {
                 match self.router.lookup(method, &path[..path.len() - 1]) {
-                    Lookup::Found(m) if m.value.cfg.ignore_trailing_slash => Ok(m.value),
+                    Lookup::Found(m) if self.cfg(m.value).ignore_trailing_slash => Ok(m.value),
                     _ => Err(GatewayError::NotFound),
                 }
             }
@@ -547,6 +549,12 @@ impl Gateway {
         }
     }
 
+    /// The checked configuration of `route`: `Gateway::new` numbered the
+    /// routes from `config.routes`, so the index is always in range.
+    fn cfg(&self, route: &Route) -> &RouteCfg {
+        &self.config.routes[route.index as usize]
+    }
+
     fn route_info<'a>(&'a self, r: &'a RouteCfg) -> RouteInfo<'a> {
         RouteInfo {
             api: &self.config.apis[r.api].name,
@@ -565,7 +573,7 @@ impl Gateway {
     ) -> Result<Request<B>, Box<Response<bytes::Bytes>>> {
         let (mut parts, body) = req.into_parts();
         let mut session = Session {
-            route: self.route_info(&route.cfg),
+            route: self.route_info(self.cfg(route)),
             identity: ctx.identity.as_deref(),
             client_ip: ctx.client_ip,
             request_id: &ctx.request_id,
@@ -585,7 +593,7 @@ impl Gateway {
     ) -> Response<ResponseBody> {
         let (mut parts, body) = response.into_parts();
         let mut session = Session {
-            route: self.route_info(&route.cfg),
+            route: self.route_info(self.cfg(route)),
             identity: ctx.identity.as_deref(),
             client_ip: ctx.client_ip,
             request_id: &ctx.request_id,

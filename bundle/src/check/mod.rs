@@ -141,7 +141,8 @@ impl Config {
         let auth = check_auth(&mut c, &bundle.auth);
         let tls = check_tls(&mut c, &bundle.listeners.api, &bundle.apis);
         let mut apis = Vec::with_capacity(bundle.apis.len());
-        let mut routes = Vec::new();
+        // Sized once: growing by doubling kept two copies of the largest table alive.
+        let mut routes = Vec::with_capacity(bundle.apis.iter().map(|a| a.operations.len()).sum());
         let mut api_names = HashSet::new();
         let mut seen_routes: BTreeMap<(String, String), String> = BTreeMap::new();
         for (ai, api) in bundle.apis.iter().enumerate() {
