@@ -59,6 +59,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: usize,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InfoLabels {
     gateway: String,
     version: String,
@@ -176,6 +181,7 @@ pub struct Metrics {
     pub analytics_written: Counter<u64, AtomicU64>,
     connection_errors: Family<KindLabels, Counter>,
     pub connections_open: Gauge<i64, AtomicI64>,
+    connections_accepted: Family<WorkerLabels, Counter>,
     route_duration: Family<RouteLabels, LatencyHistogram>,
     upstream_duration: Family<UpstreamLabels, LatencyHistogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
@@ -204,6 +210,7 @@ impl Metrics {
         let analytics_written = Counter::<u64, AtomicU64>::default();
         let connection_errors = Family::<KindLabels, Counter>::default();
         let connections_open = Gauge::<i64, AtomicI64>::default();
+        let connections_accepted = Family::<WorkerLabels, Counter>::default();
         let route_duration = Family::<RouteLabels, LatencyHistogram>::default();
         let upstream_duration = Family::<UpstreamLabels, LatencyHistogram>::default();
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
@@ -250,6 +257,11 @@ impl Metrics {
             "connections_open",
             "Open client connections on the API listener",
             connections_open.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted on the API listener, by worker",
+            connections_accepted.clone(),
         );
         registry.register(
             "connection_errors",
@@ -328,6 +340,7 @@ impl Metrics {
             analytics_written,
             connection_errors,
             connections_open,
+            connections_accepted,
             route_duration,
             upstream_duration,
             upstream_errors,
@@ -430,6 +443,13 @@ impl Metrics {
 
     pub fn unrouted(&self, kind: &'static str) {
         self.unrouted.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// The counter of connections worker `worker` accepts.
+    pub fn connections_accepted(&self, worker: usize) -> Counter {
+        self.connections_accepted
+            .get_or_create(&WorkerLabels { worker })
+            .clone()
     }
 
     pub fn connection_error(&self, kind: &'static str) {
