@@ -26,30 +26,10 @@ for tool in perf strace wrk nginx nstat python3 taskset curl; do
 done
 sysctl -qw kernel.perf_event_paranoid=-1 kernel.kptr_restrict=0 2>/dev/null || true
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-read -r BACKEND_PORT PROXY_PORT ADMIN_PORT < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
-
-sed -e "s#@DIR@#$TMP#g" -e "s#@PORT@#$BACKEND_PORT#g" "$ROOT/bench/backend.conf.in" >"$TMP/backend.conf"
-taskset -c 1 nginx -e "$TMP/backend-error.log" -p "$TMP" -c "$TMP/backend.conf" &
-PIDS+=($!)
-python3 "$ROOT/bench/bundle.py" --routes 300 --backend "http://127.0.0.1:$BACKEND_PORT" \
-  --listen "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" --analytics none \
-  --out "$TMP/bundle.json" --nginx-locations "$TMP/locations.conf"
-sed -e "s#@DIR@#$TMP#g" -e "s#@PORT@#$PROXY_PORT#g" -e "s#@BACKEND_PORT@#$BACKEND_PORT#g" \
-  -e "s#@WORKERS@#1#g" -e "s#@ACCESS_LOG@#access_log off;#g" \
-  "$ROOT/bench/proxy.conf.in" >"$TMP/proxy.conf"
-URL=http://127.0.0.1:$PROXY_PORT/bench/v1/items/1
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
+start_backend taskset -c 1
+write_plain_configs 1
 
 wait_up() {
   for _ in $(seq 100); do
