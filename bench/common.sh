@@ -22,7 +22,16 @@ print(*[s.getsockname()[1] for s in ss])')
 start_backend() {
   sed -e "s#@DIR@#$TMP#g" -e "s#@PORT@#$BACKEND_PORT#g" "$ROOT/bench/backend.conf.in" >"$TMP/backend.conf"
   "$@" nginx -e "$TMP/backend-error.log" -p "$TMP" -c "$TMP/backend.conf" &
-  PIDS+=($!)
+  local pid=$!
+  PIDS+=("$pid")
+  # Up, and ours (not another process that took the port meanwhile).
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { echo "the backend did not start: $(cat "$TMP/backend-error.log")" >&2; exit 1; }
+    curl -fsS -o /dev/null "http://127.0.0.1:$BACKEND_PORT/" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the backend did not answer on port $BACKEND_PORT" >&2
+  exit 1
 }
 
 # write_plain_configs WORKERS: the plain-proxying bundle (300 routes, analytics
