@@ -14,30 +14,17 @@
 # Not a test; prints one line per scenario.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEWAY=$(realpath "$1")
 shift
 SCENARIOS=("${@:-plain}")
 N1=${INSN_N1:-500}
 N2=${INSN_N2:-2500}
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install valgrind)" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BACKEND_PORT=$(free_port)
-GW_PORT=$(free_port)
-GW_ADMIN=$(free_port)
-
-sed -e "s#@DIR@#$TMP#g" -e "s#@PORT@#$BACKEND_PORT#g" "$ROOT/bench/backend.conf.in" >"$TMP/backend.conf"
-nginx -e "$TMP/backend-error.log" -p "$TMP" -c "$TMP/backend.conf" &
-PIDS+=($!)
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+GW_PORT=$PROXY_PORT
+GW_ADMIN=$ADMIN_PORT
+start_backend
 
 bundle() {
   python3 "$ROOT/bench/bundle.py" --routes 300 --backend "http://127.0.0.1:$BACKEND_PORT" \

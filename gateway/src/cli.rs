@@ -41,17 +41,15 @@ pub fn main_with(filters: Filters) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_tracing(&args.log_format);
-    // One worker: a current-thread runtime (no work-stealing bookkeeping, no
-    // cross-thread wake-ups); more: the work-stealing one.
-    let mut rt = match args.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    rt.enable_all();
-    if let Some(n) = args.workers.filter(|n| *n > 1) {
-        rt.worker_threads(n);
-    }
-    let rt = match rt.build() {
+    // One current-thread runtime per worker, each with its own listener
+    // (`workers`): this thread's is the first.
+    let workers = args.workers.filter(|n| *n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -61,6 +59,7 @@ pub fn main_with(filters: Filters) -> ExitCode {
     let opts = crate::RunOptions {
         bundle: args.bundle,
         expected_digest: args.bundle_digest,
+        workers,
     };
     match rt.block_on(crate::run_with(opts, filters)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -182,6 +182,10 @@ where
     C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
 {
     tokio::pin!(conn);
+    // Accepted by another worker while the drain began: finish at once.
+    if *drain.borrow() {
+        drain.mark_changed();
+    }
     let first_head = limits.header_read_timeout.min(limits.idle_timeout);
     let mut closing = false;
     let result = loop {

@@ -39,6 +39,7 @@ pub mod transform;
 pub mod upstream_pool;
 pub mod upstream_tls;
 pub mod validate;
+pub mod workers;
 
 // The bundle contract (wire types, `${VAR}` templates, validation into `Config`)
 // lives in the `mgw-bundle` crate, shared with the builder; re-exported so
@@ -58,6 +59,9 @@ pub struct RunOptions {
     pub bundle: PathBuf,
     /// `sha256:…` recorded in the image; the bundle file must hash to it.
     pub expected_digest: Option<String>,
+    /// Worker threads, each with its own runtime and API listener
+    /// ([`workers`]); the calling runtime is the first.
+    pub workers: usize,
 }
 
 /// Why the gateway stopped with an error.
@@ -93,7 +97,7 @@ pub async fn run_with(opts: RunOptions, filters: filter::Filters) -> Result<(), 
         opts.expected_digest.as_deref(),
         &env::ProcessEnv,
     )?;
-    let server = server::Server::bind_with(config, filters).await?;
+    let server = server::Server::bind_workers(config, filters, opts.workers).await?;
     server.run(shutdown_signal()).await;
     Ok(())
 }

@@ -46,6 +46,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: usize,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InfoLabels {
     gateway: String,
     version: String,
@@ -148,6 +153,7 @@ pub struct Metrics {
     pub analytics_written: Counter<u64, AtomicU64>,
     connection_errors: Family<KindLabels, Counter>,
     pub connections_open: Gauge<i64, AtomicI64>,
+    connections_accepted: Family<WorkerLabels, Counter>,
     upstream_duration: Family<UpstreamLabels, LatencyHistogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     pub traffic: TrafficMetrics,
@@ -175,6 +181,7 @@ impl Metrics {
         let analytics_written = Counter::<u64, AtomicU64>::default();
         let connection_errors = Family::<KindLabels, Counter>::default();
         let connections_open = Gauge::<i64, AtomicI64>::default();
+        let connections_accepted = Family::<WorkerLabels, Counter>::default();
         let upstream_duration = Family::<UpstreamLabels, LatencyHistogram>::default();
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         let info = Family::<InfoLabels, Gauge>::default();
@@ -211,6 +218,11 @@ impl Metrics {
             "connections_open",
             "Open client connections on the API listener",
             connections_open.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted on the API listener, by worker",
+            connections_accepted.clone(),
         );
         registry.register(
             "connection_errors",
@@ -289,6 +301,7 @@ impl Metrics {
             analytics_written,
             connection_errors,
             connections_open,
+            connections_accepted,
             upstream_duration,
             upstream_errors,
             traffic,
@@ -370,6 +383,13 @@ impl Metrics {
 
     pub fn unrouted(&self, kind: &'static str) {
         self.unrouted.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// The counter of connections worker `worker` accepts.
+    pub fn connections_accepted(&self, worker: usize) -> Counter {
+        self.connections_accepted
+            .get_or_create(&WorkerLabels { worker })
+            .clone()
     }
 
     pub fn connection_error(&self, kind: &'static str) {

@@ -54,7 +54,10 @@ pub enum ServeError {
 pub struct Server {
     gateway: Arc<Gateway>,
     writer: Writer,
+    /// Worker 0's API listener.
     api: TcpListener,
+    /// The other workers' (`SO_REUSEPORT` on the same address), one each.
+    more: Vec<std::net::TcpListener>,
     admin: TcpListener,
     /// TLS on the API listener, reloaded when its files change.
     tls: Option<Arc<crate::tls::Reloading>>,
@@ -69,13 +72,36 @@ impl Server {
 
     /// [`Server::bind`], with native filters on every route (a custom runtime).
     pub async fn bind_with(config: Config, filters: Filters) -> Result<Server, ServeError> {
+        Self::bind_workers(config, filters, 1).await
+    }
+
+    /// [`Server::bind_with`], served by `workers` worker threads, each with
+    /// its own runtime and listener ([`crate::workers`]); the calling runtime
+    /// is worker 0.
+    pub async fn bind_workers(
+        config: Config,
+        filters: Filters,
+        workers: usize,
+    ) -> Result<Server, ServeError> {
         let mut filters = filters;
         filters.select(config.routes.iter().map(|r| {
             let api = &config.apis[r.api].name;
             (api.as_str(), r.operation_id.as_str(), r.filters.as_slice())
         }))?;
         let config = Arc::new(config);
-        let api = bind(config.api_addr, "API listener").await?;
+        let bind_error = |source| ServeError::Bind {
+            addr: config.api_addr,
+            what: "API listener",
+            source,
+        };
+        let mut listeners = crate::workers::bind(config.api_addr, workers)
+            .map_err(bind_error)?
+            .into_iter();
+        let api = listeners.next().expect("at least one listener");
+        let more = listeners
+            .map(TcpListener::into_std)
+            .collect::<Result<_, _>>()
+            .map_err(bind_error)?;
         let admin = bind(config.admin_addr, "admin listener").await?;
         let metrics = Arc::new(Metrics::new(&config));
         // Certificates and secrets are read now: a missing or broken one is a
@@ -97,6 +123,7 @@ impl Server {
             gateway,
             writer,
             api,
+            more,
             admin,
             tls,
         })
@@ -124,6 +151,7 @@ impl Server {
             gateway,
             writer,
             api,
+            more,
             admin,
             tls,
         } = self;
@@ -143,34 +171,45 @@ impl Server {
         }
         let builder = connection_builder(&gateway.config);
         // Every connection task holds a receiver: `send` asks them to finish, and
-        // `closed` completes when the last one is gone.
-        let (drain, _) = watch::channel(false);
+        // `closed` completes when the last one is gone, on every worker.
+        let drain = Arc::new(watch::channel(false).0);
+        // The other workers stop accepting on `stop`, and their runtimes (with
+        // any connection still open) end on `exit`.
+        let (stop, _) = watch::channel(false);
+        let (exit, _) = watch::channel(false);
+        let mut threads = Vec::with_capacity(more.len());
+        for (i, listener) in more.into_iter().enumerate() {
+            let (builder, drain, gateway, tls) =
+                (builder.clone(), drain.clone(), gateway.clone(), tls.clone());
+            let (mut stop, mut exit) = (stop.subscribe(), exit.subscribe());
+            let serve = move |api: TcpListener| async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                accept_loop(&api, &builder, &drain, &gateway, tls.as_ref(), stopped).await;
+                drop(api);
+                let _ = exit.wait_for(|e| *e).await;
+            };
+            match crate::workers::spawn(i + 1, listener, serve) {
+                Ok(thread) => threads.push(thread),
+                // Its listener is closed with it: the others get its share.
+                Err(e) => tracing::error!(worker = i + 1, error = %e, "cannot start worker"),
+            }
+        }
         tracing::info!(
             api = %api.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             admin = %admin_addr,
             bundle = %gateway.config.digest,
             routes = gateway.config.routes.len(),
+            workers = threads.len() + 1,
             "gateway ready"
         );
-
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = api.accept() => match accepted {
-                    Ok((stream, peer)) => accept_connection(&builder, drain.subscribe(), &gateway, tls.as_ref(), stream, peer),
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                },
-            }
-        }
+        accept_loop(&api, &builder, &drain, &gateway, tls.as_ref(), shutdown).await;
 
         // Drain: fail readiness, stop accepting, let in-flight requests finish.
         draining.start();
         drop(api);
+        let _ = stop.send(true);
         tracing::info!(
             grace_ms = limits.shutdown_grace.as_millis() as u64,
             "draining"
@@ -182,6 +221,13 @@ impl Server {
         {
             tracing::warn!("grace period over, closing remaining connections");
         }
+        let _ = exit.send(true);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
         admin_task.abort();
         for task in background {
             task.abort();
@@ -189,6 +235,37 @@ impl Server {
         // Flush analytics off the runtime's worker threads.
         let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
         tracing::info!("stopped");
+    }
+}
+
+/// Accepts API connections on one worker's listener until `stop` completes.
+async fn accept_loop(
+    api: &TcpListener,
+    builder: &auto::Builder<TokioExecutor>,
+    drain: &watch::Sender<bool>,
+    gateway: &Arc<Gateway>,
+    tls: Option<&Arc<crate::tls::Reloading>>,
+    stop: impl Future<Output = ()>,
+) {
+    let accepted = gateway
+        .metrics
+        .connections_accepted(crate::workers::current());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            conn = api.accept() => match conn {
+                Ok((stream, peer)) => {
+                    accepted.inc();
+                    accept_connection(builder, drain.subscribe(), gateway, tls, stream, peer);
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
     }
 }
 

@@ -85,6 +85,9 @@ struct Live {
     /// `None` once the connection has closed.
     conn: Option<Pin<Box<Conn>>>,
     target: usize,
+    /// The worker whose runtime the socket is registered with: only that
+    /// worker takes it from the idle list ([`crate::workers`]).
+    worker: usize,
     pool: Arc<Shared>,
 }
 
@@ -180,8 +183,13 @@ impl H1Pool {
 
     fn checkout(&self, target: usize) -> Option<Box<Live>> {
         let slot = &self.shared.idle[target];
+        let worker = crate::workers::current();
         loop {
-            let idle = slot.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let idle = {
+                let mut list = slot.lock().unwrap_or_else(|e| e.into_inner());
+                let i = list.iter().rposition(|c| c.conn.worker == worker)?;
+                list.remove(i)
+            };
             let mut live = idle.conn;
             // Dropped (closed) when too old, closed by the upstream, or not idle.
             if idle.since.elapsed() < self.shared.idle_timeout && live.usable() {
@@ -241,6 +249,7 @@ async fn connect(
         send,
         conn: Some(Box::pin(conn)),
         target,
+        worker: crate::workers::current(),
         pool,
     }))
 }

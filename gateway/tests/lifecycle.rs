@@ -75,36 +75,7 @@ async fn sigterm_drains_in_flight_request_then_exits_0() {
     let mut v = bundle_json(&[format!("http://{}", b.addr)]);
     v["upstreams"]["pets"]["requestTimeoutMs"] = 10_000.into();
     let p = write_bundle(dir.path(), &v);
-    let mut child = Command::new(BIN)
-        .arg("--bundle")
-        .arg(&p)
-        .env("MGW_LOG_FORMAT", "text")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The listeners bind port 0: read the addresses from the ready log line.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut api = None;
-    let mut admin = None;
-    while api.is_none() || admin.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("gateway did not log its listeners");
-        if let Some(a) = field(&line, "api=") {
-            api = Some(a);
-        }
-        if let Some(a) = field(&line, "admin=") {
-            admin = Some(a);
-        }
-    }
-    let (api, admin) = (api.unwrap(), admin.unwrap());
+    let (mut child, api, admin) = spawn_gateway(&p, &[]);
 
     let slow = tokio::spawn(get_owned(format!("http://{api}/pets-api/v1/slow/1500")));
     // SIGTERM only once the slow request is in flight (at the backend).
@@ -139,6 +110,105 @@ async fn sigterm_drains_in_flight_request_then_exits_0() {
         .await
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// `--workers 3`: three current-thread runtimes, each accepting on its own
+/// `SO_REUSEPORT` listener of the one port. The kernel spreads connections
+/// over all of them, and SIGTERM drains the requests in flight on every one.
+#[tokio::test]
+async fn every_worker_serves_and_sigterm_drains_them_all() {
+    const CONNECTIONS: usize = 24;
+    let b = backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = bundle_json(&[format!("http://{}", b.addr)]);
+    v["upstreams"]["pets"]["requestTimeoutMs"] = 10_000.into();
+    let p = write_bundle(dir.path(), &v);
+    let (mut child, api, admin) = spawn_gateway(&p, &["--workers", "3"]);
+
+    // One slow request per connection: all in flight at once, so each has a
+    // connection of its own.
+    let slow: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(get_owned(format!("http://{api}/pets-api/v1/slow/1500"))))
+        .collect();
+    let arrived = eventually(Duration::from_secs(10), || async {
+        b.hits.load(std::sync::atomic::Ordering::SeqCst) == CONNECTIONS
+    })
+    .await;
+    assert!(
+        arrived,
+        "not every request reached the backend (a worker that does not accept?)"
+    );
+    let text = get(&format!("http://{admin}/metrics")).await.body;
+    let text = String::from_utf8_lossy(&text);
+    let accepted: Vec<f64> = (0..3)
+        .map(|w| {
+            let sample = format!("mgw_connections_accepted_total{{worker=\"{w}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&sample)?.trim().parse().ok())
+                .unwrap_or(0.0)
+        })
+        .collect();
+    assert!(
+        accepted.iter().all(|n| *n > 0.0),
+        "accepted per worker: {accepted:?}"
+    );
+    assert_eq!(
+        accepted.iter().sum::<f64>(),
+        CONNECTIONS as f64,
+        "{accepted:?}"
+    );
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for r in slow {
+        let r = r.await.unwrap();
+        assert_eq!((r.0, r.1.as_str()), (http::StatusCode::OK, "slow done"));
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Starts the binary on `bundle` with `args`; its API and admin addresses
+/// are read from the ready log line (the listeners bind port 0).
+fn spawn_gateway(bundle: &std::path::Path, args: &[&str]) -> (std::process::Child, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("--bundle")
+        .arg(bundle)
+        .args(args)
+        .env("MGW_LOG_FORMAT", "text")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut api = None;
+    let mut admin = None;
+    while api.is_none() || admin.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("gateway did not log its listeners");
+        if let Some(a) = field(&line, "api=") {
+            api = Some(a);
+        }
+        if let Some(a) = field(&line, "admin=") {
+            admin = Some(a);
+        }
+    }
+    (child, api.unwrap(), admin.unwrap())
 }
 
 async fn get_owned(url: String) -> (http::StatusCode, String) {

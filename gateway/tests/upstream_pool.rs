@@ -156,3 +156,34 @@ async fn a_connection_the_upstream_closed_is_not_reused() {
     assert_eq!(raw.accepted.load(Ordering::SeqCst), 3);
     gw.shutdown().await;
 }
+
+/// With several workers, each keeps its own upstream connections (their
+/// sockets are registered with its runtime, so no other thread's runtime
+/// wakes for them): sequential requests, each on a new client connection
+/// that the kernel hands to one worker or the other, open one upstream
+/// connection per worker and no more.
+#[tokio::test]
+async fn each_worker_reuses_only_its_own_upstream_connections() {
+    let raw_up = raw_backend(false).await;
+    let gw = start_workers(bundle_for(&raw_up), 2).await;
+    let request = b"GET /pets-api/v1/pets HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n";
+    for _ in 0..32 {
+        let out = raw(gw.api, request, Duration::from_secs(5)).await;
+        assert!(
+            out.starts_with(b"HTTP/1.1 200") && out.ends_with(b"ok"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    for worker in 0..2 {
+        let sample = format!("mgw_connections_accepted_total{{worker=\"{worker}\"}}");
+        let n = metric(&gw, &sample).await.unwrap_or(0.0);
+        assert!(n > 0.0, "worker {worker} accepted no connection");
+    }
+    assert_eq!(
+        raw_up.accepted.load(Ordering::SeqCst),
+        2,
+        "one upstream connection per worker, each reused by its own worker only"
+    );
+    gw.shutdown().await;
+}

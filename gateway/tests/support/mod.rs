@@ -243,11 +243,16 @@ pub async fn start_with(bundle: Value, tweak: impl FnOnce(&mut Config)) -> Gw {
 
 /// [`start`], with native filters on every route.
 pub async fn start_with_filters(bundle: Value, filters: Filters) -> Gw {
-    start_filtered(bundle, &[], |_| {}, filters).await
+    start_filtered(bundle, &[], |_| {}, filters, 1).await
+}
+
+/// [`start`] with `workers` worker threads (the test's runtime is worker 0).
+pub async fn start_workers(bundle: Value, workers: usize) -> Gw {
+    start_filtered(bundle, &[], |_| {}, Filters::default(), workers).await
 }
 
 async fn start_full(bundle: Value, vars: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Gw {
-    start_filtered(bundle, vars, tweak, Filters::default()).await
+    start_filtered(bundle, vars, tweak, Filters::default(), 1).await
 }
 
 async fn start_filtered(
@@ -255,6 +260,7 @@ async fn start_filtered(
     vars: &[(&str, &str)],
     tweak: impl FnOnce(&mut Config),
     filters: Filters,
+    workers: usize,
 ) -> Gw {
     let b: Bundle = serde_json::from_value(bundle).unwrap();
     let env: BTreeMap<String, String> = vars
@@ -264,7 +270,9 @@ async fn start_filtered(
     let mut config =
         Config::from_bundle(&b, bundle::digest_of(&b.to_canonical_json()), Some(&env)).unwrap();
     tweak(&mut config);
-    let server = Server::bind_with(config, filters).await.unwrap();
+    let server = Server::bind_workers(config, filters, workers)
+        .await
+        .unwrap();
     let (api, admin) = (server.api_addr(), server.admin_addr());
     let (tx, rx) = oneshot::channel::<()>();
     let done = tokio::spawn(server.run(async {
