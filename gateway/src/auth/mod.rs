@@ -17,6 +17,7 @@
 pub mod cache;
 pub mod http;
 pub mod introspect;
+pub mod jws;
 pub mod jwt;
 pub mod secrets;
 
