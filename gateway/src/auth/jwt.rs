@@ -22,6 +22,8 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::Full;
@@ -31,6 +33,7 @@ use serde_json::{Map, Value};
 use super::cache::TokenCache;
 use super::http::{HttpClient, fetch};
 use super::jws::{self, Header};
+use super::rsa::RsaKey;
 use super::{Failure, Identity};
 use crate::bundle::{JwtCfg, KeyFamily, parse_jwk, parse_jwt_key};
 
@@ -57,6 +60,8 @@ pub struct Key {
     pub kid: Option<String>,
     pub family: KeyFamily,
     pub key: DecodingKey,
+    /// An RSA key, parsed once for the RSA algorithms (`key` then serves nothing).
+    pub rsa: Option<Arc<RsaKey>>,
 }
 
 pub struct JwtVerifier {
@@ -79,7 +84,13 @@ impl JwtVerifier {
         let mut fixed = Vec::new();
         for (i, k) in cfg.keys.iter().enumerate() {
             let (kid, family, key) = parse_jwt_key(k).map_err(|e| format!("key {i}: {e}"))?;
-            fixed.push(Key { kid, family, key });
+            let rsa = RsaKey::from_jwt_key(k).map(Arc::new);
+            fixed.push(Key {
+                kid,
+                family,
+                key,
+                rsa,
+            });
         }
         if let Some(path) = &cfg.hmac_secret_file {
             let secret = std::fs::read(path)
@@ -95,6 +106,7 @@ impl JwtVerifier {
                 kid: None,
                 family: KeyFamily::Hmac,
                 key: DecodingKey::from_secret(secret),
+                rsa: None,
             });
         }
         Ok(Self {
@@ -236,15 +248,28 @@ impl JwtVerifier {
         let kid = header.kid.as_deref();
         let kid_known = kid.is_some() && usable().any(|k| k.kid.as_deref() == kid);
         let wanted = if kid_known { kid } else { None };
+        // The signature decoded once for the parsed RSA keys (jsonwebtoken
+        // decodes it itself for the others).
+        let mut decoded: Option<Option<Vec<u8>>> = None;
         // `family.allows` was checked: the key type fits the algorithm, which
         // `crypto::verify` relies on.
         let ok = !signature.is_empty()
             && usable()
                 .filter(|k| k.kid.as_deref() == wanted)
                 .take(MAX_CANDIDATES)
-                .any(|k| {
-                    jsonwebtoken::crypto::verify(signature, input.as_bytes(), &k.key, header.alg)
-                        .unwrap_or(false)
+                .any(|k| match &k.rsa {
+                    Some(rsa) => decoded
+                        .get_or_insert_with(|| URL_SAFE_NO_PAD.decode(signature).ok())
+                        .as_deref()
+                        .and_then(|sig| rsa.verify(header.alg, input.as_bytes(), sig))
+                        .unwrap_or(false),
+                    None => jsonwebtoken::crypto::verify(
+                        signature,
+                        input.as_bytes(),
+                        &k.key,
+                        header.alg,
+                    )
+                    .unwrap_or(false),
                 });
         if ok {
             Verified::Yes
@@ -387,7 +412,12 @@ pub fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
     let mut out = Vec::new();
     for k in keys {
         match parse_jwk(k) {
-            Ok((kid, family, key)) => out.push(Key { kid, family, key }),
+            Ok((kid, family, key)) => out.push(Key {
+                kid,
+                family,
+                key,
+                rsa: RsaKey::from_jwk(k).map(Arc::new),
+            }),
             Err(why) => tracing::debug!(error = %why, "JWKS key skipped"),
         }
     }

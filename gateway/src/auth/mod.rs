@@ -19,6 +19,7 @@ pub mod http;
 pub mod introspect;
 pub mod jws;
 pub mod jwt;
+pub mod rsa;
 pub mod secrets;
 
 use std::sync::Arc;
