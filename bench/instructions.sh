@@ -5,7 +5,8 @@
 #   bench/instructions.sh GATEWAY_BINARY [SCENARIO...]
 #
 # Scenarios: plain (analytics off, the default), analytics (to a file), product
-# (JWT RS256 cached + per-consumer limit + analytics). For each, the gateway (one
+# (JWT RS256 cached + per-consumer limit + analytics), product-miss (the same with
+# the JWT cacheSize 0: every request verifies the token). For each, the gateway (one
 # worker) runs under `valgrind --tool=callgrind` against a loopback nginx
 # backend twice, serving N1 and then N2 requests over 8 keep-alive connections;
 # (Ir(N2) - Ir(N1)) / (N2 - N1) is what one request costs, start-up and
@@ -92,9 +93,11 @@ for SCENARIO in "${SCENARIOS[@]}"; do
   case $SCENARIO in
     plain) bundle --analytics none --out "$TMP/b.json" ;;
     analytics) bundle --analytics "$TMP/analytics.jsonl" --out "$TMP/b.json" ;;
-    product)
+    product | product-miss)
       python3 "$ROOT/bench/jwt.py" --dir "$TMP" --counts 1 >/dev/null
-      bundle --analytics "$TMP/analytics.jsonl" --jwt-pem "$TMP/jwt-pub.pem" --out "$TMP/b.json"
+      cache=10000
+      [ "$SCENARIO" = product ] || cache=0
+      bundle --analytics "$TMP/analytics.jsonl" --jwt-pem "$TMP/jwt-pub.pem" --jwt-cache "$cache" --out "$TMP/b.json"
       header="Authorization: Bearer $(grep -o '"ey[^"]*"' "$TMP/tokens-1.lua" | tr -d '"')"
       ;;
     *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;

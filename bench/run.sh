@@ -46,7 +46,16 @@
 #                      in the 2x-cacheSize and product scenarios, for a side-by-side
 #   BENCH_VALIDATION   1: also a validated POST with a 1 KiB JSON body vs the same
 #                      POST without validation (default 1)
+#   BENCH_TARGETS      only these throughput targets, space-separated (e.g.
+#                      "haproxy-jwt gateway-jwt gateway-jwt-miss baseline-jwt-miss"), for a
+#                      quick side-by-side of a few rows; then latency, validation, the
+#                      allocator variant and the global limit default to off and the
+#                      ready/RSS measurement to one run
 set -euo pipefail
+
+if [ -n "${BENCH_TARGETS:-}" ]; then
+  : "${BENCH_LATENCY:=0}" "${BENCH_VALIDATION:=0}" "${BENCH_ALLOC:=0}" "${BENCH_GLOBAL:=0}" "${BENCH_READY_RUNS:=1}"
+fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -388,6 +397,7 @@ start_target() {
     gateway-jwt-2x) start_gateway "$GATEWAY" "$TMP/bundle-jwt-2x.json" ;;
     gateway-jwt-global) start_gateway "$GATEWAY" "$TMP/bundle-jwt-global.json" ;;
     baseline-jwt) start_gateway "$BASELINE" "$TMP/bundle-jwt.json" ;;
+    baseline-jwt-miss) start_gateway "$BASELINE" "$TMP/bundle-jwt-miss.json" ;;
     baseline-jwt-2x) start_gateway "$BASELINE" "$TMP/bundle-jwt-2x.json" ;;
     gateway-post) start_gateway "$GATEWAY" "$TMP/bundle-no-analytics.json" ;;
     gateway-post-validated) start_gateway "$GATEWAY" "$TMP/bundle-validate.json" ;;
@@ -527,7 +537,7 @@ LATENCY=(direct nginx nginx-log gateway)
 if [ "$JWT" = 1 ]; then
   THROUGHPUT+=(gateway-jwt gateway-jwt-miss gateway-jwt-2x)
   [ -z "$HAPROXY" ] || THROUGHPUT+=(haproxy-jwt)
-  [ -z "$BASELINE" ] || THROUGHPUT+=(baseline-jwt baseline-jwt-2x)
+  [ -z "$BASELINE" ] || THROUGHPUT+=(baseline-jwt baseline-jwt-miss baseline-jwt-2x)
 fi
 if [ "$GLOBAL" = 1 ]; then
   # The same route and policy, `scope: local` (gateway-jwt) vs `scope: global`.
@@ -538,6 +548,15 @@ if [ -n "$SYSALLOC" ]; then
   # "Slow under threads": the allocators also with one worker per CPU, unpinned.
   THROUGHPUT+=(gateway-musl gateway-threads gateway-threads-musl)
   LATENCY+=(gateway-musl)
+fi
+if [ -n "${BENCH_TARGETS:-}" ]; then
+  KEPT=()
+  for t in $BENCH_TARGETS; do
+    [[ " ${THROUGHPUT[*]} " == *" $t "* ]] || die "BENCH_TARGETS: \`$t\` is not a target of this run (${THROUGHPUT[*]})"
+    KEPT+=("$t")
+  done
+  THROUGHPUT=("${KEPT[@]}")
+  LATENCY=()
 fi
 
 say "throughput (wrk, closed loop)"
@@ -575,7 +594,7 @@ for t in "${THROUGHPUT[@]}"; do
   REDIS_CPU[$t]=$(median '%.1f' ${REDIS_CPU[$t]:-})
 done
 
-RATE=${BENCH_RATE:-$((RPS[nginx] / 2))}
+RATE=${BENCH_RATE:-$((${RPS[nginx]:-0} / 2))}
 if [ -n "$OHA" ]; then
   say "latency at $RATE req/s (oha, open loop, coordinated-omission corrected)"
   for ((round = 1; round <= ROUNDS; round++)); do
@@ -637,6 +656,8 @@ ms='(. * 10 | round / 10)'
   echo "| target | req/s | (min–max) | CPU µs/req | p50 µs | p99 µs | p99.9 µs |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
   row() {
+    # A BENCH_TARGETS run shows only the rows it measured.
+    [ -z "${BENCH_TARGETS:-}" ] || [ -n "${RPS[$1]:-}" ] || return 0
     echo "| $2 | $(cell "${RPS[$1]:-}") | $(cell "${RPS_SPREAD[$1]:-}") | $(cell "${CPU[$1]:-}") | $(cell "${P50[$1]:-}") | $(cell "${P99[$1]:-}") | $(cell "${P999[$1]:-}") |"
   }
   row direct "direct to the backend"
@@ -653,6 +674,7 @@ ms='(. * 10 | round / 10)'
     [ "$GLOBAL" != 1 ] || row gateway-jwt-global "gateway, product with the limit \`scope: global\` (Redis on loopback)"
     if [ -n "$BASELINE" ]; then
       row baseline-jwt "baseline gateway, product"
+      row baseline-jwt-miss "baseline gateway, product with cacheSize 0"
       row baseline-jwt-2x "baseline gateway, product, $((2 * JWT_CACHE)) tokens, cacheSize $JWT_CACHE"
     fi
   fi
@@ -676,30 +698,30 @@ ms='(. * 10 | round / 10)'
     echo "Latency: not measured (oha missing)."
   fi
   echo
-  echo "- throughput gateway / nginx: $(ratio "${RPS[gateway]}" "${RPS[nginx]}") against access_log off, $(ratio "${RPS[gateway]}" "${RPS[nginx-log]}") against access_log on (goal ≥ 1.0)"
-  echo "- CPU per request gateway / nginx: $(ratio "${CPU[gateway]}" "${CPU[nginx]}") against access_log off, $(ratio "${CPU[gateway]}" "${CPU[nginx-log]}") against access_log on (lower is better)"
+  echo "- throughput gateway / nginx: $(ratio "${RPS[gateway]:-}" "${RPS[nginx]:-}") against access_log off, $(ratio "${RPS[gateway]:-}" "${RPS[nginx-log]:-}") against access_log on (goal ≥ 1.0)"
+  echo "- CPU per request gateway / nginx: $(ratio "${CPU[gateway]:-}" "${CPU[nginx]:-}") against access_log off, $(ratio "${CPU[gateway]:-}" "${CPU[nginx-log]:-}") against access_log on (lower is better)"
   if [ -n "$OHA" ]; then
-    echo "- p99 added over direct: gateway $(minus "${P99[gateway]}" "${P99[direct]}") µs, nginx $(minus "${P99[nginx]}" "${P99[direct]}") µs, nginx with access_log $(minus "${P99[nginx-log]}" "${P99[direct]}") µs (goal ≤ 150 µs)"
+    echo "- p99 added over direct: gateway $(minus "${P99[gateway]:-}" "${P99[direct]:-}") µs, nginx $(minus "${P99[nginx]:-}" "${P99[direct]:-}") µs, nginx with access_log $(minus "${P99[nginx-log]:-}" "${P99[direct]:-}") µs (goal ≤ 150 µs)"
   fi
-  echo "- CPU per request, plain proxying: gateway (analytics off) / nginx $(ratio "${CPU[gateway-no-analytics]}" "${CPU[nginx]}") (goal ≤ 1.0); haproxy / nginx $(ratio "${CPU[haproxy]:-}" "${CPU[nginx]}")"
+  echo "- CPU per request, plain proxying: gateway (analytics off) / nginx $(ratio "${CPU[gateway-no-analytics]:-}" "${CPU[nginx]:-}") (goal ≤ 1.0); haproxy / nginx $(ratio "${CPU[haproxy]:-}" "${CPU[nginx]:-}")"
   if [ "$JWT" = 1 ]; then
-    echo "- CPU per request, product: gateway / nginx $(ratio "${CPU[gateway-jwt]}" "${CPU[nginx]}") (goal ≤ 1.2); gateway / haproxy-jwt $(ratio "${CPU[gateway-jwt]}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.5)"
-    echo "- CPU per request, every token verified: gateway cacheSize 0 / haproxy-jwt $(ratio "${CPU[gateway-jwt-miss]}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.8)"
-    echo "- CPU per request, 2x cacheSize tokens / one token: $(ratio "${CPU[gateway-jwt-2x]}" "${CPU[gateway-jwt]}")$([ -z "$BASELINE" ] || printf '; baseline %s' "$(ratio "${CPU[baseline-jwt-2x]}" "${CPU[baseline-jwt]}")")"
+    echo "- CPU per request, product: gateway / nginx $(ratio "${CPU[gateway-jwt]:-}" "${CPU[nginx]:-}") (goal ≤ 1.2); gateway / haproxy-jwt $(ratio "${CPU[gateway-jwt]:-}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.5)"
+    echo "- CPU per request, every token verified: gateway cacheSize 0 / haproxy-jwt $(ratio "${CPU[gateway-jwt-miss]:-}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.8)$([ -z "$BASELINE" ] || printf '; baseline %s' "$(ratio "${CPU[baseline-jwt-miss]:-}" "${CPU[haproxy-jwt]:-}")")"
+    echo "- CPU per request, 2x cacheSize tokens / one token: $(ratio "${CPU[gateway-jwt-2x]:-}" "${CPU[gateway-jwt]:-}")$([ -z "$BASELINE" ] || printf '; baseline %s' "$(ratio "${CPU[baseline-jwt-2x]:-}" "${CPU[baseline-jwt]:-}")")"
   fi
   if [ "$GLOBAL" = 1 ]; then
     diff_us() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a != "" && b != "") printf "%+.1f", a - b; else printf "–" }'; }
-    echo "- global limit vs local, same route and policy: gateway CPU $(diff_us "${CPU[gateway-jwt-global]}" "${CPU[gateway-jwt]}") µs per request, plus $(cell "${REDIS_CPU[gateway-jwt-global]:-}") µs in redis-server; p99 $(diff_us "${P99[gateway-jwt-global]:-}" "${P99[gateway-jwt]:-}") µs; $GLOBAL_FALLBACKS decisions fell back (Redis past timeoutMs = ${BENCH_REDIS_TIMEOUT_MS:-100} ms, or down), $GLOBAL_ERRORS Redis errors"
+    echo "- global limit vs local, same route and policy: gateway CPU $(diff_us "${CPU[gateway-jwt-global]:-}" "${CPU[gateway-jwt]:-}") µs per request, plus $(cell "${REDIS_CPU[gateway-jwt-global]:-}") µs in redis-server; p99 $(diff_us "${P99[gateway-jwt-global]:-}" "${P99[gateway-jwt]:-}") µs; $GLOBAL_FALLBACKS decisions fell back (Redis past timeoutMs = ${BENCH_REDIS_TIMEOUT_MS:-100} ms, or down), $GLOBAL_ERRORS Redis errors"
   fi
   if [ "${BENCH_VALIDATION:-1}" = 1 ]; then
     echo "- request validation of a 1 KiB JSON body: $(awk -v a="${CPU[gateway-post-validated]:-0}" -v b="${CPU[gateway-post]:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%+.1f", a - b; else printf "–" }') µs CPU per request (goal < 10 µs)"
   fi
   echo "- analytics in the gateway throughput runs: $GW_WRITTEN events written, $GW_DROPPED dropped"
   echo "- ready with 1,000 routes: $(ready_field "$RESULTS/ready-mimalloc.json" "\"\\(.ready_ms.median | $ms) ms median (\\(.ready_ms.min | $ms)–\\(.ready_ms.max | $ms))\"") over $READY_RUNS runs (goal ≤ 20 ms)"
-  echo "- idle RSS with 1,000 routes: $(ready_field "$RESULTS/ready-mimalloc.json" "\"\\(.rss_mib.median | $ms) MiB\"") (goal ≤ 10 MiB); after a throughput run $GW_LOAD_RSS MiB, peak $GW_LOAD_HWM MiB"
+  echo "- idle RSS with 1,000 routes: $(ready_field "$RESULTS/ready-mimalloc.json" "\"\\(.rss_mib.median | $ms) MiB\"") (goal ≤ 10 MiB); after a throughput run ${GW_LOAD_RSS:-–} MiB, peak ${GW_LOAD_HWM:-–} MiB"
   if [ -n "$SYSALLOC" ]; then
-    echo "- mimalloc / musl malloc, throughput: $(ratio "${RPS[gateway]}" "${RPS[gateway-musl]}") with $WORKERS worker(s) pinned, $(ratio "${RPS[gateway-threads]}" "${RPS[gateway-threads-musl]}") with $NPROC unpinned; CPU per request: $(ratio "${CPU[gateway]}" "${CPU[gateway-musl]}") and $(ratio "${CPU[gateway-threads]}" "${CPU[gateway-threads-musl]}")"
-    echo "- musl malloc: ready $(ready_field "$RESULTS/ready-musl.json" "\"\\(.ready_ms.median | $ms) ms\""), idle RSS $(ready_field "$RESULTS/ready-musl.json" "\"\\(.rss_mib.median | $ms) MiB\""), $SYS_LOAD_RSS MiB after a throughput run"
+    echo "- mimalloc / musl malloc, throughput: $(ratio "${RPS[gateway]:-}" "${RPS[gateway-musl]:-}") with $WORKERS worker(s) pinned, $(ratio "${RPS[gateway-threads]:-}" "${RPS[gateway-threads-musl]:-}") with $NPROC unpinned; CPU per request: $(ratio "${CPU[gateway]:-}" "${CPU[gateway-musl]:-}") and $(ratio "${CPU[gateway-threads]:-}" "${CPU[gateway-threads-musl]:-}")"
+    echo "- musl malloc: ready $(ready_field "$RESULTS/ready-musl.json" "\"\\(.ready_ms.median | $ms) ms\""), idle RSS $(ready_field "$RESULTS/ready-musl.json" "\"\\(.rss_mib.median | $ms) MiB\""), ${SYS_LOAD_RSS:-–} MiB after a throughput run"
   fi
   for k in "${!NOTE[@]}"; do echo "- warning, $k: ${NOTE[$k]}"; done
   echo

@@ -48,6 +48,12 @@ impl<V: Clone> TokenCache<V> {
         }
     }
 
+    /// Whether anything is cached at all (a capacity above 0): callers skip
+    /// computing keys when not.
+    pub fn enabled(&self) -> bool {
+        self.map.is_some()
+    }
+
     /// The key `credential` is cached under.
     pub fn key(&self, credential: &[u8]) -> CredentialKey {
         let mut h = SipHasher13::new_with_key(&self.secret);

@@ -27,11 +27,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::Full;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 
 use super::cache::TokenCache;
 use super::http::{HttpClient, fetch};
+use super::jws::{self, Header};
+use super::rsa::RsaKey;
 use super::{Failure, Identity};
 use crate::bundle::{JwtCfg, KeyFamily, parse_jwk, parse_jwt_key};
 
@@ -39,6 +41,18 @@ use crate::bundle::{JwtCfg, KeyFamily, parse_jwk, parse_jwt_key};
 const MAX_CACHE_TTL: Duration = Duration::from_secs(600);
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1 << 20;
+/// Most keys one token's signature is tried against.
+const MAX_CANDIDATES: usize = 8;
+
+/// What the signature check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verified {
+    Yes,
+    /// No key verified it; `kid_known`: the token's `kid` named one of our keys.
+    No {
+        kid_known: bool,
+    },
+}
 
 /// One verification key with the algorithms it may verify.
 #[derive(Clone)]
@@ -46,6 +60,8 @@ pub struct Key {
     pub kid: Option<String>,
     pub family: KeyFamily,
     pub key: DecodingKey,
+    /// An RSA key, parsed once for the RSA algorithms (`key` then serves nothing).
+    pub rsa: Option<Arc<RsaKey>>,
 }
 
 pub struct JwtVerifier {
@@ -63,18 +79,18 @@ pub struct JwtVerifier {
     fetching: tokio::sync::Mutex<()>,
 }
 
-/// The parts of a JOSE header we read; everything else is ignored.
-struct Header {
-    alg: Algorithm,
-    kid: Option<String>,
-}
-
 impl JwtVerifier {
     pub fn new(name: Arc<str>, cfg: JwtCfg, client: HttpClient) -> Result<Self, String> {
         let mut fixed = Vec::new();
         for (i, k) in cfg.keys.iter().enumerate() {
             let (kid, family, key) = parse_jwt_key(k).map_err(|e| format!("key {i}: {e}"))?;
-            fixed.push(Key { kid, family, key });
+            let rsa = RsaKey::from_jwt_key(k).map(Arc::new);
+            fixed.push(Key {
+                kid,
+                family,
+                key,
+                rsa,
+            });
         }
         if let Some(path) = &cfg.hmac_secret_file {
             let secret = std::fs::read(path)
@@ -90,6 +106,7 @@ impl JwtVerifier {
                 kid: None,
                 family: KeyFamily::Hmac,
                 key: DecodingKey::from_secret(secret),
+                rsa: None,
             });
         }
         Ok(Self {
@@ -170,37 +187,53 @@ impl JwtVerifier {
         if token.is_empty() || token.len() > self.cfg.max_token_bytes {
             return Err(Failure::Invalid);
         }
-        let hash = self.cache.key(token.as_bytes());
-        if let Some(hit) = self.cache.get(&hash) {
+        // No cache (cacheSize 0): no key to compute either.
+        let hash = self
+            .cache
+            .enabled()
+            .then(|| self.cache.key(token.as_bytes()));
+        if let Some(hit) = hash.and_then(|h| self.cache.get(&h)) {
             return Ok(hit);
         }
-        let (header, signing_input, signature, payload) = split(token)?;
+        // The token is taken apart once; the payload stays encoded until the
+        // signature over it has been checked.
+        let parts = jws::split(token)?;
+        let mut buf = Vec::new();
+        let header = jws::header(parts.header, &mut buf)?;
         if !self.cfg.algorithms.contains(&header.alg) {
             return Err(Failure::Invalid);
         }
-        let mut verified = self.verify_signature(&header, signing_input, signature);
-        if verified.is_none() && header.kid.is_some() && self.cfg.jwks_url.is_some() {
+        let mut verified = self.verify_signature(&header, parts.signing_input, parts.signature);
+        if verified == (Verified::No { kid_known: false })
+            && header.kid.is_some()
+            && self.cfg.jwks_url.is_some()
+        {
             // An unknown `kid` may be a rotated key: look again, at most so often.
-            let known = self.candidates(&header).iter().any(|k| k.kid.is_some());
-            if !known && self.refresh(false).await {
-                verified = self.verify_signature(&header, signing_input, signature);
+            if self.refresh(false).await {
+                verified = self.verify_signature(&header, parts.signing_input, parts.signature);
             }
         }
-        if verified.is_none() {
+        if verified != Verified::Yes {
             return Err(Failure::Invalid);
         }
-        let claims = decode_claims(payload)?;
+        let claims: Map<String, Value> =
+            serde_json::from_slice(jws::decode_into(parts.payload, &mut buf)?)
+                .map_err(|_| Failure::Invalid)?;
         let expires = self.check_claims(&claims)?;
         let identity = Arc::new(self.identity(claims));
-        let ttl = expires.min(MAX_CACHE_TTL);
-        self.cache
-            .insert(hash, identity.clone(), Instant::now() + ttl);
+        if let Some(hash) = hash {
+            let ttl = expires.min(MAX_CACHE_TTL);
+            self.cache
+                .insert(hash, identity.clone(), Instant::now() + ttl);
+        }
         Ok(identity)
     }
 
-    /// Keys that may verify this header: right family for `alg`; the exact `kid`
-    /// when the token names one we know, else our keys without a `kid`.
-    fn candidates(&self, header: &Header) -> Vec<Key> {
+    /// Checks the signature with the keys that may verify this header: right
+    /// family for `alg`; the exact `kid` when the token names one we know, else
+    /// our keys without a `kid`; at most [`MAX_CANDIDATES`] of them. Walks the
+    /// keys in place (nothing is cloned or collected).
+    fn verify_signature(&self, header: &Header, input: &str, signature: &str) -> Verified {
         let fetched = self
             .fetched
             .read()
@@ -212,30 +245,37 @@ impl JwtVerifier {
                 .chain(fetched.iter())
                 .filter(|k| k.family.allows(header.alg))
         };
-        if let Some(kid) = &header.kid {
-            let exact: Vec<Key> = usable()
-                .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
-                .cloned()
-                .collect();
-            if !exact.is_empty() {
-                return exact;
-            }
+        let kid = header.kid.as_deref();
+        let kid_known = kid.is_some() && usable().any(|k| k.kid.as_deref() == kid);
+        let wanted = if kid_known { kid } else { None };
+        // The signature decoded once for the parsed RSA keys (jsonwebtoken
+        // decodes it itself for the others).
+        let mut decoded: Option<Option<Vec<u8>>> = None;
+        // `family.allows` was checked: the key type fits the algorithm, which
+        // `crypto::verify` relies on.
+        let ok = !signature.is_empty()
+            && usable()
+                .filter(|k| k.kid.as_deref() == wanted)
+                .take(MAX_CANDIDATES)
+                .any(|k| match &k.rsa {
+                    Some(rsa) => decoded
+                        .get_or_insert_with(|| URL_SAFE_NO_PAD.decode(signature).ok())
+                        .as_deref()
+                        .and_then(|sig| rsa.verify(header.alg, input.as_bytes(), sig))
+                        .unwrap_or(false),
+                    None => jsonwebtoken::crypto::verify(
+                        signature,
+                        input.as_bytes(),
+                        &k.key,
+                        header.alg,
+                    )
+                    .unwrap_or(false),
+                });
+        if ok {
+            Verified::Yes
+        } else {
+            Verified::No { kid_known }
         }
-        usable().filter(|k| k.kid.is_none()).cloned().collect()
-    }
-
-    fn verify_signature(&self, header: &Header, input: &str, signature: &str) -> Option<()> {
-        if signature.is_empty() {
-            return None;
-        }
-        self.candidates(header).iter().take(8).find_map(|k| {
-            // `family.allows` was checked: the key type fits the algorithm, which
-            // `crypto::verify` relies on.
-            jsonwebtoken::crypto::verify(signature, input.as_bytes(), &k.key, header.alg)
-                .ok()
-                .filter(|ok| *ok)
-                .map(|_| ())
-        })
     }
 
     /// `exp`, `nbf`, `iss`, `aud`; returns how long the token stays valid.
@@ -362,40 +402,6 @@ pub fn claim_headers(
         .collect()
 }
 
-/// Splits `header.payload.signature`, decoding and checking the header.
-fn split(token: &str) -> Result<(Header, &str, &str, &str), Failure> {
-    let mut parts = token.splitn(4, '.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Failure::Invalid);
-    };
-    let signing_input = &token[..h.len() + 1 + p.len()];
-    let raw = URL_SAFE_NO_PAD.decode(h).map_err(|_| Failure::Invalid)?;
-    let v: Map<String, Value> = serde_json::from_slice(&raw).map_err(|_| Failure::Invalid)?;
-    // We implement no JWS extension, so a token that needs one is refused.
-    if v.contains_key("crit") {
-        return Err(Failure::Invalid);
-    }
-    let alg = match v.get("alg") {
-        Some(Value::String(a)) => a.parse::<Algorithm>().map_err(|_| Failure::Invalid)?,
-        _ => return Err(Failure::Invalid),
-    };
-    let kid = match v.get("kid") {
-        None => None,
-        Some(Value::String(k)) => Some(k.clone()),
-        Some(_) => return Err(Failure::Invalid),
-    };
-    Ok((Header { alg, kid }, signing_input, s, p))
-}
-
-fn decode_claims(payload: &str) -> Result<Map<String, Value>, Failure> {
-    let raw = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| Failure::Invalid)?;
-    serde_json::from_slice(&raw).map_err(|_| Failure::Invalid)
-}
-
 /// The usable signing keys of a JWKS document; keys we cannot use are skipped.
 pub fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
@@ -406,7 +412,12 @@ pub fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
     let mut out = Vec::new();
     for k in keys {
         match parse_jwk(k) {
-            Ok((kid, family, key)) => out.push(Key { kid, family, key }),
+            Ok((kid, family, key)) => out.push(Key {
+                kid,
+                family,
+                key,
+                rsa: RsaKey::from_jwk(k).map(Arc::new),
+            }),
             Err(why) => tracing::debug!(error = %why, "JWKS key skipped"),
         }
     }
@@ -440,7 +451,9 @@ mod tests {
             "eyJhbGciOiJSUzI1NiIsImNyaXQiOlsiYiJdfQ.e30.x",
         ] {
             // Includes `alg: none` (not an algorithm) and a `crit` header.
-            assert!(split(t).is_err(), "{t}");
+            let parsed =
+                jws::split(t).and_then(|c| jws::header(c.header, &mut Vec::new()).map(drop));
+            assert!(parsed.is_err(), "{t}");
         }
     }
 

@@ -17,7 +17,9 @@
 pub mod cache;
 pub mod http;
 pub mod introspect;
+pub mod jws;
 pub mod jwt;
+pub mod rsa;
 pub mod secrets;
 
 use std::sync::Arc;
