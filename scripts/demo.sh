@@ -27,6 +27,12 @@ echo
 echo "== starting the example backend on 127.0.0.1:$BACKEND_PORT"
 python3 examples/petstore-backend.py "$BACKEND_PORT" 2>/dev/null &
 pids+=($!)
+# The gateway is ready in milliseconds; Python takes longer to listen.
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$BACKEND_PORT/v1/pets" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$BACKEND_PORT/v1/pets" >/dev/null || { echo "the example backend did not start" >&2; exit 1; }
 echo "== mgw run $OUT/petstore (API on $API, admin on $ADMIN)"
 MGW_LOG_FORMAT=text "$MGW" run "$OUT/petstore" \
   --env PETSTORE_UPSTREAM="http://127.0.0.1:$BACKEND_PORT/v1" \
