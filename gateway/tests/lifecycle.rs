@@ -84,14 +84,7 @@ async fn sigterm_drains_in_flight_request_then_exits_0() {
     })
     .await;
     assert!(arrived, "the slow request never reached the backend");
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     // Draining: readiness fails while the slow request is still running (once
     // it ends the gateway exits and the admin port is gone).
     let draining = eventually(Duration::from_secs(10), || async {
@@ -158,14 +151,7 @@ async fn every_worker_serves_and_sigterm_drains_them_all() {
         "{accepted:?}"
     );
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     for r in slow {
         let r = r.await.unwrap();
         assert_eq!((r.0, r.1.as_str()), (http::StatusCode::OK, "slow done"));
@@ -178,6 +164,18 @@ async fn every_worker_serves_and_sigterm_drains_them_all() {
 
 /// Starts the binary on `bundle` with `args`; its API and admin addresses
 /// are read from the ready log line (the listeners bind port 0).
+/// Sends SIGTERM to the gateway process.
+fn sigterm(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 fn spawn_gateway(bundle: &std::path::Path, args: &[&str]) -> (std::process::Child, String, String) {
     let mut child = Command::new(BIN)
         .arg("--bundle")

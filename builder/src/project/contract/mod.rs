@@ -833,8 +833,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use mgw_bundle::contract::ParamStyle;
+    use serde_json::Value;
 
     use super::super::compile::compile;
+    use super::super::example;
     use super::super::load_from;
     use super::super::refs::Source;
 
@@ -879,29 +881,42 @@ mod tests {
         ] {
             let b = bundle(doc, "validation: {responses: {}}, mock: true")
                 .unwrap_or_else(|e| panic!("{doc}: {e}"));
-            let mut checked = 0;
-            for op in &b.apis[0].operations {
-                let rc = op.responses.as_ref().unwrap();
-                for r in &rc.responses {
-                    for m in r.content.iter().filter_map(|m| m.schema.as_ref()) {
-                        let v = super::super::example::synthesize(m)
-                            .unwrap_or_else(|| panic!("{doc} {}: no example of {m}", op.id));
-                        let validator =
-                            mgw_bundle::contract::compile_schema(rc.dialect, m).unwrap();
-                        let errors: Vec<String> =
-                            validator.iter_errors(&v).map(|e| e.to_string()).collect();
-                        assert!(
-                            errors.is_empty(),
-                            "{doc} {} {}: {v}: {errors:?}",
-                            op.id,
-                            r.status
-                        );
-                        checked += 1;
-                    }
-                }
-            }
+            let (checked, failures) = answers_against_their_schema(&b, example::synthesize);
+            assert!(failures.is_empty(), "{doc}: {failures:#?}");
             assert!(checked >= 3, "{doc}: {checked}");
         }
+    }
+
+    /// For every declared JSON response of `b`'s first API, the value `build`
+    /// makes of its schema checked against that schema: how many were built,
+    /// and each invalid one as `<operation> <status>: [at <pointer>: <keyword>]`.
+    fn answers_against_their_schema(
+        b: &mgw_bundle::Bundle,
+        build: fn(&Value) -> Option<Value>,
+    ) -> (usize, Vec<String>) {
+        let mut checked = 0;
+        let mut failures = Vec::new();
+        for op in &b.apis[0].operations {
+            let rc = op.responses.as_ref().unwrap();
+            for r in &rc.responses {
+                for m in r.content.iter().filter_map(|m| m.schema.as_ref()) {
+                    let Some(v) = build(m) else {
+                        failures.push(format!("{} {}: no value built", op.id, r.status));
+                        continue;
+                    };
+                    let validator = mgw_bundle::contract::compile_schema(rc.dialect, m).unwrap();
+                    let errors: Vec<String> = validator
+                        .iter_errors(&v)
+                        .map(|e| format!("at {}: {}", e.instance_path(), e.kind().keyword()))
+                        .collect();
+                    if !errors.is_empty() {
+                        failures.push(format!("{} {}: {errors:?}", op.id, r.status));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        (checked, failures)
     }
 
     /// Swagger 2.0 responses are declared by their `schema` in the media
@@ -966,27 +981,8 @@ mod tests {
         .into();
         let project = load_from(Source::Memory(files)).unwrap();
         let b = compile(&project).unwrap_or_else(|e| panic!("{e}")).bundle;
-        let mut checked = 0;
-        let mut failures = Vec::new();
-        for op in &b.apis[0].operations {
-            let rc = op.responses.as_ref().unwrap();
-            for r in &rc.responses {
-                for m in r.content.iter().filter_map(|m| m.schema.as_ref()) {
-                    let Some(v) = super::super::example::synthesize_from_schema(m) else {
-                        continue;
-                    };
-                    let validator = mgw_bundle::contract::compile_schema(rc.dialect, m).unwrap();
-                    let errors: Vec<String> = validator
-                        .iter_errors(&v)
-                        .map(|e| format!("at {}: {}", e.instance_path(), e.kind().keyword()))
-                        .collect();
-                    if !errors.is_empty() {
-                        failures.push(format!("{} {}: {errors:?}", op.id, r.status));
-                    }
-                    checked += 1;
-                }
-            }
-        }
+        let (checked, mut failures) =
+            answers_against_their_schema(&b, example::synthesize_from_schema);
         // The one answer no value can make valid: an event's `source` is
         // `oneOf` six schemas, one of which (`GenericSource`) is any object, so
         // every object of another branch matches two of them.
