@@ -171,9 +171,13 @@ pub fn compile(project: &Project) -> Result<Compiled, ProjectError> {
     })
 }
 
-/// The value, or its problems added to `diags`.
-fn taken<T: Clone>(r: &Result<T, Vec<Diagnostic>>, diags: &mut Vec<Diagnostic>) -> Option<T> {
-    match r {
+/// A part of an operation's contract as read (the reader reads every part
+/// `compile` can ask for: see `openapi::Reader`), its problems moved to `diags`.
+fn taken<T: Clone>(
+    r: Option<&Result<T, Vec<Diagnostic>>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    match r? {
         Ok(v) => Some(v.clone()),
         Err(d) => {
             diags.extend(d.iter().cloned());
@@ -654,10 +658,10 @@ impl Compiler<'_> {
             return (None, None, None);
         };
         let request = validate
-            .then(|| taken(&contract.request, &mut self.diags))
+            .then(|| taken(contract.request.as_ref(), &mut self.diags))
             .flatten();
         let mock = mock
-            .then(|| taken(&contract.mock, &mut self.diags))
+            .then(|| taken(contract.mock.as_ref(), &mut self.diags))
             .flatten();
         // No `2XX` or `default` to answer with: an error when this operation
         // asks for a mock itself (`x-mgw-mock: true`), else a warning, and the
@@ -687,7 +691,7 @@ impl Compiler<'_> {
             }
         }
         let responses = settings.validation.and_then(|v| v.responses).and_then(|r| {
-            let declared = taken(&contract.responses, &mut self.diags)?;
+            let declared = taken(contract.responses.as_ref(), &mut self.diags)?;
             Some(mgw_bundle::contract::ResponseContract {
                 dialect: contract.dialect,
                 body_sample_percent: r.body_sample_percent.min(100),

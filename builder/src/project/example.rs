@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 /// An example of the self-contained schema document `root` (its `$ref`s point
 /// into its own definitions).
 pub fn synthesize(root: &Value) -> Option<Value> {
-    Synth::new(root, true).build(root)
+    Synth::new(root, true).example()
 }
 
 /// [`synthesize`] without the document's own values (`example`, `default`,
@@ -19,7 +19,7 @@ pub fn synthesize(root: &Value) -> Option<Value> {
 /// to check it against the schema (a document's example may not be valid).
 #[cfg(test)]
 pub fn synthesize_from_schema(root: &Value) -> Option<Value> {
-    Synth::new(root, false).build(root)
+    Synth::new(root, false).example()
 }
 
 /// The value of a string that nothing more is known of.
@@ -28,6 +28,12 @@ const PLACEHOLDER: &str = "string";
 /// How deep a value may nest at most: a bound on the output of schemas that
 /// branch wide (recursion itself stops at the first repeated `$ref`).
 const MAX_DEPTH: usize = 48;
+
+/// How many schemas one example may visit: a bound on the work and the size of
+/// an answer built from a document whose schemas reference each other widely
+/// (Stripe's: thousands of paths through hundreds of schemas, none repeating a
+/// reference). Past it there is no example (the document should give one).
+const MAX_VISITS: usize = 20_000;
 
 /// An example built from a schema, the way mock servers do: the schema's own
 /// `example`/`examples`/`default`/`enum`/`const` where it has one, objects from
@@ -42,6 +48,8 @@ struct Synth<'a> {
     refs: Vec<String>,
     /// Whether the document's `example`/`default`/`examples` are used.
     given: bool,
+    /// Schemas visited so far (at most [`MAX_VISITS`]).
+    visits: usize,
 }
 
 impl<'a> Synth<'a> {
@@ -50,12 +58,21 @@ impl<'a> Synth<'a> {
             root,
             refs: Vec::new(),
             given,
+            visits: 0,
         }
     }
 
+    /// The example of the whole document, unless building it visits more than
+    /// [`MAX_VISITS`] schemas.
+    fn example(mut self) -> Option<Value> {
+        let value = self.build(self.root);
+        value.filter(|_| self.visits <= MAX_VISITS)
+    }
+
     fn build(&mut self, s: &Value) -> Option<Value> {
+        self.visits += 1;
         let (root, refs) = (self.root, &mut self.refs);
-        if refs.len() > MAX_DEPTH {
+        if refs.len() > MAX_DEPTH || self.visits > MAX_VISITS {
             return None;
         }
         let mark = refs.len();
@@ -119,38 +136,45 @@ impl<'a> Synth<'a> {
                 return Some(v.clone());
             }
         }
-        for k in ["allOf", "oneOf", "anyOf"] {
-            if let Some(all) = s.get(k).and_then(Value::as_array) {
-                // A discriminator's guards: the first branch, with its value.
-                let mut guarded = false;
-                let parts: Vec<Value> = all
-                    .iter()
-                    .flat_map(|p| match super::discriminator::guard(p) {
-                        Some(_) if guarded => vec![],
-                        Some((selected, branch)) => {
-                            guarded = true;
-                            vec![self.build(branch), self.build(selected)]
-                        }
-                        None => vec![self.build(p)],
-                    })
-                    .flatten()
-                    .collect();
-                // Nothing built (every branch recursed): no value, not `{}`.
-                if k != "allOf" || parts.iter().any(|p| !p.is_object()) || parts.is_empty() {
-                    return parts.into_iter().next();
-                }
-                let mut m = Map::new();
-                for p in parts {
-                    if let Value::Object(o) = p {
-                        for (k, v) in o {
-                            // One branch's placeholder never hides another's value.
-                            if !(v == PLACEHOLDER && m.contains_key(&k)) {
-                                m.insert(k, v);
-                            }
+        if let Some(all) = s.get("allOf").and_then(Value::as_array) {
+            // A discriminator's guards: the first branch, with its value.
+            let mut guarded = false;
+            let parts: Vec<Value> = all
+                .iter()
+                .flat_map(|p| match super::discriminator::guard(p) {
+                    Some(_) if guarded => vec![],
+                    Some((selected, branch)) => {
+                        guarded = true;
+                        vec![self.build(branch), self.build(selected)]
+                    }
+                    None => vec![self.build(p)],
+                })
+                .flatten()
+                .collect();
+            // Nothing built (every branch recursed): no value, not `{}`.
+            if parts.iter().any(|p| !p.is_object()) || parts.is_empty() {
+                return parts.into_iter().next();
+            }
+            let mut m = Map::new();
+            for p in parts {
+                if let Value::Object(o) = p {
+                    for (k, v) in o {
+                        // One branch's placeholder never hides another's value.
+                        if !(v == PLACEHOLDER && m.contains_key(&k)) {
+                            m.insert(k, v);
                         }
                     }
                 }
-                return Some(Value::Object(m));
+            }
+            return Some(Value::Object(m));
+        }
+        for k in ["oneOf", "anyOf"] {
+            if let Some(branches) = s.get(k).and_then(Value::as_array) {
+                // The first branch that gives a value; the others are not
+                // built (a Stripe field is `anyOf: [string, $ref]`, and the
+                // referenced schema's own fields are the same: building every
+                // branch visits every path through the document).
+                return branches.iter().find_map(|b| self.build(b));
             }
         }
         let ty = match s.get("type") {
@@ -467,6 +491,52 @@ mod tests {
         // Beyond the regex syntax: the placeholder.
         let look = json!({"type": "string", "pattern": "^(?!x)a$"});
         assert_eq!(synthesize(&look), Some(json!("string")));
+    }
+
+    /// Stripe's shape: every field of a schema is `anyOf: [string, $ref]` to
+    /// another schema whose fields are the same, so the paths through the
+    /// document that repeat no reference are astronomically many. Only the
+    /// first branch that gives a value is built; and a document whose every
+    /// property branches (2^30 paths here) gets no example instead of taking
+    /// forever.
+    #[test]
+    fn wide_documents_are_built_in_bounded_work() {
+        let n = 40;
+        let defs: Map<String, Value> = (0..n)
+            .map(|i| {
+                let props: Map<String, Value> = (0..n)
+                    .filter(|j| *j != i)
+                    .map(|j| {
+                        let field = json!({"anyOf": [{"type": "string", "maxLength": 5000},
+                                                     {"$ref": format!("#/definitions/d{j}")}]});
+                        (format!("f{j}"), field)
+                    })
+                    .collect();
+                let schema = json!({"type": "object", "required": ["id"], "properties": props});
+                (format!("d{i}"), schema)
+            })
+            .collect();
+        let doc = json!({"$ref": "#/definitions/d0", "definitions": defs});
+        let mut synth = Synth::new(&doc, true);
+        let v = synth.build(&doc).unwrap();
+        assert_eq!(v.get("f1"), Some(&json!("string")), "{v}");
+        assert!(synth.visits < 200, "{} schemas visited", synth.visits);
+        assert!(
+            compile_schema(Dialect::Draft4, &doc)
+                .unwrap()
+                .is_valid(&synthesize(&doc).unwrap())
+        );
+
+        let defs: Map<String, Value> = (0..30)
+            .map(|i| {
+                let next = json!({"$ref": format!("#/definitions/c{}", i + 1)});
+                let schema = json!({"type": "object", "properties": {"a": next, "b": next}});
+                (format!("c{i}"), schema)
+            })
+            .chain([("c30".to_owned(), json!({"type": "string"}))])
+            .collect();
+        let chain = json!({"$ref": "#/definitions/c0", "definitions": defs});
+        assert_eq!(synthesize(&chain), None);
     }
 
     /// Nesting does not cut values short (Box's upload answer nests a string

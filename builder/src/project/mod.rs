@@ -86,10 +86,11 @@ pub fn load_from(source: Source) -> Result<Project, ProjectError> {
         let referrer = manifest.origin(&KeyPath::root().key("apis").index(i).key("spec"));
         // One store per spec, so `ApiSpec::files` lists exactly that spec's files.
         let mut store = Store::new(source.clone());
-        let contracts = api.mock == Some(true)
-            || api
-                .validation
-                .is_some_and(|v| v.request || v.responses.is_some());
+        let contracts = contract::Parts {
+            request: api.validation.is_some_and(|v| v.request),
+            mock: api.mock == Some(true),
+            responses: api.validation.is_some_and(|v| v.responses.is_some()),
+        };
         match openapi::load_spec_with(&mut store, &api.spec, Some(&referrer), contracts) {
             Ok(spec) => specs.push(spec),
             Err(d) => diags.extend(d),

@@ -158,17 +158,17 @@ pub fn load_spec(
     file: &str,
     referrer: Option<&Origin>,
 ) -> Result<ApiSpec, Vec<Diagnostic>> {
-    load_spec_with(store, file, referrer, false)
+    load_spec_with(store, file, referrer, contract::Parts::default())
 }
 
-/// [`load_spec`], reading every operation's contract when `contracts` (`mgw.yaml`
-/// validates or mocks the API); otherwise only for operations whose extensions
-/// ask for it (reading schemas costs time on large documents).
+/// [`load_spec`], reading the `contracts` parts of every operation's contract
+/// (what `mgw.yaml` asks of the API), and the parts an operation's or the
+/// document's extensions ask for (reading schemas costs time on large documents).
 pub fn load_spec_with(
     store: &mut Store,
     file: &str,
     referrer: Option<&Origin>,
-    contracts: bool,
+    contracts: contract::Parts,
 ) -> Result<ApiSpec, Vec<Diagnostic>> {
     let ref_problems = store.load_closure(file, referrer);
     let store: &Store = store;
@@ -232,8 +232,8 @@ struct Reader<'s> {
     /// Broken references found by `load_closure` anywhere in the files; one the
     /// reader has to follow becomes an error with this (more precise) message.
     ref_problems: &'s [Diagnostic],
-    /// Read every operation's contract (else only where extensions ask).
-    contracts: bool,
+    /// The contract parts read for every operation (more where extensions ask).
+    contracts: contract::Parts,
 }
 
 /// A field of an object after `$ref` siblings were merged: value and location.
@@ -853,11 +853,15 @@ impl<'s> Reader<'s> {
             self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
         }
         assign_ids(&mut ops, &mut self.diags);
-        let wants = |p: &Policies| {
-            p.validate_request.as_ref().is_some_and(|l| l.value)
-                || p.mock.as_ref().is_some_and(|l| l.value)
+        // What `mgw.yaml` asks, and what the document's or the operation's
+        // extensions ask (`compile` decides which of them wins: every part it
+        // can use is read).
+        let asked = |p: &Policies| contract::Parts {
+            request: p.validate_request.as_ref().is_some_and(|l| l.value),
+            mock: p.mock.as_ref().is_some_and(|l| l.value),
+            responses: false,
         };
-        let root_wants = {
+        let root_asks = {
             let mut root_policies = Policies::default();
             let mut ignored = RootExtensions::default();
             let mut ignored_diags = Vec::new();
@@ -870,12 +874,18 @@ impl<'s> Reader<'s> {
                 &mut ignored,
                 &mut ignored_diags,
             );
-            wants(&root_policies)
+            asked(&root_policies)
         };
-        for op in ops
-            .iter_mut()
-            .filter(|op| self.contracts || root_wants || wants(&op.policies))
-        {
+        for op in &mut ops {
+            let own = asked(&op.policies);
+            let parts = contract::Parts {
+                request: self.contracts.request || root_asks.request || own.request,
+                mock: self.contracts.mock || root_asks.mock || own.mock,
+                responses: self.contracts.responses,
+            };
+            if parts == contract::Parts::default() {
+                continue;
+            }
             let node = self
                 .store
                 .doc(&op.loc.file)
@@ -885,8 +895,8 @@ impl<'s> Reader<'s> {
                 SpecFormat::OpenApi30 => Some(mgw_bundle::contract::Dialect::Draft4),
                 SpecFormat::OpenApi31 => Some(mgw_bundle::contract::Dialect::Draft202012),
             };
-            op.contract =
-                node.map(|n| contract::read(self.store, dialect, &op.loc, n, &op.parameters));
+            op.contract = node
+                .map(|n| contract::read(self.store, dialect, &op.loc, n, &op.parameters, parts));
         }
         ops
     }

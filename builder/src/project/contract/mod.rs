@@ -45,10 +45,24 @@ pub struct Parameter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpContract {
     pub dialect: Dialect,
-    pub request: Result<RequestContract, Vec<Diagnostic>>,
-    pub mock: Result<MockContract, Vec<Diagnostic>>,
+    /// Each part as read, `None` when it was not asked for ([`Parts`]).
+    pub request: Option<Result<RequestContract, Vec<Diagnostic>>>,
+    pub mock: Option<Result<MockContract, Vec<Diagnostic>>>,
     /// Every declared response, for response checks.
-    pub responses: Result<Vec<DeclaredResponse>, Vec<Diagnostic>>,
+    pub responses: Option<Result<Vec<DeclaredResponse>, Vec<Diagnostic>>>,
+}
+
+/// The parts of an operation's contract a project uses; only those are read
+/// (a mock's example built from a large document's schemas costs time, and a
+/// part not used must not fail the build).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// Request validation.
+    pub request: bool,
+    /// A mock answer.
+    pub mock: bool,
+    /// Response checks.
+    pub responses: bool,
 }
 
 /// The name of the one example of [`no_success_answer`].
@@ -83,15 +97,16 @@ pub fn answers_no_success(mock: &MockContract) -> bool {
             .is_some_and(|e| e.name == NO_SUCCESS_RESPONSE)
 }
 
-/// Reads the contract of the operation at `op` (its node, after `$ref`s) of a
-/// document whose schemas are in `dialect` (`None`: Swagger 2.0, whose schemas
-/// are draft 4 and whose parameters carry their own keywords).
+/// Reads the `parts` of the contract of the operation at `op` (its node, after
+/// `$ref`s) of a document whose schemas are in `dialect` (`None`: Swagger 2.0,
+/// whose schemas are draft 4 and whose parameters carry their own keywords).
 pub fn read(
     store: &Store,
     dialect: Option<Dialect>,
     op: &Loc,
     node: &Node,
     parameters: &[Parameter],
+    parts: Parts,
 ) -> OpContract {
     let cx = Cx {
         store,
@@ -100,9 +115,9 @@ pub fn read(
     };
     OpContract {
         dialect: cx.dialect,
-        request: cx.request(op, node, parameters),
-        mock: cx.mock(op, node),
-        responses: cx.responses(op, node),
+        request: parts.request.then(|| cx.request(op, node, parameters)),
+        mock: parts.mock.then(|| cx.mock(op, node)),
+        responses: parts.responses.then(|| cx.responses(op, node)),
     }
 }
 
@@ -839,6 +854,7 @@ mod tests {
     use super::super::example;
     use super::super::load_from;
     use super::super::refs::Source;
+    use super::{Cx, Dialect, Direction, Loc, Store, compile_schema};
 
     fn corpus(path: &str) -> String {
         std::fs::read_to_string(format!(
@@ -994,6 +1010,47 @@ mod tests {
             "{} of {checked}: {failures:#?}",
             failures.len()
         );
+    }
+
+    /// Stripe's document: every field of an object is `anyOf: [string, $ref]`
+    /// to another object whose fields are the same, and most are required.
+    /// Building a mock answer of its most referenced objects took minutes (each
+    /// branch was built before the first was taken); now each answer is built
+    /// from the first branch that gives a value, and is valid.
+    #[test]
+    fn answers_of_a_widely_referencing_real_document_are_built_and_valid() {
+        let mut store = Store::new(Source::Memory(
+            [("api.yaml".to_owned(), corpus("stripe/spec3.yaml"))].into(),
+        ));
+        assert!(store.load_closure("api.yaml", None).is_empty());
+        let cx = Cx {
+            store: &store,
+            dialect: Dialect::Draft4,
+            swagger2: false,
+        };
+        for name in [
+            "customer",
+            "charge",
+            "invoice",
+            "subscription",
+            "account",
+            "checkout.session",
+        ] {
+            let pointer = vec!["components".into(), "schemas".into(), name.into()];
+            let loc = Loc::new("api.yaml", pointer);
+            let node =
+                crate::project::yaml::resolve_pointer(store.doc("api.yaml").unwrap(), &loc.pointer)
+                    .unwrap();
+            let schema = cx.schema(&loc, node, Direction::Response).unwrap();
+            let value = example::synthesize_from_schema(&schema)
+                .unwrap_or_else(|| panic!("{name}: no value"));
+            let validator = compile_schema(Dialect::Draft4, &schema).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| format!("at {}: {}", e.instance_path(), e.kind().keyword()))
+                .collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+        }
     }
 
     /// A form body's `encoding` is read with its defaults; a `style` a form
