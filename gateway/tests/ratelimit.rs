@@ -252,9 +252,16 @@ async fn api_and_operation_policies_both_apply() {
     .await;
     let pet = gw.url("/pets-api/v1/pets/1");
     let list = gw.url("/pets-api/v1/pets");
-    for _ in 0..2 {
-        assert_eq!(get(&pet).await.status, 200);
-    }
+    let first = get(&pet).await;
+    assert_eq!(first.status, 200);
+    // An allowed request shows both scopes' state, API first.
+    let state = parse_sf_list(header(&first.headers, "ratelimit"));
+    let state: Vec<_> = state
+        .iter()
+        .map(|s| (s.name.as_str(), s.params["r"]))
+        .collect();
+    assert_eq!(state, [("api5", 4), ("op2", 1)]);
+    assert_eq!(get(&pet).await.status, 200);
     let r = get(&pet).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["violated-policies"], json!(["op2"]));

@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod rsa;
 pub mod secrets;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ::http::header::{HeaderName, HeaderValue};
@@ -485,28 +486,33 @@ fn quote_safe(s: &str) -> String {
         .collect()
 }
 
-/// The credential of one scheme, if the request carries one.
-fn credential(scheme: &SchemeCfg, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+/// The credential of one scheme, if the request carries one: borrowed from the
+/// request unless it had to be decoded (a query parameter).
+fn credential<'r>(
+    scheme: &SchemeCfg,
+    headers: &'r HeaderMap,
+    uri: &'r Uri,
+) -> Option<Cow<'r, str>> {
     match scheme.location {
         CredentialIn::Header => {
             let mut values = headers.get_all(scheme.param.as_str()).iter();
             let value = values.next()?;
             if values.next().is_some() {
                 // Two credentials: refuse to guess which one counts.
-                return Some(String::new());
+                return Some(Cow::Borrowed(""));
             }
             let value = value.to_str().ok()?.trim();
             let Some(prefix) = &scheme.prefix else {
-                return Some(value.to_owned());
+                return Some(Cow::Borrowed(value));
             };
             match value.split_once(' ') {
                 Some((p, rest)) if p.eq_ignore_ascii_case(prefix) => {
-                    Some(rest.trim_start().to_owned())
+                    Some(Cow::Borrowed(rest.trim_start()))
                 }
                 // `Authorization: Basic …` is not a bearer token; a custom header
                 // may carry the bare token.
                 _ if scheme.param == "authorization" => None,
-                _ => Some(value.to_owned()),
+                _ => Some(Cow::Borrowed(value)),
             }
         }
         CredentialIn::Query => {
@@ -516,9 +522,9 @@ fn credential(scheme: &SchemeCfg, headers: &HeaderMap, uri: &Uri) -> Option<Stri
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 if decode_form(k).as_deref() == Some(scheme.param.as_str()) {
                     if found.is_some() {
-                        return Some(String::new());
+                        return Some(Cow::Borrowed(""));
                     }
-                    found = decode_form(v);
+                    found = decode_form(v).map(Cow::Owned);
                 }
             }
             found
@@ -528,9 +534,9 @@ fn credential(scheme: &SchemeCfg, headers: &HeaderMap, uri: &Uri) -> Option<Stri
             for (name, value) in cookies(headers) {
                 if name == scheme.param {
                     if found.is_some() {
-                        return Some(String::new());
+                        return Some(Cow::Borrowed(""));
                     }
-                    found = Some(value.to_owned());
+                    found = Some(Cow::Borrowed(value));
                 }
             }
             found
