@@ -279,10 +279,10 @@ fn endpoint(origin: &Uri) -> Option<Endpoint> {
 }
 
 impl Live {
-    /// Back to the idle list, if it is still open and there is room.
-    fn release(mut self: Box<Self>) {
-        // The connection finishes its exchange and becomes idle.
-        self.drive(&mut Context::from_waker(Waker::noop()));
+    /// Back to the idle list, if there is room. It is not polled here: the
+    /// checkout that takes it polls it (it finishes its exchange then, and one
+    /// the upstream closed meanwhile is dropped), as does the reaper.
+    fn release(self: Box<Self>) {
         if self.conn.is_none() || self.pool.max_idle == 0 {
             return;
         }
