@@ -88,7 +88,7 @@ pub fn underscores(
 ) -> Result<(), GatewayError> {
     let names: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| n.as_str().contains('_'))
+        .filter(|n| n.as_str().as_bytes().contains(&b'_'))
         .cloned()
         .collect();
     for name in names {
