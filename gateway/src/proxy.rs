@@ -27,7 +27,7 @@ use crate::header_names::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, 
 use crate::headers::{is_websocket, strip_hop_by_hop};
 use crate::metrics::UpstreamMetrics;
 use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
-use crate::upstream_pool::{H1Pool, SendError, UpstreamBody};
+use crate::upstream_pool::{Failed, H1Pool, SendError, UpstreamBody};
 use crate::upstream_tls::{self, Connector, UpstreamTlsError};
 
 /// An upstream cluster: its URLs, a pooled client and its metrics.
@@ -183,6 +183,8 @@ pub async fn forward(
         LoadBalancing::Failover => n,
         LoadBalancing::RoundRobin => 1,
     });
+    // Whether a request the upstream may have seen is sent again after a reset.
+    let retry_sent = cfg.retry_idempotent && out.body.is_none() && is_idempotent(&parts.method);
     let mut pos = upstream.first_target() % n;
     let mut body = Some(body);
     let mut last_error = GatewayError::UpstreamConnect;
@@ -212,12 +214,14 @@ pub async fn forward(
             None => target_uri(&target.origin, &target.path_prefix, path_and_query),
         };
         // Built in place (a `Request::builder` chain moves the whole head at
-        // every step); the headers are copied only while another attempt may
-        // need them.
+        // every step). The headers are copied only when another attempt may
+        // need them after this one sent them: a request the pool could not
+        // send comes back whole.
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
-        *request.headers_mut() = if attempt + 1 < max_attempts {
+        let copy = attempt + 1 < max_attempts && (pooled.is_none() || retry_sent);
+        *request.headers_mut() = if copy {
             parts.headers.clone()
         } else {
             std::mem::take(&mut parts.headers)
@@ -270,14 +274,21 @@ pub async fn forward(
                     tunnel,
                 });
             }
-            Ok(Err(Failure::Pool(e))) => match e {
-                SendError::ConnectTimeout => GatewayError::UpstreamConnectTimeout,
-                SendError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                    GatewayError::UpstreamConnectTimeout
+            Ok(Err(Failure::Pool(Failed { error, unsent }))) => {
+                if let Some(unsent) = unsent {
+                    parts.headers = unsent.into_parts().0.headers;
+                    // The pool's `Host` is for that URL; the next attempt sets its own.
+                    parts.headers.remove(header::HOST);
                 }
-                SendError::Connect(_) => GatewayError::UpstreamConnect,
-                SendError::Exchange(_) => classify_exchange(&out),
-            },
+                match error {
+                    SendError::ConnectTimeout => GatewayError::UpstreamConnectTimeout,
+                    SendError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                        GatewayError::UpstreamConnectTimeout
+                    }
+                    SendError::Connect(_) => GatewayError::UpstreamConnect,
+                    SendError::Exchange(_) => classify_exchange(&out),
+                }
+            }
             Ok(Err(Failure::Client(e))) => {
                 let tls = upstream_tls::tls_failure(&e);
                 if let Some(tls) = tls {
@@ -303,9 +314,7 @@ pub async fn forward(
             GatewayError::UpstreamConnect
             | GatewayError::UpstreamConnectTimeout
             | GatewayError::UpstreamTls => true,
-            GatewayError::UpstreamReset => {
-                cfg.retry_idempotent && out.body.is_none() && is_idempotent(&parts.method)
-            }
+            GatewayError::UpstreamReset => retry_sent,
             _ => false,
         };
         last_error = err;
@@ -424,7 +433,7 @@ pub(crate) fn split_base(path: &str, base_segments: usize) -> (&str, &str) {
 
 /// Why an attempt got no response: from the pool or from the client.
 enum Failure {
-    Pool(SendError),
+    Pool(Failed),
     Client(hyper_util::client::legacy::Error),
 }
 
