@@ -33,6 +33,9 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Subject of the verified client certificate (mutual TLS), `CN=…,O=…`.
     pub client_cert: Option<Arc<str>>,
+    /// The peer's IP address as `X-Forwarded-For` adds it, formatted once per
+    /// connection rather than per request.
+    pub forwarded_for: http::HeaderValue,
 }
 
 impl ConnInfo {
@@ -42,6 +45,8 @@ impl ConnInfo {
             activity: Activity::new(),
             tls: false,
             client_cert: None,
+            forwarded_for: http::HeaderValue::from_str(&peer.ip().to_string())
+                .expect("an IP address is a valid header value"),
         }
     }
 
@@ -137,6 +142,9 @@ impl Drop for InFlight {
     }
 }
 
+/// hyper's own limit on request headers when none is set.
+const HYPER_MAX_HEADERS: usize = 100;
+
 pub fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let l = &config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -148,8 +156,13 @@ pub fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         // HTTP/1 keep-alive idle timeout in one timer.
         .header_read_timeout(l.header_read_timeout.min(l.idle_timeout))
         .max_buf_size(l.max_header_bytes.max(8192))
-        .max_headers(l.max_headers)
         .keep_alive(true);
+    // hyper parses up to 100 headers in an array on the stack; any explicit
+    // limit, even 100, makes it build (and copy) two 100-slot vectors per
+    // request head instead (BENCHMARKS.md, "Plain proxying, sixth wave").
+    if l.max_headers != HYPER_MAX_HEADERS {
+        builder.http1().max_headers(l.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -15,8 +15,9 @@
 //! the upstream would be an unauthenticated tunnel); strip after a gateway-owned
 //! header was set; forward an `_` header that reads as a gateway-owned one.
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Version};
+use smallvec::SmallVec;
 
 use crate::bundle::UnderscoreHeaders;
 use crate::error::GatewayError;
@@ -87,7 +88,7 @@ pub fn underscores(
 ) -> Result<(), GatewayError> {
     let names: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| n.as_str().contains('_'))
+        .filter(|n| n.as_str().as_bytes().contains(&b'_'))
         .cloned()
         .collect();
     for name in names {
@@ -126,9 +127,13 @@ pub fn is_websocket(headers: &HeaderMap) -> bool {
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
+    tokens(headers.get_all(header::CONNECTION))
+}
+
+/// The comma-separated tokens of `Connection` values.
+fn tokens<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> impl Iterator<Item = &'a str> {
+    values
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
@@ -138,31 +143,75 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those the
 /// `Connection` header names. `TE: trailers` is kept on requests.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
-    // Most messages carry none (a name only `Connection` lists needs a
-    // `Connection` header): one pass over the names is cheaper than nine
-    // hashed lookups per message.
-    if !headers.keys().any(is_hop_by_hop) {
+    // Most requests carry none and most responses only `Connection:
+    // keep-alive`: one pass over the names finds which are present, and only
+    // those are removed (each removal is a hashed lookup).
+    let mut present = [false; 9];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name.as_str()) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
         return;
     }
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // Names `Connection` lists go too; those that are hop-by-hop anyway are
+    // removed below with the rest (a listed `TE` is never kept).
+    let mut te_listed = false;
+    if present[0] {
+        let listed: SmallVec<[HeaderValue; 2]> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .cloned()
+            .collect();
+        for token in tokens(&listed) {
+            match HOP_BY_HOP
+                .iter()
+                .position(|h| token.eq_ignore_ascii_case(h.as_str()))
+            {
+                Some(i) => te_listed |= HOP_BY_HOP[i] == header::TE,
+                // By `&str`: no `HeaderName` is built; an invalid name removes nothing.
+                None => {
+                    headers.remove(token);
+                }
+            }
+        }
     }
     let keep_te = is_request
+        && !te_listed
         && headers
             .get(header::TE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in HOP_BY_HOP {
-        if name != header::TE || !keep_te {
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present && (*name != header::TE || !keep_te) {
             headers.remove(name);
         }
     }
 }
 
 /// Always hop-by-hop, whatever `Connection` says.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// Where `name` (lowercase, as a `HeaderName` is) is in [`HOP_BY_HOP`]: a
+/// match on the string rejects most names by their length alone.
+fn hop_by_hop_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "trailer" => 5,
+        "transfer-encoding" => 6,
+        "upgrade" => 7,
+        "te" => 8,
+        _ => return None,
+    })
+}
+
+/// `Connection` first: `strip_hop_by_hop` reads its tokens when present;
+/// [`hop_by_hop_index`] numbers them.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -174,10 +223,6 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::TE,
 ];
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.iter().any(|h| h == name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +233,14 @@ mod tests {
             b = b.header(*k, *v);
         }
         b.body(()).unwrap()
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_numbered_in_order() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name.as_str()), Some(i), "{name}");
+        }
+        assert_eq!(hop_by_hop_index("content-length"), None);
     }
 
     #[test]

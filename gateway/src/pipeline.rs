@@ -267,7 +267,7 @@ impl Gateway {
 
         // Stage 3: authenticate and authorize. The operation names its security
         // requirements; the identity feeds analytics and rate-limit keys.
-        let t = SystemTime::now();
+        let t = ctx.stage_start();
         let (checked, outcome) = self.security.check(cfg, &mut req, &conn).await;
         ctx.stage(Stage::Auth, t);
         ctx.auth = Some(outcome);
@@ -289,9 +289,9 @@ impl Gateway {
                     headers: req.headers(),
                     claims: ctx.identity.as_deref().map(|i| i as &dyn ratelimit::Claims),
                 };
-                let t = SystemTime::now();
+                let t = ctx.trace.is_some().then(SystemTime::now);
                 let verdict = rl.check(&route.limits, &caller, ctx.start).await;
-                if let Some(tr) = &mut ctx.trace {
+                if let (Some(tr), Some(t)) = (&mut ctx.trace, t) {
                     tr.stage(Stage::RateLimit, t);
                 }
                 match verdict {
@@ -409,7 +409,7 @@ impl Gateway {
         let outbound = Outbound {
             upstream: &self.upstreams[upstream],
             base_segments: cfg.base_segments,
-            client: conn.peer,
+            forwarded_for: &conn.forwarded_for,
             request_id: &ctx.request_id,
             body: body_state.clone(),
             proto: if conn.tls { "https" } else { "http" },
@@ -424,7 +424,7 @@ impl Gateway {
             if let Some(tr) = &mut ctx.trace {
                 tr.propagate(req.headers_mut());
             }
-            let t = SystemTime::now();
+            let t = ctx.stage_start();
             let forwarded = proxy::forward(outbound, req).await;
             ctx.stage(Stage::Upstream, t);
             match forwarded {
@@ -494,10 +494,10 @@ impl Gateway {
     /// is routed finds that route, if its API allows it (the upstream still gets
     /// the path as sent).
     fn route(&self, method: &Method, path: &str) -> Result<&Route, GatewayError> {
-        match self.router.lookup(method, path) {
+        match self.router.find(method, path) {
             Lookup::Found(m) => Ok(m.value),
             Lookup::NotFound if path.len() > 1 && path.ends_with('/') => {
-                match self.router.lookup(method, &path[..path.len() - 1]) {
+                match self.router.find(method, &path[..path.len() - 1]) {
                     Lookup::Found(m) if self.cfg(m.value).ignore_trailing_slash => Ok(m.value),
                     _ => Err(GatewayError::NotFound),
                 }
@@ -736,8 +736,13 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn stage(&mut self, stage: Stage, start: SystemTime) {
-        if let Some(t) = &mut self.trace {
+    /// When a stage starts, read only when the request is traced.
+    fn stage_start(&self) -> Option<SystemTime> {
+        self.trace.is_some().then(SystemTime::now)
+    }
+
+    fn stage(&mut self, stage: Stage, start: Option<SystemTime>) {
+        if let (Some(t), Some(start)) = (&mut self.trace, start) {
             t.stage(stage, start);
         }
     }

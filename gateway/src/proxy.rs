@@ -11,7 +11,6 @@
 //! `websocket`, never splices a `101` it did not ask for, and never puts upstream
 //! addresses or error chains into a client response.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use crate::header_names::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, 
 use crate::headers::{is_websocket, strip_hop_by_hop};
 use crate::metrics::UpstreamMetrics;
 use crate::resilience::{ConcurrencyPermit, Rejection, Resilience, is_failure_status};
-use crate::upstream_pool::{H1Pool, SendError, UpstreamBody};
+use crate::upstream_pool::{Failed, H1Pool, SendError, UpstreamBody};
 use crate::upstream_tls::{self, Connector, UpstreamTlsError};
 
 /// An upstream cluster: its URLs, a pooled client and its metrics.
@@ -126,7 +125,8 @@ pub struct Outbound<'a> {
     pub upstream: &'a Upstream,
     /// Path segments of the API base path, removed before the upstream prefix is added.
     pub base_segments: usize,
-    pub client: SocketAddr,
+    /// The peer's IP address as a header value (`ConnInfo::forwarded_for`).
+    pub forwarded_for: &'a HeaderValue,
     pub request_id: &'a HeaderValue,
     pub body: Option<std::sync::Arc<BodyState>>,
     /// `http` or `https`, for `X-Forwarded-Proto`.
@@ -183,6 +183,8 @@ pub async fn forward(
         LoadBalancing::Failover => n,
         LoadBalancing::RoundRobin => 1,
     });
+    // Whether a request the upstream may have seen is sent again after a reset.
+    let retry_sent = cfg.retry_idempotent && out.body.is_none() && is_idempotent(&parts.method);
     let mut pos = upstream.first_target() % n;
     let mut body = Some(body);
     let mut last_error = GatewayError::UpstreamConnect;
@@ -208,19 +210,22 @@ pub async fn forward(
         // The pool takes the origin-form target and sets `Host`; the client
         // takes the absolute URL.
         let uri = match pooled {
-            Some(_) => origin_form(&target.path_prefix, &path_and_query),
-            None => target_uri(&target.origin, &target.path_prefix, &path_and_query),
+            Some(_) => origin_form(&target.path_prefix, path_and_query),
+            None => target_uri(&target.origin, &target.path_prefix, path_and_query),
         };
-        let mut builder = Request::builder()
-            .method(parts.method.clone())
-            .version(Version::HTTP_11)
-            .uri(uri);
-        if let Some(h) = builder.headers_mut() {
-            h.clone_from(&parts.headers);
-        }
-        let request = builder
-            .body(body)
-            .map_err(|_| GatewayError::BadRequest("the request target is not valid"))?;
+        // Built in place (a `Request::builder` chain moves the whole head at
+        // every step). The headers are copied only when another attempt may
+        // need them after this one sent them: a request the pool could not
+        // send comes back whole.
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri;
+        let copy = attempt + 1 < max_attempts && (pooled.is_none() || retry_sent);
+        *request.headers_mut() = if copy {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
         let sent = Instant::now();
         let result = match pooled {
             Some(pool) => tokio::time::timeout(cfg.request_timeout, pool.send(index, request))
@@ -269,14 +274,21 @@ pub async fn forward(
                     tunnel,
                 });
             }
-            Ok(Err(Failure::Pool(e))) => match e {
-                SendError::ConnectTimeout => GatewayError::UpstreamConnectTimeout,
-                SendError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                    GatewayError::UpstreamConnectTimeout
+            Ok(Err(Failure::Pool(Failed { error, unsent }))) => {
+                if let Some(unsent) = unsent {
+                    parts.headers = unsent.into_parts().0.headers;
+                    // The pool's `Host` is for that URL; the next attempt sets its own.
+                    parts.headers.remove(header::HOST);
                 }
-                SendError::Connect(_) => GatewayError::UpstreamConnect,
-                SendError::Exchange(_) => classify_exchange(&out),
-            },
+                match error {
+                    SendError::ConnectTimeout => GatewayError::UpstreamConnectTimeout,
+                    SendError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                        GatewayError::UpstreamConnectTimeout
+                    }
+                    SendError::Connect(_) => GatewayError::UpstreamConnect,
+                    SendError::Exchange(_) => classify_exchange(&out),
+                }
+            }
             Ok(Err(Failure::Client(e))) => {
                 let tls = upstream_tls::tls_failure(&e);
                 if let Some(tls) = tls {
@@ -302,9 +314,7 @@ pub async fn forward(
             GatewayError::UpstreamConnect
             | GatewayError::UpstreamConnectTimeout
             | GatewayError::UpstreamTls => true,
-            GatewayError::UpstreamReset => {
-                cfg.retry_idempotent && out.body.is_none() && is_idempotent(&parts.method)
-            }
+            GatewayError::UpstreamReset => retry_sent,
             _ => false,
         };
         last_error = err;
@@ -364,7 +374,8 @@ fn set_websocket_upgrade(headers: &mut HeaderMap) {
 
 fn prepare_headers(headers: &mut HeaderMap, uri: &Uri, version: Version, out: &Outbound<'_>) {
     // The original host, for X-Forwarded-Host: HTTP/2 carries it in `:authority`.
-    let host = headers.get(header::HOST).cloned().or_else(|| {
+    // It leaves the request here: the upstream's `Host` is set from its URL.
+    let host = headers.remove(header::HOST).or_else(|| {
         uri.authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
@@ -373,17 +384,19 @@ fn prepare_headers(headers: &mut HeaderMap, uri: &Uri, version: Version, out: &O
     if out.websocket {
         set_websocket_upgrade(headers);
     }
-    // Hyper sets Host from the upstream URI.
-    headers.remove(header::HOST);
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
     }
-    let client_ip = out.client.ip().to_string();
+    // The peer's address, formatted once per connection; appended to what
+    // the client sent, if anything.
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client_ip}"),
-        _ => client_ip,
+        Some(prev) if !prev.trim().is_empty() => {
+            let peer = out.forwarded_for.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{prev}, {peer}")).ok()
+        }
+        _ => Some(out.forwarded_for.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(out.proto));
@@ -394,15 +407,14 @@ fn prepare_headers(headers: &mut HeaderMap, uri: &Uri, version: Version, out: &O
     }
 }
 
-/// The request path with the API's base path removed, and the query kept, both
+/// The request path with the API's base path removed, and the query, both
 /// still percent-encoded exactly as the client sent them.
-fn rewrite_path(uri: &Uri, base_segments: usize) -> String {
-    let (_, rest) = split_base(uri.path(), base_segments);
-    match uri.query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_owned(),
-    }
+fn rewrite_path(uri: &Uri, base_segments: usize) -> Target<'_> {
+    (split_base(uri.path(), base_segments).1, uri.query())
 }
+
+/// The rest of the client's path after the base path, and its query.
+type Target<'a> = (&'a str, Option<&'a str>);
 
 /// A raw request path split after the API's base path: `(base, rest)`, both
 /// exactly as the client sent them (the router already matched the base path).
@@ -410,7 +422,8 @@ pub(crate) fn split_base(path: &str, base_segments: usize) -> (&str, &str) {
     let mut rest = path;
     for _ in 0..base_segments {
         let trimmed = rest.strip_prefix('/').unwrap_or(rest);
-        rest = match trimmed.find('/') {
+        // A byte search: `str::find(char)` costs more on these short strings.
+        rest = match trimmed.bytes().position(|b| b == b'/') {
             Some(i) => &trimmed[i..],
             None => "",
         };
@@ -420,29 +433,35 @@ pub(crate) fn split_base(path: &str, base_segments: usize) -> (&str, &str) {
 
 /// Why an attempt got no response: from the pool or from the client.
 enum Failure {
-    Pool(SendError),
+    Pool(Failed),
     Client(hyper_util::client::legacy::Error),
 }
 
-/// The upstream path: its prefix, then the rest of the client's path.
-fn upstream_path(prefix: &str, rest: &str) -> Option<PathAndQuery> {
-    let mut path = String::with_capacity(prefix.len() + rest.len() + 1);
+/// The upstream path: its prefix, then the rest of the client's path and its
+/// query, in one string.
+fn upstream_path(prefix: &str, (rest, query): Target<'_>) -> Option<PathAndQuery> {
+    let mut path =
+        String::with_capacity(prefix.len() + rest.len() + 1 + query.map_or(0, |q| q.len() + 1));
     path.push_str(prefix);
     if !rest.starts_with('/') {
         path.push('/');
     }
     path.push_str(rest);
+    if let Some(q) = query {
+        path.push('?');
+        path.push_str(q);
+    }
     PathAndQuery::from_maybe_shared(path).ok()
 }
 
 /// An origin-form request target (`/path?query`), for a connection of our own.
-fn origin_form(prefix: &str, rest: &str) -> Uri {
+fn origin_form(prefix: &str, rest: Target<'_>) -> Uri {
     let mut parts = http::uri::Parts::default();
     parts.path_and_query = upstream_path(prefix, rest);
     Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
 }
 
-fn target_uri(origin: &Uri, prefix: &str, rest: &str) -> Uri {
+fn target_uri(origin: &Uri, prefix: &str, rest: Target<'_>) -> Uri {
     let mut parts = origin.clone().into_parts();
     parts.path_and_query = upstream_path(prefix, rest);
     Uri::from_parts(parts).unwrap_or_else(|_| origin.clone())
@@ -485,15 +504,20 @@ mod tests {
     #[test]
     fn rewrites_base_path_keeping_encoding_and_query() {
         let uri: Uri = "/petstore/v1/pets/a%2Fb?x=1&y=%20".parse().unwrap();
-        assert_eq!(rewrite_path(&uri, 2), "/pets/a%2Fb?x=1&y=%20");
+        assert_eq!(rewrite_path(&uri, 2), ("/pets/a%2Fb", Some("x=1&y=%20")));
         let root: Uri = "/petstore/v1".parse().unwrap();
-        assert_eq!(rewrite_path(&root, 2), "");
+        assert_eq!(rewrite_path(&root, 2), ("", None));
         let origin: Uri = "http://h:1/".parse().unwrap();
-        assert_eq!(target_uri(&origin, "/v1", ""), "http://h:1/v1/");
-        assert_eq!(target_uri(&origin, "", ""), "http://h:1/");
+        assert_eq!(target_uri(&origin, "/v1", ("", None)), "http://h:1/v1/");
+        assert_eq!(target_uri(&origin, "", ("", None)), "http://h:1/");
+        assert_eq!(target_uri(&origin, "", ("", Some("x"))), "http://h:1/?x");
         assert_eq!(
-            target_uri(&origin, "/v1", "/pets?q"),
+            target_uri(&origin, "/v1", ("/pets", Some("q"))),
             "http://h:1/v1/pets?q"
+        );
+        assert_eq!(
+            origin_form("/v1", ("/pets", Some("a=%20"))),
+            "/v1/pets?a=%20"
         );
     }
 }

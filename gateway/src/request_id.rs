@@ -35,7 +35,11 @@ pub fn generate() -> HeaderValue {
             b'a' + nibble - 10
         };
     }
-    HeaderValue::from_bytes(&buf).expect("hex is a valid header value")
+    // One allocation that every clone (upstream request, response, analytics)
+    // shares by reference count; a copied slice would need a second one at
+    // the first clone.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+        .expect("hex is a valid header value")
 }
 
 #[cfg(test)]

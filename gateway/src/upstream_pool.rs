@@ -48,6 +48,15 @@ pub enum SendError {
     Exchange(hyper::Error),
 }
 
+/// A request that got no response head: why, and the request itself when it
+/// never left (no connection could be had), so another attempt can reuse its
+/// head instead of a copy made up front.
+pub struct Failed {
+    pub error: SendError,
+    /// Boxed: failures are rare, and the error stays small.
+    pub unsent: Option<Box<Request<RequestBody>>>,
+}
+
 /// One upstream's connections, per URL; `None` for URLs this pool does not
 /// serve (`https://`).
 pub struct H1Pool {
@@ -147,16 +156,27 @@ impl H1Pool {
         &self,
         target: usize,
         mut req: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, SendError> {
+    ) -> Result<Response<UpstreamBody>, Failed> {
         let Some(Some(endpoint)) = self.targets.get(target) else {
-            return Err(SendError::Connect(std::io::ErrorKind::Unsupported.into()));
+            return Err(Failed {
+                error: SendError::Connect(std::io::ErrorKind::Unsupported.into()),
+                unsent: Some(Box::new(req)),
+            });
         };
         req.headers_mut()
             .insert(header::HOST, endpoint.host.clone());
         loop {
             let (mut live, reused) = match self.checkout(target) {
                 Some(live) => (live, true),
-                None => self.connect_or_reuse(target, endpoint).await?,
+                None => match self.connect_or_reuse(target, endpoint).await {
+                    Ok(connected) => connected,
+                    Err(error) => {
+                        return Err(Failed {
+                            error,
+                            unsent: Some(Box::new(req)),
+                        });
+                    }
+                },
             };
             let mut sent = std::pin::pin!(live.send.try_send_request(req));
             let result = poll_fn(|cx| {
@@ -175,7 +195,12 @@ impl H1Pool {
                     // A pooled connection closed before the request went out:
                     // the upstream never saw it, so it goes out on another one.
                     Some(unsent) if reused => req = unsent,
-                    _ => return Err(SendError::Exchange(e.into_error())),
+                    _ => {
+                        return Err(Failed {
+                            error: SendError::Exchange(e.into_error()),
+                            unsent: None,
+                        });
+                    }
                 },
             }
         }
@@ -279,10 +304,10 @@ fn endpoint(origin: &Uri) -> Option<Endpoint> {
 }
 
 impl Live {
-    /// Back to the idle list, if it is still open and there is room.
-    fn release(mut self: Box<Self>) {
-        // The connection finishes its exchange and becomes idle.
-        self.drive(&mut Context::from_waker(Waker::noop()));
+    /// Back to the idle list, if there is room. It is not polled here: the
+    /// checkout that takes it polls it (it finishes its exchange then, and one
+    /// the upstream closed meanwhile is dropped), as does the reaper.
+    fn release(self: Box<Self>) {
         if self.conn.is_none() || self.pool.max_idle == 0 {
             return;
         }

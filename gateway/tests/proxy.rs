@@ -264,7 +264,9 @@ async fn failover_and_round_robin() {
     let a = backend("a").await;
     let c = backend("c").await;
     let dead = dead_port().await;
-    // A refused URL is skipped; the request (with a body) still arrives once.
+    // A refused URL is skipped; the request (with a body and its headers:
+    // the head the pool could not send is reused, not copied up front) still
+    // arrives once, with the `Host` of the URL that took it.
     let gw = start(bundle_json(&[
         format!("http://{dead}"),
         format!("http://{}", a.addr),
@@ -273,12 +275,17 @@ async fn failover_and_round_robin() {
     for _ in 0..4 {
         let r = send(
             Request::post(gw.url("/pets-api/v1/pets"))
+                .header("x-client", "kept")
                 .body(full("hello"))
                 .unwrap(),
         )
         .await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.json()["bodyLen"], 5);
+        let h = &r.json()["headers"];
+        assert_eq!(h["x-client"], "kept", "{h}");
+        assert_eq!(h["host"], a.addr.to_string(), "{h}");
+        assert_eq!(h["x-forwarded-proto"], "http", "{h}");
     }
     assert_eq!(a.hits.load(std::sync::atomic::Ordering::SeqCst), 4);
     gw.shutdown().await;
