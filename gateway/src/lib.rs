@@ -10,6 +10,7 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod body;
+pub mod bounded_queue;
 pub mod cli;
 pub mod client_ip;
 pub mod conn;
