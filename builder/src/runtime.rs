@@ -167,23 +167,16 @@ pub fn compile(b: &CargoBuild<'_>, platform: Platform) -> Result<PathBuf, Runtim
     pick_executable(executables, &dir, platform)
 }
 
-/// A plain static executable rather than a static PIE, as the stock gateway
-/// (`.cargo/config.toml`): no relocation at start (BENCHMARKS.md, "Idle memory,
-/// sixth wave"). The user's flags come after it, so they can override it.
-const RELOCATION_MODEL: [&str; 2] = ["-C", "relocation-model=static"];
-
-/// [`RELOCATION_MODEL`], the user's flags (`CARGO_ENCODED_RUSTFLAGS`, else
-/// `RUSTFLAGS`) and the path remaps, `\x1f`-separated.
+/// The user's flags (`CARGO_ENCODED_RUSTFLAGS`, else `RUSTFLAGS`) and the path
+/// remaps, `\x1f`-separated.
 fn rustflags(env: &Env, dir: &Path) -> String {
-    let mut flags: Vec<String> = RELOCATION_MODEL.map(str::to_owned).into();
-    match env.var("CARGO_ENCODED_RUSTFLAGS") {
-        Some(f) => flags.extend(f.split('\x1f').filter(|f| !f.is_empty()).map(str::to_owned)),
-        None => flags.extend(
-            env.var("RUSTFLAGS")
-                .iter()
-                .flat_map(|f| f.split_whitespace().map(str::to_owned)),
-        ),
-    }
+    let mut flags: Vec<String> = match env.var("CARGO_ENCODED_RUSTFLAGS") {
+        Some(f) => f.split('\x1f').map(str::to_owned).collect(),
+        None => env
+            .var("RUSTFLAGS")
+            .map(|f| f.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+    };
     flags.extend(
         remaps(env, dir).map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display())),
     );
@@ -338,14 +331,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn links_without_pie_then_the_users_flags_then_the_remaps() {
+    fn remaps_the_project_and_cargo_home_after_the_users_flags() {
         let env = Env::from_map([("RUSTFLAGS", "-C debuginfo=0"), ("HOME", "/home/u")]);
         let flags = rustflags(&env, Path::new("/src/proj/runtime"));
         assert_eq!(
             flags.split('\x1f').collect::<Vec<_>>(),
             [
-                "-C",
-                "relocation-model=static",
                 "-C",
                 "debuginfo=0",
                 "--remap-path-prefix=/src/proj=/mgw-project",
