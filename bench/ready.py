@@ -4,7 +4,8 @@
 Each run: the clock starts just before the gateway is spawned (fork + exec
 included) and stops when the admin `/readyz` first answers 200, polled every
 100 µs from another CPU. Then the gateway sits idle for `--idle` seconds and
-VmRSS / VmHWM are read from /proc/<pid>/status. Prints one JSON object with the
+VmRSS, its anonymous and file-backed parts (RssAnon, RssFile) and VmHWM are
+read from /proc/<pid>/status. Prints one JSON object with the
 median, min and max of each. Every wait is bounded; the gateway is stopped with
 SIGTERM (SIGKILL after 5 s) at the end of each run.
 """
@@ -49,7 +50,7 @@ def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[key] = int(value.split()[0])
     return out
 
@@ -108,17 +109,21 @@ def main():
     a = p.parse_args()
     host, port = a.admin.rsplit(":", 1)
     env = dict(os.environ, MGW_LOG="warn")
-    ready, rss, hwm = [], [], []
+    ready, rss, hwm, anon, file = [], [], [], [], []
     for _ in range(a.runs):
         r, mem = one_run(a, host, int(port), env)
         ready.append(r * 1e3)
         rss.append(mem["VmRSS"] / 1024)
         hwm.append(mem["VmHWM"] / 1024)
+        anon.append(mem["RssAnon"] / 1024)
+        file.append(mem["RssFile"] / 1024)
     print(json.dumps({
         "runs": a.runs,
         "ready_ms": summary(ready),
         "rss_mib": summary(rss),
         "hwm_mib": summary(hwm),
+        "rss_anon_mib": summary(anon),
+        "rss_file_mib": summary(file),
     }))
 
 

@@ -1,15 +1,16 @@
 //! Analytics: one JSON line per request, written off the request path.
 //!
 //! The request path only does a non-blocking `try_send` of a small event into a
-//! bounded queue; a dedicated OS thread (never a runtime worker) formats and writes
-//! the lines. When the queue is full or the sink fails, events are dropped and
+//! bounded queue ([`crate::bounded_queue`]: it holds no memory until events
+//! wait); a dedicated OS thread (never a runtime worker) formats and writes the
+//! lines. When the queue is full or the sink fails, events are dropped and
 //! counted in `mgw_analytics_events_dropped_total`. This module must never block,
 //! slow down or fail a request.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::TryRecvError;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +18,7 @@ use http::{HeaderValue, Method};
 #[cfg(test)]
 use serde::Serialize;
 
+use crate::bounded_queue::{self, Receiver, Sender, TrySendError};
 use crate::bundle::{AnalyticsCfg, Config};
 use crate::metrics::Metrics;
 use crate::ratelimit::Outcome;
@@ -95,12 +97,12 @@ enum Msg {
 /// The sending side, held by the pipeline.
 #[derive(Clone)]
 pub struct Analytics {
-    tx: Option<SyncSender<Msg>>,
+    tx: Option<Sender<Msg>>,
 }
 
 /// The writer thread; stop it with [`Writer::stop`] to flush what is queued.
 pub struct Writer {
-    tx: Option<SyncSender<Msg>>,
+    tx: Option<Sender<Msg>>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -132,7 +134,7 @@ impl Analytics {
                 (Box::new(file), *queue_capacity)
             }
         };
-        let (tx, rx) = mpsc::sync_channel(capacity);
+        let (tx, rx) = bounded_queue::bounded(capacity);
         let handle = std::thread::Builder::new()
             .name("mgw-analytics".into())
             .spawn(move || write_loop(rx, capacity, sink, &config, &metrics))?;
@@ -168,7 +170,7 @@ impl Writer {
     /// Asks the writer to finish what is queued and waits for it.
     pub fn stop(mut self) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Msg::Stop);
+            let _ = tx.send_past_bound(Msg::Stop);
         }
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
