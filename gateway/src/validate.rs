@@ -29,6 +29,8 @@ use mgw_bundle::contract::{
 };
 use serde_json::{Map, Value};
 
+mod deep_object;
+
 use crate::auth::TakenCredentials;
 use crate::bundle::CredentialIn;
 use crate::error::{GatewayError, Invalid, Violation};
@@ -407,6 +409,12 @@ fn coerce(p: &ParameterContract, raw: Raw) -> Value {
 
 /// [`coerce`] by the schema `schema` inside `root`.
 fn coerce_in(p: &ParameterContract, root: &Value, schema: &Value, raw: Raw) -> Value {
+    let raw = match (p.style, raw) {
+        (ParamStyle::DeepObject, Raw::Pairs(pairs)) => {
+            return deep_object::value(root, schema, pairs);
+        }
+        (_, raw) => raw,
+    };
     let top = schema;
     let schema = resolve(root, schema);
     if type_is(root, top, "array") {

@@ -108,7 +108,8 @@ fn bundle_of(
 }
 
 /// [`bundle_of`] with its security kept: the `key` provider reads
-/// `/keys` (the test points it at a file of its own).
+/// `/keys` (the test points it at a file of its own); a `users` (basic)
+/// provider is declared when `schemes` maps a scheme to it.
 fn secured_bundle_of(
     mut files: BTreeMap<String, String>,
     spec: &str,
@@ -116,11 +117,16 @@ fn secured_bundle_of(
     settings: &str,
     upstream: SocketAddr,
 ) -> Value {
+    let users = if schemes.contains(": users") {
+        ", users: {type: basic}"
+    } else {
+        ""
+    };
     let manifest = format!(
         "name: t\nversion: '1'\nupstreams: {{u: {{urls: ['http://{upstream}']}}}}\n\
          apis: [{{name: pets, spec: {spec}, upstream: u, basePath: /, {settings}}}]\n\
          auth: {{providers: {{jwt: {{type: jwt, issuer: i, jwksUrl: 'https://127.0.0.1:1/jwks'}}, \
-         key: {{type: apiKey, file: /keys}}}}, schemes: {{{schemes}}}}}\n"
+         key: {{type: apiKey, file: /keys}}{users}}}, schemes: {{{schemes}}}}}\n"
     );
     files.insert("mgw.yaml".to_owned(), manifest);
     let project = load_from(Source::Memory(files)).unwrap();
@@ -1255,5 +1261,88 @@ async fn swagger_20_requests_are_validated() {
     let pet = r.json();
     assert!(pet["name"].is_string() && pet["id"].is_i64(), "{pet}");
     assert_eq!(up.hits.load(Ordering::SeqCst), 3);
+    gw.shutdown().await;
+}
+
+/// Stripe's document (unchanged) with the requests Stripe's own documentation
+/// and clients send: `deepObject` form properties nest objects and arrays in
+/// brackets (`metadata[order_id]`, `line_items[0][price]`,
+/// `invoice_settings[custom_fields][0][name]`, `expand[]`), and `metadata` is
+/// `anyOf: [object, ""]`. Each was refused before: the nesting read as flat
+/// strings, an `anyOf` object as a scalar.
+#[tokio::test]
+async fn stripe_form_bodies_with_nested_brackets_are_validated() {
+    let up = echo().await;
+    let gw = start(bundle_of(
+        [("api.yaml".to_owned(), corpus("stripe/spec3.yaml"))].into(),
+        "api.yaml",
+        "bearerAuth: jwt, basicAuth: users",
+        "validation: {request: true}, include: {operations: [PostCustomers, PostCheckoutSessions, GetCharges]}",
+        up.addr,
+    ))
+    .await;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let valid: [&[u8]; 4] = [
+        b"email=jenny%40example.com&metadata[order_id]=6735&expand[]=tax&expand[]=sources",
+        b"invoice_settings[custom_fields][0][name]=PO&invoice_settings[custom_fields][0][value]=42&balance=-100",
+        b"metadata[a]=1&metadata[b]=x&expand[0]=tax",
+        b"",
+    ];
+    for body in valid {
+        let r = call(&gw, Method::POST, "/v1/customers", &[form], body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}: {:?}",
+            String::from_utf8_lossy(body),
+            r.body
+        );
+    }
+    let session = b"line_items[0][price]=price_1&line_items[0][quantity]=2&line_items[1][price]=price_2&line_items[1][quantity]=1&mode=payment&success_url=https%3A%2F%2Fexample.com%2Fok";
+    let r = call(&gw, Method::POST, "/v1/checkout/sessions", &[form], session).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = call(
+        &gw,
+        Method::GET,
+        "/v1/charges?created[gte]=1700000000&limit=3",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 6);
+
+    // Wrong types deep inside are refused where they are.
+    let r = call(
+        &gw,
+        Method::POST,
+        "/v1/checkout/sessions",
+        &[form],
+        b"line_items[0][price]=price_1&line_items[0][quantity]=two&mode=payment&success_url=https%3A%2F%2Fexample.com%2Fok",
+    )
+    .await;
+    assert_eq!(
+        violations(&r),
+        expect(&[("body", "/line_items/0/quantity")])
+    );
+    let r = call(
+        &gw,
+        Method::POST,
+        "/v1/customers",
+        &[form],
+        b"balance=lots&metadata[a]=1",
+    )
+    .await;
+    assert_eq!(violations(&r), expect(&[("body", "/balance")]));
+    let r = call(
+        &gw,
+        Method::GET,
+        "/v1/charges?created[gte]=yesterday",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(violations(&r), expect(&[("query", "created")]));
+    assert_eq!(up.hits.load(Ordering::SeqCst), 6);
     gw.shutdown().await;
 }
