@@ -53,8 +53,8 @@ fn keys(inner: &str) -> Vec<&str> {
 /// `schema` (inside `root`), from its `(inner key, value)` pairs.
 pub(super) fn value(root: &Value, schema: &Value, pairs: Vec<(String, String)>) -> Value {
     let mut tree = Tree::Branch(Vec::new());
-    for (inner, v) in &pairs {
-        tree.insert(&keys(inner), v.clone());
+    for (inner, v) in pairs {
+        tree.insert(&keys(&inner), v);
     }
     typed(root, schema, tree)
 }
