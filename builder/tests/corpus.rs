@@ -191,6 +191,7 @@ corpus_tests! {
     moby_docker_engine => "moby/swagger.yaml",
     openai => "openai/openapi.yaml",
     box_platform => "box/openapi.json",
+    slack_web_api => "slack/slack_web_openapi_v2.json",
 }
 
 /// OAI's webhook example declares only `webhooks` (calls the API makes): a gateway

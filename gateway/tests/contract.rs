@@ -1264,6 +1264,75 @@ async fn swagger_20_requests_are_validated() {
     gw.shutdown().await;
 }
 
+/// Slack's Web API document (Swagger 2.0, unchanged): `chat.postMessage` takes
+/// `formData` parameters and `consumes` both forms and `application/json`, as
+/// Slack's clients send either. The form is checked against the parameters; a
+/// JSON body was refused with 415 although the operation declares it, and is
+/// now accepted unchecked (form parameters describe form bodies only).
+#[tokio::test]
+async fn slack_form_operations_also_take_the_json_bodies_they_declare() {
+    let up = echo().await;
+    let gw = start(bundle_of(
+        [(
+            "slack.json".to_owned(),
+            corpus("slack/slack_web_openapi_v2.json"),
+        )]
+        .into(),
+        "slack.json",
+        "slackAuth: jwt",
+        "validation: {request: true}, include: {operations: [chat_postMessage]}",
+        up.addr,
+    ))
+    .await;
+    // The document declares Slack's `token` header as required.
+    let token = ("token", "xoxb-test");
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let r = call(
+        &gw,
+        Method::POST,
+        "/chat.postMessage",
+        &[token, form],
+        b"channel=C1234567890&text=Hello%20world&link_names=true",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let json = br#"{"channel":"C1234567890","text":"Hello world"}"#;
+    let r = call(&gw, Method::POST, "/chat.postMessage", &[token, JSON], json).await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &json[..]));
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+
+    // The form is still checked; undeclared media types are still refused.
+    let r = call(
+        &gw,
+        Method::POST,
+        "/chat.postMessage",
+        &[token, form],
+        b"text=Hello",
+    )
+    .await;
+    assert_eq!(violations(&r), expect(&[("body", "")]));
+    let r = call(
+        &gw,
+        Method::POST,
+        "/chat.postMessage",
+        &[token, form],
+        b"channel=C1&link_names=maybe",
+    )
+    .await;
+    assert_eq!(violations(&r), expect(&[("body", "/link_names")]));
+    let r = call(
+        &gw,
+        Method::POST,
+        "/chat.postMessage",
+        &[token, ("content-type", "text/plain")],
+        b"Hello",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+    gw.shutdown().await;
+}
+
 /// Stripe's document (unchanged) with the requests Stripe's own documentation
 /// and clients send: `deepObject` form properties nest objects and arrays in
 /// brackets (`metadata[order_id]`, `line_items[0][price]`,

@@ -2,7 +2,9 @@
 //! JSON Schema keywords (`type`, `format`, `items`, bounds, `enum`, …) and a
 //! `collectionFormat`; the body is the one `in: body` parameter's `schema`, or
 //! the `formData` parameters as an object, in the media types of `consumes`
-//! (the operation's, else the document's, else JSON). Mocks answer a
+//! (the operation's, else the document's, else JSON; form parameters are
+//! checked in form bodies, and other media types consumed next to them are
+//! accepted unchecked). Mocks answer a
 //! response's JSON `examples`, else a value built from its `schema`; response
 //! checks read that `schema` in the media types of `produces`.
 
@@ -290,12 +292,15 @@ fn form_body(form: &[(&Parameter, &Node)], consumes: &[String]) -> BodyContract 
     if !required.is_empty() {
         schema["required"] = Value::Array(required.clone());
     }
-    let mut media: Vec<&String> = consumes
-        .iter()
-        .filter(|m| is_form(m) || m.starts_with("multipart/"))
-        .collect();
+    // Every media type the operation consumes is accepted; the parameters
+    // describe a form body only (Swagger 2.0 defines `formData` for forms), so
+    // other ones (Slack's `application/json` next to its forms) are unchecked.
+    let mut media: Vec<&String> = consumes.iter().collect();
     let urlencoded = "application/x-www-form-urlencoded".to_owned();
-    if media.is_empty() {
+    if !media
+        .iter()
+        .any(|m| is_form(m) || m.starts_with("multipart/"))
+    {
         media.push(&urlencoded);
     }
     BodyContract {
