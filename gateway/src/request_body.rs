@@ -3,8 +3,10 @@
 //! validation, which [`crate::validate`] reads (within the body limit) to check it
 //! and hands back as [`RequestBody::buffered`].
 //!
-//! It counts bytes, enforces the size limit while streaming (a `Content-Length`
-//! over the limit is refused before this point), and keeps the client body in a
+//! It counts the bytes read from the client (a buffered body's from the start:
+//! they were read, even when a mock answers and nothing is sent), enforces the
+//! size limit while streaming (a `Content-Length` over the limit is refused
+//! before this point), and keeps the client body in a
 //! shared slot until the upstream connection first polls it, so a request whose
 //! connect attempt failed can be sent to the next upstream URL with its body
 //! intact. Its own module, below both [`crate::body`] (the response side) and
@@ -26,6 +28,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct BodyState {
     slot: Mutex<Option<Source>>,
     limit: u64,
+    /// Read from the client so far.
     bytes: AtomicU64,
     /// Set once the body has been polled: it can no longer be replayed.
     started: AtomicBool,
@@ -106,19 +109,20 @@ pub struct TooLarge(u64);
 impl RequestBody {
     /// Wraps a client body; returns the shared state for the pipeline to inspect.
     pub fn streaming(body: Incoming, limit: u64) -> (RequestBody, Arc<BodyState>) {
-        Self::from_source(Source::Client(body), limit)
+        Self::from_source(Source::Client(body), 0, limit)
     }
 
     /// A body the validation stage already read whole (within `limit`).
     pub fn buffered(body: Bytes, limit: u64) -> (RequestBody, Arc<BodyState>) {
-        Self::from_source(Source::Buffered(Some(body)), limit)
+        let read = body.len() as u64;
+        Self::from_source(Source::Buffered(Some(body)), read, limit)
     }
 
-    fn from_source(body: Source, limit: u64) -> (RequestBody, Arc<BodyState>) {
+    fn from_source(body: Source, read: u64, limit: u64) -> (RequestBody, Arc<BodyState>) {
         let state = Arc::new(BodyState {
             slot: Mutex::new(Some(body)),
             limit,
-            bytes: AtomicU64::new(0),
+            bytes: AtomicU64::new(read),
             started: AtomicBool::new(false),
             too_large: AtomicBool::new(false),
             client_error: AtomicBool::new(false),
@@ -156,9 +160,10 @@ impl Body for RequestBody {
             }
         }
         let inner = body.as_mut().expect("set above");
+        let from_client = matches!(inner, Source::Client(_));
         match inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
+                if let Some(data) = frame.data_ref().filter(|_| from_client) {
                     let total = state.bytes.fetch_add(data.len() as u64, Ordering::Relaxed)
                         + data.len() as u64;
                     if total > state.limit {

@@ -1264,6 +1264,37 @@ async fn swagger_20_requests_are_validated() {
     gw.shutdown().await;
 }
 
+/// Analytics `bytesIn` is the request body the gateway read: a body request
+/// validation read whole counts once, whether it then goes upstream or a mock
+/// answers (it was 0 for mocks: only bytes handed to the upstream counted).
+#[tokio::test]
+async fn a_body_validation_read_is_counted_once_mocked_or_proxied() {
+    let up = echo().await;
+    let body = br#"{"name": "rex", "tag": "dog"}"#;
+    for (settings, hits) in [
+        ("validation: {request: true}, mock: true", 0),
+        ("validation: {request: true}", 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut b = bundle(
+            &corpus("oai-examples/v2.0/yaml/petstore-expanded.yaml"),
+            settings,
+            up.addr,
+        );
+        b["analytics"] = json!({"sink": "file", "path": path.to_str().unwrap()});
+        let before = up.hits.load(Ordering::SeqCst);
+        let gw = start(b).await;
+        let r = call(&gw, Method::POST, "/pets", &[JSON], body).await;
+        assert_eq!(r.status, StatusCode::OK, "{settings}: {:?}", r.body);
+        gw.shutdown().await;
+        assert_eq!(up.hits.load(Ordering::SeqCst) - before, hits, "{settings}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let e: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(e["bytesIn"], body.len(), "{settings}: {e}");
+    }
+}
+
 /// Slack's Web API document (Swagger 2.0, unchanged): `chat.postMessage` takes
 /// `formData` parameters and `consumes` both forms and `application/json`, as
 /// Slack's clients send either. The form is checked against the parameters; a
