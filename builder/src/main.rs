@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use mgw_builder::cli::Cli;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();

@@ -60,7 +60,7 @@ pub struct DeclaredResponse {
 }
 
 /// The JSON Schema dialect of an operation's schemas.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Dialect {
     /// OpenAPI 3.0 (and Swagger 2.0) schemas, rewritten to draft 4.
     #[default]

@@ -876,6 +876,7 @@ impl<'s> Reader<'s> {
             );
             asked(&root_policies)
         };
+        let schemas = contract::Schemas::default();
         for op in &mut ops {
             let own = asked(&op.policies);
             let parts = contract::Parts {
@@ -895,8 +896,17 @@ impl<'s> Reader<'s> {
                 SpecFormat::OpenApi30 => Some(mgw_bundle::contract::Dialect::Draft4),
                 SpecFormat::OpenApi31 => Some(mgw_bundle::contract::Dialect::Draft202012),
             };
-            op.contract = node
-                .map(|n| contract::read(self.store, dialect, &op.loc, n, &op.parameters, parts));
+            op.contract = node.map(|n| {
+                contract::read(
+                    self.store,
+                    &schemas,
+                    dialect,
+                    &op.loc,
+                    n,
+                    &op.parameters,
+                    parts,
+                )
+            });
         }
         ops
     }

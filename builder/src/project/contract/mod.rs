@@ -16,7 +16,8 @@
 
 mod swagger2;
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use mgw_bundle::contract::{
     BodyContract, DeclaredResponse, Dialect, MediaContract, MockContract, NamedExample, ParamIn,
@@ -51,6 +52,22 @@ pub struct OpContract {
     /// Every declared response, for response checks.
     pub responses: Option<Result<Vec<DeclaredResponse>, Vec<Diagnostic>>>,
 }
+
+/// What was already built from a reference-only schema (`{$ref: …}`) of a
+/// document's operations, by the schema it points to: a large document's
+/// responses name the same few schemas from many operations (Stripe: 122
+/// targets for 345 `$ref` responses), and each build copies and compiles the
+/// target's whole closure. Self-contained documents for validation (the bundle
+/// holds them anyway), and mock answers built from a schema (their documents
+/// are dropped: Stripe's would hold ~200 MB). One per document read.
+#[derive(Default)]
+pub struct Schemas {
+    docs: RefCell<HashMap<SchemaKey, Value>>,
+    answers: RefCell<HashMap<SchemaKey, Option<Value>>>,
+}
+
+/// The schema a reference points to, in the dialect and direction it is read.
+type SchemaKey = (Loc, Dialect, Direction);
 
 /// The parts of an operation's contract a project uses; only those are read
 /// (a mock's example built from a large document's schemas costs time, and a
@@ -102,6 +119,7 @@ pub fn answers_no_success(mock: &MockContract) -> bool {
 /// whose schemas are draft 4 and whose parameters carry their own keywords).
 pub fn read(
     store: &Store,
+    schemas: &Schemas,
     dialect: Option<Dialect>,
     op: &Loc,
     node: &Node,
@@ -110,6 +128,7 @@ pub fn read(
 ) -> OpContract {
     let cx = Cx {
         store,
+        schemas,
         dialect: dialect.unwrap_or_default(),
         swagger2: dialect.is_none(),
     };
@@ -123,6 +142,7 @@ pub fn read(
 
 struct Cx<'s> {
     store: &'s Store,
+    schemas: &'s Schemas,
     dialect: Dialect,
     swagger2: bool,
 }
@@ -183,7 +203,7 @@ struct Defs<'n> {
 }
 
 /// Whether a schema is read for a request or a response (`readOnly`/`writeOnly`).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Direction {
     Request,
     Response,
@@ -490,12 +510,9 @@ impl Cx<'_> {
         if out.examples.is_empty() {
             let example = match (mnode.get("example"), mnode.get("schema")) {
                 (Some(e), _) => Some(e.to_json()),
-                (None, Some(s)) => {
-                    let doc = self
-                        .schema(&mloc.child("schema"), s, Direction::Response)
-                        .map_err(|d| vec![d])?;
-                    super::example::synthesize(&doc)
-                }
+                (None, Some(s)) => self
+                    .answer_of(&mloc.child("schema"), s)
+                    .map_err(|d| vec![d])?,
                 (None, None) => None,
             };
             if let Some(v) = example {
@@ -516,8 +533,60 @@ impl Cx<'_> {
     }
 
     /// A self-contained schema document for the schema at `loc`, compiled once
-    /// to prove it compiles.
+    /// to prove it compiles; a reference-only schema's is built once per target
+    /// ([`Schemas`]: the document is the same wherever the reference is).
     fn schema(&self, loc: &Loc, node: &Node, dir: Direction) -> Result<Value, Diagnostic> {
+        let key = self.reference_key(loc, node, dir);
+        if let Some(doc) = key
+            .as_ref()
+            .and_then(|k| self.schemas.docs.borrow().get(k).cloned())
+        {
+            return Ok(doc);
+        }
+        let doc = self.build_schema(loc, node, dir)?;
+        if let Some(k) = key {
+            self.schemas.docs.borrow_mut().insert(k, doc.clone());
+        }
+        Ok(doc)
+    }
+
+    /// A mock answer built from the response schema at `loc` (`None`: no value
+    /// could be built), once per target of a reference-only schema.
+    fn answer_of(&self, loc: &Loc, node: &Node) -> Result<Option<Value>, Diagnostic> {
+        let key = self.reference_key(loc, node, Direction::Response);
+        if let Some(answer) = key
+            .as_ref()
+            .and_then(|k| self.schemas.answers.borrow().get(k).cloned())
+        {
+            return Ok(answer);
+        }
+        let cached = key
+            .as_ref()
+            .and_then(|k| self.schemas.docs.borrow().get(k).cloned());
+        let doc = match cached {
+            Some(doc) => doc,
+            None => self.build_schema(loc, node, Direction::Response)?,
+        };
+        let answer = super::example::synthesize(&doc);
+        if let Some(k) = key {
+            self.schemas.answers.borrow_mut().insert(k, answer.clone());
+        }
+        Ok(answer)
+    }
+
+    /// What a reference-only schema points to (after references to
+    /// references): the document built from it is the same wherever the
+    /// reference is written. `None` for any other schema.
+    fn reference_key(&self, loc: &Loc, node: &Node, dir: Direction) -> Option<SchemaKey> {
+        let raw = match node.as_map() {
+            Some([entry]) if entry.key == "$ref" => ref_of(node)?,
+            _ => return None,
+        };
+        let target = self.store.locate(&loc.child("$ref"), raw).ok()?;
+        Some((self.store.through_refs(target), self.dialect, dir))
+    }
+
+    fn build_schema(&self, loc: &Loc, node: &Node, dir: Direction) -> Result<Value, Diagnostic> {
         let defs_key = match self.dialect {
             Dialect::Draft4 => "definitions",
             Dialect::Draft202012 => "$defs",
@@ -854,7 +923,7 @@ mod tests {
     use super::super::example;
     use super::super::load_from;
     use super::super::refs::Source;
-    use super::{Cx, Dialect, Direction, Loc, Store, compile_schema};
+    use super::{Cx, Dialect, Direction, Loc, Schemas, Store, compile_schema};
 
     fn corpus(path: &str) -> String {
         std::fs::read_to_string(format!(
@@ -883,6 +952,45 @@ mod tests {
         compile(&project)
             .map(|c| c.bundle)
             .map_err(|e| e.to_string())
+    }
+
+    /// Documents built for reference-only schemas are shared by target
+    /// ([`Schemas`]): two files each naming `#/components/schemas/Id` mean two
+    /// different schemas, and each operation's mock answers its own.
+    #[test]
+    fn schemas_are_shared_by_what_a_reference_points_to_not_by_its_text() {
+        let response = |file: &str| {
+            format!(
+                "responses: {{'200': {{description: ok, content: {{application/json: {{schema: {{$ref: '{file}#/components/schemas/Id'}}}}}}}}}}"
+            )
+        };
+        let api = format!(
+            "openapi: 3.0.3\ninfo: {{title: t, version: '1'}}\npaths:\n  /a:\n    get: {{operationId: a, {}}}\n  /a2:\n    get: {{operationId: a2, {}}}\n  /b:\n    $ref: 'other.yaml#/paths/~1b'\ncomponents: {{schemas: {{Id: {{type: string, enum: [text]}}}}}}\n",
+            response(""),
+            response("")
+        );
+        let other = format!(
+            "openapi: 3.0.3\ninfo: {{title: o, version: '1'}}\npaths:\n  /b:\n    get: {{operationId: b, {}}}\ncomponents: {{schemas: {{Id: {{type: integer, enum: [7]}}}}}}\n",
+            response("")
+        );
+        let files: BTreeMap<String, String> = [
+            (
+                "mgw.yaml".to_owned(),
+                "name: a\nversion: '1'\nupstreams: {u: {urls: ['http://127.0.0.1:1']}}\napis: [{name: a, spec: api.yaml, upstream: u, basePath: /, mock: true}]\n".to_owned(),
+            ),
+            ("api.yaml".to_owned(), api),
+            ("other.yaml".to_owned(), other),
+        ]
+        .into();
+        let project = load_from(Source::Memory(files)).unwrap();
+        let b = compile(&project).unwrap_or_else(|e| panic!("{e}")).bundle;
+        let answer = |id: &str| {
+            let op = b.apis[0].operations.iter().find(|o| o.id == id).unwrap();
+            op.mock.as_ref().unwrap().examples[0].value.clone()
+        };
+        assert_eq!(answer("a"), serde_json::json!("text"));
+        assert_eq!(answer("a2"), serde_json::json!("text"));
+        assert_eq!(answer("b"), serde_json::json!(7));
     }
 
     /// A mocked operation without examples answers a value built from its
@@ -1025,6 +1133,7 @@ mod tests {
         assert!(store.load_closure("api.yaml", None).is_empty());
         let cx = Cx {
             store: &store,
+            schemas: &Schemas::default(),
             dialect: Dialect::Draft4,
             swagger2: false,
         };

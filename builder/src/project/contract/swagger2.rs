@@ -205,8 +205,7 @@ impl Cx<'_> {
             .find(|m| is_json(m))
             .unwrap_or(&produces[0])
             .clone();
-        let doc = self.schema(&loc.child("schema"), schema, Direction::Response)?;
-        if let Some(v) = crate::project::example::synthesize(&doc) {
+        if let Some(v) = self.answer_of(&loc.child("schema"), schema)? {
             out.content_type = Some(media);
             out.examples.push(NamedExample {
                 name: "example".into(),
