@@ -216,7 +216,7 @@ impl Gateway {
             rate_limit: None,
             upstream_permit: None,
             // Dropped with the record, or with this future if the client goes away first.
-            in_flight: InFlight::start(&conn, &self.metrics),
+            in_flight: InFlight::start(&conn, req.version(), &self.metrics),
             origin: None,
             identity: None,
             auth: None,
@@ -771,7 +771,9 @@ struct Record {
 
 impl Finish for Record {
     fn finish(mut self: Box<Self>, bytes_out: u64) {
-        let total = self.ctx.start.elapsed();
+        // One clock read: the latency, and when the connection became idle.
+        let now = Instant::now();
+        let total = now.saturating_duration_since(self.ctx.start);
         let trace = self.ctx.trace.take();
         let trace_id = trace.as_ref().map(RequestTrace::trace_id_hex);
         let g = &self.gateway;
@@ -823,6 +825,6 @@ impl Finish for Record {
             },
             &g.metrics,
         );
-        drop(self.ctx.in_flight);
+        self.ctx.in_flight.end(now);
     }
 }

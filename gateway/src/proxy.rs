@@ -226,27 +226,32 @@ pub async fn forward(
         } else {
             std::mem::take(&mut parts.headers)
         };
+        // One clock read for the attempt's latency and its deadline.
         let sent = Instant::now();
+        let deadline = sent
+            .checked_add(cfg.request_timeout)
+            .unwrap_or_else(|| sent + FAR_FUTURE);
         let result = match pooled {
-            Some(pool) => tokio::time::timeout(cfg.request_timeout, pool.send(index, request))
+            Some(pool) => pool
+                .send(index, request, deadline)
                 .await
-                .map(|r| r.map_err(Failure::Pool)),
+                .map_err(Failure::Pool),
             None => {
                 let client = match &upstream.upgrade_client {
                     Some(h1) if out.websocket => h1,
                     _ => &upstream.client,
                 };
-                tokio::time::timeout(cfg.request_timeout, client.request(request))
-                    .await
-                    .map(|r| {
-                        r.map(|r| r.map(UpstreamBody::from))
-                            .map_err(Failure::Client)
-                    })
+                match tokio::time::timeout_at(deadline.into(), client.request(request)).await {
+                    Ok(r) => r
+                        .map(|r| r.map(UpstreamBody::from))
+                        .map_err(Failure::Client),
+                    Err(_) => Err(Failure::Timeout),
+                }
             }
         };
         let elapsed = sent.elapsed();
         let err = match result {
-            Ok(Ok(mut response)) => {
+            Ok(mut response) => {
                 upstream.metrics.observe(elapsed);
                 *response.version_mut() = client_version;
                 let ok = !is_failure_status(response.status());
@@ -274,7 +279,7 @@ pub async fn forward(
                     tunnel,
                 });
             }
-            Ok(Err(Failure::Pool(Failed { error, unsent }))) => {
+            Err(Failure::Pool(Failed { error, unsent })) => {
                 if let Some(unsent) = unsent {
                     parts.headers = unsent.into_parts().0.headers;
                     // The pool's `Host` is for that URL; the next attempt sets its own.
@@ -287,9 +292,10 @@ pub async fn forward(
                     }
                     SendError::Connect(_) => GatewayError::UpstreamConnect,
                     SendError::Exchange(_) => classify_exchange(&out),
+                    SendError::Timeout => GatewayError::UpstreamTimeout,
                 }
             }
-            Ok(Err(Failure::Client(e))) => {
+            Err(Failure::Client(e)) => {
                 let tls = upstream_tls::tls_failure(&e);
                 if let Some(tls) = tls {
                     upstream.log_tls_failure(&target.origin, tls);
@@ -303,7 +309,7 @@ pub async fn forward(
                     _ => classify(&e, &out),
                 }
             }
-            Err(_) => GatewayError::UpstreamTimeout,
+            Err(Failure::Timeout) => GatewayError::UpstreamTimeout,
         };
         if err.is_upstream() {
             res.target_result(index, false);
@@ -431,11 +437,16 @@ pub(crate) fn split_base(path: &str, base_segments: usize) -> (&str, &str) {
     (&path[..path.len() - rest.len()], rest)
 }
 
-/// Why an attempt got no response: from the pool or from the client.
+/// Why an attempt got no response: from the pool, from the client, or not by
+/// its deadline (the pool reports its own).
 enum Failure {
     Pool(Failed),
     Client(hyper_util::client::legacy::Error),
+    Timeout,
 }
+
+/// A deadline past any request timeout, for one too large to add to an `Instant`.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
 /// The upstream path: its prefix, then the rest of the client's path and its
 /// query, in one string.
