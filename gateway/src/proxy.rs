@@ -162,7 +162,9 @@ pub async fn forward(
     let cfg = &upstream.cfg;
     let res = &upstream.resilience;
     // Fail fast, before any work: an open circuit or a full upstream.
-    let (admission, permit) = res.admit().map_err(|r| match r {
+    // One clock read for the admission and the first attempt's deadline.
+    let start = Instant::now();
+    let (admission, permit) = res.admit_at(start).map_err(|r| match r {
         Rejection::CircuitOpen(retry) => GatewayError::CircuitOpen {
             retry_after_secs: retry.as_secs() + u64::from(retry.subsec_nanos() > 0),
         },
@@ -226,8 +228,8 @@ pub async fn forward(
         } else {
             std::mem::take(&mut parts.headers)
         };
-        // One clock read for the attempt's latency and its deadline.
-        let sent = Instant::now();
+        // The attempt's latency and deadline count from here.
+        let sent = if attempt == 0 { start } else { Instant::now() };
         let deadline = sent
             .checked_add(cfg.request_timeout)
             .unwrap_or_else(|| sent + FAR_FUTURE);
@@ -249,14 +251,15 @@ pub async fn forward(
                 }
             }
         };
-        let elapsed = sent.elapsed();
+        let answered = Instant::now();
+        let elapsed = answered.saturating_duration_since(sent);
         let err = match result {
             Ok(mut response) => {
                 upstream.metrics.observe(elapsed);
                 *response.version_mut() = client_version;
                 let ok = !is_failure_status(response.status());
                 res.target_result(index, ok);
-                res.finish(admission, Some(ok));
+                res.finish_at(admission, Some(ok), answered);
                 let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
                 let agreed = switched && is_websocket(response.headers());
                 strip_hop_by_hop(response.headers_mut(), false);
