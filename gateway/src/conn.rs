@@ -265,8 +265,9 @@ pub fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 /// fires at the earliest moment a deadline can have passed, so requests on a
 /// busy connection touch no timer at all. The timer and the drain signal are
 /// polled once each to register the task's waker, then only peeked at (an
-/// atomic load each) when the connection's task wakes: a task keeps its waker. (hyper's HTTP/1 header-read timer,
-/// off in [`connection_builder`], registers and drops one per request.)
+/// atomic load each) when the connection's task wakes: a task keeps its waker.
+/// (hyper's HTTP/1 header-read timer, off in [`connection_builder`], registers
+/// and drops one per request.)
 ///
 /// - A connection without a complete first head by its deadline is closed: no
 ///   response is owed.
