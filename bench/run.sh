@@ -43,7 +43,8 @@
 #                      gateway's 5 ms default is missed under closed-loop
 #                      saturation, and fallbacks would be measured instead)
 #   BENCH_BASELINE     another gateway binary (e.g. built before a change), also run
-#                      in the 2x-cacheSize and product scenarios, for a side-by-side
+#                      analytics off and in the 2x-cacheSize and product scenarios,
+#                      for a side-by-side
 #   BENCH_VALIDATION   1: also a validated POST with a 1 KiB JSON body vs the same
 #                      POST without validation (default 1)
 #   BENCH_TARGETS      only these throughput targets, space-separated (e.g.
@@ -396,6 +397,7 @@ start_target() {
     gateway-jwt-miss) start_gateway "$GATEWAY" "$TMP/bundle-jwt-miss.json" ;;
     gateway-jwt-2x) start_gateway "$GATEWAY" "$TMP/bundle-jwt-2x.json" ;;
     gateway-jwt-global) start_gateway "$GATEWAY" "$TMP/bundle-jwt-global.json" ;;
+    baseline-no-analytics) start_gateway "$BASELINE" "$TMP/bundle-no-analytics.json" ;;
     baseline-jwt) start_gateway "$BASELINE" "$TMP/bundle-jwt.json" ;;
     baseline-jwt-miss) start_gateway "$BASELINE" "$TMP/bundle-jwt-miss.json" ;;
     baseline-jwt-2x) start_gateway "$BASELINE" "$TMP/bundle-jwt-2x.json" ;;
@@ -534,6 +536,7 @@ start_backend
 THROUGHPUT=(direct nginx nginx-log gateway gateway-no-analytics)
 LATENCY=(direct nginx nginx-log gateway)
 [ -z "$HAPROXY" ] || THROUGHPUT+=(haproxy)
+[ -z "$BASELINE" ] || THROUGHPUT+=(baseline-no-analytics)
 if [ "$JWT" = 1 ]; then
   THROUGHPUT+=(gateway-jwt gateway-jwt-miss gateway-jwt-2x)
   [ -z "$HAPROXY" ] || THROUGHPUT+=(haproxy-jwt)
@@ -665,6 +668,7 @@ ms='(. * 10 | round / 10)'
   row nginx-log "nginx, access_log on (buffered JSON)"
   row gateway "**gateway, analytics to a file**"
   row gateway-no-analytics "gateway, analytics off"
+  [ -z "$BASELINE" ] || row baseline-no-analytics "baseline gateway, analytics off"
   [ -z "$HAPROXY" ] || row haproxy "haproxy, 1 thread, http-reuse always"
   if [ "$JWT" = 1 ]; then
     row gateway-jwt "**gateway, product: JWT RS256 (cached) + per-consumer limit + analytics**"
@@ -703,7 +707,7 @@ ms='(. * 10 | round / 10)'
   if [ -n "$OHA" ]; then
     echo "- p99 added over direct: gateway $(minus "${P99[gateway]:-}" "${P99[direct]:-}") µs, nginx $(minus "${P99[nginx]:-}" "${P99[direct]:-}") µs, nginx with access_log $(minus "${P99[nginx-log]:-}" "${P99[direct]:-}") µs (goal ≤ 150 µs)"
   fi
-  echo "- CPU per request, plain proxying: gateway (analytics off) / nginx $(ratio "${CPU[gateway-no-analytics]:-}" "${CPU[nginx]:-}") (goal ≤ 1.0); haproxy / nginx $(ratio "${CPU[haproxy]:-}" "${CPU[nginx]:-}")"
+  echo "- CPU per request, plain proxying: gateway (analytics off) / nginx $(ratio "${CPU[gateway-no-analytics]:-}" "${CPU[nginx]:-}") (goal ≤ 1.0); haproxy / nginx $(ratio "${CPU[haproxy]:-}" "${CPU[nginx]:-}")$([ -z "$BASELINE" ] || printf '; baseline / nginx %s' "$(ratio "${CPU[baseline-no-analytics]:-}" "${CPU[nginx]:-}")")"
   if [ "$JWT" = 1 ]; then
     echo "- CPU per request, product: gateway / nginx $(ratio "${CPU[gateway-jwt]:-}" "${CPU[nginx]:-}") (goal ≤ 1.2); gateway / haproxy-jwt $(ratio "${CPU[gateway-jwt]:-}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.5)"
     echo "- CPU per request, every token verified: gateway cacheSize 0 / haproxy-jwt $(ratio "${CPU[gateway-jwt-miss]:-}" "${CPU[haproxy-jwt]:-}") (goal ≤ 0.8)$([ -z "$BASELINE" ] || printf '; baseline %s' "$(ratio "${CPU[baseline-jwt-miss]:-}" "${CPU[haproxy-jwt]:-}")")"

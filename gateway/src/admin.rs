@@ -97,7 +97,7 @@ pub async fn serve(listener: TcpListener, admin: Admin) {
         let activity = Activity::new();
         let (state, busy) = (admin.clone(), activity.clone());
         let service = service_fn(move |req| {
-            let _busy = busy.busy();
+            let _busy = busy.busy(req.version());
             let response = handle(&state, &req);
             async move { Ok::<_, Infallible>(response) }
         });

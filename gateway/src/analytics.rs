@@ -154,6 +154,12 @@ impl Analytics {
         Analytics { tx: None }
     }
 
+    /// Whether events are written anywhere (the request path skips building
+    /// them, and reading the wall clock for them, when not).
+    pub fn is_on(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Never blocks: a full queue drops the event and counts it.
     pub fn record(&self, event: Event, metrics: &Metrics) {
         let Some(tx) = &self.tx else { return };

@@ -200,10 +200,14 @@ impl Gateway {
         // remove one the gateway sets later; an ambiguous `Host` is refused below.
         let hygiene = headers::sanitize(&mut req);
         // Stage 1: request id, first, so that every answer, errors included, carries it.
-        let time = SystemTime::now();
+        // The wall clock, read only for the analytics event and the trace.
+        let time = (self.analytics.is_on() || self.tracer.is_some()).then(SystemTime::now);
         let mut ctx = Ctx {
             // Joins the caller's trace (W3C `traceparent`) or starts one.
-            trace: self.tracer.as_ref().map(|t| t.start(req.headers(), time)),
+            trace: self
+                .tracer
+                .as_ref()
+                .map(|t| t.start(req.headers(), time.unwrap_or_else(SystemTime::now))),
             start: Instant::now(),
             time,
             request_id: request_id::take_or_generate(req.headers().get(&X_REQUEST_ID)),
@@ -216,7 +220,7 @@ impl Gateway {
             rate_limit: None,
             upstream_permit: None,
             // Dropped with the record, or with this future if the client goes away first.
-            in_flight: InFlight::start(&conn, &self.metrics),
+            in_flight: InFlight::start(&conn, req.version(), &self.metrics),
             origin: None,
             identity: None,
             auth: None,
@@ -713,7 +717,9 @@ impl Gateway {
 /// What every stage may need to know about the request being served.
 struct Ctx {
     start: Instant,
-    time: SystemTime,
+    /// When the request came, by the wall clock; `None` when neither analytics
+    /// nor tracing is on.
+    time: Option<SystemTime>,
     request_id: HeaderValue,
     method: http::Method,
     /// The client's address after trusted proxies (see `client_ip`).
@@ -771,7 +777,9 @@ struct Record {
 
 impl Finish for Record {
     fn finish(mut self: Box<Self>, bytes_out: u64) {
-        let total = self.ctx.start.elapsed();
+        // One clock read: the latency, and when the connection became idle.
+        let now = Instant::now();
+        let total = now.saturating_duration_since(self.ctx.start);
         let trace = self.ctx.trace.take();
         let trace_id = trace.as_ref().map(RequestTrace::trace_id_hex);
         let g = &self.gateway;
@@ -803,26 +811,29 @@ impl Finish for Record {
         if let Some(m) = &self.route_metrics {
             m.observe(self.status, total);
         }
-        g.analytics.record(
-            Event {
-                time: self.ctx.time,
-                request_id: self.ctx.request_id,
-                route: self.route,
-                method: self.ctx.method,
-                status: self.status,
-                total,
-                upstream: self.upstream,
-                bytes_in: self.body.as_ref().map_or(0, |b| b.bytes()) + self.tunnel_in,
-                bytes_out,
-                client: self.ctx.client_ip,
-                rate_limit: self.ctx.rate_limit,
-                error: self.error,
-                consumer: self.ctx.identity.as_ref().map(|i| i.consumer.clone()),
-                auth: self.ctx.auth.map(AuthOutcome::label),
-                trace_id,
-            },
-            &g.metrics,
-        );
-        drop(self.ctx.in_flight);
+        // Not even built when no analytics sink is configured.
+        if g.analytics.is_on() {
+            g.analytics.record(
+                Event {
+                    time: self.ctx.time.unwrap_or_else(SystemTime::now),
+                    request_id: self.ctx.request_id,
+                    route: self.route,
+                    method: self.ctx.method,
+                    status: self.status,
+                    total,
+                    upstream: self.upstream,
+                    bytes_in: self.body.as_ref().map_or(0, |b| b.bytes()) + self.tunnel_in,
+                    bytes_out,
+                    client: self.ctx.client_ip,
+                    rate_limit: self.ctx.rate_limit,
+                    error: self.error,
+                    consumer: self.ctx.identity.as_ref().map(|i| i.consumer.clone()),
+                    auth: self.ctx.auth.map(AuthOutcome::label),
+                    trace_id,
+                },
+                &g.metrics,
+            );
+        }
+        self.ctx.in_flight.end(now);
     }
 }

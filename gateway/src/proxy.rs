@@ -162,7 +162,9 @@ pub async fn forward(
     let cfg = &upstream.cfg;
     let res = &upstream.resilience;
     // Fail fast, before any work: an open circuit or a full upstream.
-    let (admission, permit) = res.admit().map_err(|r| match r {
+    // One clock read for the admission and the first attempt's deadline.
+    let start = Instant::now();
+    let (admission, permit) = res.admit_at(start).map_err(|r| match r {
         Rejection::CircuitOpen(retry) => GatewayError::CircuitOpen {
             retry_after_secs: retry.as_secs() + u64::from(retry.subsec_nanos() > 0),
         },
@@ -226,32 +228,38 @@ pub async fn forward(
         } else {
             std::mem::take(&mut parts.headers)
         };
-        let sent = Instant::now();
+        // The attempt's latency and deadline count from here.
+        let sent = if attempt == 0 { start } else { Instant::now() };
+        let deadline = sent
+            .checked_add(cfg.request_timeout)
+            .unwrap_or_else(|| sent + FAR_FUTURE);
         let result = match pooled {
-            Some(pool) => tokio::time::timeout(cfg.request_timeout, pool.send(index, request))
+            Some(pool) => pool
+                .send(index, request, deadline)
                 .await
-                .map(|r| r.map_err(Failure::Pool)),
+                .map_err(Failure::Pool),
             None => {
                 let client = match &upstream.upgrade_client {
                     Some(h1) if out.websocket => h1,
                     _ => &upstream.client,
                 };
-                tokio::time::timeout(cfg.request_timeout, client.request(request))
-                    .await
-                    .map(|r| {
-                        r.map(|r| r.map(UpstreamBody::from))
-                            .map_err(Failure::Client)
-                    })
+                match tokio::time::timeout_at(deadline.into(), client.request(request)).await {
+                    Ok(r) => r
+                        .map(|r| r.map(UpstreamBody::from))
+                        .map_err(Failure::Client),
+                    Err(_) => Err(Failure::Timeout),
+                }
             }
         };
-        let elapsed = sent.elapsed();
+        let answered = Instant::now();
+        let elapsed = answered.saturating_duration_since(sent);
         let err = match result {
-            Ok(Ok(mut response)) => {
+            Ok(mut response) => {
                 upstream.metrics.observe(elapsed);
                 *response.version_mut() = client_version;
                 let ok = !is_failure_status(response.status());
                 res.target_result(index, ok);
-                res.finish(admission, Some(ok));
+                res.finish_at(admission, Some(ok), answered);
                 let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
                 let agreed = switched && is_websocket(response.headers());
                 strip_hop_by_hop(response.headers_mut(), false);
@@ -274,7 +282,7 @@ pub async fn forward(
                     tunnel,
                 });
             }
-            Ok(Err(Failure::Pool(Failed { error, unsent }))) => {
+            Err(Failure::Pool(Failed { error, unsent })) => {
                 if let Some(unsent) = unsent {
                     parts.headers = unsent.into_parts().0.headers;
                     // The pool's `Host` is for that URL; the next attempt sets its own.
@@ -287,9 +295,10 @@ pub async fn forward(
                     }
                     SendError::Connect(_) => GatewayError::UpstreamConnect,
                     SendError::Exchange(_) => classify_exchange(&out),
+                    SendError::Timeout => GatewayError::UpstreamTimeout,
                 }
             }
-            Ok(Err(Failure::Client(e))) => {
+            Err(Failure::Client(e)) => {
                 let tls = upstream_tls::tls_failure(&e);
                 if let Some(tls) = tls {
                     upstream.log_tls_failure(&target.origin, tls);
@@ -303,7 +312,7 @@ pub async fn forward(
                     _ => classify(&e, &out),
                 }
             }
-            Err(_) => GatewayError::UpstreamTimeout,
+            Err(Failure::Timeout) => GatewayError::UpstreamTimeout,
         };
         if err.is_upstream() {
             res.target_result(index, false);
@@ -431,11 +440,16 @@ pub(crate) fn split_base(path: &str, base_segments: usize) -> (&str, &str) {
     (&path[..path.len() - rest.len()], rest)
 }
 
-/// Why an attempt got no response: from the pool or from the client.
+/// Why an attempt got no response: from the pool, from the client, or not by
+/// its deadline (the pool reports its own).
 enum Failure {
     Pool(Failed),
     Client(hyper_util::client::legacy::Error),
+    Timeout,
 }
+
+/// A deadline past any request timeout, for one too large to add to an `Instant`.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
 /// The upstream path: its prefix, then the rest of the client's path and its
 /// query, in one string.

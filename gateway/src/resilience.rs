@@ -82,7 +82,12 @@ impl<C: Clock> Millis<C> {
     }
 
     fn ms(&self) -> u64 {
-        let elapsed = self.clock.now().saturating_duration_since(self.start);
+        self.ms_at(self.clock.now())
+    }
+
+    /// [`Millis::ms`] of an instant the caller has just read from this clock.
+    fn ms_at(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.start);
         u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
 }
@@ -363,7 +368,17 @@ impl<C: Clock> Resilience<C> {
 
     /// Admits a request, or says why not. Counts it for the retry budget.
     pub fn admit(&self) -> Result<(Admission<'_, C>, ConcurrencyPermit), Rejection> {
-        let admission = self.admit_breaker().inspect_err(|_| {
+        self.admit_at(self.clock.clock.now())
+    }
+
+    /// [`Resilience::admit`] at `now`, just read from the upstream's clock (the
+    /// request path reads it once for this and the attempt's deadline).
+    pub fn admit_at(
+        &self,
+        now: Instant,
+    ) -> Result<(Admission<'_, C>, ConcurrencyPermit), Rejection> {
+        let now = self.clock.ms_at(now);
+        let admission = self.admit_breaker(now).inspect_err(|_| {
             self.metrics.rejected_circuit_open.inc();
         })?;
         let n = self.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -374,7 +389,7 @@ impl<C: Clock> Resilience<C> {
             return Err(Rejection::Overloaded);
         }
         self.metrics.in_flight.inc();
-        self.budget_window.add(self.clock.ms(), 1, 0);
+        self.budget_window.add(now, 1, 0);
         Ok((
             admission,
             ConcurrencyPermit {
@@ -384,7 +399,7 @@ impl<C: Clock> Resilience<C> {
         ))
     }
 
-    fn admit_breaker(&self) -> Result<Admission<'_, C>, Rejection> {
+    fn admit_breaker(&self, now: u64) -> Result<Admission<'_, C>, Rejection> {
         let normal = Admission {
             res: self,
             probe: false,
@@ -396,7 +411,6 @@ impl<C: Clock> Resilience<C> {
         if b.state.load(Ordering::Acquire) == CircuitState::Closed as u8 {
             return Ok(normal);
         }
-        let now = self.clock.ms();
         let mut h = b.lock.lock().unwrap_or_else(|e| e.into_inner());
         match CircuitState::from_u8(b.state.load(Ordering::Acquire)) {
             CircuitState::Closed => return Ok(normal),
@@ -444,7 +458,13 @@ impl<C: Clock> Resilience<C> {
 
     /// Reports a request's result to the breaker: `Some(true)` success,
     /// `Some(false)` an upstream failure, `None` neither (the client's fault).
-    pub fn finish(&self, mut admission: Admission<'_, C>, ok: Option<bool>) {
+    pub fn finish(&self, admission: Admission<'_, C>, ok: Option<bool>) {
+        self.finish_at(admission, ok, self.clock.clock.now());
+    }
+
+    /// [`Resilience::finish`] at `now`, just read from the upstream's clock
+    /// (the request path reads it once for this and the upstream latency).
+    pub fn finish_at(&self, mut admission: Admission<'_, C>, ok: Option<bool>, at: Instant) {
         admission.done = true;
         let Some(b) = &self.breaker else { return };
         let Some(ok) = ok else {
@@ -454,8 +474,8 @@ impl<C: Clock> Resilience<C> {
             }
             return;
         };
+        let now = self.clock.ms_at(at);
         if admission.probe {
-            let now = self.clock.ms();
             let mut h = b.lock.lock().unwrap_or_else(|e| e.into_inner());
             h.probes_in_flight = h.probes_in_flight.saturating_sub(1);
             if b.state.load(Ordering::Acquire) != CircuitState::HalfOpen as u8 {
@@ -483,11 +503,10 @@ impl<C: Clock> Resilience<C> {
                 b.consecutive.store(0, Ordering::Relaxed);
             }
             if b.cfg.failure_rate_percent > 0 {
-                b.window.add(self.clock.ms(), 1, 0);
+                b.window.add(now, 1, 0);
             }
             return;
         }
-        let now = self.clock.ms();
         let consecutive = b.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         b.window.add(now, 0, 1);
         let (oks, fails) = b.window.sums(now);

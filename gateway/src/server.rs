@@ -3,8 +3,8 @@
 //!
 //! The API listener speaks HTTP/1.1 and cleartext HTTP/2 (prior knowledge),
 //! detected per connection. Slow or huge request heads are cut off by the
-//! header-read timer (ours from accept until the first head, hyper's from the end
-//! of each response until the next head) and buffer limits, so no client can pin
+//! connection's timer (`conn::drive`: from accept until the first head, and from
+//! the end of each response until the next head) and buffer limits, so no client can pin
 //! a connection or memory. On shutdown `/readyz` turns 503 first, then the listener closes, open
 //! connections are asked to finish (HTTP/1 closes after the current response,
 //! HTTP/2 sends GOAWAY), and whatever is still running after the grace period is

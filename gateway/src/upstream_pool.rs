@@ -16,6 +16,11 @@
 //! never handed out, and a request the upstream never saw (its pooled connection
 //! closed under it) is sent again on a new connection. `https://` URLs, HTTP/2
 //! and WebSocket upgrades stay on the pooled client ([`crate::proxy`]).
+//!
+//! The request timeout is one timer per connection, moved to each request's
+//! deadline: a later deadline is an atomic update of a timer that stays
+//! registered, where a timer per request registers with the runtime's timer
+//! driver and leaves it again each time (BENCHMARKS.md, "seventh wave").
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -44,6 +49,8 @@ pub enum SendError {
     Connect(std::io::Error),
     /// Nor within the upstream's connect timeout.
     ConnectTimeout,
+    /// No response head by the request's deadline.
+    Timeout,
     /// The exchange broke after the request was handed to a connection.
     Exchange(hyper::Error),
 }
@@ -94,6 +101,8 @@ struct Live {
     /// `None` once the connection has closed.
     conn: Option<Pin<Box<Conn>>>,
     target: usize,
+    /// The deadline of the exchange in progress (see the module's doc).
+    timer: Pin<Box<tokio::time::Sleep>>,
     /// The worker whose runtime the socket is registered with: only that
     /// worker takes it from the idle list ([`crate::workers`]).
     worker: usize,
@@ -150,12 +159,13 @@ impl H1Pool {
     }
 
     /// Sends `req` (origin-form target, headers set except `Host`) to the URL
-    /// at `target` and returns the response head; the body drives the
-    /// connection and returns it to the pool when it ends.
+    /// at `target` and returns the response head, if it comes by `deadline`;
+    /// the body drives the connection and returns it to the pool when it ends.
     pub async fn send(
         &self,
         target: usize,
         mut req: Request<RequestBody>,
+        deadline: Instant,
     ) -> Result<Response<UpstreamBody>, Failed> {
         let Some(Some(endpoint)) = self.targets.get(target) else {
             return Err(Failed {
@@ -168,22 +178,42 @@ impl H1Pool {
         loop {
             let (mut live, reused) = match self.checkout(target) {
                 Some(live) => (live, true),
-                None => match self.connect_or_reuse(target, endpoint).await {
-                    Ok(connected) => connected,
-                    Err(error) => {
-                        return Err(Failed {
-                            error,
-                            unsent: Some(Box::new(req)),
-                        });
+                None => {
+                    let connect = self.connect_or_reuse(target, endpoint, deadline);
+                    match tokio::time::timeout_at(deadline.into(), connect).await {
+                        Ok(Ok(connected)) => connected,
+                        Ok(Err(error)) => {
+                            return Err(Failed {
+                                error,
+                                unsent: Some(Box::new(req)),
+                            });
+                        }
+                        Err(_) => {
+                            return Err(Failed {
+                                error: SendError::Timeout,
+                                unsent: Some(Box::new(req)),
+                            });
+                        }
                     }
-                },
+                }
             };
+            live.timer.as_mut().reset(deadline.into());
             let mut sent = std::pin::pin!(live.send.try_send_request(req));
             let result = poll_fn(|cx| {
                 live.drive(cx);
-                sent.as_mut().poll(cx)
+                match sent.as_mut().poll(cx) {
+                    Poll::Ready(result) => Poll::Ready(Some(result)),
+                    // The exchange is abandoned: the connection closes with `live`.
+                    Poll::Pending => live.timer.as_mut().poll(cx).map(|()| None),
+                }
             })
             .await;
+            let Some(result) = result else {
+                return Err(Failed {
+                    error: SendError::Timeout,
+                    unsent: None,
+                });
+            };
             match result {
                 Ok(response) => {
                     return Ok(response.map(|body| UpstreamBody {
@@ -231,11 +261,13 @@ impl H1Pool {
         &self,
         target: usize,
         endpoint: &Endpoint,
+        deadline: Instant,
     ) -> Result<(Box<Live>, bool), SendError> {
         let mut connect = Box::pin(connect(
             self.shared.clone(),
             target,
             endpoint.authority.clone(),
+            deadline,
         ));
         tokio::select! {
             biased;
@@ -260,6 +292,7 @@ async fn connect(
     pool: Arc<Shared>,
     target: usize,
     authority: String,
+    deadline: Instant,
 ) -> Result<Box<Live>, SendError> {
     let stream = tokio::time::timeout(pool.connect_timeout, TcpStream::connect(authority.as_str()))
         .await
@@ -274,6 +307,7 @@ async fn connect(
         send,
         conn: Some(Box::pin(conn)),
         target,
+        timer: Box::pin(tokio::time::sleep_until(deadline.into())),
         worker: crate::workers::current(),
         pool,
     }))

@@ -722,15 +722,21 @@ async fn two_hosts_or_a_target_for_another_host_get_400() {
     gw.shutdown().await;
 }
 
-/// Issue 10, defect 5: a new connection that sends nothing is closed at
-/// `headerReadTimeoutMs` (counted as a header timeout), not at `idleTimeoutMs`.
-#[tokio::test]
-async fn a_silent_new_connection_is_closed_at_the_header_timeout() {
+/// A gateway with `headerReadTimeoutMs` 300 and an `idleTimeoutMs` far away,
+/// and its backend.
+async fn short_header_timeout() -> (Backend, Gw) {
     let b = backend("a").await;
     let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
     bundle["limits"]["headerReadTimeoutMs"] = 300.into();
     bundle["limits"]["idleTimeoutMs"] = 600_000.into();
-    let gw = start(bundle).await;
+    (b, start(bundle).await)
+}
+
+/// Issue 10, defect 5: a new connection that sends nothing is closed at
+/// `headerReadTimeoutMs` (counted as a header timeout), not at `idleTimeoutMs`.
+#[tokio::test]
+async fn a_silent_new_connection_is_closed_at_the_header_timeout() {
+    let (_b, gw) = short_header_timeout().await;
     let mut s = tokio::net::TcpStream::connect(gw.api).await.unwrap();
     let out = read_until_closed(&mut s, Duration::from_secs(10)).await;
     assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
@@ -753,6 +759,66 @@ async fn a_silent_new_connection_is_closed_at_the_header_timeout() {
         assert_eq!(res.status(), StatusCode::OK);
         res.into_body().collect().await.unwrap();
     }
+    gw.shutdown().await;
+}
+
+/// Issue 13 (seventh wave): the connection's one timer also times the next
+/// head of a kept-alive HTTP/1 connection (hyper's per-request header timer is
+/// off): half a second head is cut off at `headerReadTimeoutMs` from the end of
+/// the first response, not at `idleTimeoutMs`, and counted as a header timeout.
+#[tokio::test]
+async fn a_slow_second_head_on_a_kept_alive_connection_is_cut_off() {
+    let (_b, gw) = short_header_timeout().await;
+    let mut s = tokio::net::TcpStream::connect(gw.api).await.unwrap();
+    s.write_all(b"GET /pets-api/v1/pets HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // The rest of the first response, then half a head and silence.
+    s.write_all(b"GET /pets-api/v1/pets HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let rest = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let rest = String::from_utf8_lossy(&rest);
+    assert_eq!(
+        rest.matches("x-request-id:").count(),
+        1,
+        "one answer: {rest}"
+    );
+    let timeouts = metric(&gw, r#"mgw_connection_errors_total{kind="header_timeout"}"#).await;
+    assert_eq!(timeouts, Some(1.0));
+    gw.shutdown().await;
+}
+
+/// Issue 13 (seventh wave): a pooled upstream connection keeps one timer for
+/// the request timeout, moved to each request's deadline. Each request on it
+/// has the whole `requestTimeoutMs` from its own start: two slow requests in a
+/// row that each fit are answered, though together they outlast the first
+/// request's deadline; one that does not fit is a 504.
+#[tokio::test]
+async fn each_request_on_a_pooled_upstream_connection_has_its_own_timeout() {
+    let b = backend("a").await;
+    let mut bundle = bundle_json(&[format!("http://{}", b.addr)]);
+    bundle["upstreams"]["pets"]["requestTimeoutMs"] = 2000.into();
+    let gw = start(bundle).await;
+    let r = get(&gw.url("/pets-api/v1/pets")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for _ in 0..2 {
+        let r = get(&gw.url("/pets-api/v1/slow/1200")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let r = get(&gw.url("/pets-api/v1/slow/5000")).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    // The connection it timed out on is closed; the next request gets another.
+    let r = get(&gw.url("/pets-api/v1/pets")).await;
+    assert_eq!(r.status, StatusCode::OK);
     gw.shutdown().await;
 }
 
