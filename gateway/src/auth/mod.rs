@@ -15,6 +15,7 @@
 //! provider says so; let a client set a header that a claim sets.
 
 pub mod cache;
+pub mod claims;
 pub mod http;
 pub mod introspect;
 pub mod jws;
@@ -45,8 +46,9 @@ pub struct Identity {
     /// the basic-auth user, or the client certificate's subject.
     pub consumer: Arc<str>,
     pub scopes: Box<[Box<str>]>,
-    /// Token claims (JWT payload or introspection response), for rate-limit keys.
-    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Token claims (JWT payload or introspection response), for rate-limit keys,
+    /// transforms, filters and sandbox routing.
+    pub claims: Option<claims::ClaimSet>,
     /// Request headers set from claims for the upstream.
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
