@@ -22,8 +22,6 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::Full;
 use jsonwebtoken::DecodingKey;
@@ -261,7 +259,7 @@ impl JwtVerifier {
                 .take(MAX_CANDIDATES)
                 .any(|k| match &k.rsa {
                     Some(rsa) => decoded
-                        .get_or_insert_with(|| URL_SAFE_NO_PAD.decode(signature).ok())
+                        .get_or_insert_with(|| jws::decode(signature))
                         .as_deref()
                         .and_then(|sig| rsa.verify(header.alg, input.as_bytes(), sig))
                         .unwrap_or(false),
