@@ -25,8 +25,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 use super::cache::{CredentialKey, TokenCache};
+use super::claims::{ClaimSet, claim_headers, consumer_of, scopes_of};
 use super::http::{HttpClient, fetch};
-use super::jwt::{claim_headers, consumer_of, scopes_of, seconds_until};
+use super::jwt::seconds_until;
 use super::{Failure, Identity};
 use crate::bundle::IntrospectionCfg;
 
@@ -186,7 +187,7 @@ impl Introspector {
                 .into(),
             scopes: scopes_of(&answer),
             headers: claim_headers(&answer, &self.cfg.claim_headers),
-            claims: Some(answer),
+            claims: Some(ClaimSet::from_map(answer)),
         });
         self.cache.insert(key, Some(identity.clone()), now + ttl);
         Ok(identity)

@@ -22,15 +22,13 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::HeaderValue;
 use http_body_util::Full;
 use jsonwebtoken::DecodingKey;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::cache::TokenCache;
+use super::claims::{self, ClaimSet, ClaimValue, Lookup};
 use super::http::{HttpClient, fetch};
 use super::jws::{self, Header};
 use super::rsa::RsaKey;
@@ -216,11 +214,13 @@ impl JwtVerifier {
         if verified != Verified::Yes {
             return Err(Failure::Invalid);
         }
-        let claims: Map<String, Value> =
-            serde_json::from_slice(jws::decode_into(parts.payload, &mut buf)?)
-                .map_err(|_| Failure::Invalid)?;
-        let expires = self.check_claims(&claims)?;
-        let identity = Arc::new(self.identity(claims));
+        // One pass over the payload keeps what the checks and the identity
+        // read; the whole set is parsed later only if a lookup asks for it.
+        let payload = jws::decode_into(parts.payload, &mut buf)?;
+        let members =
+            claims::read(payload, &|name| self.reads(name)).map_err(|_| Failure::Invalid)?;
+        let expires = self.check_claims(&members)?;
+        let identity = Arc::new(self.identity(&members, payload));
         if let Some(hash) = hash {
             let ttl = expires.min(MAX_CACHE_TTL);
             self.cache
@@ -259,7 +259,7 @@ impl JwtVerifier {
                 .take(MAX_CANDIDATES)
                 .any(|k| match &k.rsa {
                     Some(rsa) => decoded
-                        .get_or_insert_with(|| URL_SAFE_NO_PAD.decode(signature).ok())
+                        .get_or_insert_with(|| jws::decode(signature))
                         .as_deref()
                         .and_then(|sig| rsa.verify(header.alg, input.as_bytes(), sig))
                         .unwrap_or(false),
@@ -278,8 +278,17 @@ impl JwtVerifier {
         }
     }
 
+    /// Whether the checks or the identity read the member `name`.
+    fn reads(&self, name: &str) -> bool {
+        matches!(name, "exp" | "nbf" | "iss" | "aud")
+            || claims::CONSUMER_CLAIMS.contains(&name)
+            || claims::SCOPE_CLAIMS.contains(&name)
+            || self.cfg.consumer_claim.as_deref() == Some(name)
+            || self.cfg.claim_headers.iter().any(|(c, _)| c == name)
+    }
+
     /// `exp`, `nbf`, `iss`, `aud`; returns how long the token stays valid.
-    fn check_claims(&self, claims: &Map<String, Value>) -> Result<Duration, Failure> {
+    fn check_claims(&self, claims: &dyn Lookup) -> Result<Duration, Failure> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -288,14 +297,14 @@ impl JwtVerifier {
         // NumericDate claims come from the token: any size, sign or type. A
         // non-number is invalid; a huge one is merely far away (never a panic).
         let exp = claims
-            .get("exp")
-            .and_then(Value::as_f64)
+            .member("exp")
+            .and_then(|e| e.as_f64())
             .filter(|e| e.is_finite())
             .ok_or(Failure::Invalid)?;
         if exp + leeway <= now {
             return Err(Failure::Invalid);
         }
-        if let Some(nbf) = claims.get("nbf") {
+        if let Some(nbf) = claims.member("nbf") {
             let nbf = nbf
                 .as_f64()
                 .filter(|n| n.is_finite())
@@ -304,15 +313,16 @@ impl JwtVerifier {
                 return Err(Failure::Invalid);
             }
         }
-        if claims.get("iss").and_then(Value::as_str) != Some(self.cfg.issuer.as_str()) {
+        if claims.member("iss").as_ref().and_then(|i| i.as_str()) != Some(self.cfg.issuer.as_str())
+        {
             return Err(Failure::Invalid);
         }
         if !self.cfg.audiences.is_empty() {
-            let ok = match claims.get("aud") {
-                Some(Value::String(a)) => self.cfg.audiences.contains(a),
-                Some(Value::Array(list)) => list
+            let ok = match claims.member("aud") {
+                Some(ClaimValue::String(a)) => self.cfg.audiences.iter().any(|x| *x == a),
+                Some(ClaimValue::Array(list)) => list
                     .iter()
-                    .filter_map(Value::as_str)
+                    .filter_map(ClaimValue::as_str)
                     .any(|a| self.cfg.audiences.iter().any(|x| x == a)),
                 _ => false,
             };
@@ -323,15 +333,15 @@ impl JwtVerifier {
         Ok(seconds_until(exp, now))
     }
 
-    fn identity(&self, claims: Map<String, Value>) -> Identity {
-        let consumer = consumer_of(&claims, self.cfg.consumer_claim.as_deref())
+    fn identity(&self, members: &dyn Lookup, payload: &[u8]) -> Identity {
+        let consumer = claims::consumer_of(members, self.cfg.consumer_claim.as_deref())
             .unwrap_or_else(|| self.name.to_string());
         Identity {
             provider: self.name.clone(),
             consumer: consumer.into(),
-            scopes: scopes_of(&claims),
-            headers: claim_headers(&claims, &self.cfg.claim_headers),
-            claims: Some(claims),
+            scopes: claims::scopes_of(members),
+            headers: claims::claim_headers(members, &self.cfg.claim_headers),
+            claims: Some(ClaimSet::from_payload(payload)),
         }
     }
 }
@@ -345,61 +355,6 @@ pub fn seconds_until(deadline: f64, now: f64) -> Duration {
         return Duration::ZERO;
     }
     Duration::try_from_secs_f64(left).unwrap_or(Duration::MAX)
-}
-
-/// The consumer name: the configured claim, else `sub`, `client_id`, `azp`.
-pub fn consumer_of(claims: &Map<String, Value>, preferred: Option<&str>) -> Option<String> {
-    preferred
-        .into_iter()
-        .chain(["sub", "client_id", "azp", "username"])
-        .find_map(|c| match claims.get(c) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        })
-}
-
-/// Scopes from `scope` (space-separated) or `scp` (array or string).
-pub fn scopes_of(claims: &Map<String, Value>) -> Box<[Box<str>]> {
-    let mut out: Vec<Box<str>> = Vec::new();
-    for key in ["scope", "scp"] {
-        match claims.get(key) {
-            Some(Value::String(s)) => out.extend(s.split_whitespace().map(Box::from)),
-            Some(Value::Array(a)) => out.extend(a.iter().filter_map(Value::as_str).map(Box::from)),
-            _ => {}
-        }
-    }
-    out.into_boxed_slice()
-}
-
-/// Header values from claims; a claim that cannot be a header value is skipped.
-pub fn claim_headers(
-    claims: &Map<String, Value>,
-    mapping: &[(String, http::HeaderName)],
-) -> Vec<(http::HeaderName, HeaderValue)> {
-    mapping
-        .iter()
-        .filter_map(|(claim, header)| {
-            let text = match claims.get(claim)? {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|v| match v {
-                        Value::String(s) => Some(s.clone()),
-                        Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                _ => return None,
-            };
-            HeaderValue::from_str(&text)
-                .ok()
-                .map(|v| (header.clone(), v))
-        })
-        .collect()
 }
 
 /// The usable signing keys of a JWKS document; keys we cannot use are skipped.
@@ -464,15 +419,5 @@ mod tests {
         assert_eq!(seconds_until(f64::NAN, 1.0), Duration::ZERO);
         assert_eq!(seconds_until(-1e300, 1.0), Duration::ZERO);
         assert_eq!(seconds_until(11.5, 1.0), Duration::from_millis(10_500));
-    }
-
-    #[test]
-    fn scopes_and_consumer() {
-        let claims: Map<String, Value> =
-            serde_json::from_str(r#"{"scope":"a b","scp":["c"],"client_id":"app"}"#).unwrap();
-        let scopes = scopes_of(&claims);
-        let s: Vec<&str> = scopes.iter().map(|s| &**s).collect();
-        assert_eq!(s, ["a", "b", "c"]);
-        assert_eq!(consumer_of(&claims, None).as_deref(), Some("app"));
     }
 }

@@ -15,6 +15,7 @@
 //! provider says so; let a client set a header that a claim sets.
 
 pub mod cache;
+pub mod claims;
 pub mod http;
 pub mod introspect;
 pub mod jws;
@@ -45,8 +46,9 @@ pub struct Identity {
     /// the basic-auth user, or the client certificate's subject.
     pub consumer: Arc<str>,
     pub scopes: Box<[Box<str>]>,
-    /// Token claims (JWT payload or introspection response), for rate-limit keys.
-    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Token claims (JWT payload or introspection response), for rate-limit keys,
+    /// transforms, filters and sandbox routing.
+    pub claims: Option<claims::ClaimSet>,
     /// Request headers set from claims for the upstream.
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -145,6 +147,8 @@ impl Checker {
 struct ApiSecurity {
     realm: String,
     schemes: Vec<SchemeCfg>,
+    /// By scheme: the header a header credential comes in, parsed once.
+    header_names: Vec<Option<HeaderName>>,
     mtls: Option<ClientCertMode>,
     /// Headers that claims set for this API's upstream: removed from every
     /// incoming request so a client can never forge them.
@@ -240,6 +244,14 @@ impl Security {
                 ApiSecurity {
                     realm: a.name.clone(),
                     schemes: a.schemes.clone(),
+                    header_names: a
+                        .schemes
+                        .iter()
+                        .map(|s| match s.location {
+                            CredentialIn::Header => HeaderName::from_bytes(s.param.as_bytes()).ok(),
+                            _ => None,
+                        })
+                        .collect(),
                     mtls: a.mtls,
                     claim_headers,
                     metrics: metrics.auth(&a.name),
@@ -327,7 +339,10 @@ impl Security {
                     Some(done) => done.clone(),
                     None => {
                         let scheme = &api.schemes[r.scheme];
-                        let done = self.check_scheme(scheme, req.headers(), req.uri()).await;
+                        let header = api.header_names[r.scheme].as_ref();
+                        let done = self
+                            .check_scheme(scheme, header, req.headers(), req.uri())
+                            .await;
                         results[r.scheme] = Some(done.clone());
                         done
                     }
@@ -348,7 +363,9 @@ impl Security {
             }
             // Every scheme of this requirement passed.
             let Some(identity) = first else { continue };
-            self.prepare_upstream(api, requirement, req, &identity);
+            // Only request validation reads which credentials were taken.
+            let record_taken = route.request.is_some();
+            self.prepare_upstream(api, requirement, req, &identity, record_taken);
             return Ok(Some(identity));
         }
 
@@ -397,11 +414,12 @@ impl Security {
     async fn check_scheme(
         &self,
         scheme: &SchemeCfg,
+        header: Option<&HeaderName>,
         headers: &HeaderMap,
         uri: &Uri,
     ) -> Result<Arc<Identity>, Failure> {
         let checker = &self.providers[scheme.provider];
-        let credential = credential(scheme, headers, uri).ok_or(Failure::Missing)?;
+        let credential = credential(scheme, header, headers, uri).ok_or(Failure::Missing)?;
         match checker {
             Checker::Jwt(j) => j.verify(&credential).await,
             Checker::Introspection(i) => i.check(&credential).await,
@@ -411,13 +429,15 @@ impl Security {
     }
 
     /// Removes the credentials the passing requirement used (unless forwarded)
-    /// and sets the identity's claim headers.
+    /// and sets the identity's claim headers; with `record_taken` (a route
+    /// that validates requests), notes the removed ones in [`TakenCredentials`].
     fn prepare_upstream<B>(
         &self,
         api: &ApiSecurity,
         requirement: &[crate::bundle::SchemeReq],
         req: &mut Request<B>,
         identity: &Identity,
+        record_taken: bool,
     ) {
         let mut taken = TakenCredentials::default();
         for r in requirement {
@@ -425,10 +445,12 @@ impl Security {
             if self.providers[scheme.provider].forwards_credentials() {
                 continue;
             }
-            taken.0.push((scheme.location, scheme.param.clone()));
+            if record_taken {
+                taken.0.push((scheme.location, scheme.param.clone()));
+            }
             match scheme.location {
                 CredentialIn::Header => {
-                    if let Ok(h) = HeaderName::from_bytes(scheme.param.as_bytes()) {
+                    if let Some(h) = &api.header_names[r.scheme] {
                         req.headers_mut().remove(h);
                     }
                 }
@@ -453,7 +475,8 @@ impl Security {
 /// authenticate stage verified and removed from a request, kept in its
 /// extensions: a later stage that looks for them (request validation of a
 /// parameter the document declares as well as the security scheme) knows they
-/// were there.
+/// were there. Recorded only on routes that validate requests, its one reader
+/// (elsewhere it was an allocation per request that nothing read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TakenCredentials(pub Vec<(CredentialIn, String)>);
 
@@ -487,15 +510,17 @@ fn quote_safe(s: &str) -> String {
 }
 
 /// The credential of one scheme, if the request carries one: borrowed from the
-/// request unless it had to be decoded (a query parameter).
+/// request unless it had to be decoded (a query parameter). `header`: the
+/// scheme's header name, parsed once (`None` when `param` is not one).
 fn credential<'r>(
     scheme: &SchemeCfg,
+    header: Option<&HeaderName>,
     headers: &'r HeaderMap,
     uri: &'r Uri,
 ) -> Option<Cow<'r, str>> {
     match scheme.location {
         CredentialIn::Header => {
-            let mut values = headers.get_all(scheme.param.as_str()).iter();
+            let mut values = headers.get_all(header?).iter();
             let value = values.next()?;
             if values.next().is_some() {
                 // Two credentials: refuse to guess which one counts.
@@ -640,6 +665,15 @@ mod tests {
             param: param.into(),
             prefix: prefix.map(str::to_owned),
         }
+    }
+
+    fn credential<'r>(
+        scheme: &SchemeCfg,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+    ) -> Option<Cow<'r, str>> {
+        let name = HeaderName::from_bytes(scheme.param.as_bytes()).ok();
+        super::credential(scheme, name.as_ref(), headers, uri)
     }
 
     #[test]

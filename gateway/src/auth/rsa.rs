@@ -9,7 +9,15 @@
 //! The same limits as ring's: moduli of 2048 to 8192 bits, PKCS #1 v1.5 and PSS
 //! with SHA-256/384/512. A key aws-lc-rs refuses for an algorithm verifies
 //! nothing with it.
+//!
+//! The signing input is hashed with a one-shot SHA-2 (the algorithm's own
+//! digest, fixed by the key's slot) and the digest verified
+//! ([`ParsedPublicKey::verify_digest_sig`]): the same PKCS #1 / PSS check as
+//! `verify_sig`, without the streaming digest context `EVP_DigestVerify` sets
+//! up, copies and frees on every call (BENCHMARKS.md, "Product path, seventh
+//! wave").
 
+use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
@@ -18,14 +26,44 @@ use jsonwebtoken::Algorithm;
 
 use crate::bundle::JwtKey;
 
-/// The RSA algorithms, in the order of [`RsaKey`]'s slots.
-const ALGORITHMS: [(Algorithm, &signature::RsaParameters); 6] = [
-    (Algorithm::RS256, &signature::RSA_PKCS1_2048_8192_SHA256),
-    (Algorithm::RS384, &signature::RSA_PKCS1_2048_8192_SHA384),
-    (Algorithm::RS512, &signature::RSA_PKCS1_2048_8192_SHA512),
-    (Algorithm::PS256, &signature::RSA_PSS_2048_8192_SHA256),
-    (Algorithm::PS384, &signature::RSA_PSS_2048_8192_SHA384),
-    (Algorithm::PS512, &signature::RSA_PSS_2048_8192_SHA512),
+/// The RSA algorithms, in the order of [`RsaKey`]'s slots, with the digest
+/// each one signs.
+type Slot = (
+    Algorithm,
+    &'static signature::RsaParameters,
+    &'static digest::Algorithm,
+);
+const ALGORITHMS: [Slot; 6] = [
+    (
+        Algorithm::RS256,
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        &digest::SHA256,
+    ),
+    (
+        Algorithm::RS384,
+        &signature::RSA_PKCS1_2048_8192_SHA384,
+        &digest::SHA384,
+    ),
+    (
+        Algorithm::RS512,
+        &signature::RSA_PKCS1_2048_8192_SHA512,
+        &digest::SHA512,
+    ),
+    (
+        Algorithm::PS256,
+        &signature::RSA_PSS_2048_8192_SHA256,
+        &digest::SHA256,
+    ),
+    (
+        Algorithm::PS384,
+        &signature::RSA_PSS_2048_8192_SHA384,
+        &digest::SHA384,
+    ),
+    (
+        Algorithm::PS512,
+        &signature::RSA_PSS_2048_8192_SHA512,
+        &digest::SHA512,
+    ),
 ];
 
 /// One RSA public key, parsed for each RSA algorithm.
@@ -36,7 +74,7 @@ pub struct RsaKey {
 impl RsaKey {
     /// From DER (PKCS #1 `RSAPublicKey` or X.509 `SubjectPublicKeyInfo`).
     fn from_der(der: &[u8]) -> Option<Self> {
-        let parsed = ALGORITHMS.map(|(_, params)| ParsedPublicKey::new(params, der).ok());
+        let parsed = ALGORITHMS.map(|(_, params, _)| ParsedPublicKey::new(params, der).ok());
         parsed
             .iter()
             .any(Option::is_some)
@@ -68,12 +106,14 @@ impl RsaKey {
     /// Whether `signature` (decoded) over `message` verifies with this key under
     /// `alg`; `None` when `alg` is not an RSA algorithm.
     pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> Option<bool> {
-        let slot = ALGORITHMS.iter().position(|(a, _)| *a == alg)?;
-        Some(
-            self.parsed[slot]
-                .as_ref()
-                .is_some_and(|k| k.verify_sig(message, signature).is_ok()),
-        )
+        let slot = ALGORITHMS.iter().position(|(a, _, _)| *a == alg)?;
+        let Some(key) = &self.parsed[slot] else {
+            return Some(false);
+        };
+        // aws-lc-rs refuses a digest of another algorithm than the key's
+        // parameters name, so the slot pins both.
+        let digest = digest::digest(ALGORITHMS[slot].2, message);
+        Some(key.verify_digest_sig(&digest, signature).is_ok())
     }
 }
 
