@@ -46,6 +46,10 @@ pub enum RouteError {
         template: String,
         existing: String,
     },
+    #[error(
+        "route `{template}` does not fit: the route table would pass 4 billion segments or bytes"
+    )]
+    TooManyRoutes { template: String },
 }
 
 /// Why a request path was refused before routing.

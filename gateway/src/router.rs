@@ -55,7 +55,8 @@
 //! # Cost
 //!
 //! Templates form a segment trie. At each node the request segment is looked up among
-//! the literal children in a hash map, then tried against the node's patterns, then
+//! the literal children by binary search (sorted by length, then bytes, in one shared
+//! table: no hashing, no allocation per literal), then tried against the node's patterns, then
 //! against its parameter child. Each node also knows at which depths below it routes
 //! end (a `u128` bit set), so a branch that cannot end at the request's segment count
 //! is not entered at all; a request whose segment count no template has is
@@ -76,8 +77,11 @@
 //! gateway can log and the builder can refuse.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
+use std::num::NonZeroU32;
 
 use http::{HeaderValue, Method};
 use percent_encoding::percent_decode_str;
@@ -86,11 +90,6 @@ use smallvec::SmallVec;
 // Templates are parsed by `mgw_bundle::template`, the one rule `mgw validate` also runs.
 pub use mgw_bundle::template::{MAX_SEGMENTS, PathError, RouteError, check_template};
 use mgw_bundle::template::{Pattern, SegmentSpec, check_segment, parse_template};
-
-/// Index of a node in the trie arena.
-type NodeId = usize;
-
-const ROOT: NodeId = 0;
 
 /// Decoded segments up to this length are decoded on the stack.
 const INLINE_SEGMENT: usize = 128;
@@ -184,42 +183,44 @@ impl fmt::Debug for ParamsIntoIter<'_, '_> {
 // The trie
 // ---------------------------------------------------------------------------
 
+/// A node's id in the frozen router: its index in [`Router::nodes`]. The root is
+/// never anyone's child, so a child id is never zero and `Option<Child>` costs
+/// no more than the id.
+type Child = NonZeroU32;
+
+/// A node of the frozen trie, 64 bytes; literal children and leaves live in the
+/// router's shared tables.
 #[derive(Debug)]
-struct Node<T> {
-    /// Children by decoded literal segment.
-    literals: HashMap<Box<[u8]>, NodeId>,
-    /// Pattern children, most literal bytes first once built.
-    patterns: Vec<(Pattern, NodeId)>,
-    /// The whole-segment parameter child.
-    param: Option<NodeId>,
-    /// The catch-all child (`{name+}`), a leaf.
-    catch_all: Option<NodeId>,
-    /// Routes ending here.
-    leaf: Option<Leaf<T>>,
-    /// Bit `k` is set when a route ends `k` segments below this node (set by build).
+struct Node {
+    /// Bit `k` is set when a route ends `k` segments below this node.
     ends: u128,
-    /// Most nodes a lookup can enter from here, this one included (set by build).
+    /// Most nodes a lookup can enter from here, this one included.
     worst: usize,
+    /// Pattern children, most literal bytes first.
+    patterns: Box<[(Pattern, Child)]>,
+    /// This node's literal children: `Router::literals[first..end]`, sorted by
+    /// length, then bytes.
+    literals: (u32, u32),
+    /// The whole-segment parameter child.
+    param: Option<Child>,
+    /// The catch-all child (`{name+}`), a leaf.
+    catch_all: Option<Child>,
+    /// Routes ending here: an index into `Router::leaves`.
+    leaf: Option<u32>,
 }
 
-impl<T> Default for Node<T> {
-    fn default() -> Self {
-        Self {
-            literals: HashMap::new(),
-            patterns: Vec::new(),
-            param: None,
-            catch_all: None,
-            leaf: None,
-            ends: 0,
-            worst: 0,
-        }
-    }
+/// A literal child: its decoded segment is `Router::bytes[start..start + len]`.
+#[derive(Debug)]
+struct LiteralEdge {
+    start: u32,
+    len: u32,
+    child: Child,
 }
 
 #[derive(Debug)]
 struct Leaf<T> {
-    endpoints: Vec<Endpoint<T>>,
-    /// The `Allow` value for this path, set by [`RouterBuilder::build`].
+    endpoints: Box<[Endpoint<T>]>,
+    /// The `Allow` value for this path.
     allow: HeaderValue,
 }
 
@@ -231,18 +232,6 @@ impl<T> Leaf<T> {
         }
         exact
     }
-
-    fn compute_allow(&self) -> HeaderValue {
-        let mut methods: Vec<&str> = self.endpoints.iter().map(|e| e.method.as_str()).collect();
-        if self.endpoints.iter().any(|e| e.method == Method::GET) {
-            methods.push(Method::HEAD.as_str());
-        }
-        methods.sort_unstable();
-        methods.dedup();
-        // Method names are HTTP tokens, which are always valid header value bytes,
-        // so the fallback is unreachable; it is there to keep `build` panic-free.
-        HeaderValue::from_str(&methods.join(", ")).unwrap_or_else(|_| HeaderValue::from_static(""))
-    }
 }
 
 #[derive(Debug)]
@@ -251,18 +240,50 @@ struct Endpoint<T> {
     value: T,
     /// Parameter names in template order.
     names: Box<[Box<str>]>,
-    /// The template as inserted, for error messages.
-    template: Box<str>,
 }
 
 // ---------------------------------------------------------------------------
 // Builder
 // ---------------------------------------------------------------------------
 
+/// Index of a node in the builder's arena.
+type NodeId = usize;
+
+const ROOT: NodeId = 0;
+
+/// A trie node while routes are added.
+#[derive(Debug)]
+struct BuildNode<T> {
+    /// Literal children in insertion order (sorted when frozen).
+    literals: Vec<(Box<[u8]>, NodeId)>,
+    patterns: Vec<(Pattern, NodeId)>,
+    param: Option<NodeId>,
+    catch_all: Option<NodeId>,
+    /// Routes ending here, each with its template (for duplicate errors only).
+    leaf: Vec<(Endpoint<T>, Box<str>)>,
+}
+
+impl<T> Default for BuildNode<T> {
+    fn default() -> Self {
+        Self {
+            literals: Vec::new(),
+            patterns: Vec::new(),
+            param: None,
+            catch_all: None,
+            leaf: Vec::new(),
+        }
+    }
+}
+
 /// Collects routes, then freezes them into a [`Router`].
 #[derive(Debug)]
 pub struct RouterBuilder<T> {
-    nodes: Vec<Node<T>>,
+    nodes: Vec<BuildNode<T>>,
+    /// `(parent, decoded segment)` → literal child, so inserting stays linear.
+    literal_index: HashMap<(NodeId, Box<[u8]>), NodeId>,
+    /// Bytes of every distinct literal edge, to keep the frozen tables' `u32`
+    /// offsets in range.
+    literal_bytes: usize,
 }
 
 impl<T> Default for RouterBuilder<T> {
@@ -274,7 +295,9 @@ impl<T> Default for RouterBuilder<T> {
 impl<T> RouterBuilder<T> {
     pub fn new() -> Self {
         Self {
-            nodes: vec![Node::default()],
+            nodes: vec![BuildNode::default()],
+            literal_index: HashMap::new(),
+            literal_bytes: 0,
         }
     }
 
@@ -283,31 +306,35 @@ impl<T> RouterBuilder<T> {
     /// when looking for duplicates: `/p/{a}` and `/p/{b}` are the same path.
     pub fn insert(&mut self, method: Method, template: &str, value: T) -> Result<(), RouteError> {
         let parsed = parse_template(template)?;
+        // The frozen router numbers nodes and literal bytes with `u32`: refuse a
+        // table that could outgrow them (billions of segments; no real bundle).
+        let room = u32::MAX as usize - MAX_SEGMENTS;
+        if self.nodes.len() + parsed.segments.len() > room
+            || self.literal_bytes.saturating_add(template.len()) > room
+        {
+            return Err(RouteError::TooManyRoutes {
+                template: template.to_owned(),
+            });
+        }
         let mut id = ROOT;
         for spec in parsed.segments {
             id = self.child(id, spec);
+        }
+        // Ids come only from pushing onto the arena, so indexing cannot fail.
+        let leaf = &mut self.nodes[id].leaf;
+        if let Some((existing, existing_template)) = leaf.iter().find(|(e, _)| e.method == method) {
+            return Err(RouteError::Duplicate {
+                method: existing.method.clone(),
+                template: template.to_owned(),
+                existing: existing_template.to_string(),
+            });
         }
         let endpoint = Endpoint {
             method,
             value,
             names: parsed.names.into_boxed_slice(),
-            template: template.into(),
         };
-        // Ids come only from pushing onto the arena, so indexing cannot fail.
-        // Most paths have one method: room for one (a first push would make
-        // room for four, which is most of the router's memory at 1,000 routes).
-        let leaf = self.nodes[id].leaf.get_or_insert_with(|| Leaf {
-            endpoints: Vec::with_capacity(1),
-            allow: HeaderValue::from_static(""),
-        });
-        if let Some(existing) = leaf.endpoints.iter().find(|e| e.method == endpoint.method) {
-            return Err(RouteError::Duplicate {
-                method: endpoint.method,
-                template: template.to_owned(),
-                existing: existing.template.to_string(),
-            });
-        }
-        leaf.endpoints.push(endpoint);
+        leaf.push((endpoint, template.into()));
         Ok(())
     }
 
@@ -315,50 +342,50 @@ impl<T> RouterBuilder<T> {
     fn child(&mut self, id: NodeId, spec: SegmentSpec) -> NodeId {
         let next = self.nodes.len();
         let node = &mut self.nodes[id];
-        let existing = match &spec {
-            SegmentSpec::Literal(lit) => node.literals.get(lit).copied(),
-            SegmentSpec::Param => node.param,
-            SegmentSpec::Pattern(p) => node.patterns.iter().find(|(q, _)| q == p).map(|(_, c)| *c),
-            SegmentSpec::CatchAll => node.catch_all,
-        };
-        if let Some(child) = existing {
-            return child;
-        }
         match spec {
-            SegmentSpec::Literal(lit) => {
-                node.literals.insert(lit, next);
-            }
-            SegmentSpec::Param => node.param = Some(next),
-            SegmentSpec::Pattern(p) => node.patterns.push((p, next)),
-            SegmentSpec::CatchAll => node.catch_all = Some(next),
+            SegmentSpec::Literal(lit) => match self.literal_index.entry((id, lit)) {
+                Entry::Occupied(e) => return *e.get(),
+                Entry::Vacant(e) => {
+                    self.literal_bytes += e.key().1.len();
+                    node.literals.push((e.key().1.clone(), next));
+                    e.insert(next);
+                }
+            },
+            SegmentSpec::Param => match node.param {
+                Some(child) => return child,
+                None => node.param = Some(next),
+            },
+            SegmentSpec::Pattern(p) => match node.patterns.iter().find(|(q, _)| *q == p) {
+                Some((_, child)) => return *child,
+                None => node.patterns.push((p, next)),
+            },
+            SegmentSpec::CatchAll => match node.catch_all {
+                Some(child) => return child,
+                None => node.catch_all = Some(next),
+            },
         }
-        self.nodes.push(Node::default());
+        self.nodes.push(BuildNode::default());
         next
     }
 
-    /// Freezes the routes: orders patterns, computes every `Allow` value, the depth
-    /// sets and the worst-case lookup cost.
-    pub fn build(mut self) -> Router<T> {
-        let mut max_literal_len = 0;
-        // A child is always pushed after its parent, so walking the arena backwards
-        // sees every child before its parent: no recursion needed.
-        for id in (0..self.nodes.len()).rev() {
-            let node = &self.nodes[id];
-            let child = |c: &NodeId| self.nodes.get(*c).map_or((0, 0), |n| (n.ends, n.worst));
-            let literals = node.literals.values().map(child);
-            let others = node
-                .patterns
-                .iter()
-                .map(|(_, c)| c)
-                .chain(&node.param)
-                .map(child);
-            let mut ends = u128::from(node.leaf.is_some());
+    /// Freezes the routes: orders literals and patterns, computes every `Allow`
+    /// value, the depth sets and the worst-case lookup cost, and packs the trie
+    /// into its tables.
+    pub fn build(self) -> Router<T> {
+        let count = self.nodes.len();
+        // `(ends, worst)` per node. A child is always pushed after its parent, so
+        // walking the arena backwards sees every child before its parent.
+        let mut cost = vec![(0u128, 0usize); count];
+        for (id, node) in self.nodes.iter().enumerate().rev() {
+            let child = |c: &NodeId| cost.get(*c).copied().unwrap_or((0, 0));
+            let mut ends = u128::from(!node.leaf.is_empty());
             let (mut literal_worst, mut others_worst) = (0usize, 0usize);
-            for (child_ends, child_worst) in literals.clone() {
+            for (child_ends, child_worst) in node.literals.iter().map(|(_, c)| child(c)) {
                 ends |= child_ends << 1;
                 literal_worst = literal_worst.max(child_worst);
             }
-            for (child_ends, child_worst) in others {
+            let others = node.patterns.iter().map(|(_, c)| c).chain(&node.param);
+            for (child_ends, child_worst) in others.map(child) {
                 ends |= child_ends << 1;
                 others_worst = others_worst.saturating_add(child_worst);
             }
@@ -367,30 +394,86 @@ impl<T> RouterBuilder<T> {
                 ends |= u128::MAX << 1;
                 others_worst = others_worst.saturating_add(child_worst);
             }
-            let longest = node.literals.keys().map(|k| k.len()).max().unwrap_or(0);
-            max_literal_len = max_literal_len.max(longest);
-
-            let node = &mut self.nodes[id];
-            node.ends = ends;
-            node.worst = 1usize
+            let worst = 1usize
                 .saturating_add(literal_worst)
                 .saturating_add(others_worst);
-            node.patterns.sort_by(|(a, _), (b, _)| {
+            cost[id] = (ends, worst);
+        }
+
+        // `insert` keeps node counts and literal bytes below `u32::MAX`, so
+        // these conversions cannot fail; the fallbacks keep `build` panic-free.
+        let id = |n: NodeId| Child::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(Child::MIN);
+        let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let edge_count = self.nodes.iter().map(|n| n.literals.len()).sum();
+        let mut literals = Vec::with_capacity(edge_count);
+        let mut bytes = Vec::with_capacity(self.literal_bytes);
+        let mut leaves = Vec::new();
+        let mut nodes = Vec::with_capacity(count);
+        let mut max_literal_len = 0;
+        for (node, (ends, worst)) in self.nodes.into_iter().zip(cost) {
+            let mut node_literals = node.literals;
+            node_literals.sort_unstable_by(|(a, _), (b, _)| literal_order(a, b));
+            let first = offset(literals.len());
+            for (lit, child) in node_literals {
+                max_literal_len = max_literal_len.max(lit.len());
+                literals.push(LiteralEdge {
+                    start: offset(bytes.len()),
+                    len: offset(lit.len()),
+                    child: id(child),
+                });
+                bytes.extend_from_slice(&lit);
+            }
+            let mut patterns: Vec<(Pattern, Child)> =
+                node.patterns.into_iter().map(|(p, c)| (p, id(c))).collect();
+            patterns.sort_by(|(a, _), (b, _)| {
                 b.literal_len().cmp(&a.literal_len()).then_with(|| a.cmp(b))
             });
-            if let Some(leaf) = &mut node.leaf {
-                leaf.allow = leaf.compute_allow();
-                leaf.endpoints.shrink_to_fit();
-            }
-            node.patterns.shrink_to_fit();
+            let leaf = (!node.leaf.is_empty()).then(|| {
+                let endpoints: Box<[Endpoint<T>]> = node.leaf.into_iter().map(|(e, _)| e).collect();
+                leaves.push(Leaf {
+                    allow: allow_value(&endpoints),
+                    endpoints,
+                });
+                offset(leaves.len() - 1)
+            });
+            nodes.push(Node {
+                ends,
+                worst,
+                patterns: patterns.into_boxed_slice(),
+                literals: (first, offset(literals.len())),
+                param: node.param.map(id),
+                catch_all: node.catch_all.map(id),
+                leaf,
+            });
         }
-        // The arena grew by doubling; the frozen router keeps only what it uses.
-        self.nodes.shrink_to_fit();
         Router {
-            nodes: self.nodes,
+            nodes: nodes.into_boxed_slice(),
+            literals: literals.into_boxed_slice(),
+            bytes: bytes.into_boxed_slice(),
+            leaves: leaves.into_boxed_slice(),
             max_literal_len,
         }
     }
+}
+
+/// The order of a node's literal children: by length, then bytes, so a lookup
+/// mostly compares lengths.
+fn literal_order(a: &[u8], b: &[u8]) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// The `Allow` value of a path served by `endpoints`: their methods sorted, with
+/// `HEAD` whenever `GET` is there.
+fn allow_value<T>(endpoints: &[Endpoint<T>]) -> HeaderValue {
+    let mut methods: Vec<&str> = endpoints.iter().map(|e| e.method.as_str()).collect();
+    if endpoints.iter().any(|e| e.method == Method::GET) {
+        methods.push(Method::HEAD.as_str());
+    }
+    methods.sort_unstable();
+    methods.dedup();
+    // Method names are HTTP tokens, which are always valid header value bytes,
+    // so the fallback is unreachable; it is there to keep `build` panic-free.
+    HeaderValue::from_str(&methods.join(", ")).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 // ---------------------------------------------------------------------------
@@ -400,9 +483,15 @@ impl<T> RouterBuilder<T> {
 /// An immutable route table; see the module documentation for the rules.
 #[derive(Debug)]
 pub struct Router<T> {
-    /// The trie arena; the root is at [`ROOT`].
-    nodes: Vec<Node<T>>,
-    /// Longest literal segment, in bytes; longer request segments skip the map.
+    /// The trie; the root is the first node.
+    nodes: Box<[Node]>,
+    /// Every node's literal children, one node's after another.
+    literals: Box<[LiteralEdge]>,
+    /// The decoded bytes of every literal child, one after another.
+    bytes: Box<[u8]>,
+    /// The routes of every path that has some.
+    leaves: Box<[Leaf<T>]>,
+    /// Longest literal segment, in bytes; longer request segments skip the search.
     max_literal_len: usize,
 }
 
@@ -464,7 +553,7 @@ impl<T> Router<T> {
     /// The most trie nodes any single lookup can enter with these routes. It depends
     /// on the shape of the templates, not on their number; worth logging at start.
     pub fn max_lookup_steps(&self) -> usize {
-        self.nodes.get(ROOT).map_or(0, |root| root.worst)
+        self.nodes.first().map_or(0, |root| root.worst)
     }
 
     fn lookup_counting<'r, 'p>(
@@ -489,7 +578,9 @@ impl<T> Router<T> {
             trail: SmallVec::new(),
             steps: 0,
         };
-        let leaf = self.descend(ROOT, Some(rest), shape.segments, &mut search);
+        let root = self.nodes.first();
+        let leaf =
+            root.and_then(|root| self.descend(root, Some(rest), shape.segments, &mut search));
         let steps = search.steps;
         let Some(leaf) = leaf else {
             return (Lookup::NotFound, steps);
@@ -508,23 +599,25 @@ impl<T> Router<T> {
         (found, steps)
     }
 
-    /// Enters node `id` with `rest` left to match (`None` once every segment is
+    /// Enters `node` with `rest` left to match (`None` once every segment is
     /// consumed), `left` segments long, and returns the leaf of the best match below
     /// it. `left` shrinks by one per level and is at most [`MAX_SEGMENTS`] at the
     /// root, which bounds the recursion; see "Cost" in the module docs.
     fn descend<'r, 'p>(
         &'r self,
-        id: NodeId,
+        node: &'r Node,
         rest: Option<&'p str>,
         left: usize,
         search: &mut Search<'r, 'p>,
     ) -> Option<&'r Leaf<T>> {
         // A node below which no route ends exactly `left` segments down holds
         // nothing for this path: skip it before it counts as entered.
-        let node = self.nodes.get(id).filter(|n| ends_at(n, left))?;
+        if !ends_at(node, left) {
+            return None;
+        }
         search.steps += 1;
         let Some(rest) = rest else {
-            return node.leaf.as_ref();
+            return self.leaf(node);
         };
         let whole = rest;
         let left = left.saturating_sub(1);
@@ -533,7 +626,8 @@ impl<T> Router<T> {
             Some(i) => (&rest[..i], Some(&rest[i + 1..])),
             None => (rest, None),
         };
-        let decoded = if node.literals.is_empty() && node.patterns.is_empty() {
+        let literals = self.literals_of(node);
+        let decoded = if literals.is_empty() && node.patterns.is_empty() {
             None
         } else {
             Some(Decoded::new(segment))
@@ -541,7 +635,11 @@ impl<T> Router<T> {
         if let Some(decoded) = &decoded {
             let bytes = decoded.bytes();
             if bytes.len() <= self.max_literal_len {
-                if let Some(&child) = node.literals.get(bytes) {
+                let child = literals
+                    .binary_search_by(|e| literal_order(self.literal_bytes(e), bytes))
+                    .ok()
+                    .and_then(|i| self.child(literals.get(i)?.child));
+                if let Some(child) = child {
                     if let Some(leaf) = self.descend(child, rest, left, search) {
                         return Some(leaf);
                     }
@@ -549,8 +647,9 @@ impl<T> Router<T> {
             }
             if !bytes.is_empty() {
                 for (pattern, child) in &node.patterns {
-                    if pattern.matches(bytes) {
-                        if let Some(leaf) = self.descend(*child, rest, left, search) {
+                    let child = self.child(*child).filter(|_| pattern.matches(bytes));
+                    if let Some(child) = child {
+                        if let Some(leaf) = self.descend(child, rest, left, search) {
                             search.trail.push(Edge::Pattern(pattern, segment));
                             return Some(leaf);
                         }
@@ -558,7 +657,8 @@ impl<T> Router<T> {
                 }
             }
         }
-        if let Some(child) = node.param.filter(|_| !segment.is_empty()) {
+        let param = node.param.filter(|_| !segment.is_empty());
+        if let Some(child) = param.and_then(|c| self.child(c)) {
             if let Some(leaf) = self.descend(child, rest, left, search) {
                 search.trail.push(Edge::Param(segment));
                 return Some(leaf);
@@ -566,17 +666,40 @@ impl<T> Router<T> {
         }
         // Last resort: a catch-all takes this segment and everything after it.
         let catch_all = node.catch_all.filter(|_| !segment.is_empty());
-        if let Some(leaf) = catch_all.and_then(|c| self.nodes.get(c)?.leaf.as_ref()) {
+        if let Some(leaf) = catch_all.and_then(|c| self.leaf(self.child(c)?)) {
             search.steps += 1;
             search.trail.push(Edge::CatchAll(whole));
             return Some(leaf);
         }
         None
     }
+
+    fn child(&self, id: Child) -> Option<&Node> {
+        self.nodes.get(id.get() as usize)
+    }
+
+    fn leaf(&self, node: &Node) -> Option<&Leaf<T>> {
+        self.leaves.get(node.leaf? as usize)
+    }
+
+    /// `node`'s literal children, sorted by [`literal_order`].
+    fn literals_of(&self, node: &Node) -> &[LiteralEdge] {
+        let (first, end) = node.literals;
+        self.literals
+            .get(first as usize..end as usize)
+            .unwrap_or_default()
+    }
+
+    fn literal_bytes(&self, edge: &LiteralEdge) -> &[u8] {
+        let start = edge.start as usize;
+        self.bytes
+            .get(start..start + edge.len as usize)
+            .unwrap_or_default()
+    }
 }
 
 /// Whether some route ends exactly `left` segments below `node`.
-fn ends_at<T>(node: &Node<T>, left: usize) -> bool {
+fn ends_at(node: &Node, left: usize) -> bool {
     u32::try_from(left)
         .ok()
         .and_then(|l| node.ends.checked_shr(l))
@@ -1320,6 +1443,29 @@ mod tests {
             b.insert(Method::DELETE, &item, (api, 4)).unwrap();
         }
         b.build()
+    }
+
+    #[test]
+    fn literal_siblings_are_found_by_length_then_bytes() {
+        // Siblings sharing lengths and prefixes, inserted out of order: every one
+        // is found, and a segment between them (in the search's order) is not.
+        let siblings = ["b", "ab", "a", "abc", "ba", "zz", "abd", "bb", "%", "aaaa"];
+        let mut b = RouterBuilder::new();
+        for (i, lit) in siblings.iter().enumerate() {
+            b.insert(Method::GET, &format!("/{lit}/x"), i).unwrap();
+        }
+        let r = b.build();
+        for (i, lit) in siblings.iter().enumerate() {
+            let path = format!("/{}/x", lit.replace('%', "%25"));
+            assert_eq!(found(r.lookup(&Method::GET, &path)).0, i, "{path}");
+        }
+        for miss in ["c", "aa", "abb", "abe", "bc", "aaa", "aaaaa", "zz0", "B"] {
+            let path = format!("/{miss}/x");
+            assert!(
+                matches!(r.lookup(&Method::GET, &path), Lookup::NotFound),
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -302,10 +302,12 @@ impl Config {
                     .as_ref()
                     .zip(sandbox_by.clone())
                     .zip(sandbox_upstream)
-                    .map(|((sb, by), upstream)| SandboxRoute {
-                        by,
-                        value: sb.value.clone(),
-                        upstream,
+                    .map(|((sb, by), upstream)| {
+                        Box::new(SandboxRoute {
+                            by,
+                            value: sb.value.clone(),
+                            upstream,
+                        })
                     });
                 let route_key = (method.as_str().to_owned(), canonical_template(&template));
                 if let Some(prev) = seen_routes.insert(route_key, okey.clone()) {
