@@ -560,14 +560,17 @@ impl Cx<'_> {
         {
             return Ok(answer);
         }
-        let cached = key
-            .as_ref()
-            .and_then(|k| self.schemas.docs.borrow().get(k).cloned());
-        let doc = match cached {
-            Some(doc) => doc,
-            None => self.build_schema(loc, node, Direction::Response)?,
+        // The validation document of the same target, when responses are checked.
+        let from_doc = key.as_ref().and_then(|k| {
+            let docs = self.schemas.docs.borrow();
+            docs.get(k).map(super::example::synthesize)
+        });
+        let answer = match from_doc {
+            Some(answer) => answer,
+            None => {
+                super::example::synthesize(&self.build_schema(loc, node, Direction::Response)?)
+            }
         };
-        let answer = super::example::synthesize(&doc);
         if let Some(k) = key {
             self.schemas.answers.borrow_mut().insert(k, answer.clone());
         }
