@@ -192,6 +192,7 @@ corpus_tests! {
     openai => "openai/openapi.yaml",
     box_platform => "box/openapi.json",
     slack_web_api => "slack/slack_web_openapi_v2.json",
+    discord => "discord/openapi.json",
 }
 
 /// OAI's webhook example declares only `webhooks` (calls the API makes): a gateway

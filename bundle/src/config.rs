@@ -215,6 +215,8 @@ pub struct RouteCfg {
     pub ignore_trailing_slash: bool,
     /// Any requirement may pass; inside one, every (scheme, scopes) must. Empty: open.
     pub security: Vec<Vec<SchemeReq>>,
+    /// A caller without credentials passes anonymously (`Operation::anonymous`).
+    pub anonymous: bool,
     /// A WebSocket upgrade may be spliced to the upstream.
     pub websocket: bool,
     /// The API's and the operation's transforms, merged; `None`: nothing to do.

@@ -189,6 +189,7 @@ fn security_problems_name_their_keys() {
         "s": {"provider": "nobody", "in": "header", "name": "bad header"}
     });
     v["apis"][0]["operations"][0]["security"] = serde_json::json!([{"s": []}, {"t": []}, {}]);
+    v["apis"][0]["operations"][1]["anonymous"] = true.into();
     v["apis"][0]["cors"] = serde_json::json!({"allowOrigins": ["*"], "allowCredentials": true});
     v["apis"][0]["mtls"] = "required".into();
     let b = Bundle::from_json(v.to_string().as_bytes()).unwrap();
@@ -203,6 +204,7 @@ fn security_problems_name_their_keys() {
         "`apis[0].securitySchemes.s.name`: `bad header` is not a valid header name",
         "`apis[0].operations[0].security[1].t`: no security scheme named `t`",
         "`apis[0].operations[0].security[2]`: an empty requirement would let anyone in",
+        "`apis[0].operations[1].anonymous`: anonymous callers are allowed only next to `security` requirements",
         "`apis[0].cors.allowOrigins`: `*` cannot be combined with `allowCredentials`",
         "`listeners.api.tls`: an API asks for client certificates",
     ] {

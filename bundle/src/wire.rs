@@ -415,6 +415,12 @@ pub struct Operation {
     /// must pass (scheme name → required scopes). Empty: open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<BTreeMap<String, Vec<String>>>,
+    /// Optional authentication (OpenAPI `{}` among the alternatives): a caller
+    /// that presents no credential passes anonymously; one that presents a
+    /// credential is identified by it, and refused when it does not verify.
+    /// Needs `security`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub anonymous: bool,
     /// The operation accepts WebSocket upgrades (opt-in: every other `Upgrade`
     /// is stripped before forwarding, and so is `websocket` when this is off).
     #[serde(default, skip_serializing_if = "is_false")]

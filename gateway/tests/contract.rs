@@ -1364,6 +1364,67 @@ async fn slack_form_operations_also_take_the_json_bodies_they_declare() {
     gw.shutdown().await;
 }
 
+/// Discord's document (OpenAPI 3.1, unchanged): `GET /gateway` is
+/// `security: [{}, {BotToken: []}]` (optional authentication) and the bot token
+/// is an `apiKey` in `Authorization` (`Bot <token>`). Without a token the call
+/// passes anonymously, with one it is checked and taken off, and a token that
+/// does not verify is refused; `create_message` needs the token, and its
+/// snowflake ids and JSON body are validated. Before, `{}` made the whole
+/// operation open: tokens were never checked nor their consumers known.
+#[tokio::test]
+async fn discord_optional_bot_token_is_checked_when_sent() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let digest = hex::encode(sha2::Sha256::digest(b"Bot key-a"));
+    std::fs::write(&keys, format!("my-bot:sha256:{digest}\n")).unwrap();
+    let up = echo().await;
+    let mut b = secured_bundle_of(
+        [("discord.json".to_owned(), corpus("discord/openapi.json"))].into(),
+        "discord.json",
+        "BotToken: key, OAuth2: jwt",
+        "validation: {request: true}, include: {operations: [get_gateway, create_message]}",
+        up.addr,
+    );
+    b["auth"]["providers"]["key"]["file"] = keys.to_str().unwrap().into();
+    let gw = start(b).await;
+    let bot = ("authorization", "Bot key-a");
+    let r = call(&gw, Method::GET, "/gateway", &[], b"").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = call(&gw, Method::GET, "/gateway", &[bot], b"").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = call(
+        &gw,
+        Method::GET,
+        "/gateway",
+        &[("authorization", "Bot nope")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+
+    let message = br#"{"content":"hello","tts":false}"#;
+    let path = "/channels/123456789012345678/messages";
+    let r = call(&gw, Method::POST, path, &[bot, JSON], message).await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &message[..]));
+    let r = call(&gw, Method::POST, path, &[JSON], message).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(
+        &gw,
+        Method::POST,
+        "/channels/abc/messages",
+        &[bot, JSON],
+        message,
+    )
+    .await;
+    assert_eq!(violations(&r), expect(&[("path", "channel_id")]));
+    let r = call(&gw, Method::POST, path, &[bot, JSON], br#"{"tts":"yes"}"#).await;
+    assert_eq!(violations(&r), expect(&[("body", "/tts")]));
+    assert_eq!(up.hits.load(Ordering::SeqCst), 3);
+    gw.shutdown().await;
+}
+
 /// Stripe's document (unchanged) with the requests Stripe's own documentation
 /// and clients send: `deepObject` form properties nest objects and arrays in
 /// brackets (`metadata[order_id]`, `line_items[0][price]`,

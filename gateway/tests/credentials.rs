@@ -404,6 +404,68 @@ async fn rate_limits_key_on_the_consumer_and_ignore_refused_callers() {
     gw.shutdown().await;
 }
 
+/// OpenAPI's optional authentication (`security: [{}, {header: []}]`, Discord's
+/// `GET /gateway`): a caller without a key passes anonymously, a key identifies
+/// its consumer (who gets a budget of its own, not the client IP's), and a key
+/// that does not verify is refused rather than ignored.
+#[tokio::test]
+async fn optional_authentication_identifies_keyed_callers_and_lets_the_rest_in() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-keys");
+    std::fs::write(&file, key_line("team-a", "key-a")).unwrap();
+    let mut bundle = bundle_with(
+        &b,
+        json!({"keys": {"type": "apiKey", "file": file.to_str().unwrap()}}),
+        json!({"header": {"provider": "keys", "in": "header", "name": "X-API-Key"}}),
+        json!([{"header": []}]),
+    );
+    for op in bundle["apis"][0]["operations"].as_array_mut().unwrap() {
+        if op["id"] == "listPets" {
+            op["anonymous"] = true.into();
+        }
+    }
+    bundle["rateLimits"] = json!({"policies": {"per-consumer": {
+        "requests": 2, "periodSeconds": 3600, "burst": 2, "key": "consumer"
+    }}});
+    bundle["apis"][0]["rateLimit"] = json!("per-consumer");
+    let gw = start(bundle).await;
+    let outcome = |o: &str| format!("mgw_auth_outcomes_total{{api=\"pets\",outcome=\"{o}\"}}");
+
+    // No key: in, anonymously; the client IP's budget is 2.
+    for i in 0..2 {
+        let r = call(&gw, "/pets-api/v1/pets", &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "anonymous request {i}");
+    }
+    let r = call(&gw, "/pets-api/v1/pets", &[]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(metric(&gw, &outcome("anonymous")).await, Some(3.0));
+    // A key: its consumer, from the same IP, has a budget of its own, and the
+    // key is taken off the request like on any secured operation.
+    for i in 0..2 {
+        let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "key-a")]).await;
+        assert_eq!(r.status, StatusCode::OK, "team-a request {i}");
+        assert!(
+            r.json()["headers"].get("x-api-key").is_none(),
+            "key stripped"
+        );
+    }
+    assert_eq!(metric(&gw, &outcome("success")).await, Some(2.0));
+    // A key that does not verify: refused, never read as anonymous.
+    let r = call(&gw, "/pets-api/v1/pets", &[("x-api-key", "nope")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("ApiKey")
+    );
+    // The operation without `{}` still needs the key.
+    let r = call(&gw, "/pets-api/v1/pets/1", &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
+}
+
 /// Issue 10, defect 3: an introspection answer's `exp`, whatever its size, sign or
 /// type, is handled (a pass while valid, 401 when past), never a panic.
 #[tokio::test]

@@ -98,7 +98,8 @@ pub struct RouteSummary {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<String>,
     /// Who may call: one entry per alternative requirement, `scheme(scope …)`
-    /// joined by ` + `; empty for an open operation.
+    /// joined by ` + `, and `anonymous` when a caller without credentials may
+    /// too; empty for an open operation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<String>,
     /// Requests are validated against the document.
@@ -522,7 +523,8 @@ impl Compiler<'_> {
                 .rate_limit
                 .as_ref()
                 .and_then(|r| self.policy_ref(r));
-            let security = self.op_security(spec, op, &mut schemes, &mut needs_default);
+            let (security, anonymous) =
+                self.op_security(spec, op, &mut schemes, &mut needs_default);
             // `x-mgw-websocket` on the operation, else on the document.
             let websocket = op
                 .policies
@@ -539,6 +541,7 @@ impl Compiler<'_> {
                 upstream,
                 sandbox_upstream,
                 security,
+                anonymous,
                 websocket,
                 transforms: op
                     .policies
@@ -913,9 +916,11 @@ impl Compiler<'_> {
         }
     }
 
-    /// The effective security requirements of one operation, in bundle form:
-    /// operation-level `security` and disable flags override the API's. Empty:
-    /// open. Every scheme named must map to a provider of a fitting type. An
+    /// The effective security requirements of one operation, in bundle form,
+    /// and whether a caller without credentials may pass (an empty requirement
+    /// `{}` among the alternatives: optional authentication). Operation-level
+    /// `security` and disable flags override the API's. No requirements: open.
+    /// Every scheme named must map to a provider of a fitting type. An
     /// operation of a WSO2 spec without requirements gets WSO2's default; its id
     /// goes to `needs_default` when no provider serves that.
     fn op_security(
@@ -924,7 +929,7 @@ impl Compiler<'_> {
         op: &SpecOperation,
         schemes: &mut BTreeMap<String, SecurityScheme>,
         needs_default: &mut Vec<String>,
-    ) -> Vec<BTreeMap<String, Vec<String>>> {
+    ) -> (Vec<BTreeMap<String, Vec<String>>>, bool) {
         let api_p = &spec.policies;
         let p = &op.policies;
         let disabled = p
@@ -935,23 +940,26 @@ impl Compiler<'_> {
         let header = p.auth_header.as_ref().or(api_p.auth_header.as_ref());
         let Some(sec) = p.security.as_ref().or(api_p.security.as_ref()) else {
             if !is_wso2_project(spec) || disabled {
-                return Vec::new();
+                return (Vec::new(), false);
             }
-            return match self.wso2_default_scheme(spec, header, schemes) {
+            let requirements = match self.wso2_default_scheme(spec, header, schemes) {
                 Some(name) => vec![BTreeMap::from([(name, Vec::new())])],
                 None => {
                     needs_default.push(op.id.clone());
                     Vec::new()
                 }
             };
+            return (requirements, false);
         };
-        // `security: []`, or an empty requirement `{}` among the alternatives,
-        // means anyone may call.
-        if disabled || sec.value.is_empty() || sec.value.iter().any(BTreeMap::is_empty) {
-            return Vec::new();
+        // `security: []`, or only `{}`, means anyone may call; `{}` next to
+        // other requirements makes them optional: a caller with no credential
+        // passes anonymously, one with a credential is identified by it.
+        let anonymous = sec.value.iter().any(BTreeMap::is_empty);
+        if disabled || sec.value.iter().all(BTreeMap::is_empty) {
+            return (Vec::new(), false);
         }
         let mut out = Vec::with_capacity(sec.value.len());
-        for req in &sec.value {
+        for req in sec.value.iter().filter(|r| !r.is_empty()) {
             let mut compiled = BTreeMap::new();
             for (name, scopes) in req {
                 if let Some(bundle_name) = self.scheme(spec, name, header, &sec.origin, schemes) {
@@ -960,7 +968,7 @@ impl Compiler<'_> {
             }
             out.push(compiled);
         }
-        out
+        (out, anonymous)
     }
 
     /// Resolves one OpenAPI scheme to a bundle scheme (added to `schemes`).
@@ -1638,6 +1646,7 @@ fn summarize(project: &Project, bundle: &Bundle) -> Summary {
                                 .collect::<Vec<_>>()
                                 .join(" + ")
                         })
+                        .chain(o.anonymous.then(|| "anonymous".to_owned()))
                         .collect(),
                     validates: o.request.is_some(),
                     mock: o.mock.is_some(),
@@ -2184,7 +2193,7 @@ mod tests {
         );
     }
 
-    const SECURED: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: 2.0.0}\nservers: [{url: /v1}]\nx-mgw-auth-header: X-Token\nx-mgw-cors: {allowOrigins: ['https://app.example'], allowCredentials: true}\nsecurity: [{idp: [read]}, {key: []}]\npaths:\n  /pets:\n    get: {operationId: listPets}\n    post: {operationId: addPet, security: [{idp: [write], key: []}]}\n  /health:\n    get: {operationId: health, security: []}\n  /open:\n    get: {operationId: open, x-mgw-disable-security: true}\ncomponents:\n  securitySchemes:\n    idp: {type: oauth2, flows: {}}\n    key: {type: apiKey, in: query, name: api_key}\n";
+    const SECURED: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: 2.0.0}\nservers: [{url: /v1}]\nx-mgw-auth-header: X-Token\nx-mgw-cors: {allowOrigins: ['https://app.example'], allowCredentials: true}\nsecurity: [{idp: [read]}, {key: []}]\npaths:\n  /pets:\n    get: {operationId: listPets}\n    post: {operationId: addPet, security: [{idp: [write], key: []}]}\n  /health:\n    get: {operationId: health, security: []}\n  /open:\n    get: {operationId: open, x-mgw-disable-security: true}\n  /maybe:\n    get: {operationId: maybe, security: [{}, {key: []}]}\n  /anyone:\n    get: {operationId: anyone, security: [{}]}\ncomponents:\n  securitySchemes:\n    idp: {type: oauth2, flows: {}}\n    key: {type: apiKey, in: query, name: api_key}\n";
 
     #[test]
     fn security_compiles_into_schemes_and_requirements() {
@@ -2210,6 +2219,12 @@ mod tests {
         assert_eq!(op("addPet").security[0]["idp"], vec!["write".to_string()]);
         assert!(op("health").security.is_empty());
         assert!(op("open").security.is_empty());
+        // `{}` next to other requirements: optional authentication; alone: open.
+        let maybe = op("maybe");
+        assert_eq!(maybe.security.len(), 1);
+        assert!(maybe.security[0].contains_key("key") && maybe.anonymous);
+        assert!(op("anyone").security.is_empty() && !op("anyone").anonymous);
+        assert!(!op("listPets").anonymous);
         assert!(api.cors.as_ref().unwrap().allow_credentials);
         let Provider::Jwt(j) = &c.bundle.auth.providers["jwt"] else {
             panic!()

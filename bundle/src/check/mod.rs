@@ -324,6 +324,12 @@ impl Config {
                 );
                 let security =
                     check_requirements(&mut c, &okey, &op.security, &api.security_schemes);
+                if op.anonymous && op.security.is_empty() {
+                    c.push(
+                        format!("{okey}.anonymous"),
+                        "anonymous callers are allowed only next to `security` requirements; leave both out for an open operation",
+                    );
+                }
                 let op_transforms = op.transforms.as_ref().map(|t| {
                     let tkey = format!("{okey}.transforms");
                     let checked = check_transforms(&mut c, &tkey, t, &claim_headers);
@@ -363,6 +369,7 @@ impl Config {
                     max_body_bytes: max_body,
                     ignore_trailing_slash: api.ignore_trailing_slash,
                     security,
+                    anonymous: op.anonymous,
                     websocket: op.websocket,
                     transforms,
                     request,

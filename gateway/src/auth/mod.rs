@@ -369,6 +369,14 @@ impl Security {
             return Ok(Some(identity));
         }
 
+        // Optional authentication (`{}` among the alternatives): a caller that
+        // presented no credential, or one without the scopes, passes
+        // anonymously; a credential that does not verify is still refused, as
+        // Envoy's `allow_missing` and public APIs such as GitHub's do.
+        if route.anonymous && matches!(worst, None | Some(Failure::Missing)) {
+            return Ok(cert_identity());
+        }
+
         // Nothing passed: the most telling reason wins (forbidden > unavailable >
         // invalid > missing), and the client learns only that category.
         if let Some(scopes) = missing_scopes {
