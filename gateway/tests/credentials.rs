@@ -466,6 +466,57 @@ async fn optional_authentication_identifies_keyed_callers_and_lets_the_rest_in()
     gw.shutdown().await;
 }
 
+/// One requirement with two schemes one provider serves (Plaid's
+/// `PLAID-CLIENT-ID` and `PLAID-SECRET`, both in one keys file): the two parts
+/// must belong to one consumer. Team A's id with team B's secret passed before,
+/// as team A.
+#[tokio::test]
+async fn parts_of_one_credential_must_name_one_consumer() {
+    let b = backend("pets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-keys");
+    let lines = ["id-a", "secret-a"].map(|k| key_line("team-a", k)).concat()
+        + &["id-b", "secret-b"].map(|k| key_line("team-b", k)).concat();
+    std::fs::write(&file, lines).unwrap();
+    let gw = start(bundle_with(
+        &b,
+        json!({"keys": {"type": "apiKey", "file": file.to_str().unwrap()}}),
+        json!({
+            "id": {"provider": "keys", "in": "header", "name": "X-Client-Id"},
+            "secret": {"provider": "keys", "in": "header", "name": "X-Secret"}
+        }),
+        json!([{"id": [], "secret": []}]),
+    ))
+    .await;
+    for (id, secret) in [("id-a", "secret-a"), ("id-b", "secret-b")] {
+        let r = call(
+            &gw,
+            "/pets-api/v1/pets",
+            &[("x-client-id", id), ("x-secret", secret)],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{id} + {secret}");
+    }
+    for (id, secret) in [("id-a", "secret-b"), ("id-b", "secret-a")] {
+        let r = call(
+            &gw,
+            "/pets-api/v1/pets",
+            &[("x-client-id", id), ("x-secret", secret)],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{id} + {secret}");
+    }
+    assert_eq!(
+        metric(
+            &gw,
+            "mgw_auth_outcomes_total{api=\"pets\",outcome=\"invalid\"}"
+        )
+        .await,
+        Some(2.0)
+    );
+    gw.shutdown().await;
+}
+
 /// Issue 10, defect 3: an introspection answer's `exp`, whatever its size, sign or
 /// type, is handled (a pass while valid, 401 when past), never a panic.
 #[tokio::test]

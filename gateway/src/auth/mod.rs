@@ -81,6 +81,29 @@ impl Identity {
     }
 }
 
+/// One scheme's outcome for a request, once checked.
+type Checked = Option<Result<Arc<Identity>, Failure>>;
+
+/// Whether two schemes of one requirement that the same provider serves name
+/// different consumers: parts of one credential (Plaid's client id and secret,
+/// both in one keys file) must belong to one consumer, or one team's id with
+/// another's secret would pass. Schemes of different providers are independent
+/// credentials (an application key next to a user's token) and are not compared.
+fn mixes_consumers(requirement: &[crate::bundle::SchemeReq], results: &[Checked]) -> bool {
+    let passed = |r: &crate::bundle::SchemeReq| match &results[r.scheme] {
+        Some(Ok(identity)) => Some(identity),
+        _ => None,
+    };
+    requirement.iter().enumerate().any(|(i, a)| {
+        passed(a).is_some_and(|a| {
+            requirement[i + 1..]
+                .iter()
+                .filter_map(passed)
+                .any(|b| b.provider == a.provider && b.consumer != a.consumer)
+        })
+    })
+}
+
 /// Why one scheme did not accept the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Failure {
@@ -328,8 +351,7 @@ impl Security {
 
         // Each scheme is checked at most once per request, whatever the
         // requirements that name it.
-        let mut results: Vec<Option<Result<Arc<Identity>, Failure>>> =
-            vec![None; api.schemes.len()];
+        let mut results: Vec<Checked> = vec![None; api.schemes.len()];
         let mut worst: Option<Failure> = None;
         let mut missing_scopes: Option<&[String]> = None;
         'requirements: for requirement in &route.security {
@@ -363,6 +385,10 @@ impl Security {
             }
             // Every scheme of this requirement passed.
             let Some(identity) = first else { continue };
+            if requirement.len() > 1 && mixes_consumers(requirement, &results) {
+                worst = Some(worst.map_or(Failure::Invalid, |w| w.max(Failure::Invalid)));
+                continue;
+            }
             // Only request validation reads which credentials were taken.
             let record_taken = route.request.is_some();
             self.prepare_upstream(api, requirement, req, &identity, record_taken);
