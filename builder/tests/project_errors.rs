@@ -821,3 +821,39 @@ fn init_leaves_out_operations_the_gateway_cannot_serve_and_says_why() {
     let c = project::build(&out).unwrap();
     assert_eq!(c.summary.routes, 1);
 }
+
+#[test]
+fn init_leaves_out_an_operation_on_another_operations_path_and_says_which_serves_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("api.yaml");
+    // As Xero's document does: one path twice, told apart by the value only.
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /files/{FileID}:\n    get: {operationId: byId, parameters: [{name: FileID, in: path, required: true, schema: {type: string, format: uuid}}], responses: {'200': {description: ok}}}\n  /files/{FileName}:\n    get: {operationId: byName, parameters: [{name: FileName, in: path, required: true, schema: {type: string}}], responses: {'200': {description: ok}}}\n    delete: {operationId: remove, parameters: [{name: FileName, in: path, required: true, schema: {type: string}}], responses: {'204': {description: gone}}}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("gw");
+    let outcome = project::init(&spec, &out, &InitOptions::default()).unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert!(
+        outcome.warnings.iter().any(|w| w
+            .message
+            .starts_with("1 operation(s) of the spec cannot be served")),
+        "{:?}",
+        outcome.warnings
+    );
+    let text = std::fs::read_to_string(out.join("mgw.yaml")).unwrap();
+    assert!(
+        text.contains(
+            "    #   byName: `GET /files/{FileName}` is `/files/{FileID}` of operation `byId` with other parameter names (OpenAPI does not allow that); its requests reach `byId`\n    exclude:\n      operations: [byName]\n"
+        ),
+        "{text}"
+    );
+    let c = project::build(&out).unwrap();
+    let routes: Vec<_> = c.summary.apis[0]
+        .routes
+        .iter()
+        .map(|r| r.operation_id.as_str())
+        .collect();
+    assert_eq!(routes, ["byId", "remove"]);
+}

@@ -14,13 +14,16 @@
 //! would go) is an error, and files are written through a temporary file and a
 //! no-clobber rename, so a concurrent writer cannot be overwritten either.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use mgw_bundle::{Analytics, ApiKeyProvider, Limits, Listener, Upstream};
+use mgw_bundle::{Analytics, ApiKeyProvider, Limits, Listener, Upstream, canonical_template};
 
 use super::error::{Diagnostic, ProjectError};
-use super::openapi::{self, ApiSpec};
+use super::openapi::{self, ApiSpec, SpecOperation};
 use super::refs::{Source, Store};
 use super::{MANIFEST_FILE, yaml};
 
@@ -201,12 +204,13 @@ pub fn init(
         .operations
         .iter()
         .filter(|o| o.unservable.is_some())
-        .count();
+        .count()
+        + same_route_as_earlier(&spec).len();
     if left_out > 0 {
         warnings.push(Diagnostic::new(
             &super::Origin::file(MANIFEST_FILE),
             format!(
-                "{left_out} operation(s) of the spec cannot be served (a path with a query string or not a template); `apis[0].exclude` leaves them out and says why"
+                "{left_out} operation(s) of the spec cannot be served (a path with a query string, not a template, or the path of another operation with other parameter names); `apis[0].exclude` leaves them out and says why"
             ),
         ));
     }
@@ -547,11 +551,12 @@ analytics:
 /// write to tell two operations apart) — those operations, each with why, so the
 /// new project builds and says what it leaves out.
 fn exclude_scaffold(spec: &ApiSpec) -> String {
-    let unservable: Vec<(&str, &str)> = spec
+    let mut unservable: Vec<(&str, Cow<'_, str>)> = spec
         .operations
         .iter()
-        .filter_map(|o| Some((o.id.as_str(), o.unservable.as_deref()?)))
+        .filter_map(|o| Some((o.id.as_str(), Cow::from(o.unservable.as_deref()?))))
         .collect();
+    unservable.extend(same_route_as_earlier(spec));
     if unservable.is_empty() {
         return "    # Leave operations out (after `include`), same shape:\n    # exclude:\n    #   operations: []\n".to_owned();
     }
@@ -566,6 +571,37 @@ fn exclude_scaffold(spec: &ApiSpec) -> String {
         ids.join(", ")
     ));
     s
+}
+
+/// Operations whose method and path repeat an earlier operation's with other
+/// parameter names (Xero's `GET /Invoices/{InvoiceID}/Attachments/{FileName}`
+/// next to `…/{AttachmentID}`, told apart by the value): OpenAPI does not allow
+/// them, and a gateway routes one method and path once, so each is left out
+/// with the operation that serves its requests.
+fn same_route_as_earlier(spec: &ApiSpec) -> Vec<(&str, Cow<'_, str>)> {
+    let mut first: HashMap<(String, String), &SpecOperation> = HashMap::new();
+    let mut out = Vec::new();
+    for op in spec.operations.iter().filter(|o| o.unservable.is_none()) {
+        let route = (op.method.to_ascii_uppercase(), canonical_template(&op.path));
+        match first.entry(route) {
+            Entry::Vacant(v) => {
+                v.insert(op);
+            }
+            Entry::Occupied(o) => {
+                let kept = o.get();
+                let why = format!(
+                    "`{} {}` is `{}` of operation `{}` with other parameter names (OpenAPI does not allow that); its requests reach `{}`",
+                    op.method.to_ascii_uppercase(),
+                    op.path,
+                    kept.path,
+                    kept.id,
+                    kept.id
+                );
+                out.push((op.id.as_str(), Cow::from(why)));
+            }
+        }
+    }
+    out
 }
 
 /// A commented `auth.providers` block with one entry per security scheme the spec
