@@ -193,6 +193,7 @@ corpus_tests! {
     box_platform => "box/openapi.json",
     slack_web_api => "slack/slack_web_openapi_v2.json",
     discord => "discord/openapi.json",
+    xero_accounting => "xero/xero_accounting.yaml",
 }
 
 /// OAI's webhook example declares only `webhooks` (calls the API makes): a gateway
