@@ -189,6 +189,7 @@ pub struct ApiCfg {
     pub cors: Option<CorsCfg>,
     pub mtls: Option<ClientCertMode>,
     pub underscore_headers: UnderscoreHeaders,
+    pub scope_match: ScopeMatch,
 }
 
 /// One routable operation.

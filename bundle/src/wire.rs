@@ -347,6 +347,9 @@ pub struct Api {
     /// Client request headers whose name has `_` (default `drop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub underscore_headers: Option<UnderscoreHeaders>,
+    /// How the scopes one requirement lists are matched (default `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_match: Option<ScopeMatch>,
     /// A request path with one trailing `/` that no route serves is served by
     /// the route of the path without it, when that route is of this API.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -374,6 +377,21 @@ pub enum UnderscoreHeaders {
     Drop,
     /// Answer 400.
     Reject,
+}
+
+/// How a requirement's scopes are matched against a caller's. OpenAPI lists
+/// the scopes a requirement needs, all of them; some public documents list
+/// alternatives instead (Xero: `accounting.transactions` and
+/// `accounting.transactions.read` on a read; Slack: `chat:write:user` and
+/// `chat:write:bot`), which their real tokens never carry together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ScopeMatch {
+    /// Every listed scope (OpenAPI).
+    #[default]
+    All,
+    /// At least one of them.
+    Any,
 }
 
 /// Sandbox traffic (WSO2 Microgateway's sandbox keys): a request whose

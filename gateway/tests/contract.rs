@@ -1425,6 +1425,77 @@ async fn discord_optional_bot_token_is_checked_when_sent() {
     gw.shutdown().await;
 }
 
+/// Xero's accounting document (unchanged), scaffolded as `mgw init` does (the
+/// `{FileName}` twin of each `{AttachmentID}` operation left out), with
+/// `scopeMatch: any`: reads list a scope and its read-only variant, and a real
+/// token carries one of them. A file name reaches the operation kept for the
+/// path, and the required `xero-tenant-id` header is still checked.
+#[tokio::test]
+async fn xero_reads_take_either_listed_scope_and_attachment_names_reach_the_kept_route() {
+    use support::auth::{claims, ec, token};
+    let up = echo().await;
+    let key = ec("xero-1");
+    let mut b = secured_bundle_of(
+        [("xero.yaml".to_owned(), corpus("xero/xero_accounting.yaml"))].into(),
+        "xero.yaml",
+        "OAuth2: jwt",
+        "validation: {request: true}, scopeMatch: any, include: {operations: [getInvoices, getInvoiceAttachmentById]}",
+        up.addr,
+    );
+    b["auth"]["providers"] = json!({"jwt": {
+        "type": "jwt", "issuer": support::auth::ISSUER, "algorithms": ["ES256"],
+        "keys": [{"jwk": key.jwk}]
+    }});
+    let gw = start(b).await;
+    let tenant = ("xero-tenant-id", "3fa85f64-5717-4562-b3fc-2c963f66afa6");
+    let bearer = |scope: &str| format!("Bearer {}", token(&key, &claims("app", scope)));
+    for scope in ["accounting.transactions", "accounting.transactions.read"] {
+        let auth = bearer(scope);
+        let r = call(
+            &gw,
+            Method::GET,
+            "/Invoices?page=1",
+            &[("authorization", &auth), tenant],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{scope}: {:?}", r.body);
+    }
+    let auth = bearer("accounting.contacts.read");
+    let r = call(
+        &gw,
+        Method::GET,
+        "/Invoices",
+        &[("authorization", &auth), tenant],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let auth = bearer("accounting.attachments.read");
+    let file = "/Invoices/3fa85f64-5717-4562-b3fc-2c963f66afa6/Attachments/invoice.pdf";
+    let headers = [
+        ("authorization", auth.as_str()),
+        tenant,
+        ("contentType", "application/pdf"),
+    ];
+    let r = call(&gw, Method::GET, file, &headers, b"").await;
+    assert_eq!(
+        (r.status, r.headers["x-seen-uri"].to_str().unwrap()),
+        (StatusCode::OK, file)
+    );
+    let r = call(
+        &gw,
+        Method::GET,
+        "/Invoices",
+        &[("authorization", &bearer("accounting.transactions"))],
+        b"",
+    )
+    .await;
+    assert_eq!(violations(&r), expect(&[("header", "xero-tenant-id")]));
+    assert_eq!(up.hits.load(Ordering::SeqCst), 3);
+    gw.shutdown().await;
+}
+
 /// Stripe's document (unchanged) with the requests Stripe's own documentation
 /// and clients send: `deepObject` form properties nest objects and arrays in
 /// brackets (`metadata[order_id]`, `line_items[0][price]`,

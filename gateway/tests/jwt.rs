@@ -131,6 +131,44 @@ async fn valid_rsa_ec_and_ed25519_tokens_pass_with_the_right_scopes() {
     gw.shutdown().await;
 }
 
+/// A requirement listing a scope and its read-only variant (Xero's
+/// `[accounting.transactions, accounting.transactions.read]`): OpenAPI needs
+/// both, which real tokens never carry; the API's `scopeMatch: any` takes either.
+#[tokio::test]
+async fn scope_match_any_takes_one_listed_scope_all_needs_every_one() {
+    let b = backend("pets").await;
+    let key = ec("ec-1");
+    let mut bundle = secured(&b, json!({ "idp": idp(json!([{"jwk": key.jwk}])) }));
+    for op in bundle["apis"][0]["operations"].as_array_mut().unwrap() {
+        if op["id"] == "listPets" {
+            op["security"] = json!([{ "bearer": ["pets", "pets.read"] }]);
+        }
+    }
+    let read_only = token(&key, &claims("alice", "pets.read"));
+    let both = token(&key, &claims("alice", "pets pets.read"));
+    let neither = token(&key, &claims("alice", "other"));
+    for (how, expect) in [
+        (
+            None,
+            [StatusCode::FORBIDDEN, StatusCode::OK, StatusCode::FORBIDDEN],
+        ),
+        (
+            Some("any"),
+            [StatusCode::OK, StatusCode::OK, StatusCode::FORBIDDEN],
+        ),
+    ] {
+        let mut bundle = bundle.clone();
+        if let Some(how) = how {
+            bundle["apis"][0]["scopeMatch"] = how.into();
+        }
+        let gw = start(bundle).await;
+        for (t, want) in [&read_only, &both, &neither].into_iter().zip(expect) {
+            assert_eq!(with_token(&gw, t).await.status, want, "scopeMatch {how:?}");
+        }
+        gw.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn hostile_and_broken_tokens_are_rejected() {
     let b = backend("pets").await;

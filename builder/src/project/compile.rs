@@ -625,6 +625,7 @@ impl Compiler<'_> {
             cors,
             mtls: settings.mtls,
             underscore_headers: settings.underscore_headers,
+            scope_match: settings.scope_match,
             ignore_trailing_slash: settings.ignore_trailing_slash,
             sandbox,
             transforms,
@@ -2435,6 +2436,30 @@ mod tests {
         assert!(text.contains(r#""underscoreHeaders":"reject""#), "{text}");
         let bad = format!("{MANIFEST}    underscoreHeaders: maybe\n");
         assert!(build(&[("mgw.yaml", &bad), ("api.yaml", SPEC)]).is_err());
+    }
+
+    #[test]
+    fn scope_match_reaches_the_bundle() {
+        let c = build(&[("mgw.yaml", MANIFEST), ("api.yaml", SPEC)]).unwrap();
+        assert_eq!(c.bundle.apis[0].scope_match, None);
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(!text.contains("scopeMatch"), "unset stays out: {text}");
+        let m = format!("{MANIFEST}    scopeMatch: any\n");
+        let c = build(&[("mgw.yaml", &m), ("api.yaml", SPEC)]).unwrap();
+        assert_eq!(
+            c.bundle.apis[0].scope_match,
+            Some(mgw_bundle::ScopeMatch::Any)
+        );
+        let text = String::from_utf8(c.bytes.clone()).unwrap();
+        assert!(text.contains(r#""scopeMatch":"any""#), "{text}");
+        let bad = format!("{MANIFEST}    scopeMatch: some\n");
+        let e = build(&[("mgw.yaml", &bad), ("api.yaml", SPEC)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mgw.yaml:10:17: `apis[0].scopeMatch`: `some` is not a valid value; expected `all` or `any`"),
+            "{e}"
+        );
     }
 
     #[test]

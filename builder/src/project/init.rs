@@ -481,7 +481,7 @@ apis:
     # include:
     #   operations: [{example_id}]
     #   tags: []
-{exclude}    # Request body limit for this API (default: `limits.maxBodySize`).
+{exclude}{scope_match}    # Request body limit for this API (default: `limits.maxBodySize`).
     # maxBodySize: 1MiB
     # Check requests against the document (400/415 before the upstream), and
     # report upstream answers that drift from it (never blocking):
@@ -528,6 +528,7 @@ analytics:
         base_path = scalar(t.base_path),
         auth = auth_scaffold(t.spec),
         exclude = exclude_scaffold(t.spec),
+        scope_match = scope_match_scaffold(t.spec),
         // A WSO2 project's `x-wso2-production-endpoints` stay its upstreams
         // (load balancing, failover, per operation) unless the user opts in.
         c = if t.spec_endpoints { "# " } else { "" },
@@ -602,6 +603,30 @@ fn same_route_as_earlier(spec: &ApiSpec) -> Vec<(&str, Cow<'_, str>)> {
         }
     }
     out
+}
+
+/// A commented `scopeMatch` when some requirement of the spec lists several
+/// scopes: OpenAPI needs all of them, but documents such as Xero's and Slack's
+/// list alternatives that real tokens never carry together.
+fn scope_match_scaffold(spec: &ApiSpec) -> String {
+    let several = spec
+        .operations
+        .iter()
+        .filter_map(|o| {
+            o.policies
+                .security
+                .as_ref()
+                .or(spec.policies.security.as_ref())
+        })
+        .any(|sec| {
+            sec.value
+                .iter()
+                .any(|req| req.values().any(|s| s.len() > 1))
+        });
+    if !several {
+        return String::new();
+    }
+    "    # Some requirements of the spec list several scopes: a token needs all of them\n    # (OpenAPI). If they are alternatives (a scope and its read-only variant), any one:\n    # scopeMatch: any\n".to_owned()
 }
 
 /// A commented `auth.providers` block with one entry per security scheme the spec

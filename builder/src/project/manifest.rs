@@ -23,7 +23,9 @@ use mgw_bundle::{
     PassiveHealth, RateLimitHeaders, RateLimitPolicy, RateLimitRedis, RateLimitScope, RateLimits,
     Retry, SinkKind, Upstream,
 };
-use mgw_bundle::{ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, UnderscoreHeaders};
+use mgw_bundle::{
+    ClientAuth, ClientCertMode, LoadBalancing, RateLimitKey, ScopeMatch, UnderscoreHeaders,
+};
 use serde::Deserialize;
 
 use super::MANIFEST_FILE;
@@ -222,6 +224,9 @@ struct ApiWire {
     /// Client headers with `_` in the name: `allow`, `drop` (default) or `reject`.
     #[serde(default)]
     underscore_headers: Option<UnderscoreHeaders>,
+    /// The scopes one requirement lists: `all` needed (default) or `any`.
+    #[serde(default)]
+    scope_match: Option<ScopeMatch>,
     /// Serve `/a/` with the route of `/a` (default `false`: the slash counts).
     #[serde(default)]
     ignore_trailing_slash: Option<bool>,
@@ -642,6 +647,7 @@ pub struct ApiSettings {
     pub cors: Option<Option<mgw_bundle::Cors>>,
     pub mtls: Option<ClientCertMode>,
     pub underscore_headers: Option<UnderscoreHeaders>,
+    pub scope_match: Option<ScopeMatch>,
     pub ignore_trailing_slash: bool,
     /// Spec paths (as written in the spec) whose last parameter takes the rest of
     /// the path, like `x-mgw-catch-all` on each of their operations.
@@ -1234,6 +1240,7 @@ impl Validator<'_> {
                 cors,
                 mtls: a.mtls,
                 underscore_headers: a.underscore_headers,
+                scope_match: a.scope_match,
                 ignore_trailing_slash: a.ignore_trailing_slash.unwrap_or(false),
                 catch_all: a.catch_all.unwrap_or_default(),
                 sandbox: a.sandbox.map(|s| mgw_bundle::Sandbox {

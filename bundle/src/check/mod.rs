@@ -387,6 +387,7 @@ impl Config {
                 cors,
                 mtls: api.mtls,
                 underscore_headers: api.underscore_headers.unwrap_or_default(),
+                scope_match: api.scope_match.unwrap_or_default(),
             });
         }
 

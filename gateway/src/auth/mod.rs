@@ -31,6 +31,7 @@ use ::http::{HeaderMap, Request, Uri};
 
 use crate::bundle::{
     ClientCertMode, Config, CredentialIn, ProviderCfg, ProviderKind, RouteCfg, SchemeCfg,
+    ScopeMatch,
 };
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
@@ -63,10 +64,14 @@ impl Identity {
             == Some(value)
     }
 
-    pub fn has_scopes(&self, required: &[String]) -> bool {
-        required
-            .iter()
-            .all(|r| self.scopes.iter().any(|s| **s == **r))
+    /// Whether the identity carries the scopes a requirement lists: all of
+    /// them, or with [`ScopeMatch::Any`] at least one (none listed: yes).
+    pub fn has_scopes(&self, required: &[String], how: ScopeMatch) -> bool {
+        let held = |r: &String| self.scopes.iter().any(|s| **s == **r);
+        match how {
+            ScopeMatch::All => required.iter().all(held),
+            ScopeMatch::Any => required.is_empty() || required.iter().any(held),
+        }
     }
 
     /// An identity with no scopes and no claims.
@@ -173,6 +178,7 @@ struct ApiSecurity {
     /// By scheme: the header a header credential comes in, parsed once.
     header_names: Vec<Option<HeaderName>>,
     mtls: Option<ClientCertMode>,
+    scope_match: ScopeMatch,
     /// Headers that claims set for this API's upstream: removed from every
     /// incoming request so a client can never forge them.
     claim_headers: Vec<HeaderName>,
@@ -276,6 +282,7 @@ impl Security {
                         })
                         .collect(),
                     mtls: a.mtls,
+                    scope_match: a.scope_match,
                     claim_headers,
                     metrics: metrics.auth(&a.name),
                 }
@@ -370,7 +377,7 @@ impl Security {
                     }
                 };
                 match result {
-                    Ok(identity) if identity.has_scopes(&r.scopes) => {
+                    Ok(identity) if identity.has_scopes(&r.scopes, api.scope_match) => {
                         first.get_or_insert(identity);
                     }
                     Ok(_) => {
