@@ -1326,11 +1326,16 @@ impl Compiler<'_> {
                     let Some(text) = self.project.key_files.get(file) else {
                         continue;
                     };
-                    for key in keys_of(text, kid.as_deref()).unwrap_or_else(|e| {
+                    let (keys, skipped) = keys_of(text, kid.as_deref()).unwrap_or_else(|e| {
                         self.diags
                             .push(Diagnostic::new(&origin, format!("`{file}`: {e}")));
-                        Vec::new()
-                    }) {
+                        Default::default()
+                    });
+                    for why in skipped {
+                        self.warnings
+                            .push(Diagnostic::new(&origin, format!("`{file}`: {why}")));
+                    }
+                    for key in keys {
                         self.map(format!("{bkey}.keys[{}]", j.keys.len()), origin.clone());
                         j.keys.push(key);
                     }
@@ -1571,8 +1576,11 @@ impl Compiler<'_> {
 }
 
 /// The public keys in a key file: a JWKS (`{"keys": [...]}`), one JWK, or a PEM
-/// public key (with the `kid` given in `mgw.yaml`).
-fn keys_of(text: &str, kid: Option<&str>) -> Result<Vec<JwtKey>, String> {
+/// public key (with the `kid` given in `mgw.yaml`); and why keys of a JWKS were
+/// left out. An identity provider's JWKS often publishes encryption keys next
+/// to its signing keys (Keycloak's `RSA-OAEP` key with `use: enc`): they verify
+/// nothing, so they are skipped, as the gateway skips them in a fetched JWKS.
+fn keys_of(text: &str, kid: Option<&str>) -> Result<(Vec<JwtKey>, Vec<String>), String> {
     let t = text.trim_start();
     if t.starts_with('{') {
         if kid.is_some() {
@@ -1580,22 +1588,45 @@ fn keys_of(text: &str, kid: Option<&str>) -> Result<Vec<JwtKey>, String> {
         }
         let v: serde_json::Value =
             serde_json::from_str(t).map_err(|e| format!("not valid JSON: {e}"))?;
-        let keys = match v.get("keys") {
-            Some(serde_json::Value::Array(keys)) => keys.clone(),
+        let (keys, skipped) = match v.get("keys") {
+            Some(serde_json::Value::Array(keys)) => {
+                let mut skipped = Vec::new();
+                let signing = keys
+                    .iter()
+                    .filter(|jwk| match not_for_signatures(jwk) {
+                        Some(why) => {
+                            let kid = jwk.get("kid").and_then(serde_json::Value::as_str);
+                            skipped.push(format!(
+                                "key `{}` is left out: {why}",
+                                kid.unwrap_or("(no kid)")
+                            ));
+                            false
+                        }
+                        None => true,
+                    })
+                    .cloned()
+                    .collect::<Vec<_>>();
+                if signing.is_empty() {
+                    return Err(if keys.is_empty() {
+                        "the JWKS has no keys".into()
+                    } else {
+                        "the JWKS has no signing keys (every key is for encryption)".into()
+                    });
+                }
+                (signing, skipped)
+            }
             Some(_) => return Err("`keys` must be a list of JWKs".into()),
-            None => vec![v],
+            None => (vec![v], Vec::new()),
         };
-        if keys.is_empty() {
-            return Err("the JWKS has no keys".into());
-        }
-        return Ok(keys
+        let keys = keys
             .into_iter()
             .map(|jwk| JwtKey {
                 kid: None,
                 pem: None,
                 jwk: Some(jwk),
             })
-            .collect());
+            .collect();
+        return Ok((keys, skipped));
     }
     if t.contains("PRIVATE KEY") {
         return Err("holds a private key; put only public keys into a project".into());
@@ -1603,11 +1634,33 @@ fn keys_of(text: &str, kid: Option<&str>) -> Result<Vec<JwtKey>, String> {
     if !t.starts_with("-----BEGIN ") {
         return Err("expected a JWKS (JSON) or a PEM public key".into());
     }
-    Ok(vec![JwtKey {
+    let key = JwtKey {
         kid: kid.map(str::to_owned),
         pem: Some(text.to_owned()),
         jwk: None,
-    }])
+    };
+    Ok((vec![key], Vec::new()))
+}
+
+/// Why a JWK of a set is for encryption, not signatures (RFC 7517 `use`,
+/// `key_ops`; a JWE key-management `alg`), if it is.
+fn not_for_signatures(jwk: &serde_json::Value) -> Option<String> {
+    let s = |k: &str| jwk.get(k).and_then(serde_json::Value::as_str);
+    if let Some(u) = s("use").filter(|u| *u != "sig") {
+        return Some(format!("it is for `use: {u}`, not signatures"));
+    }
+    if let Some(ops) = jwk.get("key_ops").and_then(serde_json::Value::as_array) {
+        if !ops.iter().any(|o| o == "verify") {
+            return Some("its `key_ops` do not include `verify`".into());
+        }
+    }
+    let alg = s("alg")?;
+    let jwe = alg.starts_with("RSA-OAEP")
+        || alg == "RSA1_5"
+        || alg.starts_with("ECDH-ES")
+        || alg.ends_with("KW")
+        || alg == "dir";
+    jwe.then(|| format!("`alg: {alg}` is an encryption algorithm"))
 }
 
 fn summarize(project: &Project, bundle: &Bundle) -> Summary {
@@ -2436,6 +2489,49 @@ mod tests {
         assert!(text.contains(r#""underscoreHeaders":"reject""#), "{text}");
         let bad = format!("{MANIFEST}    underscoreHeaders: maybe\n");
         assert!(build(&[("mgw.yaml", &bad), ("api.yaml", SPEC)]).is_err());
+    }
+
+    /// Keycloak's JWKS publishes an `RSA-OAEP` encryption key next to the
+    /// signing key; a project holding that file as downloaded builds with the
+    /// signing key and says what it left out. Only encryption keys: an error.
+    #[test]
+    fn a_jwks_file_s_encryption_keys_are_left_out_with_a_warning() {
+        let m = format!(
+            "{MANIFEST}auth:\n  providers:\n    jwt: {{type: jwt, issuer: https://idp, algorithms: [EdDSA], keys: [keys/idp.jwks.json]}}\n    keys: {{type: apiKey}}\n  schemes: {{idp: jwt, key: keys}}\n"
+        );
+        let sig = r#"{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        let enc = r#"{"kty":"RSA","kid":"e1","use":"enc","alg":"RSA-OAEP","n":"AQAB","e":"AQAB"}"#;
+        let ops = r#"{"kty":"RSA","kid":"e2","alg":"RSA-OAEP-256","n":"AQAB","e":"AQAB"}"#;
+        let jwks = format!(r#"{{"keys":[{enc},{sig},{ops}]}}"#);
+        let c = build(&[
+            ("mgw.yaml", &m),
+            ("api.yaml", SECURED),
+            ("keys/idp.jwks.json", &jwks),
+        ])
+        .unwrap();
+        let Provider::Jwt(j) = &c.bundle.auth.providers["jwt"] else {
+            panic!()
+        };
+        assert_eq!(j.keys.len(), 1);
+        let warned: Vec<_> = c.warnings.iter().map(|w| w.message.as_str()).collect();
+        for needle in [
+            "key `e1` is left out: it is for `use: enc`, not signatures",
+            "key `e2` is left out: `alg: RSA-OAEP-256` is an encryption algorithm",
+        ] {
+            assert!(
+                warned.iter().any(|w| w.contains(needle)),
+                "{needle}: {warned:?}"
+            );
+        }
+        let only_enc = format!(r#"{{"keys":[{enc}]}}"#);
+        let e = build(&[
+            ("mgw.yaml", &m),
+            ("api.yaml", SECURED),
+            ("keys/idp.jwks.json", &only_enc),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("the JWKS has no signing keys"), "{e}");
     }
 
     #[test]
