@@ -1496,6 +1496,48 @@ async fn xero_reads_take_either_listed_scope_and_attachment_names_reach_the_kept
     gw.shutdown().await;
 }
 
+/// Specification extensions inside schemas are not schemas: Spotify's document
+/// annotates properties with `x-spotify-policy-list: [{$ref: …}]` into a file
+/// it does not ship, which failed the build as an unloaded reference. Swagger
+/// 2.0 tools' `x-nullable` still makes a property nullable.
+#[tokio::test]
+async fn extensions_in_schemas_are_not_followed_but_x_nullable_counts() {
+    const DOC: &str = r#"
+swagger: '2.0'
+info: {title: ext, version: '1'}
+paths:
+  /tracks:
+    post:
+      operationId: addTrack
+      consumes: [application/json]
+      parameters:
+        - in: body
+          name: body
+          required: true
+          schema:
+            type: object
+            properties:
+              preview_url:
+                type: string
+                x-nullable: true
+                x-policy-list: [{$ref: '../policies.yaml#/StandalonePreview'}]
+              name: {type: string, x-source: {$ref: '#/nowhere'}}
+      responses: {'200': {description: ok}}
+"#;
+    let up = echo().await;
+    let gw = start(bundle(DOC, "validation: {request: true}", up.addr)).await;
+    for body in [
+        &br#"{"preview_url":null,"name":"a"}"#[..],
+        br#"{"preview_url":"https://p"}"#,
+    ] {
+        let r = call(&gw, Method::POST, "/tracks", &[JSON], body).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    let r = call(&gw, Method::POST, "/tracks", &[JSON], br#"{"name":null}"#).await;
+    assert_eq!(violations(&r), expect(&[("body", "/name")]));
+    gw.shutdown().await;
+}
+
 /// Stripe's document (unchanged) with the requests Stripe's own documentation
 /// and clients send: `deepObject` form properties nest objects and arrays in
 /// brackets (`metadata[order_id]`, `line_items[0][price]`,

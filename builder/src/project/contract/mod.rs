@@ -673,6 +673,13 @@ impl Cx<'_> {
                         k if VALUES.contains(&k) => {
                             m.insert(e.key.clone(), e.value.to_json());
                         }
+                        // Specification extensions hold anything, never a schema
+                        // or a reference to follow (Spotify's
+                        // `x-spotify-policy-list` holds `$ref`s into a file the
+                        // document does not ship), and change nothing a
+                        // validator checks: left out. (`x-nullable`, Swagger 2.0
+                        // tools' `nullable`, is read by `rewrite_30`.)
+                        k if k.starts_with("x-") && k != "x-nullable" => {}
                         // Maps of name → schema: the names are not keywords.
                         k if SCHEMA_MAPS.contains(&k) && e.value.as_map().is_some() => {
                             let mut inner = Map::new();
