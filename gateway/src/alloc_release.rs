@@ -1,6 +1,6 @@
 //! Keeping the allocator's idle footprint to what the gateway uses.
 //!
-//! Three things, all for the static musl gateway (mimalloc is its global
+//! Two calls, both for the static musl gateway (mimalloc is its global
 //! allocator; elsewhere they are no-ops):
 //! - [`configure`], first thing at start: mimalloc reserves its first arena
 //!   at 1 GiB of address space on 64-bit, and the arena's bitmaps (one per
