@@ -36,8 +36,8 @@ const DEFAULT_ARENA_RESERVE_KIB: std::ffi::c_long = 1024 * 1024;
 const ARENA_RESERVE_KIB: std::ffi::c_long = 64 * 1024;
 
 /// Sizes mimalloc's arenas for a small heap. Call before the first
-/// allocation (the first arena is reserved then). A no-op unless mimalloc is
-/// the global allocator.
+/// allocation (the first arena is reserved then; called later, it only sizes
+/// the arenas added after). A no-op unless mimalloc is the global allocator.
 #[cfg(all(target_env = "musl", not(feature = "system-alloc")))]
 #[allow(unsafe_code)]
 pub fn configure() {
