@@ -33,6 +33,8 @@ struct Args {
 
 /// Parses the flags, sets up logging and serves the bundle with `filters`.
 pub fn main_with(filters: Filters) -> ExitCode {
+    // Before the first allocation: the allocator's first arena is sized then.
+    crate::alloc_release::configure();
     let args = Args::parse();
     if args.list_filters {
         for name in filters.names() {

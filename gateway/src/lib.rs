@@ -100,6 +100,9 @@ pub async fn run_with(opts: RunOptions, filters: filter::Filters) -> Result<(), 
         opts.expected_digest.as_deref(),
         &env::ProcessEnv,
     )?;
+    // The bundle's text and wire form are gone: their pages go back now, so
+    // the pipeline is built in fresh pages instead of pinning theirs.
+    alloc_release::release_free_memory();
     let server = server::Server::bind_workers(config, filters, opts.workers).await?;
     // Start-up is over: what it freed goes back to the OS now, not after the
     // first requests (an idle gateway never makes the allocator purge).
