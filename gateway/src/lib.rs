@@ -22,6 +22,7 @@ pub mod filter;
 pub mod header_names;
 pub mod headers;
 pub mod histogram;
+pub mod local_wake;
 pub mod log_gate;
 pub mod metrics;
 pub mod mock;

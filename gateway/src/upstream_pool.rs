@@ -38,6 +38,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::local_wake::LocalWake;
 use crate::request_body::RequestBody;
 
 type Conn = http1::Connection<TokioIo<TcpStream>, RequestBody>;
@@ -107,21 +108,25 @@ struct Live {
     /// worker takes it from the idle list ([`crate::workers`]).
     worker: usize,
     pool: Arc<Shared>,
+    /// The connection and the exchange on it (response head, then body) are
+    /// polled through this: hyper's hand-overs between them wake the task
+    /// that polls both, which would poll it once more for nothing.
+    wake: LocalWake,
+}
+
+/// Moves the connection along; notes when it has closed.
+fn drive(conn: &mut Option<Pin<Box<Conn>>>, cx: &mut Context<'_>) {
+    if let Some(c) = conn {
+        if c.as_mut().poll(cx).is_ready() {
+            *conn = None;
+        }
+    }
 }
 
 impl Live {
-    /// Moves the connection along; notes when it has closed.
-    fn drive(&mut self, cx: &mut Context<'_>) {
-        if let Some(conn) = &mut self.conn {
-            if conn.as_mut().poll(cx).is_ready() {
-                self.conn = None;
-            }
-        }
-    }
-
     /// Open, and idle: ready for a request.
     fn usable(&mut self) -> bool {
-        self.drive(&mut Context::from_waker(Waker::noop()));
+        drive(&mut self.conn, &mut Context::from_waker(Waker::noop()));
         self.conn.is_some() && self.send.is_ready()
     }
 }
@@ -200,8 +205,11 @@ impl H1Pool {
             live.timer.as_mut().reset(deadline.into());
             let mut sent = std::pin::pin!(live.send.try_send_request(req));
             let result = poll_fn(|cx| {
-                live.drive(cx);
-                match sent.as_mut().poll(cx) {
+                let head = live.wake.poll(cx, |cx| {
+                    drive(&mut live.conn, cx);
+                    sent.as_mut().poll(cx)
+                });
+                match head {
                     Poll::Ready(result) => Poll::Ready(Some(result)),
                     // The exchange is abandoned: the connection closes with `live`.
                     Poll::Pending => live.timer.as_mut().poll(cx).map(|()| None),
@@ -310,6 +318,7 @@ async fn connect(
         timer: Box::pin(tokio::time::sleep_until(deadline.into())),
         worker: crate::workers::current(),
         pool,
+        wake: LocalWake::default(),
     }))
 }
 
@@ -342,6 +351,8 @@ impl Live {
     /// checkout that takes it polls it (it finishes its exchange then, and one
     /// the upstream closed meanwhile is dropped), as does the reaper.
     fn release(self: Box<Self>) {
+        // The task that used it waits no more.
+        self.wake.forget();
         if self.conn.is_none() || self.pool.max_idle == 0 {
             return;
         }
@@ -412,10 +423,19 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        if let Some(lease) = &mut this.lease {
-            lease.drive(cx);
-        }
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        let polled = match &mut this.lease {
+            // The body first: a frame already handed over needs no poll of the
+            // connection; the connection only when none is there.
+            Some(lease) => lease.wake.poll(cx, |cx| {
+                let frame = Pin::new(&mut this.body).poll_frame(cx);
+                if frame.is_ready() {
+                    return frame;
+                }
+                drive(&mut lease.conn, cx);
+                Pin::new(&mut this.body).poll_frame(cx)
+            }),
+            None => Pin::new(&mut this.body).poll_frame(cx),
+        };
         match &polled {
             // Hyper stops polling once a body says it has ended.
             Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),

@@ -187,3 +187,44 @@ async fn each_worker_reuses_only_its_own_upstream_connections() {
     );
     gw.shutdown().await;
 }
+
+/// Regression test for the connection's own waker (`local_wake`): a response
+/// head and a body that the upstream sends after pauses, each woken by the
+/// socket alone, reach the client without waiting for any timer (the
+/// gateway's timers are all a minute here; a lost wake-up would hang).
+#[tokio::test]
+async fn an_answer_the_upstream_sends_in_pieces_after_pauses_is_relayed_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the gateway closed before its request head");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let pause = Duration::from_millis(100);
+        tokio::time::sleep(pause).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(pause).await;
+        s.write_all(b"hello").await.unwrap();
+        tokio::time::sleep(pause).await;
+        s.write_all(b"world").await.unwrap();
+        // Kept open: the answer's end is its length, not the close.
+        let _ = s.read(&mut chunk).await;
+    });
+    let mut bundle = bundle_json(&[format!("http://{addr}")]);
+    bundle["limits"]["headerReadTimeoutMs"] = 60_000.into();
+    bundle["upstreams"]["pets"]["requestTimeoutMs"] = 60_000.into();
+    let gw = start(bundle).await;
+    let r = tokio::time::timeout(Duration::from_secs(20), get(&gw.url("/pets-api/v1/pets")))
+        .await
+        .expect("no answer: a wake-up from the upstream's socket was lost");
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], b"helloworld");
+    gw.shutdown().await;
+}
