@@ -378,6 +378,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             return Err(project::ProjectError::invalid(missing).into());
         }
     }
+    let layer_cache = inputs.client.env.cache_dir().join("layers");
     let mut specs = Vec::new();
     for (&platform, gateway) in platforms.iter().zip(&gateways) {
         let opts = BakeOptions {
@@ -390,7 +391,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             annotations: inputs.annotations.clone(),
             gateway: gateway.clone(),
             filters: filters.clone(),
-            layer_cache: Some(inputs.client.env.cache_dir().join("layers")),
+            layer_cache: Some(layer_cache.clone()),
         };
         let spec = bake::image_spec(&compiled, &opts)?;
         if spec.architecture != platform.architecture() {
@@ -434,7 +435,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
     let mut gateway_sha256 = Vec::new();
     let mut base_contents = None;
     for gateway in &gateways {
-        let (sha, contents) = sbom_parts(gateway, base_meta.as_ref())?;
+        let (sha, contents) = sbom_parts(gateway, base_meta.as_ref(), &layer_cache)?;
         gateway_sha256.push(sha);
         base_contents.get_or_insert(contents);
     }
@@ -612,17 +613,20 @@ fn gateway_filters(platforms: &[Platform], gateways: &[GatewaySource]) -> Result
     Ok(runtime::list_filters(path, platform)?)
 }
 
-/// The gateway executable's digest and the base contents, for the SBOM.
+/// The gateway executable's digest (through the layer cache's stat index: the
+/// binary the gateway layer was made of is not read again) and the base
+/// contents, for the SBOM.
 fn sbom_parts(
     gateway: &GatewaySource,
     base_meta: Option<&BaseMeta>,
+    layer_cache: &Path,
 ) -> Result<(Digest, sbom::BaseContents)> {
     match gateway {
         GatewaySource::Binary(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            let (digest, _) = oci::file_digest(path, layer_cache)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
             Ok((
-                Digest::of(&bytes),
+                digest,
                 sbom::BaseContents::Embedded(sbom::embedded_base_files()),
             ))
         }

@@ -49,6 +49,12 @@ pub const GZIP_LEVEL: u32 = 6;
 /// golden digest test has to change.
 pub const GZIP_ID: &str = "gzip zlib-rs-0.6 level-6 mtime-0 os-255";
 
+/// Names the tar this module writes (ustar headers, PAX long paths, the entry and
+/// metadata rules above): with [`GZIP_ID`], part of the layer cache's key, which
+/// is computed from the entries ([`LayerBuilder::recipe`]) without writing the
+/// tar. Change it whenever the golden digest test's `diff_id` has to change.
+pub const TAR_ID: &str = "mgw-tar-1 ustar pax-path";
+
 /// The gzip header's OS byte: 255, "unknown", so the host OS never shows up in a
 /// layer.
 const GZIP_OS_UNKNOWN: u8 = 255;
@@ -224,6 +230,46 @@ impl LayerBuilder {
             media_type: MEDIA_TYPE_LAYER_GZIP.to_owned(),
             path,
         })
+    }
+
+    /// A digest of everything the layer's tar is made of, without writing it: each
+    /// entry's path, kind, owner, group and mode, its contents (bytes by their
+    /// sha256, a file on disk by the sha256 and size `file_digest` gives), and
+    /// `epoch`. With [`TAR_ID`], equal recipes mean equal tars.
+    pub(crate) fn recipe(
+        &self,
+        epoch: u64,
+        mut file_digest: impl FnMut(&Path) -> Result<(Digest, u64), OciError>,
+    ) -> Result<Digest, OciError> {
+        use std::fmt::Write as _;
+        if epoch > MAX_USTAR_MTIME {
+            return Err(OciError::SourceDateEpoch {
+                value: epoch.to_string(),
+            });
+        }
+        let mut recipe = format!("{TAR_ID}\nepoch {epoch}\n");
+        for (components, entry) in &self.entries {
+            let path = components.join("/");
+            let (kind, contents) = match &entry.content {
+                Content::Dir => ("dir", None),
+                Content::Bytes(bytes) => ("file", Some((Digest::of(bytes), bytes.len() as u64))),
+                Content::Disk(src) => ("file", Some(file_digest(src)?)),
+            };
+            // The path is length-prefixed: it may hold any byte but NUL.
+            let _ = write!(
+                recipe,
+                "{} {path} {kind} {:o} {} {}",
+                path.len(),
+                entry.mode,
+                entry.uid,
+                entry.gid
+            );
+            if let Some((digest, size)) = contents {
+                let _ = write!(recipe, " {size} {digest}");
+            }
+            recipe.push('\n');
+        }
+        Ok(Digest::of(recipe.as_bytes()))
     }
 
     /// Writes the entries as a plain (uncompressed) tar into `out` and returns it.
