@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bake::{self, BakeOptions, GatewaySource};
 use crate::deploy::Pinned;
-use crate::fs::write_atomic;
+use crate::fs::write_atomic_all;
 use crate::gateway_binary::{self, IMAGE_PATH};
 use crate::oci::{self, Digest, OutputPaths};
 use crate::platform::Platform;
@@ -509,21 +509,19 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         sbom: "sbom.spdx.json".to_owned(),
         base: base_meta,
     };
-    write_atomic(&dir.join("bundle.json"), &compiled.bytes)?;
-    write_atomic(
-        &dir.join("sbom.spdx.json"),
-        format!("{}\n", serde_json::to_string_pretty(&sbom_doc)?).as_bytes(),
-    )?;
-    write_atomic(&dir.join("image.digest"), format!("{digest}\n").as_bytes())?;
-    write_atomic(
-        &dir.join("build.json"),
-        format!("{}\n", serde_json::to_string_pretty(&meta)?).as_bytes(),
-    )?;
     let pinned = meta.pinned(None, compiled.bundle.limits.shutdown_grace_ms);
-    write_atomic(
-        &dir.join("values.yaml"),
-        crate::deploy::helm_values(&pinned).as_bytes(),
-    )?;
+    let sbom_json = format!("{}\n", serde_json::to_string_pretty(&sbom_doc)?);
+    let digest_line = format!("{digest}\n");
+    let build_json = format!("{}\n", serde_json::to_string_pretty(&meta)?);
+    let values = crate::deploy::helm_values(&pinned);
+    // Synced together, then renamed in this order.
+    write_atomic_all(&[
+        (&dir.join("bundle.json"), &compiled.bytes),
+        (&dir.join("sbom.spdx.json"), sbom_json.as_bytes()),
+        (&dir.join("image.digest"), digest_line.as_bytes()),
+        (&dir.join("build.json"), build_json.as_bytes()),
+        (&dir.join("values.yaml"), values.as_bytes()),
+    ])?;
 
     let (apis, routes) = (summary.apis.len(), summary.routes);
     Ok(Built {

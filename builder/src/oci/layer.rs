@@ -198,7 +198,9 @@ impl LayerBuilder {
     }
 
     /// Writes the layer as a gzip-compressed tar into `blob_dir` (which must exist),
-    /// named by its digest, with every mtime set to `epoch`.
+    /// named by its digest, with every mtime set to `epoch`. Not synced: the
+    /// staging layout it is written into is synced as a whole before it is
+    /// renamed into place (`Staging::sync`).
     pub fn write(&self, blob_dir: &Path, epoch: u64) -> Result<Layer, OciError> {
         let tmp = crate::fs::output_temp_file(blob_dir, ".layer-")
             .map_err(OciError::io("create a temporary file in", blob_dir))?;
@@ -218,7 +220,6 @@ impl LayerBuilder {
         buffer
             .into_inner()
             .map_err(|e| write_err()(e.into_error()))?;
-        tmp.as_file().sync_all().map_err(write_err())?;
 
         let path = blob_dir.join(digest.hex());
         tmp.persist(&path)

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -92,7 +92,7 @@ impl Staging {
     /// Stores `bytes` as a blob; returns its digest and size.
     pub(crate) fn write_blob(&self, bytes: &[u8]) -> Result<(Digest, u64), OciError> {
         let digest = Digest::of(bytes);
-        write_synced(&self.blobs.join(digest.hex()), bytes)?;
+        write_unsynced(&self.blobs.join(digest.hex()), bytes)?;
         Ok((digest, bytes.len() as u64))
     }
 
@@ -130,8 +130,31 @@ impl Staging {
         platform: Option<(&str, &str)>,
     ) -> Result<(), OciError> {
         let index = index_json(digest, size, tag, containerd_name, platform)?;
-        write_synced(&self.path().join("index.json"), &index)?;
-        write_synced(&self.path().join("oci-layout"), OCI_LAYOUT)
+        write_unsynced(&self.path().join("index.json"), &index)?;
+        write_unsynced(&self.path().join("oci-layout"), OCI_LAYOUT)
+    }
+
+    /// Makes every file of the layout (and `also`, the tarball) durable, all in
+    /// one go ([`crate::fs::sync_together`]): before [`Staging::commit`]'s rename,
+    /// so a crash never leaves a layout under the final name whose blobs are not
+    /// on disk. Blobs are written without their own `fsync` for this.
+    pub(crate) fn sync(&self, also: Option<&File>) -> Result<(), OciError> {
+        let mut files = Vec::new();
+        let mut open = |path: PathBuf| -> Result<(), OciError> {
+            files.push(File::open(&path).map_err(OciError::io("open", &path))?);
+            Ok(())
+        };
+        for entry in fs::read_dir(&self.blobs).map_err(OciError::io("list", &self.blobs))? {
+            let entry = entry.map_err(OciError::io("list", &self.blobs))?;
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                open(entry.path())?;
+            }
+        }
+        open(self.path().join("index.json"))?;
+        open(self.path().join("oci-layout"))?;
+        let mut handles: Vec<&File> = files.iter().collect();
+        handles.extend(also);
+        crate::fs::sync_together(&handles).map_err(OciError::io("write", self.path()))
     }
 
     /// Moves the finished layout to `target`, replacing an existing image layout.
@@ -355,13 +378,9 @@ fn place_verified_with(
         .map_err(|e| OciError::io("move layer into place at", dest)(e.error))
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), OciError> {
-    let write = || -> io::Result<()> {
-        let mut file = File::create(path)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    };
-    write().map_err(OciError::io("write", path))
+/// Writes a staged file; [`Staging::sync`] makes it durable.
+fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<(), OciError> {
+    fs::write(path, bytes).map_err(OciError::io("write", path))
 }
 
 // ---------------------------------------------------------------------------
