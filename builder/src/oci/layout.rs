@@ -326,8 +326,9 @@ pub(crate) fn sync_parent(path: &Path) {
 /// file into place), so a link shares bytes that can only go away, never change;
 /// the check reads the linked inode itself, so a blob replaced at `src` meanwhile
 /// cannot slip in. It needs no `fsync`: `src` was synced when it was written.
-/// Across filesystems (or where linking is refused) the blob is copied in one
-/// hashing pass and synced.
+/// Across filesystems, where linking is refused, or where `src`'s mode or owner
+/// differs from what a new file gets (another umask, another user), the blob
+/// is copied in one hashing pass and synced.
 pub(crate) fn place_verified(
     src: &Path,
     dest: &Path,
@@ -346,14 +347,29 @@ fn place_verified_with(
     size: u64,
     link: impl FnOnce(&Path, &Path) -> io::Result<()>,
 ) -> Result<(), OciError> {
+    use std::os::unix::fs::MetadataExt;
     let dir = dest.parent().unwrap_or(Path::new("."));
     let tmp = crate::fs::output_temp_file(dir, ".layer-")
-        .map_err(OciError::io("create a temporary file in", dir))?
-        .into_temp_path();
+        .map_err(OciError::io("create a temporary file in", dir))?;
+    // A link shares the source's mode and owner: only when they are what a new
+    // file of this build gets (the umask's mode, this user) is a link the same
+    // output as a copy.
+    let fresh = tmp.as_file().metadata().ok();
+    let alike = fs::metadata(src).ok().zip(fresh).is_some_and(|(s, f)| {
+        (s.mode() & 0o7777, s.uid(), s.gid()) == (f.mode() & 0o7777, f.uid(), f.gid())
+    });
+    let tmp = tmp.into_temp_path();
     // Replaces the empty temporary file by the link; dropping `tmp` removes
     // whichever file has its name on any error below.
     fs::remove_file(&tmp).map_err(OciError::io("write layer", &tmp))?;
-    let (actual, actual_size) = match link(src, &tmp) {
+    let linked = if alike {
+        link(src, &tmp)
+    } else {
+        Err(io::Error::other(
+            "its mode or owner differs from a new file's",
+        ))
+    };
+    let (actual, actual_size) = match linked {
         Ok(()) => {
             let file = File::open(&tmp).map_err(OciError::io("read", &tmp))?;
             digest_reader(file).map_err(OciError::io("read", &tmp))?
@@ -866,6 +882,20 @@ mod tests {
         let err = place_verified_with(&src, &other, wrong, bytes.len() as u64, exdev).unwrap_err();
         assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
         assert!(!other.exists());
+    }
+
+    /// A link would carry the source's mode into the output: a blob whose mode
+    /// is not what a new file gets under this umask (never executable) is copied.
+    #[test]
+    fn a_blob_with_another_mode_is_copied() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        fs::write(&src, b"layer bytes").unwrap();
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o700)).unwrap();
+        place_verified(&src, &dest, Digest::of(b"layer bytes"), 11).unwrap();
+        assert_ne!(inode(&dest), inode(&src), "copied");
+        assert_eq!(fs::metadata(&dest).unwrap().permissions().mode() & 0o111, 0);
     }
 
     /// The real thing across filesystems: from the disk into a tmpfs.
