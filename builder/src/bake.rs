@@ -96,10 +96,17 @@ pub fn image_spec(compiled: &Compiled, opts: &BakeOptions) -> Result<ImageSpec, 
     match &opts.gateway {
         GatewaySource::Binary(path) => {
             spec.architecture = gateway_binary::check(path)?.to_owned();
-            spec.layers.push(LayerInput::new(
+            // The base layer is the same on every build too: cached like the
+            // gateway's (its recipe hashes the 0.2 MB of embedded files;
+            // compressing them costs more).
+            let (base, created_by) = (
                 oci::base::base_layer_entries()?,
                 oci::base::BASE_LAYER_CREATED_BY,
-            ));
+            );
+            spec.layers.push(match &opts.layer_cache {
+                Some(dir) => LayerInput::cached(base, created_by, dir),
+                None => LayerInput::new(base, created_by),
+            });
             spec.layers
                 .push(gateway_layer(path, opts.layer_cache.as_deref())?);
         }

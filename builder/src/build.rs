@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bake::{self, BakeOptions, GatewaySource};
 use crate::deploy::Pinned;
-use crate::fs::write_atomic;
+use crate::fs::write_atomic_all;
 use crate::gateway_binary::{self, IMAGE_PATH};
 use crate::oci::{self, Digest, OutputPaths};
 use crate::platform::Platform;
@@ -378,6 +378,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             return Err(project::ProjectError::invalid(missing).into());
         }
     }
+    let layer_cache = inputs.client.env.cache_dir().join("layers");
     let mut specs = Vec::new();
     for (&platform, gateway) in platforms.iter().zip(&gateways) {
         let opts = BakeOptions {
@@ -390,7 +391,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
             annotations: inputs.annotations.clone(),
             gateway: gateway.clone(),
             filters: filters.clone(),
-            layer_cache: Some(inputs.client.env.cache_dir().join("layers")),
+            layer_cache: Some(layer_cache.clone()),
         };
         let spec = bake::image_spec(&compiled, &opts)?;
         if spec.architecture != platform.architecture() {
@@ -434,7 +435,7 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
     let mut gateway_sha256 = Vec::new();
     let mut base_contents = None;
     for gateway in &gateways {
-        let (sha, contents) = sbom_parts(gateway, base_meta.as_ref())?;
+        let (sha, contents) = sbom_parts(gateway, base_meta.as_ref(), &layer_cache)?;
         gateway_sha256.push(sha);
         base_contents.get_or_insert(contents);
     }
@@ -508,21 +509,19 @@ pub fn bake(inputs: &Inputs, compiled: Compiled, started: Instant) -> Result<Bui
         sbom: "sbom.spdx.json".to_owned(),
         base: base_meta,
     };
-    write_atomic(&dir.join("bundle.json"), &compiled.bytes)?;
-    write_atomic(
-        &dir.join("sbom.spdx.json"),
-        format!("{}\n", serde_json::to_string_pretty(&sbom_doc)?).as_bytes(),
-    )?;
-    write_atomic(&dir.join("image.digest"), format!("{digest}\n").as_bytes())?;
-    write_atomic(
-        &dir.join("build.json"),
-        format!("{}\n", serde_json::to_string_pretty(&meta)?).as_bytes(),
-    )?;
     let pinned = meta.pinned(None, compiled.bundle.limits.shutdown_grace_ms);
-    write_atomic(
-        &dir.join("values.yaml"),
-        crate::deploy::helm_values(&pinned).as_bytes(),
-    )?;
+    let sbom_json = format!("{}\n", serde_json::to_string_pretty(&sbom_doc)?);
+    let digest_line = format!("{digest}\n");
+    let build_json = format!("{}\n", serde_json::to_string_pretty(&meta)?);
+    let values = crate::deploy::helm_values(&pinned);
+    // Synced together, then renamed in this order.
+    write_atomic_all(&[
+        (&dir.join("bundle.json"), &compiled.bytes),
+        (&dir.join("sbom.spdx.json"), sbom_json.as_bytes()),
+        (&dir.join("image.digest"), digest_line.as_bytes()),
+        (&dir.join("build.json"), build_json.as_bytes()),
+        (&dir.join("values.yaml"), values.as_bytes()),
+    ])?;
 
     let (apis, routes) = (summary.apis.len(), summary.routes);
     Ok(Built {
@@ -612,17 +611,20 @@ fn gateway_filters(platforms: &[Platform], gateways: &[GatewaySource]) -> Result
     Ok(runtime::list_filters(path, platform)?)
 }
 
-/// The gateway executable's digest and the base contents, for the SBOM.
+/// The gateway executable's digest (through the layer cache's stat index: the
+/// binary the gateway layer was made of is not read again) and the base
+/// contents, for the SBOM.
 fn sbom_parts(
     gateway: &GatewaySource,
     base_meta: Option<&BaseMeta>,
+    layer_cache: &Path,
 ) -> Result<(Digest, sbom::BaseContents)> {
     match gateway {
         GatewaySource::Binary(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            let (digest, _) = oci::file_digest(path, layer_cache)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
             Ok((
-                Digest::of(&bytes),
+                digest,
                 sbom::BaseContents::Embedded(sbom::embedded_base_files()),
             ))
         }

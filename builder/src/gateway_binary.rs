@@ -63,36 +63,39 @@ pub fn locate(explicit: Option<&Path>, platform: Platform) -> Result<PathBuf, Bi
 }
 
 /// Checks the binary is a static ELF and returns its OCI architecture (`amd64`, `arm64`).
+/// Reads the ELF header, the program header table and the interpreter's name
+/// only, not the whole (16 MB) binary.
 pub fn check(path: &Path) -> Result<&'static str, BinaryError> {
-    let bytes = std::fs::read(path).map_err(|source| BinaryError::Read {
+    use std::os::unix::fs::FileExt;
+    let read_error = |source| BinaryError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let file_len = file.metadata().map_err(read_error)?.len();
     let not_elf = || BinaryError::NotElf {
         path: path.to_path_buf(),
     };
+    // `len` bytes at `offset`; `None` when they are not all in the file.
+    let read_at = |offset: u64, len: u64| -> Result<Option<Vec<u8>>, BinaryError> {
+        if offset.checked_add(len).is_none_or(|end| end > file_len) {
+            return Ok(None);
+        }
+        let mut buf = vec![0; usize::try_from(len).map_err(|_| not_elf())?];
+        file.read_exact_at(&mut buf, offset).map_err(read_error)?;
+        Ok(Some(buf))
+    };
     // ELF64, little-endian.
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
+    let header = read_at(0, 64)?.ok_or_else(not_elf)?;
+    if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
         return Err(not_elf());
     }
-    let u16_at = |o: usize| {
-        bytes
-            .get(o..o + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let u64_at = |b: &[u8], o: usize| {
+        u64::from_le_bytes(<[u8; 8]>::try_from(&b[o..o + 8]).expect("8 bytes"))
     };
-    let u32_at = |o: usize| {
-        bytes
-            .get(o..o + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |o: usize| {
-        bytes
-            .get(o..o + 8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-    };
-    let machine = u16_at(18).ok_or_else(not_elf)?;
-    let arch = match machine {
+    let arch = match u16_at(&header, 18) {
         0x3e => "amd64",
         0xb7 => "arm64",
         other => {
@@ -102,21 +105,22 @@ pub fn check(path: &Path) -> Result<&'static str, BinaryError> {
             });
         }
     };
-    let phoff = usize::try_from(u64_at(0x20).ok_or_else(not_elf)?).map_err(|_| not_elf())?;
-    let phentsize = usize::from(u16_at(0x36).ok_or_else(not_elf)?);
-    let phnum = usize::from(u16_at(0x38).ok_or_else(not_elf)?);
+    let phoff = u64_at(&header, 0x20);
+    let phentsize = usize::from(u16_at(&header, 0x36));
+    let phnum = usize::from(u16_at(&header, 0x38));
+    // An ELF64 program header is 56 bytes; the fields read below are within them.
+    if phnum > 0 && phentsize < 56 {
+        return Err(not_elf());
+    }
+    let table = read_at(phoff, (phentsize * phnum) as u64)?.ok_or_else(not_elf)?;
     const PT_INTERP: u32 = 3;
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        if u32_at(ph).ok_or_else(not_elf)? == PT_INTERP {
-            let off =
-                usize::try_from(u64_at(ph + 8).ok_or_else(not_elf)?).map_err(|_| not_elf())?;
-            let len =
-                usize::try_from(u64_at(ph + 32).ok_or_else(not_elf)?).map_err(|_| not_elf())?;
-            let interp = bytes.get(off..off.saturating_add(len)).unwrap_or_default();
+    for ph in table.chunks_exact(phentsize.max(1)).take(phnum) {
+        if u32_at(ph, 0) == PT_INTERP {
+            let (off, len) = (u64_at(ph, 8), u64_at(ph, 32));
+            let interp = read_at(off, len)?.unwrap_or_default();
             return Err(BinaryError::Dynamic {
                 path: path.to_path_buf(),
-                interpreter: String::from_utf8_lossy(interp)
+                interpreter: String::from_utf8_lossy(&interp)
                     .trim_end_matches('\0')
                     .to_owned(),
             });

@@ -141,6 +141,57 @@ fn a_rebuild_from_the_layer_cache_gives_the_same_image_as_a_cold_build() {
     assert_eq!(epoch_warm.0, epoch_cold.0);
 }
 
+/// Two builds at once sharing one cold layer cache (both miss, both store the
+/// same entry, each linking its blob in), then a third from the cache: one
+/// image digest for all three, and each layout's gateway layer verifies.
+#[test]
+fn concurrent_builds_share_the_layer_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("../examples/petstore"), &tmp.path().join("p"));
+    let start = |out: &str| {
+        Command::new(MGW)
+            .args([
+                "build",
+                "p",
+                "--out",
+                out,
+                "--output",
+                "json",
+                "--no-tarball",
+            ])
+            .current_dir(tmp.path())
+            .env("MGW_GATEWAY_BINARY", gateway())
+            .env("MGW_CACHE_DIR", tmp.path().join("cache"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let digest = |child: std::process::Child| {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        j["digest"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (start("a"), start("b"));
+    let (a, b) = (digest(a), digest(b));
+    let c = digest(start("c"));
+    assert_eq!((&a, &b), (&c, &c));
+    for out in ["a", "b", "c"] {
+        let blobs = tmp.path().join(out).join("petstore/oci/blobs/sha256");
+        for blob in std::fs::read_dir(&blobs).unwrap() {
+            let blob = blob.unwrap();
+            let bytes = std::fs::read(blob.path()).unwrap();
+            let hex = blob.file_name().into_string().unwrap();
+            assert_eq!(
+                mgw_builder::oci::Digest::of(&bytes).hex(),
+                hex,
+                "{out}: {hex}"
+            );
+        }
+    }
+}
+
 #[test]
 fn build_prints_the_digest_reference_last() {
     let dir = tempfile::tempdir().unwrap();

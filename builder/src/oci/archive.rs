@@ -72,14 +72,17 @@ pub fn write_docker_archive(
         image.layers.iter().map(|l| l.digest),
     )?;
     let (tmp, _scratch) = write_archive(&image.layout, &manifest, 0, dest)?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(OciError::io("write", tmp.path()))?;
     tmp.persist(dest)
         .map_err(|e| OciError::io("move the image tarball into place at", dest)(e.error))?;
     Ok(())
 }
 
 /// Writes the archive of the layout at `layout` (with `docker_manifest` added) into a
-/// temporary file beside `dest`, and returns it unpersisted, with the registration
-/// that removes it on Ctrl-C until it is persisted.
+/// temporary file beside `dest`, and returns it unsynced and unpersisted, with the
+/// registration that removes it on Ctrl-C until it is persisted.
 pub(crate) fn write_archive(
     layout: &Path,
     docker_manifest: &[u8],
@@ -129,9 +132,6 @@ pub(crate) fn write_archive(
     writer
         .into_inner()
         .map_err(|e| OciError::io("write", tmp.path())(e.into_error()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(OciError::io("write", tmp.path()))?;
     Ok((tmp, scratch))
 }
 

@@ -319,8 +319,9 @@ pub fn write_images(
         None => None,
     };
 
-    // Everything is written; now swap it in. The tarball first: a tarball is a single
-    // rename, the directory swap is two.
+    // Everything is written; make it durable in one go, then swap it in. The
+    // tarball first: a tarball is a single rename, the directory swap is two.
+    staging.sync(tarball.as_ref().map(|((tmp, _), _)| tmp.as_file()))?;
     if let Some(((tmp, _scratch), dest)) = tarball {
         tmp.persist(dest)
             .map_err(|e| OciError::io("move the image tarball into place at", dest)(e.error))?;

@@ -49,6 +49,12 @@ pub const GZIP_LEVEL: u32 = 6;
 /// golden digest test has to change.
 pub const GZIP_ID: &str = "gzip zlib-rs-0.6 level-6 mtime-0 os-255";
 
+/// Names the tar this module writes (ustar headers, PAX long paths, the entry and
+/// metadata rules above): with [`GZIP_ID`], part of the layer cache's key, which
+/// is computed from the entries ([`LayerBuilder::recipe`]) without writing the
+/// tar. Change it whenever the golden digest test's `diff_id` has to change.
+pub const TAR_ID: &str = "mgw-tar-1 ustar pax-path";
+
 /// The gzip header's OS byte: 255, "unknown", so the host OS never shows up in a
 /// layer.
 const GZIP_OS_UNKNOWN: u8 = 255;
@@ -192,7 +198,9 @@ impl LayerBuilder {
     }
 
     /// Writes the layer as a gzip-compressed tar into `blob_dir` (which must exist),
-    /// named by its digest, with every mtime set to `epoch`.
+    /// named by its digest, with every mtime set to `epoch`. Not synced: the
+    /// staging layout it is written into is synced as a whole before it is
+    /// renamed into place (`Staging::sync`).
     pub fn write(&self, blob_dir: &Path, epoch: u64) -> Result<Layer, OciError> {
         let tmp = crate::fs::output_temp_file(blob_dir, ".layer-")
             .map_err(OciError::io("create a temporary file in", blob_dir))?;
@@ -212,7 +220,6 @@ impl LayerBuilder {
         buffer
             .into_inner()
             .map_err(|e| write_err()(e.into_error()))?;
-        tmp.as_file().sync_all().map_err(write_err())?;
 
         let path = blob_dir.join(digest.hex());
         tmp.persist(&path)
@@ -224,6 +231,46 @@ impl LayerBuilder {
             media_type: MEDIA_TYPE_LAYER_GZIP.to_owned(),
             path,
         })
+    }
+
+    /// A digest of everything the layer's tar is made of, without writing it: each
+    /// entry's path, kind, owner, group and mode, its contents (bytes by their
+    /// sha256, a file on disk by the sha256 and size `file_digest` gives), and
+    /// `epoch`. With [`TAR_ID`], equal recipes mean equal tars.
+    pub(crate) fn recipe(
+        &self,
+        epoch: u64,
+        mut file_digest: impl FnMut(&Path) -> Result<(Digest, u64), OciError>,
+    ) -> Result<Digest, OciError> {
+        use std::fmt::Write as _;
+        if epoch > MAX_USTAR_MTIME {
+            return Err(OciError::SourceDateEpoch {
+                value: epoch.to_string(),
+            });
+        }
+        let mut recipe = format!("{TAR_ID}\nepoch {epoch}\n");
+        for (components, entry) in &self.entries {
+            let path = components.join("/");
+            let (kind, contents) = match &entry.content {
+                Content::Dir => ("dir", None),
+                Content::Bytes(bytes) => ("file", Some((Digest::of(bytes), bytes.len() as u64))),
+                Content::Disk(src) => ("file", Some(file_digest(src)?)),
+            };
+            // The path is length-prefixed: it may hold any byte but NUL.
+            let _ = write!(
+                recipe,
+                "{} {path} {kind} {:o} {} {}",
+                path.len(),
+                entry.mode,
+                entry.uid,
+                entry.gid
+            );
+            if let Some((digest, size)) = contents {
+                let _ = write!(recipe, " {size} {digest}");
+            }
+            recipe.push('\n');
+        }
+        Ok(Digest::of(recipe.as_bytes()))
     }
 
     /// Writes the entries as a plain (uncompressed) tar into `out` and returns it.
@@ -257,7 +304,10 @@ impl LayerBuilder {
                     let (file, len) = open_source(src, &name)?;
                     let header = header(EntryType::Regular, entry, len, epoch);
                     let mut reader = CountingReader::new(file.take(len));
-                    append(&mut tar, header, &name, epoch, &mut reader).map_err(|e| {
+                    // `tar` copies `dyn Read` to `dyn Write` 8 KiB at a time;
+                    // through this buffer the file is read 256 KiB at a time.
+                    let buffered = io::BufReader::with_capacity(256 * 1024, &mut reader);
+                    append(&mut tar, header, &name, epoch, buffered).map_err(|e| {
                         // A read error is about the source; anything else, the sink.
                         match reader.read_error.take() {
                             Some(source) => OciError::Io {

@@ -3,18 +3,23 @@
 //!
 //! A rebuild after a spec change has the same gateway binary, so compressing it
 //! again (most of a build's time) gives the same bytes. The cache keys a
-//! compressed blob by the layer's `diff_id` (the sha256 of its uncompressed tar,
-//! which covers the binary's contents, every path, owner, mode and mtime) and
-//! [`GZIP_ID`] (the compression settings and backend): equal keys mean the layer
-//! writer would produce the same blob, so a hit keeps builds reproducible.
+//! compressed blob by the layer's recipe ([`LayerBuilder::recipe`]: every path,
+//! owner, mode, the epoch, and each file's sha256 and size), [`TAR_ID`] and
+//! [`GZIP_ID`] (the tar and compression rules): equal keys mean the layer writer
+//! would produce the same tar and the same blob, so a hit keeps builds
+//! reproducible. A file's sha256 comes from the stat index ([`stat_index`],
+//! under `files/`), so a rebuild reads neither the binary nor the tar.
 //!
 //! Layout under the cache directory: `<key hex>` is a small JSON record (blob
-//! digest, `diff_id`, size) and `blobs/<digest hex>` the blob. Both are written to
-//! a temporary file and renamed, blob first, so concurrent builds never see half
-//! an entry. A hit is verified on use: the blob is copied into the image through
-//! a sha256 writer and must match the recorded digest and size, otherwise the
-//! entry is dropped and the layer written afresh. The cache is an optimisation
-//! only: a cache that cannot be read or written costs time, never a build.
+//! digest, `diff_id`, size), `blobs/<digest hex>` the blob and `files/` the
+//! stat index. Blob and record are each written to a temporary file and renamed,
+//! blob first (and synced), so concurrent builds never see half an entry; a blob
+//! is never modified in place. A hit is verified on use: the blob is hard-linked
+//! (copied across filesystems) into the image's staging directory, and the
+//! linked bytes must match the record's digest and size before they take their
+//! name there; otherwise the entry is dropped and the layer written afresh. The
+//! cache is an optimisation only: a cache that cannot be read or written costs
+//! time, never a build.
 
 use std::fs;
 use std::io;
@@ -22,13 +27,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::digest::HashingWriter;
-use super::layer::GZIP_ID;
-use super::layout::{LayerInfo, Staging};
+use super::layer::{GZIP_ID, TAR_ID};
+use super::layout::{LayerInfo, Staging, place_verified};
+use super::stat_index;
 use super::{Digest, Layer, LayerBuilder, MEDIA_TYPE_LAYER_GZIP, OciError};
 
-/// Bumped when the record format changes.
-const FORMAT: &str = "mgw-layer-cache/1";
+/// Bumped when the record format or the key changes.
+const FORMAT: &str = "mgw-layer-cache/2";
 
 /// One cached layer.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,22 +45,29 @@ struct Record {
 }
 
 /// Writes `entries` as a layer into `staging`, taking the compressed blob from
-/// `cache_dir` when an entry for the same tar and compression is there (and
-/// verifies), else compressing and storing the result for the next build.
+/// `cache_dir` when an entry for the same recipe is there (and verifies), else
+/// compressing and storing the result for the next build.
 pub(crate) fn write(
     entries: &LayerBuilder,
     staging: &Staging,
     epoch: u64,
     cache_dir: &Path,
 ) -> Result<Layer, OciError> {
-    let diff_id = diff_id(entries, epoch, cache_dir)?;
-    let record_path = cache_dir.join(key(diff_id).hex());
-    if let Some(layer) = hit(&record_path, diff_id, staging, cache_dir) {
+    let recipe = entries.recipe(epoch, |path| {
+        file_digest(path, cache_dir).map_err(OciError::io("read", path))
+    })?;
+    let record_path = cache_dir.join(key(recipe).hex());
+    if let Some(layer) = hit(&record_path, staging, cache_dir) {
         tracing::debug!(digest = %layer.digest, "layer taken from the cache");
         return Ok(layer);
     }
     let layer = entries.write(staging.blobs(), epoch)?;
-    if layer.diff_id == diff_id {
+    // A file that changed while the layer was written is not what the recipe
+    // names: hashed afresh (first builds only), it must still match.
+    let unchanged = entries.recipe(epoch, |path| {
+        stat_index::digest(path, None).map_err(OciError::io("read", path))
+    })?;
+    if unchanged == recipe {
         if let Err(e) = store(&layer, &record_path, cache_dir) {
             tracing::warn!(cache = %cache_dir.display(), error = %e, "cannot store the layer in the cache");
         }
@@ -63,27 +75,27 @@ pub(crate) fn write(
     Ok(layer)
 }
 
-/// The cache key of a layer: its tar and how it is compressed.
-fn key(diff_id: Digest) -> Digest {
-    Digest::of(format!("{FORMAT}\n{diff_id}\n{GZIP_ID}\n").as_bytes())
+/// The sha256 and size of the file at `path`, through the stat index of the
+/// layer cache at `cache_dir` (for the SBOM's gateway digest: the same binary
+/// the gateway layer was made of, not read again).
+pub fn file_digest(path: &Path, cache_dir: &Path) -> io::Result<(Digest, u64)> {
+    stat_index::digest(path, Some(&cache_dir.join("files")))
 }
 
-/// The sha256 of the layer's uncompressed tar: reads every file once.
-fn diff_id(entries: &LayerBuilder, epoch: u64, cache_dir: &Path) -> Result<Digest, OciError> {
-    let tar = entries.write_tar_to(HashingWriter::new(io::sink()), epoch, cache_dir)?;
-    Ok(tar.finish().1)
+/// The cache key of a layer: its recipe and how it is tarred and compressed.
+fn key(recipe: Digest) -> Digest {
+    Digest::of(format!("{FORMAT}\n{recipe}\n{TAR_ID}\n{GZIP_ID}\n").as_bytes())
 }
 
-/// The cached layer for `record_path`, copied into `staging` and verified; `None`
+/// The cached layer for `record_path`, placed into `staging` and verified; `None`
 /// (after dropping a bad entry) when there is none or it does not verify.
-fn hit(record_path: &Path, diff_id: Digest, staging: &Staging, cache_dir: &Path) -> Option<Layer> {
+fn hit(record_path: &Path, staging: &Staging, cache_dir: &Path) -> Option<Layer> {
     let bytes = fs::read(record_path).ok()?;
     let info = serde_json::from_slice::<Record>(&bytes).ok().and_then(|r| {
         let digest: Digest = r.digest.parse().ok()?;
-        let recorded: Digest = r.diff_id.parse().ok()?;
-        (recorded == diff_id).then(|| LayerInfo {
+        Some(LayerInfo {
             digest,
-            diff_id,
+            diff_id: r.diff_id.parse().ok()?,
             size: r.size,
             media_type: MEDIA_TYPE_LAYER_GZIP.to_owned(),
             created_by: None,
@@ -112,27 +124,28 @@ fn blob_path(cache_dir: &Path, digest: Digest) -> PathBuf {
     cache_dir.join("blobs").join(digest.hex())
 }
 
-/// Stores `layer`'s blob, then its record (each a temporary file renamed into
-/// place), so a record never names a missing or partial blob.
-fn store(layer: &Layer, record_path: &Path, cache_dir: &Path) -> io::Result<()> {
+/// Stores `layer`'s blob (hard-linked from the staged layer, which is synced,
+/// or copied), then its record (a temporary file renamed into place), so a
+/// record never names a missing or partial blob.
+fn store(layer: &Layer, record_path: &Path, cache_dir: &Path) -> Result<(), OciError> {
     let blobs = cache_dir.join("blobs");
-    fs::create_dir_all(&blobs)?;
+    fs::create_dir_all(&blobs).map_err(OciError::io("create directory", &blobs))?;
     let blob = blob_path(cache_dir, layer.digest);
     if !blob.exists() {
-        let tmp = crate::fs::output_temp_file(&blobs, ".blob-")?;
-        io::copy(&mut fs::File::open(&layer.path)?, &mut tmp.as_file())?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&blob).map_err(|e| e.error)?;
+        place_verified(&layer.path, &blob, layer.digest, layer.size)?;
     }
     let record = Record {
         digest: layer.digest.to_string(),
         diff_id: layer.diff_id.to_string(),
         size: layer.size,
     };
-    let tmp = crate::fs::output_temp_file(cache_dir, ".record-")?;
-    serde_json::to_writer(tmp.as_file(), &record)?;
-    tmp.persist(record_path).map_err(|e| e.error)?;
-    Ok(())
+    let write = || -> io::Result<()> {
+        let tmp = crate::fs::output_temp_file(cache_dir, ".record-")?;
+        serde_json::to_writer(tmp.as_file(), &record)?;
+        tmp.persist(record_path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(OciError::io("write", record_path))
 }
 
 #[cfg(test)]
@@ -181,8 +194,12 @@ mod tests {
             self.entries.write(&dir, 0).unwrap()
         }
 
-        fn record_path(&self, layer: &Layer) -> PathBuf {
-            self.cache().join(key(layer.diff_id).hex())
+        fn record_path(&self) -> PathBuf {
+            let recipe = self
+                .entries
+                .recipe(0, |p| Ok(stat_index::digest(p, None).unwrap()))
+                .unwrap();
+            self.cache().join(key(recipe).hex())
         }
     }
 
@@ -195,7 +212,7 @@ mod tests {
             (layer.digest, layer.diff_id, layer.size),
             (plain.digest, plain.diff_id, plain.size)
         );
-        assert!(f.record_path(&layer).is_file());
+        assert!(f.record_path().is_file());
         assert_eq!(
             fs::read(blob_path(&f.cache(), layer.digest)).unwrap(),
             fs::read(&plain.path).unwrap()
@@ -220,10 +237,57 @@ mod tests {
             diff_id: plain.diff_id.to_string(),
             size: other.len() as u64,
         };
-        fs::write(f.record_path(&plain), serde_json::to_vec(&record).unwrap()).unwrap();
+        fs::write(f.record_path(), serde_json::to_vec(&record).unwrap()).unwrap();
         let layer = f.write();
         assert_eq!((layer.digest, layer.size), (digest, other.len() as u64));
         assert_eq!(layer.diff_id, plain.diff_id);
+    }
+
+    /// A hit shares the cached blob's inode with the image (a hard link: no
+    /// copy), and a miss stores the staged blob the same way.
+    #[test]
+    fn the_cached_blob_is_linked_into_the_image_both_ways() {
+        use std::os::unix::fs::MetadataExt;
+        let inode = |p: &Path| fs::metadata(p).unwrap().ino();
+        let f = Fixture::new();
+        let staging = Staging::new(&f.dir.path().join("first").join("oci")).unwrap();
+        let first = write(&f.entries, &staging, 0, &f.cache()).unwrap();
+        let cached = blob_path(&f.cache(), first.digest);
+        assert_eq!(inode(&first.path), inode(&cached));
+        drop(staging);
+        let staging = Staging::new(&f.dir.path().join("second").join("oci")).unwrap();
+        let second = write(&f.entries, &staging, 0, &f.cache()).unwrap();
+        assert_eq!(inode(&second.path), inode(&cached));
+        assert_eq!(
+            (second.digest, second.diff_id),
+            (first.digest, first.diff_id)
+        );
+    }
+
+    /// The gateway binary rewritten in place, same size, mtime put back: the
+    /// recipe names the contents, so the cached layer of the old binary is not
+    /// taken.
+    #[test]
+    fn a_rewritten_binary_is_not_taken_from_the_cache() {
+        let f = Fixture::new();
+        let first = f.write();
+        let bin = f.dir.path().join("gateway");
+        let mtime = fs::metadata(&bin).unwrap().modified().unwrap();
+        let mut bytes = fs::read(&bin).unwrap();
+        bytes[1000] ^= 0xff;
+        fs::write(&bin, &bytes).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&bin)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let second = f.write();
+        assert_ne!(second.diff_id, first.diff_id);
+        assert_eq!(
+            (second.digest, second.diff_id),
+            (f.uncached().digest, f.uncached().diff_id)
+        );
     }
 
     #[test]
@@ -238,7 +302,7 @@ mod tests {
         assert_eq!((second.digest, second.size), (first.digest, first.size));
         // The entry was replaced by a good one.
         assert_eq!(Digest::of(&fs::read(&blob).unwrap()), first.digest);
-        fs::write(f.record_path(&first), b"{not json").unwrap();
+        fs::write(f.record_path(), b"{not json").unwrap();
         assert_eq!(f.write().digest, first.digest);
     }
 

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -27,7 +27,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest,
 use serde::Deserialize;
 use tempfile::TempDir;
 
-use super::digest::{HashingWriter, digest_reader};
+use super::digest::{copy_hashed, digest_reader};
 use super::json::to_canonical_json;
 use super::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Digest, Layer, MEDIA_TYPE_DOCKER_LAYER_GZIP,
@@ -92,12 +92,12 @@ impl Staging {
     /// Stores `bytes` as a blob; returns its digest and size.
     pub(crate) fn write_blob(&self, bytes: &[u8]) -> Result<(Digest, u64), OciError> {
         let digest = Digest::of(bytes);
-        write_synced(&self.blobs.join(digest.hex()), bytes)?;
+        write_unsynced(&self.blobs.join(digest.hex()), bytes)?;
         Ok((digest, bytes.len() as u64))
     }
 
-    /// Copies a layer blob of another layout into this one, verifying its digest and
-    /// size on the way.
+    /// Puts a layer blob of another layout (or of the layer cache) into this one,
+    /// verifying its digest and size: see [`place_verified`].
     pub(crate) fn copy_layer(&self, layer: &LayerInfo) -> Result<Layer, OciError> {
         let media_type = match layer.media_type.as_str() {
             MEDIA_TYPE_LAYER_GZIP | MEDIA_TYPE_DOCKER_LAYER_GZIP => MEDIA_TYPE_LAYER_GZIP,
@@ -108,33 +108,12 @@ impl Staging {
                 });
             }
         };
-        let src = &layer.blob_path;
-        let mut input = File::open(src).map_err(OciError::io("open", src))?;
-        let tmp = crate::fs::output_temp_file(&self.blobs, ".layer-")
-            .map_err(OciError::io("create a temporary file in", &self.blobs))?;
-        let mut out = HashingWriter::new(BufWriter::new(tmp.as_file()));
-        io::copy(&mut input, &mut out).map_err(OciError::io("copy layer", src))?;
-        let (buffer, digest, size) = out.finish();
-        buffer
-            .into_inner()
-            .map_err(|e| OciError::io("write layer", tmp.path())(e.into_error()))?;
-        if digest != layer.digest || size != layer.size {
-            return Err(OciError::DigestMismatch {
-                path: src.clone(),
-                expected: format!("{} ({} bytes)", layer.digest, layer.size),
-                actual: format!("{digest} ({size} bytes)"),
-            });
-        }
-        tmp.as_file()
-            .sync_all()
-            .map_err(OciError::io("write layer", tmp.path()))?;
-        let path = self.blobs.join(digest.hex());
-        tmp.persist(&path)
-            .map_err(|e| OciError::io("move layer into place at", &path)(e.error))?;
+        let path = self.blobs.join(layer.digest.hex());
+        place_verified(&layer.blob_path, &path, layer.digest, layer.size)?;
         Ok(Layer {
-            digest,
+            digest: layer.digest,
             diff_id: layer.diff_id,
-            size,
+            size: layer.size,
             media_type: media_type.to_owned(),
             path,
         })
@@ -151,8 +130,31 @@ impl Staging {
         platform: Option<(&str, &str)>,
     ) -> Result<(), OciError> {
         let index = index_json(digest, size, tag, containerd_name, platform)?;
-        write_synced(&self.path().join("index.json"), &index)?;
-        write_synced(&self.path().join("oci-layout"), OCI_LAYOUT)
+        write_unsynced(&self.path().join("index.json"), &index)?;
+        write_unsynced(&self.path().join("oci-layout"), OCI_LAYOUT)
+    }
+
+    /// Makes every file of the layout (and `also`, the tarball) durable, all in
+    /// one go ([`crate::fs::sync_together`]): before [`Staging::commit`]'s rename,
+    /// so a crash never leaves a layout under the final name whose blobs are not
+    /// on disk. Blobs are written without their own `fsync` for this.
+    pub(crate) fn sync(&self, also: Option<&File>) -> Result<(), OciError> {
+        let mut files = Vec::new();
+        let mut open = |path: PathBuf| -> Result<(), OciError> {
+            files.push(File::open(&path).map_err(OciError::io("open", &path))?);
+            Ok(())
+        };
+        for entry in fs::read_dir(&self.blobs).map_err(OciError::io("list", &self.blobs))? {
+            let entry = entry.map_err(OciError::io("list", &self.blobs))?;
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                open(entry.path())?;
+            }
+        }
+        open(self.path().join("index.json"))?;
+        open(self.path().join("oci-layout"))?;
+        let mut handles: Vec<&File> = files.iter().collect();
+        handles.extend(also);
+        crate::fs::sync_together(&handles).map_err(OciError::io("write", self.path()))
     }
 
     /// Moves the finished layout to `target`, replacing an existing image layout.
@@ -317,13 +319,84 @@ pub(crate) fn sync_parent(path: &Path) {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), OciError> {
-    let write = || -> io::Result<()> {
-        let mut file = File::create(path)?;
-        file.write_all(bytes)?;
-        file.sync_all()
+/// Puts the blob at `src` at `dest` (a blob directory's `<hex>`), checked against
+/// `digest` and `size` after it is in the destination directory and before it
+/// takes its name, so `dest` never names wrong bytes. On one filesystem `src` is
+/// hard-linked: blobs are never modified in place (every writer renames a new
+/// file into place), so a link shares bytes that can only go away, never change;
+/// the check reads the linked inode itself, so a blob replaced at `src` meanwhile
+/// cannot slip in. It needs no `fsync`: `src` was synced when it was written.
+/// Across filesystems, where linking is refused, or where `src`'s mode or owner
+/// differs from what a new file gets (another umask, another user), the blob
+/// is copied in one hashing pass and synced.
+pub(crate) fn place_verified(
+    src: &Path,
+    dest: &Path,
+    digest: Digest,
+    size: u64,
+) -> Result<(), OciError> {
+    place_verified_with(src, dest, digest, size, |from, to| fs::hard_link(from, to))
+}
+
+/// [`place_verified`] with the link operation given (tests make it fail like
+/// a link across filesystems).
+fn place_verified_with(
+    src: &Path,
+    dest: &Path,
+    digest: Digest,
+    size: u64,
+    link: impl FnOnce(&Path, &Path) -> io::Result<()>,
+) -> Result<(), OciError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let tmp = crate::fs::output_temp_file(dir, ".layer-")
+        .map_err(OciError::io("create a temporary file in", dir))?;
+    // A link shares the source's mode and owner: only when they are what a new
+    // file of this build gets (the umask's mode, this user) is a link the same
+    // output as a copy.
+    let fresh = tmp.as_file().metadata().ok();
+    let alike = fs::metadata(src).ok().zip(fresh).is_some_and(|(s, f)| {
+        (s.mode() & 0o7777, s.uid(), s.gid()) == (f.mode() & 0o7777, f.uid(), f.gid())
+    });
+    let tmp = tmp.into_temp_path();
+    // Replaces the empty temporary file by the link; dropping `tmp` removes
+    // whichever file has its name on any error below.
+    fs::remove_file(&tmp).map_err(OciError::io("write layer", &tmp))?;
+    let linked = if alike {
+        link(src, &tmp)
+    } else {
+        Err(io::Error::other(
+            "its mode or owner differs from a new file's",
+        ))
     };
-    write().map_err(OciError::io("write", path))
+    let (actual, actual_size) = match linked {
+        Ok(()) => {
+            let file = File::open(&tmp).map_err(OciError::io("read", &tmp))?;
+            digest_reader(file).map_err(OciError::io("read", &tmp))?
+        }
+        Err(error) => {
+            tracing::debug!(from = %src.display(), %error, "cannot hard-link the blob; copying it");
+            let mut input = File::open(src).map_err(OciError::io("open", src))?;
+            let out = File::create_new(&tmp).map_err(OciError::io("write layer", &tmp))?;
+            let copied = copy_hashed(&mut input, &out).map_err(OciError::io("copy layer", src))?;
+            out.sync_all().map_err(OciError::io("write layer", &tmp))?;
+            copied
+        }
+    };
+    if actual != digest || actual_size != size {
+        return Err(OciError::DigestMismatch {
+            path: src.to_owned(),
+            expected: format!("{digest} ({size} bytes)"),
+            actual: format!("{actual} ({actual_size} bytes)"),
+        });
+    }
+    tmp.persist(dest)
+        .map_err(|e| OciError::io("move layer into place at", dest)(e.error))
+}
+
+/// Writes a staged file; [`Staging::sync`] makes it durable.
+fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<(), OciError> {
+    fs::write(path, bytes).map_err(OciError::io("write", path))
 }
 
 // ---------------------------------------------------------------------------
@@ -634,7 +707,7 @@ fn read_blob(layout: &Path, descriptor: &Descriptor) -> Result<(Digest, Vec<u8>)
 /// layers).
 pub fn verify_blob(path: &Path, digest: Digest) -> Result<(), OciError> {
     let file = File::open(path).map_err(OciError::io("open", path))?;
-    let (actual, _) = digest_reader(BufReader::new(file)).map_err(OciError::io("read", path))?;
+    let (actual, _) = digest_reader(file).map_err(OciError::io("read", path))?;
     if actual == digest {
         Ok(())
     } else {
@@ -755,6 +828,91 @@ fn scan_layer(blob: &Path, media_type: &str, wanted: &str) -> Result<Lookup, Oci
 mod tests {
     use super::*;
     use crate::oci::LayerBuilder;
+
+    fn inode(path: &Path) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path).unwrap();
+        (meta.dev(), meta.ino())
+    }
+
+    /// A blob on the same filesystem is hard-linked (no copy, no `fsync`), and
+    /// a blob that does not match is refused before it takes its name.
+    #[test]
+    fn a_blob_on_the_same_filesystem_is_linked_after_it_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        fs::write(&src, b"layer bytes").unwrap();
+        let digest = Digest::of(b"layer bytes");
+        place_verified(&src, &dest, digest, 11).unwrap();
+        assert_eq!(inode(&dest), inode(&src), "linked, not copied");
+
+        let other = dir.path().join("other");
+        let err = place_verified(&src, &other, Digest::of(b"other bytes"), 11).unwrap_err();
+        assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
+        let err = place_verified(&src, &other, digest, 12).unwrap_err();
+        assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            names,
+            ["dest", "src"],
+            "no blob and no temporary left behind"
+        );
+    }
+
+    /// Where linking fails (another filesystem: `EXDEV`), the blob is copied,
+    /// and checked all the same.
+    #[test]
+    fn a_blob_that_cannot_be_linked_is_copied_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        let bytes: Vec<u8> = (0..700_000u32).map(|i| (i % 253) as u8).collect();
+        fs::write(&src, &bytes).unwrap();
+        let exdev = |_: &Path, _: &Path| Err(io::Error::from_raw_os_error(18));
+        let digest = Digest::of(&bytes);
+        place_verified_with(&src, &dest, digest, bytes.len() as u64, exdev).unwrap();
+        assert_ne!(inode(&dest), inode(&src), "copied");
+        assert_eq!(fs::read(&dest).unwrap(), bytes);
+        let other = dir.path().join("other");
+        let wrong = Digest::of(b"other");
+        let err = place_verified_with(&src, &other, wrong, bytes.len() as u64, exdev).unwrap_err();
+        assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
+        assert!(!other.exists());
+    }
+
+    /// A link would carry the source's mode into the output: a blob whose mode
+    /// is not what a new file gets under this umask (never executable) is copied.
+    #[test]
+    fn a_blob_with_another_mode_is_copied() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        fs::write(&src, b"layer bytes").unwrap();
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o700)).unwrap();
+        place_verified(&src, &dest, Digest::of(b"layer bytes"), 11).unwrap();
+        assert_ne!(inode(&dest), inode(&src), "copied");
+        assert_eq!(fs::metadata(&dest).unwrap().permissions().mode() & 0o111, 0);
+    }
+
+    /// The real thing across filesystems: from the disk into a tmpfs.
+    #[test]
+    fn a_blob_on_another_filesystem_is_copied() {
+        let src_dir = tempfile::tempdir().unwrap();
+        let dest_dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        assert_ne!(
+            inode(src_dir.path()).0,
+            inode(dest_dir.path()).0,
+            "/dev/shm is another filesystem"
+        );
+        let (src, dest) = (src_dir.path().join("src"), dest_dir.path().join("dest"));
+        fs::write(&src, b"layer bytes").unwrap();
+        place_verified(&src, &dest, Digest::of(b"layer bytes"), 11).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"layer bytes");
+    }
 
     #[test]
     fn containerd_names_are_normalized_like_docker() {

@@ -22,6 +22,7 @@ mod json;
 pub mod layer;
 mod layer_cache;
 pub mod layout;
+mod stat_index;
 
 pub use archive::write_docker_archive;
 pub use digest::{Digest, ParseDigestError};
@@ -33,6 +34,7 @@ pub use image::{
 pub use index::IndexInfo;
 pub(crate) use json::to_canonical_json;
 pub use layer::{Layer, LayerBuilder, parse_source_date_epoch};
+pub use layer_cache::file_digest;
 pub use layout::{ImageInfo, LayerInfo, extract_file, read_image, read_image_for, verify_blob};
 
 use std::path::{Path, PathBuf};
