@@ -12,6 +12,8 @@ use mgw_gateway::filter::Filters;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before the first allocation: sizes the allocator's first arena.
+    mgw_gateway::alloc_release::configure();
     // Registration order is the order filters run in.
     let filters = Filters::new().with(filters::ServedBy);
     mgw_gateway::cli::main_with(filters)

@@ -11,6 +11,8 @@ use mgw_gateway::filter::Filters;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before the first allocation: sizes the allocator's first arena.
+    mgw_gateway::alloc_release::configure();
     let filters = Filters::new()
         .with(filters::NoCats)
         .with(filters::TenantHeader);
