@@ -348,6 +348,15 @@ fn place_verified_with(
     link: impl FnOnce(&Path, &Path) -> io::Result<()>,
 ) -> Result<(), OciError> {
     use std::os::unix::fs::MetadataExt;
+    // Already linked here (a multi-platform image's platforms share a layer, such
+    // as the base): renaming another link of the same file onto it would do
+    // nothing (rename(2)) and leave the temporary link behind in the layout.
+    let same_file = |a: &fs::Metadata, b: &fs::Metadata| (a.dev(), a.ino()) == (b.dev(), b.ino());
+    if let (Ok(s), Ok(d)) = (fs::metadata(src), fs::symlink_metadata(dest)) {
+        if same_file(&s, &d) {
+            return Ok(());
+        }
+    }
     let dir = dest.parent().unwrap_or(Path::new("."));
     let tmp = crate::fs::output_temp_file(dir, ".layer-")
         .map_err(OciError::io("create a temporary file in", dir))?;
@@ -862,6 +871,18 @@ mod tests {
             ["dest", "src"],
             "no blob and no temporary left behind"
         );
+
+        // The same blob placed again (two platforms sharing the base layer):
+        // still one link, and no temporary link left in the layout.
+        place_verified(&src, &dest, digest, 11).unwrap();
+        let again: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(again, ["dest", "src"], "placed twice");
+        assert_eq!(inode(&dest), inode(&src));
     }
 
     /// Where linking fails (another filesystem: `EXDEV`), the blob is copied,
