@@ -844,6 +844,16 @@ mod tests {
         (meta.dev(), meta.ino())
     }
 
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// A blob on the same filesystem is hard-linked (no copy, no `fsync`), and
     /// a blob that does not match is refused before it takes its name.
     #[test]
@@ -860,14 +870,8 @@ mod tests {
         assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
         let err = place_verified(&src, &other, digest, 12).unwrap_err();
         assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
         assert_eq!(
-            names,
+            names(dir.path()),
             ["dest", "src"],
             "no blob and no temporary left behind"
         );
@@ -875,13 +879,7 @@ mod tests {
         // The same blob placed again (two platforms sharing the base layer):
         // still one link, and no temporary link left in the layout.
         place_verified(&src, &dest, digest, 11).unwrap();
-        let again: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        assert_eq!(again, ["dest", "src"], "placed twice");
+        assert_eq!(names(dir.path()), ["dest", "src"], "placed twice");
         assert_eq!(inode(&dest), inode(&src));
     }
 

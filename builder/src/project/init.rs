@@ -200,12 +200,7 @@ pub fn init(
             Vec::new(),
         ),
     };
-    let left_out = spec
-        .operations
-        .iter()
-        .filter(|o| o.unservable.is_some())
-        .count()
-        + same_route_as_earlier(&spec).len();
+    let left_out = left_out(&spec).len();
     if left_out > 0 {
         warnings.push(Diagnostic::new(
             &super::Origin::file(MANIFEST_FILE),
@@ -552,12 +547,7 @@ analytics:
 /// write to tell two operations apart) — those operations, each with why, so the
 /// new project builds and says what it leaves out.
 fn exclude_scaffold(spec: &ApiSpec) -> String {
-    let mut unservable: Vec<(&str, Cow<'_, str>)> = spec
-        .operations
-        .iter()
-        .filter_map(|o| Some((o.id.as_str(), Cow::from(o.unservable.as_deref()?))))
-        .collect();
-    unservable.extend(same_route_as_earlier(spec));
+    let unservable = left_out(spec);
     if unservable.is_empty() {
         return "    # Leave operations out (after `include`), same shape:\n    # exclude:\n    #   operations: []\n".to_owned();
     }
@@ -572,6 +562,18 @@ fn exclude_scaffold(spec: &ApiSpec) -> String {
         ids.join(", ")
     ));
     s
+}
+
+/// The operations a new project leaves out, each with why: those the gateway
+/// cannot serve, and those on an earlier operation's path.
+fn left_out(spec: &ApiSpec) -> Vec<(&str, Cow<'_, str>)> {
+    let mut out: Vec<(&str, Cow<'_, str>)> = spec
+        .operations
+        .iter()
+        .filter_map(|o| Some((o.id.as_str(), Cow::from(o.unservable.as_deref()?))))
+        .collect();
+    out.extend(same_route_as_earlier(spec));
+    out
 }
 
 /// Operations whose method and path repeat an earlier operation's with other
