@@ -152,7 +152,7 @@ pub struct ProjectArg {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The OpenAPI (3.0, 3.1) or Swagger 2.0 file, YAML or JSON (optional with
+    /// The OpenAPI (3.0, 3.1, 3.2) or Swagger 2.0 file, YAML or JSON (optional with
     /// `--runtime`: then `--dir` is an existing project).
     #[arg(required_unless_present = "runtime")]
     pub spec: Option<PathBuf>,

@@ -194,6 +194,8 @@ corpus_tests! {
     slack_web_api => "slack/slack_web_openapi_v2.json",
     discord => "discord/openapi.json",
     xero_accounting => "xero/xero_accounting.yaml",
+    oai_learn_v32_query => "oai-learn/examples/v3.2/3.2-query-example.yaml",
+    oai_learn_v32_tags => "oai-learn/examples/v3.2/3.2-tags-example.yaml",
 }
 
 /// OAI's webhook example declares only `webhooks` (calls the API makes): a gateway

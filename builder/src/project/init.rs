@@ -205,7 +205,7 @@ pub fn init(
         warnings.push(Diagnostic::new(
             &super::Origin::file(MANIFEST_FILE),
             format!(
-                "{left_out} operation(s) of the spec cannot be served (a path with a query string, not a template, or the path of another operation with other parameter names); `apis[0].exclude` leaves them out and says why"
+                "{left_out} operation(s) of the spec cannot be served (a path with a query string, not a template, or the path of another operation with other parameter names; a method not in uppercase letters); `apis[0].exclude` leaves them out and says why"
             ),
         ));
     }

@@ -1,4 +1,4 @@
-//! OpenAPI 3.0, 3.1 and Swagger 2.0 specs, read into what a gateway needs.
+//! OpenAPI 3.0, 3.1, 3.2 and Swagger 2.0 specs, read into what a gateway needs.
 //!
 //! mgw routes on method and path template, so from a spec it takes: the operations
 //! (path items and operations, following `$ref`s, with generated ids where
@@ -34,6 +34,12 @@ pub const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
+/// OpenAPI 3.2's path item: the methods above, `query` (the HTTP QUERY method)
+/// and any other method in `additionalOperations`.
+const METHODS_32: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace", "query",
+];
+
 /// Which flavour of OpenAPI a spec is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpecFormat {
@@ -43,6 +49,8 @@ pub enum SpecFormat {
     OpenApi30,
     #[serde(rename = "openapi-3.1")]
     OpenApi31,
+    #[serde(rename = "openapi-3.2")]
+    OpenApi32,
 }
 
 impl SpecFormat {
@@ -51,6 +59,16 @@ impl SpecFormat {
             SpecFormat::Swagger2 => "Swagger 2.0",
             SpecFormat::OpenApi30 => "OpenAPI 3.0",
             SpecFormat::OpenApi31 => "OpenAPI 3.1",
+            SpecFormat::OpenApi32 => "OpenAPI 3.2",
+        }
+    }
+
+    /// The methods a path item holds as fields (lowercase).
+    fn methods(self) -> &'static [&'static str] {
+        if self == SpecFormat::OpenApi32 {
+            METHODS_32
+        } else {
+            METHODS
         }
     }
 }
@@ -246,6 +264,7 @@ struct Field<'s> {
 
 const ROOT_FIELDS_3: &[&str] = &[
     "openapi",
+    "$self",
     "info",
     "jsonSchemaDialect",
     "servers",
@@ -417,10 +436,12 @@ impl<'s> Reader<'s> {
                 SpecFormat::OpenApi30
             } else if v == "3.1" || v.starts_with("3.1.") {
                 SpecFormat::OpenApi31
+            } else if v == "3.2" || v.starts_with("3.2.") {
+                SpecFormat::OpenApi32
             } else {
                 self.err(
                     loc.child("openapi").origin(e.value.mark),
-                    format!("`openapi: {v}` is not supported; mgw reads OpenAPI 3.0.x, 3.1.x and Swagger 2.0"),
+                    format!("`openapi: {v}` is not supported; mgw reads OpenAPI 3.0.x, 3.1.x, 3.2.x and Swagger 2.0"),
                 );
                 return None;
             };
@@ -440,13 +461,13 @@ impl<'s> Reader<'s> {
             }
             self.err(
                 loc.child("swagger").origin(e.value.mark),
-                format!("`swagger: {v}` is not supported; mgw reads Swagger `2.0`, OpenAPI 3.0.x and 3.1.x"),
+                format!("`swagger: {v}` is not supported; mgw reads Swagger `2.0`, OpenAPI 3.0.x, 3.1.x and 3.2.x"),
             );
             return None;
         }
         self.err(
             loc.origin(root.mark),
-            "not an OpenAPI document: expected `openapi: 3.0.3` (or 3.1.x) or `swagger: \"2.0\"` at the top",
+            "not an OpenAPI document: expected `openapi: 3.0.3` (or 3.1.x, 3.2.x) or `swagger: \"2.0\"` at the top",
         );
         None
     }
@@ -802,7 +823,7 @@ impl<'s> Reader<'s> {
         let root = self.root;
         let loc = self.root_loc().child("paths");
         let Some(paths) = root.get("paths") else {
-            if format != SpecFormat::OpenApi31 {
+            if format == SpecFormat::OpenApi30 || format == SpecFormat::Swagger2 {
                 self.err(
                     self.root_loc().origin(root.mark),
                     "missing `paths`: a spec needs at least one path to serve",
@@ -840,7 +861,7 @@ impl<'s> Reader<'s> {
                 // The rest of the document can still be served: keep the
                 // operations, marked, so `exclude` can leave them out.
                 let first = ops.len();
-                self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
+                self.path_item(format, &e.key, &ploc, &e.value, schemes, &mut ops);
                 if ops.len() == first {
                     self.err(ploc.origin(e.key_mark), msg);
                     continue;
@@ -850,7 +871,7 @@ impl<'s> Reader<'s> {
                 }
                 continue;
             }
-            self.path_item(&e.key, &ploc, &e.value, schemes, &mut ops);
+            self.path_item(format, &e.key, &ploc, &e.value, schemes, &mut ops);
         }
         assign_ids(&mut ops, &mut self.diags);
         // What `mgw.yaml` asks, and what the document's or the operation's
@@ -894,7 +915,9 @@ impl<'s> Reader<'s> {
             let dialect = match format {
                 SpecFormat::Swagger2 => None,
                 SpecFormat::OpenApi30 => Some(mgw_bundle::contract::Dialect::Draft4),
-                SpecFormat::OpenApi31 => Some(mgw_bundle::contract::Dialect::Draft202012),
+                SpecFormat::OpenApi31 | SpecFormat::OpenApi32 => {
+                    Some(mgw_bundle::contract::Dialect::Draft202012)
+                }
             };
             op.contract = node.map(|n| {
                 contract::read(
@@ -913,6 +936,7 @@ impl<'s> Reader<'s> {
 
     fn path_item(
         &mut self,
+        format: SpecFormat,
         path: &str,
         loc: &Loc,
         node: &'s Node,
@@ -955,18 +979,34 @@ impl<'s> Reader<'s> {
                 &mut self.diags,
             );
         }
+        let own_methods = format.methods();
         let mut methods = Vec::new();
+        let mut additional = Vec::new();
         for f in &fields {
             match f.key {
                 k if k.starts_with("x-") => {}
-                k if METHODS.contains(&k) => methods.push(f),
+                k if own_methods.contains(&k) => methods.push(f),
+                "additionalOperations" if format == SpecFormat::OpenApi32 => {
+                    additional = self.additional_operations(f);
+                }
                 "parameters" => common_params = self.parameters(f.value, &f.loc),
                 "servers" => {
                     self.servers(f.value, &f.loc, false);
                 }
                 "summary" | "description" => {}
+                "query" | "additionalOperations" => self.err(
+                    f.loc.origin(f.key_mark),
+                    format!(
+                        "`{}` is an OpenAPI 3.2 field, and this document is {}: write `openapi: 3.2.0` at its top to use it",
+                        f.key,
+                        format.as_str()
+                    ),
+                ),
                 _ => {
-                    let mut valid: Vec<&str> = METHODS.to_vec();
+                    let mut valid: Vec<&str> = own_methods.to_vec();
+                    if format == SpecFormat::OpenApi32 {
+                        valid.push("additionalOperations");
+                    }
                     valid.extend_from_slice(PATH_ITEM_FIELDS);
                     let entry = Entry {
                         key: f.key.to_owned(),
@@ -975,7 +1015,7 @@ impl<'s> Reader<'s> {
                     };
                     let mut parent = f.loc.clone();
                     parent.pointer.pop();
-                    let hint = if did_you_mean(f.key, METHODS.iter().copied()).is_some() {
+                    let hint = if did_you_mean(f.key, own_methods.iter().copied()).is_some() {
                         "path item field (methods are lowercase)"
                     } else {
                         "path item field"
@@ -984,12 +1024,50 @@ impl<'s> Reader<'s> {
                 }
             }
         }
-        methods.sort_by_key(|f| METHODS.iter().position(|m| *m == f.key));
-        for f in methods {
+        methods.sort_by_key(|f| own_methods.iter().position(|m| *m == f.key));
+        for f in methods.into_iter().chain(&additional) {
             if let Some(op) = self.operation(path, f, &common_params, schemes) {
                 ops.push(op);
             }
         }
+    }
+
+    /// OpenAPI 3.2's `additionalOperations`: methods other than the path item's
+    /// own fields, keyed by the method as it is sent (HTTP methods are
+    /// case-sensitive).
+    fn additional_operations(&mut self, f: &Field<'s>) -> Vec<Field<'s>> {
+        let Some(entries) = f.value.as_map() else {
+            self.err(
+                f.loc.origin(f.value.mark),
+                format!(
+                    "`additionalOperations` must be a mapping of HTTP methods to operations, found {}",
+                    f.value.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let loc = f.loc.child(e.key.clone());
+            let lower = e.key.to_ascii_lowercase();
+            if METHODS_32.contains(&lower.as_str()) {
+                self.err(
+                    loc.origin(e.key_mark),
+                    format!(
+                        "`{}` is the path item's own `{lower}` field; `additionalOperations` holds only other methods",
+                        e.key
+                    ),
+                );
+                continue;
+            }
+            out.push(Field {
+                key: &e.key,
+                key_mark: e.key_mark,
+                value: &e.value,
+                loc,
+            });
+        }
+        out
     }
 
     fn operation(
@@ -1014,10 +1092,23 @@ impl<'s> Reader<'s> {
             );
             return None;
         };
+        // A path item's own method field is lowercase; an `additionalOperations`
+        // key is the method as it is sent.
+        let own = METHODS_32.contains(&f.key);
+        let unservable = (!own && !f.key.bytes().all(|b| b.is_ascii_uppercase())).then(|| {
+            format!(
+                "method `{}` (`additionalOperations`): the gateway routes methods written in uppercase letters only",
+                f.key
+            )
+        });
         let mut op = SpecOperation {
             id: String::new(),
             id_generated: false,
-            method: f.key.to_ascii_uppercase(),
+            method: if own {
+                f.key.to_ascii_uppercase()
+            } else {
+                f.key.to_owned()
+            },
             path: path.to_owned(),
             tags: Vec::new(),
             summary: None,
@@ -1025,7 +1116,7 @@ impl<'s> Reader<'s> {
             policies: Policies::default(),
             // The method key in the path item.
             origin: f.loc.origin(f.key_mark),
-            unservable: None,
+            unservable,
             loc: tloc.clone(),
             contract: None,
         };
@@ -1117,7 +1208,7 @@ impl<'s> Reader<'s> {
                 }),
                 _ => self.err(
                     t.loc().origin(t.node.mark),
-                    "a parameter needs `name` and `in` (`path`, `query`, `header` or `cookie`)",
+                    "a parameter needs `name` and `in` (`path`, `query`, `header`, `cookie` or, in OpenAPI 3.2, `querystring`)",
                 ),
             }
         }
@@ -1349,6 +1440,63 @@ components:
         )
         .unwrap();
         assert_eq!(s.operations[0].id, "a");
+    }
+
+    #[test]
+    fn openapi_32_query_and_additional_operations_are_operations() {
+        let s = spec(
+            "openapi: 3.2.0\n$self: https://example.com/api\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    parameters: [{name: q, in: querystring, content: {application/json: {}}}]\n    additionalOperations:\n      LINK: {operationId: link}\n      Purge: {operationId: purge}\n    query: {operationId: search}\n    get: {operationId: list}\n",
+        );
+        assert_eq!(s.format, SpecFormat::OpenApi32);
+        let ops: Vec<(&str, &str, bool)> = s
+            .operations
+            .iter()
+            .map(|o| (o.method.as_str(), o.id.as_str(), o.unservable.is_some()))
+            .collect();
+        // The path item's own fields in OpenAPI's order, then the others as written.
+        assert_eq!(
+            ops,
+            [
+                ("GET", "list", false),
+                ("QUERY", "search", false),
+                ("LINK", "link", false),
+                ("Purge", "purge", true),
+            ]
+        );
+        assert_eq!(s.operations[0].parameters[0].location, "querystring");
+        assert!(
+            s.operations[3]
+                .unservable
+                .as_ref()
+                .unwrap()
+                .contains("method `Purge`"),
+            "{:?}",
+            s.operations[3].unservable
+        );
+    }
+
+    #[test]
+    fn openapi_32_fields_are_refused_where_they_do_not_belong() {
+        let e = errors(
+            "openapi: 3.2.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    additionalOperations:\n      POST: {}\n      Query: {}\n",
+        );
+        assert!(
+            e.contains("api.yaml:6:7: `#/paths/~1a/additionalOperations/POST`: `POST` is the path item's own `post` field")
+                && e.contains("api.yaml:7:7: `#/paths/~1a/additionalOperations/Query`: `Query` is the path item's own `query` field"),
+            "{e}"
+        );
+        let e = errors(
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    query: {}\n",
+        );
+        assert!(
+            e.contains("api.yaml:5:5: `#/paths/~1a/query`: `query` is an OpenAPI 3.2 field, and this document is OpenAPI 3.1: write `openapi: 3.2.0`"),
+            "{e}"
+        );
+        let e = errors("openapi: 3.3.0\ninfo: {title: t, version: '1'}\npaths: {}\n");
+        assert!(
+            e.contains("mgw reads OpenAPI 3.0.x, 3.1.x, 3.2.x and Swagger 2.0"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -268,7 +268,9 @@ impl Cx<'_> {
             "query" => ParamIn::Query,
             "header" => ParamIn::Header,
             "cookie" => ParamIn::Cookie,
-            // Swagger 2.0 only; refused above.
+            // OpenAPI 3.2's `querystring` (the whole query string as one
+            // value, described by a media type) is not checked; Swagger 2.0's
+            // `body` and `formData` are read elsewhere.
             _ => return Ok(None),
         };
         // OpenAPI: these header parameters "SHALL be ignored" (the media type and
@@ -332,28 +334,31 @@ impl Cx<'_> {
             .and_then(Node::as_map)
             .unwrap_or_default()
         {
+            let (mloc, media) = match self.deref(&cloc.child(e.key.clone()), &e.value) {
+                Ok(t) => t,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
             // JSON and form bodies are validated; other media types (XML,
             // `multipart/form-data`) only by their content type.
             let schema = if is_json(&e.key) || is_form(&e.key) {
-                match e.value.get("schema") {
-                    Some(s) => {
-                        let sloc = cloc.child(e.key.clone()).child("schema");
-                        match self.schema(&sloc, s, Direction::Request) {
-                            Ok(v) => Some(v),
-                            Err(d) => {
-                                diags.push(d);
-                                None
-                            }
+                match media.get("schema") {
+                    Some(s) => match self.schema(&mloc.child("schema"), s, Direction::Request) {
+                        Ok(v) => Some(v),
+                        Err(d) => {
+                            diags.push(d);
+                            None
                         }
-                    }
+                    },
                     None => None,
                 }
             } else {
                 None
             };
             let encoding = if is_form(&e.key) {
-                let eloc = cloc.child(e.key.clone()).child("encoding");
-                match form_encoding(&eloc, e.value.get("encoding")) {
+                match form_encoding(&mloc.child("encoding"), media.get("encoding")) {
                     Ok(enc) => enc,
                     Err(d) => {
                         diags.push(d);
@@ -414,18 +419,22 @@ impl Cx<'_> {
                 .and_then(Node::as_map)
                 .unwrap_or_default()
             {
-                let schema = match m.value.get("schema").filter(|_| is_json(&m.key)) {
-                    None => None,
-                    Some(s) => {
-                        let sloc = cloc.child(m.key.clone()).child("schema");
-                        match self.schema(&sloc, s, Direction::Response) {
-                            Ok(v) => Some(v),
-                            Err(d) => {
-                                diags.push(d);
-                                None
-                            }
-                        }
+                let (mloc, media) = match self.deref(&cloc.child(m.key.clone()), &m.value) {
+                    Ok(t) => t,
+                    Err(d) => {
+                        diags.push(d);
+                        continue;
                     }
+                };
+                let schema = match media.get("schema").filter(|_| is_json(&m.key)) {
+                    None => None,
+                    Some(s) => match self.schema(&mloc.child("schema"), s, Direction::Response) {
+                        Ok(v) => Some(v),
+                        Err(d) => {
+                            diags.push(d);
+                            None
+                        }
+                    },
                 };
                 declared.content.push(MediaContract {
                     media_type: m.key.clone(),
@@ -492,14 +501,18 @@ impl Cx<'_> {
         else {
             return Ok(out);
         };
-        let mloc = loc.child("content").child(media.clone());
+        let (mloc, mnode) = self
+            .deref(&loc.child("content").child(media.clone()), mnode)
+            .map_err(|d| vec![d])?;
         out.content_type = Some(media);
         if let Some(ex) = mnode.get("examples").and_then(Node::as_map) {
             for e in ex {
                 let (_, ex_node) = self
                     .deref(&mloc.child("examples").child(e.key.clone()), &e.value)
                     .map_err(|d| vec![d])?;
-                if let Some(v) = ex_node.get("value") {
+                // OpenAPI 3.2's `dataValue` is the value as data, where
+                // `value` may be written serialized.
+                if let Some(v) = ex_node.get("dataValue").or(ex_node.get("value")) {
                     out.examples.push(NamedExample {
                         name: e.key.clone(),
                         value: v.to_json(),
