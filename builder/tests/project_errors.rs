@@ -445,6 +445,35 @@ fn init_scaffolds_a_project_that_builds_and_refuses_to_overwrite() {
     }
 }
 
+/// A scaffolded project is shared (committed, copied into a build container
+/// that runs as another user): its files and folders get the umask's mode, as
+/// an editor's would, not a temporary file's private 0600 / 0700.
+#[test]
+fn init_writes_files_and_folders_with_the_umask_s_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gw");
+    let spec = example("petstore").join("apis/petstore.yaml");
+    let options = InitOptions {
+        runtime: true,
+        ..InitOptions::default()
+    };
+    project::init(&spec, &out, &options).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    std::fs::write(tmp.path().join("plain"), "").unwrap();
+    std::fs::create_dir(tmp.path().join("plain-dir")).unwrap();
+    let (file, dir) = (
+        mode(&tmp.path().join("plain")),
+        mode(&tmp.path().join("plain-dir")),
+    );
+    for f in ["mgw.yaml", "apis/petstore.yaml", "runtime/Cargo.toml"] {
+        assert_eq!(mode(&out.join(f)), file, "{f}");
+    }
+    for d in ["apis", "runtime"] {
+        assert_eq!(mode(&out.join(d)), dir, "{d}");
+    }
+}
+
 #[test]
 fn init_reports_what_still_stops_a_build() {
     let tmp = tempfile::tempdir().unwrap();

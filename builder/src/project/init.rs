@@ -285,7 +285,12 @@ fn write_new(path: &Path, content: &[u8]) -> Result<(), ProjectError> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    // Mode 0666 minus the umask, as an editor would make it: a project is
+    // shared (a build container running as another user reads it).
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("init");
+    let mut tmp =
+        crate::fs::output_temp_file(dir, &crate::scratch::prefix(name, "tmp")).map_err(fail)?;
+    let _scratch = crate::scratch::register(tmp.path());
     tmp.write_all(content).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist_noclobber(path).map_err(|e| {
