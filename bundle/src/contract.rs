@@ -220,36 +220,53 @@ pub struct NamedExample {
     pub value: Value,
 }
 
-/// Is `media_type` (parameters ignored) JSON: `application/json` or `*/*+json`?
+/// Is `media_type` (parameters ignored) JSON: `application/json`, `*/*+json`
+/// (a range such as `application/*+json` included), or `text/json` (which
+/// ASP.NET and Swashbuckle's documents accept as JSON)?
 pub fn is_json(media_type: &str) -> bool {
-    let essence = media_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
+    let essence = essence(media_type);
+    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
 }
 
-/// The declared media type (or range such as `application/*`, `*/*`) that
-/// `content_type` matches, by essence: an exact match first, then a range.
-pub fn media_index(declared: &[MediaContract], content_type: &str) -> Option<usize> {
-    let essence = content_type
+/// A media type without its parameters, lowercase.
+fn essence(media_type: &str) -> String {
+    media_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
-    let (ty, _) = essence.split_once('/')?;
-    let exact = declared
+        .to_ascii_lowercase()
+}
+
+/// The declared media type (or range) that `content_type` matches, by
+/// essence; the most specific one wins, as OpenAPI says (`text/plain` over
+/// `text/*`): the type itself, then a structured-suffix range
+/// (`application/*+json` takes `application/merge-patch+json`), then `type/*`,
+/// then `*/*`; the first declared among equals.
+pub fn media_index(declared: &[MediaContract], content_type: &str) -> Option<usize> {
+    let essence = essence(content_type);
+    let (ty, sub) = essence.split_once('/')?;
+    let specificity = |declared: &str| -> Option<u8> {
+        let d = declared.to_ascii_lowercase();
+        let (dty, dsub) = d.split_once('/')?;
+        if d == essence {
+            Some(3)
+        } else if dty != ty && dty != "*" {
+            None
+        } else if let Some(suffix) = dsub.strip_prefix('*').filter(|s| s.starts_with('+')) {
+            (dty == ty && sub.ends_with(suffix) && sub.len() > suffix.len()).then_some(2)
+        } else if dsub == "*" {
+            Some(if dty == "*" { 0 } else { 1 })
+        } else {
+            None
+        }
+    };
+    declared
         .iter()
-        .position(|m| m.media_type.to_ascii_lowercase() == essence);
-    exact.or_else(|| {
-        declared.iter().position(|m| {
-            let d = m.media_type.to_ascii_lowercase();
-            d == "*/*" || d.strip_suffix("/*").is_some_and(|t| t == ty)
-        })
-    })
+        .enumerate()
+        .filter_map(|(i, m)| Some((specificity(&m.media_type)?, i)))
+        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+        .map(|(_, i)| i)
 }
 
 /// The one rule that compiles a schema of the bundle: the dialect's draft, formats
@@ -439,7 +456,41 @@ mod tests {
         assert!(is_json("application/json"));
         assert!(is_json("Application/JSON; charset=utf-8"));
         assert!(is_json("application/problem+json"));
+        assert!(is_json("text/json"));
+        assert!(is_json("application/*+json"));
         assert!(!is_json("application/xml"));
         assert!(!is_json("text/plain"));
+    }
+
+    #[test]
+    fn the_most_specific_declared_media_type_matches() {
+        let declared = |types: &[&str]| -> Vec<MediaContract> {
+            types
+                .iter()
+                .map(|t| MediaContract {
+                    media_type: (*t).to_owned(),
+                    schema: None,
+                    encoding: Vec::new(),
+                })
+                .collect()
+        };
+        // Swashbuckle's (ASP.NET Core) request bodies.
+        let swash = declared(&["application/json", "text/json", "application/*+json"]);
+        assert_eq!(
+            media_index(&swash, "application/json; charset=utf-8"),
+            Some(0)
+        );
+        assert_eq!(media_index(&swash, "TEXT/JSON"), Some(1));
+        assert_eq!(media_index(&swash, "application/merge-patch+json"), Some(2));
+        assert_eq!(media_index(&swash, "application/+json"), None);
+        assert_eq!(media_index(&swash, "text/merge-patch+json"), None);
+        assert_eq!(media_index(&swash, "text/plain"), None);
+        // Ranges rank below the type itself whatever their order.
+        let ranges = declared(&["*/*", "text/*", "application/*+json", "text/plain"]);
+        assert_eq!(media_index(&ranges, "text/plain"), Some(3));
+        assert_eq!(media_index(&ranges, "text/csv"), Some(1));
+        assert_eq!(media_index(&ranges, "application/ld+json"), Some(2));
+        assert_eq!(media_index(&ranges, "image/png"), Some(0));
+        assert_eq!(media_index(&ranges, "nonsense"), None);
     }
 }

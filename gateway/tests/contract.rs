@@ -1711,3 +1711,68 @@ components:
     assert_eq!(up.hits.load(Ordering::SeqCst), 2);
     gw.shutdown().await;
 }
+
+/// The request body Swashbuckle (ASP.NET Core's OpenAPI generator) writes for
+/// every `[FromBody]` parameter: `application/json`, `text/json` and
+/// `application/*+json`. A `text/json` body was passed unvalidated (the same
+/// invalid body refused as `application/json` went through), and a
+/// `+json` type the range covers was refused with 415.
+#[tokio::test]
+async fn swashbuckle_json_media_types_are_all_validated() {
+    const DOC: &str = r##"{
+  "openapi": "3.0.1",
+  "info": {"title": "TodoApi", "version": "1.0"},
+  "paths": {"/api/TodoItems": {"post": {
+    "requestBody": {"content": {
+      "application/json": {"schema": {"$ref": "#/components/schemas/TodoItem"}},
+      "text/json": {"schema": {"$ref": "#/components/schemas/TodoItem"}},
+      "application/*+json": {"schema": {"$ref": "#/components/schemas/TodoItem"}}
+    }},
+    "responses": {"200": {"description": "Success"}}
+  }}},
+  "components": {"schemas": {"TodoItem": {
+    "type": "object",
+    "properties": {"name": {"type": "string", "nullable": true}, "isComplete": {"type": "boolean"}},
+    "additionalProperties": false
+  }}}
+}"##;
+    let up = echo().await;
+    let gw = start(bundle(DOC, "validation: {request: true}", up.addr)).await;
+    for ct in [
+        "application/json",
+        "text/json",
+        "application/merge-patch+json",
+    ] {
+        let good = br#"{"name":"walk","isComplete":true}"#;
+        let r = call(
+            &gw,
+            Method::POST,
+            "/api/TodoItems",
+            &[("content-type", ct)],
+            good,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{ct}: {:?}", r.body);
+        let bad = br#"{"name":1}"#;
+        let r = call(
+            &gw,
+            Method::POST,
+            "/api/TodoItems",
+            &[("content-type", ct)],
+            bad,
+        )
+        .await;
+        assert_eq!(violations(&r), expect(&[("body", "/name")]), "{ct}");
+    }
+    let r = call(
+        &gw,
+        Method::POST,
+        "/api/TodoItems",
+        &[("content-type", "text/plain")],
+        b"walk",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 3);
+    gw.shutdown().await;
+}
