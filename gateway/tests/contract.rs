@@ -1776,3 +1776,30 @@ async fn swashbuckle_json_media_types_are_all_validated() {
     assert_eq!(up.hits.load(Ordering::SeqCst), 3);
     gw.shutdown().await;
 }
+
+/// springdoc (Spring Boot) declares every response as `*/*`, springfox
+/// (Swagger 2.0) `produces: ["*/*"]`: a range, not a content type. A mock
+/// answered `Content-Type: */*`, which clients cannot read as JSON.
+#[tokio::test]
+async fn a_mock_of_a_response_declared_as_a_range_answers_json() {
+    const OAS3: &str = r##"{"openapi":"3.0.1","info":{"title":"OpenAPI definition","version":"v0"},
+"paths":{"/api/books/{id}":{"get":{"operationId":"findById",
+"parameters":[{"name":"id","in":"path","required":true,"schema":{"type":"integer","format":"int64"}}],
+"responses":{"200":{"description":"OK","content":{"*/*":{"schema":{"$ref":"#/components/schemas/Book"}}}}}}}},
+"components":{"schemas":{"Book":{"type":"object","properties":{"title":{"type":"string"}},"example":{"title":"Dune"}}}}}"##;
+    const SWAGGER2: &str = r##"{"swagger":"2.0","info":{"title":"Api Documentation","version":"1.0"},
+"paths":{"/api/books/{id}":{"get":{"operationId":"findByIdUsingGET","produces":["*/*"],
+"parameters":[{"name":"id","in":"path","required":true,"type":"integer","format":"int64"}],
+"responses":{"200":{"description":"OK","schema":{"$ref":"#/definitions/Book"}}}}}},
+"definitions":{"Book":{"type":"object","properties":{"title":{"type":"string"}},"example":{"title":"Dune"}}}}"##;
+    let up = echo().await;
+    for doc in [OAS3, SWAGGER2] {
+        let gw = start(bundle(doc, "mock: true", up.addr)).await;
+        let r = call(&gw, Method::GET, "/api/books/1", &[], b"").await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.headers["content-type"], "application/json");
+        assert_eq!(r.json(), json!({"title": "Dune"}));
+        gw.shutdown().await;
+    }
+    assert_eq!(up.hits.load(Ordering::SeqCst), 0);
+}

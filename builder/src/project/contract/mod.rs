@@ -181,6 +181,20 @@ fn form_encoding(loc: &Loc, node: Option<&Node>) -> Result<Vec<PropertyEncoding>
 
 /// OpenAPI: these header parameters "SHALL be ignored" (the media type and the
 /// security scheme describe them).
+/// The `Content-Type` a mock answers for the declared media type: itself, but
+/// a range is no content type (springdoc and springfox declare `*/*` for
+/// every response), so `*/*`, `application/*` and `application/*+json` answer
+/// JSON (a mock's examples are JSON values), `text/*` plain text and another
+/// range bytes.
+fn answered_type(declared: &str) -> String {
+    match declared.split_once('/') {
+        Some(("text", "*")) => "text/plain".to_owned(),
+        Some(("*" | "application", sub)) if sub.starts_with('*') => "application/json".to_owned(),
+        Some((_, sub)) if sub.starts_with('*') => "application/octet-stream".to_owned(),
+        _ => declared.to_owned(),
+    }
+}
+
 fn ignored_header(name: &str) -> bool {
     ["accept", "content-type", "authorization"]
         .iter()
@@ -504,7 +518,7 @@ impl Cx<'_> {
         let (mloc, mnode) = self
             .deref(&loc.child("content").child(media.clone()), mnode)
             .map_err(|d| vec![d])?;
-        out.content_type = Some(media);
+        out.content_type = Some(answered_type(&media));
         if let Some(ex) = mnode.get("examples").and_then(Node::as_map) {
             for e in ex {
                 let (_, ex_node) = self

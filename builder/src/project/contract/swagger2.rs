@@ -206,7 +206,7 @@ impl Cx<'_> {
             .unwrap_or(&produces[0])
             .clone();
         if let Some(v) = self.answer_of(&loc.child("schema"), schema)? {
-            out.content_type = Some(media);
+            out.content_type = Some(super::answered_type(&media));
             out.examples.push(NamedExample {
                 name: "example".into(),
                 value: v,
