@@ -304,6 +304,10 @@ impl ProviderKind {
     }
 }
 
+/// The claims scopes are read from when a provider names none (OAuth 2.0's
+/// `scope`, RFC 8693; `scp`, used by Okta and Microsoft Entra ID).
+pub const DEFAULT_SCOPE_CLAIMS: [&str; 2] = ["scope", "scp"];
+
 #[derive(Debug, Clone)]
 pub struct JwtCfg {
     pub issuer: String,
@@ -320,6 +324,8 @@ pub struct JwtCfg {
     pub claim_headers: Vec<(String, http::HeaderName)>,
     pub forward_credentials: bool,
     pub consumer_claim: Option<String>,
+    /// Where scopes are read: `scope` and `scp` unless the provider names others.
+    pub scope_claims: Vec<String>,
     pub cache_capacity: usize,
 }
 

@@ -996,6 +996,10 @@ pub struct JwtProvider {
     /// Claim naming the consumer; default `sub`, then `client_id`, then `azp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_claim: Option<String>,
+    /// Top-level claims the scopes are read from (each a space-separated
+    /// string or an array of strings); empty: `scope` and `scp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope_claims: Vec<String>,
     /// Verified tokens remembered (by hash) until they expire.
     #[serde(default = "default_cache_capacity")]
     pub cache_capacity: u64,
@@ -1198,6 +1202,7 @@ impl JwtProvider {
             claim_headers: BTreeMap::new(),
             forward_credentials: false,
             consumer_claim: None,
+            scope_claims: Vec::new(),
             cache_capacity: default_cache_capacity(),
         }
     }

@@ -52,6 +52,7 @@ fn verifier() -> &'static (tokio::runtime::Runtime, Arc<JwtVerifier>) {
             claim_headers: Vec::new(),
             forward_credentials: false,
             consumer_claim: None,
+            scope_claims: vec!["scope".into(), "scp".into()],
             cache_capacity: 0,
         };
         let v = JwtVerifier::new("fuzz".into(), cfg, mgw_gateway::auth::http::client()).unwrap();

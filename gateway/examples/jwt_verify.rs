@@ -60,6 +60,7 @@ fn main() {
         claim_headers: Vec::new(),
         forward_credentials: false,
         consumer_claim: None,
+        scope_claims: vec!["scope".into(), "scp".into()],
         cache_capacity: cache,
     };
     let client = mgw_gateway::auth::http::client();

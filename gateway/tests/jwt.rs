@@ -169,6 +169,49 @@ async fn scope_match_any_takes_one_listed_scope_all_needs_every_one() {
     }
 }
 
+/// Identity providers that put permissions elsewhere than `scope`/`scp`:
+/// Auth0's RBAC (`permissions`, an array), Microsoft Entra ID's application
+/// tokens (`roles`). `scopeClaims` names where to read them; the default
+/// claims are then not read, so a token's `scope` cannot add permissions the
+/// provider keeps in another claim.
+#[tokio::test]
+async fn scope_claims_name_where_scopes_are_read() {
+    let b = backend("pets").await;
+    let key = ec("ec-1");
+    let bundle = secured(&b, json!({ "idp": idp(json!([{"jwk": key.jwk}])) }));
+    let with = |extra: Value| {
+        let mut c = claims("app", "pets:read");
+        c.as_object_mut().unwrap().remove("scope");
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        token(&key, &c)
+    };
+    let permissions = with(json!({"permissions": ["pets:read", "pets:write"]}));
+    let roles = with(json!({"roles": ["pets:read"]}));
+    let scope = with(json!({"scope": "pets:read"}));
+    for (claims_named, expect) in [
+        (
+            None,
+            [StatusCode::FORBIDDEN, StatusCode::FORBIDDEN, StatusCode::OK],
+        ),
+        (
+            Some(json!(["permissions", "roles"])),
+            [StatusCode::OK, StatusCode::OK, StatusCode::FORBIDDEN],
+        ),
+    ] {
+        let mut bundle = bundle.clone();
+        if let Some(named) = &claims_named {
+            bundle["auth"]["providers"]["idp"]["scopeClaims"] = named.clone();
+        }
+        let gw = start(bundle).await;
+        for (t, want) in [&permissions, &roles, &scope].into_iter().zip(expect) {
+            assert_eq!(with_token(&gw, t).await.status, want, "{claims_named:?}");
+        }
+        gw.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn hostile_and_broken_tokens_are_rejected() {
     let b = backend("pets").await;

@@ -1320,6 +1320,13 @@ impl Compiler<'_> {
                 ] {
                     self.map(format!("{bkey}.{field}"), self.manifest_origin(&p.key(k)));
                 }
+                for i in 0..j.scope_claims.len() {
+                    let at = p.key("scopeClaims").index(i);
+                    self.map(
+                        format!("{bkey}.scopeClaims[{i}]"),
+                        self.manifest_origin(&at),
+                    );
+                }
                 let files = auth.key_files.get(name).cloned().unwrap_or_default();
                 for (fi, (file, kid)) in files.iter().enumerate() {
                     let origin = self.manifest_origin(&p.key("keys").index(fi));
@@ -2248,6 +2255,35 @@ mod tests {
     }
 
     const SECURED: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: 2.0.0}\nservers: [{url: /v1}]\nx-mgw-auth-header: X-Token\nx-mgw-cors: {allowOrigins: ['https://app.example'], allowCredentials: true}\nsecurity: [{idp: [read]}, {key: []}]\npaths:\n  /pets:\n    get: {operationId: listPets}\n    post: {operationId: addPet, security: [{idp: [write], key: []}]}\n  /health:\n    get: {operationId: health, security: []}\n  /open:\n    get: {operationId: open, x-mgw-disable-security: true}\n  /maybe:\n    get: {operationId: maybe, security: [{}, {key: []}]}\n  /anyone:\n    get: {operationId: anyone, security: [{}]}\ncomponents:\n  securitySchemes:\n    idp: {type: oauth2, flows: {}}\n    key: {type: apiKey, in: query, name: api_key}\n";
+
+    #[test]
+    fn scope_claims_reach_the_bundle_and_a_bad_one_is_refused_where_it_is() {
+        let project = |claims: &str| {
+            format!(
+                "{MANIFEST}auth:\n  providers:\n    jwt: {{type: jwt, issuer: https://idp, jwksUrl: 'https://idp/jwks'{claims}}}\n    keys: {{type: apiKey}}\n  schemes: {{idp: jwt, key: keys}}\n"
+            )
+        };
+        let scope_claims = |c: &Compiled| match &c.bundle.auth.providers["jwt"] {
+            Provider::Jwt(j) => j.scope_claims.clone(),
+            other => panic!("{other:?}"),
+        };
+        let c = build(&[("mgw.yaml", &project("")), ("api.yaml", SECURED)]).unwrap();
+        assert!(scope_claims(&c).is_empty());
+        assert!(!String::from_utf8_lossy(&c.bytes).contains("scopeClaims"));
+        let named = project(", scopeClaims: [permissions, roles]");
+        let c = build(&[("mgw.yaml", &named), ("api.yaml", SECURED)]).unwrap();
+        assert_eq!(scope_claims(&c), ["permissions", "roles"]);
+        let bad = project(", scopeClaims: [roles, '', roles]");
+        let e = build(&[("mgw.yaml", &bad), ("api.yaml", SECURED)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`auth.providers.jwt.scopeClaims[1]`: a claim name must not be empty")
+                && e.contains("`auth.providers.jwt.scopeClaims[2]`: `roles` is listed twice")
+                && e.contains("mgw.yaml:"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn security_compiles_into_schemes_and_requirements() {

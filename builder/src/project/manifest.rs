@@ -431,6 +431,8 @@ struct ProviderWire {
     leeway: Option<String>,
     #[serde(default)]
     consumer_claim: Option<String>,
+    #[serde(default)]
+    scope_claims: Option<Vec<String>>,
     // jwt and introspection
     #[serde(default)]
     max_token_size: Option<String>,
@@ -1545,6 +1547,7 @@ impl Validator<'_> {
                 ("hmacSecretFile", pw.hmac_secret_file.is_some()),
                 ("leeway", pw.leeway.is_some()),
                 ("consumerClaim", pw.consumer_claim.is_some()),
+                ("scopeClaims", pw.scope_claims.is_some()),
                 ("maxTokenSize", pw.max_token_size.is_some()),
                 ("claimHeaders", pw.claim_headers.is_some()),
                 ("cacheSize", pw.cache_size.is_some()),
@@ -1570,6 +1573,7 @@ impl Validator<'_> {
                     "hmacSecretFile",
                     "leeway",
                     "consumerClaim",
+                    "scopeClaims",
                     "maxTokenSize",
                     "claimHeaders",
                     "cacheSize",
@@ -1673,6 +1677,7 @@ impl Validator<'_> {
                         claim_headers: pw.claim_headers.clone().unwrap_or_default(),
                         forward_credentials: forward,
                         consumer_claim: pw.consumer_claim.clone(),
+                        scope_claims: pw.scope_claims.clone().unwrap_or_default(),
                         cache_capacity: cache,
                     })
                 }

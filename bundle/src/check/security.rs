@@ -166,6 +166,7 @@ pub(super) fn check_jwt(c: &mut Checker<'_>, key: &str, j: &JwtProvider) -> JwtC
         claim_headers: check_claim_headers(c, &format!("{key}.claimHeaders"), &j.claim_headers),
         forward_credentials: j.forward_credentials,
         consumer_claim: j.consumer_claim.clone(),
+        scope_claims: scope_claims(c, &format!("{key}.scopeClaims"), &j.scope_claims),
         cache_capacity: bounded(
             c,
             &format!("{key}.cacheCapacity"),
@@ -174,6 +175,25 @@ pub(super) fn check_jwt(c: &mut Checker<'_>, key: &str, j: &JwtProvider) -> JwtC
             1 << 22,
         ),
     }
+}
+
+/// The claims a JWT provider reads scopes from: those named (top-level claim
+/// names, each at most once), else `scope` and `scp`.
+fn scope_claims(c: &mut Checker<'_>, key: &str, named: &[String]) -> Vec<String> {
+    if named.is_empty() {
+        return DEFAULT_SCOPE_CLAIMS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+    }
+    for (i, name) in named.iter().enumerate() {
+        if name.trim().is_empty() {
+            c.push(format!("{key}[{i}]"), "a claim name must not be empty");
+        } else if named[..i].contains(name) {
+            c.push(format!("{key}[{i}]"), format!("`{name}` is listed twice"));
+        }
+    }
+    named.to_vec()
 }
 
 pub(super) fn check_http_url(c: &mut Checker<'_>, key: &str, url: &str) -> Option<Uri> {

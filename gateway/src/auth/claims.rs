@@ -323,14 +323,12 @@ pub fn consumer_of(claims: &dyn Lookup, preferred: Option<&str>) -> Option<Strin
 
 /// The members [`consumer_of`] tries after the configured one.
 pub const CONSUMER_CLAIMS: [&str; 4] = ["sub", "client_id", "azp", "username"];
-/// The members [`scopes_of`] reads.
-pub const SCOPE_CLAIMS: [&str; 2] = ["scope", "scp"];
-
-/// Scopes from `scope` (space-separated) or `scp` (array or string).
-pub fn scopes_of(claims: &dyn Lookup) -> Box<[Box<str>]> {
+/// Scopes from the claims `keys` (the provider's `scopeClaims`, by default
+/// `scope` and `scp`): each a space-separated string or an array of strings.
+pub fn scopes_of(claims: &dyn Lookup, keys: &[impl AsRef<str>]) -> Box<[Box<str>]> {
     let mut out: Vec<Box<str>> = Vec::new();
-    for key in SCOPE_CLAIMS {
-        match claims.member(key) {
+    for key in keys {
+        match claims.member(key.as_ref()) {
             Some(ClaimValue::String(s)) => out.extend(s.split_whitespace().map(Box::from)),
             Some(ClaimValue::Array(a)) => {
                 out.extend(a.iter().filter_map(ClaimValue::as_str).map(Box::from));
@@ -449,9 +447,12 @@ mod tests {
             &claims as &dyn Lookup,
             &read(br#"{"scope":"a b","scp":["c"],"client_id":"app"}"#, ALL).unwrap(),
         ] {
-            let scopes = scopes_of(lookup);
+            let scopes = scopes_of(lookup, &mgw_bundle::config::DEFAULT_SCOPE_CLAIMS);
             let s: Vec<&str> = scopes.iter().map(|s| &**s).collect();
             assert_eq!(s, ["a", "b", "c"]);
+            let scopes = scopes_of(lookup, &["scp", "client_id"]);
+            let s: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+            assert_eq!(s, ["c", "app"]);
             assert_eq!(consumer_of(lookup, None).as_deref(), Some("app"));
         }
         let numeric = read(br#"{"sub":"","client_id":12.50}"#, ALL).unwrap();

@@ -185,7 +185,7 @@ impl Introspector {
             consumer: consumer_of(&answer, None)
                 .unwrap_or_else(|| self.name.to_string())
                 .into(),
-            scopes: scopes_of(&answer),
+            scopes: scopes_of(&answer, &mgw_bundle::config::DEFAULT_SCOPE_CLAIMS),
             headers: claim_headers(&answer, &self.cfg.claim_headers),
             claims: Some(ClaimSet::from_map(answer)),
         });

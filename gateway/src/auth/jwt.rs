@@ -282,7 +282,7 @@ impl JwtVerifier {
     fn reads(&self, name: &str) -> bool {
         matches!(name, "exp" | "nbf" | "iss" | "aud")
             || claims::CONSUMER_CLAIMS.contains(&name)
-            || claims::SCOPE_CLAIMS.contains(&name)
+            || self.cfg.scope_claims.iter().any(|c| c == name)
             || self.cfg.consumer_claim.as_deref() == Some(name)
             || self.cfg.claim_headers.iter().any(|(c, _)| c == name)
     }
@@ -339,7 +339,7 @@ impl JwtVerifier {
         Identity {
             provider: self.name.clone(),
             consumer: consumer.into(),
-            scopes: claims::scopes_of(members),
+            scopes: claims::scopes_of(members, &self.cfg.scope_claims),
             headers: claims::claim_headers(members, &self.cfg.claim_headers),
             claims: Some(ClaimSet::from_payload(payload)),
         }
