@@ -125,11 +125,13 @@ impl Gateway {
             };
             builder.insert(r.method.clone(), &r.template, route)?;
         }
-        let upstreams = config
-            .upstreams
-            .iter()
-            .map(|u| Upstream::new(u.clone(), metrics.upstream(&u.name)))
-            .collect::<Result<_, _>>()?;
+        // At its final size: collecting a `Result` grows the vector by
+        // doubling, and every outgrown copy (kilobytes per upstream) would
+        // stay as garbage in pages that long-lived objects keep resident.
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for u in &config.upstreams {
+            upstreams.push(Upstream::new(u.clone(), metrics.upstream(&u.name))?);
+        }
         let (tracer, exporter) = match &config.tracing {
             Some(t) => {
                 let (tr, ex) = Tracer::new(t, &config.gateway.name, metrics.traffic.trace.clone())?;

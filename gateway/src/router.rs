@@ -407,7 +407,10 @@ impl<T> RouterBuilder<T> {
         let edge_count = self.nodes.iter().map(|n| n.literals.len()).sum();
         let mut literals = Vec::with_capacity(edge_count);
         let mut bytes = Vec::with_capacity(self.literal_bytes);
-        let mut leaves = Vec::new();
+        // Sized up front, like the other tables: no outgrown copies left
+        // behind among the long-lived route state.
+        let mut leaves =
+            Vec::with_capacity(self.nodes.iter().filter(|n| !n.leaf.is_empty()).count());
         let mut nodes = Vec::with_capacity(count);
         let mut max_literal_len = 0;
         for (node, (ends, worst)) in self.nodes.into_iter().zip(cost) {

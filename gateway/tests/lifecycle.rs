@@ -68,6 +68,63 @@ fn bad_bundle_exits_64_naming_the_key() {
     );
 }
 
+/// The command line of the real binary: help and version exit 0 on stdout; a
+/// usage error (an unknown flag, a bad value from a flag or its environment
+/// variable) exits 2 naming what is wrong, before any bundle is read.
+#[test]
+fn command_line_help_version_and_usage_errors() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("MGW_WORKERS")
+            .env_remove("MGW_LOG_FORMAT");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, _) = run(&["--help"], &[]);
+    assert_eq!(code, Some(0));
+    for flag in [
+        "--bundle <BUNDLE>",
+        "MGW_BUNDLE",
+        "--bundle-digest",
+        "--workers",
+        "MGW_WORKERS",
+        "--log-format",
+        "--list-filters",
+    ] {
+        assert!(out.contains(flag), "{flag} missing from --help: {out}");
+    }
+    let (code, out, _) = run(&["--version"], &[]);
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), concat!("mgw-gateway ", env!("CARGO_PKG_VERSION")))
+    );
+    // The bundle would be missing (exit 64): usage errors come first.
+    let missing = ["--bundle", "/nonexistent/bundle.json"];
+    for (args, env, names) in [
+        (&["--bundel", "x"][..], &[][..], "--bundel"),
+        (&missing[..], &[("MGW_WORKERS", "many")][..], "many"),
+        (&missing[..], &[("MGW_LOG_FORMAT", "xml")][..], "'xml'"),
+        (
+            &["--bundle", "/a", "--bundle", "/b"][..],
+            &[][..],
+            "'--bundle'",
+        ),
+    ] {
+        let (code, out, err) = run(args, env);
+        assert_eq!(code, Some(2), "{args:?} {env:?}: {err}");
+        assert!(
+            err.contains(names) && err.contains("--help"),
+            "{args:?} {env:?}: {err}"
+        );
+        assert!(out.is_empty(), "{out}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_drains_in_flight_request_then_exits_0() {
     let b = backend("a").await;
