@@ -241,7 +241,7 @@ pub async fn forward(
             .unwrap_or_else(|| sent + FAR_FUTURE);
         let result = match pooled {
             Some(pool) => pool
-                .send(index, request, deadline)
+                .send(index, request, sent, deadline)
                 .await
                 .map_err(Failure::Pool),
             None => {

@@ -166,6 +166,8 @@ impl H1Pool {
     /// Sends `req` (origin-form target, headers set except `Host`) to the URL
     /// at `target` and returns the response head, if it comes by `deadline`;
     /// the body drives the connection and returns it to the pool when it ends.
+    /// `now` is the caller's clock read for this attempt: an idle connection's
+    /// age is judged by it (no clock read of the pool's own per request).
     ///
     /// Not an `async fn`: that would keep the request twice in its state (as
     /// the argument and as the body's local); the block uses it in place.
@@ -174,6 +176,7 @@ impl H1Pool {
         &self,
         target: usize,
         mut req: Request<RequestBody>,
+        now: Instant,
         deadline: Instant,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, Failed>> + Send + '_ {
         async move {
@@ -186,7 +189,7 @@ impl H1Pool {
             req.headers_mut()
                 .insert(header::HOST, endpoint.host.clone());
             loop {
-                let (mut live, reused) = match self.checkout(target) {
+                let (mut live, reused) = match self.checkout(target, now) {
                     Some(live) => (live, true),
                     None => {
                         let connect = self.connect_or_reuse(target, endpoint, deadline);
@@ -250,7 +253,9 @@ impl H1Pool {
         }
     }
 
-    fn checkout(&self, target: usize) -> Option<Box<Live>> {
+    /// An idle connection of this worker to `target`, open and younger than
+    /// the idle timeout at `now`.
+    fn checkout(&self, target: usize, now: Instant) -> Option<Box<Live>> {
         let slot = &self.shared.idle[target];
         let worker = crate::workers::current();
         loop {
@@ -261,7 +266,8 @@ impl H1Pool {
             };
             let mut live = idle.conn;
             // Dropped (closed) when too old, closed by the upstream, or not idle.
-            if idle.since.elapsed() < self.shared.idle_timeout && live.usable() {
+            if now.saturating_duration_since(idle.since) < self.shared.idle_timeout && live.usable()
+            {
                 return Some(live);
             }
         }
@@ -286,7 +292,7 @@ impl H1Pool {
         tokio::select! {
             biased;
             live = &mut connect => Ok((live?, false)),
-            () = self.shared.released[target].notified() => match self.checkout(target) {
+            () = self.shared.released[target].notified() => match self.checkout(target, Instant::now()) {
                 Some(live) => {
                     tokio::spawn(async move {
                         if let Ok(opened) = connect.await {
