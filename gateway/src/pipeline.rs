@@ -195,10 +195,13 @@ impl Gateway {
     }
 
     /// Serves one request; never fails: every error becomes a response here.
+    /// The gateway and the connection come as owned pointers: the future holds
+    /// 8 bytes of each, and a request costs one reference count per `Arc`
+    /// (BENCHMARKS.md, "ninth wave").
     pub async fn handle(
-        self: &Arc<Self>,
+        self: Arc<Self>,
         mut req: Request<Incoming>,
-        conn: ConnInfo,
+        conn: Arc<ConnInfo>,
     ) -> Response<ResponseBody> {
         // Stage 0: header hygiene, before anything reads a header: hop-by-hop
         // headers (and those `Connection` names) go now, so no client header can
@@ -392,7 +395,9 @@ impl Gateway {
         }
 
         // Stage 8: proxy (or the mock answer of an operation that asks for one).
-        let (parts, source) = req.into_parts();
+        // The head stays here and the proxy borrows it: a request moved into
+        // each async layer is copied into each one's state.
+        let (mut parts, source) = req.into_parts();
         let (body, body_state) = match source {
             Checked::Stream(b) if hyper::body::Body::is_end_stream(&b) => {
                 (RequestBody::Empty, None)
@@ -407,7 +412,6 @@ impl Gateway {
                 (body, Some(state))
             }
         };
-        let mut req = Request::from_parts(parts, body);
         // Sandbox traffic (a claim of the authenticated caller, or a header) has
         // its own upstream.
         let sandbox = cfg.sandbox.as_ref().filter(|sb| match &sb.by {
@@ -415,7 +419,7 @@ impl Gateway {
                 .identity
                 .as_ref()
                 .is_some_and(|id| id.claim_is(claim, &sb.value)),
-            SandboxBy::Header(h) => req.headers().get(h).is_some_and(|v| v == sb.value.as_str()),
+            SandboxBy::Header(h) => parts.headers.get(h).is_some_and(|v| v == sb.value.as_str()),
         });
         let upstream = sandbox.map_or(cfg.upstream, |sb| sb.upstream);
         let outbound = Outbound {
@@ -430,14 +434,14 @@ impl Gateway {
             websocket: hygiene.websocket && cfg.websocket,
         };
         let (mut response, upstream_latency, error, tunnel) = if let Some(m) = &cfg.mock {
-            (mock::answer(m, req.headers()), None, None, None)
+            (mock::answer(m, &parts.headers), None, None, None)
         } else {
             // The upstream call is a client span, the parent of the upstream's own.
             if let Some(tr) = &mut ctx.trace {
-                tr.propagate(req.headers_mut());
+                tr.propagate(&mut parts.headers);
             }
             let t = ctx.stage_start();
-            let forwarded = proxy::forward(outbound, req).await;
+            let forwarded = proxy::forward(outbound, &mut parts, body).await;
             ctx.stage(Stage::Upstream, t);
             match forwarded {
                 Ok(answer) => {

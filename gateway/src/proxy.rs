@@ -154,9 +154,12 @@ pub struct Tunnel {
 }
 
 /// Sends the request, with failover and retries, and returns the upstream response.
+/// The head is borrowed (its headers are taken for the attempts): a request
+/// moved into this future would be copied into its state twice.
 pub async fn forward(
     out: Outbound<'_>,
-    mut req: Request<RequestBody>,
+    parts: &mut http::request::Parts,
+    body: RequestBody,
 ) -> Result<UpstreamResponse, GatewayError> {
     let upstream = out.upstream;
     let cfg = &upstream.cfg;
@@ -170,8 +173,11 @@ pub async fn forward(
         },
         Rejection::Overloaded => GatewayError::UpstreamOverloaded,
     })?;
-    let client_upgrade = out.websocket.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
+    // What `hyper::upgrade::on` takes from a request.
+    let client_upgrade = out
+        .websocket
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
     // The client's protocol version, whatever the upstream speaks (an HTTP/1.0
     // upstream must not turn a keep-alive HTTP/1.1 client into an HTTP/1.0 one).
     let client_version = parts.version;
@@ -235,7 +241,7 @@ pub async fn forward(
             .unwrap_or_else(|| sent + FAR_FUTURE);
         let result = match pooled {
             Some(pool) => pool
-                .send(index, request, deadline)
+                .send(index, request, sent, deadline)
                 .await
                 .map_err(Failure::Pool),
             None => {

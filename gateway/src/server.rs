@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -329,10 +330,14 @@ fn serve_connection<I>(
     let peer = info.peer;
     let activity = info.activity.clone();
     let gw = gateway.clone();
+    // Shared by the connection's requests: one reference count each.
+    let info = Arc::new(info);
+    // The pipeline's future itself, not wrapped in another async block that
+    // would hold the request once more (BENCHMARKS.md, "ninth wave").
     let service = service_fn(move |req| {
-        let gw = gw.clone();
-        let info = info.clone();
-        async move { Ok::<_, Infallible>(gw.handle(req, info).await) }
+        gw.clone()
+            .handle(req, info.clone())
+            .map(Ok::<_, Infallible>)
     });
     let conn = builder
         .clone()

@@ -166,85 +166,96 @@ impl H1Pool {
     /// Sends `req` (origin-form target, headers set except `Host`) to the URL
     /// at `target` and returns the response head, if it comes by `deadline`;
     /// the body drives the connection and returns it to the pool when it ends.
-    pub async fn send(
+    /// `now` is the caller's clock read for this attempt: an idle connection's
+    /// age is judged by it (no clock read of the pool's own per request).
+    ///
+    /// Not an `async fn`: that would keep the request twice in its state (as
+    /// the argument and as the body's local); the block uses it in place.
+    #[allow(clippy::manual_async_fn)]
+    pub fn send(
         &self,
         target: usize,
         mut req: Request<RequestBody>,
+        now: Instant,
         deadline: Instant,
-    ) -> Result<Response<UpstreamBody>, Failed> {
-        let Some(Some(endpoint)) = self.targets.get(target) else {
-            return Err(Failed {
-                error: SendError::Connect(std::io::ErrorKind::Unsupported.into()),
-                unsent: Some(Box::new(req)),
-            });
-        };
-        req.headers_mut()
-            .insert(header::HOST, endpoint.host.clone());
-        loop {
-            let (mut live, reused) = match self.checkout(target) {
-                Some(live) => (live, true),
-                None => {
-                    let connect = self.connect_or_reuse(target, endpoint, deadline);
-                    match tokio::time::timeout_at(deadline.into(), connect).await {
-                        Ok(Ok(connected)) => connected,
-                        Ok(Err(error)) => {
-                            return Err(Failed {
-                                error,
-                                unsent: Some(Box::new(req)),
-                            });
-                        }
-                        Err(_) => {
-                            return Err(Failed {
-                                error: SendError::Timeout,
-                                unsent: Some(Box::new(req)),
-                            });
-                        }
-                    }
-                }
-            };
-            live.timer.as_mut().reset(deadline.into());
-            let mut sent = std::pin::pin!(live.send.try_send_request(req));
-            let result = poll_fn(|cx| {
-                let head = live.wake.poll(cx, |cx| {
-                    drive(&mut live.conn, cx);
-                    sent.as_mut().poll(cx)
-                });
-                match head {
-                    Poll::Ready(result) => Poll::Ready(Some(result)),
-                    // The exchange is abandoned: the connection closes with `live`.
-                    Poll::Pending => live.timer.as_mut().poll(cx).map(|()| None),
-                }
-            })
-            .await;
-            let Some(result) = result else {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, Failed>> + Send + '_ {
+        async move {
+            let Some(Some(endpoint)) = self.targets.get(target) else {
                 return Err(Failed {
-                    error: SendError::Timeout,
-                    unsent: None,
+                    error: SendError::Connect(std::io::ErrorKind::Unsupported.into()),
+                    unsent: Some(Box::new(req)),
                 });
             };
-            match result {
-                Ok(response) => {
-                    return Ok(response.map(|body| UpstreamBody {
-                        body,
-                        lease: Some(live),
-                    }));
-                }
-                Err(mut e) => match e.take_message() {
-                    // A pooled connection closed before the request went out:
-                    // the upstream never saw it, so it goes out on another one.
-                    Some(unsent) if reused => req = unsent,
-                    _ => {
-                        return Err(Failed {
-                            error: SendError::Exchange(e.into_error()),
-                            unsent: None,
-                        });
+            req.headers_mut()
+                .insert(header::HOST, endpoint.host.clone());
+            loop {
+                let (mut live, reused) = match self.checkout(target, now) {
+                    Some(live) => (live, true),
+                    None => {
+                        let connect = self.connect_or_reuse(target, endpoint, deadline);
+                        match tokio::time::timeout_at(deadline.into(), connect).await {
+                            Ok(Ok(connected)) => connected,
+                            Ok(Err(error)) => {
+                                return Err(Failed {
+                                    error,
+                                    unsent: Some(Box::new(req)),
+                                });
+                            }
+                            Err(_) => {
+                                return Err(Failed {
+                                    error: SendError::Timeout,
+                                    unsent: Some(Box::new(req)),
+                                });
+                            }
+                        }
                     }
-                },
+                };
+                live.timer.as_mut().reset(deadline.into());
+                let mut sent = std::pin::pin!(live.send.try_send_request(req));
+                let result = poll_fn(|cx| {
+                    let head = live.wake.poll(cx, |cx| {
+                        drive(&mut live.conn, cx);
+                        sent.as_mut().poll(cx)
+                    });
+                    match head {
+                        Poll::Ready(result) => Poll::Ready(Some(result)),
+                        // The exchange is abandoned: the connection closes with `live`.
+                        Poll::Pending => live.timer.as_mut().poll(cx).map(|()| None),
+                    }
+                })
+                .await;
+                let Some(result) = result else {
+                    return Err(Failed {
+                        error: SendError::Timeout,
+                        unsent: None,
+                    });
+                };
+                match result {
+                    Ok(response) => {
+                        return Ok(response.map(|body| UpstreamBody {
+                            body,
+                            lease: Some(live),
+                        }));
+                    }
+                    Err(mut e) => match e.take_message() {
+                        // A pooled connection closed before the request went out:
+                        // the upstream never saw it, so it goes out on another one.
+                        Some(unsent) if reused => req = unsent,
+                        _ => {
+                            return Err(Failed {
+                                error: SendError::Exchange(e.into_error()),
+                                unsent: None,
+                            });
+                        }
+                    },
+                }
             }
         }
     }
 
-    fn checkout(&self, target: usize) -> Option<Box<Live>> {
+    /// An idle connection of this worker to `target`, open and younger than
+    /// the idle timeout at `now`.
+    fn checkout(&self, target: usize, now: Instant) -> Option<Box<Live>> {
         let slot = &self.shared.idle[target];
         let worker = crate::workers::current();
         loop {
@@ -255,7 +266,8 @@ impl H1Pool {
             };
             let mut live = idle.conn;
             // Dropped (closed) when too old, closed by the upstream, or not idle.
-            if idle.since.elapsed() < self.shared.idle_timeout && live.usable() {
+            if now.saturating_duration_since(idle.since) < self.shared.idle_timeout && live.usable()
+            {
                 return Some(live);
             }
         }
@@ -280,7 +292,7 @@ impl H1Pool {
         tokio::select! {
             biased;
             live = &mut connect => Ok((live?, false)),
-            () = self.shared.released[target].notified() => match self.checkout(target) {
+            () = self.shared.released[target].notified() => match self.checkout(target, Instant::now()) {
                 Some(live) => {
                     tokio::spawn(async move {
                         if let Ok(opened) = connect.await {
