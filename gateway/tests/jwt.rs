@@ -134,6 +134,54 @@ async fn valid_rsa_ec_and_ed25519_tokens_pass_with_the_right_scopes() {
 /// A requirement listing a scope and its read-only variant (Xero's
 /// `[accounting.transactions, accounting.transactions.read]`): OpenAPI needs
 /// both, which real tokens never carry; the API's `scopeMatch: any` takes either.
+/// The verified-token cache is asked before the header's text is checked, so a
+/// hit must mean the very same token bytes: other blanks around it and another
+/// case of the prefix still hit; a byte that is not visible ASCII anywhere in
+/// the value makes it no credential, even around a token that is cached.
+#[tokio::test]
+async fn a_cached_token_in_a_header_value_that_is_not_text_is_refused() {
+    let b = backend("pets").await;
+    let k = shared_rsa();
+    let providers = json!({ "idp": idp(json!([{"kid": "rsa-1", "pem": k.public_pem}])) });
+    let gw = start(secured(&b, providers)).await;
+    let t = token(&k, &claims("alice", "pets:read"));
+    let with = |value: Vec<u8>| {
+        let req = Request::builder()
+            .uri(gw.url("/pets-api/v1/pets"))
+            .header(
+                "authorization",
+                http::HeaderValue::from_bytes(&value).unwrap(),
+            )
+            .body(full(""))
+            .unwrap();
+        send(req)
+    };
+    assert_eq!(with_token(&gw, &t).await.status, StatusCode::OK);
+    for value in [format!("bearer \t{t} \t"), format!(" BEARER  {t}")] {
+        assert_eq!(
+            with(value.clone().into_bytes()).await.status,
+            StatusCode::OK,
+            "{value:?}"
+        );
+    }
+    let around = |before: &[u8], after: &[u8]| [before, t.as_bytes(), after].concat();
+    for value in [
+        around(b"Bearer ", b"\xe9"),
+        around(b"Bearer ", b" \x80"),
+        around(b"Bearer\xe9 ", b""),
+        around(b"Bearer \xe9", b""),
+        around(b"\xa0Bearer ", b""),
+    ] {
+        let r = with(value.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{:?}",
+            String::from_utf8_lossy(&value)
+        );
+    }
+}
+
 #[tokio::test]
 async fn scope_match_any_takes_one_listed_scope_all_needs_every_one() {
     let b = backend("pets").await;

@@ -17,19 +17,65 @@
 //! 128-bit PRF output, each attempt succeeding with probability about
 //! `entries / 2^128`, and accidental collisions need about 2^64 live entries.
 
-use std::hash::Hasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::time::Instant;
 
-use quick_cache::sync::Cache;
+use quick_cache::UnitWeighter;
+use quick_cache::sync::{Cache, DefaultLifecycle};
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 /// The cache key of one credential: a 128-bit keyed hash (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CredentialKey(u128);
+
+/// Hashes to its own bits for the map ([`KeyBits`]).
+impl Hash for CredentialKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0 as u64);
+    }
+}
+
+/// The map's hasher: a [`CredentialKey`] is already the output of a keyed PRF,
+/// evenly spread and unknown to clients, so its low 64 bits pick the shard and
+/// the bucket. The map's default (std's SipHash, keyed again) hashed each key a
+/// second time on every lookup.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyBits;
+
+impl BuildHasher for KeyBits {
+    type Hasher = KeyBitsHasher;
+
+    fn build_hasher(&self) -> KeyBitsHasher {
+        KeyBitsHasher(0)
+    }
+}
+
+#[derive(Debug)]
+struct KeyBitsHasher(u64);
+
+impl Hasher for KeyBitsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, bits: u64) {
+        self.0 = bits;
+    }
+
+    /// Not reached by [`CredentialKey`] (it writes one `u64`); mixes anything
+    /// else in rather than ignoring it.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
+
+type Map<V> = Cache<CredentialKey, (V, Instant), UnitWeighter, KeyBits>;
 
 pub struct TokenCache<V> {
     /// `None` when the capacity is 0: nothing is cached.
-    map: Option<Cache<CredentialKey, (V, Instant)>>,
+    map: Option<Map<V>>,
     /// The secret SipHash key of this cache.
     secret: [u8; 16],
 }
@@ -43,7 +89,15 @@ impl<V: Clone> TokenCache<V> {
         let mut secret = [0u8; 16];
         getrandom::fill(&mut secret).expect("the OS random source failed");
         Self {
-            map: (capacity > 0).then(|| Cache::new(capacity)),
+            map: (capacity > 0).then(|| {
+                Cache::with(
+                    capacity,
+                    capacity as u64,
+                    UnitWeighter,
+                    KeyBits,
+                    DefaultLifecycle::default(),
+                )
+            }),
             secret,
         }
     }
@@ -86,7 +140,7 @@ impl<V: Clone> TokenCache<V> {
     }
 
     pub fn len(&self) -> usize {
-        self.map.as_ref().map_or(0, Cache::len)
+        self.map.as_ref().map_or(0, |m| m.len())
     }
 
     pub fn is_empty(&self) -> bool {

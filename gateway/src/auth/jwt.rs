@@ -27,7 +27,7 @@ use http_body_util::Full;
 use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
-use super::cache::TokenCache;
+use super::cache::{CredentialKey, TokenCache};
 use super::claims::{self, ClaimSet, ClaimValue, Lookup};
 use super::http::{HttpClient, fetch};
 use super::jws::{self, Header};
@@ -182,17 +182,50 @@ impl JwtVerifier {
 
     /// Verifies a compact JWT and returns who it names.
     pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, Failure> {
+        self.verify_keyed(token, None).await
+    }
+
+    /// Whether verified tokens are cached (`cacheSize` above 0).
+    pub fn caches(&self) -> bool {
+        self.cache.enabled()
+    }
+
+    /// The identity cached for exactly these bytes, or (on a miss) the key they
+    /// are cached under, for [`Self::verify_keyed`]; `Err(None)`: no cache, or
+    /// bytes no token can be. Takes bytes whose text was not checked: an entry
+    /// exists only for bytes that were checked and verified before.
+    pub fn cached(&self, token: &[u8]) -> Result<Arc<Identity>, Option<CredentialKey>> {
+        if !self.cache.enabled() || token.is_empty() || token.len() > self.cfg.max_token_bytes {
+            return Err(None);
+        }
+        let key = self.cache.key(token);
+        self.cache.get(&key).ok_or(Some(key))
+    }
+
+    /// [`Self::verify`], with the cache key of `token` when [`Self::cached`]
+    /// already missed on it (no second hash, no second lookup).
+    pub async fn verify_keyed(
+        &self,
+        token: &str,
+        missed: Option<CredentialKey>,
+    ) -> Result<Arc<Identity>, Failure> {
         if token.is_empty() || token.len() > self.cfg.max_token_bytes {
             return Err(Failure::Invalid);
         }
-        // No cache (cacheSize 0): no key to compute either.
-        let hash = self
-            .cache
-            .enabled()
-            .then(|| self.cache.key(token.as_bytes()));
-        if let Some(hit) = hash.and_then(|h| self.cache.get(&h)) {
-            return Ok(hit);
-        }
+        let hash = match missed {
+            Some(key) => Some(key),
+            // No cache (cacheSize 0): no key to compute either.
+            None => {
+                let hash = self
+                    .cache
+                    .enabled()
+                    .then(|| self.cache.key(token.as_bytes()));
+                if let Some(hit) = hash.and_then(|h| self.cache.get(&h)) {
+                    return Ok(hit);
+                }
+                hash
+            }
+        };
         // The token is taken apart once; the payload stays encoded until the
         // signature over it has been checked.
         let parts = jws::split(token)?;

@@ -460,9 +460,23 @@ impl Security {
         uri: &Uri,
     ) -> Result<Arc<Identity>, Failure> {
         let checker = &self.providers[scheme.provider];
+        // A bearer token in a header is looked up in the verified-token cache
+        // before its text is checked: a hit means these very bytes were checked
+        // (and verified) before (see [`header_token`]); a miss hands the key on.
+        let mut key = None;
+        if let (Checker::Jwt(j), CredentialIn::Header) = (checker, scheme.location) {
+            if let Some(raw) = single_header_value(header, headers).filter(|_| j.caches()) {
+                if let Some(range) = header_token(scheme, raw.as_bytes()) {
+                    match j.cached(&raw.as_bytes()[range]) {
+                        Ok(hit) => return Ok(hit),
+                        Err(k) => key = k,
+                    }
+                }
+            }
+        }
         let credential = credential(scheme, header, headers, uri).ok_or(Failure::Missing)?;
         match checker {
-            Checker::Jwt(j) => j.verify(&credential).await,
+            Checker::Jwt(j) => j.verify_keyed(&credential, key).await,
             Checker::Introspection(i) => i.check(&credential).await,
             Checker::ApiKey(a) => a.check(&credential),
             Checker::Basic(b) => b.check(&credential).await,
@@ -567,19 +581,8 @@ fn credential<'r>(
                 // Two credentials: refuse to guess which one counts.
                 return Some(Cow::Borrowed(""));
             }
-            let value = value.to_str().ok()?.trim();
-            let Some(prefix) = &scheme.prefix else {
-                return Some(Cow::Borrowed(value));
-            };
-            match value.split_once(' ') {
-                Some((p, rest)) if p.eq_ignore_ascii_case(prefix) => {
-                    Some(Cow::Borrowed(rest.trim_start()))
-                }
-                // `Authorization: Basic …` is not a bearer token; a custom header
-                // may carry the bare token.
-                _ if scheme.param == "authorization" => None,
-                _ => Some(Cow::Borrowed(value)),
-            }
+            let value = value.to_str().ok()?;
+            header_token(scheme, value.as_bytes()).map(|range| Cow::Borrowed(&value[range]))
         }
         CredentialIn::Query => {
             let query = uri.query()?;
@@ -607,6 +610,48 @@ fn credential<'r>(
             }
             found
         }
+    }
+}
+
+/// The value of the credential header when it is sent exactly once.
+fn single_header_value<'r>(
+    header: Option<&HeaderName>,
+    headers: &'r HeaderMap,
+) -> Option<&'r HeaderValue> {
+    let mut values = headers.get_all(header?).iter();
+    let value = values.next()?;
+    values.next().is_none().then_some(value)
+}
+
+/// Where the credential is in a header's value: the value without the spaces
+/// and tabs around it, after the scheme's prefix (`Bearer …`, any case) when it
+/// has one. Works on bytes, so the cache can be asked before the value's text
+/// is checked; every boundary it cuts at is next to an ASCII byte, so the range
+/// also cuts the text. `None`: no credential of this scheme in the header.
+fn header_token(scheme: &SchemeCfg, value: &[u8]) -> Option<std::ops::Range<usize>> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |i| i + 1);
+    let Some(prefix) = &scheme.prefix else {
+        return Some(start..end);
+    };
+    let space = value[start..end].iter().position(|&b| b == b' ');
+    match space {
+        Some(at) if value[start..start + at].eq_ignore_ascii_case(prefix.as_bytes()) => {
+            let rest = start + at + 1;
+            let token = value[rest..end]
+                .iter()
+                .position(|b| !blank(b))
+                .map_or(end, |i| rest + i);
+            Some(token..end)
+        }
+        // `Authorization: Basic …` is not a bearer token; a custom header may
+        // carry the bare token.
+        _ if scheme.param == "authorization" => None,
+        _ => Some(start..end),
     }
 }
 
@@ -715,6 +760,47 @@ mod tests {
     ) -> Option<Cow<'r, str>> {
         let name = HeaderName::from_bytes(scheme.param.as_bytes()).ok();
         super::credential(scheme, name.as_ref(), headers, uri)
+    }
+
+    /// `header_token` (bytes, asked before the text check) cuts exactly where the
+    /// rule on text did: `trim`, then the prefix up to the first space (any
+    /// case), then `trim_start`; `Authorization` without the prefix is no
+    /// bearer token.
+    #[test]
+    fn header_token_cuts_where_the_text_rule_did() {
+        fn text_rule<'a>(scheme: &SchemeCfg, value: &'a str) -> Option<&'a str> {
+            let value = value.trim();
+            let Some(prefix) = &scheme.prefix else {
+                return Some(value);
+            };
+            match value.split_once(' ') {
+                Some((p, rest)) if p.eq_ignore_ascii_case(prefix) => Some(rest.trim_start()),
+                _ if scheme.param == "authorization" => None,
+                _ => Some(value),
+            }
+        }
+        let schemes = [
+            scheme(CredentialIn::Header, "authorization", Some("Bearer")),
+            scheme(CredentialIn::Header, "x-token", Some("Bearer")),
+            scheme(CredentialIn::Header, "x-api-key", None),
+        ];
+        let parts = [
+            "", " ", "\t", "  \t ", "Bearer", "bEARER", "Basic", "Bearer\t", "a.b.c", "x y",
+        ];
+        let mut cases = 0;
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let value = format!("{a}{b}{c}");
+                    for s in &schemes {
+                        let got = header_token(s, value.as_bytes()).map(|r| &value[r]);
+                        assert_eq!(got, text_rule(s, &value), "{value:?} for {}", s.param);
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 3000);
     }
 
     #[test]
