@@ -568,6 +568,48 @@ fn init_scaffolds_a_commented_provider_per_security_scheme() {
     assert_eq!(c.summary.routes, 2);
 }
 
+/// An `openIdConnect` scheme names its discovery document: the scaffolded
+/// provider finds its keys through it (`discoveryUrl`) under the issuer the
+/// document is published for, and builds once uncommented.
+#[test]
+fn init_scaffolds_discovery_for_an_openid_connect_scheme() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("api.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.3\ninfo: {title: Shop, version: 1.0.0}\nsecurity: [{oidc: [orders]}]\npaths:\n  /orders:\n    get: {operationId: listOrders, responses: {'200': {description: ok}}}\ncomponents:\n  securitySchemes:\n    oidc: {type: openIdConnect, openIdConnectUrl: 'https://kc.example/realms/shop/.well-known/openid-configuration'}\n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("gw");
+    project::init(&spec, &dir, &InitOptions::default()).unwrap();
+    let manifest = dir.join("mgw.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        text.contains("#      issuer: https://kc.example/realms/shop    # exactly the `issuer` the document at discoveryUrl names\n#      discoveryUrl: https://kc.example/realms/shop/.well-known/openid-configuration\n"),
+        "{text}"
+    );
+    let mut in_block = false;
+    let enabled: String = text
+        .lines()
+        .map(|l| {
+            in_block = l == "#auth:" || (in_block && l.starts_with("#  "));
+            if in_block { &l[1..] } else { l }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&manifest, enabled).unwrap();
+    let c = project::build(&dir).unwrap();
+    let mgw_bundle::Provider::Jwt(j) = &c.bundle.auth.providers["oidc"] else {
+        panic!("{:?}", c.bundle.auth.providers);
+    };
+    assert_eq!(j.issuer, "https://kc.example/realms/shop");
+    assert_eq!(
+        j.discovery_url.as_deref(),
+        Some("https://kc.example/realms/shop/.well-known/openid-configuration")
+    );
+    assert_eq!(j.jwks_url, None);
+}
+
 #[test]
 fn init_from_a_wso2_definition_keeps_its_endpoints_unless_told_otherwise() {
     let tmp = tempfile::tempdir().unwrap();

@@ -315,6 +315,8 @@ pub struct JwtCfg {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub keys: Vec<JwtKey>,
     pub jwks_url: Option<String>,
+    /// The OpenID Connect discovery document naming the JWKS (when `jwks_url` is not set).
+    pub discovery_url: Option<String>,
     pub jwks_refresh: Duration,
     pub jwks_min_refresh_interval: Duration,
     pub jwks_timeout: Duration,

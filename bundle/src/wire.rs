@@ -973,6 +973,10 @@ pub struct JwtProvider {
     /// A JWKS fetched at start and refreshed; may use `${VAR}` templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
+    /// An OpenID Connect discovery document (`<issuer>/.well-known/openid-configuration`)
+    /// whose `jwks_uri` is the JWKS, when `jwks_url` is not set; may use `${VAR}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_url: Option<String>,
     #[serde(default = "default_jwks_refresh_ms")]
     pub jwks_refresh_ms: u64,
     /// An unknown `kid` triggers a refresh at most this often.
@@ -1193,6 +1197,7 @@ impl JwtProvider {
             algorithms,
             keys: Vec::new(),
             jwks_url: None,
+            discovery_url: None,
             jwks_refresh_ms: default_jwks_refresh_ms(),
             jwks_min_refresh_interval_ms: default_jwks_min_refresh_ms(),
             jwks_timeout_ms: default_auth_timeout_ms(),

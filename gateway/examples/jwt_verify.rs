@@ -51,6 +51,7 @@ fn main() {
             jwk: None,
         }],
         jwks_url: None,
+        discovery_url: None,
         jwks_refresh: Duration::from_secs(300),
         jwks_min_refresh_interval: Duration::from_secs(10),
         jwks_timeout: Duration::from_secs(2),

@@ -496,6 +496,65 @@ async fn jwks_is_fetched_cached_refreshed_on_new_kid_and_survives_its_server() {
     gw.shutdown().await;
 }
 
+/// An OpenID Connect discovery server on loopback: its document names `issuer`
+/// and its own `/keys` as `jwks_uri`, which serves `keys`.
+async fn discovery_server(issuer: &str, keys: Value) -> JsonServer {
+    let issuer = issuer.to_owned();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(keys));
+    let served = body.clone();
+    serve(
+        move |parts: http::request::Parts, _form| {
+            let (issuer, served) = (issuer.clone(), served.clone());
+            async move {
+                let host = parts.headers["host"].to_str().unwrap().to_owned();
+                match parts.uri.path() {
+                    "/.well-known/openid-configuration" => (
+                        StatusCode::OK,
+                        json!({"issuer": issuer, "jwks_uri": format!("http://{host}/keys"),
+                               "id_token_signing_alg_values_supported": ["ES256"]}),
+                    ),
+                    "/keys" => (StatusCode::OK, served.lock().unwrap().clone()),
+                    _ => (StatusCode::NOT_FOUND, json!({})),
+                }
+            }
+        },
+        body,
+    )
+    .await
+}
+
+/// `discoveryUrl`: the JWKS is found through the IdP's OpenID Connect
+/// discovery document (Keycloak, Entra ID, Auth0, Google publish one at
+/// `<issuer>/.well-known/openid-configuration`); a document that names another
+/// issuer gives no keys, so every token fails (closed).
+#[tokio::test]
+async fn discovery_finds_the_jwks_of_the_provider_s_own_issuer() {
+    let b = backend("pets").await;
+    let k1 = ec("k1");
+    for (issuer, want) in [
+        (ISSUER, StatusCode::OK),
+        ("https://elsewhere.example/", StatusCode::UNAUTHORIZED),
+    ] {
+        let idp_server = discovery_server(issuer, json!({"keys": [k1.jwk]})).await;
+        let mut provider = idp(json!([]));
+        provider.as_object_mut().unwrap().remove("keys");
+        provider["discoveryUrl"] = idp_server.url("/.well-known/openid-configuration").into();
+        provider["jwksMinRefreshIntervalMs"] = 3_600_000.into();
+        let gw = start(secured(&b, json!({ "idp": provider }))).await;
+        let t = token(&k1, &claims("alice", "pets:read"));
+        assert_eq!(with_token(&gw, &t).await.status, want, "issuer {issuer}");
+        // The document and the keys when the issuer matches; the document alone
+        // when it does not.
+        let hits = if want == StatusCode::OK { 2 } else { 1 };
+        assert_eq!(
+            idp_server.hits.load(Ordering::SeqCst),
+            hits,
+            "issuer {issuer}"
+        );
+        gw.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn jwks_unknown_kid_refresh_is_rate_limited_and_no_key_fails_closed() {
     let b = backend("pets").await;

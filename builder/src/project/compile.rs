@@ -1315,6 +1315,7 @@ impl Compiler<'_> {
                     ("issuer", "issuer"),
                     ("algorithms", "algorithms"),
                     ("jwksUrl", "jwksUrl"),
+                    ("discoveryUrl", "discoveryUrl"),
                     ("claimHeaders", "claimHeaders"),
                     ("hmacSecretFile", "hmacSecretFile"),
                 ] {
@@ -1801,6 +1802,9 @@ fn env_vars(bundle: &Bundle) -> (Vec<EnvVar>, Vec<Diagnostic>) {
                 if let Some(u) = &j.jwks_url {
                     templates.push((key("jwksUrl"), u));
                 }
+                if let Some(u) = &j.discovery_url {
+                    templates.push((key("discoveryUrl"), u));
+                }
                 if let Some(f) = &j.hmac_secret_file {
                     templates.push((key("hmacSecretFile"), f));
                 }
@@ -2281,6 +2285,32 @@ mod tests {
             e.contains("`auth.providers.jwt.scopeClaims[1]`: a claim name must not be empty")
                 && e.contains("`auth.providers.jwt.scopeClaims[2]`: `roles` is listed twice")
                 && e.contains("mgw.yaml:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_provider_names_its_jwks_or_its_discovery_document_not_both() {
+        let project = |urls: &str| {
+            format!(
+                "{MANIFEST}auth:\n  providers:\n    jwt: {{type: jwt, issuer: https://idp, {urls}}}\n    keys: {{type: apiKey}}\n  schemes: {{idp: jwt, key: keys}}\n"
+            )
+        };
+        let discovery =
+            project("discoveryUrl: '${IDP:-https://idp}/.well-known/openid-configuration'");
+        let c = build(&[("mgw.yaml", &discovery), ("api.yaml", SECURED)]).unwrap();
+        assert!(c.env.iter().any(|e| e.name == "IDP"), "{:?}", c.env);
+        let both = project(
+            "jwksUrl: 'https://idp/jwks', discoveryUrl: 'https://idp/.well-known/openid-configuration'",
+        );
+        let e = build(&[("mgw.yaml", &both), ("api.yaml", SECURED)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mgw.yaml:12:")
+                && e.contains(
+                    "`auth.providers.jwt.discoveryUrl`: set `jwksUrl` or `discoveryUrl`, not both"
+                ),
             "{e}"
         );
     }

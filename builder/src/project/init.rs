@@ -636,6 +636,26 @@ fn scope_match_scaffold(spec: &ApiSpec) -> String {
     "    # Some requirements of the spec list several scopes: a token needs all of them\n    # (OpenAPI). If they are alternatives (a scope and its read-only variant), any one:\n    # scopeMatch: any\n".to_owned()
 }
 
+/// A scheme's discovery document (`openIdConnectUrl`, or OpenAPI 3.2's
+/// `oauth2MetadataUrl`) when it is an absolute `https://` URL, with the issuer it
+/// is published under: the URL before `/.well-known/<name>` (OpenID Connect
+/// Discovery 1.0 §4), plus any path after it (RFC 8414 §3 inserts the name before
+/// the issuer's path).
+fn discovery_of(definition: &serde_json::Value) -> Option<(&str, String)> {
+    let url = ["openIdConnectUrl", "oauth2MetadataUrl"]
+        .iter()
+        .find_map(|k| definition.get(*k).and_then(serde_json::Value::as_str))
+        .filter(|u| u.starts_with("https://"))?;
+    let issuer = match url.split_once("/.well-known/") {
+        Some((base, rest)) => match rest.split_once('/') {
+            Some((_, path)) => format!("{base}/{path}"),
+            None => base.to_owned(),
+        },
+        None => url.to_owned(),
+    };
+    Some((url, issuer))
+}
+
 /// A commented `auth.providers` block with one entry per security scheme the spec
 /// declares (a provider named like the scheme is used for it), or nothing.
 /// Uncommenting the `#`-prefixed lines gives valid YAML.
@@ -668,13 +688,28 @@ fn auth_scaffold(spec: &ApiSpec) -> String {
                     "#    {key}: {{type: basic}}    # users file: htpasswd (bcrypt)\n"
                 ));
             }
-            "http" | "oauth2" | "openIdConnect" => out.push_str(&format!(
-                "#    {key}:    # {} bearer tokens: signed JWTs (or `type: introspection`)\n\
-                 #      type: jwt\n\
-                 #      issuer: https://idp.example.com/\n\
-                 #      jwksUrl: https://idp.example.com/.well-known/jwks.json\n",
-                scheme.kind
-            )),
+            "http" | "oauth2" | "openIdConnect" => {
+                out.push_str(&format!(
+                    "#    {key}:    # {} bearer tokens: signed JWTs (or `type: introspection`)\n\
+                     #      type: jwt\n",
+                    scheme.kind
+                ));
+                // OpenID Connect's discovery document (OpenAPI 3.2's
+                // `oauth2MetadataUrl`, RFC 8414, has the same two fields) names the
+                // issuer and the JWKS.
+                match discovery_of(d) {
+                    Some((url, issuer)) => out.push_str(&format!(
+                        "#      issuer: {}    # exactly the `issuer` the document at discoveryUrl names\n\
+                         #      discoveryUrl: {}\n",
+                        scalar(&issuer),
+                        scalar(url)
+                    )),
+                    None => out.push_str(
+                        "#      issuer: https://idp.example.com/\n\
+                         #      jwksUrl: https://idp.example.com/.well-known/jwks.json\n",
+                    ),
+                }
+            }
             other => out.push_str(&format!(
                 "#    # `{name}`: scheme type `{other}` has no provider type in mgw\n"
             )),
@@ -698,6 +733,36 @@ mod tests {
         assert_eq!(derive_version(Some("1.0.0+build 5")), "1.0.0-build-5");
         assert_eq!(derive_version(None), "0.1.0");
         assert_eq!(derive_version(Some("-")), "0.1.0");
+    }
+
+    #[test]
+    fn a_discovery_document_gives_the_issuer_it_is_published_under() {
+        let of = |k: &str, url: &str| {
+            discovery_of(&serde_json::json!({"type": "openIdConnect", k: url}))
+                .map(|(u, i)| (u.to_owned(), i))
+        };
+        let keycloak = "https://kc.example/realms/shop/.well-known/openid-configuration";
+        assert_eq!(
+            of("openIdConnectUrl", keycloak),
+            Some((keycloak.into(), "https://kc.example/realms/shop".into()))
+        );
+        let rfc8414 = "https://as.example/.well-known/oauth-authorization-server/tenant1";
+        assert_eq!(
+            of("oauth2MetadataUrl", rfc8414),
+            Some((rfc8414.into(), "https://as.example/tenant1".into()))
+        );
+        // Relative or plain-HTTP URLs give no scaffolded discovery.
+        assert_eq!(
+            of("openIdConnectUrl", "/.well-known/openid-configuration"),
+            None
+        );
+        assert_eq!(
+            of(
+                "openIdConnectUrl",
+                "http://idp/.well-known/openid-configuration"
+            ),
+            None
+        );
     }
 
     #[test]

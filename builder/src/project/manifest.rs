@@ -422,6 +422,8 @@ struct ProviderWire {
     #[serde(default)]
     jwks_url: Option<String>,
     #[serde(default)]
+    discovery_url: Option<String>,
+    #[serde(default)]
     jwks_refresh: Option<String>,
     #[serde(default)]
     jwks_min_refresh_interval: Option<String>,
@@ -1539,6 +1541,7 @@ impl Validator<'_> {
                 ("algorithms", pw.algorithms.is_some()),
                 ("keys", pw.keys.is_some()),
                 ("jwksUrl", pw.jwks_url.is_some()),
+                ("discoveryUrl", pw.discovery_url.is_some()),
                 ("jwksRefresh", pw.jwks_refresh.is_some()),
                 (
                     "jwksMinRefreshInterval",
@@ -1568,6 +1571,7 @@ impl Validator<'_> {
                     "algorithms",
                     "keys",
                     "jwksUrl",
+                    "discoveryUrl",
                     "jwksRefresh",
                     "jwksMinRefreshInterval",
                     "hmacSecretFile",
@@ -1650,6 +1654,7 @@ impl Validator<'_> {
                         algorithms,
                         keys: Vec::new(),
                         jwks_url: pw.jwks_url.clone(),
+                        discovery_url: pw.discovery_url.clone(),
                         jwks_refresh_ms: ms(
                             self,
                             "jwksRefresh",

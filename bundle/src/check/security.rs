@@ -134,15 +134,27 @@ pub(super) fn check_jwt(c: &mut Checker<'_>, key: &str, j: &JwtProvider) -> JwtC
         check_http_url(c, &ukey, &url);
         Some(url)
     });
+    let discovery_url = j.discovery_url.as_ref().and_then(|u| {
+        let ukey = format!("{key}.discoveryUrl");
+        if j.jwks_url.is_some() {
+            c.push(
+                &ukey,
+                "set `jwksUrl` or `discoveryUrl`, not both (discovery finds the JWKS URL)",
+            );
+        }
+        let url = c.resolve(&ukey, u)?;
+        check_http_url(c, &ukey, &url);
+        Some(url)
+    });
     let hmac_secret_file = j
         .hmac_secret_file
         .as_ref()
         .and_then(|f| c.resolve(&format!("{key}.hmacSecretFile"), f));
     let has_asymmetric = algorithms.iter().any(|a| !KeyFamily::Hmac.allows(*a));
-    if has_asymmetric && j.keys.is_empty() && j.jwks_url.is_none() {
+    if has_asymmetric && j.keys.is_empty() && j.jwks_url.is_none() && j.discovery_url.is_none() {
         c.push(
             format!("{key}.keys"),
-            "needs verification keys (`keys`) or a `jwksUrl`",
+            "needs verification keys (`keys`), a `jwksUrl` or a `discoveryUrl`",
         );
     }
     JwtCfg {
@@ -151,6 +163,7 @@ pub(super) fn check_jwt(c: &mut Checker<'_>, key: &str, j: &JwtProvider) -> JwtC
         algorithms,
         keys: j.keys.clone(),
         jwks_url,
+        discovery_url,
         jwks_refresh: c.millis(&format!("{key}.jwksRefreshMs"), j.jwks_refresh_ms),
         jwks_min_refresh_interval: Duration::from_millis(j.jwks_min_refresh_interval_ms),
         jwks_timeout: c.millis(&format!("{key}.jwksTimeoutMs"), j.jwks_timeout_ms),

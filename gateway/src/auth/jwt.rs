@@ -14,12 +14,16 @@
 //! Keys come from the bundle (baked at build time), a runtime-mounted HMAC secret,
 //! and optionally a JWKS URL fetched at start, refreshed on a timer and when an
 //! unknown `kid` arrives (at most every `jwksMinRefreshIntervalMs`). A failed fetch
-//! keeps the keys we had; with no key, every token fails (closed).
+//! keeps the keys we had; with no key, every token fails (closed). The JWKS URL
+//! may instead come from an OpenID Connect discovery document (its `jwks_uri`),
+//! read before the first JWKS fetch and again before each one until it answers;
+//! a document naming another `issuer` than the provider's gives no keys (OpenID
+//! Connect Discovery 1.0 §4.3).
 //!
 //! Never: trust anything in the header beyond `alg`, `kid` and `crit`; accept a
 //! token whose signature was not checked; tell the client which check failed.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -37,7 +41,7 @@ use crate::bundle::{JwtCfg, KeyFamily, parse_jwk, parse_jwt_key};
 
 /// Longest a verified token stays cached, whatever its `exp`.
 const MAX_CACHE_TTL: Duration = Duration::from_secs(600);
-/// Largest JWKS document accepted.
+/// Largest JWKS (or discovery) document accepted.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 /// Most keys one token's signature is tried against.
 const MAX_CANDIDATES: usize = 8;
@@ -69,6 +73,8 @@ pub struct JwtVerifier {
     fixed: Vec<Key>,
     /// Keys from `jwksUrl`, replaced as a whole on each successful fetch.
     fetched: RwLock<Arc<Vec<Key>>>,
+    /// The `jwks_uri` of the discovery document, once it answered.
+    discovered: OnceLock<String>,
     cache: TokenCache<Arc<Identity>>,
     client: HttpClient,
     /// When the JWKS URL was last asked (success or not), for rate limiting.
@@ -113,17 +119,27 @@ impl JwtVerifier {
             cfg,
             fixed,
             fetched: RwLock::new(Arc::new(Vec::new())),
+            discovered: OnceLock::new(),
             client,
             last_fetch: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
         })
     }
 
+    /// Whether keys are fetched: a `jwksUrl`, or a discovery document naming one.
+    fn fetches_keys(&self) -> bool {
+        self.cfg.jwks_url.is_some() || self.cfg.discovery_url.is_some()
+    }
+
     /// Fetches the JWKS once and starts the refresh timer (when a URL is set).
     pub async fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
-        let url = self.cfg.jwks_url.as_ref()?;
+        let url = self
+            .cfg
+            .jwks_url
+            .as_ref()
+            .or(self.cfg.discovery_url.as_ref())?;
         if url.starts_with("http://") {
-            tracing::warn!(provider = %self.name, url = %url, "the JWKS URL is not https: keys can be forged on the way");
+            tracing::warn!(provider = %self.name, url = %url, "the JWKS (or discovery) URL is not https: keys can be forged on the way");
         }
         self.refresh(true).await;
         let me = Arc::downgrade(self);
@@ -140,9 +156,9 @@ impl JwtVerifier {
     /// Fetches the JWKS, unless one was fetched within the minimum interval (and
     /// `force` is not set). Returns whether new keys were installed.
     pub async fn refresh(&self, force: bool) -> bool {
-        let Some(url) = &self.cfg.jwks_url else {
+        if !self.fetches_keys() {
             return false;
-        };
+        }
         let _one = self.fetching.lock().await;
         {
             let mut last = self.last_fetch.lock().unwrap_or_else(|e| e.into_inner());
@@ -151,7 +167,17 @@ impl JwtVerifier {
             }
             *last = Some(Instant::now());
         }
-        let req = match http::Request::get(url.as_str())
+        let url = match (&self.cfg.jwks_url, self.discovered.get()) {
+            (Some(url), _) | (None, Some(url)) => url.as_str(),
+            (None, None) => match self.discover().await {
+                Ok(url) => self.discovered.get_or_init(|| url).as_str(),
+                Err(why) => {
+                    tracing::warn!(provider = %self.name, error = %why, "OpenID Connect discovery failed; no JWKS URL yet");
+                    return false;
+                }
+            },
+        };
+        let req = match http::Request::get(url)
             .header(http::header::ACCEPT, "application/json")
             .body(Full::new(Bytes::new()))
         {
@@ -177,6 +203,45 @@ impl JwtVerifier {
                 tracing::warn!(provider = %self.name, error = %why, "JWKS fetch failed; keeping the previous keys");
                 false
             }
+        }
+    }
+
+    /// The `jwks_uri` of the provider's discovery document, which must name the
+    /// provider's issuer.
+    async fn discover(&self) -> Result<String, String> {
+        let Some(url) = &self.cfg.discovery_url else {
+            return Err("no discovery URL".into());
+        };
+        let req = http::Request::get(url.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let body = match fetch(&self.client, req, self.cfg.jwks_timeout, MAX_JWKS_BYTES).await {
+            Ok((status, body)) if status.is_success() => body,
+            Ok((status, _)) => return Err(format!("{url}: status {status}")),
+            Err(e) => return Err(format!("{url}: {e}")),
+        };
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let d: Discovery = serde_json::from_slice(&body)
+            .map_err(|e| format!("{url}: not a discovery document ({e})"))?;
+        if d.issuer != self.cfg.issuer {
+            return Err(format!(
+                "{url} is the document of issuer `{}`, not of this provider's `{}`",
+                d.issuer, self.cfg.issuer
+            ));
+        }
+        match d.jwks_uri.parse::<http::Uri>() {
+            Ok(u) if matches!(u.scheme_str(), Some("https" | "http")) && u.host().is_some() => {
+                Ok(d.jwks_uri)
+            }
+            _ => Err(format!(
+                "{url}: `jwks_uri` `{}` is not an https URL",
+                d.jwks_uri
+            )),
         }
     }
 
@@ -237,7 +302,7 @@ impl JwtVerifier {
         let mut verified = self.verify_signature(&header, parts.signing_input, parts.signature);
         if verified == (Verified::No { kid_known: false })
             && header.kid.is_some()
-            && self.cfg.jwks_url.is_some()
+            && self.fetches_keys()
         {
             // An unknown `kid` may be a rotated key: look again, at most so often.
             if self.refresh(false).await {
