@@ -235,13 +235,19 @@ fn oai_v31_webhook_only_document_says_there_is_nothing_to_serve() {
 }
 
 /// The one edit the HTTPS tests make to `mgw.yaml` besides `auth`: the upstream
-/// `mgw init` scaffolded (`${<VAR>:-http://127.0.0.1:8000}`) gets an `https://`
-/// default and a CA file mounted at run time, as the README describes.
+/// `mgw init` scaffolded (`${<VAR>:-http://127.0.0.1:8000<the spec's base path>}`)
+/// gets an `https://` default and a CA file mounted at run time, as the README
+/// describes.
 fn use_https_upstream(project: &Path, variable: &str) {
     let path = project.join("mgw.yaml");
     let manifest = std::fs::read_to_string(&path).unwrap();
-    let scaffolded = format!("      - ${{{variable}:-http://127.0.0.1:8000}}\n");
-    assert_eq!(manifest.matches(&scaffolded).count(), 1, "{manifest}");
+    let prefix = format!("      - ${{{variable}:-http://127.0.0.1:8000");
+    let lines: Vec<&str> = manifest
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.ends_with('}'))
+        .collect();
+    assert_eq!(lines.len(), 1, "{manifest}");
+    let scaffolded = format!("{}\n", lines[0]);
     let https = format!(
         "      - ${{{variable}:-https://upstream.internal}}\n    tls:\n      caFile: ${{UPSTREAM_CA_FILE:-/etc/mgw/secrets/upstream/ca.crt}}\n"
     );

@@ -428,7 +428,7 @@ fn init_scaffolds_a_project_that_builds_and_refuses_to_overwrite() {
     );
     let text = std::fs::read_to_string(out.join("mgw.yaml")).unwrap();
     assert!(
-        text.contains("- ${PETSTORE_UPSTREAM_URL:-http://127.0.0.1:8000}"),
+        text.contains("- ${PETSTORE_UPSTREAM_URL:-http://127.0.0.1:8000/v1}"),
         "{text}"
     );
     assert!(

@@ -82,8 +82,8 @@ pub fn run(args: &InitArgs, output: Output) -> Result<()> {
 fn describe(outcome: &project::InitOutcome) {
     match &outcome.upstream_variable {
         Some(var) => println!(
-            "project `{}` {} serves under `{}`; set `{var}` to point at the upstream",
-            outcome.name, outcome.version, outcome.base_path
+            "project `{}` {} serves under `{}`; set `{var}` to the upstream's URL (default `{}`)",
+            outcome.name, outcome.version, outcome.base_path, outcome.upstream_default
         ),
         None => println!(
             "project `{}` {} serves under `{}`; its upstreams are the spec's `x-wso2-production-endpoints`",

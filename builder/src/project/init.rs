@@ -52,6 +52,9 @@ pub struct InitOutcome {
     /// The variable that sets the upstream URL; `None` when the spec's
     /// `x-wso2-production-endpoints` are the upstreams.
     pub upstream_variable: Option<String>,
+    /// The variable's default: the upstream URL, with the spec's base path
+    /// ([`upstream_default`]).
+    pub upstream_default: String,
     /// What still stops `mgw build` (for instance security requirements this
     /// version cannot enforce); empty when the project builds.
     pub problems: Vec<Diagnostic>,
@@ -153,7 +156,8 @@ pub fn init(
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect::<String>()
     );
-    let upstream_default = options.upstream_url.as_deref().unwrap_or(DEFAULT_UPSTREAM);
+    let upstream_default =
+        upstream_default(options.upstream_url.as_deref(), spec.base_path.as_ref());
     let spec_endpoints = spec.policies.endpoints.is_some() && options.upstream_url.is_none();
     let text = render(&Template {
         name: &name,
@@ -216,9 +220,34 @@ pub fn init(
         version,
         base_path,
         upstream_variable: (!spec_endpoints).then_some(upstream_variable),
+        upstream_default,
         problems,
         warnings,
     })
+}
+
+/// The upstream URL `mgw init` writes as the variable's default: `--upstream-url`
+/// (else [`DEFAULT_UPSTREAM`]) with the spec's own base path (Swagger 2.0
+/// `basePath`, the path of `servers[0].url`) after it when the URL names no path.
+/// The application a generated document describes serves its paths under that base
+/// path (swaggo's `basePath: /api/v1`, a `servers: [{url: /api/v3}]`), and the
+/// gateway forwards the path after the API's base path behind the upstream URL's
+/// path: without it, `GET /api/v1/accounts` reached the upstream as `GET /accounts`.
+/// An `x-wso2-basePath` is the gateway's own prefix (its endpoints are full URLs),
+/// and a URL with a path of its own is kept as given.
+fn upstream_default(given: Option<&str>, base: Option<&openapi::SpecBasePath>) -> String {
+    let url = given.unwrap_or(DEFAULT_UPSTREAM);
+    let Some(base) =
+        base.filter(|b| b.source != openapi::BasePathSource::Wso2Extension && b.value != "/")
+    else {
+        return url.to_owned();
+    };
+    match url::Url::parse(url) {
+        Ok(u) if u.path() == "/" && u.query().is_none() && u.fragment().is_none() => {
+            format!("{}{}", url.trim_end_matches('/'), base.value)
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The folder to copy from and the spec's path inside it: the spec's own folder,
@@ -733,6 +762,37 @@ mod tests {
         assert_eq!(derive_version(Some("1.0.0+build 5")), "1.0.0-build-5");
         assert_eq!(derive_version(None), "0.1.0");
         assert_eq!(derive_version(Some("-")), "0.1.0");
+    }
+
+    /// swaggo's `basePath: /api/v1` (and a `servers[0].url` path) is where the
+    /// application serves its paths: the scaffolded upstream URL keeps it, unless
+    /// the URL given has a path of its own; an `x-wso2-basePath` is the gateway's.
+    #[test]
+    fn the_upstream_url_keeps_the_spec_s_base_path() {
+        let base = |value: &str, source| openapi::SpecBasePath {
+            value: value.to_owned(),
+            source,
+            origin: super::super::Origin::file("apis/swagger.json"),
+        };
+        let swag = base("/api/v1", openapi::BasePathSource::SwaggerBasePath);
+        let server = base("/api/v3", openapi::BasePathSource::Server);
+        let wso2 = base("/pets", openapi::BasePathSource::Wso2Extension);
+        let root = base("/", openapi::BasePathSource::Server);
+        assert_eq!(
+            upstream_default(None, Some(&swag)),
+            "http://127.0.0.1:8000/api/v1"
+        );
+        assert_eq!(
+            upstream_default(Some("http://app:8080/"), Some(&server)),
+            "http://app:8080/api/v3"
+        );
+        assert_eq!(
+            upstream_default(Some("http://app:8080/base"), Some(&swag)),
+            "http://app:8080/base"
+        );
+        assert_eq!(upstream_default(None, Some(&wso2)), "http://127.0.0.1:8000");
+        assert_eq!(upstream_default(None, Some(&root)), "http://127.0.0.1:8000");
+        assert_eq!(upstream_default(None, None), "http://127.0.0.1:8000");
     }
 
     #[test]
