@@ -482,7 +482,8 @@ limits:
 {upstreams_note}# Backends by name; each API (or operation, with `x-mgw-upstream`) uses one.
 {c}upstreams:
 {c}  {name}:
-{c}    # One or more base URLs. Set `{var}` per environment.
+{c}    # One or more base URLs (the path after the API's `basePath` goes after each
+{c}    # URL's own path). Set `{var}` per environment.
 {c}    urls:
 {c}      - {upstream}
 {c}    # `roundRobin` spreads requests over the URLs; `failover` sticks to the first
