@@ -16,27 +16,10 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use support::{RunningGateway, mgw, pki, text, tls_backend};
+use support::{RunningGateway, enable_scaffolded_auth, mgw, pki, text, tls_backend};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus")
-}
-
-/// Uncomments the `#auth:` block `mgw init` scaffolds: the one thing the
-/// acceptance criterion lets a user add.
-fn enable_scaffolded_auth(manifest: &str) -> String {
-    let mut out = String::with_capacity(manifest.len());
-    let mut in_block = false;
-    for line in manifest.lines() {
-        if line == "#auth:" {
-            in_block = true;
-        } else if in_block && !line.starts_with("#  ") {
-            in_block = false;
-        }
-        out.push_str(if in_block { &line[1..] } else { line });
-        out.push('\n');
-    }
-    out
 }
 
 /// `mgw init` on `tests/corpus/<entry>` into `<tmp>/project`, then the

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use mgw_builder::project::{self, InitOptions, ProjectError, openapi};
 use mgw_bundle::{Bundle, Config, digest_of};
 use proptest::prelude::*;
-use support::copy_dir;
+use support::{copy_dir, enable_scaffolded_auth};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -554,16 +554,7 @@ fn init_scaffolds_a_commented_provider_per_security_scheme() {
         "{text}"
     );
     // ... and uncommented, the project builds.
-    let mut in_block = false;
-    let enabled: String = text
-        .lines()
-        .map(|l| {
-            in_block = l == "#auth:" || (in_block && l.starts_with("#  "));
-            if in_block { &l[1..] } else { l }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&manifest, enabled).unwrap();
+    std::fs::write(&manifest, enable_scaffolded_auth(&text)).unwrap();
     let c = project::build(tmp.path()).unwrap();
     assert_eq!(c.summary.routes, 2);
 }
@@ -588,16 +579,7 @@ fn init_scaffolds_discovery_for_an_openid_connect_scheme() {
         text.contains("#      issuer: https://kc.example/realms/shop    # exactly the `issuer` the document at discoveryUrl names\n#      discoveryUrl: https://kc.example/realms/shop/.well-known/openid-configuration\n"),
         "{text}"
     );
-    let mut in_block = false;
-    let enabled: String = text
-        .lines()
-        .map(|l| {
-            in_block = l == "#auth:" || (in_block && l.starts_with("#  "));
-            if in_block { &l[1..] } else { l }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&manifest, enabled).unwrap();
+    std::fs::write(&manifest, enable_scaffolded_auth(&text)).unwrap();
     let c = project::build(&dir).unwrap();
     let mgw_bundle::Provider::Jwt(j) = &c.bundle.auth.providers["oidc"] else {
         panic!("{:?}", c.bundle.auth.providers);

@@ -224,3 +224,20 @@ fn field(line: &str, key: &str) -> Option<String> {
     let end = rest.find(' ').unwrap_or(rest.len());
     Some(rest[..end].trim_matches('"').to_owned())
 }
+
+/// Uncomments the `#auth:` block `mgw init` scaffolds: the one thing the
+/// acceptance criterion lets a user add.
+pub fn enable_scaffolded_auth(manifest: &str) -> String {
+    let mut out = String::with_capacity(manifest.len());
+    let mut in_block = false;
+    for line in manifest.lines() {
+        if line == "#auth:" {
+            in_block = true;
+        } else if in_block && !line.starts_with("#  ") {
+            in_block = false;
+        }
+        out.push_str(if in_block { &line[1..] } else { line });
+        out.push('\n');
+    }
+    out
+}
