@@ -177,21 +177,7 @@ impl JwtVerifier {
                 }
             },
         };
-        let req = match http::Request::get(url)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::new()))
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(provider = %self.name, error = %e, "bad JWKS URL");
-                return false;
-            }
-        };
-        let outcome = match fetch(&self.client, req, self.cfg.jwks_timeout, MAX_JWKS_BYTES).await {
-            Ok((status, body)) if status.is_success() => parse_jwks(&body),
-            Ok((status, _)) => Err(format!("status {status}")),
-            Err(e) => Err(e.to_string()),
-        };
+        let outcome = self.get_json(url).await.and_then(|body| parse_jwks(&body));
         match outcome {
             Ok(keys) => {
                 tracing::info!(provider = %self.name, keys = keys.len(), "JWKS fetched");
@@ -206,21 +192,30 @@ impl JwtVerifier {
         }
     }
 
+    /// A JSON document from the IdP (the JWKS, the discovery document): a
+    /// success status within the JWKS timeout and size limit.
+    async fn get_json(&self, url: &str) -> Result<Bytes, String> {
+        let req = http::Request::get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("bad URL: {e}"))?;
+        match fetch(&self.client, req, self.cfg.jwks_timeout, MAX_JWKS_BYTES).await {
+            Ok((status, body)) if status.is_success() => Ok(body),
+            Ok((status, _)) => Err(format!("status {status}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// The `jwks_uri` of the provider's discovery document, which must name the
     /// provider's issuer.
     async fn discover(&self) -> Result<String, String> {
         let Some(url) = &self.cfg.discovery_url else {
             return Err("no discovery URL".into());
         };
-        let req = http::Request::get(url.as_str())
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let body = match fetch(&self.client, req, self.cfg.jwks_timeout, MAX_JWKS_BYTES).await {
-            Ok((status, body)) if status.is_success() => body,
-            Ok((status, _)) => return Err(format!("{url}: status {status}")),
-            Err(e) => return Err(format!("{url}: {e}")),
-        };
+        let body = self
+            .get_json(url)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
         #[derive(serde::Deserialize)]
         struct Discovery {
             issuer: String,
