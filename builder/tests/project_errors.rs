@@ -662,8 +662,8 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
+// 256 cases each (proptest's default); `PROPTEST_CASES=N` runs more.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_text_as_a_spec_never_panics(text in "\\PC{0,400}") {

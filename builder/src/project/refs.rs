@@ -444,30 +444,23 @@ impl Store {
         let target = self
             .locate(&site.at, &site.raw)
             .map_err(|m| Diagnostic::new(&origin, m))?;
-        if self.failed.contains(&target.file) {
+        // A pointer that passes through `$ref`s may lead into files nothing
+        // else loads: each is loaded and the pointer followed on (bounded,
+        // as `through_refs` is).
+        let mut target = target;
+        for _ in 0..16 {
+            self.load_target(site, &origin, &target.file)?;
+            target = self.through_refs(target);
+            if self.docs.contains_key(&target.file) {
+                break;
+            }
+        }
+        let Some(doc) = self.docs.get(&target.file) else {
             return Err(Diagnostic::new(
                 &origin,
-                format!(
-                    "`$ref` `{}` points into `{}`, which could not be read (see its own error)",
-                    site.raw, target.file
-                ),
+                format!("`$ref` `{}`: too many references on the way", site.raw),
             ));
-        }
-        if let Err(d) = self.load_file(&target.file, Some(&origin)) {
-            self.failed.insert(target.file.clone());
-            let mut d = d;
-            if d.file == site.at.file && d.key_path == origin.key_path {
-                d.message = format!(
-                    "`$ref` `{}`: {}{}",
-                    site.raw,
-                    d.message,
-                    legacy_hint(&site.raw)
-                );
-            }
-            return Err(d);
-        }
-        let target = self.through_refs(target);
-        let doc = &self.docs[&target.file];
+        };
         if let Err(miss) = resolve_pointer(doc, &target.pointer) {
             let parent = pointer_string(&target.pointer[..miss.matched]);
             let missing = &target.pointer[miss.matched];
@@ -488,6 +481,38 @@ impl Store {
             return Err(Diagnostic::new(&origin, msg));
         }
         Ok(target)
+    }
+
+    /// Loads the file a reference at `site` leads into; its error, if any,
+    /// is reported once and named by every later reference into it.
+    fn load_target(
+        &mut self,
+        site: &RefSite,
+        origin: &Origin,
+        file: &str,
+    ) -> Result<(), Diagnostic> {
+        if self.failed.contains(file) {
+            return Err(Diagnostic::new(
+                origin,
+                format!(
+                    "`$ref` `{}` points into `{file}`, which could not be read (see its own error)",
+                    site.raw
+                ),
+            ));
+        }
+        if let Err(mut d) = self.load_file(file, Some(origin)) {
+            self.failed.insert(file.to_owned());
+            if d.file == site.at.file && d.key_path == origin.key_path {
+                d.message = format!(
+                    "`$ref` `{}`: {}{}",
+                    site.raw,
+                    d.message,
+                    legacy_hint(&site.raw)
+                );
+            }
+            return Err(d);
+        }
+        Ok(())
     }
 
     /// Follows `$ref`s from `node` (found at `file#pointer`) to a node that is not
@@ -885,6 +910,37 @@ mod tests {
         ]);
         assert!(s.load_closure("a.yaml", None).is_empty());
         assert!(s.doc("attrs.yaml").is_some());
+    }
+
+    /// Regression (found by `arbitrary_documents_as_a_spec_never_panic` in CI):
+    /// a pointer that passes through a `$ref` into a file nothing else had
+    /// loaded panicked. The file is loaded and the pointer followed; when the
+    /// file is missing the reference gets that file's error.
+    #[test]
+    fn a_pointer_through_a_ref_into_another_file_loads_that_file() {
+        let a = "components:\n  a: {$ref: 'b.yaml#/c'}\nx: {$ref: '#/components/a/d'}\n";
+        let mut s = mem(&[("a.yaml", a), ("b.yaml", "c:\n  d: {type: string}\n")]);
+        assert!(s.load_closure("a.yaml", None).is_empty());
+        assert!(s.doc("b.yaml").is_some());
+
+        let mut s = mem(&[("a.yaml", a), ("b.yaml", "c:\n  e: {type: string}\n")]);
+        let d = s.load_closure("a.yaml", None);
+        let msgs: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`#/components/a/d` points to nothing: `b.yaml#/c` has no `d`")),
+            "{msgs:?}"
+        );
+
+        let mut s = mem(&[("a.yaml", a)]);
+        let d = s.load_closure("a.yaml", None);
+        let msgs: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("a.yaml:3:11: `#/x/$ref`")
+                    && m.contains("points into `b.yaml`")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
