@@ -664,7 +664,6 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 
 // 256 cases each (proptest's default); `PROPTEST_CASES=N` runs more.
 proptest! {
-
     #[test]
     fn arbitrary_text_as_a_spec_never_panics(text in "\\PC{0,400}") {
         let _ = openapi::parse_spec_text("api.yaml", &text);

@@ -441,13 +441,12 @@ impl Store {
     /// Turns one `$ref` into a location, loading its file; checks the target exists.
     fn resolve_site(&mut self, site: &RefSite) -> Result<Loc, Diagnostic> {
         let origin = site.at.origin(site.mark);
-        let target = self
+        let mut target = self
             .locate(&site.at, &site.raw)
             .map_err(|m| Diagnostic::new(&origin, m))?;
         // A pointer that passes through `$ref`s may lead into files nothing
         // else loads: each is loaded and the pointer followed on (bounded,
         // as `through_refs` is).
-        let mut target = target;
         for _ in 0..16 {
             self.load_target(site, &origin, &target.file)?;
             target = self.through_refs(target);
