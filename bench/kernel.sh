@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Where a proxy's kernel time goes, per request, side by side: the gateway and
-# nginx (the same proxy.conf as `make bench`), one worker each, pinned to CPU 0,
+# Where a proxy's kernel time goes, per request, side by side: the gateway,
+# nginx (the same proxy.conf as `make bench`) and, when it is installed, haproxy
+# (bench/haproxy.cfg.in, one thread), one worker each, pinned to CPU 0,
 # with wrk and the one-worker nginx backend on CPU 1 (bench/run.sh's method).
 #
 #   bench/kernel.sh GATEWAY_BINARY [GATEWAY_BINARY2 ...]
@@ -11,8 +12,10 @@
 # that matter, each divided by the requests wrk completed; TCP segments sent
 # by the whole machine (nstat) per request; and one strace of 3 requests on one
 # keep-alive connection, to show each request's syscall sequence (sizes,
-# epoll_wait results). KERNEL_RECORD=1 also writes a `perf record -g` profile
-# per target into KERNEL_OUT (default target/kernel-results).
+# epoll_wait results); how much of the run the load generator's CPU was idle and
+# the inter-processor interrupts it received (a write that wakes a reader on an
+# idle CPU costs the writer one). KERNEL_RECORD=1 also writes a `perf record -g`
+# profile per target into KERNEL_OUT (default target/kernel-results).
 # Needs root (perf tracepoints). Not a test: it prints, it asserts nothing.
 set -euo pipefail
 
@@ -47,6 +50,11 @@ worker_of() {
   echo "${child:-$pid}"
 }
 
+# Inter-processor interrupts CPU 1 received so far: "CAL RES" (function call, reschedule).
+ipis() { awk '$1 == "CAL:" {c = $3} $1 == "RES:" {r = $3} END {print c, r}' /proc/interrupts; }
+# CPU 1's time so far, in ticks: "IDLE ALL" (idle + iowait, and every state).
+cpu1_ticks() { awk '$1 == "cpu1" {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+
 EVENTS=task-clock,context-switches,cpu-migrations,page-faults
 SYSCALLS=(recvfrom read readv writev write sendto sendmsg recvmsg epoll_wait epoll_pwait
   epoll_pwait2 epoll_ctl futex madvise mmap munmap accept4 sched_yield setsockopt)
@@ -68,7 +76,13 @@ measure() {
     rec_pid=$!
   fi
   sleep 0.2
+  local cpu1_0 ipi0
+  cpu1_0=$(cpu1_ticks)
+  ipi0=$(ipis)
   taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" "$URL" >"$OUT/$name.wrk"
+  local cpu1_1 ipi1
+  cpu1_1=$(cpu1_ticks)
+  ipi1=$(ipis)
   kill -INT "$perf_pid"
   [ -z "$rec_pid" ] || kill -INT "$rec_pid"
   wait "$perf_pid" || true
@@ -93,9 +107,11 @@ EOF
   sleep 0.3
   kill -INT "$st"
   wait "$st" 2>/dev/null || true
-  python3 - "$name" "$reqs" "$((segs1 - segs0))" "$OUT/$name.stat" "$DURATION" <<'EOF'
+  python3 - "$name" "$reqs" "$((segs1 - segs0))" "$OUT/$name.stat" "$DURATION" "$cpu1_0" "$cpu1_1" "$ipi0" "$ipi1" <<'EOF'
 import sys
 name, reqs, segs, path, dur = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+(idle0, all0), (idle1, all1) = ([int(x) for x in a.split()] for a in sys.argv[6:8])
+(cal0, res0), (cal1, res1) = ([int(x) for x in a.split()] for a in sys.argv[8:10])
 rows = {}
 for line in open(path):
     parts = line.strip().split(",")
@@ -112,6 +128,10 @@ for k, v in rows.items():
         continue
     out.append(f"  {k.replace('syscalls:sys_enter_', '')} /req {v/reqs:.3f}")
 out.append(f"  TcpOutSegs (whole machine) /req {segs/reqs:.2f}")
+# Idle time of the load generator's CPU: a reader woken there while it idles costs
+# the waker an inter-processor interrupt (`sock_def_readable` in the kernel profile).
+out.append(f"  CPU 1 (wrk + backend) idle {100 * (idle1 - idle0) / max(all1 - all0, 1):.0f} %")
+out.append(f"  IPIs received by CPU 1 /req: function call {(cal1 - cal0)/reqs:.3f}, reschedule {(res1 - res0)/reqs:.3f}")
 print("\n".join(out))
 EOF
 }
@@ -142,6 +162,16 @@ wait_up
 measure nginx
 cpu_split
 stop_proxy
+
+if command -v haproxy >/dev/null; then
+  python3 "$ROOT/bench/haproxy_cfg.py" plain "$PROXY_PORT" "$BACKEND_PORT" "$TMP" "$TMP/haproxy.cfg"
+  taskset -c 0 haproxy -f "$TMP/haproxy.cfg" -db >/dev/null 2>>"$TMP/haproxy.log" &
+  PROXY_PID=$!
+  wait_up
+  measure haproxy
+  cpu_split
+  stop_proxy
+fi
 
 i=0
 for gw in "$@"; do

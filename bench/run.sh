@@ -300,19 +300,7 @@ start_gateway() {
 # start_haproxy plain|jwt: haproxy as the proxy (one thread); `jwt` verifies an
 # RS256 token per request, tracks `sub` in a stick table and logs each request.
 start_haproxy() {
-  local jwt='' log_global='' log_defaults=''
-  if [ "$1" = jwt ]; then
-    jwt=$(sed -e "s#@DIR@#$TMP#g" bench/haproxy-jwt.cfg.in)
-    log_global="log stdout format raw local0"
-    log_defaults=$'log global\n  option httplog'
-  fi
-  JWT_RULES=$jwt LOG_GLOBAL=$log_global LOG_DEFAULTS=$log_defaults python3 -c '
-import os, sys
-s = open(sys.argv[1]).read()
-for k, v in [("@PORT@", sys.argv[2]), ("@BACKEND_PORT@", sys.argv[3]), ("@JWT@", os.environ["JWT_RULES"]),
-             ("@LOG_GLOBAL@", os.environ["LOG_GLOBAL"]), ("@LOG_DEFAULTS@", os.environ["LOG_DEFAULTS"])]:
-    s = s.replace(k, v)
-open(sys.argv[4], "w").write(s)' bench/haproxy.cfg.in "$NGINX_PORT" "$BACKEND_PORT" "$TMP/haproxy.cfg"
+  python3 bench/haproxy_cfg.py "$1" "$NGINX_PORT" "$BACKEND_PORT" "$TMP" "$TMP/haproxy.cfg"
   port_free "$NGINX_PORT"
   "${PRIO[@]}" "${PROXY_PIN[@]}" "$HAPROXY" -f "$TMP/haproxy.cfg" >"$TMP/access.log" 2>>"$TMP/haproxy-error.log" &
   PROXY_PID=$!

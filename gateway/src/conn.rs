@@ -198,11 +198,13 @@ impl Drop for Busy {
     }
 }
 
-/// Counts one request as in flight, on its connection and in the gauge, until
-/// dropped or [`InFlight::end`]ed.
+/// Counts one request as in flight, on its connection, on its worker (for
+/// [`crate::write_batch`]) and in the gauge, until dropped or
+/// [`InFlight::end`]ed (the worker's count: until dropped).
 pub struct InFlight {
     busy: Busy,
     metrics: Arc<Metrics>,
+    _worker: crate::write_batch::Active,
 }
 
 impl InFlight {
@@ -211,6 +213,7 @@ impl InFlight {
         Self {
             busy: conn.activity.busy(version),
             metrics: metrics.clone(),
+            _worker: crate::write_batch::Active::start(),
         }
     }
 

@@ -44,6 +44,7 @@ pub mod upstream_pool;
 pub mod upstream_tls;
 pub mod validate;
 pub mod workers;
+pub mod write_batch;
 
 // The bundle contract (wire types, `${VAR}` templates, validation into `Config`)
 // lives in the `mgw-bundle` crate, shared with the builder; re-exported so

@@ -440,6 +440,9 @@ impl Gateway {
             if let Some(tr) = &mut ctx.trace {
                 tr.propagate(&mut parts.headers);
             }
+            // Sent after the worker's other ready tasks, with their sends
+            // (`write_batch`); the upstream stage's clock starts after.
+            crate::write_batch::after_ready_tasks().await;
             let t = ctx.stage_start();
             let forwarded = proxy::forward(outbound, &mut parts, body).await;
             ctx.stage(Stage::Upstream, t);

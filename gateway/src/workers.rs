@@ -28,6 +28,11 @@ pub fn current() -> usize {
     WORKER.with(Cell::get)
 }
 
+/// This thread serves as worker `index` (set by [`spawn`]; tests set it too).
+pub(crate) fn set_current(index: usize) {
+    WORKER.with(|w| w.set(index));
+}
+
 /// The API listener, bound `workers` times to `addr` (port 0: the port the
 /// first one got), with `SO_REUSEPORT` when more than once. With one worker
 /// the port stays exclusive: a second gateway on it fails to start.
@@ -71,7 +76,7 @@ where
     std::thread::Builder::new()
         .name(format!("mgw-worker-{index}"))
         .spawn(move || {
-            WORKER.with(|w| w.set(index));
+            set_current(index);
             rt.block_on(async move {
                 match TcpListener::from_std(listener) {
                     Ok(listener) => serve(listener).await,
