@@ -9,7 +9,9 @@
 //! request's processing time, long enough for the reader's CPU to go idle
 //! between them: the gateway caused 1.0–1.25 such interrupts per request on
 //! loopback, nginx 0.3–0.85, haproxy (which runs all of a poll's reads before
-//! its sends) 0.06–0.19 (BENCHMARKS.md, "eleventh wave"). Here the first write
+//! its sends) 0.06–0.19 (BENCHMARKS.md, "eleventh wave": on that VM, where an
+//! interrupt is a VM exit, this saves 20–30 % of the CPU per request; on a quiet
+//! machine they were rare for every proxy, and it saves 2–15 %). Here the first write
 //! of a flush goes to the back of the worker's run queue (the task wakes itself
 //! and returns `Pending`): the tasks the same readiness poll woke run first,
 //! and the writes of all of them then follow each other, so one wake-up finds
