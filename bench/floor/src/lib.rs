@@ -1,4 +1,4 @@
-//! What both floors share: the endpoints read from a gateway bundle, and one
+//! What the floors share: the endpoints read from a gateway bundle, and one
 //! current-thread runtime accepting connections until SIGTERM (exit 0, so
 //! callgrind writes its profile).
 
@@ -43,18 +43,43 @@ where
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
-    rt.block_on(async {
-        let listener = TcpListener::bind(listen).await?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, _) = accepted?;
-                    stream.set_nodelay(true)?;
-                    tokio::spawn(serve(stream));
-                }
-                _ = term.recv() => std::process::exit(0),
+    rt.block_on(accept(listen, |stream| {
+        tokio::spawn(serve(stream));
+    }))
+}
+
+/// [`run`] for connections whose task is not `Send` (actix-http's codecs): a
+/// `LocalSet` on the same one thread, with the timer on (actix-http's date
+/// service ticks every 500 ms).
+pub fn run_local<F, Fut>(listen: &str, serve: F) -> Result<(), Error>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    tokio::task::LocalSet::new().block_on(
+        &rt,
+        accept(listen, |stream| {
+            tokio::task::spawn_local(serve(stream));
+        }),
+    )
+}
+
+/// Accepts until SIGTERM, then exits the process with status 0.
+async fn accept(listen: &str, mut spawn: impl FnMut(TcpStream)) -> Result<(), Error> {
+    let listener = TcpListener::bind(listen).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = accepted?;
+                stream.set_nodelay(true)?;
+                spawn(stream);
             }
+            _ = term.recv() => std::process::exit(0),
         }
-    })
+    }
 }
