@@ -46,6 +46,7 @@ fn main() -> Result<(), mgw_floor::Error> {
 /// One client connection: requests in order, each proxied to the upstream.
 async fn serve(mut client: TcpStream, upstream: &'static str) -> io::Result<()> {
     let mut inbuf = BytesMut::with_capacity(8192);
+    let mut request = Vec::with_capacity(8192);
     let mut out = Vec::with_capacity(8192);
     loop {
         // Read until one request head is whole.
@@ -55,8 +56,8 @@ async fn serve(mut client: TcpStream, upstream: &'static str) -> io::Result<()> 
                 let mut req = httparse::Request::new(&mut headers);
                 match req.parse(&inbuf) {
                     Ok(httparse::Status::Complete(n)) => {
-                        out.clear();
-                        let (body_len, close) = request_head(&req, &mut out)?;
+                        request.clear();
+                        let (body_len, close) = request_head(&req, &mut request)?;
                         break (n, body_len, close);
                     }
                     Ok(httparse::Status::Partial) => {}
@@ -72,13 +73,10 @@ async fn serve(mut client: TcpStream, upstream: &'static str) -> io::Result<()> 
                 return Ok(());
             }
         }
-        out.extend_from_slice(&inbuf[head_len..head_len + body_len]);
+        request.extend_from_slice(&inbuf[head_len..head_len + body_len]);
         inbuf.advance(head_len + body_len);
-        let response = exchange(upstream, &out).await;
-        out.clear();
-        match response {
-            Ok(mut up) => {
-                let keep = response_to(&mut up, &mut out)?;
+        match exchange(upstream, &request, &mut out).await {
+            Ok((up, keep)) => {
                 client.write_all(&out).await?;
                 if keep {
                     POOL.with(|p| p.borrow_mut().push(up));
@@ -141,11 +139,14 @@ fn parse_len(v: &[u8]) -> io::Result<usize> {
 }
 
 /// Send `request` on a pooled connection (a fresh one if the pooled one was
-/// closed) and read one whole response into its buffer.
-async fn exchange(addr: &str, request: &[u8]) -> io::Result<Upstream> {
+/// closed) and read one whole response, written into `out` as the client gets
+/// it; whether the connection stays open.
+async fn exchange(addr: &str, request: &[u8], out: &mut Vec<u8>) -> io::Result<(Upstream, bool)> {
     if let Some(mut up) = POOL.with(|p| p.borrow_mut().pop()) {
-        if up.stream.write_all(request).await.is_ok() && read_response(&mut up).await.is_ok() {
-            return Ok(up);
+        if up.stream.write_all(request).await.is_ok() {
+            if let Ok(keep) = read_response(&mut up, out).await {
+                return Ok((up, keep));
+            }
         }
     }
     let stream = TcpStream::connect(addr).await?;
@@ -155,11 +156,13 @@ async fn exchange(addr: &str, request: &[u8]) -> io::Result<Upstream> {
         buf: BytesMut::with_capacity(8192),
     };
     up.stream.write_all(request).await?;
-    read_response(&mut up).await?;
-    Ok(up)
+    let keep = read_response(&mut up, out).await?;
+    Ok((up, keep))
 }
 
-async fn read_response(up: &mut Upstream) -> io::Result<()> {
+/// Reads one response, parsing its head once: into `out` go the status line,
+/// the end-to-end headers and the body. Whether the connection stays open.
+async fn read_response(up: &mut Upstream, out: &mut Vec<u8>) -> io::Result<bool> {
     up.buf.clear();
     loop {
         if up.stream.read_buf(&mut up.buf).await? == 0 {
@@ -167,60 +170,42 @@ async fn read_response(up: &mut Upstream) -> io::Result<()> {
         }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(n) = res
+        let httparse::Status::Complete(n) = res
             .parse(&up.buf)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-        {
-            let len = content_length(res.headers)?;
-            while up.buf.len() < n + len {
-                if up.stream.read_buf(&mut up.buf).await? == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
+        else {
+            continue;
+        };
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        let code = res.code.unwrap_or(502);
+        out.extend_from_slice(&[
+            b'0' + (code / 100 % 10) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ]);
+        out.extend_from_slice(res.reason.unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let (mut keep, mut len) = (true, None);
+        for h in res.headers.iter() {
+            if h.name.eq_ignore_ascii_case("connection") {
+                keep = !h.value.eq_ignore_ascii_case(b"close");
+            } else if h.name.eq_ignore_ascii_case("content-length") {
+                len = Some(parse_len(h.value)?);
             }
-            return Ok(());
+            copy_end_to_end(h, out);
         }
+        out.extend_from_slice(b"\r\n");
+        let len =
+            len.ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no content-length"))?;
+        while up.buf.len() < n + len {
+            if up.stream.read_buf(&mut up.buf).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        out.extend_from_slice(&up.buf[n..n + len]);
+        up.buf.advance(n + len);
+        return Ok(keep);
     }
-}
-
-fn content_length(headers: &[httparse::Header]) -> io::Result<usize> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .map(|h| parse_len(h.value))
-        .unwrap_or_else(|| {
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "no content-length",
-            ))
-        })
-}
-
-/// The client's response (head without hop-by-hop headers, then the body) from
-/// the upstream's buffer into `out`; whether the upstream connection stays open.
-fn response_to(up: &mut Upstream, out: &mut Vec<u8>) -> io::Result<bool> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(n)) = res.parse(&up.buf) else {
-        return Err(io::ErrorKind::InvalidData.into());
-    };
-    let mut keep = true;
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(res.code.unwrap_or(502).to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(res.reason.unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let mut len = 0;
-    for h in res.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection") {
-            keep = !h.value.eq_ignore_ascii_case(b"close");
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            len = parse_len(h.value)?;
-        }
-        copy_end_to_end(h, out);
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&up.buf[n..n + len]);
-    up.buf.advance(n + len);
-    Ok(keep)
 }
