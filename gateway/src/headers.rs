@@ -36,8 +36,11 @@ pub struct Hygiene {
 /// Checks the request target and strips hop-by-hop headers. The request is
 /// stripped even when the answer is an error.
 pub fn sanitize<B>(req: &mut Request<B>) -> Result<Hygiene, GatewayError> {
-    let websocket = wants_websocket(req);
-    strip_hop_by_hop(req.headers_mut(), true);
+    let present = HopByHop::of(req.headers());
+    // Only a request with both headers can ask for a WebSocket.
+    let websocket =
+        present.has(&header::CONNECTION) && present.has(&header::UPGRADE) && wants_websocket(req);
+    present.strip(req.headers_mut(), true);
     check_host(req)?;
     Ok(Hygiene { websocket })
 }
@@ -143,51 +146,86 @@ fn tokens<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> impl Iterato
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those the
 /// `Connection` header names. `TE: trailers` is kept on requests.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
-    // Most requests carry none and most responses only `Connection:
-    // keep-alive`: one pass over the names finds which are present, and only
-    // those are removed (each removal is a hashed lookup).
-    let mut present = [false; 9];
-    let mut any = false;
-    for name in headers.keys() {
-        if let Some(i) = hop_by_hop_index(name.as_str()) {
-            present[i] = true;
-            any = true;
+    HopByHop::of(headers).strip(headers, is_request);
+}
+
+/// Which of the [`HOP_BY_HOP`] headers a map has, found in one pass over its
+/// names: most requests carry none and most responses only `Connection:
+/// keep-alive`, so only those present are removed (each removal is a hashed
+/// lookup).
+#[derive(Clone, Copy)]
+struct HopByHop([bool; 9]);
+
+impl HopByHop {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut present = [false; 9];
+        for name in headers.keys() {
+            if let Some(i) = hop_by_hop_index(name.as_str()) {
+                present[i] = true;
+            }
         }
+        Self(present)
     }
-    if !any {
-        return;
+
+    fn has(self, name: &HeaderName) -> bool {
+        hop_by_hop_index(name.as_str()).is_some_and(|i| self.0[i])
     }
-    // Names `Connection` lists go too; those that are hop-by-hop anyway are
-    // removed below with the rest (a listed `TE` is never kept).
-    let mut te_listed = false;
-    if present[0] {
-        let listed: SmallVec<[HeaderValue; 2]> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .cloned()
-            .collect();
-        for token in tokens(&listed) {
-            match HOP_BY_HOP
-                .iter()
-                .position(|h| token.eq_ignore_ascii_case(h.as_str()))
-            {
-                Some(i) => te_listed |= HOP_BY_HOP[i] == header::TE,
-                // By `&str`: no `HeaderName` is built; an invalid name removes nothing.
-                None => {
-                    headers.remove(token);
+
+    fn strip(self, headers: &mut HeaderMap, is_request: bool) {
+        let present = self.0;
+        if !present.contains(&true) {
+            return;
+        }
+        // Names `Connection` lists go too; those that are hop-by-hop anyway are
+        // removed below with the rest (a listed `TE` is never kept).
+        let mut te_listed = false;
+        if present[0] {
+            // Most list only hop-by-hop names (`keep-alive`, `close`, `upgrade`),
+            // removed below anyway: the values are copied out (so that the map can
+            // change) only when they name another header.
+            let mut names_others = false;
+            for token in connection_tokens(headers) {
+                match hop_by_hop_named(token) {
+                    Some(name) => te_listed |= *name == header::TE,
+                    None => names_others = true,
+                }
+            }
+            if names_others {
+                let listed: SmallVec<[HeaderValue; 2]> = headers
+                    .get_all(header::CONNECTION)
+                    .iter()
+                    .cloned()
+                    .collect();
+                for token in tokens(&listed) {
+                    if hop_by_hop_named(token).is_none() {
+                        // By `&str`: no `HeaderName` is built; an invalid name removes nothing.
+                        headers.remove(token);
+                    }
                 }
             }
         }
-    }
-    let keep_te = is_request
-        && !te_listed
-        && headers
-            .get(header::TE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for (name, present) in HOP_BY_HOP.iter().zip(present) {
-        if present && (*name != header::TE || !keep_te) {
-            headers.remove(name);
+        let keep_te = is_request
+            && present[8]
+            && !te_listed
+            && headers
+                .get(header::TE)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        for (name, present) in HOP_BY_HOP.iter().zip(present) {
+            if present && (*name != header::TE || !keep_te) {
+                headers.remove(name);
+            }
         }
+    }
+}
+
+/// The hop-by-hop header a `Connection` token names, in any case.
+fn hop_by_hop_named(token: &str) -> Option<&'static HeaderName> {
+    // Tokens are mostly lowercase already (`keep-alive`, `upgrade`).
+    match hop_by_hop_index(token) {
+        Some(i) => HOP_BY_HOP.get(i),
+        None => HOP_BY_HOP
+            .iter()
+            .find(|h| token.eq_ignore_ascii_case(h.as_str())),
     }
 }
 
@@ -263,6 +301,21 @@ mod tests {
         h2.insert(header::TE, "gzip".parse().unwrap());
         strip_hop_by_hop(&mut h2, true);
         assert!(h2.is_empty());
+        // Only hop-by-hop names listed: a listed `TE` goes, even `trailers`.
+        let mut h3 = HeaderMap::new();
+        h3.insert(header::CONNECTION, "close, TE".parse().unwrap());
+        h3.insert(header::TE, "trailers".parse().unwrap());
+        h3.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h3, true);
+        assert_eq!(h3.keys().collect::<Vec<_>>(), ["x-kept"]);
+        // A name in a second `Connection` line goes too.
+        let mut h4 = HeaderMap::new();
+        h4.append(header::CONNECTION, "keep-alive".parse().unwrap());
+        h4.append(header::CONNECTION, "X-Later".parse().unwrap());
+        h4.insert("x-later", "1".parse().unwrap());
+        h4.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h4, false);
+        assert_eq!(h4.keys().collect::<Vec<_>>(), ["x-kept"]);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
@@ -403,16 +403,23 @@ fn prepare_headers(headers: &mut HeaderMap, uri: &Uri, version: Version, out: &O
         headers.insert(X_FORWARDED_HOST, host);
     }
     // The peer's address, formatted once per connection; appended to what
-    // the client sent, if anything.
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => {
-            let peer = out.forwarded_for.to_str().unwrap_or_default();
-            HeaderValue::from_str(&format!("{prev}, {peer}")).ok()
+    // the client sent, if anything. One lookup: most requests have none.
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(e) => {
+            e.insert(out.forwarded_for.clone());
         }
-        _ => Some(out.forwarded_for.clone()),
-    };
-    if let Some(v) = xff {
-        headers.insert(X_FORWARDED_FOR, v);
+        Entry::Occupied(mut e) => {
+            let xff = match e.get().to_str() {
+                Ok(prev) if !prev.trim().is_empty() => {
+                    let peer = out.forwarded_for.to_str().unwrap_or_default();
+                    HeaderValue::from_str(&format!("{prev}, {peer}")).ok()
+                }
+                _ => Some(out.forwarded_for.clone()),
+            };
+            if let Some(v) = xff {
+                e.insert(v);
+            }
+        }
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(out.proto));
     headers.insert(X_REQUEST_ID, out.request_id.clone());

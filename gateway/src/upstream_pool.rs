@@ -13,8 +13,9 @@
 //! Kept from the pooled client: at most `poolMaxIdlePerHost` idle connections
 //! per URL, none kept idle longer than `poolIdleTimeout` (checked when one is
 //! taken, and a reaper closes them on time), a connection the upstream closed is
-//! never handed out, and a request the upstream never saw (its pooled connection
-//! closed under it) is sent again on a new connection. `https://` URLs, HTTP/2
+//! never reused (the reaper drops it; taken before that, it hands the request
+//! back unsent), and a request the upstream never saw (its pooled connection
+//! closed under it) is sent again on another connection. `https://` URLs, HTTP/2
 //! and WebSocket upgrades stay on the pooled client ([`crate::proxy`]).
 //!
 //! The request timeout is one timer per connection, moved to each request's
@@ -124,7 +125,16 @@ fn drive(conn: &mut Option<Pin<Box<Conn>>>, cx: &mut Context<'_>) {
 }
 
 impl Live {
-    /// Open, and idle: ready for a request.
+    /// Open and idle when last polled. Not polled here: that poll costs as
+    /// much as the rest of the checkout (BENCHMARKS.md, "thirteenth wave"), and
+    /// the first poll after a request is handed over reads before it writes,
+    /// so a connection the upstream closed meanwhile hands the request back
+    /// unsent ([`H1Pool::send`] sends it on another).
+    fn idle(&self) -> bool {
+        self.conn.is_some() && self.send.is_ready()
+    }
+
+    /// Open, and idle: ready for a request (polled, for the reaper).
     fn usable(&mut self) -> bool {
         drive(&mut self.conn, &mut Context::from_waker(Waker::noop()));
         self.conn.is_some() && self.send.is_ready()
@@ -264,10 +274,9 @@ impl H1Pool {
                 let i = list.iter().rposition(|c| c.conn.worker == worker)?;
                 list.remove(i)
             };
-            let mut live = idle.conn;
-            // Dropped (closed) when too old, closed by the upstream, or not idle.
-            if now.saturating_duration_since(idle.since) < self.shared.idle_timeout && live.usable()
-            {
+            let live = idle.conn;
+            // Dropped (closed) when too old, or known closed or busy.
+            if now.saturating_duration_since(idle.since) < self.shared.idle_timeout && live.idle() {
                 return Some(live);
             }
         }
@@ -360,8 +369,10 @@ fn endpoint(origin: &Uri) -> Option<Endpoint> {
 
 impl Live {
     /// Back to the idle list, if there is room. It is not polled here: the
-    /// checkout that takes it polls it (it finishes its exchange then, and one
-    /// the upstream closed meanwhile is dropped), as does the reaper.
+    /// poll that ended the response body also ended the exchange (hyper reads
+    /// the body's end and takes up the idle state in one poll), and one the
+    /// upstream closes meanwhile is found by the reaper or by the request that
+    /// takes it ([`Live::idle`]).
     fn release(self: Box<Self>) {
         // The task that used it waits no more.
         self.wake.forget();
