@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use http::header::{CONTENT_LENGTH, HeaderValue, ORIGIN};
+use http::header::{HeaderValue, ORIGIN};
 use http::{Extensions, Method, Request, Response};
 use hyper::body::Incoming;
 
@@ -769,11 +769,10 @@ impl Ctx {
     }
 }
 
-fn declared_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+/// The body's `Content-Length`, as hyper read it from the head (and checked:
+/// a malformed or conflicting one never gets here); `None` for a chunked body.
+fn declared_length(req: &Request<Incoming>) -> Option<u64> {
+    hyper::body::Body::size_hint(req.body()).exact()
 }
 
 /// The record stage: runs once when the response body is finished or dropped.
