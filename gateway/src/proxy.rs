@@ -245,6 +245,7 @@ pub async fn forward(
                 .await
                 .map_err(Failure::Pool),
             None => {
+                request.headers_mut().remove(header::HOST);
                 let client = match &upstream.upgrade_client {
                     Some(h1) if out.websocket => h1,
                     _ => &upstream.client,
@@ -290,9 +291,8 @@ pub async fn forward(
             }
             Err(Failure::Pool(Failed { error, unsent })) => {
                 if let Some(unsent) = unsent {
+                    // With the pool's `Host`, which the next attempt replaces.
                     parts.headers = unsent.into_parts().0.headers;
-                    // The pool's `Host` is for that URL; the next attempt sets its own.
-                    parts.headers.remove(header::HOST);
                 }
                 match error {
                     SendError::ConnectTimeout => GatewayError::UpstreamConnectTimeout,
@@ -389,8 +389,10 @@ fn set_websocket_upgrade(headers: &mut HeaderMap) {
 
 fn prepare_headers(headers: &mut HeaderMap, uri: &Uri, version: Version, out: &Outbound<'_>) {
     // The original host, for X-Forwarded-Host: HTTP/2 carries it in `:authority`.
-    // It leaves the request here: the upstream's `Host` is set from its URL.
-    let host = headers.remove(header::HOST).or_else(|| {
+    // It stays in the map until the attempt replaces it: the pool overwrites it
+    // in place with its URL's, and it is removed for the client, which sets
+    // `Host` from the URL (one map operation per request, not two).
+    let host = headers.get(header::HOST).cloned().or_else(|| {
         uri.authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });

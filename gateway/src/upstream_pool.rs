@@ -173,7 +173,7 @@ impl H1Pool {
         self.targets.get(target).is_some_and(Option::is_some)
     }
 
-    /// Sends `req` (origin-form target, headers set except `Host`) to the URL
+    /// Sends `req` (origin-form target, headers set; `Host` is set here) to the URL
     /// at `target` and returns the response head, if it comes by `deadline`;
     /// the body drives the connection and returns it to the pool when it ends.
     /// `now` is the caller's clock read for this attempt: an idle connection's
