@@ -137,7 +137,7 @@ impl Live {
     /// Open, and idle: ready for a request (polled, for the reaper).
     fn usable(&mut self) -> bool {
         drive(&mut self.conn, &mut Context::from_waker(Waker::noop()));
-        self.conn.is_some() && self.send.is_ready()
+        self.idle()
     }
 }
 
